@@ -1,0 +1,49 @@
+# TagTrail developer commands. Every target creates and uses .venv itself.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo demo-once test check format-check lint format typecheck contracts unit clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## demo: the whole pipeline on the embedded defaults; serves http://127.0.0.1:8000 until Ctrl-C
+demo: $(STAMP)
+	$(BIN)/tagtrail demo
+
+## demo-once: a fixed stretch of simulated time as fast as possible, printed as JSON
+demo-once: $(STAMP)
+	$(BIN)/tagtrail demo --once --json
+
+## test: every check and the whole test suite (what CI runs)
+test: check
+
+## check: format, lint, types, import contracts, then the tests
+check: $(STAMP) format-check lint typecheck contracts unit
+
+format-check: $(STAMP)
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+contracts: $(STAMP)
+	$(BIN)/lint-imports
+
+unit: $(STAMP)
+	$(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

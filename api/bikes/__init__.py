@@ -1,0 +1,1 @@
+"""Bike lookup by plate or frame number."""

@@ -1,0 +1,1 @@
+"""The web console's pages (served at ``/``); Leaflet comes from the xstatic-leaflet package."""

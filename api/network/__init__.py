@@ -1,0 +1,1 @@
+"""The road network and readers, for routing and for the offline base map."""

@@ -1,0 +1,96 @@
+"""Loads the active road network once and keeps the engine's graph and reader paths."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from api.errors import UnavailableError
+from track_engine.db import queries
+from track_engine.roads import ReaderPaths, RoadGraph, precompute_reader_paths
+
+
+@dataclass(frozen=True)
+class LoadedNetwork:
+    """The routing graph with everything precomputed between readers."""
+
+    network_id: int
+    graph: RoadGraph
+    reader_nodes: dict[str, int]
+    reader_paths: ReaderPaths
+    arrays: queries.NetworkArrays
+
+
+class NetworkCache:
+    """Thread-safe holder of the active network; reloads when its id changes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loaded: LoadedNetwork | None = None
+
+    def get(self, conn: psycopg.Connection) -> LoadedNetwork:
+        """The active network, loading it if it is new; raises UnavailableError if none."""
+        network_id = queries.active_network_id(conn)
+        if network_id is None:
+            raise UnavailableError("no road network has been loaded yet")
+        with self._lock:
+            if self._loaded is None or self._loaded.network_id != network_id:
+                arrays = queries.load_network(conn)
+                if arrays is None:
+                    raise UnavailableError("no road network has been loaded yet")
+                graph = RoadGraph.from_arrays(
+                    node_lonlat=arrays.node_lonlat,
+                    node_xy_m=arrays.node_xy_m,
+                    edge_src=arrays.edge_src,
+                    edge_dst=arrays.edge_dst,
+                    edge_length_m=arrays.edge_length_m,
+                )
+                reader_nodes = {
+                    str(r): int(n)
+                    for r, n in zip(
+                        arrays.readers["reader_id"], arrays.readers["node_id"], strict=True
+                    )
+                }
+                self._loaded = LoadedNetwork(
+                    network_id=arrays.network_id,
+                    graph=graph,
+                    reader_nodes=reader_nodes,
+                    reader_paths=precompute_reader_paths(graph, reader_nodes),
+                    arrays=arrays,
+                )
+            return self._loaded
+
+
+def network_geojson(network: LoadedNetwork) -> dict[str, Any]:
+    """Roads as one MultiLineString (two-way streets drawn once) and readers as points."""
+    arrays = network.arrays
+    lonlat = arrays.node_lonlat.round(7)
+    seen: set[tuple[int, int]] = set()
+    lines: list[list[list[float]]] = []
+    for s, d in zip(arrays.edge_src.tolist(), arrays.edge_dst.tolist(), strict=True):
+        key = (min(s, d), max(s, d))
+        if key not in seen:
+            seen.add(key)
+            lines.append([lonlat[s].tolist(), lonlat[d].tolist()])
+    features: list[dict[str, Any]] = [
+        {
+            "type": "Feature",
+            "geometry": {"type": "MultiLineString", "coordinates": lines},
+            "properties": {"layer": "roads"},
+        }
+    ]
+    readers = arrays.readers
+    for reader_id, lon, lat in zip(
+        readers["reader_id"].tolist(), readers["lon"].tolist(), readers["lat"].tolist(), strict=True
+    ):
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [round(lon, 7), round(lat, 7)]},
+                "properties": {"layer": "readers", "reader_id": reader_id},
+            }
+        )
+    return {"type": "FeatureCollection", "features": features}

@@ -1,0 +1,1 @@
+"""A bike's route: passages stitched on the road network, as GeoJSON with times."""

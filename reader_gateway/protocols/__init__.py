@@ -1,0 +1,54 @@
+"""Pure protocol decoders and encoders, one module per reader wire format.
+
+``DECODERS`` maps a protocol name (as written in gateway configuration) to a factory that
+builds a fresh decoder for one reader connection; decoders keep per-connection state (partial
+frames), so never share one between connections. Encoders live beside their decoders and are
+what the simulators use to send the bytes real readers send.
+
+Errors: decoders report bad input as :class:`~reader_gateway.protocols.base.Reject` values
+carrying a :class:`~reader_gateway.protocols.base.ProtocolError` subclass; they do not raise.
+:func:`make_decoder` raises :class:`UnknownProtocolError` for a name not in the registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from reader_gateway.protocols.base import Decoder
+from reader_gateway.protocols.impinj_iot import ImpinjIotDecoder
+from reader_gateway.protocols.r2000 import R2000Decoder
+from reader_gateway.protocols.tagtrail_active import TagtrailActiveDecoder
+from reader_gateway.protocols.zebra_iotc import ZebraIotcDecoder
+
+
+class UnknownProtocolError(LookupError):
+    """A protocol name that no decoder is registered under (a configuration mistake)."""
+
+
+DECODERS: dict[str, Callable[[], Decoder]] = {
+    # MQTT messages and webhook bodies: one decode() call per complete payload.
+    "impinj-iot": lambda: ImpinjIotDecoder(mode="message"),
+    # The HTTP NDJSON stream (GET /api/v1/data/stream): arbitrary chunks.
+    "impinj-iot-stream": lambda: ImpinjIotDecoder(mode="stream"),
+    # MQTT messages and HTTP POST batches.
+    "zebra-iotc": ZebraIotcDecoder,
+    # Serial byte stream; answers each round summary with a new real-time inventory command.
+    "r2000": R2000Decoder,
+    # Our own active-tag frame (docs/protocols/tagtrail-active.md); serial or TCP stream.
+    "tagtrail-active": TagtrailActiveDecoder,
+}
+
+
+def make_decoder(name: str) -> Decoder:
+    """Build a new decoder for protocol ``name``; raise :class:`UnknownProtocolError` if none."""
+    try:
+        factory = DECODERS[name]
+    except KeyError:
+        known = ", ".join(sorted(DECODERS))
+        raise UnknownProtocolError(
+            f"unknown reader protocol {name!r}; known protocols: {known}"
+        ) from None
+    return factory()
+
+
+__all__ = ["DECODERS", "UnknownProtocolError", "make_decoder"]

@@ -1,0 +1,120 @@
+"""Types shared by every protocol decoder.
+
+A decoder is pure: bytes (and the time they were received) in, reads and typed rejects out.
+It never opens a port, never reads the clock and never writes; if the protocol needs an answer
+(an acknowledgement, a re-sent inventory command) the decoder returns those bytes in
+``DecodeResult.reply`` and the transport writes them.
+
+Stream decoders keep a partial frame across ``decode`` calls, because serial ports and TCP hand
+over bytes in arbitrary chunks: the same stream must give the same reads however it is split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+
+class ProtocolError(ValueError):
+    """Base of every decoding error. ``reason`` is a short stable slug used in metrics."""
+
+    reason = "protocol_error"
+
+
+class FramingError(ProtocolError):
+    """Bytes that are not a frame: bad sync/header, bad length, garbage between frames."""
+
+    reason = "framing"
+
+
+class ChecksumError(ProtocolError):
+    """A frame whose checksum or CRC does not match its bytes."""
+
+    reason = "checksum"
+
+
+class TruncatedError(ProtocolError):
+    """A frame that ends before its declared length (only raised on flush or for datagrams)."""
+
+    reason = "truncated"
+
+
+class PayloadError(ProtocolError):
+    """A well-framed message whose content is invalid (bad field, bad JSON, unknown command)."""
+
+    reason = "payload"
+
+
+@dataclass(frozen=True, slots=True)
+class TagRead:
+    """One read of one tag, as the reader reported it (before clock correction).
+
+    ``read_at`` is the reader's own timestamp when the protocol carries one (aware UTC); when it
+    does not, the decoder uses the ``received_at`` the transport passed in.
+    ``reader_id`` is set when the message itself names the reader (networked readers, active
+    frames); otherwise the transport's configuration says which reader a port belongs to.
+    """
+
+    tag_id: str  # canonical upper-case hex
+    antenna: int  # 1-based antenna port
+    rssi_dbm: float
+    read_at: datetime
+    reader_id: str | None = None
+    reader_seq: int | None = None
+    tamper: bool = False
+    low_battery: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """Bytes that were refused, with the typed error saying why (kept for the quarantine)."""
+
+    error: ProtocolError
+    raw: bytes
+
+    @property
+    def reason(self) -> str:
+        """Stable slug of the rejection reason, for metrics and quarantine listings."""
+        return self.error.reason
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderEvent:
+    """A non-read message: heartbeat, round summary, reader error report."""
+
+    kind: str  # "heartbeat" | "round_end" | "reader_error" | ...
+    at: datetime
+    reader_id: str | None = None
+    detail: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class DecodeResult:
+    """What one ``decode`` call produced."""
+
+    reads: list[TagRead] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+    events: list[ReaderEvent] = field(default_factory=list)
+    reply: bytes = b""
+
+    def extend(self, other: DecodeResult) -> None:
+        """Append another result's reads, rejects, events and reply bytes to this one."""
+        self.reads.extend(other.reads)
+        self.rejects.extend(other.rejects)
+        self.events.extend(other.events)
+        self.reply += other.reply
+
+
+class Decoder(Protocol):
+    """A protocol decoder for one reader connection (it may keep a partial frame)."""
+
+    name: str
+
+    def decode(self, data: bytes, received_at: datetime) -> DecodeResult:
+        """Decode the next chunk of bytes received at ``received_at`` (aware UTC)."""
+        ...
+
+    def flush(self, received_at: datetime) -> DecodeResult:
+        """End of stream: report whatever partial frame is left as a reject."""
+        ...

@@ -1,0 +1,346 @@
+"""A generated city road network for the simulators.
+
+The city is an irregular street grid: column and row spacings vary around ``block_m``, nodes
+are jittered, a few street segments are missing, every few blocks a row or column is an
+arterial, a few streets are one-way, a river crosses the city with a handful of bridges (the
+bottlenecks a thief cannot avoid), housing estates hang off the grid behind a single gate, and
+campuses sit inside the grid behind two to four gates.
+
+Coordinates: a local east/north plane in meters (``node_xy_m``) around a projection origin,
+and longitude/latitude in degrees (``node_lonlat``) from an equirectangular projection about
+that origin (``lon = lon0 + x / (R cos lat0)``, ``lat = lat0 + y / R``, R = 6,371,008.8 m).
+Over 15 km the projection is accurate to well under a meter, which is all the simulators need.
+
+Edges are *directed*: a two-way street is two edges, a one-way street one. The generated graph
+is strongly connected (every node reachable from every other), checked with
+``scipy.sparse.csgraph.connected_components(connection="strong")`` and repaired by making
+one-way streets two-way, then by dropping whatever is still cut off.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+from scipy.sparse.csgraph import connected_components
+
+EARTH_RADIUS_M = 6_371_008.8
+DEFAULT_ORIGIN_LAT = 30.05
+DEFAULT_ORIGIN_LON = 121.15
+RIVER_WIDTH_M = 60.0
+
+EDGE_CLASSES = ("arterial", "street", "lane", "bridge")
+NODE_KINDS = ("junction", "estate_gate", "estate", "campus_gate", "campus")
+
+
+@dataclass(frozen=True)
+class City:
+    """A directed road network with node positions in meters and degrees.
+
+    ``node_kind`` is one of ``"junction"`` (a grid intersection), ``"estate_gate"`` (the single
+    way into a housing estate), ``"estate"`` (the estate's inside, where bikes are parked),
+    ``"campus_gate"`` and ``"campus"`` (a campus centre). ``edge_class`` is one of
+    ``"arterial"``, ``"street"``, ``"lane"`` (inside estates and campuses) or ``"bridge"``.
+    """
+
+    origin_lat: float
+    origin_lon: float
+    node_xy_m: NDArray[np.float64]
+    node_lonlat: NDArray[np.float64]
+    edge_src: NDArray[np.int32]
+    edge_dst: NDArray[np.int32]
+    edge_length_m: NDArray[np.float64]
+    edge_class: NDArray[np.object_]
+    edge_oneway: NDArray[np.bool_]
+    node_kind: NDArray[np.object_]
+    river_y_m: float | None = None
+
+    @property
+    def n_nodes(self) -> int:
+        """Number of nodes."""
+        return int(self.node_xy_m.shape[0])
+
+    @property
+    def n_edges(self) -> int:
+        """Number of directed edges."""
+        return int(self.edge_src.shape[0])
+
+    def graph(self, weight_m: NDArray[np.float64] | None = None) -> sp.csr_matrix:
+        """Directed adjacency matrix (row = source node) weighted by length or ``weight_m``."""
+        w = self.edge_length_m if weight_m is None else weight_m
+        n = self.n_nodes
+        return sp.csr_matrix((w, (self.edge_src, self.edge_dst)), shape=(n, n))
+
+    def edge_index(self, src: NDArray[np.integer], dst: NDArray[np.integer]) -> NDArray[np.int32]:
+        """Directed edge index for each (src, dst) pair, or -1 where there is no such edge."""
+        n = np.int64(self.n_nodes)
+        keys = self.edge_src.astype(np.int64) * n + self.edge_dst
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        want = np.asarray(src, dtype=np.int64) * n + np.asarray(dst, dtype=np.int64)
+        pos = np.clip(np.searchsorted(sorted_keys, want), 0, max(len(keys) - 1, 0))
+        found = sorted_keys[pos] == want
+        return np.where(found, order[pos], -1).astype(np.int32)
+
+    def edge_heading_deg(self) -> NDArray[np.float64]:
+        """Compass heading of each directed edge, degrees clockwise from north."""
+        d = self.node_xy_m[self.edge_dst] - self.node_xy_m[self.edge_src]
+        return np.degrees(np.arctan2(d[:, 0], d[:, 1])) % 360.0
+
+    def to_lonlat(self, xy_m: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Project local east/north meters (..., 2) to lon/lat degrees (..., 2)."""
+        return xy_to_lonlat(xy_m, self.origin_lat, self.origin_lon)
+
+
+def xy_to_lonlat(
+    xy_m: NDArray[np.float64], origin_lat: float, origin_lon: float
+) -> NDArray[np.float64]:
+    """Equirectangular projection of east/north meters about an origin to lon/lat degrees."""
+    xy = np.asarray(xy_m, dtype=np.float64)
+    lat = origin_lat + np.degrees(xy[..., 1] / EARTH_RADIUS_M)
+    lon = origin_lon + np.degrees(xy[..., 0] / (EARTH_RADIUS_M * np.cos(np.radians(origin_lat))))
+    return np.stack([lon, lat], axis=-1)
+
+
+def _spacings(rng: np.random.Generator, count: int, block_m: float) -> NDArray[np.float64]:
+    steps = block_m * rng.uniform(0.7, 1.3, size=count)
+    return np.concatenate([[0.0], np.cumsum(steps)])
+
+
+def generate_city(
+    *,
+    seed: int,
+    size_m: float = 2000.0,
+    block_m: float = 150.0,
+    origin_lat: float = DEFAULT_ORIGIN_LAT,
+    origin_lon: float = DEFAULT_ORIGIN_LON,
+    arterial_every: int = 4,
+    removed_fraction: float = 0.07,
+    oneway_fraction: float = 0.15,
+    estate_fraction: float = 0.12,
+) -> City:
+    """Generate a strongly connected city of about ``size_m`` x ``size_m`` meters.
+
+    The same ``seed`` and arguments always give the same city. ``size_m`` from 2 km (a toy
+    district of ~200 nodes) to 15 km (~10,000 nodes) is the intended range.
+    """
+    if size_m <= 0 or block_m <= 0:
+        raise ValueError("size_m and block_m must be positive")
+    rng = np.random.default_rng(seed)
+    blocks = max(3, round(size_m / block_m))
+    nx = ny = blocks + 1
+    xs = _spacings(rng, blocks, block_m)
+    ys = _spacings(rng, blocks, block_m)
+    xs *= size_m / xs[-1]
+    ys *= size_m / ys[-1]
+
+    # River between rows river_row and river_row + 1: push the rows north of it apart.
+    river_row: int | None = None
+    river_y: float | None = None
+    if ny >= 5:
+        river_row = int(rng.integers(ny // 3, max(ny // 3 + 1, 2 * ny // 3)))
+        ys[river_row + 1 :] += RIVER_WIDTH_M
+        river_y = float((ys[river_row] + ys[river_row + 1]) / 2.0)
+
+    gx, gy = np.meshgrid(xs, ys)  # [row j, column i]
+    jitter = rng.uniform(-0.08, 0.08, size=(ny, nx, 2)) * block_m
+    xy = np.stack([gx, gy], axis=-1) + jitter
+    node_xy = [xy.reshape(-1, 2)]
+    kinds: list[str] = ["junction"] * (nx * ny)
+    col = np.tile(np.arange(nx), ny)
+    row = np.repeat(np.arange(ny), nx)
+    ids = np.arange(nx * ny).reshape(ny, nx)
+
+    # Undirected segments: horizontal then vertical.
+    h_a, h_b = ids[:, :-1].ravel(), ids[:, 1:].ravel()
+    v_a, v_b = ids[:-1, :].ravel(), ids[1:, :].ravel()
+    seg_a = np.concatenate([h_a, v_a])
+    seg_b = np.concatenate([h_b, v_b])
+    horizontal = np.concatenate([np.ones(len(h_a), bool), np.zeros(len(v_a), bool)])
+    seg_row = row[seg_a]  # for horizontal segments, their row
+    seg_col = col[seg_a]  # for vertical segments, their column
+    art_off_r = int(rng.integers(1, arterial_every))
+    art_off_c = int(rng.integers(1, arterial_every))
+    art_rows = (np.arange(ny) % arterial_every) == art_off_r % arterial_every
+    art_cols = (np.arange(nx) % arterial_every) == art_off_c % arterial_every
+    arterial = np.where(horizontal, art_rows[seg_row], art_cols[seg_col])
+    cls = np.where(arterial, "arterial", "street").astype(object)
+    keep = np.ones(len(seg_a), bool)
+    oneway = np.zeros(len(seg_a), bool)
+    reverse = np.zeros(len(seg_a), bool)  # one-way b -> a instead of a -> b
+
+    crossing = np.zeros(len(seg_a), bool)
+    if river_row is not None:
+        crossing = ~horizontal & (seg_row == river_row)
+        cand = np.flatnonzero(crossing)
+        n_bridges = min(len(cand), max(2, round(size_m / 700.0)))
+        prio = np.where(arterial[cand], 0.0, 1.0) + rng.uniform(0, 0.5, len(cand))
+        bridges = cand[np.argsort(prio, kind="stable")[:n_bridges]]
+        keep[crossing] = False
+        keep[bridges] = True
+        cls[bridges] = "bridge"
+
+    plain = (cls == "street") & ~crossing
+    keep[plain & (rng.random(len(seg_a)) < removed_fraction)] = False
+
+    # One-way streets: whole non-arterial rows/columns, alternating directions.
+    street_rows = np.flatnonzero(~art_rows)
+    street_cols = np.flatnonzero(~art_cols)
+    n_ow = max(1, round(oneway_fraction * (len(street_rows) + len(street_cols)) / 2))
+    for k, r in enumerate(rng.choice(street_rows, size=min(n_ow, len(street_rows)), replace=False)):
+        m = plain & horizontal & (seg_row == r)
+        oneway[m], reverse[m] = True, bool(k % 2)
+    for k, c in enumerate(rng.choice(street_cols, size=min(n_ow, len(street_cols)), replace=False)):
+        m = plain & ~horizontal & (seg_col == c)
+        oneway[m], reverse[m] = True, bool(k % 2)
+
+    # Campuses: an interior grid node becomes the campus centre, its streets become lanes and
+    # the four neighbours it connects to are the gates; one or two of those lanes are closed.
+    n_campus = max(1, round((size_m / 1000.0) ** 2 / 3.0))
+    inner = (col > 1) & (col < nx - 2) & (row > 1) & (row < ny - 2)
+    inner &= ~art_rows[row] & ~art_cols[col]
+    if river_row is not None:
+        inner &= np.abs(row - river_row - 0.5) > 1.5
+    campus_centres: list[int] = []
+    for c in rng.permutation(np.flatnonzero(inner)):
+        if len(campus_centres) >= n_campus:
+            break
+        if any(abs(col[c] - col[o]) <= 2 and abs(row[c] - row[o]) <= 2 for o in campus_centres):
+            continue
+        campus_centres.append(int(c))
+        touching = np.flatnonzero((seg_a == c) | (seg_b == c))
+        keep[touching] = True
+        oneway[touching] = False
+        cls[touching] = "lane"
+        closed = rng.choice(touching, size=int(rng.integers(0, 3)), replace=False)
+        keep[closed] = False
+        kinds[c] = "campus"
+        for s in touching:
+            if keep[s]:
+                kinds[int(seg_a[s] + seg_b[s] - c)] = "campus_gate"
+
+    # Estates: a block with one gate in the middle of one of its sides and a lane to the inside.
+    extra_a: list[int] = []
+    extra_b: list[int] = []
+    extra_cls: list[str] = []
+    extra_ow: list[bool] = []
+    extra_rev: list[bool] = []
+    n_nodes = nx * ny
+    used = np.zeros(len(seg_a), bool)
+    campus_cells = {
+        (int(col[c]) + di, int(row[c]) + dj)
+        for c in campus_centres
+        for di in (-1, 0)
+        for dj in (-1, 0)
+    }
+    n_cells = (nx - 1) * (ny - 1)
+    n_estates = round(estate_fraction * n_cells)
+    seg_lookup = {(int(a), int(b)): s for s, (a, b) in enumerate(zip(seg_a, seg_b, strict=True))}
+    estates = 0
+    for cell in rng.permutation(n_cells):
+        if estates >= n_estates:
+            break
+        ci, cj = int(cell % (nx - 1)), int(cell // (nx - 1))
+        if (ci, cj) in campus_cells or cj == river_row:  # no estates in the river
+            continue
+        corners = [ids[cj, ci], ids[cj, ci + 1], ids[cj + 1, ci], ids[cj + 1, ci + 1]]
+        sides = [(corners[0], corners[1]), (corners[2], corners[3])]
+        sides += [(corners[0], corners[2]), (corners[1], corners[3])]
+        options = [seg_lookup[(int(a), int(b))] for a, b in sides]
+        options = [s for s in options if keep[s] and not used[s] and cls[s] != "bridge"]
+        if not options:
+            continue
+        side = int(rng.choice(options))
+        used[side] = True
+        keep[side] = False  # replaced by two halves through the gate
+        a, b = int(seg_a[side]), int(seg_b[side])
+        gate, inside = n_nodes, n_nodes + 1
+        n_nodes += 2
+        pa, pb = node_xy[0][a], node_xy[0][b]
+        centre = np.mean(xy.reshape(-1, 2)[corners], axis=0)
+        node_xy.append(np.stack([(pa + pb) / 2.0, centre + rng.uniform(-10, 10, 2)]))
+        kinds += ["estate_gate", "estate"]
+        extra_a += [a, gate, gate]
+        extra_b += [gate, b, inside]
+        extra_cls += [str(cls[side]), str(cls[side]), "lane"]
+        extra_ow += [bool(oneway[side]), bool(oneway[side]), False]
+        extra_rev += [bool(reverse[side]), bool(reverse[side]), False]
+        estates += 1
+
+    all_a = np.concatenate([seg_a[keep], np.asarray(extra_a, np.int64)])
+    all_b = np.concatenate([seg_b[keep], np.asarray(extra_b, np.int64)])
+    all_cls = np.concatenate([cls[keep], np.asarray(extra_cls, dtype=object)])
+    all_ow = np.concatenate([oneway[keep], np.asarray(extra_ow, bool)])
+    all_rev = np.concatenate([reverse[keep], np.asarray(extra_rev, bool)])
+    pts = np.concatenate(node_xy)
+    return _assemble(
+        pts, np.asarray(kinds, dtype=object), all_a, all_b, all_cls, all_ow, all_rev,
+        origin_lat, origin_lon, river_y,
+    )  # fmt: skip
+
+
+def _directed(
+    a: NDArray[np.int64], b: NDArray[np.int64], ow: NDArray[np.bool_], rev: NDArray[np.bool_]
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """Directed (src, dst, segment) arrays: two-way segments give both directions."""
+    seg = np.arange(len(a))
+    fwd = ~ow | ~rev
+    back = ~ow | rev
+    src = np.concatenate([a[fwd], b[back]])
+    dst = np.concatenate([b[fwd], a[back]])
+    return src, dst, np.concatenate([seg[fwd], seg[back]])
+
+
+def _assemble(
+    pts: NDArray[np.float64],
+    kinds: NDArray[np.object_],
+    a: NDArray[np.int64],
+    b: NDArray[np.int64],
+    cls: NDArray[np.object_],
+    ow: NDArray[np.bool_],
+    rev: NDArray[np.bool_],
+    origin_lat: float,
+    origin_lon: float,
+    river_y: float | None,
+) -> City:
+    """Make the graph strongly connected, reindex the surviving nodes and build the City."""
+    n = len(pts)
+    ow = ow.copy()
+    for attempt in range(2):
+        src, dst, seg = _directed(a, b, ow, rev)
+        graph = sp.csr_matrix((np.ones(len(src)), (src, dst)), shape=(n, n))
+        _, labels = connected_components(graph, directed=True, connection="strong")
+        main = np.bincount(labels).argmax()
+        inside = labels == main
+        if inside.all() or attempt == 1:
+            break
+        # First repair: a one-way street touching a cut-off node becomes two-way.
+        ow &= inside[a] & inside[b]
+    keep_e = inside[src] & inside[dst]
+    new_id = np.cumsum(inside) - 1
+    src, dst, seg = new_id[src[keep_e]], new_id[dst[keep_e]], seg[keep_e]
+    order = np.lexsort((dst, src))
+    src, dst, seg = src[order], dst[order], seg[order]
+    xy = np.ascontiguousarray(pts[inside], dtype=np.float64)
+    length = np.hypot(*(xy[dst] - xy[src]).T)
+    return City(
+        origin_lat=origin_lat,
+        origin_lon=origin_lon,
+        node_xy_m=xy,
+        node_lonlat=xy_to_lonlat(xy, origin_lat, origin_lon),
+        edge_src=src.astype(np.int32),
+        edge_dst=dst.astype(np.int32),
+        edge_length_m=length.astype(np.float64),
+        edge_class=cls[seg],
+        edge_oneway=ow[seg].astype(np.bool_),
+        node_kind=kinds[inside],
+        river_y_m=river_y,
+    )
+
+
+def is_strongly_connected(city: City) -> bool:
+    """True if every node can reach every other along directed edges."""
+    count, _ = connected_components(city.graph(), directed=True, connection="strong")
+    return int(count) == 1

@@ -1,0 +1,5 @@
+"""``python -m tagtrail`` runs the CLI."""
+
+from tagtrail.cli import app
+
+app()

@@ -1,0 +1,460 @@
+"""The walking skeleton: a simulated city whose reader bytes go through every real stage.
+
+simulator -> reader JSON over MQTT -> gateway (decode, normalize, batch) -> wire batches over
+MQTT -> engine (COPY reads, alerts, passages) -> PostgreSQL -> API (route of the stolen bike).
+No stage is skipped or short-circuited; the demo only wires the parts together and waits.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import psycopg
+from rich.console import Console
+
+from api.network.service import NetworkCache
+from api.routes.service import route_for_plate
+from reader_gateway.transport.mqtt import MqttGateway, MqttGatewayConfig
+from simulators.city import City, generate_city
+from simulators.emit import MqttEmitter, reader_messages
+from simulators.readers import SimReader, place_readers
+from simulators.rf import simulate_reads
+from simulators.riders import Bike, Population, Theft, generate_population, trajectories
+from tagtrail.settings import Settings
+from track_engine.consumer import EngineConfig, EngineService
+from track_engine.db import queries, registry
+from track_engine.db.migrate import migrate
+from track_engine.identifiers import frame_number_key
+
+log = logging.getLogger(__name__)
+
+DEMO_CASE_PREFIX = "DEMO-"
+
+
+class DemoError(RuntimeError):
+    """The demo could not complete (a stage did not finish in time)."""
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """Size and pace of the simulated city."""
+
+    seed: int = 7
+    bikes: int = 120
+    size_m: float = 2000.0
+    reader_fraction: float = 0.5
+    hours: float = 1.0
+    lead_minutes: float = 20.0  # live mode: how much of the window lies in the past at start
+    speedup: float = 1.0
+
+
+@dataclass(frozen=True)
+class SimulatedCity:
+    """Everything the simulator produced for one run, with the ground truth."""
+
+    city: City
+    readers: list[SimReader]
+    population: Population
+    reads: pd.DataFrame
+    truth: pd.DataFrame
+    start: datetime
+
+    @property
+    def theft(self) -> Theft:
+        """The demo's theft."""
+        return self.population.thefts[0]
+
+    @property
+    def stolen_bike(self) -> Bike:
+        """The bike that is stolen."""
+        return next(b for b in self.population.bikes if b.bike_id == self.theft.bike_id)
+
+
+def simulate(options: DemoOptions, *, start: datetime, run_index: int = 0) -> SimulatedCity:
+    """Generate the city, readers, riders with one theft, and every read the readers make.
+
+    The city and its readers depend on ``options.seed`` only; the riders also on ``run_index``,
+    so that a demo re-run on the same database gets new bikes and tags instead of replaying
+    the same tags over an overlapping time window.
+    """
+    city = generate_city(seed=options.seed, size_m=options.size_m)
+    readers = place_readers(city, seed=options.seed, fraction=options.reader_fraction)
+    population_seed = options.seed + 1000 * run_index
+    population = generate_population(
+        city,
+        seed=population_seed,
+        bikes=options.bikes,
+        start=start,
+        hours=options.hours,
+        thefts=1,
+        tag_removal_prob=0.0,  # the demo's thief leaves the tag on, so there is a route to show
+    )
+    traj = trajectories(city, population, seed=population_seed)
+    reads, truth = simulate_reads(city, readers, traj, seed=population_seed)
+    return SimulatedCity(city, readers, population, reads, truth, start)
+
+
+def network_source(options: DemoOptions) -> str:
+    """Name under which the generated network is stored (a re-run reuses it)."""
+    return f"generated:seed={options.seed}:size={options.size_m:g}"
+
+
+def load_registry(
+    conn: psycopg.Connection, sim: SimulatedCity, *, source: str, id_hash_key: bytes
+) -> str:
+    """Store roads, readers and bikes, open the theft and its watch; returns the case number."""
+    city = sim.city
+    network_id = registry.active_network_id(conn, source=source)
+    if network_id is None:
+        network_id = registry.store_road_network(
+            conn,
+            name="demo city",
+            source=source,
+            origin_lat=city.origin_lat,
+            origin_lon=city.origin_lon,
+            nodes=pd.DataFrame(
+                {
+                    "node_id": range(len(city.node_xy_m)),
+                    "lon": city.node_lonlat[:, 0],
+                    "lat": city.node_lonlat[:, 1],
+                    "x_m": city.node_xy_m[:, 0],
+                    "y_m": city.node_xy_m[:, 1],
+                    "kind": city.node_kind,
+                }
+            ),
+            edges=pd.DataFrame(
+                {
+                    "edge_id": range(len(city.edge_src)),
+                    "src": city.edge_src,
+                    "dst": city.edge_dst,
+                    "length_m": city.edge_length_m,
+                    "road_class": city.edge_class,
+                    "oneway": city.edge_oneway,
+                }
+            ),
+        )
+    registry.upsert_readers(
+        conn,
+        pd.DataFrame(
+            {
+                "reader_id": [r.reader_id for r in sim.readers],
+                "protocol": [r.protocol for r in sim.readers],
+                "lon": [r.lon for r in sim.readers],
+                "lat": [r.lat for r in sim.readers],
+                "x_m": [r.x_m for r in sim.readers],
+                "y_m": [r.y_m for r in sim.readers],
+                "node_id": [r.node for r in sim.readers],
+                "antennas": [r.antennas for r in sim.readers],
+                "antenna_headings": [list(r.antenna_heading_deg) for r in sim.readers],
+                # Surveyed at installation (the gateway estimates drift later): the engine
+                # corrects read times by this offset.
+                "clock_offset_ms": [r.clock_offset_s * 1000 for r in sim.readers],
+                "miss_rate": [r.miss_rate for r in sim.readers],
+            }
+        ),
+        network_id=network_id,
+    )
+    bikes = sim.population.bikes
+    known = registry.registered_frame_keys(conn, [b.frame_number for b in bikes])
+    new = [
+        registry.Registration(
+            owner_name=b.owner_name,
+            owner_phone=b.owner_phone,
+            owner_id_number=f"{b.bike_id:018d}",
+            brand=b.brand,
+            colour=b.colour,
+            frame_number=b.frame_number,
+            plate=b.plate,
+            tag_id=b.tag_id,
+        )
+        for b in bikes
+        if _frame_key(b.frame_number) not in known
+    ]
+    registry.register_bikes(
+        conn, new, registered_at=sim.start - timedelta(days=30), id_hash_key=id_hash_key
+    )
+    bike = conn.execute(
+        "SELECT bike_id FROM bikes WHERE frame_number_key = %s AND deregistered_at IS NULL",
+        (_frame_key(sim.stolen_bike.frame_number),),
+    ).fetchone()
+    if bike is None:
+        raise DemoError("the stolen bike did not get registered")
+    theft = sim.theft
+    registry.close_open_thefts(conn, bike_id=int(bike[0]), at=theft.stolen_at)
+    case_number = f"{DEMO_CASE_PREFIX}{theft.stolen_at:%Y%m%d-%H%M%S}-{sim.stolen_bike.bike_id}"
+    registry.open_theft(
+        conn,
+        bike_id=int(bike[0]),
+        stolen_at=theft.stolen_at,
+        reported_at=theft.stolen_at + timedelta(minutes=5),
+        place=f"node {theft.from_node}",
+        description="demo theft",
+        case_number=case_number,
+    )
+    return case_number
+
+
+def _frame_key(frame_number: str) -> str:
+    return frame_number_key(frame_number)
+
+
+@dataclass
+class RunningPipeline:
+    """Gateway and engine threads of one demo run."""
+
+    gateway: MqttGateway
+    engine: EngineService
+    stop: threading.Event
+    threads: list[threading.Thread]
+
+
+@contextmanager
+def running_pipeline(
+    settings: Settings, *, database_url: str, mqtt_url: str
+) -> Iterator[RunningPipeline]:
+    """Start a gateway and an engine worker on threads; stop and close them on exit."""
+    with psycopg.connect(database_url) as conn:
+        offsets = {str(r): float(o) / 1000 for r, o in conn.execute(
+            "SELECT reader_id, clock_offset_ms FROM readers")}  # fmt: skip
+    shards = tuple(range(settings.shard_count))
+    run_tag = uuid.uuid4().hex[:10]  # client ids of this run only: runs never take over each other
+    engine = EngineService(
+        EngineConfig(
+            database_url=database_url,
+            mqtt_url=mqtt_url,
+            topic_prefix=settings.topic_prefix,
+            shards=shards,
+            client_id=f"tagtrail-engine-{run_tag}",
+            persistent_session=False,
+            gap_s=settings.passage_gap_s,
+        )
+    )
+    gateway = MqttGateway(
+        MqttGatewayConfig(
+            mqtt_url=mqtt_url,
+            gateway_id="gw-demo",
+            client_id=f"tagtrail-gw-{run_tag}",
+            persistent_session=False,
+            topic_prefix=settings.topic_prefix,
+            shard_count=settings.shard_count,
+        ),
+        clock_offsets_s=offsets,
+    )
+    stop = threading.Event()
+    engine.start()
+    gateway.start()
+    _wait_for(lambda: engine.connected.is_set() and gateway.connected.is_set(), 15, "MQTT connect")
+    threads = [
+        threading.Thread(target=engine.run, args=(stop,), name="engine", daemon=True),
+        threading.Thread(target=gateway.run, args=(stop,), name="gateway", daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        yield RunningPipeline(gateway, engine, stop, threads)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+        gateway.close()
+        engine.close()
+
+
+def _wait_for(
+    condition: Callable[[], bool], timeout_s: float, what: str | Callable[[], str]
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            detail = what() if callable(what) else what
+            raise DemoError(f"timed out after {timeout_s:.0f} s waiting for {detail}")
+        time.sleep(0.05)
+
+
+def run_once(
+    settings: Settings, options: DemoOptions, *, database_url: str, mqtt_url: str, now: datetime
+) -> dict[str, Any]:
+    """Simulate ``options.hours`` ending at ``now`` as fast as possible; return the result.
+
+    Waits for every stage to drain: all reader messages acknowledged by the broker and decoded
+    by the gateway, every batch processed by the engine, then the open passages closed.
+    """
+    migrate(database_url)
+    start = (now - timedelta(hours=options.hours)).replace(microsecond=0)
+    with psycopg.connect(database_url) as conn:
+        run_index = queries.count_cases_with_prefix(conn, DEMO_CASE_PREFIX)
+    sim = simulate(options, start=start, run_index=run_index)
+    source = network_source(options)
+    with psycopg.connect(database_url) as conn:
+        case_number = load_registry(
+            conn, sim, source=source, id_hash_key=settings.resolve_id_hash_key()
+        )
+    protocols = {r.reader_id: r.protocol for r in sim.readers}
+    started = time.monotonic()
+    with running_pipeline(settings, database_url=database_url, mqtt_url=mqtt_url) as pipe:
+        emitter = MqttEmitter(
+            mqtt_url,
+            topic_prefix=settings.topic_prefix,
+            client_id=f"tagtrail-sim-{uuid.uuid4().hex[:10]}",
+        )
+        try:
+            gateway = pipe.gateway
+            emitter.replay(
+                reader_messages(sim.reads, protocols),
+                stop=pipe.stop,
+                backlog=lambda: emitter.published - gateway.messages_in,
+            )
+            if not emitter.drain(60):
+                raise DemoError("the broker did not acknowledge every reader message")
+        finally:
+            emitter.close()
+        timeout = 120 + len(sim.reads) / 500
+        _wait_for(
+            lambda: pipe.gateway.messages_in >= emitter.published,
+            timeout,
+            lambda: f"the gateway ({pipe.gateway.messages_in} of {emitter.published} messages in)",
+        )
+        _wait_for(pipe.gateway.idle, timeout, "the gateway to publish its batches")
+        _wait_for(
+            lambda: pipe.engine.counters.reads_received >= pipe.gateway.reads_out,
+            timeout,
+            "the engine",
+        )
+        pipe.stop.set()
+        for thread in pipe.threads:
+            thread.join(10)
+        pipe.engine.flush()
+        counters = pipe.engine.counters
+        gateway_counts = (pipe.gateway.messages_in, pipe.gateway.reads_out)
+    elapsed = time.monotonic() - started
+    plate = sim.stolen_bike.plate
+    with psycopg.connect(database_url) as conn:
+        route = route_for_plate(
+            conn,
+            NetworkCache(),
+            plate=plate,
+            since=sim.theft.stolen_at,
+            until=now,
+            actor="system:demo",
+            reason="demo run",
+            case_number=case_number,
+        )
+    passages = [
+        {"reader_id": p["reader_id"], "time": p["closest_at"]}
+        for p in route["properties"]["passages"]
+    ]
+    return {
+        "plate": plate,
+        "case_number": case_number,
+        "stolen_at": sim.theft.stolen_at.isoformat(),
+        "passages": passages,
+        "route": route,
+        "stats": {
+            "run_index": run_index,
+            "simulated_from": start.isoformat(),
+            "simulated_to": now.isoformat(),
+            "bikes": options.bikes,
+            "readers": len(sim.readers),
+            "reader_messages": emitter.published,
+            "gateway_messages_in": gateway_counts[0],
+            "gateway_reads_out": gateway_counts[1],
+            "engine_reads_received": counters.reads_received,
+            "engine_reads_stored": counters.reads_stored,
+            "engine_passages_stored": counters.passages_stored,
+            "alerts": counters.alerts,
+            "true_passages_of_stolen_bike": int(
+                (sim.truth["heard"] & (sim.truth["tag_id"] == sim.stolen_bike.tag_id)).sum()
+            ),
+            "pipeline_seconds": round(elapsed, 2),
+        },
+    }
+
+
+def utc_now() -> datetime:
+    """Current time, whole seconds, aware UTC."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def run_live(
+    settings: Settings,
+    options: DemoOptions,
+    *,
+    database_url: str,
+    mqtt_url: str,
+    console: Console,
+) -> None:
+    """Run the city live: the first ``lead_minutes`` replay at once, the rest in real time.
+
+    Serves the API and console until Ctrl-C, then stops every thread and closes every
+    connection (the caller stops the embedded services).
+    """
+    import uvicorn
+
+    from api.app import create_app
+    from api.config import ApiConfig
+
+    migrate(database_url)
+    now = utc_now()
+    start = now - timedelta(minutes=options.lead_minutes)
+    with psycopg.connect(database_url) as conn:
+        run_index = queries.count_cases_with_prefix(conn, DEMO_CASE_PREFIX)
+    sim = simulate(options, start=start, run_index=run_index)
+    with psycopg.connect(database_url) as conn:
+        case_number = load_registry(
+            conn, sim, source=network_source(options), id_hash_key=settings.resolve_id_hash_key()
+        )
+    protocols = {r.reader_id: r.protocol for r in sim.readers}
+    plate = sim.stolen_bike.plate
+    url = f"http://{settings.api_host}:{settings.api_port}/routes/{plate}?case_number={case_number}"
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(ApiConfig(database_url=database_url)),
+            host=settings.api_host,
+            port=settings.api_port,
+            log_level="warning",
+        )
+    )
+    with running_pipeline(settings, database_url=database_url, mqtt_url=mqtt_url) as pipe:
+        emitter = MqttEmitter(
+            mqtt_url,
+            topic_prefix=settings.topic_prefix,
+            client_id=f"tagtrail-sim-{uuid.uuid4().hex[:10]}",
+        )
+        feeder = threading.Thread(
+            target=emitter.replay,
+            args=(reader_messages(sim.reads, protocols),),
+            kwargs={
+                "stop": pipe.stop,
+                "speedup": options.speedup,
+                "wall_start": time.time() - options.lead_minutes * 60 / options.speedup,
+                "sim_start_us": int(start.timestamp() * 1e6),
+            },
+            name="simulator",
+            daemon=True,
+        )
+        feeder.start()
+        console.print(
+            f"Simulating {options.bikes} bikes and {len(sim.readers)} readers; "
+            f"bike [bold]{plate}[/] was stolen at {sim.theft.stolen_at:%H:%M:%S} UTC "
+            f"(case {case_number})."
+        )
+        console.print(f"Its route, live: [link={url}]{url}[/]")
+        console.print("Press Ctrl-C to stop.")
+        try:
+            server.run()  # returns on Ctrl-C; newer uvicorn then re-raises the signal
+        except KeyboardInterrupt:
+            pass
+        finally:
+            pipe.stop.set()
+            feeder.join(5)
+            emitter.close()
+    console.print("stopped cleanly")

@@ -1,0 +1,81 @@
+"""Settings from the environment (``TAGTRAIL_*``), with embedded defaults when nothing is set."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_PLACEHOLDERS = {"changeme", "change-me", "secret", "please-change-this-secret-key-now!"}
+
+
+def default_data_dir() -> Path:
+    """Per-user data directory (``~/.local/share/tagtrail`` on Linux)."""
+    return Path(platformdirs.user_data_dir("tagtrail", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Everything TagTrail needs to know about its surroundings.
+
+    With neither ``database_url`` nor ``mqtt_url`` set, TagTrail starts its embedded PostgreSQL
+    and MQTT broker (see :mod:`tagtrail.embedded`), keeping data under ``data_dir``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TAGTRAIL_", env_file=None, extra="ignore")
+
+    database_url: str | None = Field(
+        default=None, description="PostgreSQL/TimescaleDB URL; unset = embedded PostgreSQL"
+    )
+    mqtt_url: str | None = Field(
+        default=None, description="mqtt://host:port of Mosquitto/EMQX; unset = embedded broker"
+    )
+    data_dir: Path = Field(default_factory=default_data_dir)
+    topic_prefix: str = Field(
+        default="tagtrail/v1", description="root of every MQTT topic TagTrail uses"
+    )
+    shard_count: int = Field(default=4, ge=1, le=1024)
+    embedded_mqtt_port: int = Field(default=18830, ge=1024, le=65535)
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    retention_days: int = Field(default=30, ge=1)
+    passage_gap_s: float = Field(default=10.0, gt=0)
+    partition_ahead_days: int = Field(default=3, ge=1)
+    id_hash_key: SecretStr | None = Field(
+        default=None,
+        description="key of the keyed hash of national ID numbers; unset = a key file in data_dir",
+    )
+
+    @field_validator("id_hash_key")
+    @classmethod
+    def _refuse_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and (
+            len(value.get_secret_value()) < 32 or value.get_secret_value().lower() in _PLACEHOLDERS
+        ):
+            raise ValueError("TAGTRAIL_ID_HASH_KEY must be a random secret of 32+ characters")
+        return value
+
+    def resolve_id_hash_key(self) -> bytes:
+        """The ID-number hash key: from the environment, or a random key kept in data_dir."""
+        if self.id_hash_key is not None:
+            return self.id_hash_key.get_secret_value().encode()
+        path = self.data_dir / "id_hash.key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32))
+        return path.read_text().strip().encode()
+
+    @property
+    def embedded(self) -> bool:
+        """True when at least one service has to be started in-process."""
+        return self.database_url is None or self.mqtt_url is None
+
+    @property
+    def pgdata_dir(self) -> Path:
+        """Data directory of the embedded PostgreSQL."""
+        return self.data_dir / "pgdata"

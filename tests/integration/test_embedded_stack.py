@@ -1,0 +1,107 @@
+"""The embedded defaults, as a newcomer meets them: `tagtrail demo` with no configuration.
+
+Starts the embedded PostgreSQL (from the wheel) and the in-process MQTT broker in a data
+directory of the test's own, serves the route of the stolen bike, and stops on Ctrl-C; a
+second start reuses the data.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+from conftest import free_port
+
+URL_LINE = re.compile(r"(http://127\.0\.0\.1:\d+/routes/\S+)\?case_number=(\S+)")
+
+
+def _env(data_dir: Path, api_port: int, mqtt_port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAGTRAIL_")}
+    env.update(
+        TAGTRAIL_DATA_DIR=str(data_dir),
+        TAGTRAIL_API_PORT=str(api_port),
+        TAGTRAIL_EMBEDDED_MQTT_PORT=str(mqtt_port),
+        COLUMNS="200",  # keep the URL on one line in rich's output
+    )
+    return env
+
+
+def _postgres_running(data_dir: Path) -> bool:
+    pgdata = str(data_dir / "pgdata")
+    for proc in psutil.process_iter(attrs=["name", "cmdline"]):
+        if proc.info["name"] == "postgres" and pgdata in " ".join(proc.info["cmdline"] or []):
+            return True
+    return False
+
+
+def test_demo_on_embedded_defaults_serves_route_and_stops_cleanly(tmp_path: Path) -> None:
+    data_dir = tmp_path / "tagtrail-data"
+    api_port, mqtt_port = free_port(), free_port()
+    env = _env(data_dir, api_port, mqtt_port)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tagtrail", "demo"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output: list[str] = []
+    try:
+        deadline = time.monotonic() + 180
+        match = None
+        assert proc.stdout is not None
+        while match is None and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            output.append(line)
+            match = URL_LINE.search(line)
+        assert match, "".join(output)
+        page_url, case_number = match.group(1), match.group(2)
+        assert page_url.startswith(f"http://127.0.0.1:{api_port}/routes/")
+        plate = page_url.rsplit("/", 1)[1]
+        route = None
+        for _ in range(100):  # the API starts right after the URL is printed
+            try:
+                route = httpx.get(
+                    f"http://127.0.0.1:{api_port}/api/v1/routes/{plate}",
+                    params={"case_number": case_number},
+                    timeout=10,
+                )
+                if route.status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        assert route is not None
+        assert route.status_code == 200, route.text
+        assert route.json()["geometry"]["type"] == "LineString"
+        assert httpx.get(page_url, timeout=10).status_code == 200
+        assert _postgres_running(data_dir)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+        output.append(rest)
+    assert proc.returncode == 0, "".join(output)
+    assert "stopped cleanly" in "".join(output)
+    assert not _postgres_running(data_dir)
+
+    # A second start reuses the data: the schema is there, nothing to migrate.
+    again = subprocess.run(
+        [sys.executable, "-m", "tagtrail", "db", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert again.returncode == 0, again.stderr
+    assert "schema is up to date" in again.stderr
+    assert not _postgres_running(data_dir)

@@ -1,0 +1,129 @@
+"""The engine over the real Mosquitto and PostgreSQL: store, quarantine, alert, ack."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import orjson
+import paho.mqtt.client as mqtt
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
+
+from reader_gateway.wire import batch_from_columns, encode_batch, mqtt_endpoint, reads_topic
+from track_engine.consumer import EngineConfig, EngineService
+from track_engine.db import registry
+
+T0_US = 1_764_396_000_000_000  # 2025-11-29T06:00:00Z
+WATCHED = "E28011A100000000000000AA"
+
+
+def _wait(condition: Callable[[], bool], timeout_s: float = 20) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def _client(url: str, client_id: str) -> mqtt.Client:
+    host, port = mqtt_endpoint(url)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+    client.connect(host, port)
+    client.loop_start()
+    return client
+
+
+def _watch(db_url: str) -> None:
+    with psycopg.connect(db_url) as conn:
+        ids = registry.register_bikes(
+            conn,
+            [
+                registry.Registration(
+                    owner_name="Li Lei",
+                    owner_phone="13800000000",
+                    owner_id_number="110101199003074258",
+                    brand="Yadea",
+                    colour="red",
+                    frame_number="FRAME0001",
+                    plate="浙B12345",
+                    tag_id=WATCHED,
+                )
+            ],
+            registered_at=datetime(2025, 1, 1, tzinfo=UTC),
+            id_hash_key=b"k" * 32,
+        )
+        registry.open_theft(
+            conn,
+            bike_id=ids["浙B12345"],
+            stolen_at=datetime(2025, 11, 29, 5, tzinfo=UTC),
+            reported_at=datetime(2025, 11, 29, 5, 10, tzinfo=UTC),
+            place="estate gate",
+            description="",
+            case_number="C-1",
+        )
+
+
+def test_batches_stored_once_bad_ones_quarantined_watched_tags_alerted(
+    db_url: str, mqtt_url: str, topic_prefix: str
+) -> None:
+    _watch(db_url)
+    service = EngineService(
+        EngineConfig(
+            database_url=db_url,
+            mqtt_url=mqtt_url,
+            topic_prefix=topic_prefix,
+            shards=(0,),
+            client_id=f"engine-{topic_prefix}",
+            gap_s=5.0,
+            persistent_session=False,
+        )
+    )
+    stop = threading.Event()
+    alerts: list[dict[str, object]] = []
+    listener = _client(mqtt_url, f"alerts-{topic_prefix}")
+    listener.on_message = lambda _c, _u, m: alerts.append(orjson.loads(m.payload))
+    listener.subscribe(f"{topic_prefix}/alerts/#", qos=1)
+    service.start()
+    _wait(service.connected.is_set)
+    worker = threading.Thread(target=service.run, args=(stop,))
+    worker.start()
+    publisher = _client(mqtt_url, f"pub-{topic_prefix}")
+    try:
+        n = 30
+        batch = batch_from_columns(
+            gateway_id="gw-test",
+            batch_seq=1,
+            sent_at_us=T0_US,
+            reader_ids=["R0001"] * n,
+            antenna=[1] * n,
+            tag=[WATCHED] * 10 + ["E2000000000000000000BBBB"] * 20,
+            rssi_dbm=[-60.0] * n,
+            read_at_us=[T0_US + i * 100_000 for i in range(n)],
+            seq=list(range(n)),
+        )
+        topic = reads_topic(0, f"{topic_prefix}/reads")
+        publisher.publish(topic, encode_batch(batch), qos=1).wait_for_publish(5)
+        publisher.publish(topic, encode_batch(batch), qos=1).wait_for_publish(5)  # redelivery
+        publisher.publish(topic, b'{"v": 1, "gateway_id": "broken"}', qos=1).wait_for_publish(5)
+        _wait(
+            lambda: service.counters.reads_received == 2 * n and service.counters.quarantined == 1
+        )
+        _wait(lambda: len(alerts) == 1)
+    finally:
+        stop.set()
+        worker.join(10)
+        service.flush()
+        service.close()
+        publisher.loop_stop()
+        listener.loop_stop()
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT count(*) FROM reads").fetchone() == (n,)
+        assert conn.execute("SELECT count(*) FROM passages").fetchone() == (2,)
+        reason = conn.execute("SELECT reason FROM quarantine").fetchone()
+        assert reason is not None
+        assert "missing field" in reason[0]
+        assert conn.execute("SELECT count(*) FROM alerts").fetchone() == (1,)
+    assert alerts[0]["tag_id"] == WATCHED
+    assert alerts[0]["reader_id"] == "R0001"

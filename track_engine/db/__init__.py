@@ -1,0 +1,1 @@
+"""Database side of the engine: migrations, the COPY writer and read-side queries."""

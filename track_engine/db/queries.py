@@ -1,0 +1,262 @@
+"""Read-side queries: the only SQL the API runs goes through these functions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from track_engine.identifiers import frame_number_key, normalize_plate
+
+_EPOCH_US = "(extract(epoch from {col}) * 1000000)::bigint"
+
+
+@dataclass(frozen=True, slots=True)
+class TagBinding:
+    """A tag bound to a bike over ``[valid_from, valid_to)`` (open when ``valid_to`` is None)."""
+
+    tag_id: str
+    valid_from: datetime
+    valid_to: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class BikeRecord:
+    """A registered bike as an officer sees it (owner phone masked)."""
+
+    bike_id: int
+    plate: str
+    frame_number: str
+    brand: str
+    colour: str
+    owner_name: str
+    owner_phone_masked: str
+    tags: list[TagBinding] = field(default_factory=list)
+    stolen_at: datetime | None = None
+    case_number: str | None = None
+
+
+def mask_phone(phone: str) -> str:
+    """Show the first 3 and last 2 digits of a phone number only."""
+    return (
+        phone[:3] + "*" * max(len(phone) - 5, 0) + phone[-2:]
+        if len(phone) > 5
+        else "*" * len(phone)
+    )
+
+
+def find_bike(
+    conn: psycopg.Connection, *, plate: str | None = None, frame_number: str | None = None
+) -> BikeRecord | None:
+    """Find a bike by plate (normalized) or frame number (look-alike tolerant)."""
+    if plate is not None:
+        where, arg = "p.plate_key = %s", normalize_plate(plate)
+    elif frame_number is not None:
+        where, arg = "b.frame_number_key = %s", frame_number_key(frame_number)
+    else:
+        raise ValueError("give a plate or a frame number")
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            f"""SELECT b.bike_id, p.plate, b.frame_number, b.brand, b.colour,
+                       o.name AS owner_name, o.phone AS owner_phone
+                FROM bikes b
+                JOIN owners o USING (owner_id)
+                JOIN plates p ON p.bike_id = b.bike_id AND upper_inf(p.valid)
+                WHERE {where}
+                ORDER BY b.deregistered_at NULLS FIRST, b.registered_at DESC
+                LIMIT 1""",
+            (arg,),
+        ).fetchone()
+        if row is None:
+            return None
+        tags = [
+            TagBinding(r["tag_id"], r["valid_from"], r["valid_to"])
+            for r in cur.execute(
+                """SELECT tag_id, lower(valid) AS valid_from, upper(valid) AS valid_to
+                   FROM tag_bindings WHERE bike_id = %s ORDER BY lower(valid)""",
+                (row["bike_id"],),
+            )
+        ]
+        theft = cur.execute(
+            """SELECT stolen_at, case_number FROM thefts
+               WHERE bike_id = %s AND status IN ('reported', 'confirmed')
+               ORDER BY stolen_at DESC LIMIT 1""",
+            (row["bike_id"],),
+        ).fetchone()
+    return BikeRecord(
+        bike_id=row["bike_id"],
+        plate=row["plate"],
+        frame_number=row["frame_number"],
+        brand=row["brand"],
+        colour=row["colour"],
+        owner_name=row["owner_name"],
+        owner_phone_masked=mask_phone(row["owner_phone"]),
+        tags=tags,
+        stolen_at=theft["stolen_at"] if theft else None,
+        case_number=theft["case_number"] if theft else None,
+    )
+
+
+PASSAGE_COLUMNS = [
+    "tag_id",
+    "reader_id",
+    "first_at_us",
+    "last_at_us",
+    "closest_at_us",
+    "peak_rssi_dbm",
+    "read_count",
+    "direction",
+]
+
+
+def bike_passages(
+    conn: psycopg.Connection, *, bike_id: int, since: datetime, until: datetime
+) -> pd.DataFrame:
+    """Passages of every tag bound to the bike, each within its binding, ordered by time."""
+    rows = conn.execute(
+        f"""SELECT p.tag_id, p.reader_id, {_EPOCH_US.format(col="p.first_at")},
+                   {_EPOCH_US.format(col="p.last_at")}, {_EPOCH_US.format(col="p.closest_at")},
+                   p.peak_rssi_dbm, p.read_count, p.direction
+            FROM tag_bindings tb
+            JOIN passages p ON p.tag_id = tb.tag_id AND p.closest_at <@ tb.valid
+            WHERE tb.bike_id = %s AND p.first_at >= %s - interval '1 hour'
+              AND p.closest_at BETWEEN %s AND %s
+            ORDER BY p.closest_at""",
+        (bike_id, since, since, until),
+    ).fetchall()
+    frame = pd.DataFrame(rows, columns=PASSAGE_COLUMNS)
+    return frame.astype(
+        {
+            "first_at_us": np.int64,
+            "last_at_us": np.int64,
+            "closest_at_us": np.int64,
+            "peak_rssi_dbm": np.float32,
+            "read_count": np.int32,
+        }
+    )
+
+
+@dataclass(frozen=True)
+class NetworkArrays:
+    """The active road network and the readers on it, as arrays for the engine's RoadGraph."""
+
+    network_id: int
+    node_xy_m: np.ndarray
+    node_lonlat: np.ndarray
+    edge_src: np.ndarray
+    edge_dst: np.ndarray
+    edge_length_m: np.ndarray
+    readers: pd.DataFrame  # reader_id, node_id, lon, lat, x_m, y_m, antennas, miss_rate
+
+
+def load_network(conn: psycopg.Connection) -> NetworkArrays | None:
+    """Load the active road network (node ids are dense 0..N-1) and its readers."""
+    network_id = active_network_id(conn)
+    if network_id is None:
+        return None
+    nodes = np.array(
+        conn.execute(
+            "SELECT x_m, y_m, lon, lat FROM road_nodes WHERE network_id = %s ORDER BY node_id",
+            (network_id,),
+        ).fetchall(),
+        dtype=np.float64,
+    ).reshape(-1, 4)
+    edges = conn.execute(
+        "SELECT src, dst, length_m FROM road_edges WHERE network_id = %s ORDER BY edge_id",
+        (network_id,),
+    ).fetchall()
+    edge_arr = np.array(edges, dtype=np.float64).reshape(-1, 3)
+    readers = pd.DataFrame(
+        conn.execute(
+            """SELECT reader_id, node_id, lon, lat, x_m, y_m, antennas, miss_rate
+               FROM readers WHERE network_id = %s ORDER BY reader_id""",
+            (network_id,),
+        ).fetchall(),
+        columns=["reader_id", "node_id", "lon", "lat", "x_m", "y_m", "antennas", "miss_rate"],
+    )
+    return NetworkArrays(
+        network_id=network_id,
+        node_xy_m=nodes[:, 0:2].copy(),
+        node_lonlat=nodes[:, 2:4].copy(),
+        edge_src=edge_arr[:, 0].astype(np.int32),
+        edge_dst=edge_arr[:, 1].astype(np.int32),
+        edge_length_m=edge_arr[:, 2].copy(),
+        readers=readers,
+    )
+
+
+def reader_clock_offsets_ms(conn: psycopg.Connection) -> dict[str, float]:
+    """Each reader's estimated clock offset (reader minus true time), in milliseconds."""
+    return {
+        str(r): float(o) for r, o in conn.execute("SELECT reader_id, clock_offset_ms FROM readers")
+    }
+
+
+def watched_tags(conn: psycopg.Connection) -> pd.DataFrame:
+    """Tags under an open watch right now: tag_id, watch_id, bike_id, kind."""
+    rows = conn.execute(
+        """SELECT tb.tag_id, w.watch_id, w.bike_id, w.kind
+           FROM watches w
+           JOIN tag_bindings tb ON tb.bike_id = w.bike_id AND upper_inf(tb.valid)
+           WHERE w.closed_at IS NULL AND (w.ends_at IS NULL OR w.ends_at > now())"""
+    ).fetchall()
+    return pd.DataFrame(rows, columns=["tag_id", "watch_id", "bike_id", "kind"])
+
+
+def recent_alerts(conn: psycopg.Connection, *, limit: int = 50) -> list[dict[str, Any]]:
+    """Newest alerts first, with the bike's plate."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            """SELECT a.alert_id, a.raised_at, a.tag_id, a.reader_id, a.read_at, w.kind,
+                      w.bike_id, p.plate
+               FROM alerts a JOIN watches w USING (watch_id)
+               LEFT JOIN plates p ON p.bike_id = w.bike_id AND upper_inf(p.valid)
+               ORDER BY a.raised_at DESC LIMIT %s""",
+            (limit,),
+        ).fetchall()
+
+
+def write_audit(
+    conn: psycopg.Connection,
+    *,
+    actor: str,
+    action: str,
+    subject: str,
+    reason: str = "",
+    case_number: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Append one entry to the audit log (the table refuses updates and deletes)."""
+    conn.execute(
+        "INSERT INTO audit_log (actor, action, subject, reason, case_number, detail) "
+        "VALUES (%s, %s, %s, %s, %s, %s)",
+        (actor, action, subject, reason, case_number, Jsonb(detail or {})),
+    )
+
+
+def quarantine(conn: psycopg.Connection, *, source: str, reason: str, payload: bytes) -> None:
+    """Keep a message the engine could not use, with the reason."""
+    conn.execute(
+        "INSERT INTO quarantine (source, reason, payload) VALUES (%s, %s, %s)",
+        (source, reason, payload),
+    )
+
+
+def count_cases_with_prefix(conn: psycopg.Connection, prefix: str) -> int:
+    """How many thefts have a case number starting with ``prefix``."""
+    row = conn.execute(
+        "SELECT count(*) FROM thefts WHERE case_number LIKE %s", (prefix.replace("%", r"\%") + "%",)
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def active_network_id(conn: psycopg.Connection) -> int | None:
+    """Id of the road network routes are drawn on, or None before any is loaded."""
+    row = conn.execute("SELECT network_id FROM road_networks WHERE active").fetchone()
+    return None if row is None else int(row[0])
