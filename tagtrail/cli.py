@@ -1,18 +1,23 @@
-"""The ``tagtrail`` command line (typer). Every command has ``--help``."""
+"""The ``tagtrail`` command line (typer). Every command has ``--help``.
+
+Commands live in :mod:`tagtrail.commands`, one module per area; this module only assembles
+them, plus the cross-cutting ``db`` and ``demo`` commands.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
-import threading
-from collections.abc import Callable
 from typing import Annotated
 
 import orjson
 import typer
-from rich.console import Console
 
-from tagtrail.embedded import Services
+from tagtrail.commands import api as api_commands
+from tagtrail.commands import engine as engine_commands
+from tagtrail.commands import gateway as gateway_commands
+from tagtrail.commands import simulate as simulate_commands
+from tagtrail.runtime import err, services
 from tagtrail.settings import Settings
 
 app = typer.Typer(
@@ -21,17 +26,11 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks: print figures and ratios (--json for one document).")
 app.add_typer(db_app, name="db")
-err = Console(stderr=True)
-
-
-def _services(settings: Settings) -> Services:
-    return Services(
-        database_url=settings.database_url,
-        mqtt_url=settings.mqtt_url,
-        pgdata=settings.pgdata_dir,
-        mqtt_port=settings.embedded_mqtt_port,
-    )
+app.add_typer(bench_app, name="bench")
+for module in (gateway_commands, engine_commands, api_commands, simulate_commands):
+    module.register(app, bench_app)
 
 
 @app.callback()
@@ -51,13 +50,13 @@ def db_migrate() -> None:
     from track_engine.db.migrate import applied_versions, migrate
 
     settings = Settings()
-    with _services(settings) as services:
-        applied = migrate(services.database_url)
+    with services(settings) as svc:
+        applied = migrate(svc.database_url)
         for m in applied:
             err.print(f"applied {m.version:04d}_{m.name}")
         if not applied:
             err.print("schema is up to date")
-        versions = applied_versions(services.database_url)
+        versions = applied_versions(svc.database_url)
         err.print(f"database at version {versions[-1][0]:04d}" if versions else "no migrations")
 
 
@@ -86,13 +85,13 @@ def demo(
 
     settings = Settings()
     options = demo_mod.DemoOptions(seed=seed, bikes=bikes, hours=hours, size_m=size_m)
-    with _services(settings) as services:
+    with services(settings) as svc:
         if once:
             result = demo_mod.run_once(
                 settings,
                 options,
-                database_url=services.database_url,
-                mqtt_url=services.mqtt_url,
+                database_url=svc.database_url,
+                mqtt_url=svc.mqtt_url,
                 now=demo_mod.utc_now(),
             )
             if json:
@@ -107,95 +106,7 @@ def demo(
         demo_mod.run_live(
             settings,
             options,
-            database_url=services.database_url,
-            mqtt_url=services.mqtt_url,
+            database_url=svc.database_url,
+            mqtt_url=svc.mqtt_url,
             console=err,
         )
-
-
-@app.command()
-def serve(
-    host: Annotated[str | None, typer.Option(help="Bind address (default from settings).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default from settings).")] = None,
-) -> None:
-    """Serve the API and web console."""
-    import uvicorn
-
-    from api.app import create_app
-    from api.config import ApiConfig
-    from track_engine.db.migrate import migrate
-
-    settings = Settings()
-    with _services(settings) as services:
-        migrate(services.database_url)
-        uvicorn.run(
-            create_app(ApiConfig(database_url=services.database_url)),
-            host=host or settings.api_host,
-            port=port or settings.api_port,
-            log_level="info",
-        )
-
-
-@app.command()
-def engine(
-    shards: Annotated[
-        str | None, typer.Option(help="Comma-separated shards to own (default: all).")
-    ] = None,
-    worker_id: Annotated[str, typer.Option(help="Unique worker name (MQTT client id).")] = "0",
-) -> None:
-    """Run a track-engine worker: consume read batches, store reads and passages, raise alerts."""
-    from track_engine.consumer import EngineConfig, EngineService
-    from track_engine.db.migrate import migrate
-
-    settings = Settings()
-    owned = (
-        tuple(int(s) for s in shards.split(",")) if shards else tuple(range(settings.shard_count))
-    )
-    with _services(settings) as services:
-        migrate(services.database_url)
-        service = EngineService(
-            EngineConfig(
-                database_url=services.database_url,
-                mqtt_url=services.mqtt_url,
-                topic_prefix=settings.topic_prefix,
-                shards=owned,
-                client_id=f"tagtrail-engine-{worker_id}",
-                gap_s=settings.passage_gap_s,
-            )
-        )
-        _run_until_interrupted(service.start, service.run, service.close)
-
-
-@app.command()
-def gateway(
-    gateway_id: Annotated[str, typer.Option(help="Unique gateway name.")] = "gw-0",
-) -> None:
-    """Run an MQTT reader gateway: networked readers' JSON in, normalized batches out."""
-    from reader_gateway.transport.mqtt import MqttGateway, MqttGatewayConfig
-
-    settings = Settings()
-    with _services(settings) as services:
-        service = MqttGateway(
-            MqttGatewayConfig(
-                mqtt_url=services.mqtt_url,
-                gateway_id=gateway_id,
-                topic_prefix=settings.topic_prefix,
-                shard_count=settings.shard_count,
-            ),
-            clock_offsets_s={},
-        )
-        _run_until_interrupted(service.start, service.run, service.close)
-
-
-def _run_until_interrupted(
-    start: Callable[[], None], run: Callable[[threading.Event], None], close: Callable[[], None]
-) -> None:
-    stop = threading.Event()
-    start()
-    try:
-        run(stop)
-    except KeyboardInterrupt:
-        err.print("stopping…")
-    finally:
-        stop.set()
-        close()
