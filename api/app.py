@@ -2,22 +2,53 @@
 
 from __future__ import annotations
 
+import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
 
 import xstatic.pkg.leaflet as xleaflet
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 from psycopg_pool import ConnectionPool
 
-from api.bikes.views import router as bikes_router
 from api.config import ApiConfig
-from api.console.views import router as console_router
+from api.deps import Keys
 from api.errors import install_error_handlers
 from api.network.service import NetworkCache
-from api.network.views import router as network_router
-from api.routes.views import router as routes_router
+from api.openapi import install_openapi
+from api.routers import ROUTERS
+from api.security import IdCipher, LoginLimiter
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """Find stolen e-bikes from RFID reads.
+
+Log in at `POST /api/v1/auth/token` (OAuth2 password flow) and send the token as
+`Authorization: Bearer <token>`. Each operation lists the roles that may call it
+(`x-roles`). Errors are `application/problem+json`. Route, live and last-seen lookups need a
+case number or a reason and are written to the audit log.
+"""
+
+
+def _keys(config: ApiConfig) -> Keys:
+    missing = [
+        name
+        for name, value in (
+            ("jwt_secret", config.jwt_secret),
+            ("id_hash_key", config.id_hash_key),
+            ("id_enc_key", config.id_enc_key),
+        )
+        if value is None
+    ]
+    if missing:
+        log.warning("no %s configured: using random keys for this process only", missing)
+    return Keys(
+        jwt_secret=config.jwt_secret or secrets.token_bytes(32),
+        id_hash_key=config.id_hash_key or secrets.token_bytes(32),
+        id_cipher=IdCipher(config.id_enc_key or secrets.token_bytes(32)),
+    )
 
 
 def create_app(config: ApiConfig) -> FastAPI:
@@ -35,18 +66,24 @@ def create_app(config: ApiConfig) -> FastAPI:
         finally:
             pool.close()
 
-    app = FastAPI(title="TagTrail", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title="TagTrail", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.config = config
     app.state.network = NetworkCache()
+    app.state.keys = _keys(config)
+    app.state.login_limiter = LoginLimiter(
+        max_failures=config.login_max_failures, window_s=config.login_window_s
+    )
     install_error_handlers(app)
-    for router in (bikes_router, routes_router, network_router, console_router):
-        app.include_router(router)
+    health = APIRouter(tags=["health"])
 
-    @app.get("/api/v1/health", tags=["health"])
-    def health() -> dict[str, str]:
-        """Liveness: the process answers."""
+    @health.get("/api/v1/health")
+    def get_health() -> dict[str, str]:
+        """Liveness: the process answers. Open to all."""
         return {"status": "ok"}
 
+    for router in (health, *ROUTERS):
+        app.include_router(router)
+    install_openapi(app, (health, *ROUTERS))
     app.mount("/static/leaflet", StaticFiles(directory=xleaflet.BASE_DIR), name="leaflet")
     app.mount(
         "/static",

@@ -7,8 +7,21 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class ApiConfig:
-    """Connection and presentation settings of the API."""
+    """Connection, security and presentation settings of the API.
+
+    The three keys come from the settings (environment or key files in the data directory).
+    Left as None, :func:`api.app.create_app` makes random ones for this process only: fine for
+    tests and throw-away demos, wrong for a deployment (tokens die with the process and stored
+    ID numbers could not be decrypted or matched again).
+    """
 
     database_url: str
     tile_url: str | None = None  # optional background tiles; the base map is our road network
     pool_max_size: int = 8
+    jwt_secret: bytes | None = None  # HS256 signing key of bearer tokens
+    id_hash_key: bytes | None = None  # keyed hash of national ID numbers (lookup, duplicates)
+    id_enc_key: bytes | None = None  # AES-GCM key of national ID numbers (32 bytes)
+    token_ttl_s: int = 3600
+    login_max_failures: int = 5  # per username and client address within the window
+    login_window_s: float = 300.0
+    live_poll_s: float = 1.0  # how often live streams look for new passages and alerts

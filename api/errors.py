@@ -1,38 +1,165 @@
-"""Domain errors and their one mapping to HTTP."""
+"""Domain errors and their one mapping to HTTP, as RFC 9457 problem details.
+
+ApiError
+├── BadRequestError      400  well-formed, but cannot be done as asked
+├── UnauthorizedError    401  no valid bearer token (or wrong password)
+├── ForbiddenError       403  the caller's role may not do this
+├── ConflictError        409  tag bound, plate taken, frame registered, username taken, ...
+├── TooManyRequestsError 429  login attempts exhausted for now
+└── UnavailableError     503  a dependency is not ready (e.g. no road network yet)
+
+The engine's NotFoundError maps to 404. Every response body is ``application/problem+json``
+with ``type``, ``title``, ``status`` and ``detail`` (a sentence meant for the person).
+"""
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
+import psycopg
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from track_engine.errors import NotFoundError
+
+log = logging.getLogger(__name__)
+PROBLEM_TYPE = "https://tagtrail.example/problems/"
 
 
 class ApiError(Exception):
     """Base of errors the API's services raise; ``status`` is the HTTP status they map to."""
 
     status = 400
+    code = "bad-request"
+    headers: dict[str, str] | None = None
 
 
 class BadRequestError(ApiError):
     """The request is well-formed but asks for something that cannot be done."""
 
-    status = 400
+
+class UnauthorizedError(ApiError):
+    """No valid credentials."""
+
+    status = 401
+    code = "unauthorized"
+    headers = {"WWW-Authenticate": "Bearer"}  # noqa: RUF012 - read-only class constant
+
+
+class ForbiddenError(ApiError):
+    """The caller is known but their role may not do this."""
+
+    status = 403
+    code = "forbidden"
+
+
+class ConflictError(ApiError):
+    """The request clashes with what is registered; ``code`` says which clash."""
+
+    status = 409
+
+    def __init__(self, message: str, *, code: str = "conflict") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class TooManyRequestsError(ApiError):
+    """Rate limit reached; retry after ``retry_after_s``."""
+
+    status = 429
+    code = "too-many-requests"
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.headers = {"Retry-After": str(retry_after_s)}
 
 
 class UnavailableError(ApiError):
     """A dependency the request needs is not ready (e.g. no road network loaded yet)."""
 
     status = 503
+    code = "unavailable"
+
+
+_TITLES = {
+    400: "Bad request",
+    401: "Not authenticated",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    422: "Invalid request",
+    429: "Too many requests",
+    500: "Internal error",
+    503: "Unavailable",
+}
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    """A problem+json response."""
+    body = {
+        "type": PROBLEM_TYPE + (code or _TITLES.get(status, "error").lower().replace(" ", "-")),
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
+    return JSONResponse(
+        jsonable_encoder(body),
+        status_code=status,
+        headers=headers,
+        media_type="application/problem+json",
+    )
+
+
+def _validation_message(errors: list[dict[str, Any]]) -> str:
+    parts = []
+    for err in errors[:5]:
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request"
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts)
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Map domain errors to JSON error responses with a clear message."""
+    """Map domain errors (and framework and database refusals) to problem+json responses."""
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+        return problem(exc.status, str(exc), code=exc.code, headers=exc.headers)
 
     @app.exception_handler(NotFoundError)
     async def _not_found(_request: Request, exc: NotFoundError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=404)
+        return problem(404, str(exc), code="not-found")
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
+        return problem(422, _validation_message(errors), code="invalid-request", errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem(
+            exc.status_code, str(exc.detail), headers=dict(exc.headers) if exc.headers else None
+        )
+
+    # Safety nets: a value the database refuses (a NUL byte, a number out of range) is the
+    # client's mistake, and a race lost to a unique or exclusion constraint is a conflict.
+    @app.exception_handler(psycopg.errors.DataError)
+    async def _data(_request: Request, exc: psycopg.errors.DataError) -> JSONResponse:
+        return problem(400, f"a value was refused: {exc.diag.message_primary or exc}")
+
+    @app.exception_handler(psycopg.errors.IntegrityError)
+    async def _integrity(_request: Request, exc: psycopg.errors.IntegrityError) -> JSONResponse:
+        log.info("integrity error mapped to 409: %s", exc)
+        return problem(409, "this conflicts with something registered at the same moment")

@@ -1,15 +1,17 @@
 """Normalization and batching: decoded reads in, wire batches per shard out.
 
-Pure (no I/O, no clock): the transport passes times in. Steps, in order: assign the reader id,
-correct the reader's clock offset, drop repeats of the same tag at the same antenna within the
-de-duplication window, give each read its per-reader sequence number, and group by shard into
-batches of at most ``max_batch_reads``.
+Pure (no I/O, no clock): the transport passes times in. Steps, in order: assign the reader id
+(the transport's, or the id the frame reports mapped through ``reader_aliases``), map the
+antenna port, estimate and correct the reader's clock offset, drop repeats of the same tag at
+the same antenna within the de-duplication window, give each read its per-reader sequence
+number, and group by shard into batches of at most ``max_batch_reads``.
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+import statistics
+from collections import Counter, defaultdict, deque
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -17,6 +19,8 @@ from reader_gateway.protocols.base import Reject, TagRead
 from reader_gateway.wire import ReadBatch, batch_from_columns, shard_of
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Past this many remembered (reader, antenna, tag) keys, drop the ones outside the window.
+_PRUNE_AT = 50_000
 
 
 @dataclass
@@ -39,6 +43,54 @@ class GatewayCounters:
     last_heard_us: dict[str, int] = field(default_factory=dict)
 
 
+class ClockEstimator:
+    """Per-reader clock offset: the median of recent (reader time - receive time) samples.
+
+    One sample per reader per received message or chunk: the newest read time in it minus the
+    time the gateway received it. The newest read is the one the reader sent last, so that
+    sample carries the least buffering delay; what is left is transmission latency (ms), which
+    the median does not remove but which is far below the offsets worth correcting (seconds).
+    The median ignores the odd sample from a message that sat in a queue or a corrupt clock.
+    Until ``min_samples`` are in, the surveyed offset (or 0) is used.
+    """
+
+    def __init__(
+        self,
+        surveyed_s: Mapping[str, float] | None = None,
+        *,
+        window: int = 64,
+        min_samples: int = 8,
+        enabled: bool = True,
+    ) -> None:
+        self.surveyed_us = {k: round(v * 1e6) for k, v in (surveyed_s or {}).items()}
+        self.window = window
+        self.min_samples = min_samples
+        self.enabled = enabled
+        self._samples: dict[str, deque[int]] = {}
+        self._estimate_us: dict[str, int] = {}
+
+    def observe(self, reader_id: str, sample_us: int) -> None:
+        """Add one (reader time - receive time) sample in microseconds."""
+        if not self.enabled:
+            return
+        samples = self._samples.get(reader_id)
+        if samples is None:
+            samples = self._samples[reader_id] = deque(maxlen=self.window)
+        samples.append(sample_us)
+        if len(samples) >= self.min_samples:
+            self._estimate_us[reader_id] = round(statistics.median(samples))
+
+    def offset_us(self, reader_id: str) -> int:
+        """Current offset of the reader's clock (reader minus true time), microseconds."""
+        estimate = self._estimate_us.get(reader_id)
+        return estimate if estimate is not None else self.surveyed_us.get(reader_id, 0)
+
+    def offsets_s(self) -> dict[str, float]:
+        """Current offset of every reader known by survey or estimate, in seconds."""
+        keys = set(self.surveyed_us) | set(self._estimate_us)
+        return {k: self.offset_us(k) / 1e6 for k in sorted(keys)}
+
+
 class Normalizer:
     """Turns decoded reads from many readers into wire batches, one open batch per shard."""
 
@@ -50,27 +102,56 @@ class Normalizer:
         clock_offsets_s: Mapping[str, float] | None = None,
         dedupe_window_s: float = 0.0,
         max_batch_reads: int = 500,
+        clock: ClockEstimator | None = None,
+        reader_aliases: Mapping[str, str] | None = None,
     ) -> None:
         self.gateway_id = gateway_id
         self.shard_count = shard_count
-        self.clock_offsets_us = {k: round(v * 1e6) for k, v in (clock_offsets_s or {}).items()}
+        self.clock = clock or ClockEstimator(clock_offsets_s, enabled=False)
+        self.reader_aliases = dict(reader_aliases or {})
         self.dedupe_window_us = round(dedupe_window_s * 1e6)
         self.max_batch_reads = max_batch_reads
         self.counters = GatewayCounters()
         self._open: dict[int, _Columns] = defaultdict(_Columns)
         self._seq: Counter[str] = Counter()
         self._last_seen: dict[tuple[str, int, str], int] = {}
+        self._prune_at = _PRUNE_AT
         self._batch_seq = 0
         self._pending_reads = 0
 
-    def add(self, reads: Iterable[TagRead], *, reader_id: str | None = None) -> None:
-        """Normalize reads; ``reader_id`` is used when the read does not name its reader."""
-        for read in reads:
-            rid = read.reader_id or reader_id
-            if rid is None:
-                raise ValueError("a read without a reader id needs the transport's reader_id")
-            at_us = _to_us(read) - self.clock_offsets_us.get(rid, 0)
-            key = (rid, read.antenna, read.tag_id)
+    def add(
+        self,
+        reads: Sequence[TagRead],
+        *,
+        reader_id: str | None = None,
+        received_at: datetime | None = None,
+        antenna_map: Mapping[int, int] | None = None,
+    ) -> int:
+        """Normalize reads; return how many were kept (not duplicates).
+
+        ``reader_id`` is used when a read does not name its reader. ``received_at`` (when the
+        transport received these reads) feeds the clock estimator. ``antenna_map`` renumbers
+        antenna ports (e.g. a reader wired with its ports in another order).
+        """
+        if not reads:
+            return 0
+        rids = [self._reader(read.reader_id or reader_id) for read in reads]
+        times_us = [_to_us(read.read_at) for read in reads]
+        if received_at is not None:
+            received_us = _to_us(received_at)
+            newest: dict[str, int] = {}
+            for rid, at_us in zip(rids, times_us, strict=True):
+                newest[rid] = max(at_us, newest.get(rid, at_us))
+            for rid, at_us in newest.items():
+                self.clock.observe(rid, at_us - received_us)
+        offsets = {rid: self.clock.offset_us(rid) for rid in set(rids)}
+        kept = 0
+        # One pass per read: whether a read is a repeat depends on the last *kept* read of its
+        # key, so each decision depends on the previous one and cannot be vectorized.
+        for read, rid, raw_us in zip(reads, rids, times_us, strict=True):
+            at_us = raw_us - offsets[rid]
+            antenna = antenna_map.get(read.antenna, read.antenna) if antenna_map else read.antenna
+            key = (rid, antenna, read.tag_id)
             previous = self._last_seen.get(key)
             if (
                 previous is not None
@@ -83,7 +164,7 @@ class Normalizer:
             self._seq[rid] += 1
             cols = self._open[shard_of(read.tag_id, self.shard_count)]
             cols.reader_ids.append(rid)
-            cols.antenna.append(read.antenna)
+            cols.antenna.append(antenna)
             cols.tag.append(read.tag_id)
             cols.rssi_dbm.append(read.rssi_dbm)
             cols.read_at_us.append(at_us)
@@ -91,6 +172,23 @@ class Normalizer:
             self.counters.reads[rid] += 1
             self.counters.last_heard_us[rid] = at_us
             self._pending_reads += 1
+            kept += 1
+        if len(self._last_seen) > self._prune_at:
+            self._prune()
+        return kept
+
+    def _reader(self, rid: str | None) -> str:
+        if rid is None:
+            raise ValueError("a read without a reader id needs the transport's reader_id")
+        return self.reader_aliases.get(rid, rid)
+
+    def _prune(self) -> None:
+        """Forget tags not seen within the window, so memory follows the tags in range."""
+        newest = max(self._last_seen.values())
+        horizon = newest - max(self.dedupe_window_us, 1)
+        self._last_seen = {k: v for k, v in self._last_seen.items() if v >= horizon}
+        # Many tags genuinely in range: prune again only after the map has doubled.
+        self._prune_at = max(_PRUNE_AT, 2 * len(self._last_seen))
 
     def reject(self, rejects: Iterable[Reject], *, reader_id: str) -> None:
         """Count rejected input by reader and reason."""
@@ -102,8 +200,16 @@ class Normalizer:
         """Reads normalized but not yet taken as batches."""
         return self._pending_reads
 
-    def take(self, *, now_us: int, force: bool = False) -> list[tuple[int, ReadBatch]]:
-        """Batches ready to publish: full ones, or every non-empty one when ``force``."""
+    def take(
+        self, *, now_us: int, force: bool = False, first_batch_seq: int | None = None
+    ) -> list[tuple[int, ReadBatch]]:
+        """Batches ready to publish: full ones, or every non-empty one when ``force``.
+
+        ``first_batch_seq`` numbers the batches from there (the spool's next record id, so
+        that a batch keeps its number when it is replayed after a restart).
+        """
+        if first_batch_seq is not None:
+            self._batch_seq = first_batch_seq - 1
         out: list[tuple[int, ReadBatch]] = []
         for shard, cols in list(self._open.items()):
             if not cols.tag or (not force and len(cols.tag) < self.max_batch_reads):
@@ -130,7 +236,7 @@ class Normalizer:
         return out
 
 
-def _to_us(read: TagRead) -> int:
+def _to_us(at: datetime) -> int:
     """Microseconds since the Unix epoch of an aware datetime, without float rounding."""
-    delta = read.read_at - _EPOCH
+    delta = at - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds

@@ -1,7 +1,21 @@
-"""Emission: simulated reads turned into real reader messages and published like readers do.
+"""Emission: simulated reads turned into real reader messages and sent the way readers send them.
 
-Networked readers publish their vendor JSON to ``<prefix>/raw/<protocol>/<reader_id>`` (the
-topic the gateway subscribes to). Serial readers write frames to ptys (see the gateway issue).
+Every payload is built by the gateway's own protocol encoders, so the bytes are the bytes a real
+reader sends:
+
+- ``impinj-iot``: one ``tagInventory`` JSON event per read (hostname = reader id);
+- ``zebra-iotc``: one tag data event per read (``eventNum`` counts per reader, timestamps in the
+  reader's local zone, UTC+8), and a heartbeat every ``heartbeat_s`` of reader time;
+- ``r2000``: one tag frame per read and a round summary after the last read of each second;
+- ``tagtrail-active``: one 32-byte frame per read (``reader_seq`` counts per reader, the reader
+  id is the serial device id of :func:`device_ids`).
+
+Serial payloads are sometimes preceded by a few garbage bytes (line noise, a reader rebooting
+mid-frame) with probability ``garbage_prob``; the gateway's splitters must skip them.
+
+Networked readers publish their JSON to ``<prefix>/raw/<protocol>/<reader_id>`` (the topic the
+gateway subscribes to, :class:`MqttEmitter`); serial readers write their frames to ptys
+(:mod:`simulators.ptys`); either can also go to files (:mod:`simulators.output`).
 """
 
 from __future__ import annotations
@@ -12,14 +26,22 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import paho.mqtt.client as mqtt
 import pandas as pd
+from numpy.typing import NDArray
 from paho.mqtt.enums import CallbackAPIVersion
 
+from reader_gateway.protocols import r2000, tagtrail_active
 from reader_gateway.protocols.impinj_iot import encode_tag_inventory_event
+from reader_gateway.protocols.zebra_iotc import encode_heartbeat, encode_tag_data_event
 from reader_gateway.wire import mqtt_endpoint
+from simulators.keyed_random import KeyedRandom
+from simulators.readers import SERIAL_PROTOCOLS
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_S_GARBAGE, _S_GARBAGE_LEN, _S_GARBAGE_BYTES = 51, 52, 53  # keyed-random streams
+READER_UTC_OFFSET_MINUTES = 480  # the readers' local zone (China Standard Time)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,26 +54,140 @@ class ReaderMessage:
     true_at_us: int
 
 
-def reader_messages(reads: pd.DataFrame, protocols: dict[str, str]) -> Iterator[ReaderMessage]:
+def device_ids(reader_ids: list[str]) -> dict[str, int]:
+    """The u32 id an active reader writes in its frames: 1, 2, ... in sorted reader-id order."""
+    return {r: k + 1 for k, r in enumerate(sorted(reader_ids))}
+
+
+def _at(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=int(us))
+
+
+def reader_messages(
+    reads: pd.DataFrame,
+    protocols: dict[str, str],
+    *,
+    seed: int = 0,
+    garbage_prob: float = 0.0,
+    heartbeat_s: float = 60.0,
+) -> Iterator[ReaderMessage]:
     """Encode simulated reads (rf.simulate_reads columns) as each reader's wire messages.
 
-    Reads are yielded in true-time order; the payload carries the reader's own clock.
+    Messages are yielded in true-time order (reads of one reader in their order); the payload
+    carries the reader's own clock. Everything but the final per-message encoding (order, per
+    reader counters, round ends, garbage, heartbeats) is computed on whole columns; the same
+    reads and arguments always give the same messages.
     """
-    ordered = reads.sort_values("true_at_us", kind="mergesort")
-    for reader_id, antenna, tag_id, rssi_dbm, read_at_us, true_at_us in ordered[
-        ["reader_id", "antenna", "tag_id", "rssi_dbm", "read_at_us", "true_at_us"]
-    ].itertuples(index=False, name=None):
-        protocol = protocols[reader_id]
-        if protocol != "impinj-iot":
-            raise ValueError(f"reader {reader_id}: no emitter for protocol {protocol!r} yet")
-        payload = encode_tag_inventory_event(
-            hostname=reader_id,
-            tag_id=tag_id,
-            antenna=int(antenna),
-            rssi_dbm=float(rssi_dbm),
-            read_at=_EPOCH + timedelta(microseconds=int(read_at_us)),
-        )
-        yield ReaderMessage(protocol, reader_id, payload, int(true_at_us))
+    # Message order: true time, ties broken by every other column, so that the same reads give
+    # the same messages whatever order they come in (simulators.emit_files relies on it).
+    tag_code = reads["tag_id"].astype("category").cat.codes.to_numpy()
+    ordered = reads.iloc[np.lexsort((
+        reads["rssi_dbm"].to_numpy(), tag_code, reads["antenna"].to_numpy(),
+        reads["read_at_us"].to_numpy(), reads["true_at_us"].to_numpy(),
+    ))]  # fmt: skip
+    rid = ordered["reader_id"].astype(str).to_numpy()
+    proto = pd.Series(rid).map(protocols)
+    if proto.isna().any():
+        raise ValueError(f"no protocol for readers {sorted(set(rid[proto.isna().to_numpy()]))}")
+    proto_arr = proto.to_numpy(dtype=object)
+    true_at = ordered["true_at_us"].to_numpy(np.int64)
+    read_at = ordered["read_at_us"].to_numpy(np.int64)
+    # Per-reader counters (eventNum, reader_seq) in the reader's own order.
+    seq = np.asarray(pd.Series(rid).groupby(rid, sort=False).cumcount().to_numpy(), np.int64)
+    # R2000: a round ends with the reader's last read of each second (reader time).
+    second = read_at // 1_000_000
+    key = pd.DataFrame({"r": rid, "s": second})
+    last_of_round = ~key.duplicated(keep="last").to_numpy()
+    round_total = key.groupby(["r", "s"], sort=False)["s"].transform("size").to_numpy()
+    serial = np.isin(proto_arr, list(SERIAL_PROTOCOLS))
+    rank = np.searchsorted(np.array(sorted(protocols), dtype=str), rid.astype(str))
+    g_mat, garbage_len = garbage(seed, rank, seq, serial, garbage_prob)
+    devices = device_ids(sorted(set(protocols)))
+    beats = _heartbeats(rid, proto_arr, read_at, true_at, heartbeat_s)
+    cols = ordered[["antenna", "tag_id", "rssi_dbm"]]
+    rows = zip(
+        rid, proto_arr, cols["antenna"].to_numpy(), cols["tag_id"].astype(str).to_numpy(),
+        cols["rssi_dbm"].to_numpy(np.float64), read_at, true_at, seq, last_of_round,
+        round_total, garbage_len, g_mat, strict=True,
+    )  # fmt: skip
+    b = 0
+    for reader, protocol, ant, tag, rssi, r_at, t_at, n, last, total, g_len, g_row in rows:
+        while b < len(beats) and beats[b].true_at_us <= t_at:
+            yield beats[b]
+            b += 1
+        if protocol == "impinj-iot":
+            payload = encode_tag_inventory_event(
+                hostname=reader, tag_id=tag, antenna=int(ant), rssi_dbm=rssi, read_at=_at(r_at)
+            )
+        elif protocol == "zebra-iotc":
+            payload = encode_tag_data_event(
+                tag_id=tag, antenna=int(ant), rssi_dbm=rssi, read_at=_at(r_at),
+                event_num=int(n) + 1, utc_offset_minutes=READER_UTC_OFFSET_MINUTES,
+            )  # fmt: skip
+        elif protocol == "r2000":
+            payload = r2000.encode_tag_frame(tag_id=tag, antenna=int(ant), rssi_dbm=rssi)
+            if last:
+                payload += r2000.encode_round_end(antenna=int(ant), total_read=int(total))
+        elif protocol == "tagtrail-active":
+            payload = tagtrail_active.encode_frame(
+                reader_id=devices[reader], reader_seq=int(n) & 0xFFFF_FFFF, read_at=_at(r_at),
+                tag_id=tag, rssi_dbm=rssi, antenna=int(ant),
+            )  # fmt: skip
+        else:
+            raise ValueError(f"reader {reader}: no emitter for protocol {protocol!r}")
+        if g_len:
+            payload = g_row[:g_len].tobytes() + payload
+        yield ReaderMessage(protocol, reader, payload, int(t_at))
+    yield from beats[b:]
+
+
+def garbage(
+    seed: int,
+    rank: NDArray[np.int64],
+    seq: NDArray[np.int64],
+    serial: NDArray[np.bool_],
+    prob: float,
+) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
+    """Line noise before serial messages: up to 8 random bytes (rows) and how many (lengths).
+
+    Keyed by (reader rank in sorted reader ids, the reader's message number) and ``seed``, so
+    a reader's stream is the same however many other readers are encoded with it.
+    """
+    rand = KeyedRandom(seed)
+    hit = np.flatnonzero(serial & (rand.uniform(_S_GARBAGE, rank, seq) < prob))
+    length = np.zeros(len(rank), np.int64)
+    length[hit] = rand.integers(_S_GARBAGE_LEN, 1, 9, rank[hit], seq[hit])
+    mat = np.zeros((len(rank), 8), np.uint8)
+    if len(hit):
+        byte = np.arange(8)[None, :]
+        mat[hit] = rand.integers(_S_GARBAGE_BYTES, 0, 256, rank[hit, None], seq[hit, None], byte)
+    return mat, length
+
+
+def _heartbeats(
+    rid: np.ndarray, proto: np.ndarray, read_at: np.ndarray, true_at: np.ndarray, every_s: float
+) -> list[ReaderMessage]:
+    """Zebra heartbeats every ``every_s`` of reader time between a reader's first and last read.
+
+    A reader in an outage sends no reads, so it is the heartbeats' absence around the reads'
+    absence that tells the gateway the reader (not the street) went quiet.
+    """
+    zebra = proto == "zebra-iotc"
+    if not zebra.any() or every_s <= 0:
+        return []
+    frame = pd.DataFrame({"r": rid[zebra], "read": read_at[zebra], "true": true_at[zebra]})
+    span = frame.groupby("r", sort=True).agg(
+        first=("read", "min"), last=("read", "max"), off=("read", "first"), t=("true", "first")
+    )
+    step = round(every_s * 1e6)
+    out: list[ReaderMessage] = []
+    for reader, first, last, off, t in span.itertuples(name=None):
+        offset = int(off) - int(t)  # this reader's clock minus true time, near its first read
+        for at in range(-(-int(first) // step) * step, int(last) + 1, step):
+            payload = encode_heartbeat(at=_at(at), utc_offset_minutes=READER_UTC_OFFSET_MINUTES)
+            out.append(ReaderMessage("zebra-iotc", str(reader), payload, at - offset))
+    out.sort(key=lambda m: (m.true_at_us, m.reader_id))
+    return out
 
 
 class MqttEmitter:

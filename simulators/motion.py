@@ -5,10 +5,14 @@ trip's start) from a speed per trip, a random speed factor per edge, slower lane
 stops at intermediate junctions (traffic lights, gate barriers).
 
 :func:`sample_trajectories` samples positions on a fixed absolute time grid (multiples of
-``1/hz`` seconds since the epoch) by locating every sample time in its trip's sorted list of
-"moving along edge e" and "stopped at node n" segments with one ``searchsorted``. Riders keep
-to the right: every trip has a lateral offset
-to the right of the road's centre line (0.5-2.5 m, drawn in :func:`simulators.riders.trajectories`).
+``1/hz`` seconds since the epoch): a trip is a time-ordered run of "moving along edge e" and
+"stopped at node n" segments, each segment gets the grid times up to the next segment's start
+(counted, not searched, so the cost is linear in positions). Riders keep to the right: every
+trip has a lateral offset to the right of the road's centre line (0.5-2.5 m, drawn in
+:func:`simulators.riders.trajectories`).
+
+All randomness is keyed (:mod:`simulators.keyed_random`) by trip and node index, so a trip
+comes out the same whichever chunk of bikes it is planned with.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from simulators.city import City
+from simulators.keyed_random import KeyedRandom
+from simulators.routing import FlatPaths
 
 # (lane speed factor, stop probability at junctions, at gates, stop seconds low, high)
 _MODES: dict[str, tuple[float, float, float, float, float]] = {
@@ -27,6 +33,7 @@ _MODES: dict[str, tuple[float, float, float, float, float]] = {
     "thief": (0.8, 0.10, 0.2, 1.0, 8.0),
     "van": (0.4, 0.35, 0.5, 3.0, 30.0),
 }
+_S_JITTER, _S_STOP, _S_STOP_LEN = 11, 12, 13  # keyed-random streams (simulators.keyed_random)
 
 
 @dataclass(frozen=True)
@@ -44,19 +51,25 @@ class TimedPaths:
 
 def time_paths(
     city: City,
-    paths: list[NDArray[np.int32]],
+    paths: FlatPaths,
     speed_mps: NDArray[np.float64],
     mode: str,
-    rng: np.random.Generator,
+    rand: KeyedRandom,
+    trip_key: NDArray[np.int64],
 ) -> TimedPaths:
-    """Arrival/departure time at every node of every path, relative to the path's start."""
+    """Arrival/departure time at every node of every path, relative to the path's start.
+
+    The random speed factor and stops of node ``k`` of a path are keyed by (``trip_key`` of the
+    path, ``k``), so a trip is timed the same whichever batch of trips it is planned with.
+    """
     lane_factor, p_junction, p_gate, stop_lo, stop_hi = _MODES[mode]
-    lens = np.fromiter((len(p) for p in paths), dtype=np.int64, count=len(paths))
-    node = np.concatenate(paths).astype(np.int32) if paths else np.empty(0, np.int32)
-    trip = np.repeat(np.arange(len(paths)), lens)
+    lens = paths.lens
+    node = paths.node
+    trip = np.repeat(np.arange(len(lens)), lens)
     first_row = np.cumsum(lens) - lens
-    is_first = np.zeros(len(node), bool)
-    is_first[first_row[lens > 0]] = True
+    seq = np.arange(len(node)) - first_row[trip]
+    key = trip_key[trip]
+    is_first = seq == 0
     is_last = np.zeros(len(node), bool)
     is_last[(first_row + lens - 1)[lens > 0]] = True
     prev = np.concatenate([[0], node[:-1]]).astype(np.int32)
@@ -64,24 +77,34 @@ def time_paths(
     if np.any(edge_in[~is_first] < 0):
         raise ValueError("a path uses a pair of nodes with no directed edge between them")
     e = np.maximum(edge_in, 0)
-    factor = np.where(city.edge_class[e] == "lane", lane_factor, 1.0)
-    speed = speed_mps[trip] * rng.uniform(0.85, 1.1, size=len(node)) * factor
+    factor = np.where(_edge_is_lane(city)[e], lane_factor, 1.0)
+    jitter = 0.85 + 0.25 * rand.uniform(_S_JITTER, key, seq)
+    speed = speed_mps[trip] * jitter * factor
     edge_s = np.where(is_first, 0.0, city.edge_length_m[e] / speed)
-    kind = city.node_kind[node]
-    gate = (kind == "estate_gate") | (kind == "campus_gate")
-    p_stop = np.where(gate, p_gate, p_junction)
-    stops = rng.random(len(node)) < p_stop
-    stop_s = np.where(stops & ~is_first & ~is_last, rng.uniform(stop_lo, stop_hi, len(node)), 0.0)
+    p_stop = np.where(_node_is_gate(city)[node], p_gate, p_junction)
+    stops = rand.uniform(_S_STOP, key, seq) < p_stop
+    stop_len = stop_lo + (stop_hi - stop_lo) * rand.uniform(_S_STOP_LEN, key, seq)
+    stop_s = np.where(stops & ~is_first & ~is_last, stop_len, 0.0)
     stop_prev = np.where(is_first, 0.0, np.concatenate([[0.0], stop_s[:-1]]))
     cum = np.cumsum(edge_s + stop_prev)
     arrive_s = cum - cum[first_row][trip] if len(node) else cum
     arrive_us = np.round(arrive_s * 1e6).astype(np.int64)
     depart_us = np.round((arrive_s + stop_s) * 1e6).astype(np.int64)
-    duration = np.zeros(len(paths), np.int64)
+    duration = np.zeros(len(lens), np.int64)
     duration[lens > 0] = arrive_us[is_last]
     weights = np.where(is_first, 0.0, city.edge_length_m[e])
-    length = np.bincount(trip, weights=weights, minlength=len(paths)).astype(np.float64)
+    length = np.bincount(trip, weights=weights, minlength=len(lens)).astype(np.float64)
     return TimedPaths(trip, node, edge_in, arrive_us, depart_us, duration, length)
+
+
+def _edge_is_lane(city: City) -> NDArray[np.bool_]:
+    # Comparing the object column once per call, not once per visited node (26 M at 100k bikes).
+    return np.asarray(city.edge_class == "lane", bool)
+
+
+def _node_is_gate(city: City) -> NDArray[np.bool_]:
+    kind = city.node_kind
+    return np.asarray((kind == "estate_gate") | (kind == "campus_gate"), bool)
 
 
 def sample_trajectories(
@@ -108,56 +131,55 @@ def sample_trajectories(
     arrive = visits["arrive_us"].to_numpy()
     depart = visits["depart_us"].to_numpy()
     bike = visits["bike_id"].to_numpy()
-    moving = np.flatnonzero(trip[:-1] == trip[1:])
-    stopped = np.flatnonzero(depart > arrive)
-    seg_trip = np.concatenate([trip[moving], trip[stopped]])
-    seg_t0 = np.concatenate([depart[moving], arrive[stopped]])
-    seg_t1 = np.concatenate([arrive[moving + 1], depart[stopped]])
-    seg_a = np.concatenate([node[moving], node[stopped]])
-    seg_b = np.concatenate([node[moving + 1], node[stopped]])
-    seg_edge = np.concatenate([edge_in[moving + 1], edge_in[stopped]])
-    span = int(np.max(trip_end_us - trip_start_us, initial=0)) + 1
-    seg_key = seg_trip * span + (seg_t0 - trip_start_us[seg_trip])
-    order = np.argsort(seg_key, kind="stable")
-    seg_key, seg_trip, seg_t0, seg_t1 = (
-        seg_key[order],
-        seg_trip[order],
-        seg_t0[order],
-        seg_t1[order],
-    )
-    seg_a, seg_b, seg_edge = seg_a[order], seg_b[order], seg_edge[order]
-
-    first = -(-trip_start_us // step) * step
-    last = trip_end_us // step * step
-    count = np.maximum((last - first) // step + 1, 0)
-    s_trip = np.repeat(np.arange(len(count)), count)
-    offset = np.arange(len(s_trip)) - np.repeat(np.cumsum(count) - count, count)
-    t = first[s_trip] + offset * step
-    key = s_trip * span + (t - trip_start_us[s_trip])
-    seg = np.clip(np.searchsorted(seg_key, key, side="right") - 1, 0, None)
-
-    dur = (seg_t1 - seg_t0)[seg]
-    frac = np.where(dur > 0, (t - seg_t0[seg]) / np.maximum(dur, 1), 0.0).clip(0.0, 1.0)
+    # Segments in time order without a sort: visit k is "stopped at node k" (if it stopped),
+    # then "moving from node k to node k + 1" (unless it is the trip's last node).
+    n = len(trip)
+    has_next = np.zeros(n, bool)
+    has_next[:-1] = trip[:-1] == trip[1:]
+    nxt = np.minimum(np.arange(n) + 1, max(n - 1, 0))
+    slot_ok = np.stack([depart > arrive, has_next], 1).ravel()
+    v = np.repeat(np.arange(n), 2)[slot_ok]
+    moving = np.tile([False, True], n)[slot_ok]
+    seg_trip = trip[v]
+    seg_t0 = np.where(moving, depart[v], arrive[v])
+    seg_t1 = np.where(moving, arrive[nxt[v]], depart[v])
+    seg_a = node[v]
+    seg_b = np.where(moving, node[nxt[v]], node[v])
+    seg_edge = np.where(moving, edge_in[nxt[v]], edge_in[v])
+    # Grid samples in [t0 of this segment, t0 of the next one); the trip's last segment also
+    # takes a sample at exactly the trip's end.
+    last_of_trip = np.ones(len(v), bool)
+    last_of_trip[:-1] = seg_trip[:-1] != seg_trip[1:]
+    bound = np.where(last_of_trip, trip_end_us[seg_trip] + 1, np.roll(seg_t0, -1))
+    lo = -(-np.maximum(seg_t0, trip_start_us[seg_trip]) // step)
+    count = np.maximum(-(-bound // step) - lo, 0)
+    # Everything that is constant along a segment is computed per segment, then expanded to
+    # its samples with np.repeat (sequential, unlike a gather by segment index).
     xy = city.node_xy_m
-    pa, pb = xy[seg_a[seg]], xy[seg_b[seg]]
-    pos = pa + frac[:, None] * (pb - pa)
-    edge = seg_edge[seg]
+    dur = np.maximum(seg_t1 - seg_t0, 1).astype(np.float64)
+    edge = seg_edge
     d = xy[city.edge_dst[edge]] - xy[city.edge_src[edge]]
     unit = d / np.maximum(np.hypot(d[:, 0], d[:, 1]), 1e-9)[:, None]
+    lat = lateral_m[seg_trip]
+    pa, pb = xy[seg_a], xy[seg_b]
+    vel = (pb - pa) / dur[:, None]  # m/µs; zero while stopped
+    t_ref = int(seg_t0.min(initial=0))  # times relative to it keep the sums exact to ~1e-9 m
     right = np.stack([unit[:, 1], -unit[:, 0]], axis=1)
-    pos += lateral_m[s_trip][:, None] * right
-    is_move = seg_a[seg] != seg_b[seg]
-    speed = np.where(is_move, city.edge_length_m[edge] / np.maximum(dur, 1) * 1e6, 0.0)
-    bike_of_trip = np.zeros(len(count), np.int32)
+    base = pa + lat[:, None] * right - vel * (seg_t0 - t_ref).astype(np.float64)[:, None]
+    speed = np.where(seg_a != seg_b, city.edge_length_m[edge] / dur * 1e6, 0.0)
+    first = np.cumsum(count) - count
+    t = np.repeat((lo - first) * step, count) + np.arange(int(count.sum()), dtype=np.int64) * step
+    tf = (t - t_ref).astype(np.float64)
+    bike_of_trip = np.zeros(len(trip_start_us), np.int32)
     bike_of_trip[trip] = bike
     return pd.DataFrame(
         {
-            "bike_id": bike_of_trip[s_trip].astype(np.int32),
-            "trip_id": s_trip.astype(np.int32),
-            "t_us": t.astype(np.int64),
-            "x_m": pos[:, 0].astype(np.float64),
-            "y_m": pos[:, 1].astype(np.float64),
-            "edge": edge.astype(np.int32),
-            "speed_mps": speed.astype(np.float64),
+            "bike_id": np.repeat(bike_of_trip[seg_trip], count),
+            "trip_id": np.repeat(seg_trip.astype(np.int32), count),
+            "t_us": t,
+            "x_m": np.repeat(base[:, 0], count) + np.repeat(vel[:, 0], count) * tf,
+            "y_m": np.repeat(base[:, 1], count) + np.repeat(vel[:, 1], count) * tf,
+            "edge": np.repeat(edge.astype(np.int32), count),
+            "speed_mps": np.repeat(speed, count),
         }
     )

@@ -68,6 +68,17 @@ def tag_ids(rng: np.random.Generator, count: int) -> list[str]:
     return out
 
 
+ACTIVE_PREFIX = "A7"  # our active tags' 64-bit ids (docs/protocols/tagtrail-active.md)
+
+
+def active_tag_ids(rng: np.random.Generator, count: int) -> list[str]:
+    """``count`` distinct 16-hex-digit ids of active 2.4 GHz tags (``A7`` + 14 digits)."""
+    codes = rng.choice(2**56, size=count, replace=False) if count <= 2**20 else None
+    if codes is None:  # choice without replacement over 2**56 is fine up to this size
+        raise ValueError("at most 1,048,576 active tags per draw")
+    return [f"{ACTIVE_PREFIX}{int(c):014X}" for c in codes]
+
+
 def plates(rng: np.random.Generator, count: int) -> tuple[list[str], list[str]]:
     """Distinct plates: ASCII form (``ZB3A123``-like) and display form (``浙B·3A123``)."""
     space = len(_PLATE_FIRST) * 10_000

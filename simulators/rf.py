@@ -18,6 +18,16 @@ Steps (all vectorized over positions, never a Python loop per read):
    ``sensitivity_dbm`` are dropped and a few are reported twice (``duplicate_prob``).
 5. Two-antenna readers report the antenna on whose side of the reader (along the road) the
    tag is. Reader time is true time + offset + drift * (true - ``clock_ref_us``).
+
+Active 2.4 GHz tags (``tag_active`` in the trajectory) are heard only by active readers
+(:data:`simulators.readers.ACTIVE_PROTOCOLS`) and passive tags only by UHF readers. An active
+tag beacons every ``beacon_period_s`` at a phase of its own (rounded to the 1/``hz`` grid);
+each beacon in range is one read unless it is lost (``beacon_loss``: collisions, the rider's
+body) or below the active sensitivity, with its own path-loss constants.
+
+Reads that fall in a reader's outage (``outages``, see
+:func:`simulators.readers.outage_schedule`) are never reported, and a passage whose closest
+approach falls in one is not heard.
 """
 
 from __future__ import annotations
@@ -28,16 +38,21 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
-from scipy.spatial import cKDTree
 
 from simulators.city import City
-from simulators.readers import SimReader
+from simulators.keyed_random import KeyedRandom
+from simulators.readers import ACTIVE_PROTOCOLS, SimReader, in_outage
+from simulators.rf_near import near_pairs
 
 READ_COLUMNS = ("reader_id", "antenna", "tag_id", "rssi_dbm", "read_at_us", "true_at_us")
 PASSAGE_COLUMNS = (
     "tag_id", "bike_id", "reader_id", "closest_at_us", "closest_distance_m", "heard",
     "enter_at_us", "exit_at_us", "reads",
 )  # fmt: skip
+
+
+_REACH_M = 25.0
+_S_HEARD, _S_READS, _S_PHASE, _S_BEACON, _S_OFFSET, _S_RSSI, _S_DUP = range(31, 38)
 
 
 @dataclass(frozen=True)
@@ -55,6 +70,13 @@ class RfParams:
     offaxis_loss_db: float = 3.0  # at 180 degrees from boresight, half of it at 90 degrees
     passage_gap_s: float = 3.0
     clock_ref_us: int | None = None  # when reader clocks were set; None: first trajectory time
+    # Active 2.4 GHz tags and readers.
+    beacon_period_s: float = 1.0
+    beacon_loss: float = 0.1
+    active_rssi_at_1m_dbm: float = -40.0
+    active_path_loss_exponent: float = 2.5
+    active_shadowing_sigma_db: float = 4.0
+    active_sensitivity_dbm: float = -95.0
 
 
 def _empty_reads() -> pd.DataFrame:
@@ -76,19 +98,14 @@ class _Traj:
     trip: NDArray[np.int64]
     bike: NDArray[np.int64]
     tag: NDArray[np.int64]
+    active: NDArray[np.bool_]
 
 
-def _fine_positions(
-    city: City,
-    traj: _Traj,
-    seg: NDArray[np.int64],
-    which: NDArray[np.int64],
-    t: NDArray[np.int64],
-) -> NDArray[np.float64]:
-    """Positions at times ``t`` within segments ``seg[which]`` (sample k -> k + 1), along the road.
-
-    The corner geometry is computed once per segment, then indexed by ``which`` per fine sample.
-    """
+def _corners(
+    city: City, traj: _Traj, seg: NDArray[np.int64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Per segment (sample k -> k + 1): its start, the corner it goes round and its end, as
+    ``(3, n, 2)`` points; a segment on one edge has its corner at its start."""
     xy = city.node_xy_m
     p0 = np.stack([traj.x[seg], traj.y[seg]], 1)
     p1 = np.stack([traj.x[seg + 1], traj.y[seg + 1]], 1)
@@ -105,15 +122,32 @@ def _fine_positions(
     denom = 1.0 + np.einsum("ij,ij->i", n0, n1)
     miter = np.where(denom[:, None] > 0.3, (n0 + n1) / np.maximum(denom, 0.3)[:, None], n0)
     corner = np.where(turn[:, None], xy[city.edge_dst[e0]] + offset[:, None] * miter, p0)
+    return p0, corner, p1
+
+
+def _fine_positions(
+    p0: NDArray[np.float64],
+    corner: NDArray[np.float64],
+    p1: NDArray[np.float64],
+    t0: NDArray[np.int64],
+    t1: NDArray[np.int64],
+    count: NDArray[np.int64],
+    t: NDArray[np.int64],
+) -> NDArray[np.float64]:
+    """Positions at times ``t`` along each segment's path p0 -> corner -> p1 (``count``
+    consecutive times per segment), at constant speed between the segment's sample times."""
     d1 = np.hypot(*(corner - p0).T)
     d2 = np.hypot(*(p1 - corner).T)
-    t0, t1 = traj.t[seg][which], traj.t[seg + 1][which]
-    p0, p1, corner, d1, d2 = p0[which], p1[which], corner[which], d1[which], d2[which]
-    along = (t - t0) / np.maximum(t1 - t0, 1) * (d1 + d2)
-    first = along <= d1
-    f1 = np.where(first, along / np.maximum(d1, 1e-9), 0.0)[:, None]
-    f2 = np.where(first, 0.0, (along - d1) / np.maximum(d2, 1e-9))[:, None]
-    return np.where(first[:, None], p0 + f1 * (corner - p0), corner + f2 * (p1 - corner))
+    rate = (d1 + d2) / np.maximum(t1 - t0, 1)
+    along = (t - np.repeat(t0, count)) * np.repeat(rate, count)
+    d1r = np.repeat(d1, count)
+    first = along <= d1r
+    # Unit steps per segment, expanded with repeat (segments' samples are consecutive).
+    u1 = (corner - p0) / np.maximum(d1, 1e-9)[:, None]
+    u2 = (p1 - corner) / np.maximum(d2, 1e-9)[:, None]
+    start = np.where(first[:, None], np.repeat(p0, count, 0), np.repeat(corner, count, 0))
+    unit = np.where(first[:, None], np.repeat(u1, count, 0), np.repeat(u2, count, 0))
+    return start + np.where(first, along, along - d1r)[:, None] * unit
 
 
 def simulate_reads(
@@ -124,17 +158,18 @@ def simulate_reads(
     seed: int,
     params: RfParams = RfParams(),  # frozen dataclass: a safe default
     hz: float = 10.0,
+    outages: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Reads every reader reports for the bikes in ``traj``, and the true passages.
 
     ``traj`` is :func:`simulators.riders.trajectories` output (bike_id, trip_id, t_us, x_m,
     y_m, edge, tag_id; rows with ``tag_present`` False are ignored). Returns ``(reads,
-    passages)``: reads with columns reader_id (str), antenna (int16, 1-based), tag_id (str),
-    rssi_dbm (float32), read_at_us (int64, reader clock), true_at_us (int64), sorted by
-    read_at_us; passages with tag_id, bike_id, reader_id, closest_at_us (true time of closest
-    approach), closest_distance_m (horizontal), heard, enter_at_us, exit_at_us, reads.
+    passages)``: reads with columns reader_id (categorical), antenna (int16, 1-based), tag_id
+    (categorical), rssi_dbm (float32), read_at_us (int64, reader clock), true_at_us (int64),
+    sorted by read_at_us; passages with tag_id, bike_id, reader_id, closest_at_us (true time of
+    closest approach), closest_distance_m (horizontal), heard, enter_at_us, exit_at_us, reads.
     """
-    rng = np.random.default_rng(seed)
+    rand = KeyedRandom(seed)
     step = round(1e6 / hz)
     if "tag_present" in traj.columns:
         traj = traj[traj["tag_present"].to_numpy()]
@@ -147,6 +182,11 @@ def simulate_reads(
         trip=traj["trip_id"].to_numpy(np.int64),
         bike=traj["bike_id"].to_numpy(np.int64),
         tag=np.asarray(tags.cat.codes.to_numpy(), dtype=np.int64),
+        active=(
+            traj["tag_active"].to_numpy(bool)
+            if "tag_active" in traj.columns
+            else np.zeros(len(traj), bool)
+        ),
     )
     tag_names = np.asarray(tags.cat.categories, dtype=object)
     n_pts = len(tr.t)
@@ -159,13 +199,13 @@ def simulate_reads(
     pts = np.stack([tr.x, tr.y], 1).astype(np.float64)
     linked = (tr.trip[:-1] == tr.trip[1:]) & (tr.bike[:-1] == tr.bike[1:])
     step_len = np.hypot(*(pts[1:] - pts[:-1]).T)
-    reach = float(np.max(step_len[linked], initial=0.0))
+    # The search radius must cover the longest along-road step of *any* chunk, or a chunk's
+    # reads would depend on which bikes share it; 25 m is past a van's 60 km/h second.
+    reach = max(_REACH_M, 1.5 * float(np.max(step_len[linked], initial=0.0)))
+    r_active = np.array([r.protocol in ACTIVE_PROTOCOLS for r in readers])
 
-    # 1. candidate (segment, reader) pairs
-    hits = cKDTree(pts).query_ball_point(r_xy, r_flat + reach + 1.0)
-    hit_n = np.fromiter((len(h) for h in hits), dtype=np.int64, count=len(hits))
-    hit_pt = np.concatenate([np.asarray(h, dtype=np.int64) for h in hits] + [np.empty(0, np.int64)])
-    hit_rd = np.repeat(np.arange(len(readers)), hit_n)
+    # 1. candidate (segment, reader) pairs; each technology hears only its own tags
+    hit_pt, hit_rd = near_pairs(pts, tr.active, r_xy, r_flat + reach + 1.0, r_active)
     seg = np.concatenate([hit_pt - 1, hit_pt])
     rd = np.concatenate([hit_rd, hit_rd])
     ok = (seg >= 0) & (seg < n_pts - 1)
@@ -173,6 +213,14 @@ def simulate_reads(
     ok = linked[seg]
     pair = np.unique(seg[ok] * len(readers) + rd[ok])
     seg, rd = pair // len(readers), pair % len(readers)
+
+    # Only segments whose path can come within range: every point of a path of length L from
+    # p0 to p1 is at least (|r - p0| + |r - p1| - L) / 2 from the reader r (an ellipse).
+    p0, corner, p1 = _corners(city, tr, seg)
+    length = np.hypot(*(corner - p0).T) + np.hypot(*(p1 - corner).T)
+    lower = (np.hypot(*(p0 - r_xy[rd]).T) + np.hypot(*(p1 - r_xy[rd]).T) - length) / 2.0
+    near = lower <= r_flat[rd] + 1e-6
+    seg, rd, p0, corner, p1 = seg[near], rd[near], p0[near], corner[near], p1[near]
 
     # 2. fine samples on the absolute 1/hz grid within [t0, t1) of each segment
     t0, t1 = tr.t[seg], tr.t[seg + 1]
@@ -183,7 +231,7 @@ def simulate_reads(
         first[f_pair] + (np.arange(len(f_pair)) - np.repeat(np.cumsum(count) - count, count)) * step
     )
     f_seg, f_rd = seg[f_pair], rd[f_pair]
-    pos = _fine_positions(city, tr, seg, f_pair, f_t)
+    pos = _fine_positions(p0, corner, p1, t0, t1, count, f_t)
     rel = pos - r_xy[f_rd]
     d_flat = np.hypot(rel[:, 0], rel[:, 1])
     inside = np.sqrt(d_flat**2 + dz**2) <= r_range[f_rd]
@@ -211,18 +259,42 @@ def simulate_reads(
     starts = np.flatnonzero(new)
     closest = _group_argmin(d_flat, passage, n_pass)
     miss = np.array([r.miss_rate for r in readers], dtype=np.float64)
-    heard = rng.random(n_pass) >= miss[f_rd[starts]]
+    heard = rand.uniform(_S_HEARD, f_bike[starts], f_rd[starts], f_t[starts]) >= miss[f_rd[starts]]
+    reader_ids = np.array([r.reader_id for r in readers], dtype=object)
+    if outages is not None:
+        heard &= ~in_outage(outages, list(reader_ids), f_rd[closest], f_t[closest])
 
-    # 4. reads of heard passages
+    # 4. reads of heard passages: Poisson reads for UHF, one read per beacon for active tags
+    # Every draw is keyed by (bike, reader, time[, read]): a bike's reads do not depend on
+    # which other bikes are simulated with it (simulators.keyed_random).
     lam = params.read_rate_hz * step / 1e6
-    n_reads = np.where(heard[passage], rng.poisson(lam, size=len(f_t)), 0)
+    act = r_active[f_rd]
+    heard_f = heard[passage]
+    uhf = heard_f & ~act
+    n_reads = np.zeros(len(f_t), np.int64)
+    n_reads[uhf] = rand.poisson(_S_READS, lam, f_bike[uhf], f_rd[uhf], f_t[uhf])
+    if act.any():
+        period = max(1, round(params.beacon_period_s * 1e6 / step))
+        heard_a = np.flatnonzero(heard_f & act)
+        fb, fr, ft = f_bike[heard_a], f_rd[heard_a], f_t[heard_a]
+        phase = rand.integers(_S_PHASE, 0, period, fb)  # the tag's own beacon phase
+        beacon = (ft // step - phase) % period == 0
+        kept = rand.uniform(_S_BEACON, fb, fr, ft) >= params.beacon_loss
+        n_reads[heard_a] = beacon & kept
     r_i = np.repeat(np.arange(len(f_t)), n_reads)
-    true_at = f_t[r_i] + rng.integers(0, step, size=len(r_i))
+    nth = np.arange(len(r_i)) - np.repeat(np.cumsum(n_reads) - n_reads, n_reads)
+    keys = rand.key(f_bike[r_i], f_rd[r_i], f_t[r_i], nth)  # hashed once for four draws
+    true_at = f_t[r_i] + rand.integers(_S_OFFSET, 0, step, keys)
     rd_i = f_rd[r_i]
     dist = np.maximum(np.sqrt(d_flat[r_i] ** 2 + dz**2), 0.3)
-    rssi, antenna = _rssi_and_antenna(readers, params, rd_i, rel[r_i], dist, rng)
-    audible = rssi >= params.sensitivity_dbm
-    dup = rng.random(len(r_i)) < params.duplicate_prob
+    noise = rand.normal(_S_RSSI, keys)
+    rssi, antenna = _rssi_and_antenna(readers, params, rd_i, rel[r_i], dist, noise)
+    audible = rssi >= np.where(
+        r_active[rd_i], params.active_sensitivity_dbm, params.sensitivity_dbm
+    )
+    if outages is not None:
+        audible &= ~in_outage(outages, list(reader_ids), rd_i, true_at)
+    dup = rand.uniform(_S_DUP, keys) < params.duplicate_prob
     # Keep audible reads; a duplicated read is reported twice, back to back.
     idx = np.repeat(np.flatnonzero(audible), np.where(dup, 2, 1)[audible])
     r_i, true_at, rd_i, rssi, antenna = r_i[idx], true_at[idx], rd_i[idx], rssi[idx], antenna[idx]
@@ -231,13 +303,18 @@ def simulate_reads(
     off = np.array([r.clock_offset_s for r in readers]) * 1e6
     drift = np.array([r.clock_drift_ppm for r in readers]) * 1e-6
     read_at = true_at + np.round(off[rd_i] + drift[rd_i] * (true_at - clock_ref)).astype(np.int64)
-    reader_ids = np.array([r.reader_id for r in readers], dtype=object)
-    tag_of_read = tag_names[tr.tag[f_seg[r_i]]]
-    sort = np.lexsort((tag_of_read.astype(str), antenna, rd_i, read_at))
+    tag_of_read = tr.tag[f_seg[r_i]]
+    # Tag codes sort like the tag ids (categories are sorted): no string column until the end.
+    sort = np.lexsort((tag_of_read, antenna, rd_i, read_at))
+    rd_order = np.argsort(reader_ids.astype(str), kind="stable")
+    rd_rank = np.empty(len(readers), np.int64)
+    rd_rank[rd_order] = np.arange(len(readers))
     reads = pd.DataFrame({
-        "reader_id": pd.Series(reader_ids[rd_i][sort], dtype=str),
+        "reader_id": pd.Categorical.from_codes(
+            rd_rank[rd_i][sort], pd.Index(reader_ids[rd_order].astype(str), dtype=str)
+        ),
         "antenna": antenna[sort].astype(np.int16),
-        "tag_id": pd.Series(tag_of_read[sort], dtype=str),
+        "tag_id": pd.Categorical.from_codes(tag_of_read[sort], pd.Index(tag_names, dtype=str)),
         "rssi_dbm": rssi[sort].astype(np.float32),
         "read_at_us": read_at[sort].astype(np.int64),
         "true_at_us": true_at[sort].astype(np.int64),
@@ -276,7 +353,7 @@ def _rssi_and_antenna(
     rd: NDArray[np.int64],
     rel: NDArray[np.float64],
     dist: NDArray[np.float64],
-    rng: np.random.Generator,
+    noise: NDArray[np.float64],
 ) -> tuple[NDArray[np.float64], NDArray[np.int16]]:
     """RSSI per read and the antenna (1-based) that reports it."""
     heading = np.radians([r.antenna_heading_deg[0] for r in readers])
@@ -285,15 +362,14 @@ def _rssi_and_antenna(
     along = np.einsum("ij,ij->i", rel, boresight)
     antenna = np.where(two[rd] & (along < 0), 2, 1).astype(np.int16)
     flat = np.hypot(rel[:, 0], rel[:, 1])
+    active = np.array([r.protocol in ACTIVE_PROTOCOLS for r in readers])[rd]
     # Angle off the reporting antenna's boresight (a two-antenna reader hears each side on the
     # antenna facing it); directly under the reader counts as on-axis.
     facing = np.where(two[rd], np.abs(along), along)
     cos_angle = np.where(flat > 1e-6, facing / np.maximum(flat, 1e-6), 1.0)
     offaxis = params.offaxis_loss_db * (1.0 - cos_angle) / 2.0
-    rssi = (
-        params.rssi_at_1m_dbm
-        - 10.0 * params.path_loss_exponent * np.log10(dist)
-        - offaxis
-        + rng.normal(0.0, params.shadowing_sigma_db, size=len(rd))
-    )
+    at_1m = np.where(active, params.active_rssi_at_1m_dbm, params.rssi_at_1m_dbm)
+    exponent = np.where(active, params.active_path_loss_exponent, params.path_loss_exponent)
+    sigma = np.where(active, params.active_shadowing_sigma_db, params.shadowing_sigma_db)
+    rssi = at_1m - 10.0 * exponent * np.log10(dist) - offaxis + noise * sigma
     return rssi, antenna

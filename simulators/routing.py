@@ -11,6 +11,8 @@ the predecessor rows needed for a chunk of sources are kept, so memory stays bou
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from numpy.typing import NDArray
 from scipy.sparse.csgraph import dijkstra
@@ -50,37 +52,92 @@ class Router:
         variant: NDArray[np.integer],
         src: NDArray[np.integer],
         dst: NDArray[np.integer],
-    ) -> list[NDArray[np.int32]]:
+    ) -> FlatPaths:
         """Node path (src ... dst) for every request; requests are answered in input order.
 
         Raises ValueError if a destination is unreachable (the city is strongly connected, so
         that means a bad node index).
         """
         variant = np.asarray(variant, dtype=np.int64)
-        src = np.asarray(src, dtype=np.int64)
-        dst = np.asarray(dst, dtype=np.int64)
-        out: list[NDArray[np.int32]] = [np.empty(0, np.int32)] * len(src)
+        src_at: NDArray[np.int64] = np.asarray(src, dtype=np.int64)
+        dst_at: NDArray[np.int64] = np.asarray(dst, dtype=np.int64)
+        found: list[tuple[NDArray[np.int64], FlatPaths]] = []
         for v in np.unique(variant):
             mine = np.flatnonzero(variant == v)
-            sources = np.unique(src[mine])
+            sources = np.unique(src_at[mine])
             for start in range(0, len(sources), _CHUNK):
                 chunk = sources[start : start + _CHUNK]
                 _, pred = dijkstra(
                     self._graph_of(int(v)), directed=True, indices=chunk, return_predecessors=True
                 )
-                row_of = {int(s): k for k, s in enumerate(chunk)}
-                for req in mine[np.isin(src[mine], chunk)]:
-                    out[req] = _walk(pred[row_of[int(src[req])]], int(src[req]), int(dst[req]))
-        return out
+                reqs = mine[np.isin(src_at[mine], chunk)]
+                row = np.searchsorted(chunk, src_at[reqs])
+                found.append((reqs, _walk(pred, row, src_at[reqs], dst_at[reqs])))
+        order = np.argsort(np.concatenate([r for r, _ in found] + [np.empty(0, np.int64)]))
+        return FlatPaths.concat([p for _, p in found]).take(order)
 
 
-def _walk(pred: NDArray[np.int32], src: int, dst: int) -> NDArray[np.int32]:
-    """Follow predecessors back from ``dst`` to ``src``."""
-    nodes = [dst]
-    node = dst
-    while node != src:
-        node = int(pred[node])
-        if node < 0:
-            raise ValueError(f"node {dst} is not reachable from {src}")
-        nodes.append(node)
-    return np.asarray(nodes[::-1], dtype=np.int32)
+@dataclass(frozen=True)
+class FlatPaths:
+    """Many node paths in one array: path ``k`` is ``node[start[k] : start[k] + lens[k]]``."""
+
+    node: NDArray[np.int32]
+    lens: NDArray[np.int64]
+
+    @property
+    def start(self) -> NDArray[np.int64]:
+        """Offset of each path in ``node``."""
+        return np.cumsum(self.lens) - self.lens
+
+    def __len__(self) -> int:
+        return len(self.lens)
+
+    def path(self, k: int) -> NDArray[np.int32]:
+        """Path ``k`` as an array of node indices."""
+        s = int(self.start[k])
+        return self.node[s : s + int(self.lens[k])]
+
+    def take(self, which: NDArray[np.integer]) -> FlatPaths:
+        """The paths ``which``, in that order."""
+        which = np.asarray(which, np.int64)
+        lens = self.lens[which]
+        idx = np.repeat(self.start[which] - (np.cumsum(lens) - lens), lens) + np.arange(lens.sum())
+        return FlatPaths(self.node[idx], lens)
+
+    @staticmethod
+    def concat(parts: list[FlatPaths]) -> FlatPaths:
+        """All paths of ``parts``, one after the other."""
+        if not parts:
+            return FlatPaths(np.empty(0, np.int32), np.empty(0, np.int64))
+        return FlatPaths(
+            np.concatenate([p.node for p in parts]), np.concatenate([p.lens for p in parts])
+        )
+
+
+def _walk(
+    pred: NDArray[np.int32],
+    row: NDArray[np.int64],
+    src: NDArray[np.int64],
+    dst: NDArray[np.int64],
+) -> FlatPaths:
+    """Follow predecessors back from each ``dst`` to its ``src`` (row ``row`` of ``pred``).
+
+    All requests step together, one node per iteration, so the Python loop runs once per node
+    of the longest path rather than once per node of every path.
+    """
+    cur = dst.copy()
+    steps = [cur.copy()]
+    active = np.flatnonzero(cur != src)
+    while len(active):
+        nxt = pred[row[active], cur[active]]
+        if np.any(nxt < 0):
+            bad = active[np.flatnonzero(nxt < 0)[0]]
+            raise ValueError(f"node {dst[bad]} is not reachable from {src[bad]}")
+        cur[active] = nxt
+        steps.append(cur.copy())
+        active = active[nxt != src[active]]
+    back = np.stack(steps, 1)  # (request, step): dst ... src, then src repeated
+    lens = (back != src[:, None]).sum(1) + 1
+    r = np.repeat(np.arange(len(dst)), lens)
+    j = np.arange(len(r)) - np.repeat(np.cumsum(lens) - lens, lens)
+    return FlatPaths(back[r, lens[r] - 1 - j].astype(np.int32), lens.astype(np.int64))

@@ -8,6 +8,8 @@ No stage is skipped or short-circuited; the demo only wires the parts together a
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 import threading
 import time
 import uuid
@@ -384,6 +386,37 @@ def utc_now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
+DEMO_OFFICER = "duty-officer"
+
+
+def ensure_demo_officer(conn: psycopg.Connection, settings: Settings) -> str:
+    """Make sure the demo's officer account exists; returns its password.
+
+    The password is random, kept in ``data_dir/demo-officer.password`` (mode 0600) and
+    re-applied on every start, so a reused database and a new data directory still agree.
+    """
+    from api.security import hash_password
+    from track_engine.db import accounts
+
+    path = settings.data_dir / "demo-officer.password"
+    if not path.exists():
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(12))
+    password = path.read_text().strip()
+    user = accounts.user_by_name(conn, DEMO_OFFICER)
+    if user is None:
+        accounts.create_user(
+            conn, username=DEMO_OFFICER, password_hash=hash_password(password), role="officer"
+        )
+    else:
+        accounts.set_password_hash(
+            conn, user_id=user.user_id, password_hash=hash_password(password)
+        )
+    return password
+
+
 def run_live(
     settings: Settings,
     options: DemoOptions,
@@ -400,7 +433,7 @@ def run_live(
     import uvicorn
 
     from api.app import create_app
-    from api.config import ApiConfig
+    from tagtrail.commands.api import api_config
 
     migrate(database_url)
     now = utc_now()
@@ -412,12 +445,13 @@ def run_live(
         case_number = load_registry(
             conn, sim, source=network_source(options), id_hash_key=settings.resolve_id_hash_key()
         )
+        password = ensure_demo_officer(conn, settings)
     protocols = {r.reader_id: r.protocol for r in sim.readers}
     plate = sim.stolen_bike.plate
     url = f"http://{settings.api_host}:{settings.api_port}/routes/{plate}?case_number={case_number}"
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(ApiConfig(database_url=database_url)),
+            create_app(api_config(settings, database_url)),
             host=settings.api_host,
             port=settings.api_port,
             log_level="warning",
@@ -448,6 +482,7 @@ def run_live(
             f"(case {case_number})."
         )
         console.print(f"Its route, live: [link={url}]{url}[/]")
+        console.print(f"Log in as [bold]{DEMO_OFFICER}[/] with password [bold]{password}[/]")
         console.print("Press Ctrl-C to stop.")
         try:
             server.run()  # returns on Ctrl-C; newer uvicorn then re-raises the signal

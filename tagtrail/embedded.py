@@ -139,10 +139,16 @@ class Services:
     """The database and broker URLs in use, starting embedded ones for whichever is unset."""
 
     def __init__(
-        self, *, database_url: str | None, mqtt_url: str | None, pgdata: Path, mqtt_port: int
+        self,
+        *,
+        database_url: str | None,
+        mqtt_url: str | None,
+        pgdata: Path,
+        mqtt_port: int,
+        need_broker: bool = True,
     ) -> None:
         self._pg = EmbeddedPostgres(pgdata) if database_url is None else None
-        self._broker = EmbeddedBroker(mqtt_port) if mqtt_url is None else None
+        self._broker = EmbeddedBroker(mqtt_port) if mqtt_url is None and need_broker else None
         self.database_url = database_url or ""
         self.mqtt_url = mqtt_url or ""
 

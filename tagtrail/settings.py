@@ -48,21 +48,39 @@ class Settings(BaseSettings):
         default=None,
         description="key of the keyed hash of national ID numbers; unset = a key file in data_dir",
     )
+    id_enc_key: SecretStr | None = Field(
+        default=None,
+        description="AES-GCM key of national ID numbers; unset = a key file in data_dir",
+    )
+    jwt_secret: SecretStr | None = Field(
+        default=None, description="signing key of API bearer tokens; unset = a key file in data_dir"
+    )
 
-    @field_validator("id_hash_key")
+    @field_validator("id_hash_key", "id_enc_key", "jwt_secret")
     @classmethod
     def _refuse_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and (
             len(value.get_secret_value()) < 32 or value.get_secret_value().lower() in _PLACEHOLDERS
         ):
-            raise ValueError("TAGTRAIL_ID_HASH_KEY must be a random secret of 32+ characters")
+            raise ValueError("TagTrail keys must be random secrets of 32+ characters")
         return value
 
     def resolve_id_hash_key(self) -> bytes:
         """The ID-number hash key: from the environment, or a random key kept in data_dir."""
-        if self.id_hash_key is not None:
-            return self.id_hash_key.get_secret_value().encode()
-        path = self.data_dir / "id_hash.key"
+        return self._resolve_key(self.id_hash_key, "id_hash.key")
+
+    def resolve_id_enc_key(self) -> bytes:
+        """The ID-number encryption key: from the environment, or a key file in data_dir."""
+        return self._resolve_key(self.id_enc_key, "id_enc.key")
+
+    def resolve_jwt_secret(self) -> bytes:
+        """The bearer-token signing key: from the environment, or a key file in data_dir."""
+        return self._resolve_key(self.jwt_secret, "jwt_secret.key")
+
+    def _resolve_key(self, value: SecretStr | None, filename: str) -> bytes:
+        if value is not None:
+            return value.get_secret_value().encode()
+        path = self.data_dir / filename
         if not path.exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

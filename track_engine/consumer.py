@@ -13,6 +13,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import orjson
 import paho.mqtt.client as mqtt
@@ -21,7 +22,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from reader_gateway.wire import WireError, decode_batch, mqtt_endpoint, reads_topic
 from track_engine.db import queries
-from track_engine.pipeline import Alert, Engine
+from track_engine.metrics import EngineMetrics
+from track_engine.pipeline import Alert, Engine, ProcessResult
+from track_engine.retention import apply_retention
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,13 @@ class EngineConfig:
     gap_s: float = 10.0
     max_batch_messages: int = 64
     max_wait_s: float = 0.1
+    # Prometheus exporter port (None: no exporter, e.g. in tests and the demo).
+    metrics_port: int | None = None
+    metrics_addr: str = "127.0.0.1"
+    # Housekeeping: partitions ahead of the clock, and raw-read retention (None: keep all).
+    retention_days: int | None = None
+    partition_ahead_days: int = 3
+    housekeeping_interval_s: float = 3600.0
 
 
 def alert_payload(alert: Alert) -> bytes:
@@ -78,6 +88,8 @@ class EngineService:
     def __init__(self, config: EngineConfig) -> None:
         self.config = config
         self.counters = EngineCounters()
+        self.metrics = EngineMetrics()
+        self._next_housekeeping = 0.0
         self._inbox: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
         self._conn = psycopg.connect(config.database_url)
         self._listen = psycopg.connect(config.database_url, autocommit=True)
@@ -110,8 +122,26 @@ class EngineService:
         self._inbox.put(msg)
 
     def start(self) -> None:
-        """Connect and start paho's network thread."""
+        """Connect, start paho's network thread and (if configured) the metrics exporter."""
+        if self.config.metrics_port is not None:
+            self.metrics.serve(self.config.metrics_port, self.config.metrics_addr)
         self._client.loop_start()
+
+    def housekeeping(self, now: datetime | None = None) -> None:
+        """Create partitions ahead of the clock and apply retention (run hourly by :meth:`step`)."""
+        now = now or datetime.now(UTC)
+        with self._conn.transaction():
+            self.engine.partitions.ensure_ahead(
+                self._conn, int(now.timestamp() * 1e6), self.config.partition_ahead_days
+            )
+        if self.config.retention_days is not None:
+            result = apply_retention(self._conn, retention_days=self.config.retention_days, now=now)
+            if result.partitions_dropped:
+                log.info(
+                    "retention: dropped %d partitions, kept %d held reads",
+                    len(result.partitions_dropped),
+                    result.reads_held,
+                )
 
     def run(self, stop: threading.Event) -> None:
         """Process micro-batches until ``stop`` is set."""
@@ -121,6 +151,9 @@ class EngineService:
     def step(self, timeout_s: float) -> int:
         """Process at most one micro-batch; returns how many messages it took."""
         self._poll_watch_changes()
+        if time.monotonic() >= self._next_housekeeping:
+            self._next_housekeeping = time.monotonic() + self.config.housekeeping_interval_s
+            self.housekeeping()
         try:
             first = self._inbox.get(timeout=timeout_s)
         except queue.Empty:
@@ -153,7 +186,10 @@ class EngineService:
                     )
                 with self.counters.lock:
                     self.counters.quarantined += 1
+                self.metrics.quarantined.inc()
+        started = time.monotonic()
         result = self.engine.process(batches)
+        self._observe(len(messages), result, time.monotonic() - started)
         for msg in messages:
             self._client.ack(msg.mid, msg.qos)
         for alert in result.alerts:
@@ -167,6 +203,22 @@ class EngineService:
             self.counters.passages_stored += result.passages_stored
             self.counters.alerts += len(result.alerts)
             self.counters.last_batch_at = time.monotonic()
+
+    def _observe(self, messages: int, result: ProcessResult, seconds: float) -> None:
+        m = self.metrics
+        m.messages.inc(messages)
+        m.reads_received.inc(result.reads_received)
+        m.reads_stored.inc(result.reads_stored)
+        m.passages_stored.inc(result.passages_stored)
+        m.alerts.inc(len(result.alerts))
+        m.batch_reads.observe(result.reads_received)
+        m.batch_seconds.observe(seconds)
+        m.open_tags.set(self.engine.open_tags)
+        m.pending_reads.set(self.engine.pending_reads)
+        if result.reads_received and self.engine.watermark_us:
+            lag = time.time() - self.engine.watermark_us / 1e6
+            m.lag_seconds.observe(max(lag, 0.0))
+            m.last_lag_seconds.set(lag)
 
     def _poll_watch_changes(self) -> None:
         if any(True for _ in self._listen.notifies(timeout=0, stop_after=64)):

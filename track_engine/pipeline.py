@@ -72,9 +72,14 @@ class ProcessResult:
 class Engine:
     """Stateful engine core around one database connection (one worker, one shard set)."""
 
-    def __init__(self, conn: psycopg.Connection, *, gap_s: float = 10.0) -> None:
+    def __init__(
+        self, conn: psycopg.Connection, *, gap_s: float = 10.0, max_passage_s: float = 300.0
+    ) -> None:
         self.conn = conn
         self.gap_s = gap_s
+        # A bike parked beside a reader is heard without a break for hours; its passage is
+        # closed after this long so that the reads kept in memory stay bounded.
+        self.max_passage_s = max_passage_s
         self.partitions = PartitionKeeper()
         self._pending = batches_to_frame([])
         self._watermark_us = 0
@@ -82,6 +87,21 @@ class Engine:
         self._watch = pd.DataFrame(columns=["tag_id", "watch_id", "bike_id", "kind"])
         self.refresh_watches()
         self._recover_pending()
+
+    @property
+    def open_tags(self) -> int:
+        """Tags with a passage still open (the engine's per-tag state)."""
+        return int(self._pending["tag_id"].nunique())
+
+    @property
+    def pending_reads(self) -> int:
+        """Reads held in memory for open passages."""
+        return len(self._pending)
+
+    @property
+    def watermark_us(self) -> int:
+        """Newest read time seen (event time, UTC µs)."""
+        return self._watermark_us
 
     def refresh_watches(self) -> None:
         """Reload the watch list (called at start and whenever a watch changes)."""
@@ -146,6 +166,13 @@ class Engine:
             closed, still_open = folded, folded.iloc[0:0]
         else:
             closed, still_open = split_closed(folded, watermark_us=watermark_us, gap_s=self.gap_s)
+            # Evict what has been open too long: it is stored as it stands, and its reads leave
+            # memory; later reads of the same visit start a new passage.
+            span_us = still_open["last_at_us"] - still_open["first_at_us"]
+            too_long = (span_us > round(self.max_passage_s * 1e6)).to_numpy()
+            if too_long.any():
+                closed = pd.concat([closed, still_open[too_long]], ignore_index=True)
+                still_open = still_open[~too_long].reset_index(drop=True)
         stored = store_passages(self.conn, closed, partitions=self.partitions)
         # Keep only the reads of passages that are still open.
         keep = self._pending.merge(
@@ -153,7 +180,16 @@ class Engine:
         )
         keep = keep[keep["read_at_us"] >= keep["first_at_us"]].drop(columns="first_at_us")
         self._pending = keep.reset_index(drop=True)
+        if watermark_us is not None:
+            self._forget_alerts(watermark_us)
         return stored
+
+    def _forget_alerts(self, watermark_us: int) -> None:
+        """Drop alert de-duplication entries older than one passage gap: they cannot match."""
+        horizon = watermark_us - int(2 * self.gap_s * 1e6)
+        stale = [k for k, t in self._last_alert_us.items() if t < horizon]
+        for key in stale:
+            del self._last_alert_us[key]
 
     def _raise_alerts(self, reads: pd.DataFrame) -> list[Alert]:
         if self._watch.empty:

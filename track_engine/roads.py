@@ -9,9 +9,9 @@ move, so the distances between every pair of reader nodes are computed once up f
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import scipy.sparse
@@ -27,6 +27,10 @@ EARTH_RADIUS_M = 6_371_008.8
 _MIN_EDGE_LENGTH_M = 1e-3
 # Predecessor rows are N int32 each; keep a bounded number (a 100k-node city: 400 kB a row).
 _PREDECESSOR_CACHE_ROWS = 512
+# A reader's miss rate when none is known (the readers table's default).
+DEFAULT_MISS_RATE = 0.3
+
+T = TypeVar("T")
 
 
 class NoPathError(EngineError, LookupError):
@@ -219,7 +223,12 @@ class ReaderPaths:
     reader_ids: tuple[str, ...]
     reader_node: Mapping[str, int]
     distance_matrix_m: NDArray[np.float64]
+    # Probability that each reader misses a passing tag (negative evidence in path choice);
+    # readers not listed get DEFAULT_MISS_RATE, the schema's default.
+    miss_rate: Mapping[str, float] = field(default_factory=dict)
     _index: dict[str, int] = field(default_factory=dict, init=False, repr=False)
+    # Helpers other modules derive from these paths (e.g. path candidates), built once each.
+    _memo: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
     _paths: dict[tuple[str, str], tuple[int, ...]] = field(
         default_factory=dict, init=False, repr=False
     )
@@ -242,6 +251,17 @@ class ReaderPaths:
             )
         return list(self._paths[key])
 
+    def miss_rate_of(self, reader_id: str) -> float:
+        """The reader's miss rate, ``DEFAULT_MISS_RATE`` when unknown."""
+        return float(self.miss_rate.get(reader_id, DEFAULT_MISS_RATE))
+
+    def memo(self, key: str, factory: Callable[[], T]) -> T:
+        """A derived helper built once per ReaderPaths (readers never move, so it never ages)."""
+        if key not in self._memo:
+            self._memo[key] = factory()
+        value: T = self._memo[key]
+        return value
+
     def _position(self, reader_id: str) -> int:
         try:
             return self._index[reader_id]
@@ -250,9 +270,16 @@ class ReaderPaths:
 
 
 def precompute_reader_paths(
-    graph: RoadGraph, reader_nodes: Mapping[str, int], *, chunk_size: int = 64
+    graph: RoadGraph,
+    reader_nodes: Mapping[str, int],
+    *,
+    chunk_size: int = 64,
+    miss_rate: Mapping[str, float] | None = None,
 ) -> ReaderPaths:
     """Run Dijkstra once from every reader node and keep the reader-to-reader distances.
+
+    ``miss_rate`` (reader id -> probability of missing a passing tag, ``readers.miss_rate``)
+    feeds the negative evidence of path choice.
 
     Sources go in chunks of ``chunk_size`` so that the (chunk, N) distance block stays small
     on a city-sized graph; only the (R, R) reader block is kept.
@@ -271,4 +298,5 @@ def precompute_reader_paths(
         reader_ids=reader_ids,
         reader_node=dict(reader_nodes),
         distance_matrix_m=dist_unique[np.ix_(inverse, inverse)],
+        miss_rate=dict(miss_rate or {}),
     )

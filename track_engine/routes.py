@@ -1,62 +1,103 @@
 """Stitch one tag's passages into a route on the road, with a point per second.
 
-Between consecutive passages (ordered by closest approach) a path is chosen on the road graph
-by :func:`choose_path` — for now the shortest path; it is the one place that will later weigh
-time consistency and negative evidence (readers on a candidate path that did not hear the tag).
-Each segment then gets a kind from its implied speed:
+Steps, in order:
 
-* ``"stop"``       — the path has zero length (the same reader, or readers on one node): the
-  bike stayed put; drawn as a stationary stretch.
-* ``"inferred"``   — a plausible speed: the bike is assumed to ride the path at constant speed.
-* ``"gap"``        — slower than ``min_speed_mps``: the bike was somewhere unseen for part of
-  the time. The path is still drawn (it is the most likely way it went) but every point on it
-  is marked ``"gap"``, because its timing along the path is a guess. Also used when no road
-  path exists at all (``distance_m`` is NaN); that one is not drawn.
-* ``"impossible"`` — faster than ``max_speed_mps``: two readers too far apart for the time,
-  i.e. a cloned or misread tag. Not drawn; the per-second points have a hole there and the
-  GeoJSON line breaks (``properties["breaks"]``).
+1. **Outliers**: a passage that makes an impossible move both from the passage before it and
+   to the passage after it, while those two are consistent with each other, is a misread (or a
+   clone's single sighting): it is dropped from the route and reported as an ``"outlier"``
+   flag, instead of drawing two teleports.
+2. **Path choice** between consecutive passages (ordered by closest approach) by the
+   ``path_chooser`` — by default :class:`track_engine.paths.NegativeEvidenceChooser`: the most
+   probable road path given the time gap and the readers on it that did not hear the tag.
+3. **Segment kinds** from the implied speed along the chosen path:
+
+   * ``"stop"``       — the path has zero length (the same reader, or readers on one node): the
+     bike stayed put; drawn as a stationary stretch.
+   * ``"inferred"``   — a plausible speed: the bike is assumed to ride the path at constant
+     speed.
+   * ``"gap"``        — slower than ``min_speed_mps``: the bike was somewhere unseen for part of
+     the time. The path is still drawn (it is the most likely way it went) but every point on
+     it is marked ``"gap"``, because its timing along the path is a guess. Also used when no
+     road path exists at all (``distance_m`` is NaN); that one is not drawn.
+   * ``"impossible"`` — faster than ``max_speed_mps`` even allowing for passage time and reader
+     position error: a cloned or misread tag. Not drawn (the per-second points have a hole and
+     the GeoJSON line breaks); reported as an ``"impossible"`` flag.
 
 Two tables come out: ``geometry`` follows the road exactly (every node of every path, with its
-interpolated time: the per-meter shape) and ``points`` samples it at every whole UTC second.
+interpolated time: the per-meter shape) and ``points`` samples it at every whole UTC second
+(see :mod:`track_engine.route_geometry`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
-from numpy.typing import NDArray
 
-from track_engine.roads import NoPathError, ReaderPaths, RoadGraph, precompute_reader_paths
+from track_engine.paths import NegativeEvidenceChooser, shortest_path
+from track_engine.roads import ReaderPaths, RoadGraph, precompute_reader_paths
+from track_engine.route_geometry import (
+    DRAWN_KINDS,
+    POINT_COLUMNS,
+    RouteSegment,
+    feature_collection,
+    geometry_of,
+    iso_utc,
+    line_feature,
+    mark_observed,
+    per_second,
+)
 
-POINT_COLUMNS = ["t_us", "x_m", "y_m", "lon", "lat", "kind"]
+__all__ = [
+    "POINT_COLUMNS",
+    "POINT_KINDS",
+    "SEGMENT_KINDS",
+    "PathChooser",
+    "Route",
+    "RouteFlag",
+    "RouteSegment",
+    "build_route",
+    "choose_path",
+    "route_length_m",
+    "shortest_path",
+]
+
 SEGMENT_KINDS = ("inferred", "gap", "impossible", "stop")
 POINT_KINDS = ("observed", "inferred", "stop", "gap")
 _US_PER_S = 1_000_000
-_PASSAGE_TIMES = ("first_at_us", "last_at_us", "closest_at_us")
-_DRAWN = frozenset({"inferred", "gap", "stop"})
+# Slack before a move is called impossible: closest-approach times are good to about a
+# second, and a reader's pole stands a few meters from its road node at either end.
+_IMPOSSIBLE_SLACK_S = 2.0
+_IMPOSSIBLE_SLACK_M = 20.0
 
 
 @dataclass(frozen=True)
-class RouteSegment:
-    """The stretch between passage i and passage i+1 of a route."""
+class RouteFlag:
+    """Something an officer should know about a route: a dropped misread or an impossible move.
 
-    from_reader: str
-    to_reader: str
-    start_us: int
-    end_us: int
-    distance_m: float  # along the chosen path; NaN when no path exists
-    speed_mps: float  # distance / time; inf when the time is zero and the distance is not
-    kind: str  # one of SEGMENT_KINDS
-    nodes: tuple[int, ...]  # the chosen road path (empty when not drawn)
+    ``kind`` is ``"outlier"`` (the passage at ``reader_id``/``at_us`` was dropped: too far from
+    both neighbours for the time) or ``"impossible"`` (the move from ``from_reader`` to
+    ``reader_id`` is faster than any e-bike: a cloned or misread tag).
+    """
 
-    @property
-    def drawn(self) -> bool:
-        """Whether the segment is part of the drawn route."""
-        return self.kind in _DRAWN and bool(self.nodes)
+    kind: str
+    reader_id: str
+    at_us: int
+    from_reader: str = ""
+    speed_mps: float = float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (ISO-8601 UTC time)."""
+        return {
+            "kind": self.kind,
+            "reader_id": self.reader_id,
+            "at": iso_utc(np.array([self.at_us]))[0],
+            "from_reader": self.from_reader,
+            "speed_mps": None if np.isnan(self.speed_mps) else float(self.speed_mps),
+        }
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,8 +107,9 @@ class Route:
     ``points``: one row per whole UTC second from the first to the last passage (``POINT_COLUMNS``;
     ``kind`` in ``POINT_KINDS``, ``"observed"`` while the tag was in a reader's range), except
     inside segments that are not drawn. ``geometry``: the same columns at every road vertex,
-    plus ``segment`` and ``run``. ``passages``: sorted by closest_at_us, with the reader's road
-    ``node``, ``x_m``, ``y_m``, ``lon``, ``lat`` added.
+    plus ``segment`` and ``run``. ``passages``: the passages used (outliers removed), sorted by
+    closest_at_us, with the reader's road ``node``, ``x_m``, ``y_m``, ``lon``, ``lat`` added.
+    ``dropped``: the outlier passages removed. ``flags``: outliers and impossible moves.
     """
 
     tag_id: str
@@ -75,74 +117,24 @@ class Route:
     segments: list[RouteSegment]
     passages: pd.DataFrame
     geometry: pd.DataFrame
+    flags: list[RouteFlag] = field(default_factory=list)
+    dropped: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def clone_suspected(self) -> bool:
+        """An impossible move remains, or more than one passage had to be dropped."""
+        kinds = [f.kind for f in self.flags]
+        return "impossible" in kinds or kinds.count("outlier") >= 2
 
     def to_geojson(self) -> dict[str, Any]:
-        """A GeoJSON Feature: LineString through the road geometry, times and kinds per vertex.
-
-        ``properties``: ``tag_id``, ``times`` (ISO-8601 UTC, one per coordinate), ``kinds``,
-        ``breaks`` (coordinate indexes where the line resumes after a segment that is not
-        drawn — a renderer should not join across them) and ``passages``. A route with a single
-        position repeats it, since a LineString needs two.
-        """
-        geom = self.geometry
-        coords = geom[["lon", "lat"]].to_numpy(dtype=np.float64).tolist()
-        times = _iso_utc(geom["t_us"].to_numpy(dtype=np.int64))
-        kinds = geom["kind"].astype(str).tolist()
-        if len(coords) == 1:
-            coords, times, kinds = coords * 2, times * 2, kinds * 2
-        breaks = np.flatnonzero(geom["run"].diff().fillna(0).to_numpy() != 0).tolist()
-        return {
-            "type": "Feature",
-            "geometry": {"type": "LineString", "coordinates": coords},
-            "properties": {
-                "tag_id": self.tag_id,
-                "times": times,
-                "kinds": kinds,
-                "breaks": [int(b) for b in breaks],
-                "passages": _passage_records(self.passages),
-            },
-        }
+        """A GeoJSON Feature (see :func:`track_engine.route_geometry.line_feature`)."""
+        return line_feature(
+            self.tag_id, self.geometry, self.passages, [f.to_dict() for f in self.flags]
+        )
 
     def to_feature_collection(self) -> dict[str, Any]:
-        """A GeoJSON FeatureCollection: one LineString per drawn segment, one Point per passage.
-
-        Easier to style than :meth:`to_geojson` (color by segment kind, label readers).
-        """
-        features: list[dict[str, Any]] = []
-        geom = self.geometry
-        for i, seg in enumerate(self.segments):
-            if not seg.drawn:
-                continue
-            rows = np.flatnonzero(geom["segment"].to_numpy() == i)
-            # A segment's vertices start at the previous segment's last one.
-            part = geom.iloc[np.concatenate([[rows[0] - 1], rows])]
-            coords = part[["lon", "lat"]].to_numpy(dtype=np.float64).tolist()
-            features.append(
-                {
-                    "type": "Feature",
-                    "geometry": {"type": "LineString", "coordinates": coords},
-                    "properties": {
-                        "tag_id": self.tag_id,
-                        "kind": seg.kind,
-                        "from_reader": seg.from_reader,
-                        "to_reader": seg.to_reader,
-                        "start": _iso_utc(np.array([seg.start_us]))[0],
-                        "end": _iso_utc(np.array([seg.end_us]))[0],
-                        "distance_m": seg.distance_m,
-                        "speed_mps": seg.speed_mps,
-                        "times": _iso_utc(part["t_us"].to_numpy(dtype=np.int64)),
-                    },
-                }
-            )
-        for record in _passage_records(self.passages):
-            features.append(
-                {
-                    "type": "Feature",
-                    "geometry": {"type": "Point", "coordinates": [record["lon"], record["lat"]]},
-                    "properties": {"tag_id": self.tag_id, **record},
-                }
-            )
-        return {"type": "FeatureCollection", "features": features}
+        """One LineString per drawn segment and one Point per passage (easier to style)."""
+        return feature_collection(self.tag_id, self.geometry, self.passages, self.segments)
 
 
 class PathChooser(Protocol):
@@ -161,27 +153,8 @@ class PathChooser(Protocol):
     ) -> list[int] | None: ...
 
 
-def choose_path(
-    from_reader: str,
-    to_reader: str,
-    *,
-    start_us: int,
-    end_us: int,
-    graph: RoadGraph,
-    reader_nodes: Mapping[str, int],
-    reader_paths: ReaderPaths,
-) -> list[int] | None:
-    """The road path a bike most probably took between two readers; None if there is none.
-
-    First version: the shortest path. The time window and the graph are passed already so
-    that a better chooser (time consistency, negative evidence from readers on the candidate
-    path that did not hear the tag) can replace this one without touching :func:`build_route`.
-    """
-    del start_us, end_us, graph, reader_nodes  # used by the next version, not this one
-    try:
-        return reader_paths.path(from_reader, to_reader)
-    except NoPathError:
-        return None
+choose_path: PathChooser = NegativeEvidenceChooser()
+"""The default path chooser: time consistency plus negative evidence (see track_engine.paths)."""
 
 
 def build_route(
@@ -193,12 +166,14 @@ def build_route(
     max_speed_mps: float = 17.0,
     min_speed_mps: float = 1.0,
     path_chooser: PathChooser = choose_path,
+    drop_outliers: bool = True,
 ) -> Route:
     """Build one tag's route from its passages (``track_engine.passages.PASSAGE_COLUMNS``).
 
     Raises ValueError for no passages, several tags, or a reader missing from
-    ``reader_nodes``. Pass ``reader_paths`` (from ``precompute_reader_paths``) when building
-    many routes; without it the paths between the route's readers are computed here.
+    ``reader_nodes``. Pass ``reader_paths`` (from ``precompute_reader_paths``, with the readers'
+    miss rates) when building many routes; without it they are computed here for every reader
+    in ``reader_nodes`` (all of them: readers the tag did *not* pass are the negative evidence).
     """
     if passages.empty:
         raise ValueError("a route needs at least one passage")
@@ -208,18 +183,25 @@ def build_route(
     unknown = sorted(set(passages["reader_id"]) - set(reader_nodes))
     if unknown:
         raise ValueError(f"readers without a road node: {unknown}")
+    if reader_paths is None:
+        reader_paths = precompute_reader_paths(graph, reader_nodes)
     ps = passages.sort_values(["closest_at_us", "reader_id"], kind="mergesort")
     ps = ps.reset_index(drop=True)
+    flags: list[RouteFlag] = []
+    dropped = ps.iloc[0:0]
+    if drop_outliers:
+        keep = _outlier_mask(ps, reader_paths, max_speed_mps)
+        dropped = ps[~keep].reset_index(drop=True)
+        flags += [
+            RouteFlag("outlier", str(r), int(t))
+            for r, t in zip(dropped["reader_id"], dropped["closest_at_us"], strict=True)
+        ]
+        ps = ps[keep].reset_index(drop=True)
     # A passage's place is its reader's node on the road; keep it with the passage.
     node = np.asarray([reader_nodes[r] for r in ps["reader_id"]], dtype=np.int64)
     ps["node"] = node
     ps["x_m"], ps["y_m"] = graph.node_xy_m[node, 0], graph.node_xy_m[node, 1]
     ps["lon"], ps["lat"] = graph.node_lonlat[node, 0], graph.node_lonlat[node, 1]
-    if reader_paths is None:
-        used = set(ps["reader_id"])
-        reader_paths = precompute_reader_paths(
-            graph, {r: n for r, n in reader_nodes.items() if r in used}
-        )
 
     readers = ps["reader_id"].astype(str).tolist()
     times = ps["closest_at_us"].to_numpy(dtype=np.int64)
@@ -244,19 +226,71 @@ def build_route(
             max_speed_mps=max_speed_mps,
             min_speed_mps=min_speed_mps,
         )
+        if segment.kind == "impossible":
+            flags.append(
+                RouteFlag(
+                    "impossible",
+                    segment.to_reader,
+                    segment.end_us,
+                    segment.from_reader,
+                    segment.speed_mps,
+                )
+            )
         segments.append(segment)
 
-    geometry = _geometry(graph, segments, node, times)
-    points = _per_second(geometry, segments, ps)
-    geometry = _mark_observed(geometry, ps)
+    geometry = geometry_of(graph, segments, node, times)
+    points = per_second(geometry, segments, ps)
+    geometry = mark_observed(geometry, ps)
+    flags.sort(key=lambda f: f.at_us)
     return Route(
-        tag_id=str(tags[0]), points=points, segments=segments, passages=ps, geometry=geometry
+        tag_id=str(tags[0]),
+        points=points,
+        segments=segments,
+        passages=ps,
+        geometry=geometry,
+        flags=flags,
+        dropped=dropped,
     )
 
 
 def route_length_m(route: Route) -> float:
     """Length of the drawn route in meters (inferred and gap stretches; stops add nothing)."""
     return float(sum(s.distance_m for s in route.segments if s.drawn))
+
+
+def _too_fast(distance_m: float, dt_us: int, max_speed_mps: float) -> bool:
+    """Whether ``distance_m`` in ``dt_us`` is beyond an e-bike, allowing for measurement slack."""
+    return bool(
+        max(distance_m - _IMPOSSIBLE_SLACK_M, 0.0)
+        > max_speed_mps * (abs(dt_us) / _US_PER_S + _IMPOSSIBLE_SLACK_S)
+    )
+
+
+def _outlier_mask(ps: pd.DataFrame, reader_paths: ReaderPaths, max_speed_mps: float) -> np.ndarray:
+    """Passages to keep: drop each one whose both neighbours reject it while accepting each other.
+
+    Walks the passages once, comparing each with the last *kept* one, so that a run of
+    consistent passages after a dropped outlier is judged against the route it continues.
+    """
+    n = len(ps)
+    keep = np.ones(n, dtype=bool)
+    if n < 3:
+        return keep
+    readers = ps["reader_id"].astype(str).tolist()
+    t = ps["closest_at_us"].to_numpy(dtype=np.int64)
+
+    def fast(i: int, j: int) -> bool:
+        return _too_fast(
+            reader_paths.distance_m(readers[i], readers[j]), t[j] - t[i], max_speed_mps
+        )
+
+    prev = 0
+    for i in range(1, n - 1):
+        if fast(prev, i) and fast(i, i + 1) and not fast(prev, i + 1):
+            keep[i] = False
+            continue
+        prev = i
+    return keep
 
 
 def _classify(
@@ -282,145 +316,11 @@ def _classify(
         kind = "stop"
     else:
         speed = distance / dt_s if dt_s > 0 else float("inf")
-        if speed > max_speed_mps:
+        if _too_fast(distance, end_us - start_us, max_speed_mps):
             kind = "impossible"
         elif speed < min_speed_mps:
             kind = "gap"
         else:
             kind = "inferred"
-    kept = tuple(nodes) if kind in _DRAWN else ()
+    kept = tuple(nodes) if kind in DRAWN_KINDS else ()
     return RouteSegment(from_reader, to_reader, start_us, end_us, distance, speed, kind, kept)
-
-
-def _geometry(
-    graph: RoadGraph,
-    segments: list[RouteSegment],
-    passage_node: NDArray[np.int64],
-    passage_us: NDArray[np.int64],
-) -> pd.DataFrame:
-    """Road-exact vertices with times, at constant speed along each drawn segment.
-
-    Columns: POINT_COLUMNS plus ``segment`` (index of the segment a vertex ends; -1 for the
-    very first vertex) and ``run`` (increments after every segment that is not drawn).
-    """
-    node_parts: list[NDArray[np.int64]] = [passage_node[:1]]
-    t_parts: list[NDArray[np.int64]] = [passage_us[:1]]
-    kind_parts: list[NDArray[np.object_]] = [np.array(["inferred"], dtype=object)]
-    seg_parts: list[NDArray[np.int64]] = [np.array([-1])]
-    run_parts: list[NDArray[np.int64]] = [np.array([0])]
-    run = 0
-    csr = graph.csr()
-    for i, seg in enumerate(segments):
-        if not seg.drawn:
-            # Resume at the next passage's reader, in a new run so nothing joins across.
-            run += 1
-            node_parts.append(passage_node[i + 1 : i + 2])
-            t_parts.append(passage_us[i + 1 : i + 2])
-            kind_parts.append(np.array(["inferred"], dtype=object))
-            seg_parts.append(np.array([i]))
-            run_parts.append(np.array([run]))
-            continue
-        nodes = np.asarray(seg.nodes, dtype=np.int64)
-        if len(nodes) == 1:  # a stop: stay on the node until the next passage
-            nodes = np.array([nodes[0], nodes[0]])
-            frac = np.array([0.0, 1.0])
-        else:
-            step = np.asarray(csr[nodes[:-1], nodes[1:]]).ravel()
-            cum = np.concatenate([[0.0], np.cumsum(step)])
-            frac = cum / cum[-1]
-        t = seg.start_us + np.rint(frac * (seg.end_us - seg.start_us)).astype(np.int64)
-        node_parts.append(nodes[1:])
-        t_parts.append(t[1:])
-        kind_parts.append(np.full(len(nodes) - 1, seg.kind, dtype=object))
-        seg_parts.append(np.full(len(nodes) - 1, i))
-        run_parts.append(np.full(len(nodes) - 1, run))
-    node = np.concatenate(node_parts)
-    return pd.DataFrame(
-        {
-            "t_us": np.concatenate(t_parts),
-            "x_m": graph.node_xy_m[node, 0],
-            "y_m": graph.node_xy_m[node, 1],
-            "lon": graph.node_lonlat[node, 0],
-            "lat": graph.node_lonlat[node, 1],
-            "kind": np.concatenate(kind_parts),
-            "segment": np.concatenate(seg_parts),
-            "run": np.concatenate(run_parts),
-        }
-    )
-
-
-def _per_second(
-    geometry: pd.DataFrame, segments: list[RouteSegment], ps: pd.DataFrame
-) -> pd.DataFrame:
-    """Sample the geometry at every whole UTC second; holes where segments are not drawn."""
-    t_geo = geometry["t_us"].to_numpy(dtype=np.int64)
-    start = -(-int(t_geo[0]) // _US_PER_S) * _US_PER_S
-    t = np.arange(start, int(t_geo[-1]) + 1, _US_PER_S, dtype=np.int64)
-    bounds = ps["closest_at_us"].to_numpy(dtype=np.int64)
-    seg_idx = np.clip(np.searchsorted(bounds, t, side="right") - 1, 0, max(len(segments) - 1, 0))
-    seg_kind = np.array([s.kind for s in segments] or ["stop"], dtype=object)[seg_idx]
-    drawn = np.array([s.drawn for s in segments] or [True], dtype=bool)[seg_idx]
-    at_passage = np.isin(t, bounds)
-    keep = drawn | at_passage
-    t, seg_kind = t[keep], seg_kind[keep]
-    # np.interp needs increasing sample times; a stop of zero duration repeats one, which only
-    # makes the (identical) position ambiguous, never the result wrong.
-    out = pd.DataFrame({"t_us": t})
-    for col in ("x_m", "y_m", "lon", "lat"):
-        out[col] = np.interp(t, t_geo, geometry[col].to_numpy(dtype=np.float64))
-    out["kind"] = np.where(
-        seg_kind == "stop", "stop", np.where(seg_kind == "gap", "gap", "inferred")
-    )
-    out["kind"] = np.where(_observed(t, ps), "observed", out["kind"].to_numpy(dtype=object))
-    return out[POINT_COLUMNS]
-
-
-def _mark_observed(geometry: pd.DataFrame, ps: pd.DataFrame) -> pd.DataFrame:
-    geometry = geometry.copy()
-    t = geometry["t_us"].to_numpy(dtype=np.int64)
-    geometry["kind"] = np.where(
-        _observed(t, ps), "observed", geometry["kind"].to_numpy(dtype=object)
-    )
-    return geometry
-
-
-def _observed(t_us: NDArray[np.int64], ps: pd.DataFrame) -> NDArray[np.bool_]:
-    """Whether each time falls inside some passage's [first_at, last_at] read window."""
-    order = np.argsort(ps["first_at_us"].to_numpy(dtype=np.int64), kind="stable")
-    first = ps["first_at_us"].to_numpy(dtype=np.int64)[order]
-    # Windows can overlap (neighboring readers); the running max of their ends answers
-    # "is t before the end of any window that started before t" in one searchsorted.
-    last_max = np.maximum.accumulate(ps["last_at_us"].to_numpy(dtype=np.int64)[order])
-    idx = np.searchsorted(first, t_us, side="right") - 1
-    return (idx >= 0) & (last_max[np.maximum(idx, 0)] >= t_us)
-
-
-def _iso_utc(t_us: NDArray[np.int64]) -> list[str]:
-    """ISO-8601 UTC strings with microseconds and a ``Z``."""
-    stamps = pd.to_datetime(t_us, unit="us", utc=True)
-    return [str(s) for s in stamps.strftime("%Y-%m-%dT%H:%M:%S.%fZ")]
-
-
-def _passage_records(ps: pd.DataFrame) -> list[dict[str, Any]]:
-    """Passages as JSON-ready dicts (plain Python types, ISO-8601 UTC times)."""
-    iso = {c: _iso_utc(ps[c].to_numpy(dtype=np.int64)) for c in _PASSAGE_TIMES}
-    readers = ps["reader_id"].astype(str).tolist()
-    directions = ps["direction"].astype(str).tolist()
-    peaks = ps["peak_rssi_dbm"].to_numpy(dtype=np.float64).tolist()
-    counts = ps["read_count"].to_numpy(dtype=np.int64).tolist()
-    lons = ps["lon"].to_numpy(dtype=np.float64).tolist()
-    lats = ps["lat"].to_numpy(dtype=np.float64).tolist()
-    return [
-        {
-            "reader_id": readers[i],
-            "first_at": iso["first_at_us"][i],
-            "last_at": iso["last_at_us"][i],
-            "closest_at": iso["closest_at_us"][i],
-            "peak_rssi_dbm": peaks[i],
-            "read_count": counts[i],
-            "direction": directions[i],
-            "lon": lons[i],
-            "lat": lats[i],
-        }
-        for i in range(len(ps))
-    ]

@@ -1,12 +1,15 @@
-"""Bike lookups."""
+"""Bike lookups: search by plate or frame number, and by id with the residents' rule (a
+resident sees their own bikes only; anything else is "not found", so ids reveal nothing)."""
 
 from __future__ import annotations
 
 import psycopg
 
-from api.bikes.schemas import BikeOut, TagBindingOut
+from api.bikes.schemas import BikeDetailOut, BikeOut, OwnerOut, TagBindingOut, TheftSummary
+from api.deps import Principal
 from api.errors import BadRequestError
-from track_engine.db import queries
+from api.security import mask_id_number
+from track_engine.db import bikes, queries
 from track_engine.errors import NotFoundError
 
 
@@ -40,3 +43,59 @@ def to_out(bike: queries.BikeRecord) -> BikeOut:
         stolen_at=bike.stolen_at,
         case_number=bike.case_number,
     )
+
+
+def visible_bike(conn: psycopg.Connection, *, bike_id: int, by: Principal) -> bikes.BikeDetail:
+    """The bike if the caller may see it; NotFoundError otherwise (same message either way)."""
+    detail = bikes.bike_detail(conn, bike_id)
+    if detail is None or (by.role == "resident" and detail.owner_id != by.owner_id):
+        raise NotFoundError(f"no bike {bike_id}")
+    return detail
+
+
+def detail_out(detail: bikes.BikeDetail) -> BikeDetailOut:
+    """Response model of a bike by id (owner masked)."""
+    theft = detail.theft
+    return BikeDetailOut(
+        bike_id=detail.bike_id,
+        plate=detail.plate,
+        frame_number=detail.frame_number,
+        motor_number=detail.motor_number,
+        brand=detail.brand,
+        model=detail.model,
+        colour=detail.colour,
+        photo_url=detail.photo_url,
+        owner=OwnerOut(
+            owner_id=detail.owner_id,
+            name=detail.owner_name,
+            phone=queries.mask_phone(detail.owner_phone),
+            id_number=mask_id_number(detail.id_number_tail),
+            address=detail.owner_address,
+        ),
+        tags=[
+            TagBindingOut(tag_id=t.tag_id, valid_from=t.valid_from, valid_to=t.valid_to)
+            for t in detail.tags
+        ],
+        registered_at=detail.registered_at,
+        deregistered_at=detail.deregistered_at,
+        theft=None
+        if theft is None
+        else TheftSummary(
+            theft_id=theft.theft_id,
+            status=theft.status,
+            stolen_at=theft.stolen_at,
+            case_number=theft.case_number,
+        ),
+    )
+
+
+def my_bikes(conn: psycopg.Connection, *, by: Principal) -> list[BikeDetailOut]:
+    """The calling resident's registered bikes."""
+    if by.owner_id is None:
+        return []
+    out = []
+    for bike_id in bikes.owned_bike_ids(conn, by.owner_id):
+        detail = bikes.bike_detail(conn, bike_id)
+        if detail is not None:
+            out.append(detail_out(detail))
+    return out

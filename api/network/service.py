@@ -31,6 +31,11 @@ class NetworkCache:
         self._lock = threading.Lock()
         self._loaded: LoadedNetwork | None = None
 
+    def invalidate(self) -> None:
+        """Forget the loaded network (readers changed); the next request reloads it."""
+        with self._lock:
+            self._loaded = None
+
     def get(self, conn: psycopg.Connection) -> LoadedNetwork:
         """The active network, loading it if it is new; raises UnavailableError if none."""
         network_id = queries.active_network_id(conn)
@@ -58,7 +63,18 @@ class NetworkCache:
                     network_id=arrays.network_id,
                     graph=graph,
                     reader_nodes=reader_nodes,
-                    reader_paths=precompute_reader_paths(graph, reader_nodes),
+                    reader_paths=precompute_reader_paths(
+                        graph,
+                        reader_nodes,
+                        # Each reader's own miss rate weighs its silence in path choice.
+                        miss_rate=dict(
+                            zip(
+                                arrays.readers["reader_id"].astype(str).tolist(),
+                                arrays.readers["miss_rate"].astype(float).tolist(),
+                                strict=True,
+                            )
+                        ),
+                    ),
                     arrays=arrays,
                 )
             return self._loaded

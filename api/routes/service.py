@@ -1,7 +1,9 @@
-"""Route lookups. Every lookup is written to the audit log with its reason."""
+"""Route lookups for officers. Every lookup needs a case number or a reason and is written to
+the audit log (who, role, bike, why, from where) in the same transaction."""
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,11 +12,18 @@ import psycopg
 from api.bikes.service import lookup_bike
 from api.errors import BadRequestError
 from api.network.service import NetworkCache
-from track_engine.db import queries
+from track_engine.db import audit, cameras, queries
 from track_engine.errors import NotFoundError
 from track_engine.routes import build_route
 
 MAX_WINDOW = timedelta(days=31)
+FOOTAGE_MARGIN = timedelta(seconds=60)
+
+
+def require_reason(reason: str, case_number: str | None) -> None:
+    """Refuse a location lookup without a case number or a reason."""
+    if not reason.strip() and not case_number:
+        raise BadRequestError("a location lookup needs a case number or a reason")
 
 
 def route_for_plate(
@@ -27,6 +36,9 @@ def route_for_plate(
     actor: str,
     reason: str,
     case_number: str | None,
+    role: str = "system",
+    remote_addr: str = "",
+    action: str = "route.view",
 ) -> dict[str, Any]:
     """The bike's route as a GeoJSON Feature (LineString, a time per point, passages)."""
     if not reason.strip() and not case_number:
@@ -38,13 +50,16 @@ def route_for_plate(
     since = since or bike.stolen_at or until - timedelta(days=1)
     if since >= until or until - since > MAX_WINDOW:
         raise BadRequestError("since must be before until, and the window at most 31 days")
-    queries.write_audit(
+    audit.append(
         conn,
         actor=actor,
-        action="route.view",
+        role=role,
+        action=action,
         subject=f"bike:{bike.bike_id}",
+        bike_id=bike.bike_id,
         reason=reason,
         case_number=case_number,
+        remote_addr=remote_addr,
         detail={"plate": bike.plate, "since": since.isoformat(), "until": until.isoformat()},
     )
     passages = queries.bike_passages(conn, bike_id=bike.bike_id, since=since, until=until)
@@ -52,6 +67,8 @@ def route_for_plate(
         raise NotFoundError(f"bike {bike.plate} was not seen between {since} and {until}")
     loaded = network.get(conn)
     known = passages["reader_id"].isin(list(loaded.reader_nodes))
+    if not known.any():
+        raise NotFoundError(f"bike {bike.plate} was seen only by readers off the road network")
     # A bike re-tagged within the window has passages under two tag ids; each was filtered to
     # its binding's validity, so together they are the bike's route.
     route = build_route(
@@ -73,3 +90,57 @@ def route_for_plate(
         }
     )
     return feature
+
+
+def _distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    rad = math.pi / 180
+    x = (lon2 - lon1) * rad * math.cos((lat1 + lat2) / 2 * rad)
+    return 6_371_000.0 * math.hypot(x, (lat2 - lat1) * rad)
+
+
+def cameras_near_passages(
+    conn: psycopg.Connection, *, feature: dict[str, Any], radius_m: float
+) -> list[dict[str, Any]]:
+    """For each passage of a route, the cameras within ``radius_m`` and the footage window."""
+    registry = cameras.all_cameras(conn)
+    out: list[dict[str, Any]] = []
+    for passage in feature["properties"].get("passages", []):
+        lon, lat = passage.get("lon"), passage.get("lat")
+        if lon is None or lat is None:
+            continue
+        at = datetime.fromisoformat(passage["closest_at"])
+        start, end = at - FOOTAGE_MARGIN, at + FOOTAGE_MARGIN
+        for cam in registry:
+            distance = _distance_m(lon, lat, cam.lon, cam.lat)
+            if distance <= radius_m:
+                out.append(
+                    {
+                        "reader_id": passage["reader_id"],
+                        "passage_at": passage["closest_at"],
+                        "camera_id": cam.camera_id,
+                        "name": cam.name,
+                        "distance_m": round(distance, 1),
+                        "from": start.isoformat(),
+                        "to": end.isoformat(),
+                        "footage_url": footage_url(
+                            cam.footage_url_template, cam.camera_id, start, end
+                        ),
+                    }
+                )
+    return out
+
+
+def footage_url(template: str, camera_id: str, start: datetime, end: datetime) -> str:
+    """Fill ``{camera_id}``, ``{start}``, ``{end}`` (ISO-8601 UTC) and ``{start_epoch}`` /
+    ``{end_epoch}`` (seconds) into a camera's footage URL template."""
+    values = {
+        "camera_id": camera_id,
+        "start": start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "end": end.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "start_epoch": str(int(start.timestamp())),
+        "end_epoch": str(int(end.timestamp())),
+    }
+    out = template
+    for key, value in values.items():
+        out = out.replace("{" + key + "}", value)
+    return out

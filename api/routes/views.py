@@ -1,36 +1,172 @@
-"""GET /api/v1/routes/{plate}"""
+"""Officers' location lookups: /api/v1/routes/{plate} (GeoJSON, exports, cameras), last seen,
+next readers, companions. Each needs a case number or a reason and is audited."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
+from fastapi.responses import Response
 
-from api.deps import ConnDep, NetworkDep
-from api.routes.service import route_for_plate
+from api.deps import ConnDep, IdPath, NetworkDep, OfficerDep
+from api.routes import tracking
+from api.routes.exports import MEDIA_TYPES, RENDERERS
+from api.routes.service import cameras_near_passages, route_for_plate
+from api.thefts.schemas import CASE_PATTERN
 
-router = APIRouter(prefix="/api/v1/routes", tags=["routes"])
+router = APIRouter(prefix="/api/v1", tags=["routes"])
+
+PlatePath = Annotated[str, Path(max_length=32, examples=["浙B12345"])]
+Reason = Annotated[str, Query(max_length=500, description="why you look (or give a case number)")]
+CaseNumber = Annotated[str | None, Query(pattern=CASE_PATTERN, examples=["HZ-2026-001234"])]
+# Plain datetimes: the service answers a time without a zone with a clear 400.
+Since = Annotated[datetime | None, Query(description="default: the theft, or a day ago")]
+Until = Annotated[datetime | None, Query(description="default: now")]
 
 
-@router.get("/{plate}")
+@router.get("/routes/{plate}")
 def get_route(
     conn: ConnDep,
     network: NetworkDep,
-    plate: Annotated[str, Path(max_length=32)],
-    since: datetime | None = None,
-    until: datetime | None = None,
-    reason: Annotated[str, Query(max_length=500)] = "",
-    case_number: Annotated[str | None, Query(max_length=64)] = None,
+    principal: OfficerDep,
+    plate: PlatePath,
+    since: Since = None,
+    until: Until = None,
+    reason: Reason = "",
+    case_number: CaseNumber = None,
 ) -> dict[str, Any]:
-    """The bike's route since the theft (or the last day), as a GeoJSON Feature with times."""
+    """The bike's route since the theft (or the last day), as a GeoJSON Feature with a time
+    per point, its passages and inferred stretches marked (``kinds``). Roles: officer."""
     return route_for_plate(
         conn,
         network,
         plate=plate,
         since=since,
         until=until,
-        actor="anonymous",
+        actor=principal.username,
+        role=principal.role,
+        remote_addr=principal.remote_addr,
         reason=reason,
         case_number=case_number,
+    )
+
+
+@router.get(
+    "/routes/{plate}/export",
+    response_class=Response,
+    responses={200: {"content": {m: {} for m in MEDIA_TYPES.values()}}},
+)
+def export_route(
+    conn: ConnDep,
+    network: NetworkDep,
+    principal: OfficerDep,
+    plate: PlatePath,
+    format: Annotated[Literal["gpx", "kml", "csv"], Query()],
+    since: Since = None,
+    until: Until = None,
+    reason: Reason = "",
+    case_number: CaseNumber = None,
+) -> Response:
+    """The route for a case file as GPX, KML or CSV. Roles: officer."""
+    feature = route_for_plate(
+        conn,
+        network,
+        plate=plate,
+        since=since,
+        until=until,
+        actor=principal.username,
+        role=principal.role,
+        remote_addr=principal.remote_addr,
+        reason=reason,
+        case_number=case_number,
+        action=f"route.export.{format}",
+    )
+    name = "".join(ch for ch in feature["properties"]["plate"] if ch.isascii() and ch.isalnum())
+    return Response(
+        RENDERERS[format](feature),
+        media_type=MEDIA_TYPES[format],
+        headers={"Content-Disposition": f'attachment; filename="route-{name or "bike"}.{format}"'},
+    )
+
+
+@router.get("/routes/{plate}/cameras")
+def route_cameras(
+    conn: ConnDep,
+    network: NetworkDep,
+    principal: OfficerDep,
+    plate: PlatePath,
+    since: Since = None,
+    until: Until = None,
+    reason: Reason = "",
+    case_number: CaseNumber = None,
+    radius_m: Annotated[float, Query(gt=0, le=2000)] = 150.0,
+) -> list[dict[str, Any]]:
+    """Cameras near each passage of the route, with the time window and footage URL.
+    Roles: officer."""
+    feature = route_for_plate(
+        conn,
+        network,
+        plate=plate,
+        since=since,
+        until=until,
+        actor=principal.username,
+        role=principal.role,
+        remote_addr=principal.remote_addr,
+        reason=reason,
+        case_number=case_number,
+        action="route.cameras",
+    )
+    return cameras_near_passages(conn, feature=feature, radius_m=radius_m)
+
+
+@router.get("/bikes/{bike_id}/last-seen")
+def last_seen(
+    conn: ConnDep,
+    principal: OfficerDep,
+    bike_id: IdPath,
+    reason: Reason = "",
+    case_number: CaseNumber = None,
+) -> dict[str, Any]:
+    """Where and when the bike was last heard. Roles: officer."""
+    return tracking.last_seen(
+        conn, bike_id=bike_id, by=principal, reason=reason, case_number=case_number
+    )
+
+
+@router.get("/bikes/{bike_id}/next-readers")
+def next_readers(
+    conn: ConnDep,
+    network: NetworkDep,
+    principal: OfficerDep,
+    bike_id: IdPath,
+    reason: Reason = "",
+    case_number: CaseNumber = None,
+    limit: Annotated[int, Query(ge=1, le=20)] = 5,
+) -> dict[str, Any]:
+    """The readers the bike will likely pass next, with probability and ETA. Roles: officer."""
+    return tracking.next_readers(
+        conn,
+        network,
+        bike_id=bike_id,
+        by=principal,
+        reason=reason,
+        case_number=case_number,
+        limit=limit,
+    )
+
+
+@router.get("/thefts/{theft_id}/companions")
+def companions(
+    conn: ConnDep,
+    principal: OfficerDep,
+    theft_id: IdPath,
+    reason: Reason = "",
+    since: Since = None,
+    until: Until = None,
+) -> dict[str, Any]:
+    """Tags that travelled with the stolen bike (the case number counts as the reason).
+    Roles: officer."""
+    return tracking.companions(
+        conn, theft_id=theft_id, by=principal, reason=reason, since=since, until=until
     )

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from reader_gateway.protocols.base import Decoder
 from reader_gateway.protocols.impinj_iot import ImpinjIotDecoder
-from reader_gateway.protocols.r2000 import R2000Decoder
+from reader_gateway.protocols.r2000 import R2000Decoder, encode_realtime_inventory
 from reader_gateway.protocols.tagtrail_active import TagtrailActiveDecoder
 from reader_gateway.protocols.zebra_iotc import ZebraIotcDecoder
 
@@ -39,6 +39,19 @@ DECODERS: dict[str, Callable[[], Decoder]] = {
 }
 
 
+# Bytes a transport writes when it opens a connection to a reader of this protocol. R2000
+# readers do nothing until told to inventory (the decoder keeps them going afterwards).
+START_COMMANDS: dict[str, Callable[[], bytes]] = {
+    "r2000": encode_realtime_inventory,
+}
+
+
+def start_command(name: str) -> bytes:
+    """Bytes to send to a reader of protocol ``name`` right after connecting (may be empty)."""
+    factory = START_COMMANDS.get(name)
+    return factory() if factory is not None else b""
+
+
 def make_decoder(name: str) -> Decoder:
     """Build a new decoder for protocol ``name``; raise :class:`UnknownProtocolError` if none."""
     try:
@@ -51,4 +64,4 @@ def make_decoder(name: str) -> Decoder:
     return factory()
 
 
-__all__ = ["DECODERS", "UnknownProtocolError", "make_decoder"]
+__all__ = ["DECODERS", "START_COMMANDS", "UnknownProtocolError", "make_decoder", "start_command"]

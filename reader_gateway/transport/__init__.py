@@ -1,1 +1,5 @@
-"""Transports: the only modules that open serial ports or talk to the broker."""
+"""Transports: the only modules that open serial ports or talk to the broker.
+
+``serial`` (one thread per port), ``mqtt_link`` (the paho connection), ``gateway`` (the steps
+that join them to the normalizer and the spool), ``mqtt`` (the configuration-free gateway).
+"""

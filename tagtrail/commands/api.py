@@ -1,38 +1,107 @@
-"""API commands: ``tagtrail serve``."""
+"""API commands: ``tagtrail api`` (alias ``serve``) and ``tagtrail users create``."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tagtrail.runtime import services
+from tagtrail.embedded import Services
+from tagtrail.runtime import err
 from tagtrail.settings import Settings
+
+if TYPE_CHECKING:
+    from api.config import ApiConfig
+
+users_app = typer.Typer(help="API accounts.", no_args_is_help=True)
 
 
 def register(app: typer.Typer, bench: typer.Typer) -> None:
     """Add the API's commands and benchmarks."""
     del bench  # no API benchmark yet
     app.command()(serve)
+    app.command(name="api")(serve)
+    app.add_typer(users_app, name="users")
+    users_app.command(name="create")(create_user)
+
+
+def _database_only(settings: Settings) -> Services:
+    # The API needs no broker: an embedded one is started only by the pipeline commands.
+    return Services(
+        database_url=settings.database_url,
+        mqtt_url=settings.mqtt_url,
+        pgdata=settings.pgdata_dir,
+        mqtt_port=settings.embedded_mqtt_port,
+        need_broker=False,
+    )
+
+
+def api_config(settings: Settings, database_url: str) -> ApiConfig:
+    """The API's configuration with every key resolved from the settings."""
+    from api.config import ApiConfig
+
+    return ApiConfig(
+        database_url=database_url,
+        jwt_secret=settings.resolve_jwt_secret(),
+        id_hash_key=settings.resolve_id_hash_key(),
+        id_enc_key=settings.resolve_id_enc_key(),
+    )
 
 
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default from settings).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default from settings).")] = None,
 ) -> None:
-    """Serve the API and web console."""
+    """Serve the API and web console (uvicorn)."""
     import uvicorn
 
     from api.app import create_app
-    from api.config import ApiConfig
     from track_engine.db.migrate import migrate
 
     settings = Settings()
-    with services(settings) as svc:
+    with _database_only(settings) as svc:
         migrate(svc.database_url)
         uvicorn.run(
-            create_app(ApiConfig(database_url=svc.database_url)),
+            create_app(api_config(settings, svc.database_url)),
             host=host or settings.api_host,
             port=port or settings.api_port,
             log_level="info",
         )
+
+
+def create_user(
+    username: Annotated[str, typer.Option(help="Login name (3-64 of A-Z a-z 0-9 _ . @ -).")],
+    password: Annotated[str, typer.Option(help="At least 8 characters.")],
+    role: Annotated[str, typer.Option(help="admin, officer, registrar, resident or auditor.")],
+) -> None:
+    """Create an API account (the first admin, or accounts for scripts)."""
+    import psycopg
+    from pydantic import ValidationError
+
+    from api.errors import ApiError
+    from api.users.schemas import UserIn
+    from api.users.service import create_user as create
+    from track_engine.db.migrate import migrate
+
+    try:
+        UserIn(username=username, password=password, role=role)
+    except ValidationError as exc:
+        err.print(f"[red]invalid account:[/] {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
+        raise typer.Exit(2) from exc
+    settings = Settings()
+    with _database_only(settings) as svc:
+        migrate(svc.database_url)
+        with psycopg.connect(svc.database_url) as conn:
+            try:
+                user = create(
+                    conn,
+                    username=username,
+                    password=password,
+                    role=role,
+                    actor="system:cli",
+                    actor_role="system",
+                )
+            except ApiError as exc:
+                err.print(f"[red]{exc}[/]")
+                raise typer.Exit(1) from exc
+    typer.echo(f"created {user.role} {user.username} (user {user.user_id})")

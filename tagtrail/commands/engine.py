@@ -1,19 +1,22 @@
-"""Engine commands: ``tagtrail engine``."""
+"""Engine commands: ``tagtrail engine`` and ``tagtrail bench accuracy``."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Annotated
 
+import orjson
 import typer
 
-from tagtrail.runtime import run_until_interrupted, services
+from tagtrail.runtime import err, run_until_interrupted, services
 from tagtrail.settings import Settings
 
 
 def register(app: typer.Typer, bench: typer.Typer) -> None:
     """Add the engine's commands and benchmarks."""
-    del bench  # no engine benchmark yet
     app.command()(engine)
+    bench.command("accuracy")(bench_accuracy)
 
 
 def engine(
@@ -21,8 +24,24 @@ def engine(
         str | None, typer.Option(help="Comma-separated shards to own (default: all).")
     ] = None,
     worker_id: Annotated[str, typer.Option(help="Unique worker name (MQTT client id).")] = "0",
+    metrics_port: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=65535,
+            envvar="TAGTRAIL_ENGINE_METRICS_PORT",
+            help="Prometheus exporter port (0: no exporter).",
+        ),
+    ] = 9108,
+    metrics_addr: Annotated[
+        str, typer.Option(envvar="TAGTRAIL_ENGINE_METRICS_ADDR", help="Exporter address.")
+    ] = "127.0.0.1",
 ) -> None:
-    """Run a track-engine worker: consume read batches, store reads and passages, raise alerts."""
+    """Run a track-engine worker: consume read batches, store reads and passages, raise alerts.
+
+    Hourly it also creates partitions ahead of the clock and drops raw reads older than
+    TAGTRAIL_RETENTION_DAYS (reads of tags under a case hold are kept in held_reads).
+    """
     from track_engine.consumer import EngineConfig, EngineService
     from track_engine.db.migrate import migrate
 
@@ -40,6 +59,73 @@ def engine(
                 shards=owned,
                 client_id=f"tagtrail-engine-{worker_id}",
                 gap_s=settings.passage_gap_s,
+                metrics_port=metrics_port or None,
+                metrics_addr=metrics_addr,
+                retention_days=settings.retention_days,
+                partition_ahead_days=settings.partition_ahead_days,
             )
         )
         run_until_interrupted(service.start, service.run, service.close)
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise typer.BadParameter(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def bench_accuracy(
+    seed: Annotated[int, typer.Option(help="Seed of the city, readers, riders and reads.")] = 7,
+    bikes: Annotated[int, typer.Option(min=10, help="Simulated bikes.")] = 200,
+    hours: Annotated[float, typer.Option(min=0.25, help="Simulated hours (from 07:00).")] = 2.0,
+    size_m: Annotated[float, typer.Option(min=500, help="Generated city size (m).")] = 3000.0,
+    roads: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="Road network (.npz, .osm, .osm.pbf)."),
+    ] = None,
+    coverage: Annotated[str, typer.Option(help="Reader coverages (fractions).")] = "0.25,0.5,1.0",
+    miss_rate: Annotated[str, typer.Option(help="Reader miss rates.")] = "0.1,0.3",
+    clones: Annotated[int, typer.Option(min=0, help="Bikes carrying a cloned tag.")] = 4,
+    hmm: Annotated[bool, typer.Option(help="Score the HMM map-matching baseline.")] = True,
+    json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Route accuracy against simulator ground truth: TagTrail vs shortest path vs HMM."""
+    from rich.table import Table
+
+    from tagtrail.commands.engine_accuracy import AccuracyOptions, run_accuracy
+
+    results = run_accuracy(
+        AccuracyOptions(
+            seed=seed,
+            bikes=bikes,
+            hours=hours,
+            size_m=size_m,
+            roads=roads,
+            coverages=_floats(coverage),
+            miss_rates=_floats(miss_rate),
+            clones=clones,
+            hmm=hmm,
+        )
+    )
+    if json:
+        sys.stdout.write(orjson.dumps({"results": results}).decode() + "\n")
+        return
+    table = Table(title=f"Route accuracy (seed {seed}, {bikes} bikes, {hours:g} h)")
+    heads = ("coverage", "miss", "method", "recall", "precision", "time p50 s", "time p95 s",
+             "pos p50 m", "pos p95 m", "trips", "clones hit", "false alarms")  # fmt: skip
+    for h in heads:
+        table.add_column(h, justify="left" if h == "method" else "right")
+    for r in results:
+        table.add_row(
+            f"{r['coverage']:g}", f"{r['miss_rate']:g}", r["method"], _fmt(r["recall"], 3),
+            _fmt(r["precision"], 3), _fmt(r["time_error_median_s"], 2),
+            _fmt(r["time_error_p95_s"], 2), _fmt(r["position_error_median_m"], 1),
+            _fmt(r["position_error_p95_m"], 1), str(r["trips"]),
+            f"{r['clone_hits']}/{r['clone_tags']}", str(r["clone_false_alarms"]),
+        )  # fmt: skip
+    err.print(table)
+
+
+def _fmt(value: float | None, digits: int) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"

@@ -14,11 +14,14 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import create_database, drop_database
 from fastapi.testclient import TestClient
+from testsupport import create_database, drop_database
 
 from api.app import create_app
 from api.config import ApiConfig
+from api.users.service import create_user
+
+OFFICER, PASSWORD = "duty.officer", "correct horse battery"
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +45,17 @@ def demo_run(
             check=False,
         )
         assert done.returncode == 0, done.stderr.decode()[-3000:]
+        import psycopg
+
+        with psycopg.connect(url) as conn:
+            create_user(
+                conn,
+                username=OFFICER,
+                password=PASSWORD,
+                role="officer",
+                actor="test",
+                actor_role="test",
+            )
         yield orjson.loads(done.stdout), url
     finally:
         drop_database(pg_admin_url, name)
@@ -70,16 +84,27 @@ def test_demo_prints_stolen_plate_passages_and_timed_route(
     assert stats["alerts"] >= 1
 
 
+def _login(client: TestClient) -> dict[str, str]:
+    token = client.post("/api/v1/auth/token", data={"username": OFFICER, "password": PASSWORD})
+    assert token.status_code == 200, token.text
+    return {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+
 def test_api_serves_the_route_and_audits_it(demo_run: tuple[dict[str, Any], str]) -> None:
     result, url = demo_run
     plate = result["plate"]
     with TestClient(create_app(ApiConfig(database_url=url))) as client:
-        bike = client.get("/api/v1/bikes", params={"plate": plate.lower()})
+        officer = _login(client)
+        bike = client.get("/api/v1/bikes", params={"plate": plate.lower()}, headers=officer)
         assert bike.status_code == 200, bike.text
         assert bike.json()["case_number"] == result["case_number"]
         assert "*" in bike.json()["owner_phone"]
 
-        route = client.get(f"/api/v1/routes/{plate}", params={"case_number": result["case_number"]})
+        route = client.get(
+            f"/api/v1/routes/{plate}",
+            params={"case_number": result["case_number"]},
+            headers=officer,
+        )
         assert route.status_code == 200, route.text
         assert route.json()["geometry"]["type"] == "LineString"
         assert len(route.json()["properties"]["passages"]) == len(result["passages"])
@@ -97,7 +122,7 @@ def test_api_serves_the_route_and_audits_it(demo_run: tuple[dict[str, Any], str]
         audit = conn.execute(
             "SELECT actor, case_number FROM audit_log WHERE action = 'route.view' ORDER BY at"
         ).fetchall()
-    assert ("anonymous", result["case_number"]) in audit
+    assert (OFFICER, result["case_number"]) in audit
 
 
 @pytest.mark.parametrize(
@@ -125,7 +150,9 @@ def test_bad_requests_get_clear_4xx(
 ) -> None:
     result, url = demo_run
     with TestClient(create_app(ApiConfig(database_url=url))) as client:
-        response = client.get(path.format(plate=result["plate"]), params=params)
+        response = client.get(
+            path.format(plate=result["plate"]), params=params, headers=_login(client)
+        )
     assert response.status_code == status, response.text
     assert message in response.text
 

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import httpx
 import psutil
-from conftest import free_port
+from testsupport import free_port
 
 URL_LINE = re.compile(r"(http://127\.0\.0\.1:\d+/routes/\S+)\?case_number=(\S+)")
+LOGIN_LINE = re.compile(r"Log in as (\S+) with password (\S+)")
 
 
 def _env(data_dir: Path, api_port: int, mqtt_port: int) -> dict[str, str]:
@@ -55,32 +56,40 @@ def test_demo_on_embedded_defaults_serves_route_and_stops_cleanly(tmp_path: Path
     output: list[str] = []
     try:
         deadline = time.monotonic() + 180
-        match = None
+        match = login = None
         assert proc.stdout is not None
-        while match is None and time.monotonic() < deadline:
+        while login is None and time.monotonic() < deadline:
             line = proc.stdout.readline()
             if not line:
                 break
             output.append(line)
-            match = URL_LINE.search(line)
+            match = match or URL_LINE.search(line)
+            login = LOGIN_LINE.search(line)
         assert match, "".join(output)
+        assert login, "".join(output)
         page_url, case_number = match.group(1), match.group(2)
         assert page_url.startswith(f"http://127.0.0.1:{api_port}/routes/")
         plate = page_url.rsplit("/", 1)[1]
-        route = None
+        api = f"http://127.0.0.1:{api_port}/api/v1"
+        token = None
         for _ in range(100):  # the API starts right after the URL is printed
             try:
-                route = httpx.get(
-                    f"http://127.0.0.1:{api_port}/api/v1/routes/{plate}",
-                    params={"case_number": case_number},
+                token = httpx.post(
+                    f"{api}/auth/token",
+                    data={"username": login.group(1), "password": login.group(2)},
                     timeout=10,
                 )
-                if route.status_code == 200:
-                    break
+                break
             except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        assert route is not None
+                time.sleep(0.2)
+        assert token is not None
+        assert token.status_code == 200, token.text
+        route = httpx.get(
+            f"{api}/routes/{plate}",
+            params={"case_number": case_number},
+            headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+            timeout=10,
+        )
         assert route.status_code == 200, route.text
         assert route.json()["geometry"]["type"] == "LineString"
         assert httpx.get(page_url, timeout=10).status_code == 200

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from conftest import free_port
 from paho.mqtt.enums import CallbackAPIVersion
+from testsupport import free_port
 
 from tagtrail.broker_acl import BrokerRoster, render_acl
 

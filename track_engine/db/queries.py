@@ -1,4 +1,8 @@
-"""Read-side queries: the only SQL the API runs goes through these functions."""
+"""Read-side queries: the only SQL the API runs goes through these functions.
+
+Following a bike (``last_seen``, ``next_readers``, ``companions``) lives in
+:mod:`track_engine.db.tracking` and is re-exported here.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,12 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from track_engine.db.tracking import Companion as Companion
+from track_engine.db.tracking import LastSeen as LastSeen
+from track_engine.db.tracking import NextReader as NextReader
+from track_engine.db.tracking import companions as companions
+from track_engine.db.tracking import last_seen as last_seen
+from track_engine.db.tracking import next_readers as next_readers
 from track_engine.identifiers import frame_number_key, normalize_plate
 
 _EPOCH_US = "(extract(epoch from {col}) * 1000000)::bigint"

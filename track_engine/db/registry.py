@@ -181,20 +181,21 @@ def open_theft(
     place: str,
     description: str,
     case_number: str | None,
+    reported_by: int | None = None,
 ) -> tuple[int, int]:
     """Record a theft and open its watch at once; returns ``(theft_id, watch_id)``."""
     status = "confirmed" if case_number else "reported"
     theft = conn.execute(
         """INSERT INTO thefts (bike_id, reported_at, stolen_at, place, description, status,
-                               case_number)
-           VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING theft_id""",
-        (bike_id, reported_at, stolen_at, place, description, status, case_number),
+                               case_number, reported_by)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING theft_id""",
+        (bike_id, reported_at, stolen_at, place, description, status, case_number, reported_by),
     ).fetchone()
     assert theft is not None
     watch = conn.execute(
-        "INSERT INTO watches (bike_id, kind, theft_id, starts_at) "
-        "VALUES (%s, 'theft', %s, %s) RETURNING watch_id",
-        (bike_id, theft[0], stolen_at),
+        "INSERT INTO watches (bike_id, kind, theft_id, starts_at, created_by) "
+        "VALUES (%s, 'theft', %s, %s, %s) RETURNING watch_id",
+        (bike_id, theft[0], stolen_at, reported_by),
     ).fetchone()
     assert watch is not None
     conn.execute("NOTIFY tagtrail_watches")

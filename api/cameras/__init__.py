@@ -1,0 +1,1 @@
+"""The cameras registry: positions and footage URL templates."""

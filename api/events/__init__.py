@@ -1,0 +1,1 @@
+"""Tagging events: free registration sessions; residents book, registrars check them in."""

@@ -1,0 +1,165 @@
+"""Polling the database for what is new after a cursor, and framing it as SSE.
+
+A cursor is two integers ``"<a>.<b>"``: for a bike, the last alert id and the last passage's
+closest approach (epoch µs); for the duty desk, the last alert id and the last flag id. Both
+only grow, so a client that reconnects with its ``Last-Event-ID`` misses nothing and sees
+nothing twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+import orjson
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from api.errors import BadRequestError, UnavailableError
+from api.network.service import LoadedNetwork, NetworkCache
+from track_engine.db import cases
+from track_engine.errors import EngineError
+
+HEARTBEAT_S = 15.0
+
+Event = tuple[str, dict[str, Any], "Cursor"]
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """Where a stream stands: two monotonic positions."""
+
+    a: int
+    b: int
+
+    def __str__(self) -> str:
+        return f"{self.a}.{self.b}"
+
+    @classmethod
+    def parse(cls, text: str) -> Cursor:
+        """Parse ``"<a>.<b>"``; BadRequestError for anything else."""
+        parts = text.strip().split(".")
+        if len(parts) != 2 or not all(p.isdigit() and len(p) <= 18 for p in parts):
+            raise BadRequestError("Last-Event-ID must look like '<number>.<number>'")
+        return cls(int(parts[0]), int(parts[1]))
+
+
+def start_cursor(
+    conn: psycopg.Connection, *, last_event_id: str | None, since: datetime | None, desk: bool
+) -> Cursor:
+    """Resume from ``last_event_id``, or start now (passages from ``since`` if given)."""
+    if last_event_id:
+        return Cursor.parse(last_event_id)
+    alert_id, flag_id = cases.latest_ids(conn)
+    if desk:
+        return Cursor(alert_id, flag_id)
+    start = since or datetime.now(UTC)
+    return Cursor(alert_id if since is None else 0, int(start.timestamp() * 1_000_000))
+
+
+def _alert_data(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items()}
+
+
+def _extension(
+    network: LoadedNetwork | None, previous: str | None, reader_id: str
+) -> list[list[float]] | None:
+    """The road path from the previous passage's reader to this one (the route's new piece)."""
+    if network is None or previous is None or previous == reader_id:
+        return None
+    try:
+        nodes = network.graph.path_nodes(
+            network.reader_nodes[previous], network.reader_nodes[reader_id]
+        )
+    except (KeyError, ValueError, EngineError):
+        return None
+    return [[round(float(x), 7) for x in network.arrays.node_lonlat[n]] for n in nodes]
+
+
+def bike_poller(
+    pool: ConnectionPool, cache: NetworkCache, *, bike_id: int
+) -> Callable[[Cursor], list[Event]]:
+    """What is new for one bike after a cursor: passages (with route extension) and alerts."""
+    last_reader: list[str | None] = [None]
+
+    def poll(cursor: Cursor) -> list[Event]:
+        with pool.connection() as conn:
+            alerts = cases.alerts_after(conn, after_id=cursor.a, bike_id=bike_id)
+            passages = cases.passages_after(conn, bike_id=bike_id, after_us=cursor.b)
+            try:
+                network: LoadedNetwork | None = cache.get(conn) if passages else None
+            except UnavailableError:  # no network only means no extension drawn
+                network = None
+        events: list[Event] = []
+        a, b = cursor.a, cursor.b
+        for row in alerts:
+            a = int(row["alert_id"])
+            events.append(("alert", _alert_data(row), Cursor(a, b)))
+        for row in passages:
+            b = int(row.pop("closest_at_us"))
+            row["route_extension"] = _extension(network, last_reader[0], str(row["reader_id"]))
+            last_reader[0] = str(row["reader_id"])
+            events.append(("passage", row, Cursor(a, b)))
+        return events
+
+    return poll
+
+
+def desk_poller(pool: ConnectionPool) -> Callable[[Cursor], list[Event]]:
+    """What is new for the duty desk after a cursor: every alert and stolen-match flag."""
+
+    def poll(cursor: Cursor) -> list[Event]:
+        with pool.connection() as conn:
+            alerts = cases.alerts_after(conn, after_id=cursor.a, bike_id=None)
+            flags = cases.flags_after(conn, after_id=cursor.b)
+        events: list[Event] = []
+        a, b = cursor.a, cursor.b
+        for row in alerts:
+            a = int(row["alert_id"])
+            events.append(("alert", _alert_data(row), Cursor(a, b)))
+        for row in flags:
+            b = int(row["flag_id"])
+            events.append(("stolen_match", row, Cursor(a, b)))
+        return events
+
+    return poll
+
+
+def frame(event: str, data: dict[str, Any], cursor: Cursor) -> bytes:
+    """One SSE frame."""
+    payload = orjson.dumps(data, default=str, option=orjson.OPT_NAIVE_UTC)
+    return b"id: %s\nevent: %s\ndata: %s\n\n" % (str(cursor).encode(), event.encode(), payload)
+
+
+async def stream(
+    poll: Callable[[Cursor], list[Event]],
+    cursor: Cursor,
+    *,
+    poll_s: float,
+    max_events: int | None,
+    max_seconds: float | None,
+) -> AsyncIterator[bytes]:
+    """Poll and yield SSE frames until the client leaves or a limit is reached."""
+    yield b"retry: 3000\n\n"
+    sent = 0
+    started = last_beat = time.monotonic()
+    while True:
+        events = await anyio.to_thread.run_sync(poll, cursor)
+        for event, data, after in events:
+            yield frame(event, data, after)
+            cursor = after
+            sent += 1
+            if max_events is not None and sent >= max_events:
+                return
+        now = time.monotonic()
+        if max_seconds is not None and now - started >= max_seconds:
+            return
+        if now - last_beat >= HEARTBEAT_S:
+            last_beat = now
+            yield b": keep-alive\n\n"
+        if not events:
+            await anyio.sleep(poll_s)

@@ -1,0 +1,174 @@
+"""/api/v1/live: SSE per bike or case, and the duty desk's stream of all alerts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path, Query
+from fastapi.responses import StreamingResponse
+from pydantic import AwareDatetime
+
+from api.deps import ConfigDep, ConnDep, DutyDeskDep, IdPath, NetworkDep, OfficerDep, PoolDep
+from api.live.service import Cursor, bike_poller, desk_poller, start_cursor, stream
+from api.routes.service import require_reason
+from api.thefts.schemas import CASE_PATTERN
+from track_engine.db import audit, bikes, cases
+from track_engine.errors import NotFoundError
+
+router = APIRouter(prefix="/api/v1/live", tags=["live"])
+
+_SSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}
+}
+LastEventId = Annotated[str | None, Header(max_length=40, description="resume after this event id")]
+MaxEvents = Annotated[int | None, Query(ge=1, le=10_000, description="close after N events")]
+MaxSeconds = Annotated[float | None, Query(gt=0, le=86_400, description="close after N s")]
+Reason = Annotated[str, Query(max_length=500)]
+Since = Annotated[AwareDatetime | None, Query(description="replay passages from this time")]
+
+
+def _response(body: object) -> StreamingResponse:
+    return StreamingResponse(
+        body,  # type: ignore[arg-type]
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _bike_stream(
+    conn: ConnDep,
+    pool: PoolDep,
+    network: NetworkDep,
+    config: ConfigDep,
+    *,
+    bike_id: int,
+    last_event_id: str | None,
+    since: datetime | None,
+    max_events: int | None,
+    max_seconds: float | None,
+) -> StreamingResponse:
+    cursor: Cursor = start_cursor(conn, last_event_id=last_event_id, since=since, desk=False)
+    return _response(
+        stream(
+            bike_poller(pool, network, bike_id=bike_id),
+            cursor,
+            poll_s=config.live_poll_s,
+            max_events=max_events,
+            max_seconds=max_seconds,
+        )
+    )
+
+
+@router.get("/bikes/{bike_id}", response_class=StreamingResponse, responses=_SSE)
+def live_bike(
+    conn: ConnDep,
+    pool: PoolDep,
+    network: NetworkDep,
+    config: ConfigDep,
+    principal: OfficerDep,
+    bike_id: IdPath,
+    reason: Reason = "",
+    case_number: Annotated[str | None, Query(pattern=CASE_PATTERN)] = None,
+    since: Since = None,
+    max_events: MaxEvents = None,
+    max_seconds: MaxSeconds = None,
+    last_event_id: LastEventId = None,
+) -> StreamingResponse:
+    """New passages (with the route's extension) and alerts of one bike. Roles: officer."""
+    require_reason(reason, case_number)
+    if bikes.bike_detail(conn, bike_id) is None:
+        raise NotFoundError(f"no bike {bike_id}")
+    audit.append(
+        conn,
+        actor=principal.username,
+        role=principal.role,
+        action="live.bike",
+        subject=f"bike:{bike_id}",
+        bike_id=bike_id,
+        reason=reason,
+        case_number=case_number,
+        remote_addr=principal.remote_addr,
+    )
+    return _bike_stream(
+        conn,
+        pool,
+        network,
+        config,
+        bike_id=bike_id,
+        last_event_id=last_event_id,
+        since=since,
+        max_events=max_events,
+        max_seconds=max_seconds,
+    )
+
+
+@router.get("/cases/{case_number}", response_class=StreamingResponse, responses=_SSE)
+def live_case(
+    conn: ConnDep,
+    pool: PoolDep,
+    network: NetworkDep,
+    config: ConfigDep,
+    principal: OfficerDep,
+    case_number: Annotated[str, Path(pattern=CASE_PATTERN)],
+    since: Since = None,
+    max_events: MaxEvents = None,
+    max_seconds: MaxSeconds = None,
+    last_event_id: LastEventId = None,
+) -> StreamingResponse:
+    """The stream of the case's bike (the case number is the reason). Roles: officer."""
+    theft = cases.theft_by_case(conn, case_number)
+    if theft is None:
+        raise NotFoundError(f"no case {case_number}")
+    audit.append(
+        conn,
+        actor=principal.username,
+        role=principal.role,
+        action="live.case",
+        subject=f"bike:{theft.bike_id}",
+        bike_id=theft.bike_id,
+        case_number=case_number,
+        remote_addr=principal.remote_addr,
+    )
+    return _bike_stream(
+        conn,
+        pool,
+        network,
+        config,
+        bike_id=theft.bike_id,
+        last_event_id=last_event_id,
+        since=(since or theft.stolen_at) if last_event_id is None else None,
+        max_events=max_events,
+        max_seconds=max_seconds,
+    )
+
+
+@router.get("/alerts", response_class=StreamingResponse, responses=_SSE)
+def live_alerts(
+    conn: ConnDep,
+    pool: PoolDep,
+    config: ConfigDep,
+    principal: DutyDeskDep,
+    max_events: MaxEvents = None,
+    max_seconds: MaxSeconds = None,
+    last_event_id: LastEventId = None,
+) -> StreamingResponse:
+    """The duty desk: every alert of a watched bike and every stolen-match flag, as they
+    happen. Roles: admin, officer."""
+    audit.append(
+        conn,
+        actor=principal.username,
+        role=principal.role,
+        action="live.alerts",
+        remote_addr=principal.remote_addr,
+    )
+    cursor = start_cursor(conn, last_event_id=last_event_id, since=None, desk=True)
+    return _response(
+        stream(
+            desk_poller(pool),
+            cursor,
+            poll_s=config.live_poll_s,
+            max_events=max_events,
+            max_seconds=max_seconds,
+        )
+    )

@@ -1,0 +1,94 @@
+"""OpenAPI additions: the bearer scheme, the roles of each operation (``x-roles``, read from
+its :func:`api.deps.require` dependency) and problem+json error responses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+
+from api.deps import allowed_roles_of
+
+_PROBLEM = {
+    "application/problem+json": {
+        "schema": {
+            "type": "object",
+            "properties": {
+                "type": {"type": "string"},
+                "title": {"type": "string"},
+                "status": {"type": "integer"},
+                "detail": {"type": "string"},
+            },
+        },
+        "example": {
+            "type": "https://tagtrail.example/problems/forbidden",
+            "title": "Forbidden",
+            "status": 403,
+            "detail": "a resident may not do this; allowed: officer",
+        },
+    }
+}
+
+
+def route_roles(route: APIRoute) -> frozenset[str] | None:
+    """The roles the route admits, or None for an open route."""
+
+    def walk(dep: Dependant) -> frozenset[str] | None:
+        if dep.call is not None:
+            roles = allowed_roles_of(dep.call)
+            if roles is not None:
+                return roles
+        for sub in dep.dependencies:
+            found = walk(sub)
+            if found is not None:
+                return found
+        return None
+
+    return walk(route.dependant)
+
+
+def api_routes(routers: Iterable[APIRouter]) -> list[APIRoute]:
+    """Every operation of the routers (their paths carry the routers' prefixes)."""
+    return [r for router in routers for r in router.routes if isinstance(r, APIRoute)]
+
+
+def install_openapi(app: FastAPI, routers: Iterable[APIRouter]) -> None:
+    """Generate the schema once, with roles and error responses on every operation.
+
+    The routes are kept on ``app.state.api_routes`` for the role × endpoint test.
+    """
+    routes = api_routes(routers)
+    app.state.api_routes = routes
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        for route in routes:
+            if not route.include_in_schema:
+                continue
+            roles = route_roles(route)
+            for method in route.methods or ():
+                op = schema["paths"][route.path_format].get(method.lower())
+                if op is None:
+                    continue
+                responses = op.setdefault("responses", {})
+                if roles is not None:
+                    op["x-roles"] = sorted(roles)
+                    op["security"] = [{"OAuth2PasswordBearer": []}]
+                    responses.setdefault("401", {"description": "Not authenticated"})
+                    responses.setdefault("403", {"description": "Role not allowed"})
+                for code, response in responses.items():
+                    if code.startswith(("4", "5")):
+                        response.setdefault("description", "Problem")
+                        response["content"] = _PROBLEM
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

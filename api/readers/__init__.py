@@ -1,0 +1,1 @@
+"""Readers in the field: registry and import, health, last read."""

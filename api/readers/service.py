@@ -1,0 +1,124 @@
+"""Reader health and import.
+
+Health: ``offline`` when neither a heartbeat nor a read arrived within OFFLINE_AFTER;
+``silent`` when the reader is up but has heard nothing for longer than its road's usual traffic
+explains (at least SILENT_EXPECTED passages would have been expected); ``online`` otherwise.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import psycopg
+from pydantic import BaseModel, Field
+
+from api.deps import Principal
+from api.errors import UnavailableError
+from api.network.service import NetworkCache
+from track_engine.db import audit, fleet, registry
+from track_engine.roads import project_lonlat
+
+OFFLINE_AFTER = timedelta(minutes=10)
+SILENT_EXPECTED = 3.0
+_WEEK_H = 7 * 24.0
+
+
+class ReaderOut(BaseModel):
+    """A reader with its health."""
+
+    reader_id: str
+    name: str
+    protocol: str
+    lon: float
+    lat: float
+    antennas: int
+    last_heard_at: datetime | None
+    last_read_at: datetime | None
+    passages_per_hour: float = Field(description="usual traffic: passages/hour over 7 days")
+    health: str = Field(description="online, silent or offline")
+
+
+class ReaderIn(BaseModel):
+    """A reader to import (its position is snapped to the active road network)."""
+
+    reader_id: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$", examples=["R-0042"])
+    protocol: str = Field(
+        pattern=r"^(r2000|tagtrail-active|impinj-iot|zebra-iotc)$", examples=["r2000"]
+    )
+    lon: float = Field(ge=-180, le=180, examples=[120.1551])
+    lat: float = Field(ge=-90, le=90, examples=[30.2741])
+    antennas: int = Field(default=1, ge=1, le=8)
+    antenna_headings: list[float] = Field(default_factory=list, max_length=8)
+    miss_rate: float = Field(default=0.3, ge=0, lt=1)
+
+
+def health(activity: fleet.ReaderActivity, *, now: datetime) -> str:
+    """online, silent or offline (see the module docstring)."""
+    heard = [t for t in (activity.last_heard_at, activity.last_read_at) if t is not None]
+    if not heard or now - max(heard) > OFFLINE_AFTER:
+        return "offline"
+    per_hour = activity.passages_7d / _WEEK_H
+    quiet_since = activity.last_read_at or activity.installed_at
+    quiet_h = max((now - quiet_since).total_seconds(), 0.0) / 3600.0
+    return "silent" if per_hour * quiet_h >= SILENT_EXPECTED else "online"
+
+
+def reader_out(activity: fleet.ReaderActivity, *, now: datetime) -> ReaderOut:
+    """Response model of a reader."""
+    return ReaderOut(
+        reader_id=activity.reader_id,
+        name=activity.name,
+        protocol=activity.protocol,
+        lon=activity.lon,
+        lat=activity.lat,
+        antennas=activity.antennas,
+        last_heard_at=activity.last_heard_at,
+        last_read_at=activity.last_read_at,
+        passages_per_hour=round(activity.passages_7d / _WEEK_H, 3),
+        health=health(activity, now=now),
+    )
+
+
+def import_readers(
+    conn: psycopg.Connection, network: NetworkCache, *, readers: list[ReaderIn], by: Principal
+) -> dict[str, Any]:
+    """Snap each reader to the nearest road node of the active network and upsert it."""
+    origin = fleet.network_origin(conn)
+    if origin is None:
+        raise UnavailableError("load a road network before importing readers")
+    network_id, lon0, lat0 = origin
+    loaded = network.get(conn)
+    before = fleet.reader_ids(conn)
+    xy = project_lonlat([[r.lon, r.lat] for r in readers], (lon0, lat0))
+    frame = pd.DataFrame(
+        {
+            "reader_id": [r.reader_id for r in readers],
+            "protocol": [r.protocol for r in readers],
+            "lon": [r.lon for r in readers],
+            "lat": [r.lat for r in readers],
+            "x_m": xy[:, 0],
+            "y_m": xy[:, 1],
+            "node_id": [loaded.graph.nearest_node(float(x), float(y)) for x, y in xy],
+            "antennas": [r.antennas for r in readers],
+            "antenna_headings": [r.antenna_headings for r in readers],
+            "clock_offset_ms": [0.0] * len(readers),
+            "miss_rate": [r.miss_rate for r in readers],
+        }
+    )
+    registry.upsert_readers(conn, frame, network_id=network_id)
+    network.invalidate()
+    ids = [r.reader_id for r in readers]
+    audit.append(
+        conn,
+        actor=by.username,
+        role=by.role,
+        action="readers.import",
+        remote_addr=by.remote_addr,
+        detail={"readers": ids},
+    )
+    return {
+        "created": sorted(set(ids) - before),
+        "updated": sorted(set(ids) & before),
+    }

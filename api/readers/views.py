@@ -1,0 +1,52 @@
+"""/api/v1/readers: the registry with health and last read, and import."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path
+
+from api.deps import AdminDep, ConnDep, NetworkDep, OperatorDep
+from api.pagination import Page, PageDep, page_of
+from api.readers.service import ReaderIn, ReaderOut, import_readers, reader_out
+from track_engine.db import fleet
+from track_engine.errors import NotFoundError
+
+router = APIRouter(prefix="/api/v1/readers", tags=["readers"])
+
+
+@router.get("")
+def list_readers(conn: ConnDep, principal: OperatorDep, page: PageDep) -> Page[ReaderOut]:
+    """Readers with health (online / silent / offline) and last read. Roles: admin, officer."""
+    del principal
+    now = datetime.now(UTC)
+    rows = fleet.reader_activity(conn, now=now)
+    items = [reader_out(r, now=now) for r in rows[page.offset : page.offset + page.limit]]
+    return page_of(items, len(rows), page)
+
+
+@router.get("/{reader_id}")
+def get_reader(
+    conn: ConnDep,
+    principal: OperatorDep,
+    reader_id: Annotated[str, Path(max_length=64)],
+) -> ReaderOut:
+    """One reader with health and last read. Roles: admin, officer."""
+    del principal
+    now = datetime.now(UTC)
+    rows = fleet.reader_activity(conn, now=now, reader_id=reader_id)
+    if not rows:
+        raise NotFoundError(f"no reader {reader_id}")
+    return reader_out(rows[0], now=now)
+
+
+@router.post("/import")
+def import_reader_list(
+    conn: ConnDep,
+    network: NetworkDep,
+    principal: AdminDep,
+    readers: Annotated[list[ReaderIn], Body(min_length=1, max_length=10_000)],
+) -> dict[str, Any]:
+    """Add or update readers (snapped to the active road network). Roles: admin."""
+    return import_readers(conn, network, readers=readers, by=principal)

@@ -1,0 +1,35 @@
+"""Every domain's routers, in the order they appear in the OpenAPI document."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.audit.views import router as audit_router
+from api.bikes.views import router as bikes_router
+from api.cameras.views import router as cameras_router
+from api.console.views import router as console_router
+from api.events.views import router as events_router
+from api.live.views import router as live_router
+from api.network.views import router as network_router
+from api.readers.views import router as readers_router
+from api.routes.views import router as routes_router
+from api.stats.views import router as stats_router
+from api.thefts.views import router as thefts_router
+from api.users.views import auth_router
+from api.users.views import router as users_router
+
+ROUTERS: tuple[APIRouter, ...] = (
+    auth_router,
+    users_router,
+    events_router,
+    bikes_router,
+    thefts_router,
+    routes_router,
+    live_router,
+    cameras_router,
+    readers_router,
+    audit_router,
+    stats_router,
+    network_router,
+    console_router,
+)

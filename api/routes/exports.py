@@ -1,0 +1,88 @@
+"""A route (the GeoJSON Feature of :func:`api.routes.service.route_for_plate`) as GPX, KML
+and CSV for case files. Inferred stretches keep their kind, so nobody mistakes a drawn
+road path for an observed one."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+from xml.sax.saxutils import escape, quoteattr
+
+MEDIA_TYPES = {
+    "gpx": "application/gpx+xml",
+    "kml": "application/vnd.google-earth.kml+xml",
+    "csv": "text/csv; charset=utf-8",
+}
+
+
+def _points(feature: dict[str, Any]) -> list[tuple[float, float, str, str]]:
+    props = feature["properties"]
+    coords = feature["geometry"]["coordinates"]
+    kinds = props.get("kinds") or [""] * len(coords)
+    return [
+        (float(c[0]), float(c[1]), str(t), str(k))
+        for c, t, k in zip(coords, props["times"], kinds, strict=True)
+    ]
+
+
+def to_gpx(feature: dict[str, Any]) -> str:
+    """GPX 1.1: passages as waypoints, the route as one track (kind in each point's type)."""
+    props = feature["properties"]
+    name = escape(f"TagTrail {props.get('plate', '')}")
+    wpts = "".join(
+        f"<wpt lat={quoteattr(str(p['lat']))} lon={quoteattr(str(p['lon']))}>"
+        f"<time>{escape(p['closest_at'])}</time><name>{escape(p['reader_id'])}</name></wpt>"
+        for p in props.get("passages", [])
+        if p.get("lon") is not None
+    )
+    trkpts = "".join(
+        f"<trkpt lat='{lat}' lon='{lon}'><time>{escape(t)}</time><type>{escape(k)}</type></trkpt>"
+        for lon, lat, t, k in _points(feature)
+    )
+    return (
+        "<?xml version='1.0' encoding='UTF-8'?>"
+        "<gpx version='1.1' creator='TagTrail' xmlns='http://www.topografix.com/GPX/1/1'>"
+        f"<metadata><name>{name}</name></metadata>{wpts}"
+        f"<trk><name>{name}</name><trkseg>{trkpts}</trkseg></trk></gpx>"
+    )
+
+
+def to_kml(feature: dict[str, Any]) -> str:
+    """KML 2.2: a gx:Track with a time per point, and a placemark per passage."""
+    props = feature["properties"]
+    points = _points(feature)
+    whens = "".join(f"<when>{escape(t)}</when>" for _, _, t, _ in points)
+    coords = "".join(f"<gx:coord>{lon} {lat} 0</gx:coord>" for lon, lat, _, _ in points)
+    marks = "".join(
+        f"<Placemark><name>{escape(p['reader_id'])}</name>"
+        f"<TimeStamp><when>{escape(p['closest_at'])}</when></TimeStamp>"
+        f"<Point><coordinates>{p['lon']},{p['lat']},0</coordinates></Point></Placemark>"
+        for p in props.get("passages", [])
+        if p.get("lon") is not None
+    )
+    name = escape(f"TagTrail {props.get('plate', '')}")
+    return (
+        "<?xml version='1.0' encoding='UTF-8'?>"
+        "<kml xmlns='http://www.opengis.net/kml/2.2' xmlns:gx='http://www.google.com/kml/ext/2.2'>"
+        f"<Document><name>{name}</name>"
+        f"<Placemark><name>{name}</name><gx:Track>{whens}{coords}</gx:Track></Placemark>"
+        f"{marks}</Document></kml>"
+    )
+
+
+def to_csv(feature: dict[str, Any]) -> str:
+    """One row per passage (record=passage) then per route vertex (record=point)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["record", "time", "lon", "lat", "kind", "reader_id"])
+    for p in feature["properties"].get("passages", []):
+        writer.writerow(
+            ["passage", p["closest_at"], p.get("lon"), p.get("lat"), "observed", p["reader_id"]]
+        )
+    for lon, lat, t, k in _points(feature):
+        writer.writerow(["point", t, lon, lat, k, ""])
+    return out.getvalue()
+
+
+RENDERERS = {"gpx": to_gpx, "kml": to_kml, "csv": to_csv}

@@ -1,0 +1,141 @@
+"""Gateway benchmark: decoded reads per second per protocol on one core.
+
+Each protocol decodes a capture of ``reads`` reads built with its own encoder, the way the
+gateway meets it: serial protocols as one byte stream cut into 4 KiB chunks (what a busy port
+hands over), Impinj both one MQTT message per read and as the NDJSON stream, Zebra one message
+per read and as 50-read array batches. The figure is the best of ``repeat`` runs, single thread.
+One more row runs the gateway's own path after decoding (normalize, cut 500-read batches,
+encode, append to a spool in a temporary directory with one fsync per cut) for the r2000
+capture, to show what decoding leaves for the rest.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from reader_gateway.pipeline import Normalizer
+from reader_gateway.protocols import impinj_iot, make_decoder, r2000, tagtrail_active, zebra_iotc
+from reader_gateway.spool import Spool
+from reader_gateway.wire import encode_batch
+
+_T0 = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
+_CHUNK = 4096
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """One protocol's figure."""
+
+    protocol: str
+    shape: str
+    reads: int
+    seconds: float
+
+    @property
+    def reads_per_s(self) -> float:
+        """Decoded reads per second."""
+        return self.reads / self.seconds
+
+
+def _reads(n: int, seed: int) -> list[tuple[str, int, float, datetime]]:
+    rng = np.random.default_rng(seed)
+    tags = [f"E280{v:020X}" for v in rng.integers(0, 2**62, size=200)]
+    pick = rng.integers(0, len(tags), size=n).tolist()
+    ant = rng.integers(1, 5, size=n).tolist()
+    rssi = rng.integers(-80, -40, size=n).tolist()
+    return [
+        (tags[p], a, float(r), _T0 + timedelta(milliseconds=10 * i))
+        for i, (p, a, r) in enumerate(zip(pick, ant, rssi, strict=True))
+    ]
+
+
+def _captures(n: int) -> dict[tuple[str, str], list[bytes]]:
+    reads = _reads(n, 7)
+    r2k = b"".join(r2000.encode_tag_frame(tag_id=t, antenna=a, rssi_dbm=r) for t, a, r, _ in reads)
+    active = b"".join(
+        tagtrail_active.encode_frame(
+            reader_id=42, reader_seq=i, read_at=at, tag_id=t[-16:], rssi_dbm=r, antenna=a
+        )
+        for i, (t, a, r, at) in enumerate(reads)
+    )
+    impinj = [
+        impinj_iot.encode_tag_inventory_event(
+            hostname="r700", tag_id=t, antenna=a, rssi_dbm=r, read_at=at
+        )
+        for t, a, r, at in reads
+    ]
+    zebra = [
+        zebra_iotc.encode_tag_data_event(
+            tag_id=t, antenna=a, rssi_dbm=r, read_at=at, event_num=i, utc_offset_minutes=480
+        )
+        for i, (t, a, r, at) in enumerate(reads)
+    ]
+    stream = impinj_iot.encode_stream(impinj)
+
+    def chunks(data: bytes) -> list[bytes]:
+        return [data[i : i + _CHUNK] for i in range(0, len(data), _CHUNK)]
+
+    return {
+        ("r2000", "serial stream"): chunks(r2k),
+        ("tagtrail-active", "serial stream"): chunks(active),
+        ("impinj-iot", "MQTT message per read"): impinj,
+        ("impinj-iot-stream", "NDJSON stream"): chunks(stream),
+        ("zebra-iotc", "MQTT message per read"): zebra,
+        ("zebra-iotc", "array of 50"): [
+            zebra_iotc.encode_batch(zebra[i : i + 50]) for i in range(0, len(zebra), 50)
+        ],
+    }
+
+
+def _time(protocol: str, chunks: list[bytes], clock: Callable[[], float]) -> tuple[int, float]:
+    decoder = make_decoder(protocol)
+    start = clock()
+    count = 0
+    for chunk in chunks:
+        count += len(decoder.decode(chunk, _T0).reads)
+    count += len(decoder.flush(_T0).reads)
+    return count, clock() - start
+
+
+def _time_pipeline(chunks: list[bytes], clock: Callable[[], float]) -> tuple[int, float]:
+    decoder = make_decoder("r2000")
+    norm = Normalizer("gw-bench", shard_count=4, max_batch_reads=500)
+    with tempfile.TemporaryDirectory(prefix="tagtrail-bench-spool-") as tmp:
+        spool = Spool(Path(tmp), max_bytes=1 << 34, segment_bytes=4 << 20)
+        start = clock()
+        for chunk in chunks:
+            norm.add(decoder.decode(chunk, _T0).reads, reader_id="R1", received_at=_T0)
+            if norm.pending_reads >= 500:
+                batches = norm.take(now_us=0, force=True, first_batch_seq=spool.next_id)
+                spool.append([encode_batch(b) for _, b in batches])
+        batches = norm.take(now_us=0, force=True, first_batch_seq=spool.next_id)
+        spool.append([encode_batch(b) for _, b in batches])
+        elapsed = clock() - start
+        spool.close()
+    return norm.counters.reads["R1"], elapsed
+
+
+def run_bench(*, reads: int = 20_000, repeat: int = 3) -> list[BenchResult]:
+    """Decode each protocol's capture ``repeat`` times; keep the best time of each."""
+    out: list[BenchResult] = []
+    captures = _captures(reads)
+    for (protocol, shape), chunks in captures.items():
+        best = float("inf")
+        count = 0
+        for _ in range(repeat):
+            count, seconds = _time(protocol, chunks, time.perf_counter)
+            best = min(best, seconds)
+        if count != reads:
+            raise RuntimeError(f"{protocol}: decoded {count} of {reads} reads")
+        out.append(BenchResult(protocol, shape, count, best))
+    r2k = captures[("r2000", "serial stream")]
+    best = min(_time_pipeline(r2k, time.perf_counter)[1] for _ in range(repeat))
+    out.append(BenchResult("r2000", "decode+normalize+spool", reads, best))
+    return out

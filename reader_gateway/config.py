@@ -1,0 +1,163 @@
+"""Gateway configuration: one TOML file per gateway, parsed and validated with pydantic.
+
+The file says which readers the gateway serves (serial ports and MQTT raw subscriptions, each
+with a reader id and a protocol), where the broker is, how reads are batched, de-duplicated and
+clock-corrected, where the disk spool lives and how much disk it may use, and where metrics are
+served. docs/gateway.md is the reference; :func:`load_config` reads a file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from reader_gateway.errors import ConfigError
+from reader_gateway.protocols import DECODERS
+
+_ReaderId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+
+
+class _Strict(BaseModel):
+    # A misspelt key would otherwise be ignored and its default silently used.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _known_protocol(name: str) -> str:
+    if name not in DECODERS:
+        raise ValueError(f"unknown protocol {name!r}; known: {', '.join(sorted(DECODERS))}")
+    return name
+
+
+class BrokerConfig(_Strict):
+    """The MQTT broker batches go to (and raw reader messages come from)."""
+
+    url: str = "mqtt://127.0.0.1:1883"
+    client_id: str | None = None  # default: tagtrail-<gateway_id>
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    # Unacknowledged QoS 1 publishes; paho's message ids are 16-bit, so this must stay far
+    # below 65,535 (past it paho reuses ids of messages still in flight).
+    max_inflight: int = Field(default=1000, ge=1, le=20_000)
+    persistent_session: bool = True
+    reconnect_min_s: float = Field(default=0.5, gt=0)
+    reconnect_max_s: float = Field(default=10.0, gt=0)
+
+
+class SerialPortConfig(_Strict):
+    """One serial reader: device path (or a stable symlink such as /dev/serial/by-id/...)."""
+
+    port: str = Field(min_length=1)
+    reader_id: _ReaderId
+    protocol: str
+    baud: int = Field(default=115200, gt=0)
+    antenna_map: dict[int, int] = Field(default_factory=dict)
+    reopen_min_s: float = Field(default=0.2, gt=0)
+    reopen_max_s: float = Field(default=5.0, gt=0)
+
+    _protocol = field_validator("protocol")(_known_protocol)
+
+
+class MqttSubscriptionConfig(_Strict):
+    """Raw reader messages on a topic filter; protocol and reader id from the topic by default.
+
+    With ``protocol`` unset the second-to-last topic level names it (``.../raw/<protocol>/<id>``);
+    with ``reader_id`` unset the last level is the reader id.
+    """
+
+    topic: str = Field(min_length=1)
+    protocol: str | None = None
+    reader_id: _ReaderId | None = None
+    antenna_map: dict[int, int] = Field(default_factory=dict)
+
+    @field_validator("protocol")
+    @classmethod
+    def _check_protocol(cls, value: str | None) -> str | None:
+        return None if value is None else _known_protocol(value)
+
+
+class BatchingConfig(_Strict):
+    """How reads become wire batches."""
+
+    max_reads: int = Field(default=500, ge=1, le=50_000)
+    max_delay_s: float = Field(default=0.2, gt=0, le=60)
+    dedupe_window_s: float = Field(default=0.0, ge=0, le=3600)
+
+
+class ClockConfig(_Strict):
+    """Reader clock correction: surveyed offsets, refined by estimation when enabled.
+
+    An offset is reader clock minus true time (a clock 2 s fast has +2.0); it is subtracted.
+    """
+
+    offsets_s: dict[str, float] = Field(default_factory=dict)
+    estimate: bool = True
+    window: int = Field(default=64, ge=1, le=10_000)
+    min_samples: int = Field(default=8, ge=1)
+
+
+class SpoolConfig(_Strict):
+    """The disk spool every accepted read is written to before it counts as accepted."""
+
+    dir: Path
+    max_bytes: int = Field(default=1 << 30, ge=1 << 16)
+    segment_bytes: int = Field(default=4 << 20, ge=1 << 12)
+
+
+class HealthConfig(_Strict):
+    """Reader status thresholds and the Prometheus endpoint."""
+
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
+    silent_after_s: float = Field(default=30.0, gt=0)
+    offline_after_s: float = Field(default=120.0, gt=0)
+    status_interval_s: float = Field(default=10.0, gt=0)
+
+
+class GatewayConfig(_Strict):
+    """Everything one gateway process needs."""
+
+    gateway_id: _ReaderId = "gw-0"
+    topic_prefix: str = "tagtrail/v1"
+    shard_count: int = Field(default=4, ge=1, le=1024)
+    broker: BrokerConfig = Field(default_factory=BrokerConfig)
+    batching: BatchingConfig = Field(default_factory=BatchingConfig)
+    clock: ClockConfig = Field(default_factory=ClockConfig)
+    spool: SpoolConfig
+    health: HealthConfig = Field(default_factory=HealthConfig)
+    serial: list[SerialPortConfig] = Field(default_factory=list)
+    mqtt: list[MqttSubscriptionConfig] = Field(default_factory=list)
+    # Reader ids that frames report themselves (active-tag ids, Impinj/Zebra host names)
+    # mapped to the deployment's reader ids.
+    reader_aliases: dict[str, _ReaderId] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> GatewayConfig:
+        ports = [s.port for s in self.serial]
+        if len(set(ports)) != len(ports):
+            raise ValueError("a serial port is configured twice")
+        ids = [s.reader_id for s in self.serial]
+        if len(set(ids)) != len(ids):
+            raise ValueError("two serial ports share a reader_id")
+        if self.health.offline_after_s <= self.health.silent_after_s:
+            raise ValueError("health.offline_after_s must be greater than silent_after_s")
+        return self
+
+
+def load_config(path: Path) -> GatewayConfig:
+    """Read and validate a gateway TOML file; raise :class:`ConfigError` saying what is wrong.
+
+    A relative ``spool.dir`` is taken relative to the file's folder.
+    """
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read gateway config {path}: {exc}") from exc
+    spool = doc.get("spool")
+    if isinstance(spool, dict) and isinstance(spool.get("dir"), str):
+        spool["dir"] = str(path.parent / spool["dir"])
+    try:
+        return GatewayConfig.model_validate(doc)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid gateway config {path}:\n{exc}") from exc

@@ -1,0 +1,139 @@
+"""Reader health and gateway metrics.
+
+Per reader: messages, frames, reads accepted, duplicates, rejects by reason, last heard (the
+gateway's receive time of the last frame or event, read or not), and a status derived from it:
+
+- ``online``  -- heard within ``silent_after_s``;
+- ``silent``  -- connected but not heard for ``silent_after_s`` (no tags, or a stuck reader);
+- ``offline`` -- not heard for ``offline_after_s``, or its serial port is closed.
+
+Status is computed from times passed in (no clock here). Metrics live in one
+``CollectorRegistry`` per gateway, not the process-wide default, so that several gateways (as
+in tests) can live in one process.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Literal
+
+from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import Counter as PromCounter
+
+Status = Literal["online", "silent", "offline"]
+STATUSES: tuple[Status, ...] = ("online", "silent", "offline")
+
+
+@dataclass
+class ReaderHealth:
+    """Counters and status inputs of one reader."""
+
+    reader_id: str
+    protocol: str
+    messages: int = 0
+    frames: int = 0
+    reads: int = 0
+    duplicates: int = 0
+    rejects: Counter[str] = field(default_factory=Counter)
+    last_heard_s: float | None = None  # gateway receive time, seconds since the Unix epoch
+    connected: bool = True  # False while a serial port is closed
+    clock_offset_s: float = 0.0
+
+    def status(self, now_s: float, *, silent_after_s: float, offline_after_s: float) -> Status:
+        """The reader's status at ``now_s`` (seconds since the Unix epoch)."""
+        if not self.connected or self.last_heard_s is None:
+            return "offline"
+        quiet_s = now_s - self.last_heard_s
+        if quiet_s >= offline_after_s:
+            return "offline"
+        return "silent" if quiet_s >= silent_after_s else "online"
+
+    def document(self, status: Status, gateway_id: str) -> dict[str, object]:
+        """The retained status message body for ``<prefix>/status/readers/<reader_id>``."""
+        return {
+            "reader_id": self.reader_id,
+            "gateway_id": gateway_id,
+            "protocol": self.protocol,
+            "status": status,
+            "last_heard_s": self.last_heard_s,
+            "messages": self.messages,
+            "frames": self.frames,
+            "reads": self.reads,
+            "duplicates": self.duplicates,
+            "rejects": dict(self.rejects),
+            "clock_offset_s": self.clock_offset_s,
+        }
+
+
+class GatewayMetrics:
+    """The gateway's Prometheus metrics, in a registry of its own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.frames = PromCounter(
+            "tagtrail_gateway_frames", "Frames and events decoded", ["reader"], registry=r
+        )
+        self.reads = PromCounter(
+            "tagtrail_gateway_reads", "Reads accepted (spooled)", ["reader"], registry=r
+        )
+        self.duplicates = PromCounter(
+            "tagtrail_gateway_duplicates", "Repeats dropped by de-dup", ["reader"], registry=r
+        )
+        self.rejects = PromCounter(
+            "tagtrail_gateway_rejects", "Rejected input", ["reader", "reason"], registry=r
+        )
+        self.last_heard = Gauge(
+            "tagtrail_gateway_reader_last_heard_seconds",
+            "Unix time the reader was last heard",
+            ["reader"],
+            registry=r,
+        )
+        self.reader_status = Gauge(
+            "tagtrail_gateway_reader_status",
+            "1 for the reader's current status",
+            ["reader", "status"],
+            registry=r,
+        )
+        self.port_open = Gauge(
+            "tagtrail_gateway_serial_port_open",
+            "1 while the reader's serial port is open",
+            ["reader"],
+            registry=r,
+        )
+        self.clock_offset = Gauge(
+            "tagtrail_gateway_reader_clock_offset_seconds",
+            "Reader clock minus true time, as corrected",
+            ["reader"],
+            registry=r,
+        )
+        self.spool_bytes = Gauge("tagtrail_gateway_spool_bytes", "Spool bytes", registry=r)
+        self.spool_unacked = Gauge(
+            "tagtrail_gateway_spool_unacked_batches", "Spooled batches not yet acked", registry=r
+        )
+        self.spool_refused = PromCounter(
+            "tagtrail_gateway_spool_refused_reads", "Reads refused: spool full", registry=r
+        )
+        self.spool_corrupt = Gauge(
+            "tagtrail_gateway_spool_corrupt_segments",
+            "Segments found corrupt at start",
+            registry=r,
+        )
+        self.batches_published = PromCounter(
+            "tagtrail_gateway_batches_acked", "Batches acknowledged by the broker", registry=r
+        )
+        self.reads_published = PromCounter(
+            "tagtrail_gateway_reads_acked", "Reads in batches acked by the broker", registry=r
+        )
+        self.inflight = Gauge(
+            "tagtrail_gateway_inflight_batches", "Batches published, not yet acked", registry=r
+        )
+        self.broker_connected = Gauge(
+            "tagtrail_gateway_broker_connected", "1 while connected to the broker", registry=r
+        )
+
+    def set_status(self, reader_id: str, status: Status) -> None:
+        """Set the one-hot status gauge of a reader."""
+        for name in STATUSES:
+            self.reader_status.labels(reader_id, name).set(1 if name == status else 0)

@@ -1,0 +1,400 @@
+"""The gateway process: transports in, spool in the middle, broker out.
+
+Steps of one turn of :meth:`Gateway.step`, in order:
+1. take what the transports queued (raw MQTT messages; serial chunks, decoded on their thread);
+2. decode raw messages, count frames/rejects per reader, normalize the reads;
+3. cut batches when one is full, the oldest pending read waited ``max_delay_s``, or raw
+   messages are waiting for their acknowledgement and nothing else is queued;
+   append them to the spool with one fsync, and only then acknowledge the raw messages
+   (a read counts as accepted once it is spooled);
+4. process PUBACKs: acknowledged records leave the spool;
+5. publish unsent spool records in order while fewer than ``max_inflight`` are unacknowledged
+   (and only while connected: what is not in flight waits on disk, not in paho's memory);
+6. publish reader status (retained) on a change and every ``status_interval_s``.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import struct
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from prometheus_client import start_http_server
+
+from reader_gateway.config import GatewayConfig, MqttSubscriptionConfig
+from reader_gateway.health import GatewayMetrics, ReaderHealth, Status
+from reader_gateway.pipeline import ClockEstimator, Normalizer
+from reader_gateway.protocols import DECODERS, make_decoder
+from reader_gateway.protocols.base import Decoder, DecodeResult, PayloadError, Reject
+from reader_gateway.spool import Spool, SpoolError, SpoolFullError
+from reader_gateway.transport.mqtt_link import (
+    MqttLink,
+    RawMessage,
+    reader_status_topic,
+    topic_matches,
+)
+from reader_gateway.transport.serial import PortState, SerialChunk, SerialReader
+from reader_gateway.wire import ReadBatch, encode_batch, reads_topic
+
+log = logging.getLogger(__name__)
+
+_RECORD_HEAD = struct.Struct(">HI")  # shard, number of reads; then the wire batch bytes
+_MAX_TAKE = 10_000  # inbox items handled per step, so acks and publishing keep up
+_STATUS_CHECK_S = 0.5
+_REFUSAL_LOG_EVERY_S = 10.0
+
+
+def encode_record(shard: int, batch: ReadBatch) -> bytes:
+    """Spool record of one batch: shard, read count, wire bytes."""
+    return _RECORD_HEAD.pack(shard, len(batch)) + encode_batch(batch)
+
+
+def decode_record(payload: bytes) -> tuple[int, int, bytes]:
+    """(shard, read count, wire bytes) of a spool record."""
+    shard, count = _RECORD_HEAD.unpack_from(payload)
+    return shard, count, payload[_RECORD_HEAD.size :]
+
+
+class Gateway:
+    """One gateway: serial readers and raw MQTT subscriptions to spooled, published batches."""
+
+    def __init__(self, config: GatewayConfig) -> None:
+        self.config = config
+        self.metrics = GatewayMetrics()
+        clock = config.clock
+        self.normalizer = Normalizer(
+            config.gateway_id,
+            shard_count=config.shard_count,
+            dedupe_window_s=config.batching.dedupe_window_s,
+            max_batch_reads=config.batching.max_reads,
+            clock=ClockEstimator(
+                clock.offsets_s,
+                window=clock.window,
+                min_samples=clock.min_samples,
+                enabled=clock.estimate,
+            ),
+            reader_aliases=config.reader_aliases,
+        )
+        self.spool = Spool(
+            config.spool.dir,
+            max_bytes=config.spool.max_bytes,
+            segment_bytes=config.spool.segment_bytes,
+        )
+        self.metrics.spool_corrupt.set(self.spool.corrupt_segments)
+        self.readers: dict[str, ReaderHealth] = {
+            s.reader_id: ReaderHealth(s.reader_id, s.protocol, connected=False)
+            for s in config.serial
+        }
+        self.messages_in = 0
+        self.reads_accepted = 0
+        self.reads_refused = 0
+        self.batches_out = 0
+        self.reads_out = 0
+        self._inbox: queue.Queue[Any] = queue.Queue()
+        self._acks: queue.Queue[int] = queue.Queue()
+        self._inflight: dict[int, tuple[int, int]] = {}  # mid -> (record id, reads)
+        self._unacked_raw: list[RawMessage] = []
+        self._pending_since: float | None = None
+        self._decoders: dict[tuple[str, str], Decoder] = {}
+        self._status_sent: dict[str, tuple[Status, float]] = {}
+        self._next_status_check = 0.0
+        self._stepped = threading.Condition()
+        self._metrics_server: Any = None
+        self._next_refusal_log = 0.0
+        self.link = MqttLink(
+            config, filters=[m.topic for m in config.mqtt], inbox=self._inbox, acks=self._acks
+        )
+        self.connected = self.link.ready
+        self.serial = [SerialReader(s, self._inbox.put) for s in config.serial]
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Serve metrics, connect to the broker, open the serial ports."""
+        port = self.config.health.metrics_port
+        if port is not None:
+            self._metrics_server = start_http_server(
+                port, addr=self.config.health.metrics_host, registry=self.metrics.registry
+            )
+        self.link.start()
+        for reader in self.serial:
+            reader.start()
+
+    def run(self, stop: threading.Event) -> None:
+        """Run steps until ``stop`` is set, then spool what is still pending."""
+        while not stop.is_set():
+            self.step(timeout_s=0.05)
+        self._drain_inbox(block_s=0)
+        if self.normalizer.pending_reads or self._unacked_raw:
+            self._cut()
+
+    def close(self) -> None:
+        """Stop the ports, say offline, disconnect, close the spool and the metrics server."""
+        for reader in self.serial:
+            reader.stop()
+        self.link.close()
+        self.spool.close()
+        if self._metrics_server is not None:
+            server, thread = self._metrics_server
+            server.shutdown()
+            thread.join(2)
+
+    def idle(self) -> bool:
+        """True when nothing is waiting to be decoded, spooled or acknowledged."""
+        return (
+            self._inbox.empty()
+            and self.normalizer.pending_reads == 0
+            and not self._unacked_raw
+            and self.spool.unacked == 0
+        )
+
+    @property
+    def inflight(self) -> int:
+        """Batches published and not yet acknowledged (never more than ``max_inflight``)."""
+        return len(self._inflight)
+
+    @property
+    def inflight_reads(self) -> int:
+        """Reads in the batches that are in flight."""
+        return sum(reads for _, reads in self._inflight.values())
+
+    def wait_until(self, condition: Callable[[], bool], timeout_s: float) -> bool:
+        """Block until ``condition()`` holds after a step (for callers on other threads)."""
+        with self._stepped:
+            return self._stepped.wait_for(condition, timeout_s)
+
+    # -- one step ----------------------------------------------------------------------------
+
+    def step(self, timeout_s: float = 0.05) -> None:
+        """One turn of the pipeline (see the module docstring)."""
+        self._drain_inbox(block_s=timeout_s)
+        now = time.monotonic()
+        if self._should_cut(now):
+            self._cut()
+        self._drain_acks()
+        self._pump()
+        if now >= self._next_status_check:
+            self._next_status_check = now + _STATUS_CHECK_S
+            self._publish_status(time.time())
+        with self._stepped:
+            self._stepped.notify_all()
+
+    def _drain_inbox(self, *, block_s: float) -> None:
+        try:
+            item = self._inbox.get(timeout=block_s) if block_s > 0 else self._inbox.get_nowait()
+        except queue.Empty:
+            return
+        for _ in range(_MAX_TAKE):
+            self._handle(item)
+            # Cut as soon as a batch is full, so that a burst never makes one oversized batch.
+            if self.normalizer.pending_reads >= self.config.batching.max_reads:
+                self._cut()
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+
+    def _handle(self, item: RawMessage | SerialChunk | PortState) -> None:
+        if isinstance(item, RawMessage):
+            self.messages_in += 1
+            self._unacked_raw.append(item)
+            self._handle_raw(item)
+        elif isinstance(item, SerialChunk):
+            cfg = item.config
+            self._apply(cfg.reader_id, cfg.protocol, item.result, item.received_at, cfg.antenna_map)
+        else:
+            health = self._health(item.config.reader_id, item.config.protocol)
+            health.connected = item.connected
+            self.metrics.port_open.labels(item.config.reader_id).set(1 if item.connected else 0)
+            self._next_status_check = 0.0  # publish the change now
+
+    def _handle_raw(self, raw: RawMessage) -> None:
+        sub = self._subscription(raw.topic)
+        parts = raw.topic.split("/")
+        protocol = (sub.protocol if sub else None) or (parts[-2] if len(parts) > 1 else "")
+        reader_id = (sub.reader_id if sub else None) or parts[-1]
+        antenna_map = sub.antenna_map if sub else {}
+        if protocol not in DECODERS:
+            error = PayloadError(f"no decoder for protocol {protocol!r} (topic {raw.topic})")
+            result = DecodeResult(rejects=[Reject(error, raw.payload)])
+        else:
+            decoder = self._decoders.get((protocol, reader_id))
+            if decoder is None:
+                decoder = self._decoders[(protocol, reader_id)] = make_decoder(protocol)
+            result = decoder.decode(raw.payload, raw.received_at)
+        self._apply(reader_id, protocol, result, raw.received_at, antenna_map)
+
+    def _subscription(self, topic: str) -> MqttSubscriptionConfig | None:
+        for sub in self.config.mqtt:
+            if topic_matches(sub.topic, topic):
+                return sub
+        return None
+
+    def _health(self, reader_id: str, protocol: str) -> ReaderHealth:
+        health = self.readers.get(reader_id)
+        if health is None:
+            health = self.readers[reader_id] = ReaderHealth(reader_id, protocol)
+        return health
+
+    def _apply(
+        self,
+        reader_id: str,
+        protocol: str,
+        result: DecodeResult,
+        received_at: datetime,
+        antenna_map: dict[int, int],
+    ) -> None:
+        health = self._health(reader_id, protocol)
+        health.messages += 1
+        frames = len(result.reads) + len(result.events) + len(result.rejects)
+        if frames:
+            health.frames += frames
+            health.last_heard_s = received_at.timestamp()
+            self.metrics.frames.labels(reader_id).inc(frames)
+            self.metrics.last_heard.labels(reader_id).set(health.last_heard_s)
+        for rej in result.rejects:
+            health.rejects[rej.reason] += 1
+            self.metrics.rejects.labels(reader_id, rej.reason).inc()
+            log.info("reader %s: rejected %d bytes: %s", reader_id, len(rej.raw), rej.error)
+        if not result.reads:
+            return
+        try:
+            kept = self.normalizer.add(
+                result.reads,
+                reader_id=reader_id,
+                received_at=received_at,
+                antenna_map=antenna_map,
+            )
+        except ValueError as exc:  # a read no reader id can be given to: a config mistake
+            health.rejects["no_reader_id"] += len(result.reads)
+            log.error("reader %s: %s", reader_id, exc)
+            return
+        health.reads += kept
+        health.duplicates += len(result.reads) - kept
+        # The clock belongs to the reader the frames name (an active-tag reader's own id).
+        own = result.reads[-1].reader_id or reader_id
+        own = self.normalizer.reader_aliases.get(own, own)
+        health.clock_offset_s = self.normalizer.clock.offset_us(own) / 1e6
+        self.metrics.duplicates.labels(reader_id).inc(len(result.reads) - kept)
+        if kept and self._pending_since is None:
+            self._pending_since = time.monotonic()
+
+    # -- spooling ------------------------------------------------------------------------------
+
+    def _should_cut(self, now: float) -> bool:
+        pending = self.normalizer.pending_reads
+        if not pending:
+            return bool(self._unacked_raw)  # messages without reads: just acknowledge them
+        if pending >= self.config.batching.max_reads:
+            return True
+        if self._pending_since is not None and (
+            now - self._pending_since >= self.config.batching.max_delay_s
+        ):
+            return True
+        # A broker delivers only a few unacknowledged messages at a time (Mosquitto: 20), so
+        # holding acks for a full batch would stall the subscription.
+        return bool(self._unacked_raw) and self._inbox.empty()
+
+    def _cut(self) -> None:
+        now_us = time.time_ns() // 1000
+        batches = self.normalizer.take(
+            now_us=now_us, force=True, first_batch_seq=self.spool.next_id
+        )
+        self._pending_since = None
+        if batches:
+            try:
+                self.spool.append([encode_record(shard, batch) for shard, batch in batches])
+            except SpoolError as exc:
+                self._refuse(batches, exc)
+            else:
+                for _, batch in batches:
+                    self.reads_accepted += len(batch)
+                    self._count_by_reader(batch, self.metrics.reads.labels)
+                self.metrics.spool_bytes.set(self.spool.bytes_used)
+                self.metrics.spool_unacked.set(self.spool.unacked)
+        for raw in self._unacked_raw:
+            self.link.ack(raw)
+        self._unacked_raw.clear()
+
+    def _refuse(self, batches: list[tuple[int, ReadBatch]], exc: SpoolError) -> None:
+        refused = sum(len(b) for _, b in batches)
+        reason = "spool_full" if isinstance(exc, SpoolFullError) else "spool_error"
+        self.reads_refused += refused
+        self.metrics.spool_refused.inc(refused)
+        now = time.monotonic()
+        if now >= self._next_refusal_log:  # loud, but one line per interval, not per cut
+            self._next_refusal_log = now + _REFUSAL_LOG_EVERY_S
+            log.error("refusing reads: %s (%d refused so far)", exc, self.reads_refused)
+        for _, batch in batches:
+            self._count_by_reader(batch, lambda r: self.metrics.rejects.labels(r, reason))
+            for name in batch.readers:
+                if name in self.readers:
+                    self.readers[name].rejects[reason] += 1
+
+    @staticmethod
+    def _count_by_reader(batch: ReadBatch, counter: Callable[[str], Any]) -> None:
+        counts = np.bincount(batch.reader, minlength=len(batch.readers))
+        for name, count in zip(batch.readers, counts.tolist(), strict=True):
+            counter(name).inc(count)
+
+    # -- publishing ----------------------------------------------------------------------------
+
+    def _drain_acks(self) -> None:
+        while True:
+            try:
+                mid = self._acks.get_nowait()
+            except queue.Empty:
+                break
+            entry = self._inflight.pop(mid, None)
+            if entry is None:
+                continue  # a status message's PUBACK
+            record_id, reads = entry
+            self.spool.ack(record_id)
+            self.batches_out += 1
+            self.reads_out += reads
+            self.metrics.batches_published.inc()
+            self.metrics.reads_published.inc(reads)
+        self.metrics.inflight.set(len(self._inflight))
+        self.metrics.spool_unacked.set(self.spool.unacked)
+        self.metrics.spool_bytes.set(self.spool.bytes_used)
+        self.metrics.broker_connected.set(1 if self.link.is_connected.is_set() else 0)
+
+    def _pump(self) -> None:
+        if not self.link.is_connected.is_set():
+            return
+        room = self.config.broker.max_inflight - len(self._inflight)
+        if room <= 0:
+            return
+        prefix = f"{self.config.topic_prefix}/reads"
+        for record in self.spool.take_unsent(room):
+            shard, reads, wire = decode_record(record.payload)
+            mid = self.link.publish(reads_topic(shard, prefix), wire)
+            if mid is None:
+                self.spool.requeue(record.record_id)
+                break
+            self._inflight[mid] = (record.record_id, reads)
+
+    # -- health ------------------------------------------------------------------------------
+
+    def _publish_status(self, now_s: float) -> None:
+        hc = self.config.health
+        connected = self.link.is_connected.is_set()
+        for reader_id, health in self.readers.items():
+            status = health.status(
+                now_s, silent_after_s=hc.silent_after_s, offline_after_s=hc.offline_after_s
+            )
+            self.metrics.set_status(reader_id, status)
+            self.metrics.clock_offset.labels(reader_id).set(health.clock_offset_s)
+            sent = self._status_sent.get(reader_id)
+            due = sent is None or sent[0] != status or now_s - sent[1] >= hc.status_interval_s
+            if due and connected:
+                doc = health.document(status, self.config.gateway_id)
+                topic = reader_status_topic(self.config.topic_prefix, reader_id)
+                self.link.publish_retained(topic, doc)
+                self._status_sent[reader_id] = (status, now_s)

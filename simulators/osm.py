@@ -1,0 +1,175 @@
+"""OpenStreetMap road data (.osm XML or .osm.pbf, read with pyosmium) as a :class:`City`.
+
+Only roads an e-bike may use are kept (see :func:`bike_class`): motorways, steps, footways
+without ``bicycle=yes``, private roads, ``bicycle=no`` and ``bicycle=use_sidepath`` are out.
+``highway=*`` maps onto the simulator's road classes: trunk to tertiary (and their links) are
+``arterial``; residential, unclassified, living streets, service roads are ``street``; cycleways,
+paths, tracks and bike-permitted footways are ``lane``; any of them on ``bridge=*`` is
+``bridge``, because a bridge is the bottleneck that readers should watch.
+
+One-way: ``oneway=yes|true|1`` runs along the way, ``oneway=-1|reverse`` against it,
+``junction=roundabout|circular`` implies one-way; ``oneway:bicycle=no`` or an ``opposite*``
+cycleway makes a one-way street two-way *for bikes*, which is what matters here.
+
+Every node of a kept way becomes a graph node, so edges follow the real geometry; nodes shared
+by two ways or ending one are ``junction``, the rest ``shape`` (readers are placed only on
+junctions). Nodes are projected like the generated city (equirectangular about the centre of
+the data's bounding box). Only the largest strongly connected component is kept: an island or
+a one-way dead end cannot be routed through, and the engine routes on this graph.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import osmium
+import scipy.sparse as sp
+from numpy.typing import NDArray
+from scipy.sparse.csgraph import connected_components
+
+from simulators.city import EARTH_RADIUS_M, City
+
+_ARTERIAL = {"trunk", "trunk_link", "primary", "primary_link", "secondary", "secondary_link",
+             "tertiary", "tertiary_link"}  # fmt: skip
+_STREET = {"residential", "unclassified", "living_street", "road", "service"}
+_LANE = {"cycleway", "path", "track"}
+_BIKE_ONLY_IF_ALLOWED = {"footway", "pedestrian", "bridleway", "corridor"}
+_YES = {"yes", "designated", "permissive", "destination"}
+_ONEWAY_FWD = {"yes", "true", "1"}
+_ONEWAY_BACK = {"-1", "reverse"}
+
+
+class OsmImportError(ValueError):
+    """The file holds no usable road network (or is not OSM data)."""
+
+
+def bike_class(tags: dict[str, str]) -> str | None:
+    """Road class of a way for e-bikes, or None if bikes do not (or may not) ride it."""
+    highway = tags.get("highway", "")
+    bicycle = tags.get("bicycle", "")
+    if tags.get("area") == "yes" or bicycle in ("no", "use_sidepath", "dismount"):
+        return None
+    if tags.get("access") in ("no", "private") and bicycle not in _YES:
+        return None
+    if highway in _ARTERIAL:
+        cls = "arterial"
+    elif highway in _STREET:
+        cls = "street"
+    elif highway in _LANE or (highway in _BIKE_ONLY_IF_ALLOWED and bicycle in _YES):
+        cls = "lane"
+    else:
+        return None
+    return "bridge" if tags.get("bridge", "no") != "no" else cls
+
+
+def oneway_direction(tags: dict[str, str]) -> int:
+    """+1 one-way along the way, -1 against it, 0 two-way (for bikes)."""
+    if tags.get("oneway:bicycle") == "no" or tags.get("cycleway", "").startswith("opposite"):
+        return 0
+    oneway = tags.get("oneway", "")
+    if oneway in _ONEWAY_FWD:
+        return 1
+    if oneway in _ONEWAY_BACK:
+        return -1
+    if oneway == "" and tags.get("junction") in ("roundabout", "circular"):
+        return 1
+    return 0
+
+
+def read_osm(path: str | Path) -> City:
+    """Read an .osm / .osm.pbf file into a strongly connected :class:`City` (see module doc)."""
+    seg_a: list[int] = []  # OSM node ids, consecutive pairs along kept ways
+    seg_b: list[int] = []
+    seg_cls: list[str] = []
+    seg_dir: list[int] = []
+    locs: dict[int, tuple[float, float]] = {}
+    ends: list[int] = []
+    try:
+        # Nodes must be read for their locations; only ways are handed to the loop.
+        processor = (
+            osmium.FileProcessor(str(path), osmium.osm.NODE | osmium.osm.WAY)
+            .with_locations()
+            .with_filter(osmium.filter.EntityFilter(osmium.osm.WAY))
+        )
+        for way in processor:
+            assert isinstance(way, osmium.osm.Way)  # the filter passes ways only
+            tags = {t.k: t.v for t in way.tags}
+            cls = bike_class(tags)
+            if cls is None or len(way.nodes) < 2:
+                continue
+            ids = [n.ref for n in way.nodes]
+            for n in way.nodes:
+                if n.location.valid():
+                    locs[n.ref] = (n.location.lon, n.location.lat)
+            direction = oneway_direction(tags)
+            seg_a += ids[:-1]
+            seg_b += ids[1:]
+            seg_cls += [cls] * (len(ids) - 1)
+            seg_dir += [direction] * (len(ids) - 1)
+            ends += [ids[0], ids[-1]]
+    except RuntimeError as exc:  # osmium reports unreadable input as RuntimeError
+        raise OsmImportError(f"{path}: {exc}") from exc
+    a = np.asarray(seg_a, np.int64)
+    b = np.asarray(seg_b, np.int64)
+    known = np.array([x in locs and y in locs for x, y in zip(seg_a, seg_b, strict=True)], bool)
+    known &= a != b
+    if not known.any():
+        raise OsmImportError(f"{path}: no roads that bikes use")
+    a, b = a[known], b[known]
+    cls = np.asarray(seg_cls, dtype=object)[known]
+    direction = np.asarray(seg_dir, np.int8)[known]
+    osm_ids, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
+    ia, ib = inverse[: len(a)], inverse[len(a) :]
+    lonlat = np.array([locs[int(n)] for n in osm_ids], dtype=np.float64)
+    # A node is a junction where ways meet or end, i.e. wherever it is not a plain bend.
+    uses = np.bincount(np.concatenate([ia, ib]), minlength=len(osm_ids))
+    is_end = np.isin(osm_ids, np.asarray(ends, np.int64))
+    kind = np.where((uses != 2) | is_end, "junction", "shape").astype(object)
+    return _build(lonlat, kind, ia, ib, cls, direction)
+
+
+def _build(
+    lonlat: NDArray[np.float64],
+    kind: NDArray[np.object_],
+    a: NDArray[np.int64],
+    b: NDArray[np.int64],
+    cls: NDArray[np.object_],
+    direction: NDArray[np.int8],
+) -> City:
+    lat0 = float((lonlat[:, 1].min() + lonlat[:, 1].max()) / 2.0)
+    lon0 = float((lonlat[:, 0].min() + lonlat[:, 0].max()) / 2.0)
+    x = np.radians(lonlat[:, 0] - lon0) * EARTH_RADIUS_M * np.cos(np.radians(lat0))
+    y = np.radians(lonlat[:, 1] - lat0) * EARTH_RADIUS_M
+    xy = np.stack([x, y], 1)
+    fwd, back = direction >= 0, direction <= 0
+    src = np.concatenate([a[fwd], b[back]])
+    dst = np.concatenate([b[fwd], a[back]])
+    e_cls = np.concatenate([cls[fwd], cls[back]])
+    e_ow = np.concatenate([direction[fwd] != 0, direction[back] != 0])
+    # Two ways over the same node pair (a dual carriageway drawn twice): keep one edge.
+    n = len(xy)
+    _, first = np.unique(src * n + dst, return_index=True)
+    src, dst, e_cls, e_ow = src[first], dst[first], e_cls[first], e_ow[first]
+    graph = sp.csr_matrix((np.ones(len(src)), (src, dst)), shape=(n, n))
+    _, labels = connected_components(graph, directed=True, connection="strong")
+    inside = labels == np.bincount(labels).argmax()
+    keep = inside[src] & inside[dst]
+    new_id = np.cumsum(inside) - 1
+    src, dst = new_id[src[keep]], new_id[dst[keep]]
+    e_cls, e_ow = e_cls[keep], e_ow[keep]
+    order = np.lexsort((dst, src))
+    src, dst, e_cls, e_ow = src[order], dst[order], e_cls[order], e_ow[order]
+    xy = np.ascontiguousarray(xy[inside])
+    return City(
+        origin_lat=lat0,
+        origin_lon=lon0,
+        node_xy_m=xy,
+        node_lonlat=np.ascontiguousarray(lonlat[inside]),
+        edge_src=src.astype(np.int32),
+        edge_dst=dst.astype(np.int32),
+        edge_length_m=np.hypot(*(xy[dst] - xy[src]).T).astype(np.float64),
+        edge_class=e_cls,
+        edge_oneway=e_ow.astype(np.bool_),
+        node_kind=kind[inside],
+    )

@@ -1,0 +1,163 @@
+"""Reader deployment files (CSV and GeoJSON): what ``tagtrail readers import`` reads and what
+the simulator writes for its own readers.
+
+Columns (CSV header / GeoJSON feature properties; position from lon/lat or the Point):
+
+=================  ========================================================================
+reader_id          unique name, as in the MQTT topic / gateway configuration
+lon, lat           surveyed position, WGS84 degrees
+protocol           impinj-iot, zebra-iotc, r2000 or tagtrail-active
+antennas           1 or 2
+antenna_headings   degrees clockwise from north, ``;``-separated in CSV, a list in GeoJSON
+range_m            optional: read range (default by protocol)
+miss_rate          optional: share of passing tags never heard (default 0.3)
+clock_offset_s     optional: reader clock minus true time, seconds (default 0)
+clock_drift_ppm    optional (default 0)
+=================  ========================================================================
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.spatial import cKDTree
+
+from simulators.city import EARTH_RADIUS_M, City
+from simulators.readers import PROTOCOLS, SimReader, candidate_nodes
+
+COLUMNS = ("reader_id", "lon", "lat", "protocol", "antennas", "antenna_headings", "range_m",
+           "miss_rate", "clock_offset_s", "clock_drift_ppm")  # fmt: skip
+_DEFAULT_RANGE_M = {"impinj-iot": 6.0, "zebra-iotc": 6.0, "r2000": 4.5, "tagtrail-active": 60.0}
+
+
+class ReaderFileError(ValueError):
+    """A reader file that cannot be used (missing column, bad value, unknown protocol)."""
+
+
+def readers_table(readers: list[SimReader]) -> pd.DataFrame:
+    """The deployment table of simulated readers (the columns above)."""
+    return pd.DataFrame({
+        "reader_id": [r.reader_id for r in readers],
+        "lon": [round(r.lon, 8) for r in readers],
+        "lat": [round(r.lat, 8) for r in readers],
+        "protocol": [r.protocol for r in readers],
+        "antennas": [r.antennas for r in readers],
+        "antenna_headings": [list(r.antenna_heading_deg) for r in readers],
+        "range_m": [round(r.range_m, 2) for r in readers],
+        "miss_rate": [round(r.miss_rate, 4) for r in readers],
+        "clock_offset_s": [round(r.clock_offset_s, 6) for r in readers],
+        "clock_drift_ppm": [round(r.clock_drift_ppm, 3) for r in readers],
+    })  # fmt: skip
+
+
+def write_readers(readers: list[SimReader], path: str | Path) -> None:
+    """Write readers as CSV (``.csv``) or GeoJSON (``.geojson`` / ``.json``)."""
+    table = readers_table(readers)
+    if str(path).lower().endswith((".geojson", ".json")):
+        features = [
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [row["lon"], row["lat"]]},
+                "properties": {k: row[k] for k in COLUMNS if k not in ("lon", "lat")},
+            }
+            for row in table.to_dict("records")
+        ]
+        doc = {"type": "FeatureCollection", "features": features}
+        Path(path).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+        return
+    out = table.assign(
+        antenna_headings=[";".join(f"{h:g}" for h in hs) for hs in table["antenna_headings"]]
+    )
+    out.to_csv(path, index=False, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+
+
+def read_readers(path: str | Path) -> pd.DataFrame:
+    """Read and validate a reader file; optional columns get their defaults."""
+    name = str(path).lower()
+    try:
+        if name.endswith((".geojson", ".json")):
+            doc = json.loads(Path(path).read_text(encoding="utf-8"))
+            rows = []
+            for f in doc["features"]:
+                lon, lat = f["geometry"]["coordinates"][:2]
+                rows.append({**f["properties"], "lon": lon, "lat": lat})
+            table = pd.DataFrame(rows)
+        else:
+            table = pd.read_csv(path, dtype={"reader_id": str, "antenna_headings": str})
+            if "antenna_headings" in table.columns:
+                table["antenna_headings"] = [
+                    [float(h) for h in str(v).split(";") if h.strip()] if pd.notna(v) else []
+                    for v in table["antenna_headings"]
+                ]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ReaderFileError(f"{path}: {exc}") from exc
+    missing = {"reader_id", "lon", "lat", "protocol"} - set(table.columns)
+    if missing:
+        raise ReaderFileError(f"{path}: missing columns {sorted(missing)}")
+    bad = sorted(set(table["protocol"]) - set(PROTOCOLS))
+    if bad:
+        raise ReaderFileError(f"{path}: unknown protocols {bad}; known: {list(PROTOCOLS)}")
+    if table["reader_id"].duplicated().any():
+        raise ReaderFileError(f"{path}: duplicate reader_id")
+    if "antenna_headings" not in table.columns:
+        table["antenna_headings"] = [[] for _ in range(len(table))]
+    if "antennas" not in table.columns:
+        table["antennas"] = [max(1, len(h)) for h in table["antenna_headings"]]
+    table["range_m"] = table.get("range_m", table["protocol"].map(_DEFAULT_RANGE_M))
+    defaults = {"miss_rate": 0.3, "clock_offset_s": 0.0, "clock_drift_ppm": 0.0}
+    for col, value in defaults.items():
+        table[col] = table[col].fillna(value) if col in table.columns else value
+    if not table["miss_rate"].between(0.0, 1.0, inclusive="left").all():
+        raise ReaderFileError(f"{path}: miss_rate must be in [0, 1)")
+    if not table["antennas"].between(1, 8).all():
+        raise ReaderFileError(f"{path}: antennas must be 1-8")
+    return table[list(COLUMNS)].reset_index(drop=True)
+
+
+def project(lonlat: np.ndarray, origin_lat: float, origin_lon: float) -> np.ndarray:
+    """lon/lat degrees (..., 2) to east/north meters about the origin (inverse of the city's)."""
+    ll = np.asarray(lonlat, np.float64)
+    x = np.radians(ll[..., 0] - origin_lon) * EARTH_RADIUS_M * np.cos(np.radians(origin_lat))
+    y = np.radians(ll[..., 1] - origin_lat) * EARTH_RADIUS_M
+    return np.stack([x, y], -1)
+
+
+def snap_nodes(node_xy_m: np.ndarray, candidates: np.ndarray, xy_m: np.ndarray) -> np.ndarray:
+    """Nearest candidate node for each position, and nothing farther than the nearest."""
+    tree = cKDTree(node_xy_m[candidates])
+    _, idx = tree.query(xy_m)
+    return np.asarray(candidates[np.asarray(idx, np.int64)], np.int64)
+
+
+def sim_readers(table: pd.DataFrame, city: City) -> list[SimReader]:
+    """Readers of a deployment table placed on ``city`` (snapped to the nearest junction)."""
+    xy = project(table[["lon", "lat"]].to_numpy(), city.origin_lat, city.origin_lon)
+    nodes = snap_nodes(city.node_xy_m, candidate_nodes(city), xy)
+    out = []
+    rows: list[dict[Any, Any]] = table.to_dict("records")
+    for k, row in enumerate(rows):
+        headings = tuple(float(h) for h in row["antenna_headings"]) or (0.0,)
+        antennas = int(row["antennas"])
+        out.append(
+            SimReader(
+                reader_id=str(row["reader_id"]),
+                node=int(nodes[k]),
+                x_m=float(xy[k, 0]),
+                y_m=float(xy[k, 1]),
+                lat=float(row["lat"]),
+                lon=float(row["lon"]),
+                antennas=antennas,
+                antenna_heading_deg=headings[:antennas],
+                protocol=str(row["protocol"]),
+                range_m=float(row["range_m"]),
+                miss_rate=float(row["miss_rate"]),
+                clock_offset_s=float(row["clock_offset_s"]),
+                clock_drift_ppm=float(row["clock_drift_ppm"]),
+            )
+        )
+    return out

@@ -1,0 +1,121 @@
+"""Path choice with negative evidence, outlier dropping and clone flags on a hand-made grid."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from test_routes import READERS, T0_US, US, grid_graph, passages
+
+from track_engine.paths import NegativeEvidenceChooser, PathModel, shortest_path
+from track_engine.roads import RoadGraph, precompute_reader_paths
+from track_engine.routes import build_route
+
+#   8 -- 9 -- 10 -- 11
+#   4 -- 5 -- 6  -- 7
+#   0 -- 1 -- 2  -- 3      A=0, E=5: two equal 200 m paths, 0-1-5 and 0-4-5.
+DIAGONAL = {"A": 0, "E": 5}
+
+
+@pytest.fixture(scope="module")
+def graph() -> RoadGraph:
+    return grid_graph()
+
+
+def choose(
+    graph: RoadGraph, readers: dict[str, int], miss: dict[str, float], dt_s: float
+) -> list[int] | None:
+    paths = precompute_reader_paths(graph, readers, miss_rate=miss)
+    return NegativeEvidenceChooser()(
+        "A", "E", start_us=T0_US, end_us=T0_US + round(dt_s * US), graph=graph,
+        reader_nodes=readers, reader_paths=paths,
+    )  # fmt: skip
+
+
+def test_a_reader_that_did_not_hear_the_tag_makes_its_path_less_likely(graph: RoadGraph) -> None:
+    # M stands on node 1: had the bike gone 0-1-5, M would have heard it (unless it missed).
+    readers = {**DIAGONAL, "M": 1}
+    assert choose(graph, readers, {"M": 0.3}, 40.0) == [0, 4, 5]
+    # The same with M on node 4: now the other equal path is the one without a silent reader.
+    readers = {**DIAGONAL, "M": 4}
+    assert choose(graph, readers, {"M": 0.3}, 40.0) == [0, 1, 5]
+
+
+def test_the_reader_most_likely_to_miss_is_the_one_believed_silent(graph: RoadGraph) -> None:
+    # Both equal paths pass a silent reader: the flakier one (N, misses half) explains it better.
+    readers = {**DIAGONAL, "M": 1, "N": 4}
+    assert choose(graph, readers, {"M": 0.05, "N": 0.5}, 40.0) == [0, 4, 5]
+    assert choose(graph, readers, {"M": 0.5, "N": 0.05}, 40.0) == [0, 1, 5]
+
+
+def test_a_long_detour_is_not_taken_just_to_avoid_one_reader(graph: RoadGraph) -> None:
+    # A (0) to B (3) along the bottom passes silent M on node 2; the reader-free way round the
+    # top is 400 m longer: one missed read (30%) is far more likely than that detour.
+    readers = {"A": 0, "B": 3, "M": 2}
+    paths = precompute_reader_paths(graph, readers, miss_rate={"M": 0.3})
+    chooser = NegativeEvidenceChooser()
+    ranked = chooser.ranked(paths, "A", "B", 60.0)
+    assert ranked[0][1].nodes == (0, 1, 2, 3)
+    assert ranked[0][1].missed_readers == ("M",)
+    assert ranked[0][1].miss_loglik == pytest.approx(math.log(0.3))
+    assert any(not c.missed_readers for _, c in ranked)  # the reader-free way was a candidate
+
+
+def test_speed_model_rules_out_the_impossible_and_tolerates_stops() -> None:
+    model = PathModel()
+    assert model.speed_loglik(300.0, 10.0) == -math.inf  # 30 m/s
+    assert model.speed_loglik(300.0, 66.0) == pytest.approx(0.0, abs=0.01)  # 4.5 m/s
+    # An hour for 300 m: a stop somewhere, unusual but never ruled out.
+    assert model.speed_loglik(300.0, 3600.0) == model.speed_floor_loglik
+    assert model.speed_loglik(0.0, 0.0) == 0.0
+
+
+def test_shortest_path_baseline_ignores_evidence(graph: RoadGraph) -> None:
+    readers = {**DIAGONAL, "M": 1}
+    paths = precompute_reader_paths(graph, readers, miss_rate={"M": 0.3})
+    got = shortest_path(
+        "A", "E", start_us=T0_US, end_us=T0_US + 40 * US, graph=graph, reader_nodes=readers,
+        reader_paths=paths,
+    )  # fmt: skip
+    assert got == paths.path("A", "E")
+
+
+def test_single_outlier_between_consistent_passages_is_dropped_and_flagged(
+    graph: RoadGraph,
+) -> None:
+    # D (node 8) at 40 s is 500 m from B 10 s earlier and 300 m from C 10 s later: a misread.
+    route = build_route(passages(("A", 0), ("B", 30), ("D", 40), ("C", 50)), graph, READERS)
+    assert route.passages["reader_id"].tolist() == ["A", "B", "C"]
+    assert route.dropped["reader_id"].tolist() == ["D"]
+    assert [(f.kind, f.reader_id, f.at_us) for f in route.flags] == [
+        ("outlier", "D", T0_US + 40 * US)
+    ]
+    assert [s.kind for s in route.segments] == ["inferred", "inferred"]
+    assert not route.clone_suspected
+    assert route.to_geojson()["properties"]["flags"][0]["kind"] == "outlier"
+
+
+def test_outlier_dropping_can_be_turned_off(graph: RoadGraph) -> None:
+    route = build_route(
+        passages(("A", 0), ("B", 30), ("D", 40), ("C", 50)), graph, READERS, drop_outliers=False
+    )
+    assert [s.kind for s in route.segments] == ["inferred", "impossible", "impossible"]
+    assert route.clone_suspected
+
+
+def test_a_tag_in_two_places_at_once_is_flagged_as_a_clone(graph: RoadGraph) -> None:
+    # Two bikes carry the same tag: sightings alternate between A (node 0) and C (node 11,
+    # 500 m away) every 5 s. Dropping one outlier cannot explain that away.
+    route = build_route(
+        passages(("A", 0), ("C", 5), ("A", 10), ("C", 15), ("A", 20), ("C", 25)), graph, READERS
+    )
+    assert route.clone_suspected
+    kinds = [f.kind for f in route.flags]
+    assert kinds.count("outlier") >= 2 or "impossible" in kinds
+
+
+def test_an_honest_fast_ride_is_not_flagged(graph: RoadGraph) -> None:
+    # 300 m in 20 s is 15 m/s: a van, fast but possible.
+    route = build_route(passages(("A", 0), ("B", 20), ("C", 40)), graph, READERS)
+    assert route.flags == []
+    assert not route.clone_suspected

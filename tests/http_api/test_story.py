@@ -1,0 +1,223 @@
+"""The whole story through the API: tagging event → registration → theft report → the bike
+passes readers (wire batches through the engine) → the officer gets the route, the live
+update and the next readers → the auditor sees every lookup."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import orjson
+import pandas as pd
+import psycopg
+from api_helpers import add_user, login
+from fastapi.testclient import TestClient
+from test_registration import registration
+
+from reader_gateway.wire import batch_from_columns
+from track_engine.db import registry
+from track_engine.pipeline import Engine
+
+SPACING_M = 300.0
+LAT0, LON0 = 30.0, 120.0
+
+
+def _line_city(url: str, n: int = 6) -> None:
+    """A straight two-way road with a reader at every node (R0 ... R5), 300 m apart."""
+    x = np.arange(n) * SPACING_M
+    lon = LON0 + x / (111_320.0 * np.cos(np.radians(LAT0)))
+    nodes = pd.DataFrame(
+        {"node_id": range(n), "lon": lon, "lat": LAT0, "x_m": x, "y_m": 0.0, "kind": "junction"}
+    )
+    src = [*range(n - 1), *range(1, n)]
+    dst = [*range(1, n), *range(n - 1)]
+    edges = pd.DataFrame(
+        {
+            "edge_id": range(len(src)),
+            "src": src,
+            "dst": dst,
+            "length_m": SPACING_M,
+            "road_class": "primary",
+            "oneway": False,
+        }
+    )
+    readers = pd.DataFrame(
+        {
+            "reader_id": [f"R{i}" for i in range(n)],
+            "protocol": "r2000",
+            "lon": lon,
+            "lat": LAT0,
+            "x_m": x,
+            "y_m": 0.0,
+            "node_id": range(n),
+            "antennas": 1,
+            "antenna_headings": [[90.0]] * n,
+            "clock_offset_ms": 0.0,
+            "miss_rate": 0.1,
+        }
+    )
+    with psycopg.connect(url) as conn:
+        network_id = registry.store_road_network(
+            conn,
+            name="line",
+            source="test:line",
+            origin_lat=LAT0,
+            origin_lon=LON0,
+            nodes=nodes,
+            edges=edges,
+        )
+        registry.upsert_readers(conn, readers, network_id=network_id)
+
+
+def _ride(url: str, tag_id: str, start: datetime, readers: list[str]) -> None:
+    """The bike passes ``readers`` 70 s apart; the engine stores reads, alerts, passages."""
+    reader_ids, read_at_us, rssi = [], [], []
+    t0_us = int(start.timestamp() * 1e6)
+    for k, reader in enumerate(readers):
+        for i in range(11):  # 2 s of reads, loudest at the middle
+            reader_ids.append(reader)
+            read_at_us.append(t0_us + k * 70_000_000 + i * 200_000)
+            rssi.append(-70.0 + 10.0 - abs(i - 5) * 2.0)
+    batch = batch_from_columns(
+        gateway_id="gw-story",
+        batch_seq=1,
+        sent_at_us=read_at_us[-1],
+        reader_ids=reader_ids,
+        antenna=[1] * len(reader_ids),
+        tag=[tag_id] * len(reader_ids),
+        rssi_dbm=rssi,
+        read_at_us=read_at_us,
+        seq=list(range(len(reader_ids))),
+    )
+    with psycopg.connect(url) as conn:
+        engine = Engine(conn, gap_s=5.0)
+        result = engine.process([batch])
+        assert result.alerts, "the stolen bike's first read raises an alert"
+        engine.flush()
+
+
+def _events(text: str) -> list[tuple[str, str, dict]]:
+    out = []
+    for block in text.split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "event" in fields:
+            out.append((fields["id"], fields["event"], orjson.loads(fields["data"])))
+    return out
+
+
+def test_event_to_audited_route(api_db: str, client: TestClient, headers: dict) -> None:
+    _line_city(api_db)
+    now = datetime.now(UTC).replace(microsecond=0)
+    event = client.post(
+        "/api/v1/events",
+        json={
+            "name": "Story day",
+            "place": "Gate",
+            "capacity": 5,
+            "starts_at": (now - timedelta(hours=3)).isoformat(),
+            "ends_at": (now + timedelta(hours=3)).isoformat(),
+        },
+        headers=headers["registrar"],
+    ).json()
+    add_user(api_db, "story-resident", "resident")
+    resident = login(client, "story-resident")
+    booking = client.post(f"/api/v1/events/{event['event_id']}/bookings", headers=resident).json()
+    body = registration(7000, event_id=event["event_id"], booking_id=booking["booking_id"])
+    bike = client.post("/api/v1/bikes", json=body, headers=headers["registrar"])
+    assert bike.status_code == 201, bike.text
+    bike_id, tag_id = bike.json()["bike_id"], body["tag_id"]
+
+    stolen_at = now - timedelta(minutes=30)
+    theft = client.post(
+        "/api/v1/thefts",
+        json={"bike_id": bike_id, "stolen_at": stolen_at.isoformat(), "place": "Gate"},
+        headers=resident,
+    )
+    assert theft.status_code == 201, theft.text
+    confirmed = client.post(
+        f"/api/v1/thefts/{theft.json()['theft_id']}/confirm",
+        json={"case_number": "HZ-STORY-1"},
+        headers=headers["officer"],
+    )
+    assert confirmed.json()["status"] == "confirmed"
+    # The same frame presented again at the desk is flagged for the duty desk.
+    again = client.post(
+        "/api/v1/bikes",
+        json=registration(7001, frame_number=body["frame_number"]),
+        headers=headers["registrar"],
+    )
+    assert again.status_code == 409
+    assert again.json()["type"].endswith("stolen-match")
+
+    # The tag is bound from registration on, so the ride comes after it (a little ahead).
+    ride_start = datetime.now(UTC) + timedelta(seconds=2)
+    _ride(api_db, tag_id, ride_start, ["R0", "R1", "R2", "R3"])
+
+    officer = headers["officer"]
+    case = {"case_number": "HZ-STORY-1"}
+    window = {"until": (ride_start + timedelta(minutes=10)).isoformat()}
+    route = client.get(
+        f"/api/v1/routes/{body['plate']}", params={**case, **window}, headers=officer
+    )
+    assert route.status_code == 200, route.text
+    passages = route.json()["properties"]["passages"]
+    assert [p["reader_id"] for p in passages] == ["R0", "R1", "R2", "R3"]
+    for fmt, marker in (("gpx", "<trkpt"), ("kml", "<gx:Track>"), ("csv", "passage,")):
+        export = client.get(
+            f"/api/v1/routes/{body['plate']}/export",
+            params={**case, **window, "format": fmt},
+            headers=officer,
+        )
+        assert export.status_code == 200, export.text
+        assert marker in export.text
+
+    live = client.get(
+        f"/api/v1/live/bikes/{bike_id}",
+        params={**case, "since": stolen_at.isoformat(), "max_events": 8},
+        headers=officer,
+    )
+    assert live.status_code == 200, live.text
+    events = _events(live.text)
+    assert [e[1] for e in events].count("passage") == 4
+    assert "alert" in [e[1] for e in events]
+    assert events[-1][2]["route_extension"]  # the road from R2 to R3
+    # Reconnecting with the last id replays nothing already seen.
+    resumed = client.get(
+        f"/api/v1/live/bikes/{bike_id}",
+        params={**case, "max_seconds": 0.3},
+        headers={**officer, "Last-Event-ID": events[-1][0]},
+    )
+    assert _events(resumed.text) == []
+    desk = client.get(
+        "/api/v1/live/alerts",
+        params={"max_seconds": 0.3},
+        headers={**officer, "Last-Event-ID": "0.0"},
+    )
+    kinds = {e[1] for e in _events(desk.text)}
+    assert kinds == {"alert", "stolen_match"}
+
+    seen = client.get(f"/api/v1/bikes/{bike_id}/last-seen", params=case, headers=officer)
+    assert seen.status_code == 200, seen.text
+    assert seen.json()["reader_id"] == "R3"
+    nxt = client.get(f"/api/v1/bikes/{bike_id}/next-readers", params=case, headers=officer)
+    assert nxt.status_code == 200, nxt.text
+    assert "R4" in [r["reader_id"] for r in nxt.json()["next_readers"]]
+
+    audit = client.get(
+        "/api/v1/audit", params={"bike_id": bike_id, "limit": 100}, headers=headers["auditor"]
+    ).json()["items"]
+    actions = {(a["action"], a["actor"], a["role"]) for a in audit}
+    for action in (
+        "route.view",
+        "route.export.gpx",
+        "live.bike",
+        "bike.last_seen",
+        "bike.next_readers",
+    ):
+        assert (action, "the-officer", "officer") in actions, action
+    assert ("theft.report", "story-resident", "resident") in actions
+    assert all(a["case_number"] == "HZ-STORY-1" for a in audit if a["action"] == "route.view")
+    assert all(a["remote_addr"] for a in audit)
+    stats = client.get("/api/v1/stats", headers=headers["auditor"]).json()
+    assert stats["cases"]["thefts_reported"] >= 1
+    assert stats["cases"]["watches_hit"] >= 1

@@ -1,0 +1,106 @@
+"""The audit trail: who (and in which role) looked at or changed what, why, and from where.
+
+``audit_log`` refuses UPDATE, DELETE and TRUNCATE in the database (migration 0002), so these
+two functions are all there is: append and search.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One row of the audit log."""
+
+    audit_id: int
+    at: datetime
+    actor: str
+    role: str
+    action: str
+    subject: str
+    bike_id: int | None
+    reason: str
+    case_number: str | None
+    remote_addr: str
+    detail: dict[str, Any]
+
+
+def append(
+    conn: psycopg.Connection,
+    *,
+    actor: str,
+    role: str,
+    action: str,
+    subject: str = "",
+    bike_id: int | None = None,
+    reason: str = "",
+    case_number: str | None = None,
+    remote_addr: str = "",
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Append one entry, in the caller's transaction (a lookup and its record commit together)."""
+    conn.execute(
+        """INSERT INTO audit_log (actor, role, action, subject, bike_id, reason, case_number,
+                                  remote_addr, detail)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+        (
+            actor,
+            role,
+            action,
+            subject,
+            bike_id,
+            reason,
+            case_number,
+            remote_addr,
+            Jsonb(detail or {}),
+        ),
+    )
+
+
+def search(
+    conn: psycopg.Connection,
+    *,
+    actor: str | None,
+    action: str | None,
+    bike_id: int | None,
+    case_number: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[AuditEntry], int]:
+    """A page of entries matching every given filter (an action ending in ``.`` is a prefix),
+    newest first, and the total count."""
+    params: dict[str, Any] = {
+        "actor": actor,
+        "action": action,
+        "prefix": (action or "").replace("%", r"\%").replace("_", r"\_") + "%",
+        "bike": bike_id,
+        "case": case_number,
+        "since": since,
+        "until": until,
+    }
+    where = """(%(actor)s::text IS NULL OR actor = %(actor)s)
+               AND (%(action)s::text IS NULL OR action = %(action)s
+                    OR (right(%(action)s, 1) = '.' AND action LIKE %(prefix)s))
+               AND (%(bike)s::bigint IS NULL OR bike_id = %(bike)s)
+               AND (%(case)s::text IS NULL OR case_number = %(case)s)
+               AND (%(since)s::timestamptz IS NULL OR at >= %(since)s)
+               AND (%(until)s::timestamptz IS NULL OR at < %(until)s)"""
+    with conn.cursor(row_factory=class_row(AuditEntry)) as cur:
+        rows = cur.execute(
+            f"""SELECT audit_id, at, actor, role, action, subject, bike_id, reason, case_number,
+                       remote_addr, detail
+                FROM audit_log WHERE {where}
+                ORDER BY at DESC, audit_id DESC LIMIT %(limit)s OFFSET %(offset)s""",
+            {**params, "limit": limit, "offset": offset},
+        ).fetchall()
+    total = conn.execute(f"SELECT count(*) FROM audit_log WHERE {where}", params).fetchone()
+    return rows, int(total[0]) if total else 0

@@ -1,0 +1,225 @@
+"""Thefts, watches and what they raise: alerts of watched tags and stolen-match flags.
+
+Also the incremental feeds the live streams poll (ids and times to resume from). The caller
+owns the transaction; ``NOTIFY tagtrail_watches`` makes the engine reload its watch list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import class_row, dict_row
+
+
+@dataclass(frozen=True, slots=True)
+class TheftRecord:
+    """A theft with its bike's plate."""
+
+    theft_id: int
+    bike_id: int
+    plate: str | None
+    reported_by: int | None
+    reported_at: datetime
+    stolen_at: datetime
+    place: str
+    description: str
+    status: str
+    case_number: str | None
+    recovered_at: datetime | None
+
+
+_THEFT = """SELECT t.theft_id, t.bike_id,
+                   (SELECT p.plate FROM plates p WHERE p.bike_id = t.bike_id
+                    ORDER BY upper_inf(p.valid) DESC, lower(p.valid) DESC LIMIT 1) AS plate,
+                   t.reported_by, t.reported_at, t.stolen_at, t.place, t.description, t.status,
+                   t.case_number, t.recovered_at
+            FROM thefts t"""
+
+
+def get_theft(conn: psycopg.Connection, theft_id: int) -> TheftRecord | None:
+    """One theft."""
+    with conn.cursor(row_factory=class_row(TheftRecord)) as cur:
+        return cur.execute(f"{_THEFT} WHERE t.theft_id = %s", (theft_id,)).fetchone()
+
+
+def theft_by_case(conn: psycopg.Connection, case_number: str) -> TheftRecord | None:
+    """The theft filed under a case number."""
+    with conn.cursor(row_factory=class_row(TheftRecord)) as cur:
+        return cur.execute(f"{_THEFT} WHERE t.case_number = %s", (case_number,)).fetchone()
+
+
+def list_thefts(
+    conn: psycopg.Connection, *, status: str | None, limit: int, offset: int
+) -> tuple[list[TheftRecord], int]:
+    """A page of thefts, newest report first, optionally of one status."""
+    with conn.cursor(row_factory=class_row(TheftRecord)) as cur:
+        rows = cur.execute(
+            f"""{_THEFT} WHERE %(s)s::text IS NULL OR t.status = %(s)s
+                ORDER BY t.reported_at DESC, t.theft_id DESC LIMIT %(l)s OFFSET %(o)s""",
+            {"s": status, "l": limit, "o": offset},
+        ).fetchall()
+    total = conn.execute(
+        "SELECT count(*) FROM thefts WHERE %(s)s::text IS NULL OR status = %(s)s", {"s": status}
+    ).fetchone()
+    return rows, int(total[0]) if total else 0
+
+
+def confirm_theft(conn: psycopg.Connection, *, theft_id: int, case_number: str) -> None:
+    """An officer confirms the report under a case number."""
+    conn.execute(
+        "UPDATE thefts SET status = 'confirmed', case_number = %s WHERE theft_id = %s",
+        (case_number, theft_id),
+    )
+
+
+def recover_theft(conn: psycopg.Connection, *, theft_id: int, at: datetime) -> None:
+    """The bike is back: the theft is closed as recovered and its watch closed."""
+    conn.execute(
+        "UPDATE thefts SET status = 'recovered', recovered_at = %s WHERE theft_id = %s",
+        (at, theft_id),
+    )
+    conn.execute(
+        "UPDATE watches SET closed_at = %s WHERE theft_id = %s AND closed_at IS NULL",
+        (at, theft_id),
+    )
+    conn.execute("NOTIFY tagtrail_watches")
+
+
+@dataclass(frozen=True, slots=True)
+class WatchRecord:
+    """A watch on a bike: a theft's, or an owner's "alert me if it moves"."""
+
+    watch_id: int
+    bike_id: int
+    kind: str
+    theft_id: int | None
+    created_by: int | None
+    starts_at: datetime
+    ends_at: datetime | None
+    closed_at: datetime | None
+
+
+_WATCH = """SELECT watch_id, bike_id, kind, theft_id, created_by, starts_at, ends_at, closed_at
+            FROM watches"""
+
+
+def arm_watch(
+    conn: psycopg.Connection, *, bike_id: int, user_id: int, starts_at: datetime, ends_at: datetime
+) -> int:
+    """Open an owner's watch for a window; returns its id."""
+    row = conn.execute(
+        """INSERT INTO watches (bike_id, kind, created_by, starts_at, ends_at)
+           VALUES (%s, 'armed', %s, %s, %s) RETURNING watch_id""",
+        (bike_id, user_id, starts_at, ends_at),
+    ).fetchone()
+    assert row is not None
+    conn.execute("NOTIFY tagtrail_watches")
+    return int(row[0])
+
+
+def get_watch(conn: psycopg.Connection, watch_id: int) -> WatchRecord | None:
+    """One watch."""
+    with conn.cursor(row_factory=class_row(WatchRecord)) as cur:
+        return cur.execute(f"{_WATCH} WHERE watch_id = %s", (watch_id,)).fetchone()
+
+
+def bike_watches(conn: psycopg.Connection, bike_id: int) -> list[WatchRecord]:
+    """The bike's watches that are still open, oldest first."""
+    with conn.cursor(row_factory=class_row(WatchRecord)) as cur:
+        return cur.execute(
+            f"{_WATCH} WHERE bike_id = %s AND closed_at IS NULL ORDER BY watch_id", (bike_id,)
+        ).fetchall()
+
+
+def close_watch(conn: psycopg.Connection, *, watch_id: int) -> None:
+    """Disarm a watch now."""
+    conn.execute(
+        "UPDATE watches SET closed_at = now() WHERE watch_id = %s AND closed_at IS NULL",
+        (watch_id,),
+    )
+    conn.execute("NOTIFY tagtrail_watches")
+
+
+_ALERT = """SELECT a.alert_id, a.raised_at, w.kind, w.bike_id, w.watch_id, w.theft_id,
+                   t.case_number, a.tag_id, a.reader_id, a.read_at, r.lon, r.lat
+            FROM alerts a JOIN watches w USING (watch_id)
+            LEFT JOIN thefts t ON t.theft_id = w.theft_id
+            LEFT JOIN readers r ON r.reader_id = a.reader_id"""
+
+
+def owner_alerts(
+    conn: psycopg.Connection, *, owner_id: int, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of alerts from the owner's armed watches, newest first."""
+    where = "w.kind = 'armed' AND w.bike_id IN (SELECT bike_id FROM bikes WHERE owner_id = %(o)s)"
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            f"{_ALERT} WHERE {where} ORDER BY a.alert_id DESC LIMIT %(l)s OFFSET %(off)s",
+            {"o": owner_id, "l": limit, "off": offset},
+        ).fetchall()
+    total = conn.execute(
+        f"SELECT count(*) FROM alerts a JOIN watches w USING (watch_id) WHERE {where}",
+        {"o": owner_id},
+    ).fetchone()
+    return rows, int(total[0]) if total else 0
+
+
+def alerts_after(
+    conn: psycopg.Connection, *, after_id: int, bike_id: int | None, limit: int = 200
+) -> list[dict[str, Any]]:
+    """Alerts with an id above ``after_id`` (of one bike, or all), oldest first."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            f"""{_ALERT} WHERE a.alert_id > %(a)s
+                  AND (%(b)s::bigint IS NULL OR w.bike_id = %(b)s)
+                ORDER BY a.alert_id LIMIT %(l)s""",
+            {"a": after_id, "b": bike_id, "l": limit},
+        ).fetchall()
+
+
+def flags_after(
+    conn: psycopg.Connection, *, after_id: int, limit: int = 200
+) -> list[dict[str, Any]]:
+    """Stolen-match flags with an id above ``after_id``, oldest first."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            """SELECT f.flag_id, f.raised_at, f.kind, f.stolen_bike_id, f.theft_id,
+                      t.case_number, f.presented_by, f.event_id, f.detail
+               FROM registration_flags f JOIN thefts t USING (theft_id)
+               WHERE f.flag_id > %s ORDER BY f.flag_id LIMIT %s""",
+            (after_id, limit),
+        ).fetchall()
+
+
+def latest_ids(conn: psycopg.Connection) -> tuple[int, int]:
+    """The newest alert id and flag id (where a fresh live stream starts)."""
+    row = conn.execute(
+        "SELECT (SELECT coalesce(max(alert_id), 0) FROM alerts), "
+        "(SELECT coalesce(max(flag_id), 0) FROM registration_flags)"
+    ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def passages_after(
+    conn: psycopg.Connection, *, bike_id: int, after_us: int, limit: int = 200
+) -> list[dict[str, Any]]:
+    """The bike's stored passages whose closest approach is after ``after_us`` (epoch µs)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            """SELECT p.tag_id, p.reader_id, p.closest_at, p.first_at, p.last_at,
+                      p.read_count, p.direction, r.lon, r.lat,
+                      (extract(epoch from p.closest_at) * 1000000)::bigint AS closest_at_us
+               FROM tag_bindings tb
+               JOIN passages p ON p.tag_id = tb.tag_id AND p.closest_at <@ tb.valid
+               LEFT JOIN readers r ON r.reader_id = p.reader_id
+               WHERE tb.bike_id = %(b)s
+                 AND p.first_at >= timestamptz 'epoch' + %(a)s * interval '1 microsecond'
+                                   - interval '1 hour'
+                 AND p.closest_at > timestamptz 'epoch' + %(a)s * interval '1 microsecond'
+               ORDER BY p.closest_at LIMIT %(l)s""",
+            {"b": bike_id, "a": after_us, "l": limit},
+        ).fetchall()
