@@ -36,6 +36,7 @@ from track_engine.consumer import EngineConfig, EngineService
 from track_engine.db import queries, registry
 from track_engine.db.migrate import migrate
 from track_engine.identifiers import frame_number_key
+from track_engine.reader_status import ReaderStatusRecorder
 
 log = logging.getLogger(__name__)
 
@@ -251,13 +252,21 @@ def running_pipeline(
         ),
         clock_offsets_s=offsets,
     )
+    recorder = ReaderStatusRecorder(
+        database_url=database_url,
+        mqtt_url=mqtt_url,
+        topic_prefix=settings.topic_prefix,
+        client_id=f"tagtrail-status-{run_tag}",
+    )
     stop = threading.Event()
     engine.start()
     gateway.start()
+    recorder.start()
     _wait_for(lambda: engine.connected.is_set() and gateway.connected.is_set(), 15, "MQTT connect")
     threads = [
         threading.Thread(target=engine.run, args=(stop,), name="engine", daemon=True),
         threading.Thread(target=gateway.run, args=(stop,), name="gateway", daemon=True),
+        threading.Thread(target=recorder.run, args=(stop,), name="reader-status", daemon=True),
     ]
     for thread in threads:
         thread.start()
@@ -269,6 +278,7 @@ def running_pipeline(
             thread.join(10)
         gateway.close()
         engine.close()
+        recorder.close()
 
 
 def _wait_for(

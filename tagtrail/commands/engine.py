@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -36,6 +37,13 @@ def engine(
     metrics_addr: Annotated[
         str, typer.Option(envvar="TAGTRAIL_ENGINE_METRICS_ADDR", help="Exporter address.")
     ] = "127.0.0.1",
+    record_status: Annotated[
+        bool,
+        typer.Option(
+            help="Record reader heartbeats from the gateways' status topics (one "
+            "worker per deployment is enough)."
+        ),
+    ] = True,
 ) -> None:
     """Run a track-engine worker: consume read batches, store reads and passages, raise alerts.
 
@@ -44,6 +52,7 @@ def engine(
     """
     from track_engine.consumer import EngineConfig, EngineService
     from track_engine.db.migrate import migrate
+    from track_engine.reader_status import ReaderStatusRecorder
 
     settings = Settings()
     owned = (
@@ -65,7 +74,31 @@ def engine(
                 partition_ahead_days=settings.partition_ahead_days,
             )
         )
-        run_until_interrupted(service.start, service.run, service.close)
+        recorder = (
+            ReaderStatusRecorder(
+                database_url=svc.database_url,
+                mqtt_url=svc.mqtt_url,
+                topic_prefix=settings.topic_prefix,
+                client_id=f"tagtrail-status-{worker_id}",
+            )
+            if record_status
+            else None
+        )
+        stop_recorder = threading.Event()
+        recorder_thread = None
+        if recorder is not None:
+            recorder.start()
+            recorder_thread = threading.Thread(
+                target=recorder.run, args=(stop_recorder,), name="reader-status", daemon=True
+            )
+            recorder_thread.start()
+        try:
+            run_until_interrupted(service.start, service.run, service.close)
+        finally:
+            stop_recorder.set()
+            if recorder is not None and recorder_thread is not None:
+                recorder_thread.join(5)
+                recorder.close()
 
 
 def _floats(text: str) -> tuple[float, ...]:
