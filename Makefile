@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo demo-once test check format-check lint format typecheck contracts unit clean
+.PHONY: demo demo-once test test-faults check format-check lint format typecheck contracts unit browser clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,8 +42,20 @@ typecheck: $(STAMP)
 contracts: $(STAMP)
 	$(BIN)/lint-imports
 
-unit: $(STAMP)
+unit: $(STAMP) browser
 	$(BIN)/pytest -q
+
+## browser: the headless Chromium and ChromeDriver the console tests drive (Debian packages)
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    chromium chromium-driver fonts-wqy-microhei >/dev/null; \
+	else echo "install chromium and chromium-driver (Debian) for the console tests" >&2; exit 1; fi
+
+## test-faults: the whole fault-injection suite (make test runs only its short test, ~15 s)
+test-faults: $(STAMP)
+	TAGTRAIL_FAULTS=full $(BIN)/pytest -q -m faults tests/faults
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

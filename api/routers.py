@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from api.audit.views import router as audit_router
 from api.bikes.views import router as bikes_router
 from api.cameras.views import router as cameras_router
+from api.console.views import config_router as console_config_router
 from api.console.views import router as console_router
 from api.events.views import router as events_router
 from api.live.views import router as live_router
@@ -31,5 +32,6 @@ ROUTERS: tuple[APIRouter, ...] = (
     audit_router,
     stats_router,
     network_router,
+    console_config_router,
     console_router,
 )

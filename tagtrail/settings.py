@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     embedded_mqtt_port: int = Field(default=18830, ge=1024, le=65535)
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
+    tile_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://\S+$",
+        description="optional map tile server, e.g. http://tiles.local/{z}/{x}/{y}.png; "
+        "the console's base map is TagTrail's own road network and works without it",
+    )
     retention_days: int = Field(default=30, ge=1)
     passage_gap_s: float = Field(default=10.0, gt=0)
     partition_ahead_days: int = Field(default=3, ge=1)

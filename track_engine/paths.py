@@ -1,4 +1,4 @@
-"""Choose the road path a bike most probably took between two consecutive passages.
+"""Choose the road path a bike most probably took between consecutive passages.
 
 The likelihood of a candidate path ``P`` of length ``L`` from reader ``a`` (closest at ``t0``) to
 reader ``b`` (closest at ``t1``), given that no reader heard the tag in between, is the product of
@@ -6,38 +6,50 @@ reader ``b`` (closest at ``t1``), given that no reader heard the tag in between,
 * **negative evidence** — every reader standing on ``P`` (other than at ``a``'s or ``b``'s
   node) would have heard the tag unless it missed it, which happens with that reader's
   ``miss_rate``: a factor ``miss_rate`` per reader passed;
-* **time consistency** — the implied speed ``L / (t1 - t0)`` under a log-normal e-bike speed
-  distribution, floored so that a long stop (parked, waiting at lights) does not rule a path
-  out; a speed above ``max_speed_mps`` rules it out;
+* **time consistency** — the implied speed ``L / (t1 - t0)`` under a log-normal speed
+  distribution around the *rider's own* typical speed (estimated from the same route, see
+  below), floored on the slow side so that a stop (parked, waiting at lights) does not rule a
+  path out, steeper on the fast side (nobody rides a detour faster than they ride); above
+  ``max_speed_mps`` it is impossible;
 * **a detour prior** — riders take near-shortest routes: ``exp(-(L - L_min) / scale)``, with a
   scale that grows with the trip (a 10% detour of a long ride is as plausible as 50 m of a
-  short one).
+  short one);
+* **direction of travel** at two-antenna readers (:mod:`track_engine.path_direction`), which
+  couples the last edge before a reader with the first edge after it, and a small penalty for
+  turning back the way the bike came at a reader.
 
-The candidates are the shortest paths on the road graph with every reader node made *dearer* by
-``λ · (-ln miss_rate)`` meters, for a few values of λ: ``λ = 0`` is the plain shortest path, a
-huge λ is the path that passes the fewest (and most reliable-to-miss) readers, and the values
-between trade length against readers passed. Readers never move, so one shortest-path tree per
-(λ, source reader) serves every destination; trees and the candidate sets per reader pair are
-computed on first use and cached on the :class:`~track_engine.roads.ReaderPaths`.
+The candidates are built by :class:`track_engine.path_candidates.PathCandidates` (perturbed
+and reader-avoiding shortest paths). A whole route is decoded jointly
+(:meth:`NegativeEvidenceChooser.choose_route`): a Viterbi pass over the candidates of every
+segment, since the direction seen at a reader is evidence about both segments that meet there.
+It runs twice: first with a population-wide speed, then with the rider's own speed, the median
+of the implied speeds of the first pass's moving segments — a route implying a speed far from
+the rider's own is less likely.
 """
 
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse
 from numpy.typing import NDArray
-from scipy.sparse.csgraph import dijkstra
 
+from track_engine.path_candidates import Candidate, PathCandidates
+from track_engine.path_direction import direction_loglik, travel_heading
 from track_engine.roads import NoPathError, ReaderPaths, RoadGraph
 
+__all__ = [
+    "Candidate",
+    "NegativeEvidenceChooser",
+    "PathCandidates",
+    "PathModel",
+    "score",
+    "shortest_path",
+]
+
 _US_PER_S = 1_000_000
-# Shortest-path trees kept per ReaderPaths: (penalties x sources) rows of N int32 each.
-_TREE_CACHE_ROWS = 2048
 
 
 @dataclass(frozen=True)
@@ -49,22 +61,46 @@ class PathModel:
     # Below this log-likelihood a speed is "unusual but explainable" (a stop, a van).
     speed_floor_loglik: float = -3.0
     max_speed_mps: float = 17.0
-    # Steep: riders overwhelmingly take the shortest way, so a detour must be explained by the
-    # readers it avoids (tuned on simulated cities: a scale of 10% let near-equal reader-free
-    # detours beat a shortest path whose one reader simply missed).
+    # A rider's own speed varies much less than the population's; faster than one's own
+    # usual speed is rarer than slower (slower is any stop).
+    own_speed_log_sigma: float = 0.2
+    own_speed_fast_floor_loglik: float = -6.0
+    own_speed_min_segments: int = 2
+    # Riders overwhelmingly take near-shortest ways, so a detour must be explained by the
+    # readers it avoids, the time, or the direction seen at a reader.
     detour_scale_frac: float = 0.02
     detour_scale_min_m: float = 10.0
-    # Meters a missed-reader nat costs, per candidate search (0: plain shortest path).
+    # Meters a missed-reader nat costs, per reader-avoiding candidate search (0: shortest).
     penalties_m: tuple[float, ...] = (0.0, 60.0, 200.0, 600.0, 1e6)
+    # Perturbed-graph candidates: how many copies and the spread of the edge-length factor.
+    samples: int = 32
+    sample_sigma: float = 0.25
+    sample_seed: int = 0
+    # Candidates per segment kept for the joint (Viterbi) decoding of a route.
+    beam: int = 8
+    direction_steepness: float = 4.0
+    direction_floor: float = 0.05
+    u_turn_loglik: float = -2.0
 
-    def speed_loglik(self, length_m: float, dt_s: float) -> float:
-        """Log-likelihood of covering ``length_m`` in ``dt_s``; ``-inf`` when impossible."""
+    def speed_loglik(
+        self, length_m: float, dt_s: float, own_speed_mps: float | None = None
+    ) -> float:
+        """Log-likelihood of covering ``length_m`` in ``dt_s``; ``-inf`` when impossible.
+
+        With ``own_speed_mps`` (the rider's estimated typical speed) the distribution is
+        centred there and narrower, and being faster costs more than being slower.
+        """
         if length_m <= 0.0:
             return 0.0
         if dt_s <= 0.0 or length_m / dt_s > self.max_speed_mps:
             return -math.inf
-        z = (math.log(length_m / dt_s) - math.log(self.typical_speed_mps)) / self.speed_log_sigma
-        return max(-0.5 * z * z, self.speed_floor_loglik)
+        v = math.log(length_m / dt_s)
+        if own_speed_mps is None:
+            z = (v - math.log(self.typical_speed_mps)) / self.speed_log_sigma
+            return max(-0.5 * z * z, self.speed_floor_loglik)
+        z = (v - math.log(own_speed_mps)) / self.own_speed_log_sigma
+        floor = self.own_speed_fast_floor_loglik if z > 0 else self.speed_floor_loglik
+        return max(-0.5 * z * z, floor)
 
     def detour_loglik(self, length_m: float, shortest_m: float) -> float:
         """Log prior of a path ``length_m`` long when the shortest is ``shortest_m``."""
@@ -72,118 +108,36 @@ class PathModel:
         return -max(length_m - shortest_m, 0.0) / scale
 
 
-@dataclass(frozen=True)
-class Candidate:
-    """One candidate path between two readers with the terms of its log-likelihood."""
-
-    nodes: tuple[int, ...]
-    length_m: float
-    missed_readers: tuple[str, ...]
-    miss_loglik: float
-
-
-class PathCandidates:
-    """Candidate paths between reader pairs, built lazily from penalized shortest-path trees."""
-
-    def __init__(self, reader_paths: ReaderPaths, model: PathModel) -> None:
-        self.reader_paths = reader_paths
-        self.model = model
-        graph = reader_paths.graph
-        self._graph = graph
-        n = graph.node_count
-        # Nats of negative evidence per node: the sum over the readers standing on it.
-        self.node_nats = np.zeros(n)
-        self.readers_at: dict[int, tuple[str, ...]] = {}
-        for reader, node in reader_paths.reader_node.items():
-            miss = min(max(reader_paths.miss_rate_of(reader), 1e-6), 1.0)
-            self.node_nats[node] += -math.log(miss)
-            self.readers_at[node] = (*self.readers_at.get(node, ()), reader)
-        self._matrices: dict[float, scipy.sparse.csr_matrix] = {}
-        for lam in model.penalties_m:
-            # Entering a reader node costs its penalty; the constant cost of entering the
-            # destination is the same for every path, so it does not change the choice.
-            weight = graph.edge_length_m + lam * self.node_nats[graph.edge_dst]
-            self._matrices[lam] = scipy.sparse.csr_matrix(
-                (weight, (graph.edge_src, graph.edge_dst)), shape=(n, n)
-            )
-        self._trees: OrderedDict[tuple[float, int], NDArray[np.int32]] = OrderedDict()
-        self._pairs: dict[tuple[str, str], tuple[Candidate, ...]] = {}
-
-    def candidates(self, a: str, b: str) -> tuple[Candidate, ...]:
-        """Distinct candidate paths from reader ``a`` to reader ``b``, shortest first."""
-        key = (a, b)
-        if key not in self._pairs:
-            self._pairs[key] = self._build(a, b)
-        return self._pairs[key]
-
-    def _build(self, a: str, b: str) -> tuple[Candidate, ...]:
-        src = self.reader_paths.reader_node[a]
-        dst = self.reader_paths.reader_node[b]
-        if src == dst:
-            return (Candidate((src,), 0.0, (), 0.0),)
-        seen: set[tuple[int, ...]] = set()
-        out: list[Candidate] = []
-        for lam in self.model.penalties_m:
-            nodes = _walk(self._tree(lam, src), src, dst)
-            if nodes is None or nodes in seen:
-                continue
-            seen.add(nodes)
-            out.append(self._describe(nodes))
-        if not out:
-            raise NoPathError(f"no road path from reader {a} to reader {b}")
-        out.sort(key=lambda c: c.length_m)
-        return tuple(out)
-
-    def _describe(self, nodes: tuple[int, ...]) -> Candidate:
-        ends = {nodes[0], nodes[-1]}
-        inner = [n for n in nodes[1:-1] if n not in ends and self.node_nats[n] > 0.0]
-        missed = tuple(r for n in inner for r in self.readers_at[n])
-        return Candidate(
-            nodes=nodes,
-            length_m=self._graph.path_length_m(nodes),
-            missed_readers=missed,
-            miss_loglik=-float(self.node_nats[inner].sum()) if inner else 0.0,
-        )
-
-    def _tree(self, lam: float, src: int) -> NDArray[np.int32]:
-        key = (lam, src)
-        row = self._trees.get(key)
-        if row is None:
-            _, pred = dijkstra(
-                self._matrices[lam], directed=True, indices=[src], return_predecessors=True
-            )
-            row = np.asarray(pred, dtype=np.int32).reshape(-1)
-            self._trees[key] = row
-            while len(self._trees) > _TREE_CACHE_ROWS:
-                self._trees.popitem(last=False)
-        else:
-            self._trees.move_to_end(key)
-        return row
-
-
-def _walk(pred: NDArray[np.int32], src: int, dst: int) -> tuple[int, ...] | None:
-    """Node path from ``src`` to ``dst`` in a shortest-path tree; None when unreachable."""
-    path = [dst]
-    node = dst
-    while node != src:
-        node = int(pred[node])
-        if node < 0:
-            return None
-        path.append(node)
-    return tuple(reversed(path))
-
-
-def score(candidate: Candidate, *, shortest_m: float, dt_s: float, model: PathModel) -> float:
-    """Log-likelihood of one candidate for a gap of ``dt_s`` seconds."""
+def score(
+    candidate: Candidate,
+    *,
+    shortest_m: float,
+    dt_s: float,
+    model: PathModel,
+    own_speed_mps: float | None = None,
+) -> float:
+    """Log-likelihood of one candidate for a gap of ``dt_s`` seconds (direction aside)."""
     return (
         candidate.miss_loglik
-        + model.speed_loglik(candidate.length_m, dt_s)
+        + model.speed_loglik(candidate.length_m, dt_s, own_speed_mps)
         + model.detour_loglik(candidate.length_m, shortest_m)
     )
 
 
+@dataclass
+class _Segment:
+    """The ranked candidates of one segment in a route decoding (empty: no road path)."""
+
+    cands: list[Candidate]
+    loglik: NDArray[np.float64]
+
+
 class NegativeEvidenceChooser:
-    """A :class:`track_engine.routes.PathChooser` weighing time, detour and readers passed."""
+    """A path chooser weighing time, detour, readers passed and direction of travel.
+
+    Usable per pair (the :class:`track_engine.routes.PathChooser` protocol) and, better, per
+    route (:meth:`choose_route`, which :func:`track_engine.routes.build_route` prefers).
+    """
 
     def __init__(self, model: PathModel | None = None) -> None:
         self.model = model or PathModel()
@@ -195,12 +149,21 @@ class NegativeEvidenceChooser:
         )
 
     def ranked(
-        self, reader_paths: ReaderPaths, from_reader: str, to_reader: str, dt_s: float
+        self,
+        reader_paths: ReaderPaths,
+        from_reader: str,
+        to_reader: str,
+        dt_s: float,
+        own_speed_mps: float | None = None,
     ) -> list[tuple[float, Candidate]]:
-        """Candidates with their log-likelihoods, most probable first."""
+        """Candidates with their log-likelihoods (direction aside), most probable first."""
         cands = self.candidates_for(reader_paths).candidates(from_reader, to_reader)
         shortest = cands[0].length_m
-        scored = [(score(c, shortest_m=shortest, dt_s=dt_s, model=self.model), c) for c in cands]
+        scored = [
+            (score(c, shortest_m=shortest, dt_s=dt_s, model=self.model,
+                   own_speed_mps=own_speed_mps), c)
+            for c in cands
+        ]  # fmt: skip
         scored.sort(key=lambda sc: (-sc[0], sc[1].length_m))
         return scored
 
@@ -215,19 +178,162 @@ class NegativeEvidenceChooser:
         reader_nodes: Mapping[str, int],
         reader_paths: ReaderPaths,
     ) -> list[int] | None:
-        """The most probable path; the shortest when every candidate is impossible."""
+        """The most probable path of one pair; the shortest when every one is impossible."""
         del graph, reader_nodes  # all of it is in reader_paths
-        try:
-            ranked = self.ranked(
-                reader_paths, from_reader, to_reader, (end_us - start_us) / _US_PER_S
-            )
-        except NoPathError:
+        return self.choose_route(
+            [from_reader, to_reader], [start_us, end_us], ["", ""], reader_paths
+        )[0]
+
+    def choose_route(
+        self,
+        readers: Sequence[str],
+        times_us: Sequence[int],
+        directions: Sequence[str],
+        reader_paths: ReaderPaths,
+    ) -> list[list[int] | None]:
+        """The jointly most probable path of every segment of one tag's route.
+
+        ``readers``, ``times_us`` and ``directions`` are its passages in time order; the
+        result has one path per consecutive pair (None where no road path exists).
+        """
+        dts = [(times_us[i + 1] - times_us[i]) / _US_PER_S for i in range(len(readers) - 1)]
+        first = self._decode(readers, dts, directions, reader_paths, None)
+        own = self._own_speed(first, dts)
+        if own is None:
+            return [list(c.nodes) if c else None for c in first]
+        return [list(c.nodes) if c else None for c in
+                self._decode(readers, dts, directions, reader_paths, own)]  # fmt: skip
+
+    def _own_speed(self, chosen: list[Candidate | None], dts: list[float]) -> float | None:
+        """Median implied speed of the moving segments (None with too few of them)."""
+        speeds = [
+            c.length_m / dt
+            for c, dt in zip(chosen, dts, strict=True)
+            if c is not None and c.length_m >= 100.0 and dt > 0
+            and 1.5 <= c.length_m / dt <= self.model.max_speed_mps
+        ]  # fmt: skip
+        if len(speeds) < self.model.own_speed_min_segments:
             return None
-        best_score, best = ranked[0]
-        if math.isinf(best_score):
-            # Too fast for every candidate: the route flags it; the shortest is the least bad.
-            best = min((c for _, c in ranked), key=lambda c: c.length_m)
-        return list(best.nodes)
+        return float(np.median(speeds))
+
+    def _segments(
+        self,
+        readers: Sequence[str],
+        dts: list[float],
+        reader_paths: ReaderPaths,
+        own_speed_mps: float | None,
+    ) -> list[_Segment]:
+        out: list[_Segment] = []
+        for i, dt in enumerate(dts):
+            try:
+                ranked = self.ranked(reader_paths, readers[i], readers[i + 1], dt, own_speed_mps)
+            except NoPathError:
+                out.append(_Segment([], np.empty(0)))
+                continue
+            if math.isinf(ranked[0][0]):
+                # Too fast for every candidate: the route flags it; the shortest is least bad.
+                shortest = min((c for _, c in ranked), key=lambda c: c.length_m)
+                out.append(_Segment([shortest], np.zeros(1)))
+                continue
+            kept = [(s, c) for s, c in ranked[: self.model.beam] if not math.isinf(s)]
+            out.append(_Segment([c for _, c in kept], np.array([s for s, _ in kept])))
+        return out
+
+    def _decode(
+        self,
+        readers: Sequence[str],
+        dts: list[float],
+        directions: Sequence[str],
+        reader_paths: ReaderPaths,
+        own_speed_mps: float | None,
+    ) -> list[Candidate | None]:
+        """Viterbi over the segments' candidates; direction couples neighbouring segments."""
+        segs = self._segments(readers, dts, reader_paths, own_speed_mps)
+        xy = reader_paths.graph.node_xy_m
+        nodes = [reader_paths.reader_node[r] for r in readers]
+        best: list[Candidate | None] = [None] * len(segs)
+        back: list[NDArray[np.intp]] = [np.empty(0, np.intp)] * len(segs)
+        delta = np.empty(0)
+        for i, seg in enumerate(segs):
+            if not seg.cands:
+                delta = self._close(segs, delta, i - 1, xy, nodes, directions)
+                self._backtrack(segs, back, delta, i - 1, best)
+                delta = np.empty(0)
+                continue
+            first_hop = np.array([_hop(c.first_hop) for c in seg.cands], np.int64)
+            if delta.size == 0:  # a chain starts: only this side of passage i is known
+                came = np.array([-1], np.int64)
+                entry = self._at_passage(xy, nodes[i], directions[i], came, first_hop)[0]
+                delta = entry + seg.loglik
+                back[i] = np.full(len(seg.cands), -1, np.intp)
+                continue
+            came = np.array([_hop(c.last_hop) for c in segs[i - 1].cands], np.int64)
+            trans = self._at_passage(xy, nodes[i], directions[i], came, first_hop)
+            total = delta[:, None] + trans
+            back[i] = np.argmax(total, axis=0)
+            delta = total[back[i], np.arange(len(seg.cands))] + seg.loglik
+        delta = self._close(segs, delta, len(segs) - 1, xy, nodes, directions)
+        self._backtrack(segs, back, delta, len(segs) - 1, best)
+        return best
+
+    def _close(
+        self,
+        segs: list[_Segment],
+        delta: NDArray[np.float64],
+        last: int,
+        xy: NDArray[np.float64],
+        nodes: list[int],
+        directions: Sequence[str],
+    ) -> NDArray[np.float64]:
+        """Add the evidence at the passage that ends a chain (only its arrival is known)."""
+        if delta.size == 0 or last < 0:
+            return delta
+        came = np.array([_hop(c.last_hop) for c in segs[last].cands], np.int64)
+        goes = np.array([-1], np.int64)
+        return delta + self._at_passage(xy, nodes[last + 1], directions[last + 1], came, goes)[:, 0]
+
+    def _at_passage(
+        self,
+        xy: NDArray[np.float64],
+        node: int,
+        direction: str,
+        came: NDArray[np.int64],
+        goes: NDArray[np.int64],
+    ) -> NDArray[np.float64]:
+        """Log-likelihood of every (arrival, departure) pair of neighbours at one passage."""
+        heading = travel_heading(direction)
+        out = np.zeros((len(came), len(goes)))
+        if heading is not None:
+            out += direction_loglik(
+                xy, node, heading, came, goes,
+                steepness=self.model.direction_steepness, floor=self.model.direction_floor,
+            )  # fmt: skip
+        u_turn = (came[:, None] == goes[None, :]) & (came[:, None] >= 0)
+        return out + np.where(u_turn, self.model.u_turn_loglik, 0.0)
+
+    @staticmethod
+    def _backtrack(
+        segs: list[_Segment],
+        back: list[NDArray[np.intp]],
+        delta: NDArray[np.float64],
+        last: int,
+        best: list[Candidate | None],
+    ) -> None:
+        """Fill ``best`` for the chain ending at segment ``last`` from its back pointers."""
+        if delta.size == 0 or last < 0:
+            return
+        j = int(np.argmax(delta))
+        i = last
+        while i >= 0 and segs[i].cands:
+            best[i] = segs[i].cands[j]
+            j = int(back[i][j])
+            if j < 0:
+                break
+            i -= 1
+
+
+def _hop(node: int | None) -> int:
+    return -1 if node is None else node
 
 
 def shortest_path(

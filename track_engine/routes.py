@@ -8,7 +8,9 @@ Steps, in order:
    flag, instead of drawing two teleports.
 2. **Path choice** between consecutive passages (ordered by closest approach) by the
    ``path_chooser`` — by default :class:`track_engine.paths.NegativeEvidenceChooser`: the most
-   probable road path given the time gap and the readers on it that did not hear the tag.
+   probable road paths given the time gaps, the readers on them that did not hear the tag, the
+   rider's own speed and the direction of travel seen at two-antenna readers, decoded for the
+   whole route at once (a :class:`RouteChooser`); any per-pair ``PathChooser`` works too.
 3. **Segment kinds** from the implied speed along the chosen path:
 
    * ``"stop"``       — the path has zero length (the same reader, or readers on one node): the
@@ -30,9 +32,9 @@ interpolated time: the per-meter shape) and ``points`` samples it at every whole
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -57,6 +59,7 @@ __all__ = [
     "SEGMENT_KINDS",
     "PathChooser",
     "Route",
+    "RouteChooser",
     "RouteFlag",
     "RouteSegment",
     "build_route",
@@ -153,6 +156,21 @@ class PathChooser(Protocol):
     ) -> list[int] | None: ...
 
 
+@runtime_checkable
+class RouteChooser(Protocol):
+    """A chooser that decodes a whole route at once (evidence at a passage couples the
+    segments on both sides of it), e.g. :class:`track_engine.paths.NegativeEvidenceChooser`.
+    """
+
+    def choose_route(
+        self,
+        readers: Sequence[str],
+        times_us: Sequence[int],
+        directions: Sequence[str],
+        reader_paths: ReaderPaths,
+    ) -> list[list[int] | None]: ...
+
+
 choose_path: PathChooser = NegativeEvidenceChooser()
 """The default path chooser: time consistency plus negative evidence (see track_engine.paths)."""
 
@@ -206,16 +224,9 @@ def build_route(
     readers = ps["reader_id"].astype(str).tolist()
     times = ps["closest_at_us"].to_numpy(dtype=np.int64)
     segments: list[RouteSegment] = []
-    for i in range(len(ps) - 1):
-        nodes = path_chooser(
-            readers[i],
-            readers[i + 1],
-            start_us=int(times[i]),
-            end_us=int(times[i + 1]),
-            graph=graph,
-            reader_nodes=reader_nodes,
-            reader_paths=reader_paths,
-        )
+    for i, nodes in enumerate(
+        _choose_paths(path_chooser, ps, readers, times, graph, reader_nodes, reader_paths)
+    ):
         segment = _classify(
             readers[i],
             readers[i + 1],
@@ -251,6 +262,28 @@ def build_route(
         flags=flags,
         dropped=dropped,
     )
+
+
+def _choose_paths(
+    chooser: PathChooser,
+    ps: pd.DataFrame,
+    readers: list[str],
+    times: np.ndarray,
+    graph: RoadGraph,
+    reader_nodes: Mapping[str, int],
+    reader_paths: ReaderPaths,
+) -> list[list[int] | None]:
+    """The path of every segment: jointly when the chooser can, else pair by pair."""
+    if isinstance(chooser, RouteChooser):
+        directions = ps["direction"].fillna("").astype(str).tolist()
+        return chooser.choose_route(readers, times.tolist(), directions, reader_paths)
+    return [
+        chooser(
+            readers[i], readers[i + 1], start_us=int(times[i]), end_us=int(times[i + 1]),
+            graph=graph, reader_nodes=reader_nodes, reader_paths=reader_paths,
+        )
+        for i in range(len(readers) - 1)
+    ]  # fmt: skip
 
 
 def route_length_m(route: Route) -> float:

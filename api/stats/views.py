@@ -1,5 +1,6 @@
 """GET /api/v1/stats: registrations, thefts, watches hit, recoveries, response times, and
-reads and passages per reader per day."""
+reads and passages per reader per day; GET /api/v1/stats/ingest: ingest lag and reads per
+minute for operators."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime
 
-from api.deps import ConnDep, SupervisorDep
+from api.deps import ConnDep, OperatorDep, SupervisorDep
 from api.errors import BadRequestError
+from api.stats.service import IngestOut, ingest_figures
 from track_engine.db import stats
 
 router = APIRouter(prefix="/api/v1/stats", tags=["statistics"])
@@ -37,3 +39,15 @@ def get_stats(
         "cases": stats.case_figures(conn, since=since, until=until),
         "readers_per_day": stats.reader_days(conn, since=since, until=until),
     }
+
+
+@router.get("/ingest")
+def get_ingest(
+    conn: ConnDep,
+    principal: OperatorDep,
+    window_minutes: Annotated[int, Query(ge=1, le=1440, description="minutes back from now")] = 15,
+) -> IngestOut:
+    """Ingest lag (now minus the newest stored read) and reads per minute, overall and per
+    reader. Roles: admin, officer."""
+    del principal
+    return ingest_figures(conn, now=datetime.now(UTC), window_minutes=window_minutes)

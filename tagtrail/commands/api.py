@@ -42,6 +42,7 @@ def api_config(settings: Settings, database_url: str) -> ApiConfig:
 
     return ApiConfig(
         database_url=database_url,
+        tile_url=settings.tile_url,
         jwt_secret=settings.resolve_jwt_secret(),
         id_hash_key=settings.resolve_id_hash_key(),
         id_enc_key=settings.resolve_id_enc_key(),

@@ -123,7 +123,8 @@ def run_accuracy(options: AccuracyOptions) -> list[dict[str, Any]]:
 
 
 def estimate_passages(reads: pd.DataFrame, readers: list[SimReader]) -> pd.DataFrame:
-    """Clock-corrected reads folded into passages, as the engine does."""
+    """Clock-corrected reads folded into passages, as the engine does, with the direction of
+    travel at two-antenna readers (from the surveyed antenna headings)."""
     offset_us = {r.reader_id: round(r.clock_offset_s * _US_PER_S) for r in readers}
     corrected = reads.assign(
         read_at_us=reads["read_at_us"].to_numpy(np.int64)
@@ -131,7 +132,16 @@ def estimate_passages(reads: pd.DataFrame, readers: list[SimReader]) -> pd.DataF
         tag_id=reads["tag_id"].astype(str),
         reader_id=reads["reader_id"].astype(str),
     )
-    return fold_passages(corrected[["tag_id", "reader_id", "antenna", "rssi_dbm", "read_at_us"]])
+    # What the registry knows of a two-antenna reader: the heading each antenna faces.
+    facing = {
+        r.reader_id: {k + 1: f"{h:g}" for k, h in enumerate(r.antenna_heading_deg)}
+        for r in readers
+        if r.antennas >= 2
+    }
+    return fold_passages(
+        corrected[["tag_id", "reader_id", "antenna", "rssi_dbm", "read_at_us"]],
+        antenna_direction=facing,
+    )
 
 
 def reconstruct(
@@ -220,6 +230,8 @@ def prepare_truth(
     span = span[span["seq_hi"] > span["seq_lo"]].reset_index()
     span["tag_id"] = span["bike_id"].map(tag_of).astype(str)
     span = span[~span["tag_id"].isin(cloned)].reset_index(drop=True)
+    whole = trips.rename(columns={"start_us": "trip_start_us", "end_us": "trip_end_us"})
+    span = span.merge(whole[["trip_id", "trip_start_us", "trip_end_us"]], on="trip_id")
 
     v = visits.sort_values(["trip_id", "seq"])
     v = v.assign(src=v.groupby("trip_id")["node"].shift(1))
@@ -234,7 +246,7 @@ def prepare_truth(
     positions = positions[["trip_id", "tag_id", "t_us", "x_m", "y_m"]].reset_index(drop=True)
     return Truth(
         heard=heard[["tag_id", "reader_id", "closest_at_us"]],
-        spans=span[["trip_id", "tag_id", "start_us", "end_us"]],
+        spans=span[["trip_id", "tag_id", "start_us", "end_us", "trip_start_us", "trip_end_us"]],
         edges=edges.reset_index(drop=True),
         positions=positions,
         cloned_tags=cloned,

@@ -62,3 +62,42 @@ def network_origin(conn: psycopg.Connection) -> tuple[int, float, float] | None:
 def reader_ids(conn: psycopg.Connection) -> set[str]:
     """Ids of every registered reader."""
     return {str(r[0]) for r in conn.execute("SELECT reader_id FROM readers")}
+
+
+@dataclass(frozen=True, slots=True)
+class IngestActivity:
+    """How fresh the stored reads are and how many arrive, over a recent window."""
+
+    newest_read_at: datetime | None
+    reads_per_minute: list[tuple[datetime, int]]  # (minute, reads), oldest first
+    reads_per_reader: dict[str, int]  # reads in the whole window
+
+
+def ingest_activity(
+    conn: psycopg.Connection, *, now: datetime, window: timedelta
+) -> IngestActivity:
+    """Stored reads in ``window`` before ``now``, per minute and per reader, and the newest one.
+
+    The newest stored read is searched for in the last day only, so that the query touches
+    the newest partitions; a silent fleet shows as no newest read rather than a full scan.
+    """
+    since = now - window
+    newest = conn.execute(
+        "SELECT max(read_at) FROM reads WHERE read_at > %s AND read_at <= %s",
+        (now - timedelta(days=1), now),
+    ).fetchone()
+    minutes = conn.execute(
+        """SELECT date_trunc('minute', read_at) AS minute, count(*)::bigint
+           FROM reads WHERE read_at > %s AND read_at <= %s GROUP BY 1 ORDER BY 1""",
+        (since, now),
+    ).fetchall()
+    readers = conn.execute(
+        """SELECT reader_id, count(*)::bigint FROM reads
+           WHERE read_at > %s AND read_at <= %s GROUP BY 1""",
+        (since, now),
+    ).fetchall()
+    return IngestActivity(
+        newest_read_at=None if newest is None else newest[0],
+        reads_per_minute=[(m, int(n)) for m, n in minutes],
+        reads_per_reader={str(r): int(n) for r, n in readers},
+    )

@@ -1,0 +1,105 @@
+// The operator's view: readers on the map coloured by health (online / silent / offline),
+// ingest lag and reads per minute, refreshed every few seconds.
+import { dateTime, duration, number, relative } from "./format.js";
+import { onLang, t } from "./i18n.js";
+import { fillTable, h, row } from "./dom.js";
+import { baseMap } from "./map.js";
+import { getJson } from "./session.js";
+import { say, startPage } from "./shell.js";
+
+const L = window.L;
+const REFRESH_MS = 15_000;
+const WINDOW_MIN = 15;
+const COLORS = { online: "#1a7f37", silent: "#bf8700", offline: "#cf222e" };
+const $ = (id) => document.getElementById(id);
+let readers = [];
+let ingest = null;
+
+async function allReaders() {
+  const out = [];
+  for (let offset = 0; ; offset += 200) {
+    const page = await getJson(`/api/v1/readers?limit=200&offset=${offset}`);
+    out.push(...page.items);
+    if (out.length >= page.total || !page.items.length) return out;
+  }
+}
+
+function drawMarkers(layer) {
+  layer.clearLayers();
+  for (const r of readers) {
+    L.circleMarker([r.lat, r.lon], {
+      radius: 7,
+      color: "#fff",
+      weight: 2,
+      fillColor: COLORS[r.health] || "#57606a",
+      fillOpacity: 1,
+    })
+      .bindTooltip(`${r.reader_id} · ${t(`health.${r.health}`)}`)
+      .addTo(layer);
+  }
+}
+
+function drawChart() {
+  const chart = $("chart");
+  const now = Date.now();
+  const buckets = new Map((ingest?.minutes || []).map((m) => [Math.floor(Date.parse(m.minute) / 60000), m.reads]));
+  const last = Math.floor(now / 60000);
+  const values = Array.from({ length: WINDOW_MIN }, (_, i) => buckets.get(last - WINDOW_MIN + 1 + i) || 0);
+  const max = Math.max(1, ...values);
+  chart.replaceChildren(...values.map((v) => h("span", { style: `height:${(100 * v) / max}%`, title: String(v) })));
+  chart.setAttribute("aria-label", t("ops.chartLabel", { values: values.join(", ") }));
+}
+
+function render(layer) {
+  drawMarkers(layer);
+  const count = (health) => readers.filter((r) => r.health === health).length;
+  for (const health of ["online", "silent", "offline"]) $(`kpi-${health}`).textContent = String(count(health));
+  $("kpi-lag").textContent = ingest?.lag_s == null ? t("ops.noReads") : duration(ingest.lag_s);
+  $("kpi-rate").textContent = ingest ? number(ingest.reads_per_minute, 1) : "—";
+  drawChart();
+  const rate = ingest?.reads_per_reader_per_minute || {};
+  const order = { offline: 0, silent: 1, online: 2 };
+  const sorted = [...readers].sort((a, b) => order[a.health] - order[b.health] || a.reader_id.localeCompare(b.reader_id));
+  fillTable(
+    $("readers"),
+    sorted.map((r) =>
+      row([
+        r.reader_id,
+        h("span", { class: `tag ${r.health}` }, t(`health.${r.health}`)),
+        r.last_read_at ? h("span", { title: dateTime(r.last_read_at) }, relative(r.last_read_at)) : "—",
+        number(rate[r.reader_id] || 0, 1),
+      ]),
+    ),
+    t("ops.none"),
+  );
+}
+
+async function refresh(layer) {
+  try {
+    [readers, ingest] = await Promise.all([allReaders(), getJson(`/api/v1/stats/ingest?window_minutes=${WINDOW_MIN}`)]);
+    render(layer);
+    say($("ops-status"), t("ops.updated", { at: dateTime(new Date().toISOString()) }));
+  } catch (err) {
+    say($("ops-status"), err.message, { error: true });
+  }
+}
+
+async function main() {
+  const { map } = await baseMap($("map"), { label: t("ops.map") });
+  const layer = L.layerGroup().addTo(map);
+  const legend = L.control({ position: "bottomleft" });
+  legend.onAdd = () => {
+    const box = h("div", { class: "map-legend" });
+    const fill = () =>
+      box.replaceChildren(...["online", "silent", "offline"].map((k) => h("div", {}, h("span", { class: `dot ${k}` }), t(`health.${k}`))));
+    fill();
+    onLang(fill);
+    return box;
+  };
+  legend.addTo(map);
+  onLang(() => render(layer));
+  await refresh(layer);
+  setInterval(() => refresh(layer), REFRESH_MS);
+}
+
+if (startPage({ roles: ["admin", "officer"] })) main();
