@@ -35,7 +35,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from reader_gateway.protocols import r2000, tagtrail_active
 from reader_gateway.protocols.impinj_iot import encode_tag_inventory_event
 from reader_gateway.protocols.zebra_iotc import encode_heartbeat, encode_tag_data_event
-from reader_gateway.wire import mqtt_endpoint
+from reader_gateway.wire import mqtt_target
 from simulators.keyed_random import KeyedRandom
 from simulators.readers import SERIAL_PROTOCOLS
 
@@ -201,11 +201,12 @@ class MqttEmitter:
         self._max_inflight = max_inflight
         self._inflight = 0
         self._cv = threading.Condition()
-        host, port = mqtt_endpoint(mqtt_url)
+        target = mqtt_target(mqtt_url)  # credentials and TLS come with the URL
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+        target.configure(self._client)
         self._client.max_inflight_messages_set(max_inflight)
         self._client.on_publish = self._on_publish
-        self._client.connect(host, port, keepalive=30)
+        self._client.connect(target.host, target.port, keepalive=30)
         self._client.loop_start()
 
     def _on_publish(self, *_: object) -> None:

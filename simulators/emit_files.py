@@ -22,6 +22,8 @@ from simulators.emit import READER_UTC_OFFSET_MINUTES, device_ids, garbage
 from simulators.readers import SERIAL_PROTOCOLS, SimReader
 from simulators.wire_columns import Table
 
+BATCH_ROWS = 400_000
+
 
 @dataclass(frozen=True, eq=False)
 class EmitTables:
@@ -76,10 +78,25 @@ def write_streams(out: Path, tables: EmitTables, reads: pd.DataFrame) -> Counter
     proto = tables.protocol[rank]
     for protocol in sorted(set(proto)):
         rows = np.flatnonzero(proto == protocol)
-        flat, lens, owner = _encode(tables, reads.iloc[rows], rank[rows], seq[rows], protocol)
-        counts[protocol] += len(lens)
-        _write_files(out, tables, protocol, flat, lens, owner)
+        for batch in _batches(rank[rows]):
+            mine = rows[batch]
+            flat, lens, owner = _encode(tables, reads.iloc[mine], rank[mine], seq[mine], protocol)
+            counts[protocol] += len(lens)
+            _write_files(out, tables, protocol, flat, lens, owner)
     return counts
+
+
+def _batches(rank: NDArray[np.int64]) -> list[slice]:
+    """Runs of whole readers of about ``BATCH_ROWS`` rows (a busier reader alone), so that the
+    byte matrices of one encoding stay a few hundred MB however many reads a group has."""
+    first = np.flatnonzero(np.append(True, rank[1:] != rank[:-1]))
+    out, begin = [], 0
+    for f in first[1:].tolist():
+        if f - begin >= BATCH_ROWS:
+            out.append(slice(begin, f))
+            begin = f
+    out.append(slice(begin, len(rank)))
+    return out
 
 
 def _encode(
@@ -184,10 +201,25 @@ def _heartbeat_bytes(at: NDArray[np.int64]) -> tuple[NDArray[np.uint8], NDArray[
 def _gather(
     flat: NDArray[np.uint8], starts: NDArray[np.int64], lens: NDArray[np.int64]
 ) -> NDArray[np.uint8]:
-    """The byte ranges ``[start, start + len)`` of ``flat``, one after the other."""
-    out_start = np.cumsum(lens) - lens
-    idx = np.repeat(starts - out_start, lens) + np.arange(int(lens.sum()))
-    return flat[idx]
+    """The byte ranges ``[start, start + len)`` of ``flat``, one after the other.
+
+    The index is one int64 per byte, so it is built for about ``_GATHER_BYTES`` at a time.
+    """
+    out = np.empty(int(lens.sum()), np.uint8)
+    ends = np.cumsum(lens)
+    m0, b0 = 0, 0
+    while m0 < len(lens):
+        m1 = max(m0 + 1, int(np.searchsorted(ends, b0 + _GATHER_BYTES, side="right")))
+        ln = lens[m0:m1]
+        local = np.cumsum(ln) - ln
+        idx = np.repeat(starts[m0:m1] - local, ln) + np.arange(int(ln.sum()))
+        b1 = int(ends[m1 - 1])
+        out[b0:b1] = flat[idx]
+        m0, b0 = m1, b1
+    return out
+
+
+_GATHER_BYTES = 1 << 24
 
 
 def _write_files(

@@ -70,7 +70,8 @@ class Population:
 
     ``trips`` columns: trip_id (int32), bike_id (int32), kind ("commute" | "errand" | "theft" |
     "van"), start_at, end_at (datetime64[us, UTC]), start_us, end_us (int64), from_node,
-    to_node (int32), length_m (float64). ``visits``: see :func:`trip_node_times`.
+    to_node (int32), length_m (float64). ``visits``: see
+    :func:`simulators.riders.trip_node_times`.
     """
 
     bikes: list[Bike]

@@ -2,9 +2,10 @@
 
 Steps (all vectorized over positions, never a Python loop per read):
 
-1. Candidate trajectory segments near readers: a KD-tree over trajectory points answers, per
-   reader, which points lie within its range plus the longest step between two samples; the
-   segments touching those points are the only ones that can enter the range.
+1. Candidate trajectory segments near readers: a grid lookup (:mod:`simulators.rf_near`) finds
+   the points within a reader's range plus a step's reach (at least 25 m, so the candidates do
+   not depend on which bikes share a chunk); of the segments touching them, only those whose
+   path can come within range (an exact ellipse bound) are kept.
 2. Those segments are resampled at ``hz`` along the road: when two samples lie on different
    edges the bike went round the junction corner (the mitred corner of its lane), so the fine
    positions follow the corner instead of cutting it, which matters because readers stand at
@@ -24,6 +25,10 @@ Active 2.4 GHz tags (``tag_active`` in the trajectory) are heard only by active 
 tag beacons every ``beacon_period_s`` at a phase of its own (rounded to the 1/``hz`` grid);
 each beacon in range is one read unless it is lost (``beacon_loss``: collisions, the rider's
 body) or below the active sensitivity, with its own path-loss constants.
+
+Every random draw is keyed by (bike, reader, time[, read number]) with
+:mod:`simulators.keyed_random`, so a bike's reads do not depend on the other bikes simulated
+with it.
 
 Reads that fall in a reader's outage (``outages``, see
 :func:`simulators.readers.outage_schedule`) are never reported, and a passage whose closest
@@ -147,7 +152,7 @@ def _fine_positions(
     u2 = (p1 - corner) / np.maximum(d2, 1e-9)[:, None]
     start = np.where(first[:, None], np.repeat(p0, count, 0), np.repeat(corner, count, 0))
     unit = np.where(first[:, None], np.repeat(u1, count, 0), np.repeat(u2, count, 0))
-    return start + np.where(first, along, along - d1r)[:, None] * unit
+    return np.asarray(start + np.where(first, along, along - d1r)[:, None] * unit, np.float64)
 
 
 def simulate_reads(

@@ -48,7 +48,7 @@ class SimOptions:
     clones: int = 1
     start: datetime = DEFAULT_START
     outages_per_reader_day: float = 0.3
-    chunk_bikes: int = 5000
+    chunk_bikes: int = 2000  # memory per chunk only: the output does not depend on it
     rf: RfParams = field(default_factory=RfParams)
 
 

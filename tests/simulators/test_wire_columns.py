@@ -15,6 +15,7 @@ from sim_helpers import START
 from reader_gateway.protocols import r2000, tagtrail_active
 from reader_gateway.protocols.impinj_iot import encode_tag_inventory_event
 from reader_gateway.protocols.zebra_iotc import encode_heartbeat, encode_tag_data_event
+from simulators import emit_files
 from simulators import wire_columns as wc
 from simulators.emit import READER_UTC_OFFSET_MINUTES, reader_messages
 from simulators.emit_files import EmitTables, order_reads, write_streams
@@ -106,7 +107,12 @@ def sim() -> object:
     return run(SimOptions(seed=4, bikes=150, hours=0.75, size_m=2000, coverage=0.5, start=START))
 
 
-def test_reader_files_are_the_gateway_encoders_streams(sim: object, tmp_path: Path) -> None:
+@pytest.mark.parametrize("batch_rows", [400_000, 37])
+def test_reader_files_are_the_gateway_encoders_streams(
+    sim: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch_rows: int
+) -> None:
+    monkeypatch.setattr(emit_files, "BATCH_ROWS", batch_rows)  # readers encoded in batches
+    monkeypatch.setattr(emit_files, "_GATHER_BYTES", batch_rows * 3)  # heartbeats merged in parts
     protocols = {r.reader_id: r.protocol for r in sim.readers}
     reads = sim.reads
     tags = list(reads["tag_id"].cat.categories)
