@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from reader_gateway.errors import ConfigError
 from reader_gateway.protocols import DECODERS
+from reader_gateway.wire import WireError, mqtt_target
 
 _ReaderId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
 
@@ -32,7 +33,14 @@ def _known_protocol(name: str) -> str:
 
 
 class BrokerConfig(_Strict):
-    """The MQTT broker batches go to (and raw reader messages come from)."""
+    """The MQTT broker batches go to (and raw reader messages come from).
+
+    ``url`` may carry credentials and TLS settings (``mqtts://user:password@host:8883?ca=…``,
+    see :func:`reader_gateway.wire.mqtt_target`); errors never echo it, since it may hold a
+    password.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     url: str = "mqtt://127.0.0.1:1883"
     client_id: str | None = None  # default: tagtrail-<gateway_id>
@@ -43,6 +51,15 @@ class BrokerConfig(_Strict):
     persistent_session: bool = True
     reconnect_min_s: float = Field(default=0.5, gt=0)
     reconnect_max_s: float = Field(default=10.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _valid_url(cls, url: str) -> str:
+        try:
+            mqtt_target(url)
+        except WireError as exc:
+            raise ValueError(str(exc)) from None
+        return url
 
 
 class SerialPortConfig(_Strict):

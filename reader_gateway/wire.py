@@ -28,8 +28,9 @@ Topics: ``tagtrail/v1/reads/<shard>`` carries batches; a gateway puts each tag o
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import numpy as np
 import numpy.typing as npt
@@ -40,6 +41,7 @@ TOPIC_ROOT = "tagtrail/v1"
 READS_TOPIC_PREFIX = f"{TOPIC_ROOT}/reads"
 ALERTS_TOPIC_PREFIX = f"{TOPIC_ROOT}/alerts"
 MAX_TAG_HEX_CHARS = 124  # 496-bit EPC, the longest Gen2 allows
+MAX_ABS_RSSI_DBM = 1000.0
 
 _HEX_DIGITS = frozenset("0123456789ABCDEF")
 
@@ -105,9 +107,21 @@ class ReadBatch:
             raise WireError("antenna ports are 1-based")
         if not np.isfinite(self.rssi_dbm).all():
             raise WireError("rssi_dbm must be finite")
+        # Beyond this, rounding to 0.01 dB overflows float32 and the batch could not be encoded
+        # again (found by fuzzing); no radio reports anything near it.
+        if n and np.abs(self.rssi_dbm).max() > MAX_ABS_RSSI_DBM:
+            raise WireError(f"rssi_dbm must be within ±{MAX_ABS_RSSI_DBM:g} dBm")
         for tag in self.tag:
             if not isinstance(tag, str) or not tag or not set(tag) <= _HEX_DIGITS:
                 raise WireError(f"tag id {tag!r} is not canonical upper-case hex")
+
+
+def _int64(value: object, name: str) -> int:
+    """A JSON integer that fits int64 (orjson reads larger ones as floats; found by fuzzing:
+    a 100-digit ``batch_seq`` decoded fine and then could not be encoded again)."""
+    if type(value) is not int or not -(2**63) <= value < 2**63:
+        raise WireError(f"{name} must be an integer within int64, not {str(value)[:30]}")
+    return value
 
 
 def encode_batch(batch: ReadBatch) -> bytes:
@@ -143,8 +157,8 @@ def decode_batch(payload: bytes) -> ReadBatch:
     try:
         batch = ReadBatch(
             gateway_id=str(doc["gateway_id"]),
-            batch_seq=int(doc["batch_seq"]),
-            sent_at_us=int(doc["sent_at_us"]),
+            batch_seq=_int64(doc["batch_seq"], "batch_seq"),
+            sent_at_us=_int64(doc["sent_at_us"], "sent_at_us"),
             readers=tuple(str(r) for r in doc["readers"]),
             reader=np.asarray(doc["reader"], dtype=np.int32),
             antenna=np.asarray(doc["antenna"], dtype=np.int16),
@@ -157,8 +171,11 @@ def decode_batch(payload: bytes) -> ReadBatch:
         raise WireError(f"missing field {exc.args[0]!r}") from exc
     except (TypeError, ValueError, OverflowError) as exc:
         raise WireError(f"bad field value: {exc}") from exc
-    if batch.tag.ndim != 1:
-        raise WireError("column 'tag' must be a flat list")
+    # A scalar where a list belongs makes a 0-d array (found by fuzzing: ``"read_at_us": 1``
+    # made ``len(batch)`` raise IndexError instead of WireError).
+    for name in ("reader", "antenna", "tag", "rssi_dbm", "read_at_us", "seq"):
+        if getattr(batch, name).ndim != 1:
+            raise WireError(f"column {name!r} must be a flat list")
     batch.validate()
     return batch
 
@@ -192,14 +209,81 @@ def batch_from_columns(
 
 
 def mqtt_endpoint(url: str) -> tuple[str, int]:
-    """Host and port of an ``mqtt://host:port`` URL (port 1883 when omitted)."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or scheme not in ("mqtt", "tcp"):
-        raise WireError(f"MQTT URL {url!r} must look like mqtt://host:port")
-    host, _, port = rest.rstrip("/").rpartition(":")
-    if not host:
-        return rest.rstrip("/"), 1883
+    """Host and port of an MQTT URL (see :func:`mqtt_target` for credentials and TLS)."""
+    target = mqtt_target(url)
+    return target.host, target.port
+
+
+class _MqttClientLike(Protocol):
+    """The two paho client methods :meth:`MqttTarget.configure` calls (no paho import here)."""
+
+    def username_pw_set(self, username: str | None, password: str | None = None) -> None: ...
+
+    def tls_set(
+        self,
+        ca_certs: str | None = None,
+        certfile: str | None = None,
+        keyfile: str | None = None,
+    ) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class MqttTarget:
+    """Where and how to connect to the broker, parsed from an MQTT URL by :func:`mqtt_target`.
+
+    ``mqtt://[user[:password]@]host[:port]`` (port 1883) or ``mqtts://…`` (TLS, port 8883).
+    TLS settings are query parameters: ``ca=`` (CA bundle; default: the system's), ``cert=``
+    and ``key=`` (a client certificate). User name and password are percent-decoded. The
+    password is kept out of ``repr`` so that a logged target never shows it.
+    """
+
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls: bool = False
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    def configure(self, client: _MqttClientLike) -> None:
+        """Set credentials and TLS on a paho client before it connects."""
+        if self.username is not None:
+            client.username_pw_set(self.username, self.password)
+        if self.tls:
+            client.tls_set(ca_certs=self.ca_file, certfile=self.cert_file, keyfile=self.key_file)
+
+    def redacted_url(self) -> str:
+        """The URL without the password, for logs."""
+        user = f"{self.username}:***@" if self.username is not None else ""
+        return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"
+
+
+_TLS_PARAMS = {"ca": "ca_file", "cert": "cert_file", "key": "key_file"}
+
+
+def mqtt_target(url: str) -> MqttTarget:
+    """Parse an MQTT URL with optional credentials and TLS settings (see :class:`MqttTarget`)."""
     try:
-        return host, int(port)
+        parts = urlsplit(url)
+        port = parts.port
     except ValueError as exc:
-        raise WireError(f"MQTT URL {url!r} has a bad port") from exc
+        raise WireError("MQTT URL has a bad port or address") from exc
+    if parts.scheme not in ("mqtt", "tcp", "mqtts", "ssl") or not parts.hostname:
+        raise WireError("MQTT URL must look like mqtt://[user:password@]host:port or mqtts://…")
+    tls = parts.scheme in ("mqtts", "ssl")
+    options: dict[str, str] = {}
+    for name, values in parse_qs(parts.query, strict_parsing=False).items():
+        if name not in _TLS_PARAMS:
+            raise WireError(f"unknown MQTT URL parameter {name!r} (known: ca, cert, key)")
+        if not tls:
+            raise WireError(f"MQTT URL parameter {name!r} needs an mqtts:// URL")
+        options[_TLS_PARAMS[name]] = values[-1]
+    return MqttTarget(
+        host=parts.hostname,
+        port=port if port is not None else (8883 if tls else 1883),
+        username=unquote(parts.username) if parts.username is not None else None,
+        password=unquote(parts.password) if parts.password is not None else None,
+        tls=tls,
+        **options,
+    )

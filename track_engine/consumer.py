@@ -4,23 +4,38 @@ paho runs its network loop in its own thread; ``on_message`` only enqueues (a ca
 raises would kill that thread). The worker thread drains the queue into micro-batches, runs
 them through :class:`track_engine.pipeline.Engine` in one transaction, and acknowledges the
 messages only after the commit, so a crash redelivers them instead of losing them.
+
+Faults, and what the worker does about them:
+
+- the database goes away (restart, failover, network): the micro-batch's transaction fails,
+  the engine's memory is put back as it was (:meth:`Engine.micro_batch`), nothing is
+  acknowledged; the worker reconnects with backoff and redoes the same messages;
+- the database refuses a value in a batch that passed the wire checks (a time out of range,
+  say): the micro-batch is redone one message at a time and the message it refuses is
+  quarantined with the database's reason, so that one bad batch can never stop the worker
+  (redelivered forever, it would);
+- the broker goes away: paho reconnects to the persistent session and the broker redelivers
+  what was not acknowledged; storage is idempotent, so a repeat is stored once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
+import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+import numpy as np
 import orjson
 import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
-from reader_gateway.wire import WireError, decode_batch, mqtt_endpoint, reads_topic
+from reader_gateway.wire import ReadBatch, WireError, decode_batch, mqtt_target, reads_topic
 from track_engine.db import queries
 from track_engine.metrics import EngineMetrics
 from track_engine.pipeline import Alert, Engine, ProcessResult
@@ -39,6 +54,7 @@ class EngineCounters:
     passages_stored: int = 0
     alerts: int = 0
     quarantined: int = 0
+    db_reconnects: int = 0
     last_batch_at: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -65,6 +81,62 @@ class EngineConfig:
     retention_days: int | None = None
     partition_ahead_days: int = 3
     housekeeping_interval_s: float = 3600.0
+    # The watermark never runs ahead of wall clock + this (a reader clock jumping forward);
+    # None turns the cap off.
+    max_future_s: float | None = 60.0
+    # Backoff between attempts to reach a database that went away.
+    reconnect_min_s: float = 0.2
+    reconnect_max_s: float = 5.0
+
+
+# Reads from before 2000 or after 2100 are a broken clock or a forged batch; storing them would
+# create partitions for those days.
+_READ_AT_MIN_US = 946_684_800_000_000
+_READ_AT_MAX_US = 4_102_444_800_000_000
+# Ids go into COPY text: a control character, a tab or a backslash would be read as COPY syntax
+# (or refused), so a reader id could be stored changed. Gateways never send such ids.
+_UNSAFE_ID = re.compile(r"[\x00-\x1f\x7f\\]")
+_MAX_ID_CHARS = 128
+
+
+def _unsafe_id(name: str) -> bool:
+    return not name or len(name) > _MAX_ID_CHARS or _UNSAFE_ID.search(name) is not None
+
+
+def split_implausible(batch: ReadBatch) -> tuple[ReadBatch | None, str | None]:
+    """The reads of a wire-valid batch that may be stored, and why the others may not.
+
+    Returns ``(batch, None)`` when every read may be stored, ``(None, reason)`` when none may,
+    and ``(the storable reads, reason)`` otherwise: one reader with a clock in the next
+    century must not keep its neighbours' reads in the same batch out of the database.
+    """
+    if _unsafe_id(batch.gateway_id):
+        return None, f"gateway id {batch.gateway_id[:40]!r} is empty, too long or unsafe"
+    bad_readers = np.array([_unsafe_id(r) for r in batch.readers], dtype=bool)
+    bad_time = (batch.read_at_us < _READ_AT_MIN_US) | (batch.read_at_us >= _READ_AT_MAX_US)
+    bad = bad_time | (bad_readers[batch.reader] if len(batch) else bad_time)
+    if not bad.any():
+        return batch, None
+    reasons = []
+    if bad_time.any():
+        reasons.append(f"{int(bad_time.sum())} reads with a time outside 2000-2100")
+    if bad_readers.any():
+        names = [r[:40] for r, b in zip(batch.readers, bad_readers, strict=True) if b]
+        reasons.append(f"reader ids empty, too long or with control characters: {names!r}")
+    reason = "; ".join(reasons) + f" ({int(bad.sum())} of {len(batch)} reads not stored)"
+    if bad.all():
+        return None, reason
+    keep = ~bad
+    kept = replace(
+        batch,
+        reader=batch.reader[keep],
+        antenna=batch.antenna[keep],
+        tag=batch.tag[keep],
+        rssi_dbm=batch.rssi_dbm[keep],
+        read_at_us=batch.read_at_us[keep],
+        seq=batch.seq[keep],
+    )
+    return kept, reason
 
 
 def alert_payload(alert: Alert) -> bytes:
@@ -91,25 +163,37 @@ class EngineService:
         self.metrics = EngineMetrics()
         self._next_housekeeping = 0.0
         self._inbox: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+        self._stop = threading.Event()
         self._conn = psycopg.connect(config.database_url)
-        self._listen = psycopg.connect(config.database_url, autocommit=True)
-        self._listen.execute("LISTEN tagtrail_watches")
-        self.engine = Engine(self._conn, gap_s=config.gap_s)
-        host, port = mqtt_endpoint(config.mqtt_url)
+        self._listen = self._connect_listener()
+        self.engine = Engine(self._conn, gap_s=config.gap_s, max_future_s=config.max_future_s)
+        target = mqtt_target(config.mqtt_url)
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=config.client_id,
             clean_session=not config.persistent_session,
             manual_ack=True,
         )
+        target.configure(self._client)
         self._client.on_connect = self._on_connect
         self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message
         self._client.reconnect_delay_set(min_delay=1, max_delay=10)
-        self._client.connect_async(host, port, keepalive=30)
+        self._client.connect_async(target.host, target.port, keepalive=30)
         self.connected = threading.Event()
 
-    def _on_connect(self, client: mqtt.Client, *_: object) -> None:
+    def _connect_listener(self) -> psycopg.Connection:
+        listen = psycopg.connect(self.config.database_url, autocommit=True)
+        listen.execute("LISTEN tagtrail_watches")
+        return listen
+
+    def _on_connect(
+        self, client: mqtt.Client, _u: object, _f: object, reason: object, *_: object
+    ) -> None:
+        if getattr(reason, "is_failure", False):
+            # Wrong password, not authorised: paho retries; say why, once per attempt.
+            log.error("mqtt: broker refused the connection: %s", reason)
+            return
         prefix = f"{self.config.topic_prefix}/reads"
         client.subscribe([(reads_topic(shard, prefix), 1) for shard in self.config.shards])
 
@@ -145,15 +229,21 @@ class EngineService:
 
     def run(self, stop: threading.Event) -> None:
         """Process micro-batches until ``stop`` is set."""
+        self._stop = stop
         while not stop.is_set():
             self.step(timeout_s=0.2)
 
     def step(self, timeout_s: float) -> int:
         """Process at most one micro-batch; returns how many messages it took."""
-        self._poll_watch_changes()
-        if time.monotonic() >= self._next_housekeeping:
-            self._next_housekeeping = time.monotonic() + self.config.housekeeping_interval_s
-            self.housekeeping()
+        try:
+            self._poll_watch_changes()
+            if time.monotonic() >= self._next_housekeeping:
+                self._next_housekeeping = time.monotonic() + self.config.housekeeping_interval_s
+                self.housekeeping()
+        except psycopg.OperationalError as exc:
+            self._reconnect(exc)
+            self._next_housekeeping = 0.0  # do it as soon as the database is back
+            return 0
         try:
             first = self._inbox.get(timeout=timeout_s)
         except queue.Empty:
@@ -172,37 +262,121 @@ class EngineService:
         return len(messages)
 
     def _process(self, messages: list[mqtt.MQTTMessage]) -> None:
-        batches = []
-        for msg in messages:
+        """Store one micro-batch (redone until it commits), then acknowledge its messages."""
+        while True:
             try:
-                batches.append(decode_batch(bytes(msg.payload)))
-            except WireError as exc:
-                with self._conn.transaction():
-                    queries.quarantine(
-                        self._conn,
-                        source=f"engine:{msg.topic}",
-                        reason=str(exc),
-                        payload=bytes(msg.payload),
-                    )
-                with self.counters.lock:
-                    self.counters.quarantined += 1
-                self.metrics.quarantined.inc()
-        started = time.monotonic()
-        result = self.engine.process(batches)
-        self._observe(len(messages), result, time.monotonic() - started)
+                result = self._store(messages)
+                break
+            except psycopg.OperationalError as exc:
+                self._reconnect(exc)
+                if self._stop.is_set():
+                    return  # not acknowledged: the broker redelivers to the next worker
+            except psycopg.Error as exc:
+                # The database refused something in a wire-valid batch. Find the message(s)
+                # it refuses, quarantine them, store the rest.
+                log.warning("micro-batch refused (%s); retrying message by message", exc)
+                result = ProcessResult()
+                for msg in messages:
+                    self._merge(result, self._store_or_quarantine(msg))
+                break
         for msg in messages:
             self._client.ack(msg.mid, msg.qos)
         for alert in result.alerts:
             self._client.publish(
                 f"{self.config.topic_prefix}/alerts/{alert.watch_id}", alert_payload(alert), qos=1
             )
+
+    def _store(self, messages: list[mqtt.MQTTMessage]) -> ProcessResult:
+        """Quarantine what breaks the wire contract and store the rest, in one transaction."""
+        batches: list[ReadBatch] = []
+        bad: list[tuple[mqtt.MQTTMessage, str]] = []
+        for msg in messages:
+            try:
+                batch = decode_batch(bytes(msg.payload))
+            except WireError as exc:
+                bad.append((msg, str(exc)))
+                continue
+            except Exception as exc:  # a decoder bug must not stop the worker: keep the message
+                log.exception("decoding a batch failed unexpectedly")
+                bad.append((msg, f"undecodable ({type(exc).__name__}: {exc})"))
+                continue
+            storable, problem = split_implausible(batch)
+            if storable is not None:
+                batches.append(storable)
+            if problem is not None:  # the whole message is kept, with what was not stored
+                bad.append((msg, problem))
+        started = time.monotonic()
+        with self.engine.micro_batch():
+            for msg, reason in bad:
+                self._quarantine(msg, reason)
+            result = self.engine.process(batches)
+        self._observe(len(messages), result, time.monotonic() - started)
+        self._count(len(batches), len(bad), result)
+        return result
+
+    def _store_or_quarantine(self, msg: mqtt.MQTTMessage) -> ProcessResult:
+        while True:
+            try:
+                return self._store([msg])
+            except psycopg.OperationalError as exc:
+                self._reconnect(exc)
+                if self._stop.is_set():
+                    raise
+            except psycopg.Error as exc:
+                reason = f"database refused the batch: {type(exc).__name__}: {exc}"
+                with self.engine.micro_batch():
+                    self._quarantine(msg, reason[:2000])
+                self._count(0, 1, ProcessResult())
+                return ProcessResult()
+
+    def _quarantine(self, msg: mqtt.MQTTMessage, reason: str) -> None:
+        log.warning("quarantined a message on %s: %s", msg.topic, reason)
+        queries.quarantine(
+            self._conn, source=f"engine:{msg.topic}", reason=reason, payload=bytes(msg.payload)
+        )
+
+    @staticmethod
+    def _merge(total: ProcessResult, part: ProcessResult) -> None:
+        total.reads_received += part.reads_received
+        total.reads_stored += part.reads_stored
+        total.passages_stored += part.passages_stored
+        total.alerts.extend(part.alerts)
+
+    def _count(self, batches: int, quarantined: int, result: ProcessResult) -> None:
+        self.metrics.quarantined.inc(quarantined)
         with self.counters.lock:
-            self.counters.batches += len(batches)
+            self.counters.quarantined += quarantined
+            self.counters.batches += batches
             self.counters.reads_received += result.reads_received
             self.counters.reads_stored += result.reads_stored
             self.counters.passages_stored += result.passages_stored
             self.counters.alerts += len(result.alerts)
             self.counters.last_batch_at = time.monotonic()
+
+    def _reconnect(self, exc: Exception) -> None:
+        """Replace both database connections, retrying with backoff until it works or stop."""
+        log.error("database connection lost (%s); reconnecting", str(exc).strip() or type(exc))
+        for conn in (self._conn, self._listen):
+            with contextlib.suppress(psycopg.Error):
+                conn.close()
+        delay = self.config.reconnect_min_s
+        while not self._stop.is_set():
+            try:
+                self._conn = psycopg.connect(self.config.database_url, connect_timeout=5)
+                self._listen = self._connect_listener()
+                self.engine.reconnect(self._conn)
+            except psycopg.OperationalError as again:
+                for conn in (self._conn, self._listen):
+                    with contextlib.suppress(psycopg.Error):
+                        conn.close()  # closing a closed connection is a no-op
+                log.warning("database still unreachable (%s); next try in %.1f s", again, delay)
+                self._stop.wait(delay)  # backoff, not synchronisation
+                delay = min(delay * 2, self.config.reconnect_max_s)
+                continue
+            with self.counters.lock:
+                self.counters.db_reconnects += 1
+            log.warning("database connection restored")
+            return
 
     def _observe(self, messages: int, result: ProcessResult, seconds: float) -> None:
         m = self.metrics

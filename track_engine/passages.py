@@ -94,41 +94,88 @@ def fold_passages(
         return empty_passages()
 
     # Sort on every column so that duplicate timestamps still land in one canonical order:
-    # the result must not depend on the order in which the batches arrived.
-    df = reads[READ_COLUMNS].sort_values(
-        ["tag_id", "reader_id", "read_at_us", "antenna", "rssi_dbm"], kind="mergesort"
-    )
-    tag = df["tag_id"].to_numpy(dtype=object)
-    reader = df["reader_id"].to_numpy(dtype=object)
-    t_us = df["read_at_us"].to_numpy(dtype=np.int64)
-    rssi = df["rssi_dbm"].to_numpy(dtype=np.float64)
-    antenna = df["antenna"].to_numpy(dtype=np.int64)
+    # the result must not depend on the order in which the batches arrived. Tags and readers
+    # are sorted as integer codes numbered in string order (``factorize(sort=True)``), which
+    # orders rows exactly as the strings would, without comparing strings row by row.
+    tag_code, tag_names = pd.factorize(reads["tag_id"], sort=True)
+    reader_code, reader_names = pd.factorize(reads["reader_id"], sort=True)
+    key = tag_code.astype(np.int64) * max(len(reader_names), 1) + reader_code
+    t_in = reads["read_at_us"].to_numpy(dtype=np.int64)
+    rssi_in = reads["rssi_dbm"].to_numpy(dtype=np.float64)
+    antenna_in = reads["antenna"].to_numpy(dtype=np.int64)
+    order = np.lexsort((rssi_in, antenna_in, t_in, key))
+    key = key[order]
+    t_us = t_in[order]
+    rssi = rssi_in[order]
+    antenna = antenna_in[order]
 
-    new_group = np.ones(len(df), dtype=bool)
-    new_group[1:] = (
-        (tag[1:] != tag[:-1])
-        | (reader[1:] != reader[:-1])
-        | ((t_us[1:] - t_us[:-1]) > round(gap_s * _US_PER_S))
-    )
+    new_group = np.ones(len(order), dtype=bool)
+    new_group[1:] = (key[1:] != key[:-1]) | ((t_us[1:] - t_us[:-1]) > round(gap_s * _US_PER_S))
     starts = np.flatnonzero(new_group)
-    counts = np.diff(np.append(starts, len(df)))
+    counts = np.diff(np.append(starts, len(order)))
     group = np.repeat(np.arange(len(starts)), counts)
+    group_tag = tag_code[order[starts]]
+    group_reader = reader_code[order[starts]]
+    tags = np.asarray(tag_names, dtype=object)
+    readers = np.asarray(reader_names, dtype=object)
 
     closest_us = _closest_approach_us(t_us, rssi, starts, counts, group)
     out = pd.DataFrame(
         {
-            "tag_id": tag[starts],
-            "reader_id": reader[starts],
+            "tag_id": tags[group_tag],
+            "reader_id": readers[group_reader],
             "first_at_us": t_us[starts],
             "last_at_us": t_us[starts + counts - 1],
             "closest_at_us": closest_us,
             "peak_rssi_dbm": np.maximum.reduceat(rssi, starts),
             "read_count": counts.astype(np.int64),
-            "direction": _directions(reader, antenna, t_us, group, len(starts), antenna_direction),
+            "direction": _directions(
+                readers[reader_code[order]],
+                antenna,
+                t_us,
+                group,
+                len(starts),
+                antenna_direction,
+            )
+            if antenna_direction
+            else np.full(len(starts), "", dtype=object),
         }
     )
-    out = out.sort_values(["tag_id", "closest_at_us", "reader_id"], kind="mergesort")
-    return out.reset_index(drop=True)
+    # Sorted by tag_id, closest_at_us, reader_id (codes are in string order).
+    final = np.lexsort((group_reader, closest_us, group_tag))
+    return out.iloc[final].reset_index(drop=True)
+
+
+def group_keys(tag_id: pd.Series, reader_id: pd.Series) -> NDArray[np.uint64]:
+    """A 64-bit hash per read of its (tag, reader): which passage group the read belongs to.
+
+    Only used to *select* reads; a collision merely selects another group's reads too, and
+    :func:`fold_passages` still groups by the real ids, so results never depend on it.
+    """
+    tags = pd.util.hash_array(np.asarray(tag_id, dtype=object))
+    readers = pd.util.hash_array(np.asarray(reader_id, dtype=object))
+    with np.errstate(over="ignore"):
+        mixed: NDArray[np.uint64] = tags * np.uint64(0x9E3779B97F4A7C15) + readers
+    return mixed
+
+
+def due_groups(
+    keys: NDArray[np.uint64], read_at_us: NDArray[np.int64], *, before_us: int
+) -> NDArray[np.bool_]:
+    """Mask of the reads whose (tag, reader) group has a read before ``before_us``.
+
+    With ``before_us = watermark - gap`` these are the only groups in which a passage can be
+    closed: a closed passage's last read, and so its first, is older than that; a passage
+    open longer than ``max_passage_s`` (≥ gap) started before it too. Folding just these groups
+    gives the same closed passages as folding every pending read, because groups fold
+    independently — the engine's cost per micro-batch then follows what closes, not what is
+    pending.
+    """
+    early = read_at_us < before_us
+    if not early.any():
+        return early
+    due: NDArray[np.bool_] = pd.Series(keys).isin(np.unique(keys[early])).to_numpy()
+    return due
 
 
 def split_closed(
@@ -168,13 +215,15 @@ def _closest_approach_us(
     weight = 1.0 / y**2
     vertex_s = np.full(len(starts), np.nan)
     convex = np.zeros(len(starts), dtype=bool)
+    # τ⁰…τ⁴ once for all rounds (the same values ``tau**k`` gives; only computed once).
+    powers = [tau**k for k in range(5)]
     for _ in range(_IRLS_ROUNDS + 1):
-        coef, solvable = _grouped_quadratic_fit(tau, y, weight, starts)
+        coef, solvable = _grouped_quadratic_fit(powers, y, weight, starts)
         # c > 0: squared distance has a minimum, i.e. RSSI is concave with a peak in time.
         convex = solvable & (coef[:, 2] > 0) & (counts >= 3)
         with np.errstate(divide="ignore", invalid="ignore"):
             vertex_s = np.where(convex, -coef[:, 1] / (2.0 * coef[:, 2]), np.nan)
-        fitted = coef[group, 0] + coef[group, 1] * tau + coef[group, 2] * tau**2
+        fitted = coef[group, 0] + coef[group, 1] * tau + coef[group, 2] * powers[2]
         fitted = np.maximum(fitted, _MIN_REL_SQ_DISTANCE)
         resid_db = 5.0 * _PATH_LOSS_EXPONENT * np.abs(np.log10(y / fitted))
         huber = np.minimum(1.0, _HUBER_DB / np.maximum(resid_db, 1e-12))
@@ -194,18 +243,19 @@ def _closest_approach_us(
 
 
 def _grouped_quadratic_fit(
-    tau: NDArray[np.float64],
+    powers: list[NDArray[np.float64]],
     y: NDArray[np.float64],
     weight: NDArray[np.float64],
     starts: NDArray[np.intp],
 ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
     """Weighted least-squares ``y ≈ a + b τ + c τ²`` per contiguous group, all groups at once.
 
-    Returns (coef of shape (G, 3) as a, b, c; solvable mask). Groups whose normal equations are
-    singular (fewer than 3 distinct times) get zeros and ``False``.
+    ``powers`` holds τ⁰…τ⁴. Returns (coef of shape (G, 3) as a, b, c; solvable mask). Groups
+    whose normal equations are singular (fewer than 3 distinct times) get zeros and ``False``.
     """
-    s = [np.add.reduceat(weight * tau**k, starts) for k in range(5)]
-    r = [np.add.reduceat(weight * tau**k * y, starts) for k in range(3)]
+    weighted = [weight * powers[k] for k in range(5)]
+    s = [np.add.reduceat(w, starts) for w in weighted]
+    r = [np.add.reduceat(weighted[k] * y, starts) for k in range(3)]
     normal = np.stack(
         [
             np.stack([s[0], s[1], s[2]], axis=-1),

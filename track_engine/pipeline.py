@@ -7,12 +7,18 @@
 
 Everything for one micro-batch happens in one transaction; the caller acknowledges the MQTT
 messages only after :meth:`Engine.process` returns, so a crash redelivers instead of losing.
+When the transaction fails (the database went away, or refused a value) the engine's memory
+is put back as it was before the micro-batch (:meth:`Engine.micro_batch`), so that the caller
+can redo the same messages: passages and alerts of a failed micro-batch are neither lost nor
+suppressed as repeats.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -73,10 +79,24 @@ class Engine:
     """Stateful engine core around one database connection (one worker, one shard set)."""
 
     def __init__(
-        self, conn: psycopg.Connection, *, gap_s: float = 10.0, max_passage_s: float = 300.0
+        self,
+        conn: psycopg.Connection,
+        *,
+        gap_s: float = 10.0,
+        max_passage_s: float = 300.0,
+        max_future_s: float | None = None,
+        wall_clock_us: Callable[[], int] | None = None,
     ) -> None:
         self.conn = conn
         self.gap_s = gap_s
+        # A reader whose clock jumps ahead sends reads from the future until the gateway's
+        # clock estimate catches up. Event time must not follow them: a watermark minutes
+        # ahead would close every open passage at once and split every later visit. With
+        # ``max_future_s`` the watermark never passes wall clock + that much (the reads are
+        # still stored as they came). None: no cap (replays of past or simulated time).
+        self.max_future_us = None if max_future_s is None else round(max_future_s * 1e6)
+        self._wall_clock_us = wall_clock_us or (lambda: time.time_ns() // 1000)
+        self.future_reads = 0
         # A bike parked beside a reader is heard without a break for hours; its passage is
         # closed after this long so that the reads kept in memory stay bounded.
         self.max_passage_s = max_passage_s
@@ -102,6 +122,29 @@ class Engine:
     def watermark_us(self) -> int:
         """Newest read time seen (event time, UTC µs)."""
         return self._watermark_us
+
+    @contextmanager
+    def micro_batch(self) -> Iterator[None]:
+        """One transaction whose effects on the engine's memory are undone if it fails.
+
+        Nested uses become savepoints. On any exception the pending reads, the watermark and
+        the alert de-duplication entries are restored, and the partition cache is forgotten
+        (partitions created inside the failed transaction were rolled back with it).
+        """
+        saved = (self._pending, self._watermark_us, dict(self._last_alert_us))
+        try:
+            with self.conn.transaction():
+                yield
+        except BaseException:
+            self._pending, self._watermark_us, self._last_alert_us = saved
+            self.partitions = PartitionKeeper()
+            raise
+
+    def reconnect(self, conn: psycopg.Connection) -> None:
+        """Continue on a new database connection (the old one was lost)."""
+        self.conn = conn
+        self.partitions = PartitionKeeper()
+        self.refresh_watches()  # changes notified while we were away were missed
 
     def refresh_watches(self) -> None:
         """Reload the watch list (called at start and whenever a watch changes)."""
@@ -129,7 +172,10 @@ class Engine:
         ).fetchall()
         self.conn.commit()
         self._pending = pd.DataFrame(rows, columns=READ_FRAME_COLUMNS)
-        self._watermark_us = int(row[0])
+        newest = int(row[0])
+        if self.max_future_us is not None:
+            newest = min(newest, self._wall_clock_us() + self.max_future_us)
+        self._watermark_us = newest
         log.info("recovered %d recent reads into open passages", len(self._pending))
 
     def process(self, batches: Sequence[ReadBatch]) -> ProcessResult:
@@ -138,7 +184,7 @@ class Engine:
         result = ProcessResult(reads_received=len(reads))
         if reads.empty:
             return result
-        with self.conn.transaction():
+        with self.micro_batch():
             gateway_id = batches[0].gateway_id if len(batches) == 1 else "mixed"
             result.reads_stored = store_reads(
                 self.conn, reads, gateway_id=gateway_id, partitions=self.partitions
@@ -146,13 +192,30 @@ class Engine:
             result.alerts = self._raise_alerts(reads)
             self._pending = pd.concat([self._pending, reads], ignore_index=True)
             self._pending = self._pending.drop_duplicates(subset=_READ_KEY)
-            self._watermark_us = max(self._watermark_us, int(reads["read_at_us"].max()))
+            self._watermark_us = max(self._watermark_us, self._event_time_us(reads))
             result.passages_stored = self._close_passages(self._watermark_us)
         return result
 
+    def _event_time_us(self, reads: pd.DataFrame) -> int:
+        """Newest read time of a micro-batch, capped at wall clock + ``max_future_s``."""
+        newest = int(reads["read_at_us"].max())
+        if self.max_future_us is None:
+            return newest
+        cap = self._wall_clock_us() + self.max_future_us
+        if newest <= cap:
+            return newest
+        future = int((reads["read_at_us"] > cap).sum())
+        self.future_reads += future
+        log.warning(
+            "%d reads more than %.0f s in the future (reader clock?); watermark held at the cap",
+            future,
+            self.max_future_us / 1e6,
+        )
+        return cap
+
     def flush(self) -> int:
         """Close every open passage (end of a finite run); returns passages stored."""
-        with self.conn.transaction():
+        with self.micro_batch():
             return self._close_passages(None)
 
     def _close_passages(self, watermark_us: int | None) -> int:

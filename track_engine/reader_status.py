@@ -20,7 +20,7 @@ import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
-from reader_gateway.wire import mqtt_endpoint
+from reader_gateway.wire import mqtt_target
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +78,15 @@ class ReaderStatusRecorder:
         self._inbox: queue.Queue[Heartbeat] = queue.Queue()
         self.recorded = 0
         self.connected = threading.Event()
-        host, port = mqtt_endpoint(mqtt_url)
+        target = mqtt_target(mqtt_url)
         self._topic = f"{topic_prefix}/status/readers/+"
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+        target.configure(self._client)  # credentials and TLS from the URL
         self._client.on_connect = lambda c, *_: c.subscribe(self._topic, qos=1)
         self._client.on_subscribe = lambda *_: self.connected.set()
         self._client.on_message = self._on_message
         self._client.reconnect_delay_set(min_delay=1, max_delay=10)
-        self._client.connect_async(host, port, keepalive=30)
+        self._client.connect_async(target.host, target.port, keepalive=30)
 
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         beat = parse_status(bytes(msg.payload))

@@ -26,7 +26,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from reader_gateway.config import GatewayConfig
-from reader_gateway.wire import mqtt_endpoint
+from reader_gateway.wire import mqtt_target
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class MqttLink:
         self, client: mqtt.Client, _u: object, _f: object, reason: Any, _p: object = None
     ) -> None:
         if getattr(reason, "is_failure", False):
-            log.warning("mqtt: connection refused: %s", reason)
+            log.error("mqtt: broker refused the connection: %s", reason)
             return
         self.connects += 1
         self.is_connected.set()
@@ -148,8 +148,11 @@ class MqttLink:
 
     def start(self) -> None:
         """Connect in the background and start paho's network thread."""
-        host, port = mqtt_endpoint(self.config.broker.url)
-        self._client.connect_async(host, port, keepalive=self.config.broker.keepalive_s)
+        target = mqtt_target(self.config.broker.url)
+        target.configure(self._client)
+        self._client.connect_async(
+            target.host, target.port, keepalive=self.config.broker.keepalive_s
+        )
         self._client.loop_start()
 
     def publish(self, topic: str, payload: bytes) -> int | None:

@@ -1,10 +1,163 @@
-"""Pipeline benchmarks: ``tagtrail bench ingest|latency|query|memory``."""
+"""Pipeline benchmarks: ``tagtrail bench ingest|latency|query|memory``.
+
+Each command runs its benchmark from :mod:`tagtrail.bench` against the machine's PostgreSQL
+and Mosquitto on 127.0.0.1 (a fresh database and a topic prefix of the run's own) and prints a
+table, or one JSON document with ``--json``. See docs/performance.md for what each measures.
+"""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
+
+_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+_MQTT = "mqtt://127.0.0.1:1883"
+
+AdminUrl = Annotated[
+    str,
+    typer.Option(
+        "--admin-url",
+        envvar="TAGTRAIL_BENCH_ADMIN_URL",
+        help="PostgreSQL admin URL; each run creates (and drops) a database of its own.",
+    ),
+]
+MqttUrl = Annotated[
+    str, typer.Option("--mqtt-url", envvar="TAGTRAIL_BENCH_MQTT_URL", help="Mosquitto URL.")
+]
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
 
 
 def register(app: typer.Typer, bench: typer.Typer) -> None:
-    """Add the pipeline benchmarks (none yet)."""
-    del app, bench
+    """Add the pipeline benchmarks."""
+    del app
+    bench.command("ingest")(bench_ingest)
+    bench.command("latency")(bench_latency)
+    bench.command("query")(bench_query)
+    bench.command("memory")(bench_memory)
+
+
+def bench_ingest(
+    minutes: Annotated[float, typer.Option(min=0.05, help="Feeding time per phase.")] = 1.0,
+    stored_rows: Annotated[
+        int, typer.Option(min=0, help="Second phase: reads already stored (0: skip it).")
+    ] = 0,
+    gateways: Annotated[int, typer.Option(min=1, max=8, help="Gateway processes.")] = 1,
+    engines: Annotated[int, typer.Option(min=1, max=4, help="Engine processes.")] = 1,
+    ptys: Annotated[int, typer.Option(min=1, max=32, help="Serial readers per gateway.")] = 4,
+    max_rate: Annotated[
+        float, typer.Option(min=1000, help="Reads prepared per second of --minutes.")
+    ] = 150_000.0,
+    copy_rows: Annotated[int, typer.Option(min=1000, help="Rows of the raw COPY.")] = 1_000_000,
+    warmup_s: Annotated[float, typer.Option(min=0, help="Seconds left out of the rate.")] = 10.0,
+    tags: Annotated[int, typer.Option(min=100, help="Tags in the workload.")] = 1_000_000,
+    admin_url: AdminUrl = _ADMIN,
+    mqtt_url: MqttUrl = _MQTT,
+    json: Json = False,
+) -> None:
+    """Sustained reads/s end to end (ptys → gateway → Mosquitto → engine → PostgreSQL), the
+    raw COPY of the same rows, their ratio, and the rate with --stored-rows already stored."""
+    from tagtrail.bench.common import print_report
+    from tagtrail.bench.ingest import IngestOptions, report_rows, run_ingest
+    from tagtrail.bench.workload import Workload
+
+    doc = run_ingest(
+        IngestOptions(
+            minutes=minutes,
+            stored_rows=stored_rows,
+            gateways=gateways,
+            engines=engines,
+            ptys_per_gateway=ptys,
+            max_reads_per_s=max_rate,
+            copy_rows=copy_rows,
+            warmup_s=warmup_s,
+            admin_url=admin_url,
+            mqtt_url=mqtt_url,
+            workload=Workload(tags=tags),
+        )
+    )
+    print_report(doc, report_rows(doc), json=json)
+
+
+def bench_latency(
+    load: Annotated[
+        float, typer.Option(min=0, help="Background load through the ptys, reads/s.")
+    ] = 20_000.0,
+    probes: Annotated[int, typer.Option(min=1, help="Watched-tag reads to time.")] = 60,
+    interval_s: Annotated[float, typer.Option(min=0.05, help="Mean gap between them.")] = 0.5,
+    warmup_s: Annotated[float, typer.Option(min=0, help="Load before the first one.")] = 5.0,
+    admin_url: AdminUrl = _ADMIN,
+    mqtt_url: MqttUrl = _MQTT,
+    json: Json = False,
+) -> None:
+    """Latency from a reader emitting a watched tag to the alert on a live SSE client
+    (/api/v1/live/alerts, logged in as an officer), under a background load."""
+    from tagtrail.bench.common import print_report
+    from tagtrail.bench.latency import LatencyOptions, report_rows, run_latency
+
+    doc = run_latency(
+        LatencyOptions(
+            load_reads_per_s=load,
+            probes=probes,
+            interval_s=interval_s,
+            warmup_s=warmup_s,
+            admin_url=admin_url,
+            mqtt_url=mqtt_url,
+        )
+    )
+    print_report(doc, report_rows(doc), json=json)
+
+
+def bench_query(
+    stored_rows: Annotated[
+        int, typer.Option(min=0, help="Reads preloaded (and a 15th as many passages).")
+    ] = 50_000_000,
+    clients: Annotated[int, typer.Option(min=1, max=256, help="Concurrent clients.")] = 16,
+    seconds: Annotated[float, typer.Option(min=1, help="How long the clients ask.")] = 30.0,
+    bikes: Annotated[int, typer.Option(min=10, help="Bikes in the simulated city.")] = 120,
+    hours: Annotated[float, typer.Option(min=0.25, max=12, help="Simulated hours.")] = 3.0,
+    admin_url: AdminUrl = _ADMIN,
+    json: Json = False,
+) -> None:
+    """Route, last-seen and next-readers latency (p50/p99) through the API, with concurrent
+    officer clients, on a database holding --stored-rows reads."""
+    from tagtrail.bench.common import print_report
+    from tagtrail.bench.query import QueryOptions, report_rows, run_query
+
+    doc = run_query(
+        QueryOptions(
+            stored_rows=stored_rows,
+            clients=clients,
+            seconds=seconds,
+            bikes=bikes,
+            hours=hours,
+            admin_url=admin_url,
+        )
+    )
+    print_report(doc, report_rows(doc), json=json)
+
+
+def bench_memory(
+    registered: Annotated[int, typer.Option(min=1, help="Registered bikes/tags.")] = 1_000_000,
+    active: Annotated[int, typer.Option(min=1, help="Tags with a passage open.")] = 100_000,
+    watched: Annotated[int, typer.Option(min=0, help="Tags under an open watch.")] = 1_000,
+    admin_url: AdminUrl = _ADMIN,
+    mqtt_url: MqttUrl = _MQTT,
+    json: Json = False,
+) -> None:
+    """Engine RSS with --registered tags registered and --active of them in open passages."""
+    from tagtrail.bench.common import print_report
+    from tagtrail.bench.memory import MemoryOptions, report_rows, run_memory
+
+    if active > registered:
+        raise typer.BadParameter("--active cannot exceed --registered")
+    doc = run_memory(
+        MemoryOptions(
+            registered=registered,
+            active=active,
+            watched=watched,
+            admin_url=admin_url,
+            mqtt_url=mqtt_url,
+        )
+    )
+    print_report(doc, report_rows(doc), json=json)

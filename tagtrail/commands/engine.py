@@ -1,4 +1,4 @@
-"""Engine commands: ``tagtrail engine`` and ``tagtrail bench accuracy``."""
+"""Engine commands: ``tagtrail engine``, ``tagtrail bench accuracy`` and ``bench soak``."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
     """Add the engine's commands and benchmarks."""
     app.command()(engine)
     bench.command("accuracy")(bench_accuracy)
+    bench.command("soak")(bench_soak)
 
 
 def engine(
@@ -162,3 +163,39 @@ def bench_accuracy(
 
 def _fmt(value: float | None, digits: int) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
+
+
+def bench_soak(
+    minutes: Annotated[float, typer.Option(min=0.5, help="How long to run the load.")] = 60.0,
+    rate: Annotated[int, typer.Option(min=100, help="Reads per second offered.")] = 20_000,
+    sample_s: Annotated[float, typer.Option(min=1, help="Seconds between samples.")] = 10.0,
+    readers: Annotated[int, typer.Option(min=1, help="Simulated active readers.")] = 50,
+    json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Gateway + engine at a steady rate: memory, lag, backlog and loss over time (not CI).
+
+    Runs against TAGTRAIL_DATABASE_URL and TAGTRAIL_MQTT_URL (both required: a soak of the
+    embedded services measures nothing useful). Needs psutil (the dev extra).
+    """
+    from tagtrail.commands.soak import result_document, run_soak
+
+    settings = Settings()
+    if settings.database_url is None or settings.mqtt_url is None:
+        err.print("[red]set TAGTRAIL_DATABASE_URL and TAGTRAIL_MQTT_URL for a soak[/]")
+        raise typer.Exit(2)
+    result = run_soak(
+        database_url=settings.database_url,
+        mqtt_url=settings.mqtt_url,
+        minutes=minutes,
+        rate=rate,
+        sample_s=sample_s,
+        readers=readers,
+        progress=not json,
+    )
+    if json:
+        sys.stdout.write(orjson.dumps(result_document(result)).decode() + "\n")
+        return
+    for key, value in result.summary().items():
+        err.print(f"{key:32} {value}")
+    if result.lost_reads or not result.drained:
+        raise typer.Exit(1)

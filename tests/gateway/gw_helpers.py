@@ -44,7 +44,10 @@ class Mosquitto:
         self.conf = workdir / "mosquitto.conf"
         (workdir / "data").mkdir(exist_ok=True)
         self.conf.write_text(
-            f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+            # user root: started as root, mosquitto would otherwise switch to its own user,
+            # which cannot write pytest's tmp dir, and silently run without persistence.
+            ("user root\n" if os.geteuid() == 0 else "")
+            + f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
             f"persistence_location {workdir / 'data'}/\nmax_inflight_messages 0\n"
             "log_dest none\n"
         )

@@ -8,9 +8,6 @@ and that nobody gets in without a password.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -18,71 +15,16 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from broker_helpers import ACCOUNTS, PREFIX, secured_mosquitto
 from paho.mqtt.enums import CallbackAPIVersion
-from testsupport import free_port
 
 from tagtrail.broker_acl import BrokerRoster, render_acl
-
-PREFIX = "tagtrail/v1"
-ACCOUNTS = {
-    "R0001": "reader-secret-1",
-    "R0002": "reader-secret-2",
-    "gw-1": "gateway-secret",
-    "engine-0": "engine-secret",
-    "api": "api-secret",
-    "observer": "observer-secret",
-}
 
 
 @pytest.fixture(scope="module")
 def secured_broker() -> Iterator[int]:
-    if shutil.which("mosquitto") is None or shutil.which("mosquitto_passwd") is None:
-        pytest.fail("mosquitto and mosquitto_passwd must be installed (Debian package mosquitto)")
-    # Not pytest's tmp_path: its parent is 0700 and mosquitto started as root drops to its
-    # own user before reading the password and ACL files.
-    with tempfile.TemporaryDirectory(prefix="tagtrail-mosquitto-") as tmp:
-        yield from _run_broker(Path(tmp))
-
-
-def _run_broker(workdir: Path) -> Iterator[int]:
-    passwd = workdir / "passwd"
-    for user, password in ACCOUNTS.items():
-        flags = ["-b"] if passwd.exists() else ["-c", "-b"]
-        subprocess.run(["mosquitto_passwd", *flags, str(passwd), user, password], check=True)
-    acl = workdir / "acl"
-    roster = BrokerRoster(prefix=PREFIX, gateways=["gw-1"], engines=["engine-0"], apis=["api"])
-    # The observer exists only in this test: it sees everything, to prove what was dropped.
-    acl.write_text(render_acl(roster) + f"\nuser observer\ntopic read {PREFIX}/#\n")
-    port = free_port()
-    config = workdir / "mosquitto.conf"
-    config.write_text(
-        "per_listener_settings false\nallow_anonymous false\n"
-        f"password_file {passwd}\nacl_file {acl}\npersistence false\n"
-        f"listener {port} 127.0.0.1\n"
-    )
-    for path in (passwd, acl, config):
-        path.chmod(0o644)  # mosquitto may drop privileges to its own user
-    workdir.chmod(0o755)
-    proc = subprocess.Popen(
-        ["mosquitto", "-c", str(config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    deadline = time.monotonic() + 10
-    while not _port_open(port):
-        assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-        assert time.monotonic() < deadline, "mosquitto did not start"
-        time.sleep(0.05)
-    try:
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-def _port_open(port: int) -> bool:
-    import socket
-
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+    with secured_mosquitto() as broker:
+        yield broker.port
 
 
 class _Client:

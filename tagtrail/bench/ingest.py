@@ -1,0 +1,282 @@
+"""``tagtrail bench ingest``: sustained reads/s end to end, against the raw COPY of the same rows.
+
+Readers: TagTrail active-tag frames on pseudo-terminals, read by the gateway's serial
+transport. That is the input that can reach 100k reads/s here: a 32-byte binary frame decodes
+at ~250k reads/s on one core (JSON formats at about half that, see ``tagtrail bench
+gateway``), a serial port needs no per-message acknowledgement round trip with the broker
+(raw reader JSON over MQTT does, QoS 1, manual ack after spooling), and the frames carry
+the reader's id and time, so event time is the workload's and passages fold as in a city.
+
+A phase: fresh database (real schema), engines then gateway(s) as their own processes, the
+ptys fed as fast as they drain for ``minutes``; the rate is the engines' count of reads
+stored (after commit) from the end of a warm-up to the arrival of the last row. Then, in the
+same database with the services stopped, the first ``copy_rows`` of the same reads (1 ms
+later, so they are new keys in the same partition) are COPYed straight into ``reads``: the
+machine's limit for storing these rows. With ``stored_rows`` a second phase runs on a second
+fresh database whose partition for the workload's day already holds that many reads.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import psycopg
+
+from tagtrail.bench.common import (
+    ADMIN_URL,
+    MQTT_URL,
+    BenchError,
+    fresh_database,
+    load_avg,
+    machine,
+    run_prefix,
+)
+from tagtrail.bench.preload import preload_reads
+from tagtrail.bench.services import PipelineUnderTest
+from tagtrail.bench.workload import Workload, engine_rows, frames, make_reads, reader_seq
+from track_engine.db.writer import PartitionKeeper, copy_text
+
+_US = 1_000_000
+_CHUNK_PASSAGES = 50_000
+_DRAIN_STALL_S = 20.0  # no new rows for this long: what is missing is not coming
+_DRAIN_MAX_S = 120.0  # and never wait longer than this (or the feeding time) for the rest
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """What one ``tagtrail bench ingest`` run does."""
+
+    minutes: float = 1.0
+    stored_rows: int = 0
+    gateways: int = 1
+    engines: int = 1
+    ptys_per_gateway: int = 4
+    max_reads_per_s: float = 150_000.0
+    copy_rows: int = 1_000_000
+    warmup_s: float = 10.0
+    admin_url: str = ADMIN_URL
+    mqtt_url: str = MQTT_URL
+    workload: Workload = field(default_factory=Workload)
+
+
+def prepare_streams(
+    w: Workload, *, t0_us: int, reads_total: int, n_ptys: int, copy_rows: int = 0
+) -> tuple[list[bytes], pd.DataFrame, int]:
+    """Per-pty frame streams (a reader always on the same pty), the first ``copy_rows`` reads
+    as the ``reads`` table stores them, and how many reads the streams hold."""
+    passages = max(1, reads_total // w.reads_per_passage)
+    parts: list[list[bytes]] = [[] for _ in range(n_ptys)]
+    sample: list[pd.DataFrame] = []
+    sampled = 0
+    seq_state: dict[int, int] = {}
+    for first in range(0, passages, _CHUNK_PASSAGES):
+        reads = make_reads(
+            w, first_passage=first, passages=min(_CHUNK_PASSAGES, passages - first), t0_us=t0_us
+        )
+        seq = reader_seq(reads["reader"].to_numpy(np.int64), seq_state)
+        pty = reads["reader"].to_numpy(np.int64) % n_ptys
+        for i in range(n_ptys):
+            mask = pty == i
+            parts[i].append(frames(reads[mask].reset_index(drop=True), seq[mask]))
+        if sampled < copy_rows:
+            take = min(len(reads), copy_rows - sampled)
+            sample.append(engine_rows(reads.iloc[:take], seq[:take]))
+            sampled += take
+    total = passages * w.reads_per_passage
+    rows = pd.concat(sample, ignore_index=True) if sample else pd.DataFrame()
+    return [b"".join(p) for p in parts], rows, total
+
+
+def _copy_limit(database_url: str, rows: pd.DataFrame) -> dict[str, Any]:
+    """COPY ``rows`` (shifted 1 ms: new keys, same partition) straight into ``reads``."""
+    rows = rows.assign(read_at_us=rows["read_at_us"] + 1000, gateway_id="bench-copy")
+    size = -(-len(rows) // 4)
+    chunks = [
+        copy_text(rows.iloc[i : i + size], timestamps_us=("read_at_us",))
+        for i in range(0, len(rows), size)
+    ]
+    with psycopg.connect(database_url) as conn:
+        PartitionKeeper().ensure(conn, "reads", rows["read_at_us"].to_numpy())
+        conn.commit()
+        started = time.perf_counter()
+        for chunk in chunks:
+            with (
+                conn.cursor() as cur,
+                cur.copy(
+                    "COPY reads (tag_id, read_at, reader_id, antenna, rssi_dbm, reader_seq, "
+                    "gateway_id) FROM STDIN"
+                ) as copy,
+            ):
+                copy.write(chunk)
+            conn.commit()
+        seconds = time.perf_counter() - started
+    return {
+        "copy_rows": len(rows),
+        "copy_seconds": round(seconds, 3),
+        "copy_reads_per_s": round(len(rows) / seconds),
+    }
+
+
+@dataclass
+class _Progress:
+    """Rows stored over time in one phase: ``timeline`` is (seconds, rows) samples."""
+
+    timeline: list[tuple[float, int]] = field(default_factory=list)
+    fed: int = 0
+    fed_end_s: float = 0.0
+    rss_max: int = 0
+
+    @property
+    def stored(self) -> int:
+        """Rows stored by the end."""
+        return self.timeline[-1][1] if self.timeline else 0
+
+    def rate(self, warmup_s: float) -> float:
+        """Rows/s from the first sample after the warm-up to the last row's arrival."""
+        last_t, last_n = self.timeline[-1]
+        first = next(((t, n) for t, n in self.timeline if n < last_n), None)
+        warm = next(((t, n) for t, n in self.timeline if t >= warmup_s and n < last_n), first)
+        if warm is None or last_t <= warm[0]:
+            raise BenchError("too few samples for a rate: give more --minutes or less --warmup-s")
+        return (last_n - warm[1]) / (last_t - warm[0])
+
+
+def _follow(
+    pipe: PipelineUnderTest, feeder: threading.Thread, *, started: float, seconds: float
+) -> _Progress:
+    """Sample stored rows while feeding and while the backlog drains (bounded both ways)."""
+    progress = _Progress()
+    base = pipe.reads_stored()
+    last_change = time.monotonic()
+    drain_deadline = started + seconds + max(_DRAIN_MAX_S, seconds)
+    while True:
+        time.sleep(0.5)
+        for service in pipe.services:
+            service.check()
+        now = time.monotonic()
+        stored = pipe.reads_stored() - base
+        if not progress.timeline or stored != progress.timeline[-1][1]:
+            progress.timeline.append((round(now - started, 2), stored))
+            last_change = now
+        progress.rss_max = max(progress.rss_max, *pipe.engine_rss_bytes())
+        if feeder.is_alive():
+            continue
+        if not progress.fed:
+            progress.fed, progress.fed_end_s = pipe.feeder.frames_written, now - started
+        if stored >= progress.fed or now - last_change > _DRAIN_STALL_S or now > drain_deadline:
+            return progress
+
+
+def _phase(opts: IngestOptions, database_url: str, t0_us: int, label: str) -> dict[str, Any]:
+    seconds = opts.minutes * 60.0
+    n_ptys = opts.gateways * opts.ptys_per_gateway
+    streams, sample, total = prepare_streams(
+        opts.workload,
+        t0_us=t0_us,
+        reads_total=int(opts.max_reads_per_s * seconds),
+        n_ptys=n_ptys,
+        copy_rows=opts.copy_rows,
+    )
+    load_before = load_avg()
+    with PipelineUnderTest(
+        database_url=database_url,
+        mqtt_url=opts.mqtt_url,
+        prefix=run_prefix(),
+        gateways=opts.gateways,
+        engines=opts.engines,
+        ptys_per_gateway=opts.ptys_per_gateway,
+        probe_day_us=t0_us - 86_400 * _US,
+    ) as pipe:
+        pipe.start()
+        started = time.monotonic()
+        feeder = threading.Thread(
+            target=pipe.feeder.run, args=(streams,), kwargs={"deadline": started + seconds}
+        )
+        feeder.start()
+        progress = _follow(pipe, feeder, started=started, seconds=seconds)
+    rate = progress.rate(opts.warmup_s)
+    fed, last = progress.fed, progress.stored
+    result: dict[str, Any] = {
+        "phase": label,
+        "reads_per_s": round(rate),
+        "reads_fed": fed,
+        "reads_stored": last,
+        "reads_missing": fed - last,
+        "generated": total,
+        "feed_seconds": round(progress.fed_end_s, 1),
+        "last_row_seconds": round(progress.timeline[-1][0], 1),
+        "engine_rss_max_mib": round(progress.rss_max / 2**20),
+        "load_avg_before": load_before,
+        "load_avg_after": load_avg(),
+        "timeline": progress.timeline,
+    }
+    result.update(_copy_limit(database_url, sample))
+    result["ratio"] = round(result["reads_per_s"] / result["copy_reads_per_s"], 3)
+    return result
+
+
+def run_ingest(opts: IngestOptions) -> dict[str, Any]:
+    """Run the empty phase (and the stored-rows phase); return the figures as one document."""
+    now_us = time.time_ns() // 1000
+    t0_us = now_us - 2 * 3600 * _US
+    t0_us -= t0_us % 1000
+    doc: dict[str, Any] = {
+        "benchmark": "ingest end to end",
+        "options": {
+            "minutes": opts.minutes,
+            "stored_rows": opts.stored_rows,
+            "gateways": opts.gateways,
+            "engines": opts.engines,
+            "ptys_per_gateway": opts.ptys_per_gateway,
+            "max_reads_per_s": opts.max_reads_per_s,
+            "copy_rows": opts.copy_rows,
+            "tags": opts.workload.tags,
+            "readers": opts.workload.readers,
+            "reads_per_passage": opts.workload.reads_per_passage,
+        },
+    }
+    with fresh_database(opts.admin_url) as url:
+        doc["machine"] = machine(url)
+        empty = _phase(opts, url, t0_us, "empty")
+    doc["phases"] = [empty]
+    doc["reads_per_s"] = empty["reads_per_s"]
+    doc["copy_reads_per_s"] = empty["copy_reads_per_s"]
+    doc["ratio"] = empty["ratio"]
+    if opts.stored_rows > 0:
+        with fresh_database(opts.admin_url) as url:
+            loaded = preload_reads(
+                url, rows=opts.stored_rows, before_us=t0_us - 600 * _US, tags=opts.workload.tags
+            )
+            stored = _phase(opts, url, t0_us, "stored")
+            stored["preload"] = loaded
+        doc["phases"].append(stored)
+        doc["stored_rows"] = loaded["rows"]
+        doc["reads_per_s_stored"] = stored["reads_per_s"]
+        doc["stored_vs_empty"] = round(stored["reads_per_s"] / max(1, empty["reads_per_s"]), 3)
+    return doc
+
+
+def report_rows(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    """The table rows of an ingest document."""
+    rows: list[tuple[str, str]] = []
+    for p in doc["phases"]:
+        tag = p["phase"]
+        rows += [
+            (f"{tag}: pipeline reads/s", f"{p['reads_per_s']:,}"),
+            (f"{tag}: raw COPY reads/s", f"{p['copy_reads_per_s']:,}"),
+            (f"{tag}: ratio", f"{p['ratio']:.2f}"),
+            (
+                f"{tag}: fed / stored / missing",
+                f"{p['reads_fed']:,} / {p['reads_stored']:,} / {p['reads_missing']:,}",
+            ),
+            (f"{tag}: engine RSS max", f"{p['engine_rss_max_mib']:,} MiB"),
+            (f"{tag}: load before → after", f"{p['load_avg_before']} → {p['load_avg_after']}"),
+        ]
+    if "stored_vs_empty" in doc:
+        rows.append((f"with {doc['stored_rows']:,} stored vs empty", f"{doc['stored_vs_empty']}"))
+    return rows
