@@ -18,8 +18,8 @@ from browser_support import (
     add_user,
     api_config,
     chromium_paths,
-    line_city,
 )
+from scenarios import line_city
 from testsupport import create_database, drop_database, free_port
 
 from api.app import create_app

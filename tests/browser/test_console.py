@@ -10,8 +10,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from browser_support import PASSWORD, bind_since, registration, ride, valid_id_number
+from browser_support import PASSWORD, bind_since, ride
 from conftest import token_headers
+from scenarios import registration, valid_id_number
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver

@@ -46,10 +46,3 @@ def login(client: TestClient, username: str, password: str = PASSWORD) -> dict[s
     response = client.post("/api/v1/auth/token", data={"username": username, "password": password})
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-
-def valid_id_number(prefix17: str) -> str:
-    """A national ID number with a correct GB 11643 check character."""
-    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-    total = sum(int(d) * w for d, w in zip(prefix17, weights, strict=True))
-    return prefix17 + "10X98765432"[total % 11]

@@ -3,34 +3,12 @@ change, deregistration, the slip, search, and the residents' rule."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import psycopg
-from api_helpers import add_user, login, valid_id_number
+from api_helpers import add_user, login
 from fastapi.testclient import TestClient
+from scenarios import registration
 
 H = dict[str, dict[str, str]]
-
-
-def registration(n: int, **overrides: Any) -> dict[str, Any]:
-    """A valid registration body, unique by ``n``."""
-    body: dict[str, Any] = {
-        "owner": {
-            "name": f"Owner {n}",
-            "phone": f"1380013{n:04d}",
-            "id_number": valid_id_number(f"1101011990030{n:04d}"),
-            "address": "Riverside estate",
-        },
-        "brand": "Yadea",
-        "model": "DE3",
-        "colour": "red",
-        "frame_number": f"LYD2024A{n:07d}",
-        "motor_number": f"M48V-{n:06d}",
-        "plate": f"浙B·{n:05d}",
-        "tag_id": f"E28011A1{n:016X}",
-    }
-    body.update(overrides)
-    return body
 
 
 def test_event_booking_check_in_and_registration_links_the_resident(

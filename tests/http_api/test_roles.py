@@ -11,7 +11,7 @@ from api_helpers import ROLES, add_user, login
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from httpx import Response
-from test_registration import registration
+from scenarios import registration
 
 from api.openapi import route_roles
 

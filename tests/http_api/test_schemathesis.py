@@ -10,8 +10,8 @@ import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from scenarios import line_city
 from schemathesis.generation import GenerationMode
-from test_story import _line_city
 
 MAX_EXAMPLES = 6
 
@@ -19,7 +19,7 @@ MAX_EXAMPLES = 6
 @pytest.fixture(scope="module", autouse=True)
 def road_network(api_db: str) -> None:
     """A road network, so that routing operations have something to route on."""
-    _line_city(api_db)
+    line_city(api_db)
 
 
 @pytest.mark.parametrize("role", ["admin", "officer", "resident"])

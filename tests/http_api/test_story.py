@@ -6,67 +6,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import numpy as np
 import orjson
-import pandas as pd
 import psycopg
 from api_helpers import add_user, login
 from fastapi.testclient import TestClient
-from test_registration import registration
+from scenarios import line_city, registration
 
 from reader_gateway.wire import batch_from_columns
-from track_engine.db import registry
 from track_engine.pipeline import Engine
-
-SPACING_M = 300.0
-LAT0, LON0 = 30.0, 120.0
-
-
-def _line_city(url: str, n: int = 6) -> None:
-    """A straight two-way road with a reader at every node (R0 ... R5), 300 m apart."""
-    x = np.arange(n) * SPACING_M
-    lon = LON0 + x / (111_320.0 * np.cos(np.radians(LAT0)))
-    nodes = pd.DataFrame(
-        {"node_id": range(n), "lon": lon, "lat": LAT0, "x_m": x, "y_m": 0.0, "kind": "junction"}
-    )
-    src = [*range(n - 1), *range(1, n)]
-    dst = [*range(1, n), *range(n - 1)]
-    edges = pd.DataFrame(
-        {
-            "edge_id": range(len(src)),
-            "src": src,
-            "dst": dst,
-            "length_m": SPACING_M,
-            "road_class": "primary",
-            "oneway": False,
-        }
-    )
-    readers = pd.DataFrame(
-        {
-            "reader_id": [f"R{i}" for i in range(n)],
-            "protocol": "r2000",
-            "lon": lon,
-            "lat": LAT0,
-            "x_m": x,
-            "y_m": 0.0,
-            "node_id": range(n),
-            "antennas": 1,
-            "antenna_headings": [[90.0]] * n,
-            "clock_offset_ms": 0.0,
-            "miss_rate": 0.1,
-        }
-    )
-    with psycopg.connect(url) as conn:
-        network_id = registry.store_road_network(
-            conn,
-            name="line",
-            source="test:line",
-            origin_lat=LAT0,
-            origin_lon=LON0,
-            nodes=nodes,
-            edges=edges,
-        )
-        registry.upsert_readers(conn, readers, network_id=network_id)
 
 
 def _ride(url: str, tag_id: str, start: datetime, readers: list[str]) -> None:
@@ -106,7 +53,7 @@ def _events(text: str) -> list[tuple[str, str, dict]]:
 
 
 def test_event_to_audited_route(api_db: str, client: TestClient, headers: dict) -> None:
-    _line_city(api_db)
+    line_city(api_db)
     now = datetime.now(UTC).replace(microsecond=0)
     event = client.post(
         "/api/v1/events",

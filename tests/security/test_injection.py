@@ -14,8 +14,7 @@ from urllib.parse import quote
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from test_registration import registration
-from test_story import _line_city
+from scenarios import line_city, registration
 
 SQL = [
     "' OR '1'='1",
@@ -40,7 +39,7 @@ H = dict[str, dict[str, str]]
 @pytest.fixture(scope="module", autouse=True)
 def road_network(api_db: str) -> None:
     """A road network: without one, routing answers 503 (not ready), which is not the point."""
-    _line_city(api_db)
+    line_city(api_db)
 
 
 def _counts(url: str) -> dict[str, int]:

@@ -23,7 +23,7 @@ import psycopg
 import pytest
 from api_helpers import PASSWORD, add_user
 from gw_helpers import wait_until
-from test_registration import registration
+from scenarios import registration
 from testsupport import free_port
 
 SECRETS = {
