@@ -151,16 +151,13 @@ class Normalizer:
         for read, rid, raw_us in zip(reads, rids, times_us, strict=True):
             at_us = raw_us - offsets[rid]
             antenna = antenna_map.get(read.antenna, read.antenna) if antenna_map else read.antenna
-            key = (rid, antenna, read.tag_id)
-            previous = self._last_seen.get(key)
-            if (
-                previous is not None
-                and self.dedupe_window_us
-                and 0 <= at_us - previous < self.dedupe_window_us
-            ):
-                self.counters.duplicates[rid] += 1
-                continue
-            self._last_seen[key] = at_us
+            if self.dedupe_window_us:  # off (0): nothing to remember per key
+                key = (rid, antenna, read.tag_id)
+                previous = self._last_seen.get(key)
+                if previous is not None and 0 <= at_us - previous < self.dedupe_window_us:
+                    self.counters.duplicates[rid] += 1
+                    continue
+                self._last_seen[key] = at_us
             self._seq[rid] += 1
             cols = self._open[shard_of(read.tag_id, self.shard_count)]
             cols.reader_ids.append(rid)

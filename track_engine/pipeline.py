@@ -3,7 +3,9 @@
 1. turn wire batches into one columnar frame (no per-read Python loop);
 2. store the raw reads (COPY, idempotent);
 3. raise alerts for watched tags, without waiting for the passage to close;
-4. fold the reads still pending into passages and store the closed ones.
+4. fold the groups (tag, reader) in which a passage can now close, and store the closed
+   passages; the other pending reads are not touched (their passages cannot have closed), so
+   a micro-batch costs what it closes, not what is pending.
 
 Everything for one micro-batch happens in one transaction; the caller acknowledges the MQTT
 messages only after :meth:`Engine.process` returns, so a crash redelivers instead of losing.
@@ -28,12 +30,16 @@ import psycopg
 from reader_gateway.wire import ReadBatch
 from track_engine.db import queries
 from track_engine.db.writer import PartitionKeeper, store_passages, store_reads
-from track_engine.passages import fold_passages, split_closed
+from track_engine.passages import due_groups, fold_passages, group_keys, split_closed
 
 log = logging.getLogger(__name__)
 
 READ_FRAME_COLUMNS = ["tag_id", "read_at_us", "reader_id", "antenna", "rssi_dbm", "reader_seq"]
 _READ_KEY = ["tag_id", "read_at_us", "reader_id", "antenna"]
+# Folding runs when event time has moved on at least this much since the last fold, so a
+# stream of small micro-batches does not pay for a fold each: a passage is stored at most this
+# much event time after it closed.
+_FOLD_EVERY_US = 2_000_000
 
 
 def batches_to_frame(batches: Sequence[ReadBatch]) -> pd.DataFrame:
@@ -50,6 +56,13 @@ def batches_to_frame(batches: Sequence[ReadBatch]) -> pd.DataFrame:
             "reader_seq": np.concatenate([b.seq for b in batches]),
         }
     )
+
+
+def _keyed(reads: pd.DataFrame) -> pd.DataFrame:
+    """Reads with their (tag, reader) group key, which selects the groups to fold."""
+    if not len(reads):
+        return reads.assign(group_key=np.zeros(0, dtype=np.uint64))
+    return reads.assign(group_key=group_keys(reads["tag_id"], reads["reader_id"]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +114,11 @@ class Engine:
         # closed after this long so that the reads kept in memory stay bounded.
         self.max_passage_s = max_passage_s
         self.partitions = PartitionKeeper()
-        self._pending = batches_to_frame([])
+        self._pending = _keyed(batches_to_frame([]))
+        # Reads of micro-batches since the last fold, joined to ``_pending`` when it runs: one
+        # concatenation per fold instead of one per micro-batch.
+        self._fresh: list[pd.DataFrame] = []
+        self._folded_at_us = 0  # watermark of the last fold
         self._watermark_us = 0
         self._last_alert_us: dict[tuple[int, str], int] = {}
         self._watch = pd.DataFrame(columns=["tag_id", "watch_id", "bike_id", "kind"])
@@ -111,12 +128,13 @@ class Engine:
     @property
     def open_tags(self) -> int:
         """Tags with a passage still open (the engine's per-tag state)."""
-        return int(self._pending["tag_id"].nunique())
+        tags = [self._pending["tag_id"], *(f["tag_id"] for f in self._fresh)]
+        return int(pd.concat(tags, ignore_index=True).nunique())
 
     @property
     def pending_reads(self) -> int:
         """Reads held in memory for open passages."""
-        return len(self._pending)
+        return len(self._pending) + sum(len(f) for f in self._fresh)
 
     @property
     def watermark_us(self) -> int:
@@ -131,12 +149,24 @@ class Engine:
         the alert de-duplication entries are restored, and the partition cache is forgotten
         (partitions created inside the failed transaction were rolled back with it).
         """
-        saved = (self._pending, self._watermark_us, dict(self._last_alert_us))
+        saved = (
+            self._pending,
+            self._fresh,
+            self._folded_at_us,
+            self._watermark_us,
+            dict(self._last_alert_us),
+        )
         try:
             with self.conn.transaction():
                 yield
         except BaseException:
-            self._pending, self._watermark_us, self._last_alert_us = saved
+            (
+                self._pending,
+                self._fresh,
+                self._folded_at_us,
+                self._watermark_us,
+                self._last_alert_us,
+            ) = saved
             self.partitions = PartitionKeeper()
             raise
 
@@ -171,7 +201,7 @@ class Engine:
             (since_us,),
         ).fetchall()
         self.conn.commit()
-        self._pending = pd.DataFrame(rows, columns=READ_FRAME_COLUMNS)
+        self._pending = _keyed(pd.DataFrame(rows, columns=READ_FRAME_COLUMNS))
         newest = int(row[0])
         if self.max_future_us is not None:
             newest = min(newest, self._wall_clock_us() + self.max_future_us)
@@ -190,8 +220,9 @@ class Engine:
                 self.conn, reads, gateway_id=gateway_id, partitions=self.partitions
             )
             result.alerts = self._raise_alerts(reads)
-            self._pending = pd.concat([self._pending, reads], ignore_index=True)
-            self._pending = self._pending.drop_duplicates(subset=_READ_KEY)
+            # Repeats (a redelivered batch) are dropped when their group is folded, not here:
+            # de-duplicating every pending read on every micro-batch cost more than the fold.
+            self._fresh = [*self._fresh, _keyed(reads)]  # a new list: rollback keeps the old
             self._watermark_us = max(self._watermark_us, self._event_time_us(reads))
             result.passages_stored = self._close_passages(self._watermark_us)
         return result
@@ -219,10 +250,31 @@ class Engine:
             return self._close_passages(None)
 
     def _close_passages(self, watermark_us: int | None) -> int:
+        if watermark_us is not None and watermark_us - self._folded_at_us < _FOLD_EVERY_US:
+            return 0  # event time moved on less than that since the last fold: nothing is due
+        if self._fresh:
+            self._pending = pd.concat([self._pending, *self._fresh], ignore_index=True)
+            self._fresh = []
+        if watermark_us is not None:
+            self._folded_at_us = watermark_us
         if self._pending.empty:
             return 0
+        pending = self._pending
+        if watermark_us is None:
+            due = np.ones(len(pending), dtype=bool)
+        else:
+            due = due_groups(
+                pending["group_key"].to_numpy(dtype=np.uint64),
+                pending["read_at_us"].to_numpy(dtype=np.int64),
+                before_us=watermark_us - round(self.gap_s * 1e6),
+            )
+            if not due.any():
+                self._forget_alerts(watermark_us)
+                return 0
+        folding = pending[due].drop_duplicates(subset=_READ_KEY)
+        rest = pending[~due]
         folded = fold_passages(
-            self._pending[["tag_id", "reader_id", "antenna", "rssi_dbm", "read_at_us"]],
+            folding[["tag_id", "reader_id", "antenna", "rssi_dbm", "read_at_us"]],
             gap_s=self.gap_s,
         )
         if watermark_us is None:
@@ -237,12 +289,12 @@ class Engine:
                 closed = pd.concat([closed, still_open[too_long]], ignore_index=True)
                 still_open = still_open[~too_long].reset_index(drop=True)
         stored = store_passages(self.conn, closed, partitions=self.partitions)
-        # Keep only the reads of passages that are still open.
-        keep = self._pending.merge(
+        # Of the folded groups, keep only the reads of passages that are still open.
+        keep = folding.merge(
             still_open[["tag_id", "reader_id", "first_at_us"]], on=["tag_id", "reader_id"]
         )
         keep = keep[keep["read_at_us"] >= keep["first_at_us"]].drop(columns="first_at_us")
-        self._pending = keep.reset_index(drop=True)
+        self._pending = pd.concat([rest, keep], ignore_index=True)
         if watermark_us is not None:
             self._forget_alerts(watermark_us)
         return stored

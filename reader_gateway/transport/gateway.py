@@ -20,6 +20,7 @@ import queue
 import struct
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -46,6 +47,11 @@ log = logging.getLogger(__name__)
 
 _RECORD_HEAD = struct.Struct(">HI")  # shard, number of reads; then the wire batch bytes
 _MAX_TAKE = 10_000  # inbox items handled per step, so acks and publishing keep up
+# Serial chunks (a few KiB of decoded frames each) may wait for the gateway thread up to this
+# many; past it the reader threads wait, so a busy port backs up in the OS and the reader
+# instead of in this process (unbounded, a gateway behind its ports held 1.7 GB of reads).
+_MAX_QUEUED = 256
+_QUEUE_WAIT_S = 0.002
 _STATUS_CHECK_S = 0.5
 _REFUSAL_LOG_EVERY_S = 10.0
 
@@ -111,7 +117,15 @@ class Gateway:
             config, filters=[m.topic for m in config.mqtt], inbox=self._inbox, acks=self._acks
         )
         self.connected = self.link.ready
-        self.serial = [SerialReader(s, self._inbox.put) for s in config.serial]
+        self._closing = threading.Event()
+        self._reads_by_reader: Counter[str] = Counter()  # accepted, not yet in the metrics
+        self.serial = [SerialReader(s, self._from_serial) for s in config.serial]
+
+    def _from_serial(self, item: SerialChunk | PortState) -> None:
+        """Queue a serial reader's output, waiting while the gateway thread is behind."""
+        while self._inbox.qsize() >= _MAX_QUEUED and not self._closing.is_set():
+            self._closing.wait(_QUEUE_WAIT_S)  # backpressure, not synchronisation
+        self._inbox.put(item)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -136,6 +150,7 @@ class Gateway:
 
     def close(self) -> None:
         """Stop the ports, say offline, disconnect, close the spool and the metrics server."""
+        self._closing.set()
         for reader in self.serial:
             reader.stop()
         self.link.close()
@@ -181,6 +196,7 @@ class Gateway:
         self._pump()
         if now >= self._next_status_check:
             self._next_status_check = now + _STATUS_CHECK_S
+            self._flush_read_counts()
             self._publish_status(time.time())
         with self._stepped:
             self._stepped.notify_all()
@@ -192,9 +208,14 @@ class Gateway:
             return
         for _ in range(_MAX_TAKE):
             self._handle(item)
-            # Cut as soon as a batch is full, so that a burst never makes one oversized batch.
+            # Cut as soon as a batch is full, so that a burst never makes one oversized batch,
+            # and publish what was cut right away: busy serial ports keep the inbox full, and
+            # publishing only after the inbox was drained let the spool grow without bound
+            # while the broker waited (reads accepted, not sent).
             if self.normalizer.pending_reads >= self.config.batching.max_reads:
                 self._cut()
+                self._drain_acks()
+                self._pump()
             try:
                 item = self._inbox.get_nowait()
             except queue.Empty:
@@ -315,12 +336,20 @@ class Gateway:
             else:
                 for _, batch in batches:
                     self.reads_accepted += len(batch)
-                    self._count_by_reader(batch, self.metrics.reads.labels)
+                    counts = np.bincount(batch.reader, minlength=len(batch.readers)).tolist()
+                    self._reads_by_reader.update(dict(zip(batch.readers, counts, strict=True)))
                 self.metrics.spool_bytes.set(self.spool.bytes_used)
                 self.metrics.spool_unacked.set(self.spool.unacked)
         for raw in self._unacked_raw:
             self.link.ack(raw)
         self._unacked_raw.clear()
+
+    def _flush_read_counts(self) -> None:
+        """Move accepted-read counts into the per-reader metric (every status check: one
+        label lookup per reader then, instead of one per reader per batch)."""
+        for name, count in self._reads_by_reader.items():
+            self.metrics.reads.labels(name).inc(count)
+        self._reads_by_reader.clear()
 
     def _refuse(self, batches: list[tuple[int, ReadBatch]], exc: SpoolError) -> None:
         refused = sum(len(b) for _, b in batches)

@@ -128,6 +128,7 @@ class _Progress:
 
     timeline: list[tuple[float, int]] = field(default_factory=list)
     fed: int = 0
+    acked: int = 0  # reads the broker acknowledged to the gateways by the end
     fed_end_s: float = 0.0
     rss_max: int = 0
 
@@ -169,6 +170,7 @@ def _follow(
         if not progress.fed:
             progress.fed, progress.fed_end_s = pipe.feeder.frames_written, now - started
         if stored >= progress.fed or now - last_change > _DRAIN_STALL_S or now > drain_deadline:
+            progress.acked = pipe.gateway_reads_acked()
             return progress
 
 
@@ -207,6 +209,10 @@ def _phase(opts: IngestOptions, database_url: str, t0_us: int, label: str) -> di
         "reads_fed": fed,
         "reads_stored": last,
         "reads_missing": fed - last,
+        # Of the missing: still in a gateway's spool (not acknowledged by the broker), and
+        # acknowledged by the broker but never delivered to an engine (dropped by the broker).
+        "reads_unsent": fed - progress.acked,
+        "reads_lost_in_broker": max(0, progress.acked - last),
         "generated": total,
         "feed_seconds": round(progress.fed_end_s, 1),
         "last_row_seconds": round(progress.timeline[-1][0], 1),
@@ -273,6 +279,10 @@ def report_rows(doc: dict[str, Any]) -> list[tuple[str, str]]:
             (
                 f"{tag}: fed / stored / missing",
                 f"{p['reads_fed']:,} / {p['reads_stored']:,} / {p['reads_missing']:,}",
+            ),
+            (
+                f"{tag}: missing = unsent + lost in broker",
+                f"{p['reads_unsent']:,} + {p['reads_lost_in_broker']:,}",
             ),
             (f"{tag}: engine RSS max", f"{p['engine_rss_max_mib']:,} MiB"),
             (f"{tag}: load before → after", f"{p['load_avg_before']} → {p['load_avg_after']}"),

@@ -95,6 +95,7 @@ class PipelineUnderTest:
         self.gateways: list[Service] = []
         self._metrics_ports: list[int] = []
         self._client_ids: list[str] = []
+        self._nudges = 0
         self.conn = psycopg.connect(database_url, autocommit=True)
 
     def __enter__(self) -> PipelineUnderTest:
@@ -177,7 +178,30 @@ class PipelineUnderTest:
             client.loop_stop()
             client.disconnect()
 
-    def _publish_probe(self, client: mqtt.Client, shard: int) -> None:
+    def nudge(self) -> None:
+        """One more probe read per shard (new keys), so every engine runs one more
+        micro-batch and refreshes its gauges; waits until they are stored."""
+        before = self.reads_stored()
+        self._nudges += 1
+        target = mqtt_target(self.mqtt_url)
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="", clean_session=True)
+        target.configure(client)
+        client.connect(target.host, target.port, keepalive=30)
+        client.loop_start()
+        try:
+            for shard in range(SHARDS):
+                self._publish_probe(client, shard, offset_us=self._nudges)
+            wait_for(
+                lambda: self.reads_stored() >= before + SHARDS,
+                timeout_s=30,
+                what="the nudge reads",
+                services=self.engines,
+            )
+        finally:
+            client.loop_stop()
+            client.disconnect()
+
+    def _publish_probe(self, client: mqtt.Client, shard: int, offset_us: int = 0) -> None:
         batch = batch_from_columns(
             gateway_id="bench-probe",
             batch_seq=shard,
@@ -186,7 +210,7 @@ class PipelineUnderTest:
             antenna=[1],
             tag=[self._probe_tag(shard)],
             rssi_dbm=[-60.0],
-            read_at_us=[self.probe_day_us],
+            read_at_us=[self.probe_day_us + offset_us],
             seq=[0],
         )
         client.publish(reads_topic(shard, f"{self.prefix}/reads"), encode_batch(batch), qos=1)
@@ -209,6 +233,16 @@ class PipelineUnderTest:
             match = re.search(rf"^{name} (\S+)$", self._scrape(port), re.M)
             total += float(match.group(1)) if match else 0.0
         return total
+
+    def gateway_reads_acked(self) -> int:
+        """Reads in batches the broker has acknowledged to the gateways (PUBACK)."""
+        total = 0.0
+        for port in self._metrics_ports:
+            match = re.search(
+                r"^tagtrail_gateway_reads_acked_total (\S+)$", self._scrape(port), re.M
+            )
+            total += float(match.group(1)) if match else 0.0
+        return int(total)
 
     def _scrape(self, port: int) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:

@@ -78,6 +78,7 @@ def test_query_every_endpoint_answers() -> None:
 def test_memory_engine_holds_exactly_the_open_passages() -> None:
     doc = _bench("memory", "--registered", "2000", "--active", "200", "--watched", "5")
     assert doc["reads_stored"] == doc["reads_sent"] == 200 * 15
-    assert doc["open_tags"] == 200
-    assert doc["pending_reads"] == 3000
+    # … plus up to two probe reads per shard (a day back: their passages stay open too)
+    assert 200 <= doc["open_tags"] <= 200 + 8
+    assert 3000 <= doc["pending_reads"] <= 3000 + 8
     assert doc["rss_active_mib"] > 0
