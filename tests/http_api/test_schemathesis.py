@@ -22,7 +22,7 @@ def road_network(api_db: str) -> None:
     line_city(api_db)
 
 
-@pytest.mark.parametrize("role", ["admin", "officer", "resident"])
+@pytest.mark.parametrize("role", ["admin", "officer", "registrar", "resident", "auditor"])
 def test_no_server_errors_for_any_generated_request(
     client: TestClient, headers: dict[str, dict[str, str]], role: str
 ) -> None:
