@@ -21,7 +21,8 @@ Times are int64 UTC microseconds since the epoch, already corrected for the read
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -69,11 +70,109 @@ def empty_passages() -> pd.DataFrame:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Fold:
+    """Passages folded from integer-coded reads, one entry per passage (see :func:`fold_coded`).
+
+    ``tag`` and ``reader`` are the callers' codes; ``read_passage`` maps each input read to
+    the index of its passage, or -1 for a repeat of a read already counted (same tag, reader,
+    antenna and time) when repeats are dropped.
+    """
+
+    tag: NDArray[np.int64]
+    reader: NDArray[np.int64]
+    first_at_us: NDArray[np.int64]
+    last_at_us: NDArray[np.int64]
+    closest_at_us: NDArray[np.int64]
+    peak_rssi_dbm: NDArray[np.float64]
+    read_count: NDArray[np.int64]
+    direction: NDArray[np.object_]
+    read_passage: NDArray[np.intp]
+
+    def __len__(self) -> int:
+        return int(self.first_at_us.shape[0])
+
+
+def fold_coded(
+    tag: NDArray[np.integer],
+    reader: NDArray[np.integer],
+    antenna: NDArray[np.integer],
+    rssi_dbm: NDArray[np.floating],
+    read_at_us: NDArray[np.int64],
+    *,
+    gap_us: int,
+    heading: NDArray[np.integer] | None = None,
+    heading_labels: Sequence[str] = (),
+    drop_repeats: bool = False,
+) -> Fold:
+    """Fold reads given as integer codes (tag, reader ≥ 0) into passages, all at once.
+
+    Reads of one (tag, reader) more than ``gap_us`` apart start a new passage; input order
+    does not matter. Passages come out ordered by (tag, reader, first read). ``heading`` gives
+    per read the index into ``heading_labels`` of the way its antenna faces (-1: unknown);
+    the passage direction is then ``"<first>-><last>"`` (see :func:`fold_passages`).
+    With ``drop_repeats`` a read whose (tag, reader, antenna, time) was already seen — a
+    batch delivered twice — is not counted again.
+    """
+    n = int(read_at_us.shape[0])
+    tag64 = np.asarray(tag, dtype=np.int64)
+    reader64 = np.asarray(reader, dtype=np.int64)
+    n_readers = int(reader64.max()) + 1 if n else 1
+    key = tag64 * n_readers + reader64
+    t_in = np.asarray(read_at_us, dtype=np.int64)
+    rssi_in = np.asarray(rssi_dbm, dtype=np.float64)
+    antenna_in = np.asarray(antenna, dtype=np.int64)
+    # Sort on every column so that duplicate timestamps still land in one canonical order:
+    # the result must not depend on the order in which the batches arrived.
+    order = np.lexsort((rssi_in, antenna_in, t_in, key))
+    read_passage = np.full(n, -1, dtype=np.intp)
+    if drop_repeats and n > 1:
+        k, t, a = key[order], t_in[order], antenna_in[order]
+        repeat = np.zeros(n, dtype=bool)
+        repeat[1:] = (k[1:] == k[:-1]) & (t[1:] == t[:-1]) & (a[1:] == a[:-1])
+        order = order[~repeat]
+    key = key[order]
+    t_us = t_in[order]
+    rssi = rssi_in[order]
+    m = int(order.shape[0])
+
+    new_group = np.ones(m, dtype=bool)
+    new_group[1:] = (key[1:] != key[:-1]) | ((t_us[1:] - t_us[:-1]) > gap_us)
+    starts = np.flatnonzero(new_group)
+    counts = np.diff(np.append(starts, m))
+    group = np.repeat(np.arange(len(starts)), counts)
+    read_passage[order] = group
+    if m == 0:
+        empty_i = np.zeros(0, dtype=np.int64)
+        return Fold(
+            empty_i, empty_i, empty_i, empty_i, empty_i, np.zeros(0), empty_i,
+            np.zeros(0, dtype=object), read_passage,
+        )  # fmt: skip
+    first_read = order[starts]
+    direction = np.full(len(starts), "", dtype=object)
+    if heading is not None and len(heading_labels):
+        direction = _directions(
+            np.asarray(heading, dtype=np.int64)[order], t_us, group, len(starts), heading_labels
+        )
+    return Fold(
+        tag=tag64[first_read],
+        reader=reader64[first_read],
+        first_at_us=t_us[starts],
+        last_at_us=t_us[starts + counts - 1],
+        closest_at_us=_closest_approach_us(t_us, rssi, starts, counts, group),
+        peak_rssi_dbm=np.maximum.reduceat(rssi, starts),
+        read_count=counts.astype(np.int64),
+        direction=direction,
+        read_passage=read_passage,
+    )
+
+
 def fold_passages(
     reads: pd.DataFrame,
     *,
     gap_s: float = 10.0,
     antenna_direction: Mapping[str, Mapping[int, str]] | None = None,
+    drop_repeats: bool = False,
 ) -> pd.DataFrame:
     """Fold reads (``READ_COLUMNS``) into passages (``PASSAGE_COLUMNS``).
 
@@ -93,57 +192,72 @@ def fold_passages(
     if reads.empty:
         return empty_passages()
 
-    # Sort on every column so that duplicate timestamps still land in one canonical order:
-    # the result must not depend on the order in which the batches arrived. Tags and readers
-    # are sorted as integer codes numbered in string order (``factorize(sort=True)``), which
-    # orders rows exactly as the strings would, without comparing strings row by row.
+    # Tags and readers as integer codes numbered in string order (``factorize(sort=True)``),
+    # which orders rows exactly as the strings would, without comparing strings row by row.
     tag_code, tag_names = pd.factorize(reads["tag_id"], sort=True)
     reader_code, reader_names = pd.factorize(reads["reader_id"], sort=True)
-    key = tag_code.astype(np.int64) * max(len(reader_names), 1) + reader_code
-    t_in = reads["read_at_us"].to_numpy(dtype=np.int64)
-    rssi_in = reads["rssi_dbm"].to_numpy(dtype=np.float64)
-    antenna_in = reads["antenna"].to_numpy(dtype=np.int64)
-    order = np.lexsort((rssi_in, antenna_in, t_in, key))
-    key = key[order]
-    t_us = t_in[order]
-    rssi = rssi_in[order]
-    antenna = antenna_in[order]
-
-    new_group = np.ones(len(order), dtype=bool)
-    new_group[1:] = (key[1:] != key[:-1]) | ((t_us[1:] - t_us[:-1]) > round(gap_s * _US_PER_S))
-    starts = np.flatnonzero(new_group)
-    counts = np.diff(np.append(starts, len(order)))
-    group = np.repeat(np.arange(len(starts)), counts)
-    group_tag = tag_code[order[starts]]
-    group_reader = reader_code[order[starts]]
-    tags = np.asarray(tag_names, dtype=object)
     readers = np.asarray(reader_names, dtype=object)
-
-    closest_us = _closest_approach_us(t_us, rssi, starts, counts, group)
+    antenna = reads["antenna"].to_numpy(dtype=np.int64)
+    heading = None
+    labels: list[str] = []
+    if antenna_direction:
+        heading, labels = antenna_headings(readers, antenna_direction)
+        heading = heading_of_reads(heading, reader_code, antenna)
+    fold = fold_coded(
+        tag_code,
+        reader_code,
+        antenna,
+        reads["rssi_dbm"].to_numpy(dtype=np.float64),
+        reads["read_at_us"].to_numpy(dtype=np.int64),
+        gap_us=round(gap_s * _US_PER_S),
+        heading=heading,
+        heading_labels=labels,
+        drop_repeats=drop_repeats,
+    )
     out = pd.DataFrame(
         {
-            "tag_id": tags[group_tag],
-            "reader_id": readers[group_reader],
-            "first_at_us": t_us[starts],
-            "last_at_us": t_us[starts + counts - 1],
-            "closest_at_us": closest_us,
-            "peak_rssi_dbm": np.maximum.reduceat(rssi, starts),
-            "read_count": counts.astype(np.int64),
-            "direction": _directions(
-                readers[reader_code[order]],
-                antenna,
-                t_us,
-                group,
-                len(starts),
-                antenna_direction,
-            )
-            if antenna_direction
-            else np.full(len(starts), "", dtype=object),
+            "tag_id": np.asarray(tag_names, dtype=object)[fold.tag],
+            "reader_id": readers[fold.reader],
+            "first_at_us": fold.first_at_us,
+            "last_at_us": fold.last_at_us,
+            "closest_at_us": fold.closest_at_us,
+            "peak_rssi_dbm": fold.peak_rssi_dbm,
+            "read_count": fold.read_count,
+            "direction": fold.direction,
         }
     )
     # Sorted by tag_id, closest_at_us, reader_id (codes are in string order).
-    final = np.lexsort((group_reader, closest_us, group_tag))
+    final = np.lexsort((fold.reader, fold.closest_at_us, fold.tag))
     return out.iloc[final].reset_index(drop=True)
+
+
+def antenna_headings(
+    readers: Sequence[str] | NDArray[np.object_],
+    antenna_direction: Mapping[str, Mapping[int, str]],
+) -> tuple[NDArray[np.int64], list[str]]:
+    """A table ``[reader code, antenna] -> heading index`` (-1: none) and the heading labels.
+
+    ``readers`` are the reader ids by code; antennas are 1-based (ports up to 32).
+    """
+    labels: list[str] = []
+    index: dict[str, int] = {}
+    table = np.full((max(len(readers), 1), 33), -1, dtype=np.int64)
+    for code, reader_id in enumerate(readers):
+        for port, label in antenna_direction.get(str(reader_id), {}).items():
+            if 0 <= int(port) < table.shape[1]:
+                table[code, int(port)] = index.setdefault(label, len(index))
+    labels = list(index)
+    return table, labels
+
+
+def heading_of_reads(
+    table: NDArray[np.int64], reader: NDArray[np.integer], antenna: NDArray[np.integer]
+) -> NDArray[np.int64]:
+    """Heading index per read from an :func:`antenna_headings` table (-1: unknown)."""
+    out = np.full(reader.shape[0], -1, dtype=np.int64)
+    ok = (reader < table.shape[0]) & (antenna >= 0) & (antenna < table.shape[1])
+    out[ok] = table[reader[ok], antenna[ok]]
+    return out
 
 
 def group_keys(tag_id: pd.Series, reader_id: pd.Series) -> NDArray[np.uint64]:
@@ -277,36 +391,40 @@ def _grouped_quadratic_fit(
 
 
 def _directions(
-    reader: NDArray[np.object_],
-    antenna: NDArray[np.int64],
+    heading: NDArray[np.int64],
     t_us: NDArray[np.int64],
     group: NDArray[np.intp],
     n_groups: int,
-    antenna_direction: Mapping[str, Mapping[int, str]] | None,
+    labels: Sequence[str],
 ) -> NDArray[np.object_]:
-    """Direction per passage from the headings of the antennas heard first and last."""
+    """Direction per passage from the headings of the antennas heard first and last.
+
+    Inputs are per read in fold order; ``heading`` indexes ``labels`` (-1: unknown).
+    """
     out = np.full(n_groups, "", dtype=object)
-    if not antenna_direction:
+    known = heading >= 0
+    if not known.any():
         return out
-    lookup = pd.DataFrame(
-        [
-            (r, int(a), h)
-            for r, by_antenna in antenna_direction.items()
-            for a, h in by_antenna.items()
-        ],
-        columns=["reader_id", "antenna", "heading"],
-    )
-    frame = pd.DataFrame({"reader_id": reader, "antenna": antenna, "t": t_us, "group": group})
-    frame = frame.merge(lookup, on=["reader_id", "antenna"], how="inner")
-    if frame.empty:
-        return out
-    # Mean read time per heading, not the single first/last read: one stray read on the
-    # wrong antenna must not flip the direction.
-    mean_t = frame.groupby(["group", "heading"], sort=True)["t"].mean().reset_index()
-    mean_t = mean_t.sort_values(["group", "t", "heading"], kind="mergesort")
-    first = mean_t.groupby("group")["heading"].first()
-    last = mean_t.groupby("group")["heading"].last()
-    differs = first != last
-    idx = first.index[differs].to_numpy(dtype=np.intp)
-    out[idx] = (first[differs] + "->" + last[differs]).to_numpy(dtype=object)
+    g, h, t = group[known], heading[known], t_us[known].astype(np.float64)
+    # Mean read time per (passage, heading), not the single first/last read: one stray read on
+    # the wrong antenna must not flip the direction.
+    n_labels = len(labels)
+    pair = g.astype(np.int64) * n_labels + h
+    pairs, inverse = np.unique(pair, return_inverse=True)
+    mean_t = np.bincount(inverse, weights=t) / np.bincount(inverse)
+    pair_group = pairs // n_labels
+    pair_heading = pairs % n_labels
+    # Per passage, headings ordered by mean time (ties by label, as the labels sort).
+    label_rank = np.argsort(np.argsort(np.asarray(labels, dtype=object)))
+    order = np.lexsort((label_rank[pair_heading], mean_t, pair_group))
+    pg, ph = pair_group[order], pair_heading[order]
+    first = np.ones(len(pg), dtype=bool)
+    first[1:] = pg[1:] != pg[:-1]
+    last = np.ones(len(pg), dtype=bool)
+    last[:-1] = pg[1:] != pg[:-1]
+    first_h, last_h = ph[first], ph[last]
+    groups = pg[first]
+    differs = first_h != last_h
+    names = np.asarray(labels, dtype=object)
+    out[groups[differs]] = names[first_h[differs]] + "->" + names[last_h[differs]]
     return out

@@ -1,11 +1,14 @@
 """The engine's processing steps, in order, for one micro-batch of normalized reads.
 
-1. turn wire batches into one columnar frame (no per-read Python loop);
-2. store the raw reads (COPY, idempotent);
-3. raise alerts for watched tags, without waiting for the passage to close;
-4. fold the groups (tag, reader) in which a passage can now close, and store the closed
-   passages; the other pending reads are not touched (their passages cannot have closed), so
-   a micro-batch costs what it closes, not what is pending.
+1. turn wire batches into numeric columns: tags and readers become integer codes
+   (:mod:`track_engine.interning`), no per-read Python loop;
+2. store the raw reads (COPY, idempotent). While PostgreSQL digests the COPY on the other
+   core, the engine does its own work for the micro-batch:
+3. find reads of watched tags (alerts do not wait for the passage to close);
+4. fold the groups (tag, reader) in which a passage can now close. The other open reads are
+   not touched (their passages cannot have closed), so a micro-batch costs what it closes,
+   not what is open;
+5. insert the alerts and the closed passages.
 
 Everything for one micro-batch happens in one transaction; the caller acknowledges the MQTT
 messages only after :meth:`Engine.process` returns, so a crash redelivers instead of losing.
@@ -13,6 +16,9 @@ When the transaction fails (the database went away, or refused a value) the engi
 is put back as it was before the micro-batch (:meth:`Engine.micro_batch`), so that the caller
 can redo the same messages: passages and alerts of a failed micro-batch are neither lost nor
 suppressed as repeats.
+
+Open reads are kept as numeric columns (:class:`OpenReads`, ~26 bytes a read): a city's
+peak of 1–2 M open reads is a few tens of MB, and every step above is array arithmetic.
 """
 
 from __future__ import annotations
@@ -26,20 +32,24 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import psycopg
+from numpy.typing import NDArray
 
 from reader_gateway.wire import ReadBatch
 from track_engine.db import queries
-from track_engine.db.writer import PartitionKeeper, store_passages, store_reads
-from track_engine.passages import due_groups, fold_passages, group_keys, split_closed
+from track_engine.db.writer import PartitionKeeper, copying_reads, read_table, store_passages
+from track_engine.interning import Interner
+from track_engine.passages import Fold, antenna_headings, empty_passages, fold_coded
 
 log = logging.getLogger(__name__)
 
 READ_FRAME_COLUMNS = ["tag_id", "read_at_us", "reader_id", "antenna", "rssi_dbm", "reader_seq"]
-_READ_KEY = ["tag_id", "read_at_us", "reader_id", "antenna"]
 # Folding runs when event time has moved on at least this much since the last fold, so a
 # stream of small micro-batches does not pay for a fold each: a passage is stored at most this
 # much event time after it closed.
 _FOLD_EVERY_US = 2_000_000
+# The tag table is compacted (codes of tags with no open read forgotten) when it holds this
+# many more tags than are open: bounded memory without rebuilding it on every fold.
+_COMPACT_SLACK = 500_000
 
 
 def batches_to_frame(batches: Sequence[ReadBatch]) -> pd.DataFrame:
@@ -58,11 +68,61 @@ def batches_to_frame(batches: Sequence[ReadBatch]) -> pd.DataFrame:
     )
 
 
-def _keyed(reads: pd.DataFrame) -> pd.DataFrame:
-    """Reads with their (tag, reader) group key, which selects the groups to fold."""
-    if not len(reads):
-        return reads.assign(group_key=np.zeros(0, dtype=np.uint64))
-    return reads.assign(group_key=group_keys(reads["tag_id"], reads["reader_id"]))
+@dataclass(frozen=True, slots=True)
+class OpenReads:
+    """Reads of passages not yet closed, as numeric columns (tags and readers as codes)."""
+
+    tag: NDArray[np.int64]
+    reader: NDArray[np.int64]
+    antenna: NDArray[np.int16]
+    rssi_dbm: NDArray[np.float32]
+    read_at_us: NDArray[np.int64]
+
+    @staticmethod
+    def empty() -> OpenReads:
+        """No reads."""
+        return OpenReads(
+            np.zeros(0, np.int64),
+            np.zeros(0, np.int64),
+            np.zeros(0, np.int16),
+            np.zeros(0, np.float32),
+            np.zeros(0, np.int64),
+        )
+
+    def __len__(self) -> int:
+        return int(self.read_at_us.shape[0])
+
+    @staticmethod
+    def concat(parts: Sequence[OpenReads]) -> OpenReads:
+        """All reads of ``parts``, in order."""
+        if len(parts) == 1:
+            return parts[0]
+        return OpenReads(
+            np.concatenate([p.tag for p in parts]),
+            np.concatenate([p.reader for p in parts]),
+            np.concatenate([p.antenna for p in parts]),
+            np.concatenate([p.rssi_dbm for p in parts]),
+            np.concatenate([p.read_at_us for p in parts]),
+        )
+
+    def take(self, which: NDArray[np.bool_] | NDArray[np.intp]) -> OpenReads:
+        """The reads selected by a mask or an index array."""
+        return OpenReads(
+            self.tag[which],
+            self.reader[which],
+            self.antenna[which],
+            self.rssi_dbm[which],
+            self.read_at_us[which],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Closing:
+    """What a fold decided, before it is written: the passages to store and what stays open."""
+
+    passages: pd.DataFrame
+    still_open: OpenReads
+    folded_at_us: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +162,7 @@ class Engine:
     ) -> None:
         self.conn = conn
         self.gap_s = gap_s
+        self._gap_us = round(gap_s * 1e6)
         # A reader whose clock jumps ahead sends reads from the future until the gateway's
         # clock estimate catches up. Event time must not follow them: a watermark minutes
         # ahead would close every open passage at once and split every later visit. With
@@ -114,27 +175,36 @@ class Engine:
         # closed after this long so that the reads kept in memory stay bounded.
         self.max_passage_s = max_passage_s
         self.partitions = PartitionKeeper()
-        self._pending = _keyed(batches_to_frame([]))
-        # Reads of micro-batches since the last fold, joined to ``_pending`` when it runs: one
+        self._tags = Interner()
+        self._readers = Interner()
+        self._open = OpenReads.empty()
+        # Reads of micro-batches since the last fold, joined to ``_open`` when it runs: one
         # concatenation per fold instead of one per micro-batch.
-        self._fresh: list[pd.DataFrame] = []
+        self._fresh: list[OpenReads] = []
         self._folded_at_us = 0  # watermark of the last fold
         self._watermark_us = 0
-        self._last_alert_us: dict[tuple[int, str], int] = {}
+        self._last_alert_us: dict[tuple[int, int], int] = {}
+        # Watched tags by tag code: watch_id, bike_id, kind per row.
         self._watch = pd.DataFrame(columns=["tag_id", "watch_id", "bike_id", "kind"])
+        self._watch_codes = np.zeros(0, np.int64)
+        # Direction of travel at two-antenna readers: heading index per (reader code, port).
+        self._antenna_direction: dict[str, dict[int, str]] = {}
+        self._heading_table = np.full((1, 33), -1, dtype=np.int64)
+        self._heading_labels: list[str] = []
         self.refresh_watches()
+        self.refresh_readers()
         self._recover_pending()
 
     @property
     def open_tags(self) -> int:
         """Tags with a passage still open (the engine's per-tag state)."""
-        tags = [self._pending["tag_id"], *(f["tag_id"] for f in self._fresh)]
-        return int(pd.concat(tags, ignore_index=True).nunique())
+        tags = [self._open.tag, *(f.tag for f in self._fresh)]
+        return int(np.unique(np.concatenate(tags)).shape[0])
 
     @property
     def pending_reads(self) -> int:
         """Reads held in memory for open passages."""
-        return len(self._pending) + sum(len(f) for f in self._fresh)
+        return len(self._open) + sum(len(f) for f in self._fresh)
 
     @property
     def watermark_us(self) -> int:
@@ -145,12 +215,13 @@ class Engine:
     def micro_batch(self) -> Iterator[None]:
         """One transaction whose effects on the engine's memory are undone if it fails.
 
-        Nested uses become savepoints. On any exception the pending reads, the watermark and
+        Nested uses become savepoints. On any exception the open reads, the watermark and
         the alert de-duplication entries are restored, and the partition cache is forgotten
-        (partitions created inside the failed transaction were rolled back with it).
+        (partitions created inside the failed transaction were rolled back with it). Codes
+        handed out meanwhile stay valid (the interners only grow between compactions).
         """
         saved = (
-            self._pending,
+            self._open,
             self._fresh,
             self._folded_at_us,
             self._watermark_us,
@@ -161,7 +232,7 @@ class Engine:
                 yield
         except BaseException:
             (
-                self._pending,
+                self._open,
                 self._fresh,
                 self._folded_at_us,
                 self._watermark_us,
@@ -175,11 +246,35 @@ class Engine:
         self.conn = conn
         self.partitions = PartitionKeeper()
         self.refresh_watches()  # changes notified while we were away were missed
+        self.refresh_readers()
 
     def refresh_watches(self) -> None:
         """Reload the watch list (called at start and whenever a watch changes)."""
-        self._watch = queries.watched_tags(self.conn)
+        watch = queries.watched_tags(self.conn)
         self.conn.commit()
+        self._watch = watch.assign(
+            tag_code=self._tags.codes(watch["tag_id"].to_numpy(dtype=object))
+            if len(watch)
+            else np.zeros(0, np.int64)
+        )
+        self._watch_codes = np.unique(self._watch["tag_code"].to_numpy(dtype=np.int64))
+
+    def refresh_readers(self) -> None:
+        """Reload which way each antenna of a two-antenna reader faces (direction of travel)."""
+        rows = self.conn.execute(
+            "SELECT reader_id, antenna_headings FROM readers"
+            " WHERE cardinality(antenna_headings) > 1"
+        ).fetchall()
+        self.conn.commit()
+        self._antenna_direction = {
+            str(reader_id): {port + 1: f"{h:g}" for port, h in enumerate(headings)}
+            for reader_id, headings in rows
+        }
+        self._update_heading_table()
+
+    def _update_heading_table(self) -> None:
+        names = self._readers.names(np.arange(len(self._readers)))
+        self._heading_table, self._heading_labels = antenna_headings(names, self._antenna_direction)
 
     def _recover_pending(self) -> None:
         """Reload reads that may belong to passages still open when the last engine stopped.
@@ -196,46 +291,85 @@ class Engine:
         since_us = int(row[0]) - int(4 * self.gap_s * 1e6)
         rows = self.conn.execute(
             """SELECT tag_id, (extract(epoch from read_at) * 1000000)::bigint, reader_id, antenna,
-                      rssi_dbm, reader_seq
+                      rssi_dbm
                FROM reads WHERE read_at >= timestamptz 'epoch' + %s * interval '1 microsecond'""",
             (since_us,),
         ).fetchall()
         self.conn.commit()
-        self._pending = _keyed(pd.DataFrame(rows, columns=READ_FRAME_COLUMNS))
+        if rows:
+            tag, t_us, reader, antenna, rssi = zip(*rows, strict=True)
+            self._open = OpenReads(
+                self._tags.codes(np.asarray(tag, dtype=object)),
+                self._reader_codes(np.asarray(reader, dtype=object)),
+                np.asarray(antenna, dtype=np.int16),
+                np.asarray(rssi, dtype=np.float32),
+                np.asarray(t_us, dtype=np.int64),
+            )
         newest = int(row[0])
         if self.max_future_us is not None:
             newest = min(newest, self._wall_clock_us() + self.max_future_us)
         self._watermark_us = newest
-        log.info("recovered %d recent reads into open passages", len(self._pending))
+        log.info("recovered %d recent reads into open passages", len(self._open))
+
+    def _reader_codes(self, names: NDArray[np.object_]) -> NDArray[np.int64]:
+        known = len(self._readers)
+        codes = self._readers.codes(names)
+        if len(self._readers) != known:  # a reader heard for the first time
+            self._update_heading_table()
+        return codes
 
     def process(self, batches: Sequence[ReadBatch]) -> ProcessResult:
         """Store, alert and fold one micro-batch in one transaction."""
-        reads = batches_to_frame(batches)
-        result = ProcessResult(reads_received=len(reads))
-        if reads.empty:
+        batches = [b for b in batches if len(b)]
+        result = ProcessResult(reads_received=sum(len(b) for b in batches))
+        if not batches:
             return result
+        # Outside the transaction: a rollback restores open reads coded before it.
+        self._compact_tags()
+        tags = np.concatenate([b.tag for b in batches])
+        reader = np.concatenate(
+            [self._reader_codes(np.asarray(b.readers, dtype=object))[b.reader] for b in batches]
+        )
+        gateways, gateway_of_batch = np.unique([b.gateway_id for b in batches], return_inverse=True)
+        reads = OpenReads(
+            self._tags.codes(tags),
+            reader,
+            np.concatenate([b.antenna for b in batches]).astype(np.int16, copy=False),
+            np.concatenate([b.rssi_dbm for b in batches]).astype(np.float32, copy=False),
+            np.concatenate([b.read_at_us for b in batches]).astype(np.int64, copy=False),
+        )
+        table = read_table(
+            tag_id=tags,
+            read_at_us=reads.read_at_us,
+            reader_code=reads.reader,
+            reader_names=self._readers.names(np.arange(len(self._readers))).tolist(),
+            antenna=reads.antenna,
+            rssi_dbm=reads.rssi_dbm,
+            reader_seq=np.concatenate([b.seq for b in batches]),
+            gateway_code=np.repeat(gateway_of_batch, [len(b) for b in batches]),
+            gateway_names=[str(g) for g in gateways],
+        )
         with self.micro_batch():
-            gateway_id = batches[0].gateway_id if len(batches) == 1 else "mixed"
-            result.reads_stored = store_reads(
-                self.conn, reads, gateway_id=gateway_id, partitions=self.partitions
-            )
-            result.alerts = self._raise_alerts(reads)
-            # Repeats (a redelivered batch) are dropped when their group is folded, not here:
-            # de-duplicating every pending read on every micro-batch cost more than the fold.
-            self._fresh = [*self._fresh, _keyed(reads)]  # a new list: rollback keeps the old
-            self._watermark_us = max(self._watermark_us, self._event_time_us(reads))
-            result.passages_stored = self._close_passages(self._watermark_us)
+            self._fresh = [*self._fresh, reads]  # a new list: rollback keeps the old
+            self._watermark_us = max(self._watermark_us, self._event_time_us(reads.read_at_us))
+            with copying_reads(self.conn, table, partitions=self.partitions) as copied:
+                # PostgreSQL is taking the COPY on the other core; meanwhile, in memory:
+                hits = self._watch_hits(reads)
+                closing = self._fold_due(self._watermark_us)
+            result.reads_stored = copied.stored
+            result.alerts = self._raise_alerts(hits)
+            result.passages_stored = self._store_closing(closing)
         return result
 
-    def _event_time_us(self, reads: pd.DataFrame) -> int:
+    def _event_time_us(self, read_at_us: NDArray[np.int64]) -> int:
         """Newest read time of a micro-batch, capped at wall clock + ``max_future_s``."""
-        newest = int(reads["read_at_us"].max())
+        newest = int(read_at_us.max())
         if self.max_future_us is None:
             return newest
         cap = self._wall_clock_us() + self.max_future_us
         if newest <= cap:
             return newest
-        future = int((reads["read_at_us"] > cap).sum())
+        future = int((read_at_us > cap).sum())
         self.future_reads += future
         log.warning(
             "%d reads more than %.0f s in the future (reader clock?); watermark held at the cap",
@@ -247,100 +381,160 @@ class Engine:
     def flush(self) -> int:
         """Close every open passage (end of a finite run); returns passages stored."""
         with self.micro_batch():
-            return self._close_passages(None)
+            return self._store_closing(self._fold_due(None))
 
-    def _close_passages(self, watermark_us: int | None) -> int:
+    def _fold_due(self, watermark_us: int | None) -> _Closing | None:
+        """Fold the groups in which a passage can close at ``watermark_us`` (None: all).
+
+        Pure computation on the engine's memory, no database: it runs while the COPY is under
+        way. Returns None when no fold is due yet.
+        """
         if watermark_us is not None and watermark_us - self._folded_at_us < _FOLD_EVERY_US:
-            return 0  # event time moved on less than that since the last fold: nothing is due
-        if self._fresh:
-            self._pending = pd.concat([self._pending, *self._fresh], ignore_index=True)
-            self._fresh = []
-        if watermark_us is not None:
-            self._folded_at_us = watermark_us
-        if self._pending.empty:
-            return 0
-        pending = self._pending
+            return None  # event time moved on less than that since the last fold
+        pending = OpenReads.concat([self._open, *self._fresh])
+        folded_at = self._folded_at_us if watermark_us is None else watermark_us
+        if not len(pending):
+            return _Closing(empty_passages(), pending, folded_at)
+        key = pending.tag * (len(self._readers) + 1) + pending.reader
         if watermark_us is None:
             due = np.ones(len(pending), dtype=bool)
         else:
-            due = due_groups(
-                pending["group_key"].to_numpy(dtype=np.uint64),
-                pending["read_at_us"].to_numpy(dtype=np.int64),
-                before_us=watermark_us - round(self.gap_s * 1e6),
-            )
-            if not due.any():
-                self._forget_alerts(watermark_us)
-                return 0
-        folding = pending[due].drop_duplicates(subset=_READ_KEY)
-        rest = pending[~due]
-        folded = fold_passages(
-            folding[["tag_id", "reader_id", "antenna", "rssi_dbm", "read_at_us"]],
-            gap_s=self.gap_s,
+            # Only groups with a read older than one gap can hold a closed passage (a closed
+            # passage's reads, and a too-long one's first read, are all older than that).
+            early = pending.read_at_us < watermark_us - self._gap_us
+            if not early.any():
+                return _Closing(empty_passages(), pending, folded_at)
+            due = np.isin(key, np.unique(key[early]))
+        folding = pending.take(due)
+        fold = fold_coded(
+            folding.tag,
+            folding.reader,
+            folding.antenna,
+            folding.rssi_dbm,
+            folding.read_at_us,
+            gap_us=self._gap_us,
+            heading=self._headings_of(folding),
+            heading_labels=self._heading_labels,
+            drop_repeats=True,
         )
         if watermark_us is None:
-            closed, still_open = folded, folded.iloc[0:0]
+            closed = np.ones(len(fold), dtype=bool)
         else:
-            closed, still_open = split_closed(folded, watermark_us=watermark_us, gap_s=self.gap_s)
-            # Evict what has been open too long: it is stored as it stands, and its reads leave
-            # memory; later reads of the same visit start a new passage.
-            span_us = still_open["last_at_us"] - still_open["first_at_us"]
-            too_long = (span_us > round(self.max_passage_s * 1e6)).to_numpy()
-            if too_long.any():
-                closed = pd.concat([closed, still_open[too_long]], ignore_index=True)
-                still_open = still_open[~too_long].reset_index(drop=True)
-        stored = store_passages(self.conn, closed, partitions=self.partitions)
-        # Of the folded groups, keep only the reads of passages that are still open.
-        keep = folding.merge(
-            still_open[["tag_id", "reader_id", "first_at_us"]], on=["tag_id", "reader_id"]
+            closed = (watermark_us - fold.last_at_us) > self._gap_us
+            # Evict what has been open too long: it is stored as it stands, and its reads
+            # leave memory; later reads of the same visit start a new passage.
+            closed |= (fold.last_at_us - fold.first_at_us) > round(self.max_passage_s * 1e6)
+        # Of the folded groups, keep only the reads of passages still open (repeats: -1).
+        passage = fold.read_passage
+        keep = (passage >= 0) & ~closed[np.maximum(passage, 0)]
+        still_open = OpenReads.concat([pending.take(~due), folding.take(keep)])
+        return _Closing(self._passage_frame(fold, closed), still_open, folded_at)
+
+    def _headings_of(self, reads: OpenReads) -> NDArray[np.int64] | None:
+        if not self._heading_labels:
+            return None
+        table = self._heading_table
+        out = np.full(len(reads), -1, dtype=np.int64)
+        ok = (reads.reader < table.shape[0]) & (reads.antenna >= 0) & (reads.antenna < 33)
+        out[ok] = table[reads.reader[ok], reads.antenna[ok]]
+        return out
+
+    def _passage_frame(self, fold: Fold, which: NDArray[np.bool_]) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "tag_id": self._tags.names(fold.tag[which]),
+                "reader_id": self._readers.names(fold.reader[which]),
+                "first_at_us": fold.first_at_us[which],
+                "last_at_us": fold.last_at_us[which],
+                "closest_at_us": fold.closest_at_us[which],
+                "peak_rssi_dbm": fold.peak_rssi_dbm[which],
+                "read_count": fold.read_count[which],
+                "direction": fold.direction[which],
+            }
         )
-        keep = keep[keep["read_at_us"] >= keep["first_at_us"]].drop(columns="first_at_us")
-        self._pending = pd.concat([rest, keep], ignore_index=True)
-        if watermark_us is not None:
-            self._forget_alerts(watermark_us)
+
+    def _store_closing(self, closing: _Closing | None) -> int:
+        """Store a fold's closed passages and keep what stays open (inside the transaction)."""
+        if closing is None:
+            return 0
+        stored = store_passages(self.conn, closing.passages, partitions=self.partitions)
+        self._open = closing.still_open
+        self._fresh = []
+        self._folded_at_us = closing.folded_at_us
+        self._forget_alerts(closing.folded_at_us)
         return stored
+
+    def _compact_tags(self) -> None:
+        """Forget the codes of tags with nothing open (bounded memory as tags come and go)."""
+        if len(self._tags) < len(self._watch_codes) + len(self._open) + _COMPACT_SLACK:
+            return
+        in_use = np.concatenate([self._open.tag, self._watch_codes])
+        if len(self._tags) - np.unique(in_use).shape[0] < _COMPACT_SLACK:
+            return
+        remap = self._tags.compact(in_use)
+        o = self._open
+        self._open = OpenReads(remap[o.tag], o.reader, o.antenna, o.rssi_dbm, o.read_at_us)
+        self._watch = self._watch.assign(tag_code=remap[self._watch["tag_code"].to_numpy()])
+        self._watch_codes = remap[self._watch_codes]
+        # Alert de-duplication keys hold watch ids, not tag codes: nothing to remap there.
 
     def _forget_alerts(self, watermark_us: int) -> None:
         """Drop alert de-duplication entries older than one passage gap: they cannot match."""
-        horizon = watermark_us - int(2 * self.gap_s * 1e6)
+        horizon = watermark_us - 2 * self._gap_us
         stale = [k for k, t in self._last_alert_us.items() if t < horizon]
         for key in stale:
             del self._last_alert_us[key]
 
-    def _raise_alerts(self, reads: pd.DataFrame) -> list[Alert]:
-        if self._watch.empty:
-            return []
-        hits = reads.merge(self._watch, on="tag_id")
+    def _watch_hits(self, reads: OpenReads) -> pd.DataFrame:
+        """Reads of watched tags: the first per (watch, reader) in this micro-batch."""
+        if not len(self._watch_codes):
+            return pd.DataFrame()
+        hit = np.isin(reads.tag, self._watch_codes)
+        if not hit.any():
+            return pd.DataFrame()
+        frame = pd.DataFrame(
+            {
+                "tag_code": reads.tag[hit],
+                "reader_code": reads.reader[hit],
+                "read_at_us": reads.read_at_us[hit],
+            }
+        ).merge(self._watch, on="tag_code")
+        # The first read of a watched tag at a reader is the news; later reads of the same
+        # visit (within the passage gap) would only repeat it.
+        return frame.sort_values("read_at_us", kind="stable").drop_duplicates(
+            ["watch_id", "reader_code"]
+        )
+
+    def _raise_alerts(self, hits: pd.DataFrame) -> list[Alert]:
         if hits.empty:
             return []
-        # The first read of a watched tag at a reader is the news; later reads of the same visit
-        # (within the passage gap) would only repeat it.
-        first = hits.sort_values("read_at_us").drop_duplicates(["watch_id", "reader_id"])
-        gap_us = int(self.gap_s * 1e6)
         alerts: list[Alert] = []
         with self.conn.cursor() as cur:
-            for hit in first.to_dict("records"):
-                key = (int(hit["watch_id"]), str(hit["reader_id"]))
+            for hit in hits.to_dict("records"):
+                watch_id, reader_code = int(hit["watch_id"]), int(hit["reader_code"])
+                reader_id = self._readers.name(reader_code)
                 read_at_us = int(hit["read_at_us"])
+                key = (watch_id, reader_code)
                 previous = self._last_alert_us.get(key)
                 self._last_alert_us[key] = read_at_us
-                if previous is not None and 0 <= read_at_us - previous <= gap_us:
+                if previous is not None and 0 <= read_at_us - previous <= self._gap_us:
                     continue
                 cur.execute(
                     """INSERT INTO alerts (watch_id, tag_id, reader_id, read_at)
                        VALUES (%s, %s, %s, timestamptz 'epoch' + %s * interval '1 microsecond')
                        ON CONFLICT DO NOTHING RETURNING alert_id""",
-                    (key[0], hit["tag_id"], key[1], read_at_us),
+                    (watch_id, hit["tag_id"], reader_id, read_at_us),
                 )
                 row = cur.fetchone()
                 if row is not None:
                     alerts.append(
                         Alert(
                             alert_id=int(row[0]),
-                            watch_id=key[0],
+                            watch_id=watch_id,
                             bike_id=int(hit["bike_id"]),
                             kind=str(hit["kind"]),
                             tag_id=str(hit["tag_id"]),
-                            reader_id=key[1],
+                            reader_id=reader_id,
                             read_at_us=read_at_us,
                         )
                     )

@@ -42,7 +42,7 @@ def preload_reads(database_url: str, *, rows: int, before_us: int, tags: int) ->
                 FROM generate_series(0::bigint, %(rows)s::bigint - 1) AS i""",
             {"start": start_us, "step": step_us, "rows": rows},
         )
-        conn.execute(f"ALTER TABLE {part} ADD PRIMARY KEY (tag_id, read_at, reader_id, antenna)")
+        conn.execute(f"ALTER TABLE {part} ADD PRIMARY KEY (read_at, tag_id, reader_id, antenna)")
         # DDL takes no parameters; both bounds are formatted dates, not user input.
         lo, hi = day.isoformat(), (day + timedelta(days=1)).isoformat()
         conn.execute(

@@ -14,12 +14,18 @@ quoting is needed.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import psycopg
 import pyarrow as pa
 import pyarrow.csv as pa_csv
+from numpy.typing import NDArray
 from psycopg import errors as pg_errors
+from psycopg.copy import QueuedLibpqWriter
 
 _EPOCH = "timestamptz '1970-01-01 00:00:00+00'"
 _US = "interval '1 microsecond'"
@@ -57,22 +63,112 @@ class PartitionKeeper:
 
 _COPY_TEXT = pa_csv.WriteOptions(include_header=False, delimiter="\t", quoting_style="none")
 _READ_COLUMNS = ["tag_id", "read_at_us", "reader_id", "antenna", "rssi_dbm", "reader_seq"]
+COPY_READS = (
+    "COPY reads (tag_id, read_at, reader_id, antenna, rssi_dbm, reader_seq, gateway_id) FROM STDIN"
+)
+# COPY text carries timestamps without a zone (Arrow writes zoned ones ~50x slower); the
+# session reads them as UTC for the rest of the transaction. Every other timestamp the engine
+# writes is computed from the epoch, which does not depend on the session's zone.
+UTC_SESSION = "SET LOCAL TIME ZONE 'UTC'"
 
 
-def copy_text(frame: pd.DataFrame, *, timestamps_us: tuple[str, ...] = ()) -> bytes:
+def copy_text(frame: pd.DataFrame | pa.Table, *, timestamps_us: tuple[str, ...] = ()) -> bytes:
     """Tab-separated COPY text of a frame, with no per-row Python loop.
 
     Columns named in ``timestamps_us`` (int64 µs since the epoch) are written as UTC
-    timestamps (``2026-11-29 07:00:00.123000Z``), which PostgreSQL reads as ``timestamptz``.
+    timestamps without a zone (``2026-11-29 07:00:00.123000``): PostgreSQL must read them in
+    a session whose time zone is UTC (:data:`UTC_SESSION`).
     """
-    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = (
+        frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+    )
     for name in timestamps_us:
         i = table.schema.get_field_index(name)
-        table = table.set_column(i, name, table.column(i).cast(pa.timestamp("us", tz="UTC")))
+        table = table.set_column(i, name, table.column(i).cast(pa.timestamp("us")))
     out = pa.BufferOutputStream()
     pa_csv.write_csv(table, out, _COPY_TEXT)
     data: bytes = out.getvalue().to_pybytes()
     return data
+
+
+def read_table(
+    *,
+    tag_id: NDArray[np.object_],
+    read_at_us: NDArray[np.int64],
+    reader_code: NDArray[np.integer],
+    reader_names: Sequence[str],
+    antenna: NDArray[np.integer],
+    rssi_dbm: NDArray[np.floating],
+    reader_seq: NDArray[np.int64],
+    gateway_code: NDArray[np.integer],
+    gateway_names: Sequence[str],
+) -> pa.Table:
+    """Reads as an Arrow table in ``reads`` column order, readers and gateways as dictionaries."""
+    return pa.table(
+        {
+            "tag_id": pa.array(tag_id, type=pa.string()),
+            "read_at": pa.array(np.asarray(read_at_us, dtype=np.int64)).cast(pa.timestamp("us")),
+            "reader_id": pa.DictionaryArray.from_arrays(
+                pa.array(np.asarray(reader_code, dtype=np.int32)),
+                pa.array(list(reader_names), type=pa.string()),
+            ),
+            "antenna": pa.array(np.asarray(antenna, dtype=np.int16)),
+            # float64 rounded to the wire's 0.01 dB prints shortest (float32 prints slower).
+            "rssi_dbm": pa.array(np.round(np.asarray(rssi_dbm, dtype=np.float64), 2)),
+            "reader_seq": pa.array(np.asarray(reader_seq, dtype=np.int64)),
+            "gateway_id": pa.DictionaryArray.from_arrays(
+                pa.array(np.asarray(gateway_code, dtype=np.int32)),
+                pa.array(list(gateway_names), type=pa.string()),
+            ),
+        }
+    )
+
+
+@dataclass(slots=True)
+class ReadCopy:
+    """How a :func:`copying_reads` block ended: how many reads were new."""
+
+    stored: int = 0
+
+
+@contextmanager
+def copying_reads(
+    conn: psycopg.Connection, table: pa.Table, *, partitions: PartitionKeeper
+) -> Iterator[ReadCopy]:
+    """COPY reads (a :func:`read_table`) into ``reads``; the block runs while PostgreSQL works.
+
+    The rows are handed to a writer thread and the block runs before the COPY is finished, so
+    the engine's own work (alerts, folding) overlaps PostgreSQL's on the other core. When the
+    COPY hits reads already stored (a redelivered batch), its savepoint is rolled back and the
+    reads go the idempotent way; ``stored`` then counts only the new ones. The caller owns
+    the transaction. The block must not use ``conn`` (the COPY is still under way).
+    """
+    result = ReadCopy()
+    if table.num_rows == 0:
+        yield result
+        return
+    times = table.column("read_at").cast(pa.int64()).to_numpy()
+    partitions.ensure(conn, "reads", times)
+    data = copy_text(table)
+    block_done = False
+    # An enclosing transaction (a savepoint inside the caller's) so that the zone setting
+    # applies even on an autocommit connection, and only until the caller's commit.
+    with conn.transaction():
+        conn.execute(UTC_SESSION)
+        try:
+            with (
+                conn.transaction(),
+                conn.cursor() as cur,
+                cur.copy(COPY_READS, writer=QueuedLibpqWriter(cur)) as copy,
+            ):
+                copy.write(data)
+                yield result
+                block_done = True
+            result.stored = table.num_rows
+        except pg_errors.UniqueViolation:
+            if not block_done:
+                raise  # not the COPY's: the caller's block failed
+            result.stored = _store_reads_staged(conn, data)
 
 
 def store_reads(
@@ -85,39 +181,33 @@ def store_reads(
     """
     if reads.empty:
         return 0
-    partitions.ensure(conn, "reads", reads["read_at_us"].to_numpy())
-    direct = reads[_READ_COLUMNS].assign(gateway_id=gateway_id)
-    try:
-        with conn.transaction(), conn.cursor() as cur:
-            with cur.copy(
-                "COPY reads (tag_id, read_at, reader_id, antenna, rssi_dbm, reader_seq, "
-                "gateway_id) FROM STDIN"
-            ) as copy:
-                copy.write(copy_text(direct, timestamps_us=("read_at_us",)))
-            return len(reads)
-    except pg_errors.UniqueViolation:
-        pass  # some were stored already (a redelivery): take the idempotent way below
-    return _store_reads_staged(conn, reads, gateway_id=gateway_id)
+    reader_code, reader_names = pd.factorize(reads["reader_id"])
+    table = read_table(
+        tag_id=reads["tag_id"].to_numpy(dtype=object),
+        read_at_us=reads["read_at_us"].to_numpy(dtype=np.int64),
+        reader_code=reader_code,
+        reader_names=[str(r) for r in reader_names],
+        antenna=reads["antenna"].to_numpy(),
+        rssi_dbm=reads["rssi_dbm"].to_numpy(),
+        reader_seq=reads["reader_seq"].to_numpy(dtype=np.int64),
+        gateway_code=np.zeros(len(reads), dtype=np.int32),
+        gateway_names=[gateway_id],
+    )
+    with copying_reads(conn, table, partitions=partitions) as copied:
+        pass
+    return copied.stored
 
 
-def _store_reads_staged(conn: psycopg.Connection, reads: pd.DataFrame, *, gateway_id: str) -> int:
+def _store_reads_staged(conn: psycopg.Connection, data: bytes) -> int:
     """Staging table + ``INSERT ... ON CONFLICT DO NOTHING``: skips reads already stored."""
     conn.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS reads_stage (tag_id text, read_at_us bigint, "
-        "reader_id text, antenna smallint, rssi_dbm real, reader_seq bigint) ON COMMIT DELETE ROWS"
+        "CREATE TEMP TABLE IF NOT EXISTS reads_stage (LIKE reads INCLUDING DEFAULTS) "
+        "ON COMMIT DELETE ROWS"
     )
     with conn.cursor() as cur:
-        with cur.copy(f"COPY reads_stage ({', '.join(_READ_COLUMNS)}) FROM STDIN") as copy:
-            copy.write(copy_text(reads[_READ_COLUMNS]))
-        cur.execute(
-            f"""INSERT INTO reads (tag_id, read_at, reader_id, antenna, rssi_dbm, reader_seq,
-                                   gateway_id)
-                SELECT tag_id, {_EPOCH} + read_at_us * {_US}, reader_id, antenna, rssi_dbm,
-                       reader_seq, %s
-                FROM reads_stage
-                ON CONFLICT DO NOTHING""",
-            (gateway_id,),
-        )
+        with cur.copy(COPY_READS.replace("COPY reads ", "COPY reads_stage ")) as copy:
+            copy.write(data)
+        cur.execute("INSERT INTO reads SELECT * FROM reads_stage ON CONFLICT DO NOTHING")
         inserted = cur.rowcount
         cur.execute("TRUNCATE reads_stage")
     return inserted
