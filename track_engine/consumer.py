@@ -379,6 +379,7 @@ class EngineService:
                 continue
             with self.counters.lock:
                 self.counters.db_reconnects += 1
+            self.metrics.db_reconnects.inc()
             log.warning("database connection restored")
             return
 

@@ -33,6 +33,9 @@ class EngineMetrics:
         self.quarantined = Counter(
             "tagtrail_engine_quarantined", "messages quarantined (undecodable)", registry=r
         )
+        self.db_reconnects = Counter(
+            "tagtrail_engine_db_reconnects", "database connections re-established", registry=r
+        )
         self.batch_reads = Histogram(
             "tagtrail_engine_batch_reads", "reads per micro-batch", buckets=_BATCH_BUCKETS,
             registry=r,

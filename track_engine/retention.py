@@ -72,7 +72,9 @@ def apply_retention(
                 {"cutoff": cutoff},
             )
             held += max(cur.rowcount, 0)
-            conn.execute(f'DROP TABLE "{name}"')
+            # Dropping needs the table's owner: a SECURITY DEFINER function (migration 0040)
+            # that drops only past day partitions of reads.
+            conn.execute("SELECT tagtrail_drop_partition('reads', %s)", (name,))
         dropped.append(name)
         log.info("retention: dropped %s", name)
     return RetentionResult(cutoff, dropped, held)

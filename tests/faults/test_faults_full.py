@@ -57,6 +57,7 @@ def test_database_stopped_and_restarted(pg_cluster: PgCluster, tmp_path: Path) -
         stack.wait_more(300, 60, "the engine to catch up")
         check_invariant(stack)
         assert stack.engine.log().count("database connection restored") >= 3
+        assert metric(stack.engine_metrics, "tagtrail_engine_db_reconnects_total") >= 3
 
 
 def test_gateway_sigkilled_and_restarted(pg_cluster: PgCluster, tmp_path: Path) -> None:

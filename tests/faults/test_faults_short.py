@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 import psycopg
 import pytest
-from harness import Key, PgCluster, check_invariant, fault_stack, publish_twice
+from harness import Key, PgCluster, check_invariant, fault_stack, metric, publish_twice
 
 from reader_gateway.wire import batch_from_columns, encode_batch, reads_topic
 
@@ -103,6 +103,7 @@ def test_every_fault_once_loses_nothing(pg_cluster: PgCluster, tmp_path: Path) -
             dup_rows = conn.execute("SELECT count(*) FROM reads WHERE tag_id = %s", (DUP_TAG,))
             assert dup_rows.fetchone() == (3,)
         assert "database connection restored" in stack.engine.log()
+        assert metric(stack.engine_metrics, "tagtrail_engine_db_reconnects_total") >= 1
         with psycopg.connect(stack.db_url) as conn:
             rows = conn.execute("SELECT payload, reason FROM quarantine").fetchall()
             bogus = conn.execute("SELECT count(*) FROM reads WHERE reader_id LIKE 'R%'")

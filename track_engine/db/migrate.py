@@ -54,13 +54,17 @@ def migrate(conninfo: str) -> list[Migration]:
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK_KEY,))
         try:
-            conn.execute(
-                """CREATE TABLE IF NOT EXISTS schema_migrations (
-                       version    integer PRIMARY KEY,
-                       name       text NOT NULL,
-                       checksum   text NOT NULL,
-                       applied_at timestamptz NOT NULL DEFAULT now())"""
-            )
+            # Only when missing: CREATE ... IF NOT EXISTS still needs CREATE on the schema,
+            # which the services' least-privilege roles (migration 0040) do not have, and they
+            # run this at start-up to find everything applied.
+            if conn.execute("SELECT to_regclass('schema_migrations')").fetchone() == (None,):
+                conn.execute(
+                    """CREATE TABLE IF NOT EXISTS schema_migrations (
+                           version    integer PRIMARY KEY,
+                           name       text NOT NULL,
+                           checksum   text NOT NULL,
+                           applied_at timestamptz NOT NULL DEFAULT now())"""
+                )
             done = {
                 int(v): str(c)
                 for v, c in conn.execute("SELECT version, checksum FROM schema_migrations")
