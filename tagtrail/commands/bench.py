@@ -1,4 +1,5 @@
-"""Pipeline benchmarks: ``tagtrail bench ingest|latency|query|memory``.
+"""Pipeline benchmarks: ``tagtrail bench ingest|latency|query|memory``
+(``bench ingest --engines 1,2`` compares engine worker counts).
 
 Each command runs its benchmark from :mod:`tagtrail.bench` against the machine's PostgreSQL
 and Mosquitto on 127.0.0.1 (a fresh database and a topic prefix of the run's own) and prints a
@@ -43,7 +44,13 @@ def bench_ingest(
         int, typer.Option(min=0, help="Second phase: reads already stored (0: skip it).")
     ] = 0,
     gateways: Annotated[int, typer.Option(min=1, max=8, help="Gateway processes.")] = 1,
-    engines: Annotated[int, typer.Option(min=1, max=4, help="Engine processes.")] = 1,
+    engines: Annotated[
+        str,
+        typer.Option(
+            help="Engine processes (1-4). Several counts, comma-separated (1,2), run the "
+            "benchmark once each and report them side by side with their speed-ups."
+        ),
+    ] = "1",
     ptys: Annotated[int, typer.Option(min=1, max=32, help="Serial readers per gateway.")] = 4,
     max_rate: Annotated[
         float, typer.Option(min=1000, help="Reads prepared per second of --minutes.")
@@ -56,27 +63,35 @@ def bench_ingest(
     json: Json = False,
 ) -> None:
     """Sustained reads/s end to end (ptys → gateway → Mosquitto → engine → PostgreSQL), the
-    raw COPY of the same rows, their ratio, and the rate with --stored-rows already stored."""
+    raw COPY of the same rows, their ratio, and the rate with --stored-rows already stored;
+    with several --engines counts, each count's figures and its speed-up over the first."""
+    from tagtrail.bench import ingest, shards
     from tagtrail.bench.common import print_report
-    from tagtrail.bench.ingest import IngestOptions, report_rows, run_ingest
     from tagtrail.bench.workload import Workload
 
-    doc = run_ingest(
-        IngestOptions(
-            minutes=minutes,
-            stored_rows=stored_rows,
-            gateways=gateways,
-            engines=engines,
-            ptys_per_gateway=ptys,
-            max_reads_per_s=max_rate,
-            copy_rows=copy_rows,
-            warmup_s=warmup_s,
-            admin_url=admin_url,
-            mqtt_url=mqtt_url,
-            workload=Workload(tags=tags),
-        )
+    try:
+        counts = shards.engine_counts(engines)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--engines") from exc
+    opts = ingest.IngestOptions(
+        minutes=minutes,
+        stored_rows=stored_rows,
+        gateways=gateways,
+        engines=counts[0],
+        ptys_per_gateway=ptys,
+        max_reads_per_s=max_rate,
+        copy_rows=copy_rows,
+        warmup_s=warmup_s,
+        admin_url=admin_url,
+        mqtt_url=mqtt_url,
+        workload=Workload(tags=tags),
     )
-    print_report(doc, report_rows(doc), json=json)
+    if len(counts) == 1:
+        doc = ingest.run_ingest(opts)
+        print_report(doc, ingest.report_rows(doc), json=json)
+    else:
+        doc = shards.run_shards(shards.ShardsOptions(engines=counts, ingest=opts))
+        print_report(doc, shards.report_rows(doc), json=json)
 
 
 def bench_latency(

@@ -28,26 +28,32 @@ def _bench(*args: str, mqtt: bool = True) -> dict[str, Any]:
     return doc
 
 
+# 0.1 minutes at 5,000 reads/s: 30,000 reads through the whole pipeline.
+_TINY_INGEST = (
+    "--minutes", "0.1", "--max-rate", "5000", "--copy-rows", "2000", "--warmup-s", "1",
+    "--tags", "1000",
+)  # fmt: skip
+
+
 def test_ingest_stores_every_read_fed() -> None:
-    doc = _bench(
-        "ingest",
-        "--minutes",
-        "0.1",
-        "--max-rate",
-        "5000",
-        "--copy-rows",
-        "2000",
-        "--warmup-s",
-        "1",
-        "--tags",
-        "1000",
-    )
+    doc = _bench("ingest", *_TINY_INGEST)
     phase = doc["phases"][0]
     assert phase["reads_fed"] == phase["generated"] == 30_000
     assert phase["reads_stored"] == phase["reads_fed"]
     assert doc["reads_per_s"] > 0
     assert doc["copy_reads_per_s"] > 0
     assert doc["ratio"] == phase["ratio"] > 0
+
+
+def test_ingest_by_engine_count_stores_every_read_fed_with_each() -> None:
+    doc = _bench("ingest", "--engines", "1,2", *_TINY_INGEST)
+    assert [r["engines"] for r in doc["runs"]] == [1, 2]
+    for run in doc["runs"]:
+        assert run["reads_fed"] == run["reads_stored"] == 30_000, run
+        assert run["reads_per_s"] > 0
+        assert doc["reads_per_s"][str(run["engines"])] == run["reads_per_s"]
+    assert doc["runs"][0]["speedup"] == 1.0
+    assert doc["machine"]["cpus"] >= 1
 
 
 def test_latency_every_watched_read_raises_a_live_alert() -> None:
