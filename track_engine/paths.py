@@ -81,6 +81,10 @@ class PathModel:
     direction_steepness: float = 4.0
     direction_floor: float = 0.05
     u_turn_loglik: float = -2.0
+    # How a segment's path is picked from the decoding: "map" (the jointly most probable
+    # candidates, Viterbi) or "overlap" (per segment, the candidate with the largest expected
+    # length in common with the true path under the posterior marginals).
+    decision: str = "map"
 
     def speed_loglik(
         self, length_m: float, dt_s: float, own_speed_mps: float | None = None
@@ -197,12 +201,91 @@ class NegativeEvidenceChooser:
         result has one path per consecutive pair (None where no road path exists).
         """
         dts = [(times_us[i + 1] - times_us[i]) / _US_PER_S for i in range(len(readers) - 1)]
-        first = self._decode(readers, dts, directions, reader_paths, None)
+        first = self._pick(readers, dts, directions, reader_paths, None)
         own = self._own_speed(first, dts)
         if own is None:
             return [list(c.nodes) if c else None for c in first]
         return [list(c.nodes) if c else None for c in
-                self._decode(readers, dts, directions, reader_paths, own)]  # fmt: skip
+                self._pick(readers, dts, directions, reader_paths, own)]  # fmt: skip
+
+    def _pick(
+        self,
+        readers: Sequence[str],
+        dts: list[float],
+        directions: Sequence[str],
+        reader_paths: ReaderPaths,
+        own_speed_mps: float | None,
+    ) -> list[Candidate | None]:
+        if self.model.decision == "map":
+            return self._decode(readers, dts, directions, reader_paths, own_speed_mps)
+        if self.model.decision != "overlap":
+            raise ValueError(f"unknown decision {self.model.decision!r}")
+        segs = self._segments(readers, dts, reader_paths, own_speed_mps)
+        marg = self.marginals(segs, readers, directions, reader_paths)
+        out: list[Candidate | None] = []
+        for seg, logp in zip(segs, marg, strict=True):
+            if not seg.cands:
+                out.append(None)
+                continue
+            out.append(seg.cands[most_overlap(seg.cands, np.exp(logp), reader_paths.graph)])
+        return out
+
+    def marginals(
+        self,
+        segs: list[_Segment],
+        readers: Sequence[str],
+        directions: Sequence[str],
+        reader_paths: ReaderPaths,
+    ) -> list[NDArray[np.float64]]:
+        """Log posterior of every candidate of every segment (forward-backward over chains)."""
+        xy = reader_paths.graph.node_xy_m
+        nodes = [reader_paths.reader_node[r] for r in readers]
+        out: list[NDArray[np.float64]] = [np.empty(0)] * len(segs)
+        i = 0
+        while i < len(segs):
+            if not segs[i].cands:
+                i += 1
+                continue
+            j = i
+            while j < len(segs) and segs[j].cands:
+                j += 1
+            self._chain_marginals(segs, i, j, xy, nodes, directions, out)
+            i = j
+        return out
+
+    def _chain_marginals(
+        self,
+        segs: list[_Segment],
+        i0: int,
+        i1: int,
+        xy: NDArray[np.float64],
+        nodes: list[int],
+        directions: Sequence[str],
+        out: list[NDArray[np.float64]],
+    ) -> None:
+        """Fill ``out[i0:i1]`` for the chain of segments ``i0 .. i1 - 1`` (all with candidates)."""
+
+        def hops(i: int, last: bool) -> NDArray[np.int64]:
+            return np.array(
+                [_hop(c.last_hop if last else c.first_hop) for c in segs[i].cands], np.int64
+            )
+
+        none = np.array([-1], np.int64)
+        trans = {
+            i: self._at_passage(xy, nodes[i], directions[i], hops(i - 1, True), hops(i, False))
+            for i in range(i0 + 1, i1)
+        }
+        entry = self._at_passage(xy, nodes[i0], directions[i0], none, hops(i0, False))[0]
+        exit_ = self._at_passage(xy, nodes[i1], directions[i1], hops(i1 - 1, True), none)[:, 0]
+        fwd = {i0: entry + segs[i0].loglik}
+        for i in range(i0 + 1, i1):
+            fwd[i] = _logsumexp(fwd[i - 1][:, None] + trans[i], axis=0) + segs[i].loglik
+        bwd = {i1 - 1: exit_}
+        for i in range(i1 - 1, i0, -1):
+            bwd[i - 1] = _logsumexp(trans[i] + (segs[i].loglik + bwd[i])[None, :], axis=1)
+        for i in range(i0, i1):
+            total = fwd[i] + bwd[i]
+            out[i] = total - _logsumexp(total[:, None], axis=0)[0]
 
     def _own_speed(self, chosen: list[Candidate | None], dts: list[float]) -> float | None:
         """Median implied speed of the moving segments (None with too few of them)."""
@@ -334,6 +417,45 @@ class NegativeEvidenceChooser:
 
 def _hop(node: int | None) -> int:
     return -1 if node is None else node
+
+
+def _logsumexp(x: NDArray[np.float64], axis: int) -> NDArray[np.float64]:
+    top = np.max(x, axis=axis, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    out: NDArray[np.float64] = np.squeeze(top, axis) + np.log(np.sum(np.exp(x - top), axis=axis))
+    return out
+
+
+def most_overlap(cands: Sequence[Candidate], prob: NDArray[np.float64], graph: RoadGraph) -> int:
+    """Index of the candidate with the largest expected length in common with the true path.
+
+    ``prob[k]`` is the posterior probability that candidate ``k`` is the true path. Recall and
+    precision count road length, not whole paths: when two near-equal ways share most of
+    their streets, the path that agrees most with the probable ones beats a slightly more
+    probable outlier (minimum Bayes risk for the length in common). Ties go to the most
+    probable.
+    """
+    edges = [
+        dict(zip(zip(c.nodes[:-1], c.nodes[1:], strict=True), _edge_lengths(c, graph),
+                 strict=True))
+        for c in cands
+    ]  # fmt: skip
+    n = len(cands)
+    common = np.zeros((n, n))
+    for a in range(n):
+        for b in range(a, n):
+            shared = sum(m for e, m in edges[a].items() if e in edges[b])
+            common[a, b] = common[b, a] = shared
+    expected = common @ prob
+    best = np.flatnonzero(expected >= expected.max() - 1e-9)
+    return int(best[np.argmax(prob[best])])
+
+
+def _edge_lengths(c: Candidate, graph: RoadGraph) -> list[float]:
+    if len(c.nodes) < 2:
+        return []
+    arr = np.asarray(c.nodes, dtype=np.int64)
+    return [float(x) for x in np.asarray(graph.csr()[arr[:-1], arr[1:]]).ravel()]
 
 
 def shortest_path(

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from test_routes import READERS, T0_US, US, grid_graph, passages
 
-from track_engine.paths import NegativeEvidenceChooser, PathModel, shortest_path
+from track_engine.path_candidates import Candidate
+from track_engine.paths import NegativeEvidenceChooser, PathModel, most_overlap, shortest_path
 from track_engine.roads import RoadGraph, precompute_reader_paths
 from track_engine.routes import build_route
 
@@ -119,3 +121,50 @@ def test_an_honest_fast_ride_is_not_flagged(graph: RoadGraph) -> None:
     route = build_route(passages(("A", 0), ("B", 20), ("C", 40)), graph, READERS)
     assert route.flags == []
     assert not route.clone_suspected
+
+
+def test_overlap_decision_prefers_the_path_sharing_most_road_with_the_probable_ones(
+    graph: RoadGraph,
+) -> None:
+    # From 0 to 6 (all 300 m): 0-1-2-6 is the single most probable (0.4), but 0-1-5-6 shares
+    # its first street with it and its last street with 0-4-5-6 (0.3 each): it is expected
+    # to have more road in common with the truth (160 m against 150 m and 120 m).
+    cands = [
+        Candidate((0, 1, 2, 6), 300.0, (), 0.0),
+        Candidate((0, 1, 5, 6), 300.0, (), 0.0),
+        Candidate((0, 4, 5, 6), 300.0, (), 0.0),
+    ]
+    assert most_overlap(cands, np.array([0.4, 0.3, 0.3]), graph) == 1
+    # A clearly more probable path still wins, and ties go to the most probable.
+    assert most_overlap(cands, np.array([0.8, 0.1, 0.1]), graph) == 0
+    assert most_overlap(cands[:1], np.array([1.0]), graph) == 0
+
+
+def test_posterior_marginals_are_probabilities_and_agree_with_the_map_path(
+    graph: RoadGraph,
+) -> None:
+    # A (0) to E (5) to F (7), silent M on node 1: both decodings avoid M on the first
+    # segment, and every segment's marginals sum to one.
+    readers = {**DIAGONAL, "F": 7, "M": 1}
+    paths = precompute_reader_paths(graph, readers, miss_rate={"M": 0.3})
+    times = [T0_US, T0_US + 40 * US, T0_US + 80 * US]
+    route = ["A", "E", "F"]
+    overlap = NegativeEvidenceChooser(PathModel(decision="overlap"))
+    map_ = NegativeEvidenceChooser()
+    assert overlap.choose_route(route, times, ["", "", ""], paths) == map_.choose_route(
+        route, times, ["", "", ""], paths
+    )
+    assert overlap.choose_route(route, times, ["", "", ""], paths)[0] == [0, 4, 5]
+    segs = overlap._segments(route, [40.0, 40.0], paths, None)
+    marginals = overlap.marginals(segs, route, ["", "", ""], paths)
+    for logp in marginals:
+        assert np.exp(logp).sum() == pytest.approx(1.0)
+    first = segs[0].cands[int(np.argmax(marginals[0]))]
+    assert first.nodes == (0, 4, 5)
+
+
+def test_an_unknown_decision_is_refused(graph: RoadGraph) -> None:
+    paths = precompute_reader_paths(graph, DIAGONAL)
+    chooser = NegativeEvidenceChooser(PathModel(decision="vote"))
+    with pytest.raises(ValueError, match="decision"):
+        chooser.choose_route(["A", "E"], [T0_US, T0_US + 40 * US], ["", ""], paths)
