@@ -16,6 +16,7 @@ from psycopg_pool import ConnectionPool
 from api.config import ApiConfig
 from api.deps import Keys
 from api.errors import install_error_handlers
+from api.live.listener import LiveHub
 from api.network.service import NetworkCache
 from api.openapi import install_openapi
 from api.routers import ROUTERS
@@ -61,9 +62,18 @@ def create_app(config: ApiConfig) -> FastAPI:
         )
         pool.open(wait=True, timeout=30)
         app.state.pool = pool
+        live = LiveHub(
+            config.database_url,
+            listen=config.live_listen,
+            poll_s=config.live_poll_s,
+            fallback_poll_s=config.live_fallback_poll_s,
+        )
+        await live.start()
+        app.state.live_hub = live
         try:
             yield
         finally:
+            await live.stop()
             pool.close()
 
     app = FastAPI(title="TagTrail", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)

@@ -24,4 +24,9 @@ class ApiConfig:
     token_ttl_s: int = 3600
     login_max_failures: int = 5  # per username and client address within the window
     login_window_s: float = 300.0
-    live_poll_s: float = 1.0  # how often live streams look for new passages and alerts
+    # Live streams are woken by LISTEN tagtrail_live (one connection per process, migration
+    # 0035) and read what is new at once; they also look every live_poll_s as a safety net,
+    # and every live_fallback_poll_s while the listener is down (it reconnects with backoff).
+    live_listen: bool = True  # False: no LISTEN (e.g. behind a transaction-pooling proxy)
+    live_poll_s: float = 10.0
+    live_fallback_poll_s: float = 1.0

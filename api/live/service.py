@@ -1,9 +1,10 @@
-"""Polling the database for what is new after a cursor, and framing it as SSE.
+"""Reading what is new after a cursor, when the listener rings, and framing it as SSE.
 
 A cursor is two integers ``"<a>.<b>"``: for a bike, the last alert id and the last passage's
 closest approach (epoch µs); for the duty desk, the last alert id and the last flag id. Both
 only grow, so a client that reconnects with its ``Last-Event-ID`` misses nothing and sees
-nothing twice.
+nothing twice. A stream looks when :class:`api.live.listener.LiveHub` rings its bell (a
+NOTIFY from the database) and, as a safety net, every ``poll_s`` without one.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from api.errors import BadRequestError, UnavailableError
+from api.live.listener import LiveHub
 from api.network.service import LoadedNetwork, NetworkCache
 from track_engine.db import cases
 from track_engine.errors import EngineError
@@ -139,27 +141,34 @@ async def stream(
     poll: Callable[[Cursor], list[Event]],
     cursor: Cursor,
     *,
-    poll_s: float,
+    hub: LiveHub,
+    bike_id: int | None,
     max_events: int | None,
     max_seconds: float | None,
 ) -> AsyncIterator[bytes]:
-    """Poll and yield SSE frames until the client leaves or a limit is reached."""
+    """Yield SSE frames of what is new, as the hub rings (or its safety poll comes round),
+    until the client leaves or a limit is reached. ``bike_id`` None is the duty desk."""
     yield b"retry: 3000\n\n"
     sent = 0
     started = last_beat = time.monotonic()
-    while True:
-        events = await anyio.to_thread.run_sync(poll, cursor)
-        for event, data, after in events:
-            yield frame(event, data, after)
-            cursor = after
-            sent += 1
-            if max_events is not None and sent >= max_events:
+    with hub.subscribe(bike_id=bike_id) as bell:
+        while True:
+            bell.event.clear()  # before reading: a notice that comes meanwhile rings again
+            events = await anyio.to_thread.run_sync(poll, cursor)
+            for event, data, after in events:
+                yield frame(event, data, after)
+                cursor = after
+                sent += 1
+                if max_events is not None and sent >= max_events:
+                    return
+            now = time.monotonic()
+            if max_seconds is not None and now - started >= max_seconds:
                 return
-        now = time.monotonic()
-        if max_seconds is not None and now - started >= max_seconds:
-            return
-        if now - last_beat >= HEARTBEAT_S:
-            last_beat = now
-            yield b": keep-alive\n\n"
-        if not events:
-            await anyio.sleep(poll_s)
+            if now - last_beat >= HEARTBEAT_S:
+                last_beat = now
+                yield b": keep-alive\n\n"
+            if not events:
+                limit = last_beat + HEARTBEAT_S - now
+                if max_seconds is not None:
+                    limit = min(limit, started + max_seconds - now)
+                await hub.wait(bell, limit)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime
 
-from api.deps import ConfigDep, ConnDep, DutyDeskDep, IdPath, NetworkDep, OfficerDep, PoolDep
+from api.deps import ConnDep, DutyDeskDep, IdPath, NetworkDep, OfficerDep, PoolDep
+from api.live.listener import LiveHub
 from api.live.service import Cursor, bike_poller, desk_poller, start_cursor, stream
 from api.routes.service import require_reason
 from api.thefts.schemas import CASE_PATTERN
@@ -28,6 +29,15 @@ Reason = Annotated[str, Query(max_length=500)]
 Since = Annotated[AwareDatetime | None, Query(description="replay passages from this time")]
 
 
+def live_hub(request: Request) -> LiveHub:
+    """The process's listener (started in the app's lifespan)."""
+    hub: LiveHub = request.app.state.live_hub
+    return hub
+
+
+HubDep = Annotated[LiveHub, Depends(live_hub)]
+
+
 def _response(body: object) -> StreamingResponse:
     return StreamingResponse(
         body,  # type: ignore[arg-type]
@@ -40,7 +50,7 @@ def _bike_stream(
     conn: ConnDep,
     pool: PoolDep,
     network: NetworkDep,
-    config: ConfigDep,
+    hub: HubDep,
     *,
     bike_id: int,
     last_event_id: str | None,
@@ -53,7 +63,8 @@ def _bike_stream(
         stream(
             bike_poller(pool, network, bike_id=bike_id),
             cursor,
-            poll_s=config.live_poll_s,
+            hub=hub,
+            bike_id=bike_id,
             max_events=max_events,
             max_seconds=max_seconds,
         )
@@ -65,7 +76,7 @@ def live_bike(
     conn: ConnDep,
     pool: PoolDep,
     network: NetworkDep,
-    config: ConfigDep,
+    hub: HubDep,
     principal: OfficerDep,
     bike_id: IdPath,
     reason: Reason = "",
@@ -94,7 +105,7 @@ def live_bike(
         conn,
         pool,
         network,
-        config,
+        hub,
         bike_id=bike_id,
         last_event_id=last_event_id,
         since=since,
@@ -108,7 +119,7 @@ def live_case(
     conn: ConnDep,
     pool: PoolDep,
     network: NetworkDep,
-    config: ConfigDep,
+    hub: HubDep,
     principal: OfficerDep,
     case_number: Annotated[str, Path(pattern=CASE_PATTERN)],
     since: Since = None,
@@ -134,7 +145,7 @@ def live_case(
         conn,
         pool,
         network,
-        config,
+        hub,
         bike_id=theft.bike_id,
         last_event_id=last_event_id,
         since=(since or theft.stolen_at) if last_event_id is None else None,
@@ -147,7 +158,7 @@ def live_case(
 def live_alerts(
     conn: ConnDep,
     pool: PoolDep,
-    config: ConfigDep,
+    hub: HubDep,
     principal: DutyDeskDep,
     max_events: MaxEvents = None,
     max_seconds: MaxSeconds = None,
@@ -167,7 +178,8 @@ def live_alerts(
         stream(
             desk_poller(pool),
             cursor,
-            poll_s=config.live_poll_s,
+            hub=hub,
+            bike_id=None,
             max_events=max_events,
             max_seconds=max_seconds,
         )

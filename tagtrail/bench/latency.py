@@ -7,7 +7,10 @@ time = wall clock), while the officer's client holds ``/api/v1/live/alerts`` ope
 bearer token. Every ``interval_s`` the benchmark writes one frame of the watched tag to a
 reader pty of its own, each time as another reader id (the engine raises one alert per
 (watch, reader) visit), and notes the time just before the bytes go out; the latency is the
-time the matching ``alert`` event arrives on the SSE stream minus that.
+time the matching ``alert`` event arrives on the SSE stream minus that. The split at the
+alert's ``raised_at`` (the start of the engine transaction that stored it, on this machine's
+clock) tells the pipeline's share (gateway, broker, engine queue) from the delivery's
+(the rest of that transaction, its commit, NOTIFY → the API → the client).
 """
 
 from __future__ import annotations
@@ -144,6 +147,7 @@ class SseClient:
         self.path = f"/api/v1/live/alerts?max_seconds={int(max_seconds)}"
         self.headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
         self.arrived: dict[str, float] = {}  # reader id -> arrival time (time.time())
+        self.raised: dict[str, float] = {}  # reader id -> the alert's raised_at (epoch s)
         self.open = threading.Event()
         self.error: str | None = None
         self.thread = threading.Thread(target=self._run, name="sse", daemon=True)
@@ -178,7 +182,11 @@ class SseClient:
                     event = line[6:].strip()
                 elif line.startswith("data:") and event == "alert":
                     doc = orjson.loads(line[5:])
-                    self.arrived.setdefault(str(doc.get("reader_id")), time.time())
+                    reader = str(doc.get("reader_id"))
+                    self.arrived.setdefault(reader, time.time())
+                    with contextlib.suppress(KeyError, TypeError, ValueError):
+                        raised = datetime.fromisoformat(str(doc["raised_at"])).timestamp()
+                        self.raised.setdefault(reader, raised)
         except (OSError, ValueError, http.client.HTTPException) as exc:
             if not self._closing.is_set():
                 self.error = f"{type(exc).__name__}: {exc}"
@@ -280,6 +288,12 @@ def run_latency(opts: LatencyOptions) -> dict[str, Any]:
                 os.close(slave)
     latencies = [sse.arrived[r] - t for r, t in sent.items() if r in sse.arrived]
     doc.update(percentiles_ms(latencies))
+    split = [r for r in sent if r in sse.arrived and r in sse.raised]
+    for name, part in (
+        ("to_engine", [sse.raised[r] - sent[r] for r in split]),
+        ("engine_to_client", [sse.arrived[r] - sse.raised[r] for r in split]),
+    ):
+        doc[name] = percentiles_ms(part)
     doc.update(
         {
             "alerts_sent": len(sent),
@@ -301,5 +315,11 @@ def report_rows(doc: dict[str, Any]) -> list[tuple[str, str]]:
         ("p50", f"{doc['p50_ms']:,.0f} ms"),
         ("p99", f"{doc['p99_ms']:,.0f} ms"),
         ("max", f"{doc['max_ms']:,.0f} ms"),
+        (
+            "p50/p99: read → alert raised, raised → client",
+            f"{doc['to_engine']['p50_ms']:,.0f}/{doc['to_engine']['p99_ms']:,.0f} ms, "
+            f"{doc['engine_to_client']['p50_ms']:,.0f}/"
+            f"{doc['engine_to_client']['p99_ms']:,.0f} ms",
+        ),
         ("load before → after", f"{doc['load_avg_before']} → {doc['load_avg_after']}"),
     ]
