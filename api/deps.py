@@ -48,7 +48,11 @@ class Principal:
     remote_addr: str
 
 
-def _pool(request: Request) -> ConnectionPool:
+# The dependencies that only read the app's state are ``async``: FastAPI runs a plain ``def``
+# dependency in a worker thread, a hop (and GIL hand-over) per dependency per request.
+
+
+async def _pool(request: Request) -> ConnectionPool:
     pool: ConnectionPool = request.app.state.pool
     return pool
 
@@ -59,31 +63,31 @@ def get_conn(pool: Annotated[ConnectionPool, Depends(_pool)]) -> Iterator[psycop
         yield conn
 
 
-def get_network(request: Request) -> NetworkCache:
+async def get_network(request: Request) -> NetworkCache:
     """The road network cache (loaded on first use, reloaded when the active network changes)."""
     cache: NetworkCache = request.app.state.network
     return cache
 
 
-def get_config(request: Request) -> ApiConfig:
+async def get_config(request: Request) -> ApiConfig:
     """The API's configuration."""
     config: ApiConfig = request.app.state.config
     return config
 
 
-def get_keys(request: Request) -> Keys:
+async def get_keys(request: Request) -> Keys:
     """The process's secrets."""
     keys: Keys = request.app.state.keys
     return keys
 
 
-def get_limiter(request: Request) -> LoginLimiter:
+async def get_limiter(request: Request) -> LoginLimiter:
     """The login rate limiter."""
     limiter: LoginLimiter = request.app.state.login_limiter
     return limiter
 
 
-def client_address(request: Request) -> str:
+async def client_address(request: Request) -> str:
     """The caller's address as the server sees it (recorded in the audit log)."""
     return request.client.host if request.client else ""
 
@@ -131,7 +135,7 @@ def require(*roles: str) -> Any:
     if unknown:
         raise ValueError(f"unknown roles {sorted(unknown)}")
 
-    def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    async def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         if principal.role not in allowed:
             raise ForbiddenError(
                 f"a {principal.role} may not do this; allowed: {', '.join(sorted(allowed))}"

@@ -34,23 +34,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from track_engine.paths import NegativeEvidenceChooser, shortest_path
 from track_engine.roads import ReaderPaths, RoadGraph, precompute_reader_paths
 from track_engine.route_geometry import (
     DRAWN_KINDS,
     POINT_COLUMNS,
+    PassageColumns,
+    PathShapes,
     RouteSegment,
+    Vertices,
     feature_collection,
-    geometry_of,
+    geometry_frame,
     iso_utc,
     line_feature,
-    mark_observed,
     per_second,
+    vertices_of,
 )
 
 __all__ = [
@@ -75,6 +80,7 @@ _US_PER_S = 1_000_000
 # second, and a reader's pole stands a few meters from its road node at either end.
 _IMPOSSIBLE_SLACK_S = 2.0
 _IMPOSSIBLE_SLACK_M = 20.0
+_SHAPES_MEMO = "route_geometry.path_shapes"
 
 
 @dataclass(frozen=True)
@@ -103,6 +109,22 @@ class RouteFlag:
         }
 
 
+@dataclass(frozen=True)
+class _RouteParts:
+    """What a route is built from: the passages as given and the arrays derived from them."""
+
+    source: pd.DataFrame  # the passages as given
+    kept: NDArray[np.intp]  # rows of ``source`` on the route, in time order
+    dropped: NDArray[np.intp]  # rows of ``source`` dropped as outliers, in time order
+    node: NDArray[np.int64]  # each kept passage's reader node
+    vertices: Vertices
+    readers: list[str]  # each kept passage's reader id
+    first_at_us: NDArray[np.int64]  # each kept passage's first read
+    last_at_us: NDArray[np.int64]  # each kept passage's last read
+    closest_at_us: NDArray[np.int64]  # each kept passage's closest approach
+    directions: list[Any]  # the direction column as given, every row of ``source``
+
+
 @dataclass(frozen=True, eq=False)
 class Route:
     """A tag's reconstructed route.
@@ -113,15 +135,41 @@ class Route:
     plus ``segment`` and ``run``. ``passages``: the passages used (outliers removed), sorted by
     closest_at_us, with the reader's road ``node``, ``x_m``, ``y_m``, ``lon``, ``lat`` added.
     ``dropped``: the outlier passages removed. ``flags``: outliers and impossible moves.
+
+    The four tables are built on first use (the GeoJSON forms need none of them).
     """
 
     tag_id: str
-    points: pd.DataFrame
     segments: list[RouteSegment]
-    passages: pd.DataFrame
-    geometry: pd.DataFrame
-    flags: list[RouteFlag] = field(default_factory=list)
-    dropped: pd.DataFrame = field(default_factory=pd.DataFrame)
+    flags: list[RouteFlag]
+    graph: RoadGraph = field(repr=False)
+    _parts: _RouteParts = field(repr=False)
+
+    @cached_property
+    def passages(self) -> pd.DataFrame:
+        """The passages used, in time order, with their reader's node and position."""
+        parts, graph = self._parts, self.graph
+        ps = parts.source.take(parts.kept).reset_index(drop=True)
+        node = parts.node
+        ps["node"] = node
+        ps["x_m"], ps["y_m"] = graph.node_xy_m[node, 0], graph.node_xy_m[node, 1]
+        ps["lon"], ps["lat"] = graph.node_lonlat[node, 0], graph.node_lonlat[node, 1]
+        return ps
+
+    @cached_property
+    def dropped(self) -> pd.DataFrame:
+        """The outlier passages removed from the route."""
+        return self._parts.source.take(self._parts.dropped).reset_index(drop=True)
+
+    @cached_property
+    def geometry(self) -> pd.DataFrame:
+        """Road-exact vertices with times (``POINT_COLUMNS`` plus ``segment`` and ``run``)."""
+        return geometry_frame(self.graph, self._parts.vertices)
+
+    @cached_property
+    def points(self) -> pd.DataFrame:
+        """One row per whole UTC second (``POINT_COLUMNS``)."""
+        return per_second(self.geometry, self.segments, self.passages)
 
     @property
     def clone_suspected(self) -> bool:
@@ -132,12 +180,36 @@ class Route:
     def to_geojson(self) -> dict[str, Any]:
         """A GeoJSON Feature (see :func:`track_engine.route_geometry.line_feature`)."""
         return line_feature(
-            self.tag_id, self.geometry, self.passages, [f.to_dict() for f in self.flags]
+            self.tag_id,
+            self.graph,
+            self._parts.vertices,
+            self._passage_columns(),
+            [f.to_dict() for f in self.flags],
         )
 
     def to_feature_collection(self) -> dict[str, Any]:
         """One LineString per drawn segment and one Point per passage (easier to style)."""
         return feature_collection(self.tag_id, self.geometry, self.passages, self.segments)
+
+    def _passage_columns(self) -> PassageColumns:
+        parts = self._parts
+        source, kept = parts.source, parts.kept
+        lonlat = self.graph.node_lonlat[parts.node]
+        if all(type(d) is str for d in parts.directions):
+            directions = parts.directions
+        else:  # missing values: exactly what pandas makes of them
+            directions = source["direction"].astype(str).tolist()
+        return PassageColumns(
+            reader_id=parts.readers,
+            first_at_us=parts.first_at_us,
+            last_at_us=parts.last_at_us,
+            closest_at_us=parts.closest_at_us,
+            peak_rssi_dbm=source["peak_rssi_dbm"].to_numpy(dtype=np.float64)[kept].tolist(),
+            read_count=source["read_count"].to_numpy(dtype=np.int64)[kept].tolist(),
+            direction=[directions[i] for i in kept.tolist()],
+            lon=lonlat[:, 0].tolist(),
+            lat=lonlat[:, 1].tolist(),
+        )
 
 
 class PathChooser(Protocol):
@@ -203,37 +275,47 @@ def build_route(
         raise ValueError(f"readers without a road node: {unknown}")
     if reader_paths is None:
         reader_paths = precompute_reader_paths(graph, reader_nodes)
-    ps = passages.sort_values(["closest_at_us", "reader_id"], kind="mergesort")
-    ps = ps.reset_index(drop=True)
+    shapes = _path_shapes(graph, reader_paths)
+    # Time order (ties by reader id), stable like a multi-key sort: a route has tens of
+    # passages, so plain Python beats a data-frame sort here.
+    raw_readers = passages["reader_id"].tolist()
+    raw_directions = passages["direction"].tolist()
+    closest_all = passages["closest_at_us"].to_numpy(dtype=np.int64)
+    closest_list = closest_all.tolist()
+    order = np.asarray(
+        sorted(range(len(raw_readers)), key=lambda i: (closest_list[i], raw_readers[i])),
+        dtype=np.intp,
+    )
+    sorted_readers = [str(raw_readers[i]) for i in order.tolist()]
+    sorted_times = closest_all[order]
     flags: list[RouteFlag] = []
-    dropped = ps.iloc[0:0]
     if drop_outliers:
-        keep = _outlier_mask(ps, reader_paths, max_speed_mps)
-        dropped = ps[~keep].reset_index(drop=True)
-        flags += [
-            RouteFlag("outlier", str(r), int(t))
-            for r, t in zip(dropped["reader_id"], dropped["closest_at_us"], strict=True)
-        ]
-        ps = ps[keep].reset_index(drop=True)
-    # A passage's place is its reader's node on the road; keep it with the passage.
-    node = np.asarray([reader_nodes[r] for r in ps["reader_id"]], dtype=np.int64)
-    ps["node"] = node
-    ps["x_m"], ps["y_m"] = graph.node_xy_m[node, 0], graph.node_xy_m[node, 1]
-    ps["lon"], ps["lat"] = graph.node_lonlat[node, 0], graph.node_lonlat[node, 1]
+        keep = _outlier_mask(sorted_readers, sorted_times, reader_paths, max_speed_mps)
+    else:
+        keep = np.ones(len(order), dtype=bool)
+    dropped = order[~keep]
+    flags += [
+        RouteFlag("outlier", sorted_readers[i], int(sorted_times[i]))
+        for i in np.flatnonzero(~keep).tolist()
+    ]
+    kept = order[keep]
+    readers = [sorted_readers[i] for i in np.flatnonzero(keep).tolist()]
+    times = sorted_times[keep]
+    # A passage's place is its reader's node on the road.
+    node = np.asarray([reader_nodes[raw_readers[i]] for i in kept.tolist()], dtype=np.int64)
 
-    readers = ps["reader_id"].astype(str).tolist()
-    times = ps["closest_at_us"].to_numpy(dtype=np.int64)
     segments: list[RouteSegment] = []
     for i, nodes in enumerate(
-        _choose_paths(path_chooser, ps, readers, times, graph, reader_nodes, reader_paths)
-    ):
+        _choose_paths(path_chooser, passages, raw_directions, kept, readers, times, graph,
+                      reader_nodes, reader_paths)
+    ):  # fmt: skip
         segment = _classify(
             readers[i],
             readers[i + 1],
             int(times[i]),
             int(times[i + 1]),
             nodes,
-            graph,
+            shapes,
             max_speed_mps=max_speed_mps,
             min_speed_mps=min_speed_mps,
         )
@@ -249,33 +331,54 @@ def build_route(
             )
         segments.append(segment)
 
-    geometry = geometry_of(graph, segments, node, times)
-    points = per_second(geometry, segments, ps)
-    geometry = mark_observed(geometry, ps)
+    first_at_us = passages["first_at_us"].to_numpy(dtype=np.int64)[kept]
+    last_at_us = passages["last_at_us"].to_numpy(dtype=np.int64)[kept]
+    vertices = vertices_of(shapes, segments, node, times, first_at_us, last_at_us)
     flags.sort(key=lambda f: f.at_us)
     return Route(
         tag_id=str(tags[0]),
-        points=points,
         segments=segments,
-        passages=ps,
-        geometry=geometry,
         flags=flags,
-        dropped=dropped,
+        graph=graph,
+        _parts=_RouteParts(
+            source=passages,
+            kept=kept,
+            dropped=dropped,
+            node=node,
+            vertices=vertices,
+            readers=readers,
+            first_at_us=first_at_us,
+            last_at_us=last_at_us,
+            closest_at_us=times,
+            directions=raw_directions,
+        ),
     )
+
+
+def _path_shapes(graph: RoadGraph, reader_paths: ReaderPaths) -> PathShapes:
+    """The path shapes of ``graph``, kept with the reader paths so later routes reuse them."""
+    shapes = reader_paths.memo(_SHAPES_MEMO, lambda: PathShapes(reader_paths.graph))
+    return shapes if shapes.graph is graph else PathShapes(graph)
 
 
 def _choose_paths(
     chooser: PathChooser,
-    ps: pd.DataFrame,
+    passages: pd.DataFrame,
+    raw_directions: list[Any],
+    kept: NDArray[np.intp],
     readers: list[str],
-    times: np.ndarray,
+    times: NDArray[np.int64],
     graph: RoadGraph,
     reader_nodes: Mapping[str, int],
     reader_paths: ReaderPaths,
 ) -> list[list[int] | None]:
     """The path of every segment: jointly when the chooser can, else pair by pair."""
     if isinstance(chooser, RouteChooser):
-        directions = ps["direction"].fillna("").astype(str).tolist()
+        if all(type(d) is str for d in raw_directions):
+            every = raw_directions
+        else:  # missing values: exactly what pandas makes of them
+            every = passages["direction"].fillna("").astype(str).tolist()
+        directions = [every[i] for i in kept.tolist()]
         return chooser.choose_route(readers, times.tolist(), directions, reader_paths)
     return [
         chooser(
@@ -299,22 +402,23 @@ def _too_fast(distance_m: float, dt_us: int, max_speed_mps: float) -> bool:
     )
 
 
-def _outlier_mask(ps: pd.DataFrame, reader_paths: ReaderPaths, max_speed_mps: float) -> np.ndarray:
+def _outlier_mask(
+    readers: list[str], t: NDArray[np.int64], reader_paths: ReaderPaths, max_speed_mps: float
+) -> NDArray[np.bool_]:
     """Passages to keep: drop each one whose both neighbours reject it while accepting each other.
 
-    Walks the passages once, comparing each with the last *kept* one, so that a run of
-    consistent passages after a dropped outlier is judged against the route it continues.
+    Walks the passages (in time order) once, comparing each with the last *kept* one, so that a
+    run of consistent passages after a dropped outlier is judged against the route it continues.
     """
-    n = len(ps)
+    n = len(readers)
     keep = np.ones(n, dtype=bool)
     if n < 3:
         return keep
-    readers = ps["reader_id"].astype(str).tolist()
-    t = ps["closest_at_us"].to_numpy(dtype=np.int64)
+    times = t.tolist()
 
     def fast(i: int, j: int) -> bool:
         return _too_fast(
-            reader_paths.distance_m(readers[i], readers[j]), t[j] - t[i], max_speed_mps
+            reader_paths.distance_m(readers[i], readers[j]), times[j] - times[i], max_speed_mps
         )
 
     prev = 0
@@ -332,7 +436,7 @@ def _classify(
     start_us: int,
     end_us: int,
     nodes: list[int] | None,
-    graph: RoadGraph,
+    shapes: PathShapes,
     *,
     max_speed_mps: float,
     min_speed_mps: float,
@@ -343,7 +447,7 @@ def _classify(
         return RouteSegment(
             from_reader, to_reader, start_us, end_us, float("nan"), float("nan"), "gap", ()
         )
-    distance = graph.path_length_m(nodes)
+    distance = shapes.length_m(nodes)
     if distance == 0.0:
         speed = 0.0
         kind = "stop"

@@ -4,17 +4,20 @@ the audit log (who, role, bike, why, from where) in the same transaction."""
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 
 from api.bikes.service import lookup_bike
-from api.errors import BadRequestError
-from api.network.service import NetworkCache
+from api.errors import BadRequestError, UnavailableError
+from api.network.service import LoadedNetwork, NetworkCache
 from track_engine.db import audit, cameras, queries
 from track_engine.errors import NotFoundError
-from track_engine.routes import build_route
+from track_engine.routes import Route, build_route
 
 MAX_WINDOW = timedelta(days=31)
 FOOTAGE_MARGIN = timedelta(seconds=60)
@@ -50,33 +53,37 @@ def route_for_plate(
     since = since or bike.stolen_at or until - timedelta(days=1)
     if since >= until or until - since > MAX_WINDOW:
         raise BadRequestError("since must be before until, and the window at most 31 days")
-    audit.append(
-        conn,
-        actor=actor,
-        role=role,
-        action=action,
-        subject=f"bike:{bike.bike_id}",
-        bike_id=bike.bike_id,
-        reason=reason,
-        case_number=case_number,
-        remote_addr=remote_addr,
-        detail={"plate": bike.plate, "since": since.isoformat(), "until": until.isoformat()},
-    )
-    passages = queries.bike_passages(conn, bike_id=bike.bike_id, since=since, until=until)
-    if passages.empty:
+    # One round trip for the audit row, the passages and the active network's id.
+    unavailable: UnavailableError | None = None
+    with conn.pipeline():
+        queries.lookup_settings(conn)
+        audit.append(
+            conn,
+            actor=actor,
+            role=role,
+            action=action,
+            subject=f"bike:{bike.bike_id}",
+            bike_id=bike.bike_id,
+            reason=reason,
+            case_number=case_number,
+            remote_addr=remote_addr,
+            detail={"plate": bike.plate, "since": since.isoformat(), "until": until.isoformat()},
+        )
+        fetch_rows = queries.start_bike_passage_rows(
+            conn, bike_id=bike.bike_id, since=since, until=until
+        )
+        try:
+            loaded = network.get(conn)
+        except UnavailableError as exc:  # "not seen" still comes first
+            unavailable = exc
+        rows = fetch_rows()
+    if not rows:
         raise NotFoundError(f"bike {bike.plate} was not seen between {since} and {until}")
-    loaded = network.get(conn)
-    known = passages["reader_id"].isin(list(loaded.reader_nodes))
-    if not known.any():
+    if unavailable is not None:
+        raise unavailable
+    route = stitched_route(loaded, rows)
+    if route is None:
         raise NotFoundError(f"bike {bike.plate} was seen only by readers off the road network")
-    # A bike re-tagged within the window has passages under two tag ids; each was filtered to
-    # its binding's validity, so together they are the bike's route.
-    route = build_route(
-        passages[known].assign(tag_id=passages["tag_id"].iloc[-1]),
-        loaded.graph,
-        loaded.reader_nodes,
-        loaded.reader_paths,
-    )
     feature = route.to_geojson()
     feature["properties"].update(
         {
@@ -90,6 +97,58 @@ def route_for_plate(
         }
     )
     return feature
+
+
+_STITCHED_MEMO = "api.routes.stitched"
+
+
+class RouteCache:
+    """Routes stitched from the same passages on the same network, most recent ``size``.
+
+    A route depends only on its passages and the loaded network (graph, reader paths and miss
+    rates), so an officer refreshing a route, or several following one theft, stitch it once.
+    Routes are immutable; each answer is made from the cached route afresh.
+    """
+
+    def __init__(self, size: int = 512) -> None:
+        self.size = size
+        self._routes: OrderedDict[tuple[Any, ...], Route] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...], build: Callable[[], Route]) -> Route:
+        """The route for ``key``, built by ``build()`` on a miss."""
+        with self._lock:
+            route = self._routes.get(key)
+            if route is not None:
+                self._routes.move_to_end(key)
+                return route
+        route = build()
+        with self._lock:
+            self._routes[key] = route
+            while len(self._routes) > self.size:
+                self._routes.popitem(last=False)
+        return route
+
+
+def stitched_route(loaded: LoadedNetwork, rows: list[tuple[Any, ...]]) -> Route | None:
+    """The route through a bike's passage rows (``queries.PASSAGE_COLUMNS``, in time order);
+    None when no passage is at a reader on the road network."""
+    reader_nodes = loaded.reader_nodes
+    known = [row for row in rows if row[1] in reader_nodes]
+    if not known:
+        return None
+    # A bike re-tagged within the window has passages under two tag ids; each was filtered to
+    # its binding's validity, so together they are the bike's route.
+    last_tag = rows[-1][0]
+
+    def build() -> Route:
+        passages = queries.passages_frame(known)
+        if any(row[0] != last_tag for row in known):
+            passages = passages.assign(tag_id=last_tag)
+        return build_route(passages, loaded.graph, reader_nodes, loaded.reader_paths)
+
+    cache = loaded.reader_paths.memo(_STITCHED_MEMO, RouteCache)
+    return cache.get((last_tag, tuple(known)), build)
 
 
 def _distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:

@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 
 from api.deps import Principal
-from api.errors import BadRequestError
+from api.errors import BadRequestError, UnavailableError
 from api.network.service import NetworkCache
 from api.routes.service import MAX_WINDOW, require_reason
 from track_engine.db import audit, bikes, cases, queries
@@ -57,16 +57,20 @@ def last_seen(
 ) -> dict[str, Any]:
     """Where and when the bike was last heard."""
     require_reason(reason, case_number)
-    _bike(conn, bike_id)
-    _audit(
-        conn,
-        by=by,
-        action="bike.last_seen",
-        bike_id=bike_id,
-        reason=reason,
-        case_number=case_number,
-    )
-    seen = queries.last_seen(conn, bike_id=bike_id)
+    # One round trip: the bike's existence, the audit row and the sighting. For an unknown
+    # bike the answer is 404 and the request's transaction, audit row included, rolls back.
+    with conn.pipeline():
+        queries.lookup_settings(conn)
+        answer = queries.start_last_seen(conn, bike_id=bike_id, check_bike=True)
+        _audit(
+            conn,
+            by=by,
+            action="bike.last_seen",
+            bike_id=bike_id,
+            reason=reason,
+            case_number=case_number,
+        )
+        seen = answer()
     if seen is None:
         raise NotFoundError(f"bike {bike_id} has never been seen")
     return {"bike_id": bike_id, **asdict(seen)}
@@ -84,20 +88,28 @@ def next_readers(
 ) -> dict[str, Any]:
     """The readers the bike will likely pass next, with ETAs."""
     require_reason(reason, case_number)
-    _bike(conn, bike_id)
-    _audit(
-        conn,
-        by=by,
-        action="bike.next_readers",
-        bike_id=bike_id,
-        reason=reason,
-        case_number=case_number,
-    )
-    loaded = network.get(conn)
-    seen = queries.last_seen(conn, bike_id=bike_id)
+    # One round trip: the bike's existence, the audit row, the active network and the
+    # sighting; the reader's history is a second one.
+    with conn.pipeline():
+        queries.lookup_settings(conn)
+        answer = queries.start_last_seen(conn, bike_id=bike_id, check_bike=True)
+        _audit(
+            conn,
+            by=by,
+            action="bike.next_readers",
+            bike_id=bike_id,
+            reason=reason,
+            case_number=case_number,
+        )
+        try:
+            loaded = network.get(conn)
+        except UnavailableError:
+            answer()  # an unknown bike is still a 404
+            raise
+        seen = answer()
     if seen is None:
         raise NotFoundError(f"bike {bike_id} has never been seen")
-    predicted = queries.next_readers(conn, bike_id=bike_id, network=loaded, limit=limit)
+    predicted = queries.next_readers(conn, bike_id=bike_id, network=loaded, limit=limit, seen=seen)
     return {
         "bike_id": bike_id,
         "last_seen": asdict(seen),

@@ -6,7 +6,8 @@ city (road network, readers, bikes, one theft) simulated for ``hours`` and store
 engine stores it (its COPY writer and passage fold). The API runs as its own process; each
 client thread logs in as the officer and, until ``seconds`` have passed, asks in turn for a
 random bike's route (``/api/v1/routes/{plate}``), last sighting and likely next readers, with
-a reason, as officers must (so every answer is audited too, as in production).
+a reason, as officers must (so every answer is audited too, as in production). The API runs
+with ``api_workers`` worker processes (``tagtrail api --workers``).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class QueryOptions:
     seconds: float = 30.0
     bikes: int = 120
     hours: float = 3.0
+    api_workers: int = 1  # ``tagtrail api --workers``
     admin_url: str = ADMIN_URL
 
 
@@ -156,6 +158,7 @@ def run_query(opts: QueryOptions) -> dict[str, Any]:
             "seconds": opts.seconds,
             "bikes": opts.bikes,
             "hours": opts.hours,
+            "api_workers": opts.api_workers,
         },
     }
     with fresh_database(opts.admin_url) as url, tempfile.TemporaryDirectory() as tmp:
@@ -179,7 +182,10 @@ def run_query(opts: QueryOptions) -> dict[str, Any]:
         port = free_port()
         env = service_env(url, "mqtt://127.0.0.1:1", "tagtrail-bench/query", data_dir)
         api = Service(
-            "api", ["api", "--host", "127.0.0.1", "--port", str(port)], env=env, log_dir=Path(tmp)
+            "api",
+            ["api", "--host", "127.0.0.1", "--port", str(port), "--workers", str(opts.api_workers)],
+            env=env,
+            log_dir=Path(tmp),
         )
         try:
             base = f"http://127.0.0.1:{port}"
@@ -231,6 +237,7 @@ def report_rows(doc: dict[str, Any]) -> list[tuple[str, str]]:
     rows = [
         ("stored reads", f"{doc['options']['stored_rows']:,}"),
         ("clients", str(doc["options"]["clients"])),
+        ("API worker processes", str(doc["options"].get("api_workers", 1))),
     ]
     for name in ENDPOINTS:
         r = doc[name]

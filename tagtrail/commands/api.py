@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -11,6 +12,8 @@ from tagtrail.runtime import err
 from tagtrail.settings import Settings
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from api.config import ApiConfig
 
 users_app = typer.Typer(help="API accounts.", no_args_is_help=True)
@@ -52,6 +55,14 @@ def api_config(settings: Settings, database_url: str) -> ApiConfig:
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default from settings).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default from settings).")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Worker processes (uvicorn). Each has its own connection pool, road-network "
+            "cache, login rate limiter and live-stream listener.",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the API and web console (uvicorn)."""
     import uvicorn
@@ -62,12 +73,39 @@ def serve(
     settings = Settings()
     with _database_only(settings) as svc:
         migrate(svc.database_url)
+        # Resolved here, before any worker starts: keys kept as files in the data directory
+        # are created once, and every worker then reads the same ones (a token signed by one
+        # worker must verify in the others).
+        config = api_config(settings, svc.database_url)
+        if workers == 1:
+            uvicorn.run(
+                create_app(config),
+                host=host or settings.api_host,
+                port=port or settings.api_port,
+                log_level="info",
+            )
+            return
+        # uvicorn starts the workers as fresh processes that import the app factory by name;
+        # they find the database (embedded or not) through the environment.
+        os.environ["TAGTRAIL_DATABASE_URL"] = svc.database_url
         uvicorn.run(
-            create_app(api_config(settings, svc.database_url)),
+            f"{__name__}:worker_app",
+            factory=True,
+            workers=workers,
             host=host or settings.api_host,
             port=port or settings.api_port,
             log_level="info",
         )
+
+
+def worker_app() -> FastAPI:
+    """The app of one ``tagtrail api --workers N`` worker process (a uvicorn app factory)."""
+    from api.app import create_app
+
+    settings = Settings()
+    if settings.database_url is None:  # set by serve() before the workers start
+        raise RuntimeError("TAGTRAIL_DATABASE_URL is not set for the API worker")
+    return create_app(api_config(settings, settings.database_url))
 
 
 def create_user(

@@ -232,3 +232,47 @@ def test_route_is_frozen(graph: RoadGraph) -> None:
     assert isinstance(route, Route)
     with pytest.raises(AttributeError):
         route.tag_id = "other"  # type: ignore[misc]
+
+
+def test_input_order_and_ties_do_not_change_the_route(graph: RoadGraph) -> None:
+    # A and D at the same second: time order, then reader id, whatever order they come in.
+    ps = passages(("B", 30), ("D", 0), ("A", 0), ("C", 50))
+    a = build_route(ps, graph, READERS)
+    b = build_route(ps.iloc[::-1].reset_index(drop=True), graph, READERS)
+    assert a.passages["reader_id"].tolist() == ["A", "D", "B", "C"]
+    assert a.to_geojson() == b.to_geojson()
+    pd.testing.assert_frame_equal(a.passages, b.passages)
+    pd.testing.assert_frame_equal(a.geometry, b.geometry)
+    pd.testing.assert_frame_equal(a.points, b.points)
+
+
+def test_routes_built_again_on_shared_paths_are_identical(graph: RoadGraph) -> None:
+    # The second build takes each path's shape from the reader paths' cache.
+    shared = precompute_reader_paths(graph, READERS)
+    ps = passages(("A", 0), ("B", 30), ("B", 40), ("C", 50), ("D", 400))
+    first, second = build_route(ps, graph, READERS, shared), build_route(ps, graph, READERS, shared)
+    assert first.to_geojson() == second.to_geojson()
+    assert first.to_feature_collection() == second.to_feature_collection()
+    for table in ("points", "geometry", "passages", "dropped"):
+        pd.testing.assert_frame_equal(getattr(first, table), getattr(second, table))
+    assert first.segments == second.segments
+
+
+def test_route_tables_are_built_on_demand(graph: RoadGraph) -> None:
+    route = build_route(passages(("A", 0), ("B", 30), ("D", 40), ("C", 50)), graph, READERS)
+    assert list(route.passages.columns) == [*PASSAGE_COLUMNS, "node", "x_m", "y_m", "lon", "lat"]
+    assert route.passages.index.tolist() == list(range(len(route.passages)))
+    assert route.passages["node"].tolist() == [READERS[r] for r in route.passages["reader_id"]]
+    assert list(route.geometry.columns) == [*POINT_COLUMNS, "segment", "run"]
+    props = route.to_geojson()["properties"]
+    assert [p["reader_id"] for p in props["passages"]] == route.passages["reader_id"].tolist()
+    assert props["kinds"] == route.geometry["kind"].tolist()
+
+
+def test_times_are_iso_utc_with_microseconds() -> None:
+    from track_engine.route_geometry import iso_utc
+
+    t = np.array([0, 1, T0_US, T0_US + 123_456, -1_500_000, 253_402_300_799_999_999])
+    expected = pd.to_datetime(t, unit="us", utc=True).strftime("%Y-%m-%dT%H:%M:%S.%fZ").tolist()
+    assert iso_utc(t) == expected
+    assert iso_utc(np.array([], dtype=np.int64)) == []

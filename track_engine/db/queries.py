@@ -6,6 +6,7 @@ Following a bike (``last_seen``, ``next_readers``, ``companions``) lives in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -19,9 +20,12 @@ from psycopg.types.json import Jsonb
 from track_engine.db.tracking import Companion as Companion
 from track_engine.db.tracking import LastSeen as LastSeen
 from track_engine.db.tracking import NextReader as NextReader
+from track_engine.db.tracking import bike_exists as bike_exists
 from track_engine.db.tracking import companions as companions
 from track_engine.db.tracking import last_seen as last_seen
+from track_engine.db.tracking import lookup_settings as lookup_settings
 from track_engine.db.tracking import next_readers as next_readers
+from track_engine.db.tracking import start_last_seen as start_last_seen
 from track_engine.identifiers import frame_number_key, normalize_plate
 
 _EPOCH_US = "(extract(epoch from {col}) * 1000000)::bigint"
@@ -71,34 +75,38 @@ def find_bike(
         where, arg = "b.frame_number_key = %s", frame_number_key(frame_number)
     else:
         raise ValueError("give a plate or a frame number")
+    # One round trip: the bike, its tag bindings (as arrays, in binding order) and its open
+    # theft, if any.
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(
             f"""SELECT b.bike_id, p.plate, b.frame_number, b.brand, b.colour,
-                       o.name AS owner_name, o.phone AS owner_phone
+                       o.name AS owner_name, o.phone AS owner_phone,
+                       t.tag_ids, t.valid_froms, t.valid_tos, th.stolen_at, th.case_number
                 FROM bikes b
                 JOIN owners o USING (owner_id)
                 JOIN plates p ON p.bike_id = b.bike_id AND upper_inf(p.valid)
+                CROSS JOIN LATERAL (
+                    SELECT array_agg(tb.tag_id ORDER BY lower(tb.valid)) AS tag_ids,
+                           array_agg(lower(tb.valid) ORDER BY lower(tb.valid)) AS valid_froms,
+                           array_agg(upper(tb.valid) ORDER BY lower(tb.valid)) AS valid_tos
+                    FROM tag_bindings tb WHERE tb.bike_id = b.bike_id) t
+                LEFT JOIN LATERAL (
+                    SELECT stolen_at, case_number FROM thefts
+                    WHERE bike_id = b.bike_id AND status IN ('reported', 'confirmed')
+                    ORDER BY stolen_at DESC LIMIT 1) th ON true
                 WHERE {where}
                 ORDER BY b.deregistered_at NULLS FIRST, b.registered_at DESC
                 LIMIT 1""",
             (arg,),
         ).fetchone()
-        if row is None:
-            return None
-        tags = [
-            TagBinding(r["tag_id"], r["valid_from"], r["valid_to"])
-            for r in cur.execute(
-                """SELECT tag_id, lower(valid) AS valid_from, upper(valid) AS valid_to
-                   FROM tag_bindings WHERE bike_id = %s ORDER BY lower(valid)""",
-                (row["bike_id"],),
-            )
-        ]
-        theft = cur.execute(
-            """SELECT stolen_at, case_number FROM thefts
-               WHERE bike_id = %s AND status IN ('reported', 'confirmed')
-               ORDER BY stolen_at DESC LIMIT 1""",
-            (row["bike_id"],),
-        ).fetchone()
+    if row is None:
+        return None
+    tags = [
+        TagBinding(tag, valid_from, valid_to)
+        for tag, valid_from, valid_to in zip(
+            row["tag_ids"] or [], row["valid_froms"] or [], row["valid_tos"] or [], strict=True
+        )
+    ]
     return BikeRecord(
         bike_id=row["bike_id"],
         plate=row["plate"],
@@ -108,11 +116,18 @@ def find_bike(
         owner_name=row["owner_name"],
         owner_phone_masked=mask_phone(row["owner_phone"]),
         tags=tags,
-        stolen_at=theft["stolen_at"] if theft else None,
-        case_number=theft["case_number"] if theft else None,
+        stolen_at=row["stolen_at"],
+        case_number=row["case_number"],
     )
 
 
+_PASSAGE_DTYPES: dict[str, Any] = {
+    "first_at_us": np.int64,
+    "last_at_us": np.int64,
+    "closest_at_us": np.int64,
+    "peak_rssi_dbm": np.float32,
+    "read_count": np.int32,
+}
 PASSAGE_COLUMNS = [
     "tag_id",
     "reader_id",
@@ -125,29 +140,53 @@ PASSAGE_COLUMNS = [
 ]
 
 
+_BIKE_PASSAGES = f"""
+    SELECT p.tag_id, p.reader_id, {_EPOCH_US.format(col="p.first_at")},
+           {_EPOCH_US.format(col="p.last_at")}, {_EPOCH_US.format(col="p.closest_at")},
+           p.peak_rssi_dbm, p.read_count, p.direction
+    FROM tag_bindings tb
+    JOIN passages p ON p.tag_id = tb.tag_id AND p.closest_at <@ tb.valid
+    WHERE tb.bike_id = %s AND p.first_at >= %s - interval '1 hour'
+      AND p.closest_at BETWEEN %s AND %s
+    ORDER BY p.closest_at"""
+
+
 def bike_passages(
     conn: psycopg.Connection, *, bike_id: int, since: datetime, until: datetime
 ) -> pd.DataFrame:
     """Passages of every tag bound to the bike, each within its binding, ordered by time."""
-    rows = conn.execute(
-        f"""SELECT p.tag_id, p.reader_id, {_EPOCH_US.format(col="p.first_at")},
-                   {_EPOCH_US.format(col="p.last_at")}, {_EPOCH_US.format(col="p.closest_at")},
-                   p.peak_rssi_dbm, p.read_count, p.direction
-            FROM tag_bindings tb
-            JOIN passages p ON p.tag_id = tb.tag_id AND p.closest_at <@ tb.valid
-            WHERE tb.bike_id = %s AND p.first_at >= %s - interval '1 hour'
-              AND p.closest_at BETWEEN %s AND %s
-            ORDER BY p.closest_at""",
-        (bike_id, since, since, until),
-    ).fetchall()
-    frame = pd.DataFrame(rows, columns=PASSAGE_COLUMNS)
-    return frame.astype(
+    return passages_frame(
+        start_bike_passage_rows(conn, bike_id=bike_id, since=since, until=until)()
+    )
+
+
+def start_bike_passage_rows(
+    conn: psycopg.Connection, *, bike_id: int, since: datetime, until: datetime
+) -> Callable[[], list[tuple[Any, ...]]]:
+    """Send :func:`bike_passages`' query without waiting for the answer; call the result to
+    get its rows (``PASSAGE_COLUMNS``; :func:`passages_frame` makes the frame). In a pipeline
+    (``conn.pipeline()``) the query travels with whatever else is queued, in one round trip."""
+    cur = conn.execute(_BIKE_PASSAGES, (bike_id, since, since, until))
+    return cur.fetchall
+
+
+def passages_frame(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
+    """Rows of :func:`start_bike_passage_rows` as :func:`bike_passages`' frame."""
+    if not rows:
+        return pd.DataFrame(rows, columns=PASSAGE_COLUMNS).astype(_PASSAGE_DTYPES)
+    # Column by column from the rows: a bike's passages are few, and building the frame
+    # from typed columns skips pandas' row inference and a cast.
+    tag, reader, first, last, closest, peak, count, direction = zip(*rows, strict=True)
+    return pd.DataFrame(
         {
-            "first_at_us": np.int64,
-            "last_at_us": np.int64,
-            "closest_at_us": np.int64,
-            "peak_rssi_dbm": np.float32,
-            "read_count": np.int32,
+            "tag_id": list(tag),
+            "reader_id": list(reader),
+            "first_at_us": np.array(first, dtype=np.int64),
+            "last_at_us": np.array(last, dtype=np.int64),
+            "closest_at_us": np.array(closest, dtype=np.int64),
+            "peak_rssi_dbm": np.array(peak, dtype=np.float64).astype(np.float32),
+            "read_count": np.array(count, dtype=np.int64).astype(np.int32),
+            "direction": list(direction),
         }
     )
 

@@ -6,15 +6,20 @@ aware UTC datetimes.
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 import psycopg
 
 from track_engine.companions import SHARED_COLUMNS, score_companions
+from track_engine.errors import NotFoundError
 from track_engine.roads import ReaderPaths
 
 _EPOCH_US = "(extract(epoch from {col}) * 1000000)::bigint"
@@ -72,51 +77,138 @@ class Companion:
     passages: list[tuple[str, datetime, datetime]] = field(default_factory=list)
 
 
+# Raw reads not yet folded into a closed passage are this recent: a passage closes once the
+# engine's event-time watermark is ``passage_gap_s`` (10 s) past its last read, folds run at
+# least every 2 s of event time, and shards' watermarks differ a little. Older reads are in
+# passages.
+OPEN_READS_HORIZON = timedelta(seconds=30)
+
+# The bike's last sighting, in one statement: the newest closed passage of each tag bound to
+# it (by its primary key, tag first), the newest alert of its watches (an alert is raised per
+# read of a watched tag, before the passage closes) and the newest raw read within
+# OPEN_READS_HORIZON of the newest stored read. ``reads`` is keyed by time first (migration
+# 0025, for ingest), so "the newest read of a tag" is only cheap over a recent stretch; over
+# all time it was a scan of the day's reads. Then the reader's position.
+_LAST_SEEN = """
+    WITH tags AS (SELECT tag_id, valid FROM tag_bindings WHERE bike_id = %(bike)s),
+    horizon AS (SELECT max(read_at) - %(open)s AS since FROM reads)
+    SELECT s.tag_id, s.reader_id, s.at, s.source, rd.lon, rd.lat FROM (
+      (SELECT p.tag_id, p.reader_id, p.closest_at AS at, 'passage' AS source
+       FROM tags t CROSS JOIN LATERAL (
+         SELECT p.tag_id, p.reader_id, p.closest_at, p.first_at FROM passages p
+         WHERE p.tag_id = t.tag_id AND p.closest_at <@ t.valid
+         ORDER BY p.first_at DESC LIMIT 1) p
+       ORDER BY p.first_at DESC LIMIT 1)
+      UNION ALL
+      (SELECT a.tag_id, a.reader_id, a.read_at AS at, 'read' AS source
+       FROM tags t JOIN alerts a ON a.tag_id = t.tag_id AND a.read_at <@ t.valid
+       WHERE a.watch_id IN (SELECT watch_id FROM watches WHERE bike_id = %(bike)s)
+       ORDER BY a.read_at DESC LIMIT 1)
+      UNION ALL
+      (SELECT r.tag_id, r.reader_id, r.read_at AS at, 'read' AS source
+       FROM tags t CROSS JOIN horizon h CROSS JOIN LATERAL (
+         SELECT r.tag_id, r.reader_id, r.read_at FROM reads r
+         WHERE r.read_at >= h.since AND r.tag_id = t.tag_id AND r.read_at <@ t.valid
+         ORDER BY r.read_at DESC LIMIT 1) r
+       ORDER BY r.read_at DESC LIMIT 1)) s
+    LEFT JOIN readers rd ON rd.reader_id = s.reader_id
+    ORDER BY s.at DESC, s.source LIMIT 1"""
+
+# For the rest of the transaction: no JIT (the planner's cost of a LIMIT 1 lookup over a
+# large partition passes jit_above_cost, and compiling took 0.5-1 s a query, against ~1 ms to
+# run it) and no parallel workers (starting them costs more than these short scans).
+_LOOKUP_SETTINGS = (
+    "SELECT set_config('jit', 'off', true), "
+    "set_config('max_parallel_workers_per_gather', '0', true)"
+)
+
+
+def lookup_settings(conn: psycopg.Connection) -> None:
+    """Tune the rest of this transaction for short indexed lookups (no JIT, no parallel
+    workers). Queue it first in a pipeline and it costs no round trip of its own."""
+    conn.execute(_LOOKUP_SETTINGS)
+
+
+_BIKE_EXISTS = "SELECT 1 FROM bikes b JOIN owners o USING (owner_id) WHERE b.bike_id = %s"
+
+
+def bike_exists(conn: psycopg.Connection, bike_id: int) -> bool:
+    """Whether the bike is registered (with its owner), whatever its state."""
+    return conn.execute(_BIKE_EXISTS, (bike_id,)).fetchone() is not None
+
+
 def last_seen(conn: psycopg.Connection, *, bike_id: int) -> LastSeen | None:
-    """The newest sighting of any tag bound to the bike (raw reads beat a closed passage)."""
-    row = conn.execute(
-        """WITH tags AS (SELECT tag_id, valid FROM tag_bindings WHERE bike_id = %s)
-           SELECT * FROM (
-             (SELECT p.tag_id, p.reader_id, p.closest_at AS at, 'passage' AS source
-              FROM passages p JOIN tags t ON t.tag_id = p.tag_id AND p.closest_at <@ t.valid
-              ORDER BY p.first_at DESC LIMIT 1)
-             UNION ALL
-             (SELECT r.tag_id, r.reader_id, r.read_at AS at, 'read' AS source
-              FROM reads r JOIN tags t ON t.tag_id = r.tag_id AND r.read_at <@ t.valid
-              ORDER BY r.read_at DESC LIMIT 1)) s
-           ORDER BY at DESC, source LIMIT 1""",
-        (bike_id,),
-    ).fetchone()
+    """The newest sighting of any tag bound to the bike: its newest closed passage (at the
+    closest approach), or a newer raw read (an alert of a watched tag, or a read not yet in a
+    passage); a tie goes to the passage."""
+    return _last_seen_of(conn.execute(_LAST_SEEN, _last_seen_args(bike_id)).fetchone())
+
+
+def start_last_seen(
+    conn: psycopg.Connection, *, bike_id: int, check_bike: bool = False
+) -> Callable[[], LastSeen | None]:
+    """Send the last-seen query (and, with ``check_bike``, the bike's existence check: then
+    the answer raises :class:`NotFoundError` for an unknown bike) without waiting for the
+    answer; call the result to get it. In a pipeline (``conn.pipeline()``) the statements
+    travel with whatever else is queued, in one round trip."""
+    exists = conn.execute(_BIKE_EXISTS, (bike_id,)) if check_bike else None
+    cur = conn.execute(_LAST_SEEN, _last_seen_args(bike_id))
+
+    def answer() -> LastSeen | None:
+        if exists is not None and exists.fetchone() is None:
+            raise NotFoundError(f"no bike {bike_id}")
+        return _last_seen_of(cur.fetchone())
+
+    return answer
+
+
+def _last_seen_args(bike_id: int) -> dict[str, Any]:
+    return {"bike": bike_id, "open": OPEN_READS_HORIZON}
+
+
+def _last_seen_of(row: tuple[Any, ...] | None) -> LastSeen | None:
     if row is None:
         return None
-    where = conn.execute("SELECT lon, lat FROM readers WHERE reader_id = %s", (row[1],)).fetchone()
     return LastSeen(
         tag_id=str(row[0]),
         reader_id=str(row[1]),
         at=row[2].astimezone(UTC),
-        lon=None if where is None else float(where[0]),
-        lat=None if where is None else float(where[1]),
+        lon=None if row[4] is None else float(row[4]),
+        lat=None if row[5] is None else float(row[5]),
         source=str(row[3]),
     )
 
 
 def next_readers(
-    conn: psycopg.Connection, *, bike_id: int, network: HasReaderPaths, limit: int = 5
+    conn: psycopg.Connection,
+    *,
+    bike_id: int,
+    network: HasReaderPaths,
+    limit: int = 5,
+    seen: LastSeen | None = None,
 ) -> list[NextReader]:
     """Likely next readers after the bike's last passage, most probable first.
 
     From history: where tags that passed the same reader went next (within 30 minutes), with
     the median travel time. When the reader has little history the nearest readers by road
-    fill the list, at a typical e-bike speed, weighted by closeness.
+    fill the list, at a typical e-bike speed, weighted by closeness. ``seen``: the bike's
+    :func:`last_seen`, when the caller has it already.
+
+    The history of a (reader, time) is kept for ``TransitionCache.ttl_s`` with the network's
+    reader paths (per process): it is thousands of index probes over 30 days of passages, the
+    same for every officer following a parked bike, and a minute-old count predicts as well.
     """
-    seen = last_seen(conn, bike_id=bike_id)
+    seen = seen or last_seen(conn, bike_id=bike_id)
     if seen is None:
         return []
-    history = _transitions(conn, seen.reader_id, seen.at)
+    cache = network.reader_paths.memo(_HISTORY_MEMO, TransitionCache)
+    history = cache.get(
+        (seen.reader_id, seen.at), lambda: _transitions(conn, seen.reader_id, seen.at)
+    )
     out: list[NextReader] = []
-    total = int(history["n"].sum()) if not history.empty else 0
+    total = sum(n for _, n, _ in history)
     if total >= _MIN_TRANSITIONS:
-        for rid, n, travel_s in history.head(limit).itertuples(index=False):
+        for rid, n, travel_s in history[:limit]:
             out.append(
                 NextReader(
                     reader_id=str(rid),
@@ -134,8 +226,42 @@ def next_readers(
     return out
 
 
-def _transitions(conn: psycopg.Connection, reader_id: str, before: datetime) -> pd.DataFrame:
-    rows = conn.execute(
+_HISTORY_MEMO = "tracking.transitions"
+_Transitions = list[tuple[str, int, float]]
+
+
+class TransitionCache:
+    """Recent answers of the transitions query by (reader, time), each for ``ttl_s`` seconds;
+    at most ``max_entries`` (the oldest go first). Thread-safe; a miss computes outside the
+    lock, so two requests may both compute the same answer."""
+
+    def __init__(self, ttl_s: float = 60.0, max_entries: int = 4096) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._entries: OrderedDict[tuple[str, datetime], tuple[float, _Transitions]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, datetime], compute: Callable[[], _Transitions]) -> _Transitions:
+        """The cached answer for ``key``, or ``compute()``'s, remembered."""
+        now = time.monotonic()
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is not None and now - hit[0] < self.ttl_s:
+                return hit[1]
+        value = compute()
+        with self._lock:
+            self._entries[key] = (now, value)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        return value
+
+
+def _transitions(
+    conn: psycopg.Connection, reader_id: str, before: datetime
+) -> list[tuple[str, int, float]]:
+    """(next reader, departures, median travel seconds), most frequent first."""
+    rows: list[tuple[str, int, float]] = conn.execute(
         f"""SELECT nx.reader_id, count(*) AS n,
                    percentile_cont(0.5) WITHIN GROUP (
                        ORDER BY extract(epoch FROM nx.closest_at - p.closest_at)) AS travel_s
@@ -152,7 +278,7 @@ def _transitions(conn: psycopg.Connection, reader_id: str, before: datetime) -> 
             ORDER BY n DESC, travel_s""",
         {"r": reader_id, "since": before - _HISTORY, "before": before, "gap": _TRANSITION_MAX},
     ).fetchall()
-    return pd.DataFrame(rows, columns=["reader_id", "n", "travel_s"])
+    return rows
 
 
 def _distance(paths: ReaderPaths, a: str, b: str) -> float:
