@@ -30,17 +30,30 @@ class Interner:
     def codes(self, values: NDArray[np.object_] | pd.Series) -> NDArray[np.int64]:
         """The code of each value, assigning new codes to ids not seen before."""
         local, uniques = pd.factorize(np.asarray(values, dtype=object))
-        code = self._code
-        names = self._names
-        mapped = np.empty(len(uniques), dtype=np.int64)
-        for i, name in enumerate(uniques.tolist()):
-            c = code.get(name)
-            if c is None:
-                c = code[name] = len(names)
-                names.append(name)
-            mapped[i] = c
+        mapped: NDArray[np.int64] = self.codes_of_distinct(uniques.tolist())
         result: NDArray[np.int64] = mapped[local]
         return result
+
+    def codes_of_distinct(self, values: list[str]) -> NDArray[np.int64]:
+        """The codes of values expected to be distinct (a repeat still gets the same code)."""
+        code = self._code
+        mapped = np.array([code.get(v, -1) for v in values], dtype=np.int64)
+        if len(mapped) and mapped.min() < 0:  # ids seen for the first time
+            names = self._names
+            for i in np.flatnonzero(mapped < 0).tolist():
+                name = values[i]
+                known = code.get(name)
+                if known is None:
+                    known = code[name] = len(names)
+                    names.append(name)
+                mapped[i] = known
+        return mapped
+
+    def count_distinct(self, codes: NDArray[np.integer]) -> int:
+        """How many distinct codes ``codes`` holds (no sort: a mark per code)."""
+        seen = np.zeros(len(self._names) + 1, dtype=bool)
+        seen[codes] = True
+        return int(seen.sum())
 
     def names(self, codes: NDArray[np.integer]) -> NDArray[np.object_]:
         """The strings of ``codes``."""

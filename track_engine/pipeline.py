@@ -198,8 +198,9 @@ class Engine:
     @property
     def open_tags(self) -> int:
         """Tags with a passage still open (the engine's per-tag state)."""
-        tags = [self._open.tag, *(f.tag for f in self._fresh)]
-        return int(np.unique(np.concatenate(tags)).shape[0])
+        return self._tags.count_distinct(
+            np.concatenate([self._open.tag, *(f.tag for f in self._fresh)])
+        )
 
     @property
     def pending_reads(self) -> int:
@@ -311,9 +312,13 @@ class Engine:
         self._watermark_us = newest
         log.info("recovered %d recent reads into open passages", len(self._open))
 
-    def _reader_codes(self, names: NDArray[np.object_]) -> NDArray[np.int64]:
+    def _reader_codes(self, names: NDArray[np.object_] | list[str]) -> NDArray[np.int64]:
+        """Codes of reader ids; a wire batch's ``readers`` are distinct, so no factorize."""
         known = len(self._readers)
-        codes = self._readers.codes(names)
+        if isinstance(names, list):
+            codes = self._readers.codes_of_distinct(names)
+        else:
+            codes = self._readers.codes(names)
         if len(self._readers) != known:  # a reader heard for the first time
             self._update_heading_table()
         return codes
@@ -327,9 +332,7 @@ class Engine:
         # Outside the transaction: a rollback restores open reads coded before it.
         self._compact_tags()
         tags = np.concatenate([b.tag for b in batches])
-        reader = np.concatenate(
-            [self._reader_codes(np.asarray(b.readers, dtype=object))[b.reader] for b in batches]
-        )
+        reader = np.concatenate([self._reader_codes(list(b.readers))[b.reader] for b in batches])
         gateways, gateway_of_batch = np.unique([b.gateway_id for b in batches], return_inverse=True)
         reads = OpenReads(
             self._tags.codes(tags),

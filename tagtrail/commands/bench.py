@@ -8,12 +8,13 @@ table, or one JSON document with ``--json``. See docs/performance.md for what ea
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 import typer
 
 _ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-_MQTT = "mqtt://127.0.0.1:1883"
+_MQTT = "private"
 
 AdminUrl = Annotated[
     str,
@@ -24,7 +25,13 @@ AdminUrl = Annotated[
     ),
 ]
 MqttUrl = Annotated[
-    str, typer.Option("--mqtt-url", envvar="TAGTRAIL_BENCH_MQTT_URL", help="Mosquitto URL.")
+    str,
+    typer.Option(
+        "--mqtt-url",
+        envvar="TAGTRAIL_BENCH_MQTT_URL",
+        help="Mosquitto URL, or 'private': a Mosquitto of the run's own, with the queue sizes "
+        "docs/deployment.md deploys (the distribution's defaults drop messages under load).",
+    ),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
 
@@ -66,6 +73,7 @@ def bench_ingest(
     raw COPY of the same rows, their ratio, and the rate with --stored-rows already stored;
     with several --engines counts, each count's figures and its speed-up over the first."""
     from tagtrail.bench import ingest, shards
+    from tagtrail.bench.broker import broker_url
     from tagtrail.bench.common import print_report
     from tagtrail.bench.workload import Workload
 
@@ -86,12 +94,16 @@ def bench_ingest(
         mqtt_url=mqtt_url,
         workload=Workload(tags=tags),
     )
-    if len(counts) == 1:
-        doc = ingest.run_ingest(opts)
-        print_report(doc, ingest.report_rows(doc), json=json)
-    else:
-        doc = shards.run_shards(shards.ShardsOptions(engines=counts, ingest=opts))
-        print_report(doc, shards.report_rows(doc), json=json)
+    with broker_url(mqtt_url) as url:
+        opts = replace(opts, mqtt_url=url)
+        if len(counts) == 1:
+            doc = ingest.run_ingest(opts)
+            rows = ingest.report_rows(doc)
+        else:
+            doc = shards.run_shards(shards.ShardsOptions(engines=counts, ingest=opts))
+            rows = shards.report_rows(doc)
+    doc["broker"] = "private (deployment queue sizes)" if mqtt_url == _MQTT else mqtt_url
+    print_report(doc, rows, json=json)
 
 
 def bench_latency(
@@ -107,19 +119,22 @@ def bench_latency(
 ) -> None:
     """Latency from a reader emitting a watched tag to the alert on a live SSE client
     (/api/v1/live/alerts, logged in as an officer), under a background load."""
+    from tagtrail.bench.broker import broker_url
     from tagtrail.bench.common import print_report
     from tagtrail.bench.latency import LatencyOptions, report_rows, run_latency
 
-    doc = run_latency(
-        LatencyOptions(
-            load_reads_per_s=load,
-            probes=probes,
-            interval_s=interval_s,
-            warmup_s=warmup_s,
-            admin_url=admin_url,
-            mqtt_url=mqtt_url,
+    with broker_url(mqtt_url) as url:
+        doc = run_latency(
+            LatencyOptions(
+                load_reads_per_s=load,
+                probes=probes,
+                interval_s=interval_s,
+                warmup_s=warmup_s,
+                admin_url=admin_url,
+                mqtt_url=url,
+            )
         )
-    )
+    doc["broker"] = "private (deployment queue sizes)" if mqtt_url == _MQTT else mqtt_url
     print_report(doc, report_rows(doc), json=json)
 
 
@@ -131,6 +146,9 @@ def bench_query(
     seconds: Annotated[float, typer.Option(min=1, help="How long the clients ask.")] = 30.0,
     bikes: Annotated[int, typer.Option(min=10, help="Bikes in the simulated city.")] = 120,
     hours: Annotated[float, typer.Option(min=0.25, max=12, help="Simulated hours.")] = 3.0,
+    api_workers: Annotated[
+        int, typer.Option(min=1, max=64, help="API worker processes (tagtrail api --workers).")
+    ] = 1,
     admin_url: AdminUrl = _ADMIN,
     json: Json = False,
 ) -> None:
@@ -146,6 +164,7 @@ def bench_query(
             seconds=seconds,
             bikes=bikes,
             hours=hours,
+            api_workers=api_workers,
             admin_url=admin_url,
         )
     )
@@ -161,18 +180,20 @@ def bench_memory(
     json: Json = False,
 ) -> None:
     """Engine RSS with --registered tags registered and --active of them in open passages."""
+    from tagtrail.bench.broker import broker_url
     from tagtrail.bench.common import print_report
     from tagtrail.bench.memory import MemoryOptions, report_rows, run_memory
 
     if active > registered:
         raise typer.BadParameter("--active cannot exceed --registered")
-    doc = run_memory(
-        MemoryOptions(
-            registered=registered,
-            active=active,
-            watched=watched,
-            admin_url=admin_url,
-            mqtt_url=mqtt_url,
+    with broker_url(mqtt_url) as url:
+        doc = run_memory(
+            MemoryOptions(
+                registered=registered,
+                active=active,
+                watched=watched,
+                admin_url=admin_url,
+                mqtt_url=url,
+            )
         )
-    )
     print_report(doc, report_rows(doc), json=json)
