@@ -279,7 +279,7 @@ class EngineService:
         """Store one micro-batch (redone until it commits), then acknowledge its messages."""
         while True:
             try:
-                result = self._store(messages)
+                self._store(messages)
                 break
             except psycopg.OperationalError as exc:
                 self._reconnect(exc)
@@ -289,13 +289,14 @@ class EngineService:
                 # The database refused something in a wire-valid batch. Find the message(s)
                 # it refuses, quarantine them, store the rest.
                 log.warning("micro-batch refused (%s); retrying message by message", exc)
-                result = ProcessResult()
                 for msg in messages:
-                    self._merge(result, self._store_or_quarantine(msg))
+                    self._store_or_quarantine(msg)
                 break
         for msg in messages:
             self._client.ack(msg.mid, msg.qos)
-        for alert in result.alerts:
+
+    def _publish_alerts(self, alerts: list[Alert]) -> None:
+        for alert in alerts:
             self._client.publish(
                 f"{self.config.topic_prefix}/alerts/{alert.watch_id}", alert_payload(alert), qos=1
             )
@@ -320,10 +321,16 @@ class EngineService:
             if problem is not None:  # the whole message is kept, with what was not stored
                 bad.append((msg, problem))
         started = time.monotonic()
+        prepared = self.engine.prepare(batches)
+        # Alerts first, committed on their own: the duty desk hears a stolen bike without
+        # waiting for the micro-batch's COPY and fold (and on MQTT right away).
+        alerts = self.engine.raise_alerts(prepared)
+        self._publish_alerts(alerts)
         with self.engine.micro_batch():
             for msg, reason in bad:
                 self._quarantine(msg, reason)
-            result = self.engine.process(batches)
+            result = self.engine.process(prepared, alerts=False)
+        result.alerts = alerts
         self._observe(len(messages), result, time.monotonic() - started)
         self._count(len(batches), len(bad), result)
         return result
@@ -348,13 +355,6 @@ class EngineService:
         queries.quarantine(
             self._conn, source=f"engine:{msg.topic}", reason=reason, payload=bytes(msg.payload)
         )
-
-    @staticmethod
-    def _merge(total: ProcessResult, part: ProcessResult) -> None:
-        total.reads_received += part.reads_received
-        total.reads_stored += part.reads_stored
-        total.passages_stored += part.passages_stored
-        total.alerts.extend(part.alerts)
 
     def _count(self, batches: int, quarantined: int, result: ProcessResult) -> None:
         self.metrics.quarantined.inc(quarantined)

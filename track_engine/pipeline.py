@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import psycopg
+import pyarrow as pa
 from numpy.typing import NDArray
 
 from reader_gateway.wire import ReadBatch
@@ -114,6 +115,14 @@ class OpenReads:
             self.rssi_dbm[which],
             self.read_at_us[which],
         )
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedBatch:
+    """A micro-batch's reads as codes, and the Arrow table its COPY sends (None: no reads)."""
+
+    reads: OpenReads
+    table: pa.Table | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,13 +332,15 @@ class Engine:
             self._update_heading_table()
         return codes
 
-    def process(self, batches: Sequence[ReadBatch]) -> ProcessResult:
-        """Store, alert and fold one micro-batch in one transaction."""
+    def prepare(self, batches: Sequence[ReadBatch]) -> PreparedBatch:
+        """Code a micro-batch's reads and build its COPY table (memory only, no database).
+
+        Call it outside any transaction: it may compact the tag codes, and a rollback must
+        only ever restore open reads coded before it.
+        """
         batches = [b for b in batches if len(b)]
-        result = ProcessResult(reads_received=sum(len(b) for b in batches))
         if not batches:
-            return result
-        # Outside the transaction: a rollback restores open reads coded before it.
+            return PreparedBatch(OpenReads.empty(), None)
         self._compact_tags()
         tags = np.concatenate([b.tag for b in batches])
         reader = np.concatenate([self._reader_codes(list(b.readers))[b.reader] for b in batches])
@@ -352,12 +363,35 @@ class Engine:
             gateway_code=np.repeat(gateway_of_batch, [len(b) for b in batches]),
             gateway_names=[str(g) for g in gateways],
         )
+        return PreparedBatch(reads, table)
+
+    def raise_alerts(self, prepared: PreparedBatch) -> list[Alert]:
+        """Store the alerts for watched tags in ``prepared``, in a transaction of their own.
+
+        The engine shell calls this before :meth:`process` so that an alert is committed (and
+        pushed to the live clients) without waiting for the reads' COPY and the fold. If the
+        micro-batch is then redone, the alerts are not raised twice (de-duplication, and the
+        alert key in the database).
+        """
+        with self.micro_batch():
+            return self._raise_alerts(self._watch_hits(prepared.reads))
+
+    def process(
+        self, batches: Sequence[ReadBatch] | PreparedBatch, *, alerts: bool = True
+    ) -> ProcessResult:
+        """Store, alert (unless ``alerts`` is false: raised already) and fold one micro-batch,
+        in one transaction."""
+        prepared = batches if isinstance(batches, PreparedBatch) else self.prepare(batches)
+        reads, table = prepared.reads, prepared.table
+        result = ProcessResult(reads_received=len(reads))
+        if table is None:
+            return result
         with self.micro_batch():
             self._fresh = [*self._fresh, reads]  # a new list: rollback keeps the old
             self._watermark_us = max(self._watermark_us, self._event_time_us(reads.read_at_us))
             with copying_reads(self.conn, table, partitions=self.partitions) as copied:
                 # PostgreSQL is taking the COPY on the other core; meanwhile, in memory:
-                hits = self._watch_hits(reads)
+                hits = self._watch_hits(reads) if alerts else pd.DataFrame()
                 closing = self._fold_due(self._watermark_us)
             result.reads_stored = copied.stored
             result.alerts = self._raise_alerts(hits)
