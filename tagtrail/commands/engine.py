@@ -174,24 +174,30 @@ def bench_soak(
 ) -> None:
     """Gateway + engine at a steady rate: memory, lag, backlog and loss over time (not CI).
 
-    Runs against TAGTRAIL_DATABASE_URL and TAGTRAIL_MQTT_URL (both required: a soak of the
-    embedded services measures nothing useful). Needs psutil (the dev extra).
+    Runs against TAGTRAIL_DATABASE_URL and TAGTRAIL_MQTT_URL when both are set; otherwise,
+    like the other pipeline benchmarks, against a fresh database on the machine's PostgreSQL
+    (127.0.0.1:5432) and a Mosquitto of its own with the deployment's queue sizes. Needs
+    psutil (the dev extra).
     """
+    from contextlib import ExitStack
+
+    from tagtrail.bench.broker import PRIVATE, broker_url
+    from tagtrail.bench.common import ADMIN_URL, fresh_database
     from tagtrail.commands.soak import result_document, run_soak
 
     settings = Settings()
-    if settings.database_url is None or settings.mqtt_url is None:
-        err.print("[red]set TAGTRAIL_DATABASE_URL and TAGTRAIL_MQTT_URL for a soak[/]")
-        raise typer.Exit(2)
-    result = run_soak(
-        database_url=settings.database_url,
-        mqtt_url=settings.mqtt_url,
-        minutes=minutes,
-        rate=rate,
-        sample_s=sample_s,
-        readers=readers,
-        progress=not json,
-    )
+    with ExitStack() as stack:
+        database_url = settings.database_url or stack.enter_context(fresh_database(ADMIN_URL))
+        mqtt_url = stack.enter_context(broker_url(settings.mqtt_url or PRIVATE))
+        result = run_soak(
+            database_url=database_url,
+            mqtt_url=mqtt_url,
+            minutes=minutes,
+            rate=rate,
+            sample_s=sample_s,
+            readers=readers,
+            progress=not json,
+        )
     if json:
         sys.stdout.write(orjson.dumps(result_document(result)).decode() + "\n")
         return

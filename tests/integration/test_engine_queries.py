@@ -94,9 +94,14 @@ def test_last_seen_prefers_a_newer_raw_read_over_the_last_passage(conn: psycopg.
          "rssi_dbm": [-60.0], "reader_seq": [1]}
     )  # fmt: skip
     store_reads(conn, reads, gateway_id="gw", partitions=keeper)
+    # A raw read counts once its passage is stored (reads are keyed by time, not tag).
     seen = queries.last_seen(conn, bike_id=bike)
     assert seen is not None
-    assert (seen.reader_id, seen.source) == ("R3", "read")
+    assert (seen.reader_id, seen.source) == ("R2", "passage")
+    store_passages(conn, rows((TARGET, "R3", 90)), partitions=keeper)
+    seen = queries.last_seen(conn, bike_id=bike)
+    assert seen is not None
+    assert (seen.reader_id, seen.source) == ("R3", "passage")
     assert seen.at.tzinfo is not None
 
 
@@ -151,29 +156,6 @@ def test_companions_are_scored_against_how_busy_the_road_is(conn: psycopg.Connec
     assert by_tag[commuter].shared == 2
     assert by_tag[commuter].expected > 1.0
     assert by_tag[commuter].score < 1.0 < got[0].score
-
-
-def test_last_seen_looks_for_unfolded_reads_near_the_newest_read_only(
-    conn: psycopg.Connection,
-) -> None:
-    # Reads are keyed by time first: a raw read of the tag counts only within
-    # OPEN_READS_HORIZON of the newest stored read (older reads are in passages by then).
-    from track_engine.db.tracking import OPEN_READS_HORIZON
-
-    bike = register(conn, TARGET, 1)
-    keeper = PartitionKeeper()
-    store_passages(conn, rows((TARGET, "R1", 0), (TARGET, "R2", 40)), partitions=keeper)
-    late = T0_US + 40 * US + int(OPEN_READS_HORIZON.total_seconds() * US) + 60 * US
-    reads = pd.DataFrame(
-        {"tag_id": [TARGET, "E2801100000000000000B002"], "read_at_us": [T0_US + 45 * US, late],
-         "reader_id": ["R3", "R4"], "antenna": [1, 1], "rssi_dbm": [-60.0, -60.0],
-         "reader_seq": [1, 2]}
-    )  # fmt: skip
-    store_reads(conn, reads, gateway_id="gw", partitions=keeper)
-    seen = queries.last_seen(conn, bike_id=bike)
-    assert seen is not None
-    assert (seen.reader_id, seen.source) == ("R2", "passage")
-    assert (seen.lon, seen.lat) == (None, None)  # R2 is not in the readers table here
 
 
 def test_next_readers_history_is_kept_per_loaded_network(conn: psycopg.Connection) -> None:

@@ -49,7 +49,7 @@ class LastSeen:
     at: datetime
     lon: float | None
     lat: float | None
-    source: str  # "passage" (closed passage, closest approach) or "read" (newest raw read)
+    source: str  # "passage" (closed passage, closest approach) or "read" (a watched tag's alert)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,21 +77,15 @@ class Companion:
     passages: list[tuple[str, datetime, datetime]] = field(default_factory=list)
 
 
-# Raw reads not yet folded into a closed passage are this recent: a passage closes once the
-# engine's event-time watermark is ``passage_gap_s`` (10 s) past its last read, folds run at
-# least every 2 s of event time, and shards' watermarks differ a little. Older reads are in
-# passages.
-OPEN_READS_HORIZON = timedelta(seconds=30)
-
 # The bike's last sighting, in one statement: the newest closed passage of each tag bound to
-# it (by its primary key, tag first), the newest alert of its watches (an alert is raised per
-# read of a watched tag, before the passage closes) and the newest raw read within
-# OPEN_READS_HORIZON of the newest stored read. ``reads`` is keyed by time first (migration
-# 0025, for ingest), so "the newest read of a tag" is only cheap over a recent stretch; over
-# all time it was a scan of the day's reads. Then the reader's position.
+# it (by its primary key, tag first) and the newest alert of its watches (an alert is raised
+# per read of a watched tag, before the passage closes), then the reader's position. Raw reads
+# are not searched: ``reads`` is keyed by time first (migration 0025, for ingest), so "the
+# newest read of a tag" would be a scan of recent reads (at 20k reads/s, 600k rows for 30 s).
+# A passage is stored at most ``passage_gap_s`` + 2 s of event time after its last read, so
+# for a bike nobody watches the answer lags by that much; a watched bike's alerts are live.
 _LAST_SEEN = """
-    WITH tags AS (SELECT tag_id, valid FROM tag_bindings WHERE bike_id = %(bike)s),
-    horizon AS (SELECT max(read_at) - %(open)s AS since FROM reads)
+    WITH tags AS (SELECT tag_id, valid FROM tag_bindings WHERE bike_id = %(bike)s)
     SELECT s.tag_id, s.reader_id, s.at, s.source, rd.lon, rd.lat FROM (
       (SELECT p.tag_id, p.reader_id, p.closest_at AS at, 'passage' AS source
        FROM tags t CROSS JOIN LATERAL (
@@ -103,14 +97,7 @@ _LAST_SEEN = """
       (SELECT a.tag_id, a.reader_id, a.read_at AS at, 'read' AS source
        FROM tags t JOIN alerts a ON a.tag_id = t.tag_id AND a.read_at <@ t.valid
        WHERE a.watch_id IN (SELECT watch_id FROM watches WHERE bike_id = %(bike)s)
-       ORDER BY a.read_at DESC LIMIT 1)
-      UNION ALL
-      (SELECT r.tag_id, r.reader_id, r.read_at AS at, 'read' AS source
-       FROM tags t CROSS JOIN horizon h CROSS JOIN LATERAL (
-         SELECT r.tag_id, r.reader_id, r.read_at FROM reads r
-         WHERE r.read_at >= h.since AND r.tag_id = t.tag_id AND r.read_at <@ t.valid
-         ORDER BY r.read_at DESC LIMIT 1) r
-       ORDER BY r.read_at DESC LIMIT 1)) s
+       ORDER BY a.read_at DESC LIMIT 1)) s
     LEFT JOIN readers rd ON rd.reader_id = s.reader_id
     ORDER BY s.at DESC, s.source LIMIT 1"""
 
@@ -163,7 +150,7 @@ def start_last_seen(
 
 
 def _last_seen_args(bike_id: int) -> dict[str, Any]:
-    return {"bike": bike_id, "open": OPEN_READS_HORIZON}
+    return {"bike": bike_id}
 
 
 def _last_seen_of(row: tuple[Any, ...] | None) -> LastSeen | None:
