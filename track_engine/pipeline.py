@@ -50,6 +50,8 @@ READ_FRAME_COLUMNS = ["tag_id", "read_at_us", "reader_id", "antenna", "rssi_dbm"
 _FOLD_EVERY_US = 2_000_000
 # Busy groups (heard within the last gap) are swept for earlier, closed passages this often.
 _SWEEP_EVERY_US = 30_000_000
+# A fold's temporaries are ~100 bytes a read; larger folds go in pieces of whole groups.
+_MAX_FOLD_READS = 1_000_000
 # The tag table is compacted (codes of tags with no open read forgotten) when it holds this
 # many more tags than are open: bounded memory without rebuilding it on every fold.
 _COMPACT_SLACK = 500_000
@@ -186,6 +188,8 @@ class Engine:
         # A bike parked beside a reader is heard without a break for hours; its passage is
         # closed after this long so that the reads kept in memory stay bounded.
         self.max_passage_s = max_passage_s
+        # At most this many reads are folded in one piece (bounds a fold's temporaries).
+        self.max_fold_reads = _MAX_FOLD_READS
         self.partitions = PartitionKeeper()
         self._tags = Interner()
         self._readers = Interner()
@@ -449,6 +453,26 @@ class Engine:
             if not due.any():
                 return _Closing(empty_passages(), pending, folded_at, sweep_at)
         folding = pending.take(due)
+        # Groups fold independently: a large fold (every parked tag evicted at once) goes in
+        # parts by tag, so that its temporaries stay bounded.
+        parts = -(-len(folding) // self.max_fold_reads)
+        pieces = (
+            [folding]
+            if parts <= 1
+            else [folding.take(folding.tag % parts == i) for i in range(parts)]
+        )
+        frames, kept = [], [pending.take(~due)]
+        for piece in pieces:
+            frame, still = self._fold_piece(piece, watermark_us)
+            frames.append(frame)
+            kept.append(still)
+        passages = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        return _Closing(passages, OpenReads.concat(kept), folded_at, sweep_at)
+
+    def _fold_piece(
+        self, folding: OpenReads, watermark_us: int | None
+    ) -> tuple[pd.DataFrame, OpenReads]:
+        """Fold whole groups; returns the closed passages and the reads still open."""
         fold = fold_coded(
             folding.tag,
             folding.reader,
@@ -470,8 +494,7 @@ class Engine:
         # Of the folded groups, keep only the reads of passages still open (repeats: -1).
         passage = fold.read_passage
         keep = (passage >= 0) & ~closed[np.maximum(passage, 0)]
-        still_open = OpenReads.concat([pending.take(~due), folding.take(keep)])
-        return _Closing(self._passage_frame(fold, closed), still_open, folded_at, sweep_at)
+        return self._passage_frame(fold, closed), folding.take(keep)
 
     def _due_reads(
         self, key: NDArray[np.int64], read_at_us: NDArray[np.int64], watermark_us: int

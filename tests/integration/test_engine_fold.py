@@ -65,9 +65,14 @@ reads_strategy = st.lists(
 @settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(rows=reads_strategy, batch_size=st.integers(1, 40), seed=st.integers(0, 2**16))
+@given(
+    rows=reads_strategy,
+    batch_size=st.integers(1, 40),
+    seed=st.integers(0, 2**16),
+    piece=st.sampled_from([3, 1_000_000]),
+)
 def test_incremental_folding_equals_one_fold_over_every_read(
-    db_url: str, rows: list[tuple[str, str, int, int, int]], batch_size: int, seed: int
+    db_url: str, rows: list[tuple[str, str, int, int, int]], batch_size: int, seed: int, piece: int
 ) -> None:
     reads = pd.DataFrame(rows, columns=["tag_id", "reader_id", "antenna", "rssi_dbm", "t"])
     reads["read_at_us"] = T0_US + reads.pop("t") * 100_000
@@ -83,6 +88,7 @@ def test_incremental_folding_equals_one_fold_over_every_read(
         conn.execute("TRUNCATE reads, passages")
         conn.commit()
         engine = Engine(conn, gap_s=10.0, max_passage_s=10_000.0)
+        engine.max_fold_reads = piece  # 3: every fold in pieces of whole groups
         for n, chunk in enumerate(chunks):
             engine.process([_batch(chunk, n)])
         engine.flush()
