@@ -7,10 +7,12 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
+import psycopg
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
-from api.deps import ConnDep, IdPath, NetworkDep, OfficerDep
+from api.deps import ConnDep, IdPath, NetworkDep, OfficerDep, Principal
+from api.network.service import NetworkCache
 from api.routes import tracking
 from api.routes.exports import MEDIA_TYPES, RENDERERS
 from api.routes.service import cameras_near_passages, route_for_plate
@@ -37,6 +39,33 @@ def json_response(content: Any) -> Response:
     return Response(orjson.dumps(content, option=orjson.OPT_UTC_Z), media_type="application/json")
 
 
+def _audited_route(
+    conn: psycopg.Connection,
+    network: NetworkCache,
+    principal: Principal,
+    plate: str,
+    since: datetime | None,
+    until: datetime | None,
+    reason: str,
+    case_number: str | None,
+    action: str = "route.view",
+) -> dict[str, Any]:
+    """The route lookup every route view makes, audited as ``action`` by the principal."""
+    return route_for_plate(
+        conn,
+        network,
+        plate=plate,
+        since=since,
+        until=until,
+        actor=principal.username,
+        role=principal.role,
+        remote_addr=principal.remote_addr,
+        reason=reason,
+        case_number=case_number,
+        action=action,
+    )
+
+
 @router.get("/routes/{plate}", response_model=dict[str, Any])
 def get_route(
     conn: ConnDep,
@@ -50,18 +79,7 @@ def get_route(
 ) -> Response:
     """The bike's route since the theft (or the last day), as a GeoJSON Feature with a time
     per point, its passages and inferred stretches marked (``kinds``). Roles: officer."""
-    feature = route_for_plate(
-        conn,
-        network,
-        plate=plate,
-        since=since,
-        until=until,
-        actor=principal.username,
-        role=principal.role,
-        remote_addr=principal.remote_addr,
-        reason=reason,
-        case_number=case_number,
-    )
+    feature = _audited_route(conn, network, principal, plate, since, until, reason, case_number)
     return json_response(feature)
 
 
@@ -82,19 +100,10 @@ def export_route(
     case_number: CaseNumber = None,
 ) -> Response:
     """The route for a case file as GPX, KML or CSV. Roles: officer."""
-    feature = route_for_plate(
-        conn,
-        network,
-        plate=plate,
-        since=since,
-        until=until,
-        actor=principal.username,
-        role=principal.role,
-        remote_addr=principal.remote_addr,
-        reason=reason,
-        case_number=case_number,
+    feature = _audited_route(
+        conn, network, principal, plate, since, until, reason, case_number,
         action=f"route.export.{format}",
-    )
+    )  # fmt: skip
     name = "".join(ch for ch in feature["properties"]["plate"] if ch.isascii() and ch.isalnum())
     return Response(
         RENDERERS[format](feature),
@@ -117,18 +126,8 @@ def route_cameras(
 ) -> list[dict[str, Any]]:
     """Cameras near each passage of the route, with the time window and footage URL.
     Roles: officer."""
-    feature = route_for_plate(
-        conn,
-        network,
-        plate=plate,
-        since=since,
-        until=until,
-        actor=principal.username,
-        role=principal.role,
-        remote_addr=principal.remote_addr,
-        reason=reason,
-        case_number=case_number,
-        action="route.cameras",
+    feature = _audited_route(
+        conn, network, principal, plate, since, until, reason, case_number, action="route.cameras"
     )
     return cameras_near_passages(conn, feature=feature, radius_m=radius_m)
 
