@@ -260,38 +260,6 @@ def heading_of_reads(
     return out
 
 
-def group_keys(tag_id: pd.Series, reader_id: pd.Series) -> NDArray[np.uint64]:
-    """A 64-bit hash per read of its (tag, reader): which passage group the read belongs to.
-
-    Only used to *select* reads; a collision merely selects another group's reads too, and
-    :func:`fold_passages` still groups by the real ids, so results never depend on it.
-    """
-    tags = pd.util.hash_array(np.asarray(tag_id, dtype=object))
-    readers = pd.util.hash_array(np.asarray(reader_id, dtype=object))
-    with np.errstate(over="ignore"):
-        mixed: NDArray[np.uint64] = tags * np.uint64(0x9E3779B97F4A7C15) + readers
-    return mixed
-
-
-def due_groups(
-    keys: NDArray[np.uint64], read_at_us: NDArray[np.int64], *, before_us: int
-) -> NDArray[np.bool_]:
-    """Mask of the reads whose (tag, reader) group has a read before ``before_us``.
-
-    With ``before_us = watermark - gap`` these are the only groups in which a passage can be
-    closed: a closed passage's last read, and so its first, is older than that; a passage
-    open longer than ``max_passage_s`` (≥ gap) started before it too. Folding just these groups
-    gives the same closed passages as folding every pending read, because groups fold
-    independently — the engine's cost per micro-batch then follows what closes, not what is
-    pending.
-    """
-    early = read_at_us < before_us
-    if not early.any():
-        return early
-    due: NDArray[np.bool_] = pd.Series(keys).isin(np.unique(keys[early])).to_numpy()
-    return due
-
-
 def split_closed(
     passages: pd.DataFrame, *, watermark_us: int, gap_s: float
 ) -> tuple[pd.DataFrame, pd.DataFrame]:

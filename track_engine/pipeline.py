@@ -39,11 +39,16 @@ from reader_gateway.wire import ReadBatch
 from track_engine.db import queries
 from track_engine.db.writer import PartitionKeeper, copying_reads, read_table, store_passages
 from track_engine.interning import Interner
-from track_engine.passages import Fold, antenna_headings, empty_passages, fold_coded
+from track_engine.passages import (
+    Fold,
+    antenna_headings,
+    empty_passages,
+    fold_coded,
+    heading_of_reads,
+)
 
 log = logging.getLogger(__name__)
 
-READ_FRAME_COLUMNS = ["tag_id", "read_at_us", "reader_id", "antenna", "rssi_dbm", "reader_seq"]
 # Folding runs when event time has moved on at least this much since the last fold, so a
 # stream of small micro-batches does not pay for a fold each: a passage is stored at most this
 # much event time after it closed.
@@ -55,22 +60,6 @@ _MAX_FOLD_READS = 1_000_000
 # The tag table is compacted (codes of tags with no open read forgotten) when it holds this
 # many more tags than are open: bounded memory without rebuilding it on every fold.
 _COMPACT_SLACK = 500_000
-
-
-def batches_to_frame(batches: Sequence[ReadBatch]) -> pd.DataFrame:
-    """Concatenate wire batches into one frame with READ_FRAME_COLUMNS."""
-    if not batches:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in READ_FRAME_COLUMNS})
-    return pd.DataFrame(
-        {
-            "tag_id": np.concatenate([b.tag for b in batches]),
-            "read_at_us": np.concatenate([b.read_at_us for b in batches]),
-            "reader_id": np.concatenate([b.reader_ids() for b in batches]),
-            "antenna": np.concatenate([b.antenna for b in batches]),
-            "rssi_dbm": np.concatenate([b.rssi_dbm for b in batches]),
-            "reader_seq": np.concatenate([b.seq for b in batches]),
-        }
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -528,11 +517,7 @@ class Engine:
     def _headings_of(self, reads: OpenReads) -> NDArray[np.int64] | None:
         if not self._heading_labels:
             return None
-        table = self._heading_table
-        out = np.full(len(reads), -1, dtype=np.int64)
-        ok = (reads.reader < table.shape[0]) & (reads.antenna >= 0) & (reads.antenna < 33)
-        out[ok] = table[reads.reader[ok], reads.antenna[ok]]
-        return out
+        return heading_of_reads(self._heading_table, reads.reader, reads.antenna)
 
     def _passage_frame(self, fold: Fold, which: NDArray[np.bool_]) -> pd.DataFrame:
         return pd.DataFrame(
