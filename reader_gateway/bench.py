@@ -99,8 +99,8 @@ def _time(protocol: str, chunks: list[bytes], clock: Callable[[], float]) -> tup
     start = clock()
     count = 0
     for chunk in chunks:
-        count += len(decoder.decode(chunk, _T0).reads)
-    count += len(decoder.flush(_T0).reads)
+        count += decoder.decode(chunk, _T0).read_count
+    count += decoder.flush(_T0).read_count
     return count, clock() - start
 
 

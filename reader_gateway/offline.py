@@ -60,7 +60,7 @@ def decode_capture(protocol: str, data: bytes, *, received_at: datetime) -> Deco
 
 def result_lines(result: DecodeResult, *, events: bool = False) -> Iterator[dict[str, object]]:
     """One JSON-ready dict per read, per rejected frame, and (with ``events``) per event."""
-    for read in result.reads:
+    for read in result.tag_reads():
         line: dict[str, object] = {
             "tag_id": read.tag_id,
             "antenna": read.antenna,

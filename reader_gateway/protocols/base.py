@@ -12,8 +12,13 @@ over bytes in arbitrary chunks: the same stream must give the same reads however
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class ProtocolError(ValueError):
@@ -89,18 +94,87 @@ class ReaderEvent:
     detail: dict[str, object] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class ReadBlock:
+    """Many reads as columns: what a decoder that decodes a run of frames at once returns.
+
+    The same reads as a list of :class:`TagRead` (see :meth:`tag_reads`), without a Python
+    object per read: the gateway normalizes a block with numpy. Every column has one value per
+    read; ``read_at_us`` is the reader's own clock in microseconds since the Unix epoch.
+    """
+
+    tag_id: npt.NDArray[np.object_]  # canonical upper-case hex str
+    antenna: npt.NDArray[np.int16]  # 1-based
+    rssi_dbm: npt.NDArray[np.float32]
+    read_at_us: npt.NDArray[np.int64]
+    reader_id: npt.NDArray[np.object_]  # str
+    reader_seq: npt.NDArray[np.int64]
+    tamper: npt.NDArray[np.bool_]
+    low_battery: npt.NDArray[np.bool_]
+
+    def __len__(self) -> int:
+        return int(self.read_at_us.shape[0])
+
+    def tag_reads(self) -> list[TagRead]:
+        """The block as one :class:`TagRead` per read, in order."""
+        return [
+            TagRead(
+                tag_id=tag,
+                antenna=antenna,
+                rssi_dbm=rssi,
+                read_at=_EPOCH + timedelta(microseconds=at_us),
+                reader_id=reader,
+                reader_seq=seq,
+                tamper=tamper,
+                low_battery=low_battery,
+            )
+            for tag, antenna, rssi, at_us, reader, seq, tamper, low_battery in zip(
+                self.tag_id.tolist(),
+                self.antenna.tolist(),
+                self.rssi_dbm.tolist(),
+                self.read_at_us.tolist(),
+                self.reader_id.tolist(),
+                self.reader_seq.tolist(),
+                self.tamper.tolist(),
+                self.low_battery.tolist(),
+                strict=True,
+            )
+        ]
+
+
 @dataclass(slots=True)
 class DecodeResult:
-    """What one ``decode`` call produced."""
+    """What one ``decode`` call produced.
+
+    Reads come as ``blocks`` (columns, from a decoder's fast path) and ``reads`` (one object
+    each); in stream order, every block's reads come before the listed ``reads``.
+    """
 
     reads: list[TagRead] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     events: list[ReaderEvent] = field(default_factory=list)
     reply: bytes = b""
+    blocks: list[ReadBlock] = field(default_factory=list)
+
+    @property
+    def read_count(self) -> int:
+        """How many reads, in blocks and listed."""
+        return len(self.reads) + sum(len(b) for b in self.blocks)
+
+    def tag_reads(self) -> list[TagRead]:
+        """Every read as a :class:`TagRead`, in stream order (blocks first)."""
+        out: list[TagRead] = []
+        for block in self.blocks:
+            out += block.tag_reads()
+        return out + self.reads
 
     def extend(self, other: DecodeResult) -> None:
         """Append another result's reads, rejects, events and reply bytes to this one."""
-        self.reads.extend(other.reads)
+        if self.reads:  # blocks must stay ahead of listed reads: list the other's reads
+            self.reads.extend(other.tag_reads())
+        else:
+            self.blocks.extend(other.blocks)
+            self.reads.extend(other.reads)
         self.rejects.extend(other.rejects)
         self.events.extend(other.events)
         self.reply += other.reply

@@ -273,7 +273,8 @@ class Gateway:
     ) -> None:
         health = self._health(reader_id, protocol)
         health.messages += 1
-        frames = len(result.reads) + len(result.events) + len(result.rejects)
+        reads = result.read_count
+        frames = reads + len(result.events) + len(result.rejects)
         if frames:
             health.frames += frames
             health.last_heard_s = received_at.timestamp()
@@ -283,26 +284,34 @@ class Gateway:
             health.rejects[rej.reason] += 1
             self.metrics.rejects.labels(reader_id, rej.reason).inc()
             log.info("reader %s: rejected %d bytes: %s", reader_id, len(rej.raw), rej.error)
-        if not result.reads:
+        if not reads:
             return
+        norm = self.normalizer
         try:
-            kept = self.normalizer.add(
+            kept = 0
+            for block in result.blocks:
+                kept += norm.add_block(
+                    block, reader_id=reader_id, received_at=received_at, antenna_map=antenna_map
+                )
+            kept += norm.add(
                 result.reads,
                 reader_id=reader_id,
                 received_at=received_at,
                 antenna_map=antenna_map,
             )
         except ValueError as exc:  # a read no reader id can be given to: a config mistake
-            health.rejects["no_reader_id"] += len(result.reads)
+            health.rejects["no_reader_id"] += reads
             log.error("reader %s: %s", reader_id, exc)
             return
         health.reads += kept
-        health.duplicates += len(result.reads) - kept
+        health.duplicates += reads - kept
         # The clock belongs to the reader the frames name (an active-tag reader's own id).
-        own = result.reads[-1].reader_id or reader_id
-        own = self.normalizer.reader_aliases.get(own, own)
-        health.clock_offset_s = self.normalizer.clock.offset_us(own) / 1e6
-        self.metrics.duplicates.labels(reader_id).inc(len(result.reads) - kept)
+        own = (
+            result.reads[-1].reader_id if result.reads else str(result.blocks[-1].reader_id[-1])
+        ) or reader_id
+        own = norm.reader_aliases.get(own, own)
+        health.clock_offset_s = norm.clock.offset_us(own) / 1e6
+        self.metrics.duplicates.labels(reader_id).inc(reads - kept)
         if kept and self._pending_since is None:
             self._pending_since = time.monotonic()
 

@@ -57,6 +57,7 @@ class IngestOptions:
     engines: int = 1
     ptys_per_gateway: int = 4
     max_reads_per_s: float = 150_000.0
+    feed_rate: float | None = None  # reads/s through the ptys; None: as fast as they drain
     copy_rows: int = 1_000_000
     warmup_s: float = 10.0
     admin_url: str = ADMIN_URL
@@ -180,7 +181,7 @@ def _phase(opts: IngestOptions, database_url: str, t0_us: int, label: str) -> di
     streams, sample, total = prepare_streams(
         opts.workload,
         t0_us=t0_us,
-        reads_total=int(opts.max_reads_per_s * seconds),
+        reads_total=int((opts.feed_rate or opts.max_reads_per_s) * seconds),
         n_ptys=n_ptys,
         copy_rows=opts.copy_rows,
     )
@@ -197,7 +198,9 @@ def _phase(opts: IngestOptions, database_url: str, t0_us: int, label: str) -> di
         pipe.start()
         started = time.monotonic()
         feeder = threading.Thread(
-            target=pipe.feeder.run, args=(streams,), kwargs={"deadline": started + seconds}
+            target=pipe.feeder.run,
+            args=(streams,),
+            kwargs={"deadline": started + seconds, "frames_per_s": opts.feed_rate},
         )
         feeder.start()
         progress = _follow(pipe, feeder, started=started, seconds=seconds)
@@ -214,8 +217,12 @@ def _phase(opts: IngestOptions, database_url: str, t0_us: int, label: str) -> di
         "reads_unsent": fed - progress.acked,
         "reads_lost_in_broker": max(0, progress.acked - last),
         "generated": total,
+        "feed_rate": opts.feed_rate,
         "feed_seconds": round(progress.fed_end_s, 1),
         "last_row_seconds": round(progress.timeline[-1][0], 1),
+        # How long the pipeline needed after the feed stopped: a few seconds when it kept
+        # up with the feed, the backlog's worth when it did not.
+        "drain_seconds": round(progress.timeline[-1][0] - progress.fed_end_s, 1),
         "engine_rss_max_mib": round(progress.rss_max / 2**20),
         "load_avg_before": load_before,
         "load_avg_after": load_avg(),
@@ -240,6 +247,7 @@ def run_ingest(opts: IngestOptions) -> dict[str, Any]:
             "engines": opts.engines,
             "ptys_per_gateway": opts.ptys_per_gateway,
             "max_reads_per_s": opts.max_reads_per_s,
+            "feed_rate": opts.feed_rate,
             "copy_rows": opts.copy_rows,
             "tags": opts.workload.tags,
             "readers": opts.workload.readers,
@@ -279,6 +287,10 @@ def report_rows(doc: dict[str, Any]) -> list[tuple[str, str]]:
             (
                 f"{tag}: fed / stored / missing",
                 f"{p['reads_fed']:,} / {p['reads_stored']:,} / {p['reads_missing']:,}",
+            ),
+            (
+                f"{tag}: fed for / drained in",
+                f"{p['feed_seconds']} s / {p['drain_seconds']} s",
             ),
             (
                 f"{tag}: missing = unsent + lost in broker",

@@ -62,6 +62,14 @@ def bench_ingest(
     max_rate: Annotated[
         float, typer.Option(min=1000, help="Reads prepared per second of --minutes.")
     ] = 150_000.0,
+    feed_rate: Annotated[
+        float | None,
+        typer.Option(
+            min=1000,
+            help="Feed the ptys at this many reads/s (a steady load: does the pipeline keep "
+            "up?) instead of as fast as they drain.",
+        ),
+    ] = None,
     copy_rows: Annotated[int, typer.Option(min=1000, help="Rows of the raw COPY.")] = 1_000_000,
     warmup_s: Annotated[float, typer.Option(min=0, help="Seconds left out of the rate.")] = 10.0,
     tags: Annotated[int, typer.Option(min=100, help="Tags in the workload.")] = 1_000_000,
@@ -88,6 +96,7 @@ def bench_ingest(
         engines=counts[0],
         ptys_per_gateway=ptys,
         max_reads_per_s=max_rate,
+        feed_rate=feed_rate,
         copy_rows=copy_rows,
         warmup_s=warmup_s,
         admin_url=admin_url,

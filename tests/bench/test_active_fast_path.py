@@ -47,10 +47,10 @@ def _decode(
     edges = sorted({0, len(data), *(c % (len(data) + 1) for c in cuts)})
     for lo, hi in itertools.pairwise(edges):
         result = decoder.decode(data[lo:hi], _AT)
-        reads += result.reads
+        reads += result.tag_reads()
         rejects += [r.reason for r in result.rejects]
     tail = decoder.flush(_AT)
-    return reads + tail.reads, rejects + [r.reason for r in tail.rejects]
+    return reads + tail.tag_reads(), rejects + [r.reason for r in tail.rejects]
 
 
 def _damaged(data: bytes, where: list[int], kinds: list[int]) -> bytes:

@@ -30,7 +30,7 @@ def _bench(*args: str, mqtt: bool = True) -> dict[str, Any]:
 
 # 0.1 minutes at 5,000 reads/s: 30,000 reads through the whole pipeline.
 _TINY_INGEST = (
-    "--minutes", "0.1", "--max-rate", "5000", "--copy-rows", "2000", "--warmup-s", "1",
+    "--minutes", "0.1", "--feed-rate", "5000", "--copy-rows", "2000", "--warmup-s", "1",
     "--tags", "1000",
 )  # fmt: skip
 

@@ -52,7 +52,7 @@ def test_every_fixture_has_an_expectation() -> None:
 def test_fixture(name: str) -> None:
     n_reads, want_reasons = EXPECTED[name]
     result = run(TagtrailActiveDecoder, [fixture(P, name)])
-    assert len(result.reads) == n_reads
+    assert len(result.tag_reads()) == n_reads
     assert reasons(result) == want_reasons
     assert not result.events
     assert result.reply == b""
@@ -84,7 +84,7 @@ def test_documented_example() -> None:
         low_battery=True,
     )
     assert frame == DOC_EXAMPLE
-    assert run(TagtrailActiveDecoder, [frame]).reads == [
+    assert run(TagtrailActiveDecoder, [frame]).tag_reads() == [
         TagRead(
             tag_id="00A1B2C3D4E5F601",
             antenna=2,
@@ -98,7 +98,9 @@ def test_documented_example() -> None:
 
 
 def test_flags_and_sequence_wrap_value() -> None:
-    (read,) = run(TagtrailActiveDecoder, [fixture(P, "tamper_and_low_battery_ant4.bin")]).reads
+    (read,) = run(
+        TagtrailActiveDecoder, [fixture(P, "tamper_and_low_battery_ant4.bin")]
+    ).tag_reads()
     assert (read.tamper, read.low_battery, read.antenna, read.reader_seq) == (
         True,
         True,
@@ -109,7 +111,7 @@ def test_flags_and_sequence_wrap_value() -> None:
 
 def test_sync_header_inside_noise_does_not_hide_the_frame_after_it() -> None:
     result = run(TagtrailActiveDecoder, [fixture(P, "sync_header_inside_noise.bin")])
-    assert result.reads[0].reader_seq == 1001
+    assert result.tag_reads()[0].reader_seq == 1001
     assert result.rejects[0].raw == bytes.fromhex("A55A011A0000")
 
 
@@ -177,14 +179,14 @@ def encode(read: TagRead) -> bytes:
 
 @given(read=reads)
 def test_round_trip(read: TagRead) -> None:
-    assert run(TagtrailActiveDecoder, [encode(read)]).reads == [read]
+    assert run(TagtrailActiveDecoder, [encode(read)]).tag_reads() == [read]
 
 
 @given(read=reads, position=st.integers(2, FRAME_LEN - 1), bit=st.integers(0, 7))
 def test_any_single_bit_flip_after_sync_is_caught(read: TagRead, position: int, bit: int) -> None:
     frame = bytearray(encode(read))
     frame[position] ^= 1 << bit
-    assert not run(TagtrailActiveDecoder, [bytes(frame)]).reads
+    assert not run(TagtrailActiveDecoder, [bytes(frame)]).tag_reads()
 
 
 streams = st.lists(st.one_of(reads.map(encode), st.binary(max_size=10)), max_size=8)
@@ -204,7 +206,7 @@ def test_same_result_however_chunked(items: list[bytes], cuts: list[int]) -> Non
 def test_good_frames_survive_noise_without_sync_byte(good: list[TagRead], noise: bytes) -> None:
     clean = noise.replace(b"\xa5", b"")
     data = b"".join(clean + encode(r) for r in good) + clean
-    assert run(TagtrailActiveDecoder, [data]).reads == good
+    assert run(TagtrailActiveDecoder, [data]).tag_reads() == good
 
 
 @given(data=st.binary(max_size=400))

@@ -45,11 +45,11 @@ def test_every_protocol_decodes_back_to_the_reads(sim: object) -> None:
         if proto in ("r2000", "tagtrail-active"):
             stream = b"".join(m.payload for m in mine)
             for k in range(0, len(stream), 37):  # arbitrary chunks, as a serial port delivers
-                got += decoder.decode(stream[k : k + 37], now).reads
-            got += decoder.flush(now).reads
+                got += decoder.decode(stream[k : k + 37], now).tag_reads()
+            got += decoder.flush(now).tag_reads()
         else:
             for m in mine:
-                got += decoder.decode(m.payload, now).reads
+                got += decoder.decode(m.payload, now).tag_reads()
         decoded = [(r.tag_id, r.antenna, round(r.rssi_dbm)) for r in got]
         assert decoded == _expected(sim.reads, rid, proto), proto
         if proto in ("impinj-iot", "tagtrail-active"):  # these carry the reader's clock
@@ -101,7 +101,7 @@ def test_pty_emission_read_with_pyserial(sim: object) -> None:
     for r in serial_ids:
         assert bytes(received[r]) == expected[r]
         decoder = make_decoder(protocols[r])
-        got = decoder.decode(bytes(received[r]), now).reads + decoder.flush(now).reads
+        got = decoder.decode(bytes(received[r]), now).tag_reads() + decoder.flush(now).tag_reads()
         assert [(x.tag_id, x.antenna) for x in got] == [
             (t, a) for t, a, _ in _expected(reads, r, protocols[r])
         ]
