@@ -32,12 +32,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import psycopg
-import pyarrow as pa
 from numpy.typing import NDArray
 
 from reader_gateway.wire import ReadBatch
 from track_engine.db import queries
-from track_engine.db.writer import PartitionKeeper, copying_reads, read_table, store_passages
+from track_engine.db.writer import PartitionKeeper, ReadRows, copying_reads, store_passages
 from track_engine.interning import Interner
 from track_engine.passages import (
     Fold,
@@ -112,10 +111,10 @@ class OpenReads:
 
 @dataclass(frozen=True, slots=True)
 class PreparedBatch:
-    """A micro-batch's reads as codes, and the Arrow table its COPY sends (None: no reads)."""
+    """A micro-batch's reads as codes, and the rows its COPY sends (None: no reads)."""
 
     reads: OpenReads
-    table: pa.Table | None
+    rows: ReadRows | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,7 +350,7 @@ class Engine:
             np.concatenate([b.rssi_dbm for b in batches]).astype(np.float32, copy=False),
             np.concatenate([b.read_at_us for b in batches]).astype(np.int64, copy=False),
         )
-        table = read_table(
+        rows = ReadRows(
             tag_id=tags,
             read_at_us=reads.read_at_us,
             reader_code=reads.reader,
@@ -362,7 +361,7 @@ class Engine:
             gateway_code=np.repeat(gateway_of_batch, [len(b) for b in batches]),
             gateway_names=[str(g) for g in gateways],
         )
-        return PreparedBatch(reads, table)
+        return PreparedBatch(reads, rows)
 
     def raise_alerts(self, prepared: PreparedBatch) -> list[Alert]:
         """Store the alerts for watched tags in ``prepared``, in a transaction of their own.
@@ -381,14 +380,14 @@ class Engine:
         """Store, alert (unless ``alerts`` is false: raised already) and fold one micro-batch,
         in one transaction."""
         prepared = batches if isinstance(batches, PreparedBatch) else self.prepare(batches)
-        reads, table = prepared.reads, prepared.table
+        reads, rows = prepared.reads, prepared.rows
         result = ProcessResult(reads_received=len(reads))
-        if table is None:
+        if rows is None:
             return result
         with self.micro_batch():
             self._fresh = [*self._fresh, reads]  # a new list: rollback keeps the old
             self._watermark_us = max(self._watermark_us, self._event_time_us(reads.read_at_us))
-            with copying_reads(self.conn, table, partitions=self.partitions) as copied:
+            with copying_reads(self.conn, rows, partitions=self.partitions) as copied:
                 # PostgreSQL is taking the COPY on the other core; meanwhile, in memory:
                 hits = self._watch_hits(reads) if alerts else pd.DataFrame()
                 closing = self._fold_due(self._watermark_us)

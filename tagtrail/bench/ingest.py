@@ -39,7 +39,7 @@ from tagtrail.bench.common import (
 from tagtrail.bench.preload import preload_reads
 from tagtrail.bench.services import PipelineUnderTest
 from tagtrail.bench.workload import Workload, engine_rows, frames, make_reads, reader_seq
-from track_engine.db.writer import PartitionKeeper, copy_text
+from track_engine.db.writer import COPY_READS, PartitionKeeper, ReadRows
 
 _US = 1_000_000
 _CHUNK_PASSAGES = 50_000
@@ -94,25 +94,33 @@ def prepare_streams(
 
 
 def _copy_limit(database_url: str, rows: pd.DataFrame) -> dict[str, Any]:
-    """COPY ``rows`` (shifted 1 ms: new keys, same partition) straight into ``reads``."""
-    rows = rows.assign(read_at_us=rows["read_at_us"] + 1000, gateway_id="bench-copy")
+    """COPY ``rows`` (shifted 1 ms: new keys, same partition) straight into ``reads``, in the
+    engine's own format (binary COPY) and four transactions."""
+    rows = rows.assign(read_at_us=rows["read_at_us"] + 1000)
     size = -(-len(rows) // 4)
-    chunks = [
-        copy_text(rows.iloc[i : i + size], timestamps_us=("read_at_us",))
-        for i in range(0, len(rows), size)
-    ]
+    chunks = []
+    for i in range(0, len(rows), size):
+        part = rows.iloc[i : i + size]
+        reader_code, reader_names = pd.factorize(part["reader_id"])
+        chunks.append(
+            ReadRows(
+                tag_id=part["tag_id"].to_numpy(dtype=object),
+                read_at_us=part["read_at_us"].to_numpy(dtype=np.int64),
+                reader_code=reader_code,
+                reader_names=[str(r) for r in reader_names],
+                antenna=part["antenna"].to_numpy(),
+                rssi_dbm=part["rssi_dbm"].to_numpy(),
+                reader_seq=part["reader_seq"].to_numpy(dtype=np.int64),
+                gateway_code=np.zeros(len(part), dtype=np.int32),
+                gateway_names=["bench-copy"],
+            ).copy_data()
+        )
     with psycopg.connect(database_url) as conn:
         PartitionKeeper().ensure(conn, "reads", rows["read_at_us"].to_numpy())
         conn.commit()
         started = time.perf_counter()
         for chunk in chunks:
-            with (
-                conn.cursor() as cur,
-                cur.copy(
-                    "COPY reads (tag_id, read_at, reader_id, antenna, rssi_dbm, reader_seq, "
-                    "gateway_id) FROM STDIN"
-                ) as copy,
-            ):
+            with conn.cursor() as cur, cur.copy(COPY_READS) as copy:
                 copy.write(chunk)
             conn.commit()
         seconds = time.perf_counter() - started
