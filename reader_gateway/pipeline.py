@@ -311,6 +311,13 @@ class Normalizer:
         """Reads normalized but not yet taken as batches."""
         return self._pending_reads
 
+    @property
+    def fullest_batch(self) -> int:
+        """Reads in the largest open batch: a cut is due when one shard's batch is full (not
+        when all shards together hold a batch's worth, which would cut every shard's batch at
+        a fraction of the size and multiply the messages)."""
+        return max((cols.reads for cols in self._open.values()), default=0)
+
     def take(
         self, *, now_us: int, force: bool = False, first_batch_seq: int | None = None
     ) -> list[tuple[int, ReadBatch]]:
@@ -325,23 +332,25 @@ class Normalizer:
         for shard, cols in list(self._open.items()):
             if not cols.reads or (not force and cols.reads < self.max_batch_reads):
                 continue
-            self._batch_seq += 1
-            out.append(
-                (
-                    shard,
-                    batch_from_arrays(
-                        gateway_id=self.gateway_id,
-                        batch_seq=self._batch_seq,
-                        sent_at_us=now_us,
-                        reader_ids=np.concatenate(cols.reader_ids),
-                        antenna=np.concatenate(cols.antenna),
-                        tag=np.concatenate(cols.tag),
-                        rssi_dbm=np.concatenate(cols.rssi_dbm),
-                        read_at_us=np.concatenate(cols.read_at_us),
-                        seq=np.concatenate(cols.seq),
-                    ),
+            readers, antenna = np.concatenate(cols.reader_ids), np.concatenate(cols.antenna)
+            tag, rssi = np.concatenate(cols.tag), np.concatenate(cols.rssi_dbm)
+            read_at, seq = np.concatenate(cols.read_at_us), np.concatenate(cols.seq)
+            # A chunk can overfill a batch: never publish more than max_batch_reads in one.
+            size = self.max_batch_reads
+            for lo in range(0, cols.reads, size):
+                self._batch_seq += 1
+                batch = batch_from_arrays(
+                    gateway_id=self.gateway_id,
+                    batch_seq=self._batch_seq,
+                    sent_at_us=now_us,
+                    reader_ids=readers[lo : lo + size],
+                    antenna=antenna[lo : lo + size],
+                    tag=tag[lo : lo + size],
+                    rssi_dbm=rssi[lo : lo + size],
+                    read_at_us=read_at[lo : lo + size],
+                    seq=seq[lo : lo + size],
                 )
-            )
+                out.append((shard, batch))
             self._pending_reads -= cols.reads
             del self._open[shard]
         return out

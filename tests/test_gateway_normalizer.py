@@ -40,8 +40,10 @@ def test_batches_close_at_size_and_keep_per_reader_sequence() -> None:
     norm = Normalizer("gw", shard_count=1, max_batch_reads=3)
     norm.add([_read(f"{i:04X}", T0 + timedelta(seconds=i)) for i in range(4)], reader_id="R1")
     full = norm.take(now_us=0)
-    assert [len(b) for _, b in full] == [4]  # a batch is taken once it reaches the size
-    assert full[0][1].seq.tolist() == [1, 2, 3, 4]
+    # Taken once a batch reaches the size, and never more than the size in one batch.
+    assert [len(b) for _, b in full] == [3, 1]
+    assert [b.seq.tolist() for _, b in full] == [[1, 2, 3], [4]]
+    assert [b.batch_seq for _, b in full] == [1, 2]
     assert norm.take(now_us=0, force=True) == []
 
 

@@ -212,7 +212,7 @@ class Gateway:
             # and publish what was cut right away: busy serial ports keep the inbox full, and
             # publishing only after the inbox was drained let the spool grow without bound
             # while the broker waited (reads accepted, not sent).
-            if self.normalizer.pending_reads >= self.config.batching.max_reads:
+            if self.normalizer.fullest_batch >= self.config.batching.max_reads:
                 self._cut()
                 self._drain_acks()
                 self._pump()
@@ -321,7 +321,7 @@ class Gateway:
         pending = self.normalizer.pending_reads
         if not pending:
             return bool(self._unacked_raw)  # messages without reads: just acknowledge them
-        if pending >= self.config.batching.max_reads:
+        if self.normalizer.fullest_batch >= self.config.batching.max_reads:
             return True
         if self._pending_since is not None and (
             now - self._pending_since >= self.config.batching.max_delay_s
