@@ -30,7 +30,7 @@ _PRUNE_AT = 50_000
 class _Columns:
     """One shard's open batch: per-read columns, as the chunks they were added in."""
 
-    reader_ids: list[npt.NDArray[np.object_]] = field(default_factory=list)
+    reader_code: list[npt.NDArray[np.int32]] = field(default_factory=list)  # Normalizer codes
     antenna: list[npt.NDArray[np.int16]] = field(default_factory=list)
     tag: list[npt.NDArray[np.object_]] = field(default_factory=list)
     rssi_dbm: list[npt.NDArray[np.float32]] = field(default_factory=list)
@@ -40,7 +40,7 @@ class _Columns:
 
     def append(
         self,
-        reader_ids: npt.NDArray[np.object_],
+        reader_code: npt.NDArray[np.int32],
         antenna: npt.NDArray[np.int16],
         tag: npt.NDArray[np.object_],
         rssi_dbm: npt.NDArray[np.float32],
@@ -48,7 +48,7 @@ class _Columns:
         seq: npt.NDArray[np.int64],
     ) -> None:
         """Add a chunk of reads (equal-length columns)."""
-        self.reader_ids.append(reader_ids)
+        self.reader_code.append(reader_code)
         self.antenna.append(antenna)
         self.tag.append(tag)
         self.rssi_dbm.append(rssi_dbm)
@@ -59,12 +59,10 @@ class _Columns:
 
 @dataclass
 class GatewayCounters:
-    """Per-reader counters for health and metrics."""
+    """Per-reader counts of what normalization dropped (reads kept are counted per batch)."""
 
-    reads: Counter[str] = field(default_factory=Counter)
     duplicates: Counter[str] = field(default_factory=Counter)
     rejects: Counter[tuple[str, str]] = field(default_factory=Counter)  # (reader, reason)
-    last_heard_us: dict[str, int] = field(default_factory=dict)
 
 
 class ClockEstimator:
@@ -137,6 +135,9 @@ class Normalizer:
         self.max_batch_reads = max_batch_reads
         self.counters = GatewayCounters()
         self._open: dict[int, _Columns] = defaultdict(_Columns)
+        # Every reader id seen gets a code: open batches hold codes, not strings.
+        self._reader_code: dict[str, int] = {}
+        self._reader_names: list[str] = []
         self._seq: Counter[str] = Counter()
         self._last_seen: dict[tuple[str, int, str], int] = {}
         self._prune_at = _PRUNE_AT
@@ -184,19 +185,17 @@ class Normalizer:
                     continue
                 self._last_seen[key] = at_us
             self._seq[rid] += 1
-            k_rid.append(rid)
+            k_rid.append(self._code_of(rid))
             k_antenna.append(antenna)
             k_tag.append(read.tag_id)
             k_rssi.append(read.rssi_dbm)
             k_at.append(at_us)
             k_seq.append(read.reader_seq if read.reader_seq is not None else self._seq[rid])
-            self.counters.reads[rid] += 1
-            self.counters.last_heard_us[rid] = at_us
         if len(self._last_seen) > self._prune_at:
             self._prune()
         if k_tag:
             kept.append(
-                _objects(k_rid),
+                np.asarray(k_rid, dtype=np.int32),
                 np.asarray(k_antenna, dtype=np.int16),
                 _objects(k_tag),
                 np.asarray(k_rssi, dtype=np.float32),
@@ -229,42 +228,48 @@ class Normalizer:
                 received_at=received_at,
                 antenna_map=antenna_map,
             )
-        # The block's readers, once each, in order of first appearance.
-        index: dict[str, int] = {}
-        codes = np.fromiter(
-            (index.setdefault(r, len(index)) for r in block.reader_id.tolist()),
-            dtype=np.intp,
-            count=n,
-        )
-        names = [self._reader(r or reader_id) for r in index]
-        rids = _objects(names)[codes]
-        last = np.zeros(len(names), dtype=np.intp)
-        np.maximum.at(last, codes, np.arange(n))
+        # Per reader of the block (a few hundred at most), not per read: its name after
+        # aliases, its code, its newest time (for the clock) and its clock offset.
+        names = [self._reader(r or reader_id) for r in block.readers]
+        local = block.reader
         raw_us = block.read_at_us
         if received_at is not None:
             newest = np.full(len(names), np.iinfo(np.int64).min, dtype=np.int64)
-            np.maximum.at(newest, codes, raw_us)
-            received_us = _to_us(received_at)
+            np.maximum.at(newest, local, raw_us)
+            newest_of: dict[str, int] = {}
             for name, newest_us in zip(names, newest.tolist(), strict=True):
+                # Two of the block's readers can be aliases of one.
+                newest_of[name] = max(newest_us, newest_of.get(name, newest_us))
+            received_us = _to_us(received_at)
+            for name, newest_us in newest_of.items():
                 self.clock.observe(name, newest_us - received_us)
         offsets = np.array([self.clock.offset_us(name) for name in names], dtype=np.int64)
-        at_us = raw_us - offsets[codes]
+        codes = np.array([self._code_of(name) for name in names], dtype=np.int32)
         antenna = block.antenna
         if antenna_map:
             lut = np.arange(max(int(antenna.max()), *antenna_map) + 1, dtype=np.int16)
             for port, to in antenna_map.items():
                 lut[port] = to
             antenna = lut[antenna]
-        counts = np.bincount(codes, minlength=len(names)).tolist()
-        last_at = at_us[last].tolist()
-        for name, count, heard_us in zip(names, counts, last_at, strict=True):
-            self._seq[name] += count
-            self.counters.reads[name] += count
-            self.counters.last_heard_us[name] = heard_us
+        # No per-reader sequence counting: a block's reads carry the reader's own numbers.
         kept = _Columns()
-        kept.append(rids, antenna, block.tag_id, block.rssi_dbm, at_us, block.reader_seq)
+        kept.append(
+            codes[local],
+            antenna,
+            block.tag_id,
+            block.rssi_dbm,
+            raw_us - offsets[local],
+            block.reader_seq,
+        )
         self._file(kept)
         return n
+
+    def _code_of(self, name: str) -> int:
+        code = self._reader_code.get(name)
+        if code is None:
+            code = self._reader_code[name] = len(self._reader_names)
+            self._reader_names.append(name)
+        return code
 
     def _file(self, kept: _Columns) -> None:
         """Put kept reads (one chunk) into the open batch of each read's shard."""
@@ -332,7 +337,7 @@ class Normalizer:
         for shard, cols in list(self._open.items()):
             if not cols.reads or (not force and cols.reads < self.max_batch_reads):
                 continue
-            readers, antenna = np.concatenate(cols.reader_ids), np.concatenate(cols.antenna)
+            readers, antenna = np.concatenate(cols.reader_code), np.concatenate(cols.antenna)
             tag, rssi = np.concatenate(cols.tag), np.concatenate(cols.rssi_dbm)
             read_at, seq = np.concatenate(cols.read_at_us), np.concatenate(cols.seq)
             # A chunk can overfill a batch: never publish more than max_batch_reads in one.
@@ -343,7 +348,8 @@ class Normalizer:
                     gateway_id=self.gateway_id,
                     batch_seq=self._batch_seq,
                     sent_at_us=now_us,
-                    reader_ids=readers[lo : lo + size],
+                    reader_code=readers[lo : lo + size],
+                    reader_names=self._reader_names,
                     antenna=antenna[lo : lo + size],
                     tag=tag[lo : lo + size],
                     rssi_dbm=rssi[lo : lo + size],
@@ -366,7 +372,7 @@ def _objects(values: Sequence[str]) -> npt.NDArray[np.object_]:
 def _chunk(
     cols: _Columns, where: slice | npt.NDArray[np.intp]
 ) -> tuple[
-    npt.NDArray[np.object_],
+    npt.NDArray[np.int32],
     npt.NDArray[np.int16],
     npt.NDArray[np.object_],
     npt.NDArray[np.float32],
@@ -375,7 +381,7 @@ def _chunk(
 ]:
     """The rows ``where`` of a one-chunk :class:`_Columns`."""
     return (
-        cols.reader_ids[0][where],
+        cols.reader_code[0][where],
         cols.antenna[0][where],
         cols.tag[0][where],
         cols.rssi_dbm[0][where],

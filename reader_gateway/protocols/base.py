@@ -101,19 +101,26 @@ class ReadBlock:
     The same reads as a list of :class:`TagRead` (see :meth:`tag_reads`), without a Python
     object per read: the gateway normalizes a block with numpy. Every column has one value per
     read; ``read_at_us`` is the reader's own clock in microseconds since the Unix epoch.
+    Reader ids are dictionary-encoded (a block holds a few readers' many reads): read ``i``
+    was heard by ``readers[reader[i]]``. Every read carries the reader's sequence number.
     """
 
     tag_id: npt.NDArray[np.object_]  # canonical upper-case hex str
     antenna: npt.NDArray[np.int16]  # 1-based
     rssi_dbm: npt.NDArray[np.float32]
     read_at_us: npt.NDArray[np.int64]
-    reader_id: npt.NDArray[np.object_]  # str
+    readers: tuple[str, ...]
+    reader: npt.NDArray[np.intp]  # index into readers
     reader_seq: npt.NDArray[np.int64]
     tamper: npt.NDArray[np.bool_]
     low_battery: npt.NDArray[np.bool_]
 
     def __len__(self) -> int:
         return int(self.read_at_us.shape[0])
+
+    def reader_ids(self) -> list[str]:
+        """The reader id of each read."""
+        return [self.readers[i] for i in self.reader.tolist()]
 
     def tag_reads(self) -> list[TagRead]:
         """The block as one :class:`TagRead` per read, in order."""
@@ -133,7 +140,7 @@ class ReadBlock:
                 self.antenna.tolist(),
                 self.rssi_dbm.tolist(),
                 self.read_at_us.tolist(),
-                self.reader_id.tolist(),
+                self.reader_ids(),
                 self.reader_seq.tolist(),
                 self.tamper.tolist(),
                 self.low_battery.tolist(),

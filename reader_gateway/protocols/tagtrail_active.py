@@ -261,15 +261,15 @@ class TagtrailActiveDecoder(FrameSplitter):
             for i in range(0, len(hex_digits), 2 * TAG_ID_BYTES)
         ]
         reader_codes, reader_index = np.unique(frames["reader"], return_inverse=True)
-        names = np.empty(len(reader_codes), dtype=object)
-        names[:] = [self._reader_name(int(code)) for code in reader_codes.tolist()]
+        names = tuple(self._reader_name(code) for code in reader_codes.tolist())
         result.blocks.append(
             ReadBlock(
                 tag_id=tags,
                 antenna=_ANTENNA_LUT[flags],
                 rssi_dbm=frames["rssi"].astype(np.float32),
                 read_at_us=frames["millis"].astype(np.int64) * 1000,
-                reader_id=names[reader_index.reshape(-1)],
+                readers=names,
+                reader=reader_index.reshape(-1),
                 reader_seq=frames["seq"].astype(np.int64),
                 tamper=(flags & FLAG_TAMPER).astype(bool),
                 low_battery=(flags & FLAG_LOW_BATTERY).astype(bool),

@@ -306,9 +306,11 @@ class Gateway:
         health.reads += kept
         health.duplicates += reads - kept
         # The clock belongs to the reader the frames name (an active-tag reader's own id).
-        own = (
-            result.reads[-1].reader_id if result.reads else str(result.blocks[-1].reader_id[-1])
-        ) or reader_id
+        if result.reads:
+            own = result.reads[-1].reader_id or reader_id
+        else:
+            last = result.blocks[-1]
+            own = last.readers[int(last.reader[-1])] or reader_id
         own = norm.reader_aliases.get(own, own)
         health.clock_offset_s = norm.clock.offset_us(own) / 1e6
         self.metrics.duplicates.labels(reader_id).inc(reads - kept)

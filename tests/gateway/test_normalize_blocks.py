@@ -3,7 +3,7 @@
 ``Normalizer.add_block`` is the busy gateway's numpy path; ``Normalizer.add`` is the reference.
 Both run on the same reads (several blocks in a row, readers named by the frames or by the
 transport, reader aliases, antenna maps, clock estimation, one or several shards) and must
-leave the same batches, counters and clock estimates behind.
+leave the same batches and clock estimates behind.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ def _block(reads: list[tuple[str, str, int, int, int, int, bool]]) -> ReadBlock:
         antenna=np.array([r[2] for r in reads], dtype=np.int16),
         rssi_dbm=np.array([r[3] for r in reads], dtype=np.float32),
         read_at_us=np.array([T0_US + r[4] for r in reads], dtype=np.int64),
-        reader_id=objects([r[0] for r in reads]),
+        readers=tuple(dict.fromkeys(r[0] for r in reads)),
+        reader=np.array([list(dict.fromkeys(r[0] for r in reads)).index(r[0]) for r in reads]),
         reader_seq=np.array([r[5] for r in reads], dtype=np.int64),
         tamper=np.array([r[6] for r in reads], dtype=bool),
         low_battery=np.zeros(len(reads), dtype=bool),
@@ -72,8 +73,7 @@ def _state(norm: Normalizer) -> object:
         )
         for shard, b in sorted(norm.take(now_us=1, force=True), key=lambda sb: sb[0])
     ]
-    c = norm.counters
-    return batches, dict(c.reads), dict(c.last_heard_us), norm.clock.offsets_s()
+    return batches, norm.clock.offsets_s()
 
 
 @settings(max_examples=150, deadline=None)
