@@ -8,19 +8,22 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
 
+import psycopg
 import xstatic.pkg.leaflet as xleaflet
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
-from psycopg_pool import ConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
+from starlette.concurrency import run_in_threadpool
 
 from api.config import ApiConfig
 from api.deps import Keys
-from api.errors import install_error_handlers
+from api.errors import UnavailableError, install_error_handlers
 from api.live.listener import LiveHub
 from api.network.service import NetworkCache
 from api.openapi import install_openapi
 from api.routers import ROUTERS
 from api.security import IdCipher, LoginLimiter
+from track_engine.db import tracking
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,11 @@ def _keys(config: ApiConfig) -> Keys:
     )
 
 
+def _warm_network(pool: ConnectionPool, network: NetworkCache) -> None:
+    with pool.connection() as conn:
+        network.get(conn)
+
+
 def create_app(config: ApiConfig) -> FastAPI:
     """Build the API and console for one database."""
 
@@ -62,6 +70,23 @@ def create_app(config: ApiConfig) -> FastAPI:
         )
         pool.open(wait=True, timeout=30)
         app.state.pool = pool
+        # The route, last-seen and next-readers views run on the event loop with connections
+        # of their own (session settings for short lookups: no JIT, no parallel workers).
+        lookup_pool = AsyncConnectionPool(
+            config.database_url,
+            min_size=config.lookup_pool_min_size,
+            max_size=config.pool_max_size,
+            open=False,
+            configure=tracking.configure_lookup_connection,
+        )
+        await lookup_pool.open(wait=True, timeout=30)
+        app.state.lookup_pool = lookup_pool
+        # Load the road network (and every path between readers) before the first request
+        # instead of in it; a database without a network yet loads it on first use.
+        try:
+            await run_in_threadpool(_warm_network, pool, app.state.network)
+        except (UnavailableError, psycopg.Error) as exc:
+            log.info("road network not loaded at start: %s", exc)
         live = LiveHub(
             config.database_url,
             listen=config.live_listen,
@@ -74,6 +99,7 @@ def create_app(config: ApiConfig) -> FastAPI:
             yield
         finally:
             await live.stop()
+            await lookup_pool.close()
             pool.close()
 
     app = FastAPI(title="TagTrail", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)

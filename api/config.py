@@ -17,7 +17,8 @@ class ApiConfig:
 
     database_url: str
     tile_url: str | None = None  # optional background tiles; the base map is our road network
-    pool_max_size: int = 8
+    pool_max_size: int = 8  # each of the two pools (views on threads; lookups on the loop)
+    lookup_pool_min_size: int = 2  # asyncio connections of route, last seen, next readers
     jwt_secret: bytes | None = None  # HS256 signing key of bearer tokens
     id_hash_key: bytes | None = None  # keyed hash of national ID numbers (lookup, duplicates)
     id_enc_key: bytes | None = None  # AES-GCM key of national ID numbers (32 bytes)

@@ -8,7 +8,7 @@ back from each route's dependencies.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -16,13 +16,13 @@ from typing import Annotated, Any
 import psycopg
 from fastapi import Depends, Path, Request
 from fastapi.security import OAuth2PasswordBearer
-from psycopg_pool import ConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from api.config import ApiConfig
 from api.errors import ForbiddenError, UnauthorizedError
 from api.network.service import NetworkCache
-from api.security import IdCipher, InvalidTokenError, LoginLimiter, read_token
-from track_engine.db import accounts
+from api.security import IdCipher, InvalidTokenError, LoginLimiter, TokenClaims, read_token
+from track_engine.db import accounts, tracking
 
 ALL_ROLES = frozenset(accounts.ROLES)
 _oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
@@ -63,6 +63,14 @@ def get_conn(pool: Annotated[ConnectionPool, Depends(_pool)]) -> Iterator[psycop
         yield conn
 
 
+async def get_lookup_conn(request: Request) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """An asyncio connection from the lookup pool (route, last seen, next readers: views that
+    run on the event loop); its transaction commits when the view returns without error."""
+    pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = request.app.state.lookup_pool
+    async with pool.connection() as conn:
+        yield conn
+
+
 async def get_network(request: Request) -> NetworkCache:
     """The road network cache (loaded on first use, reloaded when the active network changes)."""
     cache: NetworkCache = request.app.state.network
@@ -95,6 +103,7 @@ async def client_address(request: Request) -> str:
 # scope="function": commit (or roll back) before the response leaves, so a client never sees
 # success for a write that did not commit, and a long stream does not hold a connection.
 ConnDep = Annotated[psycopg.Connection, Depends(get_conn, scope="function")]
+LookupConnDep = Annotated[psycopg.AsyncConnection[Any], Depends(get_lookup_conn, scope="function")]
 PoolDep = Annotated[ConnectionPool, Depends(_pool)]
 NetworkDep = Annotated[NetworkCache, Depends(get_network)]
 ConfigDep = Annotated[ApiConfig, Depends(get_config)]
@@ -114,6 +123,23 @@ def current_principal(
     The account is re-read on every request, so a disabled account or a changed role takes
     effect at once rather than when the token expires.
     """
+    claims = _claims(token, keys)
+    return _principal(accounts.user_by_id(conn, claims.user_id), client)
+
+
+async def current_principal_async(
+    conn: LookupConnDep,
+    keys: KeysDep,
+    client: ClientDep,
+    token: Annotated[str | None, Depends(_oauth2)],
+) -> Principal:
+    """:func:`current_principal` for the views on the event loop: the same checks, the account
+    re-read on the request's asyncio connection (in its transaction, before anything else)."""
+    claims = _claims(token, keys)
+    return _principal(await tracking.account_async(conn, claims.user_id), client)
+
+
+def _claims(token: str | None, keys: Keys) -> TokenClaims:
     if not token:
         raise UnauthorizedError("log in first: send 'Authorization: Bearer <token>'")
     try:
@@ -122,26 +148,45 @@ def current_principal(
         raise UnauthorizedError("the bearer token is invalid or has expired") from exc
     if claims.expires_at <= datetime.now(UTC):
         raise UnauthorizedError("the bearer token has expired")
-    user = accounts.user_by_id(conn, claims.user_id)
+    return claims
+
+
+def _principal(user: accounts.UserRecord | None, client: str) -> Principal:
     if user is None or user.disabled:
         raise UnauthorizedError("this account no longer exists or is disabled")
     return Principal(user.user_id, user.username, user.role, user.owner_id, client)
 
 
-def require(*roles: str) -> Any:
-    """A dependency admitting only callers in ``roles`` (401 without a token, 403 otherwise)."""
+def require(*roles: str, on_event_loop: bool = False) -> Any:
+    """A dependency admitting only callers in ``roles`` (401 without a token, 403 otherwise).
+
+    ``on_event_loop``: for ``async`` views that use :data:`LookupConnDep` — the account is
+    re-read on that asyncio connection (:func:`current_principal_async`) instead of the
+    pooled synchronous one, so the request never hops to a worker thread.
+    """
     allowed = frozenset(roles)
     unknown = allowed - ALL_ROLES
     if unknown:
         raise ValueError(f"unknown roles {sorted(unknown)}")
 
-    async def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    def check(principal: Principal) -> Principal:
         if principal.role not in allowed:
             raise ForbiddenError(
                 f"a {principal.role} may not do this; allowed: {', '.join(sorted(allowed))}"
             )
         return principal
 
+    # Two functions, not one with a variable in its annotation: FastAPI reads the
+    # annotations (strings here) in the module's namespace.
+    async def pooled(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        return check(principal)
+
+    async def on_loop(
+        principal: Annotated[Principal, Depends(current_principal_async)],
+    ) -> Principal:
+        return check(principal)
+
+    dependency = on_loop if on_event_loop else pooled
     dependency.allowed_roles = allowed  # type: ignore[attr-defined]
     return Depends(dependency)
 
@@ -155,6 +200,8 @@ def allowed_roles_of(call: Callable[..., Any]) -> frozenset[str] | None:
 AnyUserDep = Annotated[Principal, require(*ALL_ROLES)]
 AdminDep = Annotated[Principal, require("admin")]
 OfficerDep = Annotated[Principal, require("officer")]
+# The officer of an async view on LookupConnDep (route, last seen, next readers).
+OfficerLookupDep = Annotated[Principal, require("officer", on_event_loop=True)]
 RegistryDep = Annotated[Principal, require("admin", "registrar")]
 SearchDep = Annotated[Principal, require("admin", "officer", "registrar")]
 BikeViewerDep = Annotated[Principal, require("admin", "officer", "registrar", "resident")]

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg_pool import ConnectionPool
+from starlette.concurrency import run_in_threadpool
 
 from api.errors import UnavailableError
 from track_engine.db import queries
@@ -35,6 +37,14 @@ class NetworkCache:
         """Forget the loaded network (readers changed); the next request reloads it."""
         with self._lock:
             self._loaded = None
+
+    def current(self, network_id: int | None) -> LoadedNetwork | None:
+        """The loaded network if it is the active one (``network_id``); None when it must be
+        loaded first (:meth:`get`). Raises UnavailableError when no network is active."""
+        if network_id is None:
+            raise UnavailableError("no road network has been loaded yet")
+        loaded = self._loaded
+        return loaded if loaded is not None and loaded.network_id == network_id else None
 
     def get(self, conn: psycopg.Connection) -> LoadedNetwork:
         """The active network, loading it if it is new; raises UnavailableError if none."""
@@ -78,6 +88,23 @@ class NetworkCache:
                     arrays=arrays,
                 )
             return self._loaded
+
+
+async def active_network(
+    cache: NetworkCache, pool: ConnectionPool, network_id: int | None
+) -> LoadedNetwork:
+    """For views on the event loop: the network whose id the request read (``network_id``,
+    None = no active network: UnavailableError), loaded in a worker thread on a pooled
+    connection when it is not loaded yet (normally once, at start-up)."""
+    loaded = cache.current(network_id)
+    if loaded is None:
+        loaded = await run_in_threadpool(_load, cache, pool)
+    return loaded
+
+
+def _load(cache: NetworkCache, pool: ConnectionPool) -> LoadedNetwork:
+    with pool.connection() as conn:
+        return cache.get(conn)
 
 
 def network_geojson(network: LoadedNetwork) -> dict[str, Any]:

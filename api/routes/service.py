@@ -11,11 +11,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg_pool import ConnectionPool
+from starlette.concurrency import run_in_threadpool
 
 from api.bikes.service import lookup_bike
 from api.errors import BadRequestError, UnavailableError
-from api.network.service import LoadedNetwork, NetworkCache
-from track_engine.db import audit, cameras, queries
+from api.network.service import LoadedNetwork, NetworkCache, active_network
+from track_engine.db import audit, cameras, queries, tracking
 from track_engine.errors import NotFoundError
 from track_engine.routes import Route, build_route
 
@@ -44,15 +46,9 @@ def route_for_plate(
     action: str = "route.view",
 ) -> dict[str, Any]:
     """The bike's route as a GeoJSON Feature (LineString, a time per point, passages)."""
-    if not reason.strip() and not case_number:
-        raise BadRequestError("a route lookup needs a case number or a reason")
-    if any(t is not None and t.tzinfo is None for t in (since, until)):
-        raise BadRequestError("since and until need a time zone, e.g. 2026-11-29T06:00:00Z")
+    _check_route_request(reason, case_number, since, until)
     bike = lookup_bike(conn, plate=plate, frame_number=None)
-    until = until or datetime.now(UTC)
-    since = since or bike.stolen_at or until - timedelta(days=1)
-    if since >= until or until - since > MAX_WINDOW:
-        raise BadRequestError("since must be before until, and the window at most 31 days")
+    since, until = _window(since, until, bike.stolen_at)
     # One round trip for the audit row, the passages and the active network's id.
     unavailable: UnavailableError | None = None
     with conn.pipeline():
@@ -67,7 +63,7 @@ def route_for_plate(
             reason=reason,
             case_number=case_number,
             remote_addr=remote_addr,
-            detail={"plate": bike.plate, "since": since.isoformat(), "until": until.isoformat()},
+            detail=_audit_detail(bike.plate, since, until),
         )
         fetch_rows = queries.start_bike_passage_rows(
             conn, bike_id=bike.bike_id, since=since, until=until
@@ -84,11 +80,98 @@ def route_for_plate(
     route = stitched_route(loaded, rows)
     if route is None:
         raise NotFoundError(f"bike {bike.plate} was seen only by readers off the road network")
+    return _feature(route, bike.plate, bike.bike_id, since, until)
+
+
+async def route_for_plate_async(
+    conn: psycopg.AsyncConnection[Any],
+    network: NetworkCache,
+    pool: ConnectionPool,
+    *,
+    plate: str,
+    since: datetime | None,
+    until: datetime | None,
+    actor: str,
+    reason: str,
+    case_number: str | None,
+    role: str,
+    remote_addr: str,
+    action: str = "route.view",
+) -> dict[str, Any]:
+    """:func:`route_for_plate` on the event loop: the same checks, audit row and answer, on
+    the request's asyncio connection (its session is set up for short lookups); a route not
+    stitched yet is stitched in a worker thread, so other requests go on meanwhile. ``pool``
+    loads the road network if it is not loaded yet."""
+    _check_route_request(reason, case_number, since, until)
+    if not plate:
+        raise BadRequestError("give a plate or a frame_number")
+    bike = await tracking.plate_bike_async(conn, plate)
+    if bike is None:
+        raise NotFoundError(f"no registered bike with plate {plate}")
+    since, until = _window(since, until, bike.stolen_at)
+    # One round trip for the audit row, the passages and the active network's id.
+    rows, network_id = await tracking.audited_bike_passage_rows_async(
+        conn,
+        bike_id=bike.bike_id,
+        since=since,
+        until=until,
+        audit=tracking.AuditRow(
+            actor=actor,
+            role=role,
+            action=action,
+            subject=f"bike:{bike.bike_id}",
+            bike_id=bike.bike_id,
+            reason=reason,
+            case_number=case_number,
+            remote_addr=remote_addr,
+            detail=_audit_detail(bike.plate, since, until),
+        ),
+    )
+    if not rows:  # "not seen" comes before "no network"
+        raise NotFoundError(f"bike {bike.plate} was not seen between {since} and {until}")
+    loaded = await active_network(network, pool, network_id)
+    job = _stitch_job(loaded, rows)
+    if job is None:
+        raise NotFoundError(f"bike {bike.plate} was seen only by readers off the road network")
+    cache, key, build = job
+    route = cache.peek(key)
+    if route is None:
+        route = await run_in_threadpool(cache.get, key, build)
+    return _feature(route, bike.plate, bike.bike_id, since, until)
+
+
+def _check_route_request(
+    reason: str, case_number: str | None, since: datetime | None, until: datetime | None
+) -> None:
+    if not reason.strip() and not case_number:
+        raise BadRequestError("a route lookup needs a case number or a reason")
+    if any(t is not None and t.tzinfo is None for t in (since, until)):
+        raise BadRequestError("since and until need a time zone, e.g. 2026-11-29T06:00:00Z")
+
+
+def _window(
+    since: datetime | None, until: datetime | None, stolen_at: datetime | None
+) -> tuple[datetime, datetime]:
+    """The window looked at: since the theft (or a day back) until now, unless given."""
+    until = until or datetime.now(UTC)
+    since = since or stolen_at or until - timedelta(days=1)
+    if since >= until or until - since > MAX_WINDOW:
+        raise BadRequestError("since must be before until, and the window at most 31 days")
+    return since, until
+
+
+def _audit_detail(plate: str, since: datetime, until: datetime) -> dict[str, Any]:
+    return {"plate": plate, "since": since.isoformat(), "until": until.isoformat()}
+
+
+def _feature(
+    route: Route, plate: str, bike_id: int, since: datetime, until: datetime
+) -> dict[str, Any]:
     feature = route.to_geojson()
     feature["properties"].update(
         {
-            "plate": bike.plate,
-            "bike_id": bike.bike_id,
+            "plate": plate,
+            "bike_id": bike_id,
             "since": since.isoformat(),
             "until": until.isoformat(),
             "last_seen": feature["properties"]["passages"][-1]
@@ -117,11 +200,9 @@ class RouteCache:
 
     def get(self, key: tuple[Any, ...], build: Callable[[], Route]) -> Route:
         """The route for ``key``, built by ``build()`` on a miss."""
-        with self._lock:
-            route = self._routes.get(key)
-            if route is not None:
-                self._routes.move_to_end(key)
-                return route
+        route = self.peek(key)
+        if route is not None:
+            return route
         route = build()
         with self._lock:
             self._routes[key] = route
@@ -129,10 +210,30 @@ class RouteCache:
                 self._routes.popitem(last=False)
         return route
 
+    def peek(self, key: tuple[Any, ...]) -> Route | None:
+        """The route for ``key`` if it is kept; None otherwise."""
+        with self._lock:
+            route = self._routes.get(key)
+            if route is not None:
+                self._routes.move_to_end(key)
+            return route
+
 
 def stitched_route(loaded: LoadedNetwork, rows: list[tuple[Any, ...]]) -> Route | None:
     """The route through a bike's passage rows (``queries.PASSAGE_COLUMNS``, in time order);
     None when no passage is at a reader on the road network."""
+    job = _stitch_job(loaded, rows)
+    if job is None:
+        return None
+    cache, key, build = job
+    return cache.get(key, build)
+
+
+def _stitch_job(
+    loaded: LoadedNetwork, rows: list[tuple[Any, ...]]
+) -> tuple[RouteCache, tuple[Any, ...], Callable[[], Route]] | None:
+    """The route cache, the key of the route through ``rows`` and how to stitch it; None when
+    no passage is at a reader on the road network."""
     reader_nodes = loaded.reader_nodes
     known = [row for row in rows if row[1] in reader_nodes]
     if not known:
@@ -148,7 +249,7 @@ def stitched_route(loaded: LoadedNetwork, rows: list[tuple[Any, ...]]) -> Route 
         return build_route(passages, loaded.graph, reader_nodes, loaded.reader_paths)
 
     cache = loaded.reader_paths.memo(_STITCHED_MEMO, RouteCache)
-    return cache.get((last_tag, tuple(known)), build)
+    return cache, (last_tag, tuple(known)), build
 
 
 def _distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg_pool import ConnectionPool
 
 from api.deps import Principal
-from api.errors import BadRequestError, UnavailableError
-from api.network.service import NetworkCache
+from api.errors import BadRequestError
+from api.network.service import NetworkCache, active_network
 from api.routes.service import MAX_WINDOW, require_reason
-from track_engine.db import audit, bikes, cases, queries
+from track_engine.db import audit, bikes, cases, queries, tracking
 from track_engine.errors import NotFoundError
 
 
@@ -47,38 +49,30 @@ def _audit(
     )
 
 
-def last_seen(
-    conn: psycopg.Connection,
+async def last_seen(
+    conn: psycopg.AsyncConnection[Any],
     *,
     bike_id: int,
     by: Principal,
     reason: str,
     case_number: str | None,
 ) -> dict[str, Any]:
-    """Where and when the bike was last heard."""
+    """Where and when the bike was last heard (on the request's asyncio connection)."""
     require_reason(reason, case_number)
     # One round trip: the bike's existence, the audit row and the sighting. For an unknown
     # bike the answer is 404 and the request's transaction, audit row included, rolls back.
-    with conn.pipeline():
-        queries.lookup_settings(conn)
-        answer = queries.start_last_seen(conn, bike_id=bike_id, check_bike=True)
-        _audit(
-            conn,
-            by=by,
-            action="bike.last_seen",
-            bike_id=bike_id,
-            reason=reason,
-            case_number=case_number,
-        )
-        seen = answer()
+    seen, _ = await tracking.audited_last_seen_async(
+        conn, bike_id=bike_id, audit=_audit_row(by, "bike.last_seen", bike_id, reason, case_number)
+    )
     if seen is None:
         raise NotFoundError(f"bike {bike_id} has never been seen")
-    return {"bike_id": bike_id, **asdict(seen)}
+    return {"bike_id": bike_id, **_last_seen_doc(seen)}
 
 
-def next_readers(
-    conn: psycopg.Connection,
+async def next_readers(
+    conn: psycopg.AsyncConnection[Any],
     network: NetworkCache,
+    pool: ConnectionPool,
     *,
     bike_id: int,
     by: Principal,
@@ -86,35 +80,70 @@ def next_readers(
     case_number: str | None,
     limit: int,
 ) -> dict[str, Any]:
-    """The readers the bike will likely pass next, with ETAs."""
+    """The readers the bike will likely pass next, with ETAs (on the request's asyncio
+    connection; ``pool`` loads the road network if it is not loaded yet)."""
     require_reason(reason, case_number)
-    # One round trip: the bike's existence, the audit row, the active network and the
-    # sighting; the reader's history is a second one.
-    with conn.pipeline():
-        queries.lookup_settings(conn)
-        answer = queries.start_last_seen(conn, bike_id=bike_id, check_bike=True)
-        _audit(
-            conn,
-            by=by,
-            action="bike.next_readers",
-            bike_id=bike_id,
-            reason=reason,
-            case_number=case_number,
-        )
-        try:
-            loaded = network.get(conn)
-        except UnavailableError:
-            answer()  # an unknown bike is still a 404
-            raise
-        seen = answer()
+    # One round trip: the bike's existence (an unknown bike is a 404 before anything else),
+    # the audit row, the sighting and the active network's id; the reader's history is a
+    # second one when it is not kept.
+    seen, network_id = await tracking.audited_last_seen_async(
+        conn,
+        bike_id=bike_id,
+        audit=_audit_row(by, "bike.next_readers", bike_id, reason, case_number),
+    )
+    loaded = await active_network(network, pool, network_id)  # 503 before "never seen"
     if seen is None:
         raise NotFoundError(f"bike {bike_id} has never been seen")
-    predicted = queries.next_readers(conn, bike_id=bike_id, network=loaded, limit=limit, seen=seen)
+    cache = tracking.transition_cache(loaded)
+    key = (seen.reader_id, seen.at)
+    history = cache.peek(key)
+    if history is None:
+        asked_at = time.monotonic()
+        history = await tracking.transitions_async(conn, seen.reader_id, seen.at)
+        cache.put(key, history, asked_at)
+    predicted = tracking.predict_next_readers(loaded, seen, history, limit)
     return {
         "bike_id": bike_id,
-        "last_seen": asdict(seen),
-        "next_readers": [asdict(n) for n in predicted],
+        "last_seen": _last_seen_doc(seen),
+        "next_readers": [
+            {
+                "reader_id": n.reader_id,
+                "probability": n.probability,
+                "eta": n.eta,
+                "travel_s": n.travel_s,
+                "distance_m": n.distance_m,
+                "source": n.source,
+            }
+            for n in predicted
+        ],
     }
+
+
+def _last_seen_doc(seen: queries.LastSeen) -> dict[str, Any]:
+    """``asdict(seen)`` without its deep copy (every field is immutable)."""
+    return {
+        "tag_id": seen.tag_id,
+        "reader_id": seen.reader_id,
+        "at": seen.at,
+        "lon": seen.lon,
+        "lat": seen.lat,
+        "source": seen.source,
+    }
+
+
+def _audit_row(
+    by: Principal, action: str, bike_id: int, reason: str, case_number: str | None
+) -> tracking.AuditRow:
+    return tracking.AuditRow(
+        actor=by.username,
+        role=by.role,
+        action=action,
+        subject=f"bike:{bike_id}",
+        bike_id=bike_id,
+        reason=reason,
+        case_number=case_number,
+        remote_addr=by.remote_addr,
+    )
 
 
 def companions(

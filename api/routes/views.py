@@ -11,11 +11,20 @@ import psycopg
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
-from api.deps import ConnDep, IdPath, NetworkDep, OfficerDep, Principal
+from api.deps import (
+    ConnDep,
+    IdPath,
+    LookupConnDep,
+    NetworkDep,
+    OfficerDep,
+    OfficerLookupDep,
+    PoolDep,
+    Principal,
+)
 from api.network.service import NetworkCache
 from api.routes import tracking
 from api.routes.exports import MEDIA_TYPES, RENDERERS
-from api.routes.service import cameras_near_passages, route_for_plate
+from api.routes.service import cameras_near_passages, route_for_plate, route_for_plate_async
 from api.thefts.schemas import CASE_PATTERN
 
 router = APIRouter(prefix="/api/v1", tags=["routes"])
@@ -66,11 +75,17 @@ def _audited_route(
     )
 
 
+# Route, last seen and next readers are the officers' hot lookups: ``async`` views on the
+# event loop with an asyncio connection (LookupConnDep) and every dependency ``async``, so a
+# request never hops to a worker thread (a route not stitched yet is the one exception).
+
+
 @router.get("/routes/{plate}", response_model=dict[str, Any])
-def get_route(
-    conn: ConnDep,
+async def get_route(
+    conn: LookupConnDep,
     network: NetworkDep,
-    principal: OfficerDep,
+    pool: PoolDep,
+    principal: OfficerLookupDep,
     plate: PlatePath,
     since: Since = None,
     until: Until = None,
@@ -79,7 +94,19 @@ def get_route(
 ) -> Response:
     """The bike's route since the theft (or the last day), as a GeoJSON Feature with a time
     per point, its passages and inferred stretches marked (``kinds``). Roles: officer."""
-    feature = _audited_route(conn, network, principal, plate, since, until, reason, case_number)
+    feature = await route_for_plate_async(
+        conn,
+        network,
+        pool,
+        plate=plate,
+        since=since,
+        until=until,
+        actor=principal.username,
+        role=principal.role,
+        remote_addr=principal.remote_addr,
+        reason=reason,
+        case_number=case_number,
+    )
     return json_response(feature)
 
 
@@ -133,26 +160,27 @@ def route_cameras(
 
 
 @router.get("/bikes/{bike_id}/last-seen", response_model=dict[str, Any])
-def last_seen(
-    conn: ConnDep,
-    principal: OfficerDep,
+async def last_seen(
+    conn: LookupConnDep,
+    principal: OfficerLookupDep,
     bike_id: IdPath,
     reason: Reason = "",
     case_number: CaseNumber = None,
 ) -> Response:
     """Where and when the bike was last heard. Roles: officer."""
     return json_response(
-        tracking.last_seen(
+        await tracking.last_seen(
             conn, bike_id=bike_id, by=principal, reason=reason, case_number=case_number
         )
     )
 
 
 @router.get("/bikes/{bike_id}/next-readers", response_model=dict[str, Any])
-def next_readers(
-    conn: ConnDep,
+async def next_readers(
+    conn: LookupConnDep,
     network: NetworkDep,
-    principal: OfficerDep,
+    pool: PoolDep,
+    principal: OfficerLookupDep,
     bike_id: IdPath,
     reason: Reason = "",
     case_number: CaseNumber = None,
@@ -160,9 +188,10 @@ def next_readers(
 ) -> Response:
     """The readers the bike will likely pass next, with probability and ETA. Roles: officer."""
     return json_response(
-        tracking.next_readers(
+        await tracking.next_readers(
             conn,
             network,
+            pool,
             bike_id=bike_id,
             by=principal,
             reason=reason,

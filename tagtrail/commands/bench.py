@@ -158,6 +158,21 @@ def bench_query(
     api_workers: Annotated[
         int, typer.Option(min=1, max=64, help="API worker processes (tagtrail api --workers).")
     ] = 1,
+    client: Annotated[
+        str,
+        typer.Option(
+            help="processes: each client its own process on a plain HTTP/1.1 socket (no shared "
+            "interpreter lock); threads: httpx clients in threads of one process (the earlier "
+            "client, itself a bottleneck on 2 cores)."
+        ),
+    ] = "processes",
+    warmup_s: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Requests started in the first seconds (cold caches) are also reported apart.",
+        ),
+    ] = 10.0,
     admin_url: AdminUrl = _ADMIN,
     json: Json = False,
 ) -> None:
@@ -166,8 +181,12 @@ def bench_query(
     from tagtrail.bench.common import print_report
     from tagtrail.bench.query import QueryOptions, report_rows, run_query
 
+    if client not in ("processes", "threads"):
+        raise typer.BadParameter("processes or threads", param_hint="--client")
     doc = run_query(
         QueryOptions(
+            client="processes" if client == "processes" else "threads",
+            warmup_s=warmup_s,
             stored_rows=stored_rows,
             clients=clients,
             seconds=seconds,

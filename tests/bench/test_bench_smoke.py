@@ -75,10 +75,13 @@ def test_query_every_endpoint_answers() -> None:
         "2",
         "--hours",
         "0.25",
+        "--warmup-s",
+        "1",
         mqtt=False,
     )
     for name in ("route", "last_seen", "next_readers"):
         assert doc[name]["requests"] > 0, name
+        assert 0 < doc[name]["after_warmup"]["requests"] < doc[name]["requests"], name
 
 
 def test_memory_engine_holds_exactly_the_open_passages() -> None:
