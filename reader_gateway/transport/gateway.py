@@ -340,20 +340,44 @@ class Gateway:
         )
         self._pending_since = None
         if batches:
-            try:
-                self.spool.append([encode_record(shard, batch) for shard, batch in batches])
-            except SpoolError as exc:
-                self._refuse(batches, exc)
-            else:
-                for _, batch in batches:
-                    self.reads_accepted += len(batch)
-                    counts = np.bincount(batch.reader, minlength=len(batch.readers)).tolist()
-                    self._reads_by_reader.update(dict(zip(batch.readers, counts, strict=True)))
-                self.metrics.spool_bytes.set(self.spool.bytes_used)
-                self.metrics.spool_unacked.set(self.spool.unacked)
+            accepted, refusal = self._spool(
+                [encode_record(shard, batch) for shard, batch in batches]
+            )
+            for _, batch in batches[:accepted]:
+                self.reads_accepted += len(batch)
+                counts = np.bincount(batch.reader, minlength=len(batch.readers)).tolist()
+                self._reads_by_reader.update(dict(zip(batch.readers, counts, strict=True)))
+            if refusal is not None:
+                self._refuse(batches[accepted:], refusal)
+            self.metrics.spool_bytes.set(self.spool.bytes_used)
+            self.metrics.spool_unacked.set(self.spool.unacked)
         for raw in self._unacked_raw:
             self.link.ack(raw)
         self._unacked_raw.clear()
+
+    def _spool(self, records: list[bytes]) -> tuple[int, SpoolError | None]:
+        """Append a cut's records with one fsync; returns how many were spooled and why the
+        rest were not. A cut that does not fit whole (a busy port hands over up to 64 KiB at
+        once) keeps the records that fit, in order, so that their batch numbers stay their
+        record ids; the rest are refused."""
+        try:
+            self.spool.append(records)
+            return len(records), None
+        except SpoolFullError as exc:
+            if len(records) == 1:
+                return 0, exc
+            refusal: SpoolError = exc
+        except SpoolError as exc:
+            return 0, exc
+        spooled = 0
+        for record in records:
+            try:
+                self.spool.append([record])
+            except SpoolError as exc:
+                refusal = exc
+                break
+            spooled += 1
+        return spooled, refusal
 
     def _flush_read_counts(self) -> None:
         """Move accepted-read counts into the per-reader metric (every status check: one
