@@ -98,23 +98,10 @@ def _copy_limit(database_url: str, rows: pd.DataFrame) -> dict[str, Any]:
     engine's own format (binary COPY) and four transactions."""
     rows = rows.assign(read_at_us=rows["read_at_us"] + 1000)
     size = -(-len(rows) // 4)
-    chunks = []
-    for i in range(0, len(rows), size):
-        part = rows.iloc[i : i + size]
-        reader_code, reader_names = pd.factorize(part["reader_id"])
-        chunks.append(
-            ReadRows(
-                tag_id=part["tag_id"].to_numpy(dtype=object),
-                read_at_us=part["read_at_us"].to_numpy(dtype=np.int64),
-                reader_code=reader_code,
-                reader_names=[str(r) for r in reader_names],
-                antenna=part["antenna"].to_numpy(),
-                rssi_dbm=part["rssi_dbm"].to_numpy(),
-                reader_seq=part["reader_seq"].to_numpy(dtype=np.int64),
-                gateway_code=np.zeros(len(part), dtype=np.int32),
-                gateway_names=["bench-copy"],
-            ).copy_data()
-        )
+    chunks = [
+        ReadRows.from_frame(rows.iloc[i : i + size], gateway_id="bench-copy").copy_data()
+        for i in range(0, len(rows), size)
+    ]
     with psycopg.connect(database_url) as conn:
         PartitionKeeper().ensure(conn, "reads", rows["read_at_us"].to_numpy())
         conn.commit()

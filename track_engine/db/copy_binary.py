@@ -128,7 +128,7 @@ def _group(
         fields.append((f"l{i}", ">i4"))
         if width:  # an empty string is its length (0) alone
             fields.append((f"v{i}", f"S{width}" if pg == "S" else pg))
-    rows = len(prepared[0][0][which])
+    rows = len(prepared[0][0]) if isinstance(which, slice) else len(which)
     out = np.empty(rows, dtype=np.dtype(fields))
     out["n"] = len(prepared)
     for i, ((values, _, _), width) in enumerate(zip(prepared, widths, strict=True)):

@@ -71,25 +71,13 @@ COPY_READS = (
     "COPY reads (tag_id, read_at, reader_id, antenna, rssi_dbm, reader_seq, gateway_id) "
     "FROM STDIN (FORMAT BINARY)"
 )
-# COPY text carries timestamps without a zone (Arrow writes zoned ones ~50x slower); the
-# session reads them as UTC for the rest of the transaction. Every other timestamp the engine
-# writes is computed from the epoch, which does not depend on the session's zone.
-UTC_SESSION = "SET LOCAL TIME ZONE 'UTC'"
 
 
-def copy_text(frame: pd.DataFrame | pa.Table, *, timestamps_us: tuple[str, ...] = ()) -> bytes:
-    """Tab-separated COPY text of a frame, with no per-row Python loop.
-
-    Columns named in ``timestamps_us`` (int64 µs since the epoch) are written as UTC
-    timestamps without a zone (``2026-11-29 07:00:00.123000``): PostgreSQL must read them in
-    a session whose time zone is UTC (:data:`UTC_SESSION`).
-    """
+def copy_text(frame: pd.DataFrame | pa.Table) -> bytes:
+    """Tab-separated COPY text of a frame, with no per-row Python loop."""
     table = (
         frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
     )
-    for name in timestamps_us:
-        i = table.schema.get_field_index(name)
-        table = table.set_column(i, name, table.column(i).cast(pa.timestamp("us")))
     out = pa.BufferOutputStream()
     pa_csv.write_csv(table, out, _COPY_TEXT)
     data: bytes = out.getvalue().to_pybytes()
@@ -112,6 +100,23 @@ class ReadRows:
 
     def __len__(self) -> int:
         return int(self.read_at_us.shape[0])
+
+    @classmethod
+    def from_frame(cls, reads: pd.DataFrame, *, gateway_id: str) -> ReadRows:
+        """Reads from a frame (columns tag_id, read_at_us, reader_id, antenna, rssi_dbm,
+        reader_seq), all from one gateway."""
+        reader_code, reader_names = pd.factorize(reads["reader_id"])
+        return cls(
+            tag_id=reads["tag_id"].to_numpy(dtype=object),
+            read_at_us=reads["read_at_us"].to_numpy(dtype=np.int64),
+            reader_code=reader_code,
+            reader_names=[str(r) for r in reader_names],
+            antenna=reads["antenna"].to_numpy(),
+            rssi_dbm=reads["rssi_dbm"].to_numpy(),
+            reader_seq=reads["reader_seq"].to_numpy(dtype=np.int64),
+            gateway_code=np.zeros(len(reads), dtype=np.int32),
+            gateway_names=[gateway_id],
+        )
 
     def copy_data(self) -> bytes:
         """The rows as binary COPY data for :data:`COPY_READS`."""
@@ -185,18 +190,7 @@ def store_reads(
     """
     if reads.empty:
         return 0
-    reader_code, reader_names = pd.factorize(reads["reader_id"])
-    rows = ReadRows(
-        tag_id=reads["tag_id"].to_numpy(dtype=object),
-        read_at_us=reads["read_at_us"].to_numpy(dtype=np.int64),
-        reader_code=reader_code,
-        reader_names=[str(r) for r in reader_names],
-        antenna=reads["antenna"].to_numpy(),
-        rssi_dbm=reads["rssi_dbm"].to_numpy(),
-        reader_seq=reads["reader_seq"].to_numpy(dtype=np.int64),
-        gateway_code=np.zeros(len(reads), dtype=np.int32),
-        gateway_names=[gateway_id],
-    )
+    rows = ReadRows.from_frame(reads, gateway_id=gateway_id)
     with copying_reads(conn, rows, partitions=partitions) as copied:
         pass
     return copied.stored
