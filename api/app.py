@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -24,6 +25,7 @@ from api.openapi import install_openapi
 from api.routers import ROUTERS
 from api.security import IdCipher, LoginLimiter
 from track_engine.db import tracking
+from track_engine.routes import warm_path_choice
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +59,10 @@ def _keys(config: ApiConfig) -> Keys:
 
 def _warm_network(pool: ConnectionPool, network: NetworkCache) -> None:
     with pool.connection() as conn:
-        network.get(conn)
+        loaded = network.get(conn)
+    started = time.perf_counter()
+    warmed = warm_path_choice(loaded.reader_paths)
+    log.info("path choice warm from %d readers in %.2f s", warmed, time.perf_counter() - started)
 
 
 def create_app(config: ApiConfig) -> FastAPI:
@@ -81,8 +86,9 @@ def create_app(config: ApiConfig) -> FastAPI:
         )
         await lookup_pool.open(wait=True, timeout=30)
         app.state.lookup_pool = lookup_pool
-        # Load the road network (and every path between readers) before the first request
-        # instead of in it; a database without a network yet loads it on first use.
+        # Load the road network (every path between readers, and the path-choice trees from
+        # every reader) before the first request instead of in it; a database without a
+        # network yet loads it on first use.
         try:
             await run_in_threadpool(_warm_network, pool, app.state.network)
         except (UnavailableError, psycopg.Error) as exc:

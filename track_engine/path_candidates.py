@@ -16,8 +16,9 @@ avoid silent readers:
   shortest path): the ways round readers that did not hear the tag.
 
 Readers never move, so one shortest-path tree per (graph copy, source reader) serves every
-destination; trees and candidate sets are computed on first use and cached (trees in a bounded
-LRU, since a real city has thousands of readers).
+destination; trees and candidate sets are computed on first use (or all trees at once:
+:meth:`PathCandidates.warm`) and cached (trees in an LRU bounded in bytes, since a real city
+has thousands of readers).
 """
 
 from __future__ import annotations
@@ -34,8 +35,11 @@ from scipy.sparse.csgraph import dijkstra
 
 from track_engine.roads import NoPathError, ReaderPaths
 
-# Source readers whose trees (one row per graph copy, N int32 each) are kept per index.
-_TREE_CACHE_SOURCES = 256
+# Bytes of shortest-path trees kept per index (a source's trees are copies x nodes int32):
+# every reader of a city the size of the demo's, some hundreds in a large city's; at least
+# ``_MIN_TREE_SOURCES`` sources whatever the graph.
+_TREE_CACHE_BYTES = 192 * 1024 * 1024
+_MIN_TREE_SOURCES = 16
 
 
 class CandidateModel(Protocol):
@@ -111,7 +115,33 @@ class PathCandidates:
             for w in weights
         ]
         self._trees: OrderedDict[int, NDArray[np.int32]] = OrderedDict()
+        per_source = 4 * len(self._matrices) * max(n, 1)
+        self.max_tree_sources = max(_MIN_TREE_SOURCES, _TREE_CACHE_BYTES // per_source)
         self._pairs: dict[tuple[str, str], tuple[Candidate, ...]] = {}
+
+    def warm(self) -> int:
+        """Compute the trees of every reader's node up front (as many as the tree cache
+        keeps), one multi-source Dijkstra per graph copy; returns how many sources are warm.
+
+        A reader's first route or prediction then costs path walks only, not its Dijkstra
+        runs: an API worker calls this at start, so the first officers do not pay for it.
+        """
+        wanted = sorted(set(self.reader_paths.reader_node.values()) - set(self._trees))
+        wanted = wanted[: max(self.max_tree_sources - len(self._trees), 0)]
+        if wanted:
+            rows = np.stack(
+                [
+                    np.asarray(
+                        dijkstra(m, directed=True, indices=wanted, return_predecessors=True)[1],
+                        dtype=np.int32,
+                    ).reshape(len(wanted), -1)
+                    for m in self._matrices
+                ],
+                axis=1,
+            )  # sources x copies x nodes
+            for i, src in enumerate(wanted):
+                self._trees[src] = np.ascontiguousarray(rows[i])
+        return len(self._trees)
 
     def candidates(self, a: str, b: str) -> tuple[Candidate, ...]:
         """Distinct candidate paths from reader ``a`` to reader ``b``, shortest first.
@@ -167,7 +197,7 @@ class PathCandidates:
                 ]
             )
             self._trees[src] = rows
-            while len(self._trees) > _TREE_CACHE_SOURCES:
+            while len(self._trees) > self.max_tree_sources:
                 self._trees.popitem(last=False)
         else:
             self._trees.move_to_end(src)

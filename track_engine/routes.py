@@ -71,6 +71,7 @@ __all__ = [
     "choose_path",
     "route_length_m",
     "shortest_path",
+    "warm_path_choice",
 ]
 
 SEGMENT_KINDS = ("inferred", "gap", "impossible", "stop")
@@ -244,6 +245,16 @@ class RouteChooser(Protocol):
 
 
 choose_path: PathChooser = NegativeEvidenceChooser()
+
+
+def warm_path_choice(reader_paths: ReaderPaths, chooser: PathChooser = choose_path) -> int:
+    """Compute ``chooser``'s shortest-path trees from every reader now rather than in the
+    first routes that need them; returns the readers warmed (0 for a chooser without trees)."""
+    if isinstance(chooser, NegativeEvidenceChooser):
+        return chooser.candidates_for(reader_paths).warm()
+    return 0
+
+
 """The default path chooser: time consistency plus negative evidence (see track_engine.paths)."""
 
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from test_routes import READERS, T0_US, US, grid_graph, passages
 
-from track_engine.path_candidates import Candidate
+from track_engine.path_candidates import Candidate, PathCandidates
 from track_engine.paths import NegativeEvidenceChooser, PathModel, most_overlap, shortest_path
 from track_engine.roads import RoadGraph, precompute_reader_paths
-from track_engine.routes import build_route
+from track_engine.routes import build_route, warm_path_choice
 
 #   8 -- 9 -- 10 -- 11
 #   4 -- 5 -- 6  -- 7
@@ -168,3 +168,24 @@ def test_an_unknown_decision_is_refused(graph: RoadGraph) -> None:
     chooser = NegativeEvidenceChooser(PathModel(decision="vote"))
     with pytest.raises(ValueError, match="decision"):
         chooser.choose_route(["A", "E"], [T0_US, T0_US + 40 * US], ["", ""], paths)
+
+
+def test_warming_every_reader_gives_the_same_candidates_as_computing_them_on_demand(
+    graph: RoadGraph,
+) -> None:
+    """``PathCandidates.warm`` (one multi-source Dijkstra per graph copy) must leave exactly the
+    trees that the lazy per-source runs compute: same candidates, same order, for every pair."""
+    paths = precompute_reader_paths(graph, READERS, miss_rate={"B": 0.05, "C": 0.3})
+    lazy = PathCandidates(paths, PathModel())
+    warm = PathCandidates(paths, PathModel())
+    assert warm.warm() == len(set(READERS.values()))
+    assert warm.warm() == len(set(READERS.values()))  # a second call has nothing left to do
+    for a in READERS:
+        for b in READERS:
+            assert warm.candidates(a, b) == lazy.candidates(a, b), (a, b)
+
+
+def test_warm_path_choice_warms_the_default_chooser_and_skips_others(graph: RoadGraph) -> None:
+    paths = precompute_reader_paths(graph, READERS)
+    assert warm_path_choice(paths) == len(set(READERS.values()))
+    assert warm_path_choice(paths, shortest_path) == 0
