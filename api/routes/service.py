@@ -14,8 +14,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 from starlette.concurrency import run_in_threadpool
 
-from api.bikes.service import lookup_bike
-from api.errors import BadRequestError, UnavailableError
+from api.errors import BadRequestError
 from api.network.service import LoadedNetwork, NetworkCache, active_network
 from track_engine.db import audit, cameras, queries, tracking
 from track_engine.errors import NotFoundError
@@ -46,41 +45,18 @@ def route_for_plate(
     action: str = "route.view",
 ) -> dict[str, Any]:
     """The bike's route as a GeoJSON Feature (LineString, a time per point, passages)."""
-    _check_route_request(reason, case_number, since, until)
-    bike = lookup_bike(conn, plate=plate, frame_number=None)
+    _check_route_request(plate, reason, case_number, since, until)
+    bike = _registered(tracking.plate_bike(conn, plate), plate)
     since, until = _window(since, until, bike.stolen_at)
-    # One round trip for the audit row, the passages and the active network's id.
-    unavailable: UnavailableError | None = None
-    with conn.pipeline():
-        queries.lookup_settings(conn)
-        audit.append(
-            conn,
-            actor=actor,
-            role=role,
-            action=action,
-            subject=f"bike:{bike.bike_id}",
-            bike_id=bike.bike_id,
-            reason=reason,
-            case_number=case_number,
-            remote_addr=remote_addr,
-            detail=_audit_detail(bike.plate, since, until),
-        )
-        fetch_rows = queries.start_bike_passage_rows(
-            conn, bike_id=bike.bike_id, since=since, until=until
-        )
-        try:
-            loaded = network.get(conn)
-        except UnavailableError as exc:  # "not seen" still comes first
-            unavailable = exc
-        rows = fetch_rows()
-    if not rows:
-        raise NotFoundError(f"bike {bike.plate} was not seen between {since} and {until}")
-    if unavailable is not None:
-        raise unavailable
-    route = stitched_route(loaded, rows)
-    if route is None:
-        raise NotFoundError(f"bike {bike.plate} was seen only by readers off the road network")
-    return _feature(route, bike.plate, bike.bike_id, since, until)
+    queries.lookup_settings(conn)
+    record = _route_record(bike, since, until, actor, role, action, reason, case_number,
+                           remote_addr)  # fmt: skip
+    rows, _ = tracking.audited_bike_passage_rows(
+        conn, bike_id=bike.bike_id, since=since, until=until, record=record
+    )
+    _seen(rows, bike, since, until)  # "not seen" comes before "no network"
+    cache, key, build = _stitch_job_or_404(network.get(conn), rows, bike)
+    return _feature(cache.get(key, build), bike.plate, bike.bike_id, since, until)
 
 
 async def route_for_plate_async(
@@ -102,38 +78,17 @@ async def route_for_plate_async(
     the request's asyncio connection (its session is set up for short lookups); a route not
     stitched yet is stitched in a worker thread, so other requests go on meanwhile. ``pool``
     loads the road network if it is not loaded yet."""
-    _check_route_request(reason, case_number, since, until)
-    if not plate:
-        raise BadRequestError("give a plate or a frame_number")
-    bike = await tracking.plate_bike_async(conn, plate)
-    if bike is None:
-        raise NotFoundError(f"no registered bike with plate {plate}")
+    _check_route_request(plate, reason, case_number, since, until)
+    bike = _registered(await tracking.plate_bike_async(conn, plate), plate)
     since, until = _window(since, until, bike.stolen_at)
-    # One round trip for the audit row, the passages and the active network's id.
+    record = _route_record(bike, since, until, actor, role, action, reason, case_number,
+                           remote_addr)  # fmt: skip
     rows, network_id = await tracking.audited_bike_passage_rows_async(
-        conn,
-        bike_id=bike.bike_id,
-        since=since,
-        until=until,
-        audit=tracking.AuditRow(
-            actor=actor,
-            role=role,
-            action=action,
-            subject=f"bike:{bike.bike_id}",
-            bike_id=bike.bike_id,
-            reason=reason,
-            case_number=case_number,
-            remote_addr=remote_addr,
-            detail=_audit_detail(bike.plate, since, until),
-        ),
+        conn, bike_id=bike.bike_id, since=since, until=until, record=record
     )
-    if not rows:  # "not seen" comes before "no network"
-        raise NotFoundError(f"bike {bike.plate} was not seen between {since} and {until}")
+    _seen(rows, bike, since, until)  # "not seen" comes before "no network"
     loaded = await active_network(network, pool, network_id)
-    job = _stitch_job(loaded, rows)
-    if job is None:
-        raise NotFoundError(f"bike {bike.plate} was seen only by readers off the road network")
-    cache, key, build = job
+    cache, key, build = _stitch_job_or_404(loaded, rows, bike)
     route = cache.peek(key)
     if route is None:
         route = await run_in_threadpool(cache.get, key, build)
@@ -141,12 +96,64 @@ async def route_for_plate_async(
 
 
 def _check_route_request(
-    reason: str, case_number: str | None, since: datetime | None, until: datetime | None
+    plate: str,
+    reason: str,
+    case_number: str | None,
+    since: datetime | None,
+    until: datetime | None,
 ) -> None:
     if not reason.strip() and not case_number:
         raise BadRequestError("a route lookup needs a case number or a reason")
+    if not plate:
+        raise BadRequestError("give a plate or a frame_number")
     if any(t is not None and t.tzinfo is None for t in (since, until)):
         raise BadRequestError("since and until need a time zone, e.g. 2026-11-29T06:00:00Z")
+
+
+def _registered(bike: tracking.PlateBike | None, plate: str) -> tracking.PlateBike:
+    if bike is None:
+        raise NotFoundError(f"no registered bike with plate {plate}")
+    return bike
+
+
+def _route_record(
+    bike: tracking.PlateBike,
+    since: datetime,
+    until: datetime,
+    actor: str,
+    role: str,
+    action: str,
+    reason: str,
+    case_number: str | None,
+    remote_addr: str,
+) -> audit.AuditRow:
+    return audit.AuditRow(
+        actor=actor,
+        role=role,
+        action=action,
+        subject=f"bike:{bike.bike_id}",
+        bike_id=bike.bike_id,
+        reason=reason,
+        case_number=case_number,
+        remote_addr=remote_addr,
+        detail={"plate": bike.plate, "since": since.isoformat(), "until": until.isoformat()},
+    )
+
+
+def _seen(
+    rows: list[tuple[Any, ...]], bike: tracking.PlateBike, since: datetime, until: datetime
+) -> None:
+    if not rows:
+        raise NotFoundError(f"bike {bike.plate} was not seen between {since} and {until}")
+
+
+def _stitch_job_or_404(
+    loaded: LoadedNetwork, rows: list[tuple[Any, ...]], bike: tracking.PlateBike
+) -> tuple[RouteCache, tuple[Any, ...], Callable[[], Route]]:
+    job = _stitch_job(loaded, rows)
+    if job is None:
+        raise NotFoundError(f"bike {bike.plate} was seen only by readers off the road network")
+    return job
 
 
 def _window(
@@ -158,10 +165,6 @@ def _window(
     if since >= until or until - since > MAX_WINDOW:
         raise BadRequestError("since must be before until, and the window at most 31 days")
     return since, until
-
-
-def _audit_detail(plate: str, since: datetime, until: datetime) -> dict[str, Any]:
-    return {"plate": plate, "since": since.isoformat(), "until": until.isoformat()}
 
 
 def _feature(

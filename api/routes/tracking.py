@@ -25,30 +25,6 @@ def _bike(conn: psycopg.Connection, bike_id: int) -> bikes.BikeDetail:
     return detail
 
 
-def _audit(
-    conn: psycopg.Connection,
-    *,
-    by: Principal,
-    action: str,
-    bike_id: int,
-    reason: str,
-    case_number: str | None,
-    detail: dict[str, Any] | None = None,
-) -> None:
-    audit.append(
-        conn,
-        actor=by.username,
-        role=by.role,
-        action=action,
-        subject=f"bike:{bike_id}",
-        bike_id=bike_id,
-        reason=reason,
-        case_number=case_number,
-        remote_addr=by.remote_addr,
-        detail=detail,
-    )
-
-
 async def last_seen(
     conn: psycopg.AsyncConnection[Any],
     *,
@@ -62,7 +38,7 @@ async def last_seen(
     # One round trip: the bike's existence, the audit row and the sighting. For an unknown
     # bike the answer is 404 and the request's transaction, audit row included, rolls back.
     seen, _ = await tracking.audited_last_seen_async(
-        conn, bike_id=bike_id, audit=_audit_row(by, "bike.last_seen", bike_id, reason, case_number)
+        conn, bike_id=bike_id, record=_audit_row(by, "bike.last_seen", bike_id, reason, case_number)
     )
     if seen is None:
         raise NotFoundError(f"bike {bike_id} has never been seen")
@@ -89,7 +65,7 @@ async def next_readers(
     seen, network_id = await tracking.audited_last_seen_async(
         conn,
         bike_id=bike_id,
-        audit=_audit_row(by, "bike.next_readers", bike_id, reason, case_number),
+        record=_audit_row(by, "bike.next_readers", bike_id, reason, case_number),
     )
     loaded = await active_network(network, pool, network_id)  # 503 before "never seen"
     if seen is None:
@@ -132,9 +108,15 @@ def _last_seen_doc(seen: queries.LastSeen) -> dict[str, Any]:
 
 
 def _audit_row(
-    by: Principal, action: str, bike_id: int, reason: str, case_number: str | None
-) -> tracking.AuditRow:
-    return tracking.AuditRow(
+    by: Principal,
+    action: str,
+    bike_id: int,
+    reason: str,
+    case_number: str | None,
+    detail: dict[str, Any] | None = None,
+) -> audit.AuditRow:
+    """The audit entry of ``by``'s lookup of a bike."""
+    return audit.AuditRow(
         actor=by.username,
         role=by.role,
         action=action,
@@ -143,6 +125,7 @@ def _audit_row(
         reason=reason,
         case_number=case_number,
         remote_addr=by.remote_addr,
+        detail=detail or {},
     )
 
 
@@ -165,15 +148,11 @@ def companions(
     since = since or theft.stolen_at
     if since >= until or until - since > MAX_WINDOW:
         raise BadRequestError("since must be before until, and the window at most 31 days")
-    _audit(
+    audit.append_row(
         conn,
-        by=by,
-        action="case.companions",
-        bike_id=theft.bike_id,
-        reason=reason,
-        case_number=theft.case_number,
-        detail={"theft_id": theft_id},
-    )
+        _audit_row(by, "case.companions", theft.bike_id, reason, theft.case_number,
+                   detail={"theft_id": theft_id}),
+    )  # fmt: skip
     found: dict[str, dict[str, Any]] = {}
     for binding in detail.tags:
         start = max(since, binding.valid_from)

@@ -10,10 +10,12 @@ the reader's id and time, so event time is the workload's and passages fold as i
 A phase: fresh database (real schema), engines then gateway(s) as their own processes, the
 ptys fed as fast as they drain for ``minutes``; the rate is the engines' count of reads
 stored (after commit) from the end of a warm-up to the arrival of the last row. Then, in the
-same database with the services stopped, the first ``copy_rows`` of the same reads (1 ms
-later, so they are new keys in the same partition) are COPYed straight into ``reads``: the
-machine's limit for storing these rows. With ``stored_rows`` a second phase runs on a second
-fresh database whose partition for the workload's day already holds that many reads.
+same database with the services stopped, the same reads (1 ms later, so they are new keys
+in the same partition) are COPYed straight into ``reads``, in the engine's format (binary
+COPY), one transaction per ~750k rows: the machine's limit for storing these rows, sustained
+as long as the pipeline's, checkpoints included (``copy_rows`` copies only the first that
+many: a burst, which a checkpoint seldom meets). With ``stored_rows`` a second phase runs on a
+second fresh database whose partition for the workload's day already holds that many reads.
 """
 
 from __future__ import annotations
@@ -58,22 +60,43 @@ class IngestOptions:
     ptys_per_gateway: int = 4
     max_reads_per_s: float = 150_000.0
     feed_rate: float | None = None  # reads/s through the ptys; None: as fast as they drain
-    copy_rows: int = 1_000_000
+    copy_rows: int | None = None  # None: every read of the run (the same rows)
     warmup_s: float = 10.0
     admin_url: str = ADMIN_URL
     mqtt_url: str = MQTT_URL
     workload: Workload = field(default_factory=Workload)
 
 
+@dataclass
+class CopyReference:
+    """The raw COPY reference's rows, encoded ahead (binary COPY, one stream per chunk), so
+    that its timing is PostgreSQL's alone."""
+
+    chunks: list[bytes] = field(default_factory=list)
+    rows: int = 0
+    first_us: int = 0
+    last_us: int = 0
+
+    def add(self, rows: pd.DataFrame) -> None:
+        """Encode ``rows`` (``engine_rows``' columns), shifted 1 ms: new keys, same partition."""
+        read_at = rows["read_at_us"].to_numpy(np.int64) + 1000
+        rows = rows.assign(read_at_us=read_at)
+        self.chunks.append(ReadRows.from_frame(rows, gateway_id="bench-copy").copy_data())
+        self.first_us = int(read_at.min()) if not self.rows else min(self.first_us, read_at.min())
+        self.last_us = max(self.last_us, int(read_at.max()))
+        self.rows += len(rows)
+
+
 def prepare_streams(
-    w: Workload, *, t0_us: int, reads_total: int, n_ptys: int, copy_rows: int = 0
-) -> tuple[list[bytes], pd.DataFrame, int]:
-    """Per-pty frame streams (a reader always on the same pty), the first ``copy_rows`` reads
-    as the ``reads`` table stores them, and how many reads the streams hold."""
+    w: Workload, *, t0_us: int, reads_total: int, n_ptys: int, copy_rows: int | None = 0
+) -> tuple[list[bytes], CopyReference, int]:
+    """Per-pty frame streams (a reader always on the same pty), the raw COPY reference of
+    the first ``copy_rows`` reads (None: all of them; 0: none), and how many reads the streams
+    hold."""
     passages = max(1, reads_total // w.reads_per_passage)
     parts: list[list[bytes]] = [[] for _ in range(n_ptys)]
-    sample: list[pd.DataFrame] = []
-    sampled = 0
+    reference = CopyReference()
+    limit = passages * w.reads_per_passage if copy_rows is None else copy_rows
     seq_state: dict[int, int] = {}
     for first in range(0, passages, _CHUNK_PASSAGES):
         reads = make_reads(
@@ -84,37 +107,29 @@ def prepare_streams(
         for i in range(n_ptys):
             mask = pty == i
             parts[i].append(frames(reads[mask].reset_index(drop=True), seq[mask]))
-        if sampled < copy_rows:
-            take = min(len(reads), copy_rows - sampled)
-            sample.append(engine_rows(reads.iloc[:take], seq[:take]))
-            sampled += take
+        take = min(len(reads), limit - reference.rows)
+        if take > 0:
+            reference.add(engine_rows(reads.iloc[:take], seq[:take]))
     total = passages * w.reads_per_passage
-    rows = pd.concat(sample, ignore_index=True) if sample else pd.DataFrame()
-    return [b"".join(p) for p in parts], rows, total
+    return [b"".join(p) for p in parts], reference, total
 
 
-def _copy_limit(database_url: str, rows: pd.DataFrame) -> dict[str, Any]:
-    """COPY ``rows`` (shifted 1 ms: new keys, same partition) straight into ``reads``, in the
-    engine's own format (binary COPY) and four transactions."""
-    rows = rows.assign(read_at_us=rows["read_at_us"] + 1000)
-    size = -(-len(rows) // 4)
-    chunks = [
-        ReadRows.from_frame(rows.iloc[i : i + size], gateway_id="bench-copy").copy_data()
-        for i in range(0, len(rows), size)
-    ]
+def _copy_limit(database_url: str, reference: CopyReference) -> dict[str, Any]:
+    """COPY the reference's chunks straight into ``reads``, a transaction each; the rate."""
     with psycopg.connect(database_url) as conn:
-        PartitionKeeper().ensure(conn, "reads", rows["read_at_us"].to_numpy())
+        bounds = np.asarray([reference.first_us, reference.last_us], dtype=np.int64)
+        PartitionKeeper().ensure(conn, "reads", bounds)
         conn.commit()
         started = time.perf_counter()
-        for chunk in chunks:
+        for chunk in reference.chunks:
             with conn.cursor() as cur, cur.copy(COPY_READS) as copy:
                 copy.write(chunk)
             conn.commit()
         seconds = time.perf_counter() - started
     return {
-        "copy_rows": len(rows),
+        "copy_rows": reference.rows,
         "copy_seconds": round(seconds, 3),
-        "copy_reads_per_s": round(len(rows) / seconds),
+        "copy_reads_per_s": round(reference.rows / seconds),
     }
 
 
@@ -173,7 +188,7 @@ def _follow(
 def _phase(opts: IngestOptions, database_url: str, t0_us: int, label: str) -> dict[str, Any]:
     seconds = opts.minutes * 60.0
     n_ptys = opts.gateways * opts.ptys_per_gateway
-    streams, sample, total = prepare_streams(
+    streams, reference, total = prepare_streams(
         opts.workload,
         t0_us=t0_us,
         reads_total=int((opts.feed_rate or opts.max_reads_per_s) * seconds),
@@ -223,7 +238,7 @@ def _phase(opts: IngestOptions, database_url: str, t0_us: int, label: str) -> di
         "load_avg_after": load_avg(),
         "timeline": progress.timeline,
     }
-    result.update(_copy_limit(database_url, sample))
+    result.update(_copy_limit(database_url, reference))
     result["ratio"] = round(result["reads_per_s"] / result["copy_reads_per_s"], 3)
     return result
 

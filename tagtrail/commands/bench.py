@@ -70,7 +70,14 @@ def bench_ingest(
             "up?) instead of as fast as they drain.",
         ),
     ] = None,
-    copy_rows: Annotated[int, typer.Option(min=1000, help="Rows of the raw COPY.")] = 1_000_000,
+    copy_rows: Annotated[
+        int | None,
+        typer.Option(
+            min=1000,
+            help="Rows of the raw COPY reference (default: every read of the run, the same rows "
+            "as the pipeline stored; fewer make it a burst).",
+        ),
+    ] = None,
     warmup_s: Annotated[float, typer.Option(min=0, help="Seconds left out of the rate.")] = 10.0,
     tags: Annotated[int, typer.Option(min=100, help="Tags in the workload.")] = 1_000_000,
     admin_url: AdminUrl = _ADMIN,

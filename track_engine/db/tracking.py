@@ -6,6 +6,7 @@ aware UTC datetimes.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections import OrderedDict
@@ -19,7 +20,7 @@ import pandas as pd
 import psycopg
 
 from track_engine.companions import SHARED_COLUMNS, score_companions
-from track_engine.db import accounts
+from track_engine.db import accounts, audit
 from track_engine.errors import NotFoundError
 from track_engine.roads import ReaderPaths
 
@@ -494,53 +495,43 @@ _PLATE_BIKE = """
     LIMIT 1"""
 
 
-async def plate_bike_async(conn: psycopg.AsyncConnection[Any], plate: str) -> PlateBike | None:
+def plate_bike(conn: psycopg.Connection, plate: str) -> PlateBike | None:
     """The registered bike a plate (normalized) names, as ``queries.find_bike`` finds it."""
+    return _plate_bike_of(conn.execute(_PLATE_BIKE, _plate_args(plate)).fetchone())
+
+
+async def plate_bike_async(conn: psycopg.AsyncConnection[Any], plate: str) -> PlateBike | None:
+    """:func:`plate_bike` on an asyncio connection."""
+    cur = await conn.execute(_PLATE_BIKE, _plate_args(plate))
+    return _plate_bike_of(await cur.fetchone())
+
+
+def _plate_args(plate: str) -> tuple[str]:
     from track_engine.identifiers import normalize_plate
 
-    cur = await conn.execute(_PLATE_BIKE, (normalize_plate(plate),))
-    row = await cur.fetchone()
+    return (normalize_plate(plate),)
+
+
+def _plate_bike_of(row: tuple[Any, ...] | None) -> PlateBike | None:
     return None if row is None else PlateBike(int(row[0]), str(row[1]), row[2])
-
-
-@dataclass(frozen=True, slots=True)
-class AuditRow:
-    """One ``audit_log`` row (:func:`track_engine.db.audit.append`'s arguments)."""
-
-    actor: str
-    role: str
-    action: str
-    subject: str
-    bike_id: int | None
-    reason: str
-    case_number: str | None
-    remote_addr: str
-    detail: dict[str, Any] = field(default_factory=dict)
-
-    def values(self) -> tuple[Any, ...]:
-        """The row's values in ``audit_log``'s column order (:data:`_AUDIT_COLUMNS`)."""
-        from psycopg.types.json import Jsonb
-
-        return (self.actor, self.role, self.action, self.subject, self.bike_id, self.reason,
-                self.case_number, self.remote_addr, Jsonb(self.detail))  # fmt: skip
-
-    def params(self) -> dict[str, Any]:
-        """The row as the named parameters of :data:`_AUDIT_CTE`."""
-        return dict(zip(_AUDIT_NAMES, self.values(), strict=True))
 
 
 # audit.append's INSERT, as a data-modifying WITH in front of a lookup (with named or with
 # positional parameters, to suit the lookup's).
-_AUDIT_COLUMNS = "actor, role, action, subject, bike_id, reason, case_number, remote_addr, detail"
-_AUDIT_NAMES = tuple(f"audit_{c.strip()}" for c in _AUDIT_COLUMNS.split(","))
+_AUDIT_NAMES = tuple(f"audit_{c.strip()}" for c in audit.COLUMNS.split(","))
 _AUDIT_CTE = f"""
     WITH audit_row AS (
-        INSERT INTO audit_log ({_AUDIT_COLUMNS})
+        INSERT INTO audit_log ({audit.COLUMNS})
         VALUES ({", ".join(f"%({n})s" for n in _AUDIT_NAMES)}))"""
 _AUDIT_CTE_POSITIONAL = f"""
-    WITH audit_row AS (
-        INSERT INTO audit_log ({_AUDIT_COLUMNS})
-        VALUES ({", ".join("%s" for _ in _AUDIT_NAMES)}))"""
+    WITH audit_row AS ({audit.INSERT})"""
+
+
+def _audit_params(row: audit.AuditRow) -> dict[str, Any]:
+    """``row`` as the named parameters of :data:`_AUDIT_CTE`."""
+    return dict(zip(_AUDIT_NAMES, row.values(), strict=True))
+
+
 _ACTIVE_NETWORK = "(SELECT network_id FROM road_networks WHERE active)"
 
 # The bike's existence (as _BIKE_EXISTS), its last sighting (_LAST_SEEN, columns 2-7, NULL
@@ -554,11 +545,13 @@ _AUDITED_LAST_SEEN = f"""{_AUDIT_CTE},
 
 
 async def audited_last_seen_async(
-    conn: psycopg.AsyncConnection[Any], *, bike_id: int, audit: AuditRow
+    conn: psycopg.AsyncConnection[Any], *, bike_id: int, record: audit.AuditRow
 ) -> tuple[LastSeen | None, int | None]:
-    """In one round trip: the audit row appended, the bike's :func:`last_seen` and the
+    """In one round trip: ``record`` appended to the audit log, the bike's :func:`last_seen` and the
     active network's id. Raises :class:`NotFoundError` for an unknown bike."""
-    cur = await conn.execute(_AUDITED_LAST_SEEN, {**audit.params(), **_last_seen_args(bike_id)})
+    cur = await conn.execute(
+        _AUDITED_LAST_SEEN, {**_audit_params(record), **_last_seen_args(bike_id)}
+    )
     row = await cur.fetchone()
     assert row is not None  # one row, always
     if not row[0]:
@@ -567,24 +560,55 @@ async def audited_last_seen_async(
     return seen, None if row[7] is None else int(row[7])
 
 
+def audited_bike_passage_rows(
+    conn: psycopg.Connection,
+    *,
+    bike_id: int,
+    since: datetime,
+    until: datetime,
+    record: audit.AuditRow,
+) -> tuple[list[tuple[Any, ...]], int | None]:
+    """In one round trip: ``record`` appended to the audit log, the rows of
+    ``queries.start_bike_passage_rows`` and the active network's id (None also when there
+    are no rows)."""
+    rows = conn.execute(
+        _audited_bike_passages(), _bike_passage_args(record, bike_id, since, until)
+    ).fetchall()
+    return _passage_rows_of(rows)
+
+
 async def audited_bike_passage_rows_async(
     conn: psycopg.AsyncConnection[Any],
     *,
     bike_id: int,
     since: datetime,
     until: datetime,
-    audit: AuditRow,
+    record: audit.AuditRow,
 ) -> tuple[list[tuple[Any, ...]], int | None]:
-    """In one round trip: the audit row appended, ``queries.start_bike_passage_rows``' rows
-    and the active network's id (None also when there are no rows)."""
+    """:func:`audited_bike_passage_rows` on an asyncio connection."""
+    cur = await conn.execute(
+        _audited_bike_passages(), _bike_passage_args(record, bike_id, since, until)
+    )
+    return _passage_rows_of(await cur.fetchall())
+
+
+@functools.cache
+def _audited_bike_passages() -> str:
     from track_engine.db import queries  # it imports this module
 
     # Its statement as a subquery (positional parameters), in the same order: by closest
     # approach (the fifth column, in microseconds).
-    statement = f"""{_AUDIT_CTE_POSITIONAL}
+    return f"""{_AUDIT_CTE_POSITIONAL}
         SELECT {_ACTIVE_NETWORK}, q.* FROM ({queries._BIKE_PASSAGES}) AS q ORDER BY 6"""
-    cur = await conn.execute(statement, (*audit.values(), bike_id, since, since, until))
-    rows = await cur.fetchall()
+
+
+def _bike_passage_args(
+    record: audit.AuditRow, bike_id: int, since: datetime, until: datetime
+) -> tuple[Any, ...]:
+    return (*record.values(), bike_id, since, since, until)
+
+
+def _passage_rows_of(rows: list[tuple[Any, ...]]) -> tuple[list[tuple[Any, ...]], int | None]:
     network_id = rows[0][0] if rows else None
     return [row[1:] for row in rows], None if network_id is None else int(network_id)
 
