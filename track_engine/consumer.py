@@ -74,6 +74,11 @@ class EngineConfig:
     gap_s: float = 10.0
     max_batch_messages: int = 64
     max_wait_s: float = 0.1
+    # Messages received and not yet taken by the worker. When it is full, paho's network thread
+    # waits, TCP pushes back and the backlog stays in the broker (which keeps it on disk) rather
+    # than in our memory: Mosquitto 2.0's max_inflight_messages does not bound what it sends
+    # a subscriber that acks (docs/deployment.md).
+    max_inbox_messages: int = 128
     # Prometheus exporter port (None: no exporter, e.g. in tests and the demo).
     metrics_port: int | None = None
     metrics_addr: str = "127.0.0.1"
@@ -100,6 +105,8 @@ _MAX_ID_CHARS = 128
 # The open-tags gauge counts distinct tags over every pending read (a million or more at full
 # rate); refreshed at most this often instead of after every micro-batch.
 _OPEN_TAGS_EVERY_S = 1.0
+# How often paho's thread, waiting for room in a full inbox, checks for a stop.
+_INBOX_WAIT_S = 0.5
 
 
 def _unsafe_id(name: str) -> bool:
@@ -206,7 +213,7 @@ class EngineService:
         self.metrics = EngineMetrics()
         self._next_housekeeping = 0.0
         self._next_open_tags = 0.0
-        self._inbox: queue.Queue[Received] = queue.Queue()
+        self._inbox: queue.Queue[Received] = queue.Queue(maxsize=config.max_inbox_messages)
         self._stop = threading.Event()
         self._conn = psycopg.connect(config.database_url)
         self._listen = self._connect_listener()
@@ -247,7 +254,19 @@ class EngineService:
         self.connected.set()
 
     def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
-        self._inbox.put(receive(msg))
+        item = receive(msg)
+        while not self._stop.is_set():
+            try:
+                self._inbox.put(item, timeout=_INBOX_WAIT_S)
+                return
+            except queue.Full:
+                continue  # the worker is behind: wait here, so the broker waits too
+        # Stopping: dropped unacknowledged, so the broker delivers it again.
+
+    @property
+    def inbox_messages(self) -> int:
+        """Messages received and waiting for the worker (at most ``max_inbox_messages``)."""
+        return self._inbox.qsize()
 
     def start(self) -> None:
         """Connect, start paho's network thread and (if configured) the metrics exporter."""
@@ -422,6 +441,7 @@ class EngineService:
             self._next_open_tags = now + _OPEN_TAGS_EVERY_S
             m.open_tags.set(self.engine.open_tags)
         m.pending_reads.set(self.engine.pending_reads)
+        m.inbox_messages.set(self.inbox_messages)
         if result.reads_received and self.engine.watermark_us:
             lag = time.time() - self.engine.watermark_us / 1e6
             m.lag_seconds.observe(max(lag, 0.0))
@@ -440,6 +460,7 @@ class EngineService:
 
     def close(self) -> None:
         """Disconnect from the broker and the database."""
+        self._stop.set()  # paho's thread may be waiting for room in the inbox
         self._client.disconnect()
         self._client.loop_stop()
         self._conn.close()

@@ -56,6 +56,11 @@ class EngineMetrics:
         self.pending_reads = Gauge(
             "tagtrail_engine_pending_reads", "reads held for open passages", registry=r
         )
+        self.inbox_messages = Gauge(
+            "tagtrail_engine_inbox_messages",
+            "MQTT messages received, waiting for the worker (at max_inbox_messages: behind)",
+            registry=r,
+        )
 
     def serve(self, port: int, addr: str = "127.0.0.1") -> None:
         """Start the HTTP exporter on a daemon thread."""

@@ -127,3 +127,92 @@ def test_batches_stored_once_bad_ones_quarantined_watched_tags_alerted(
         assert conn.execute("SELECT count(*) FROM alerts").fetchone() == (1,)
     assert alerts[0]["tag_id"] == WATCHED
     assert alerts[0]["reader_id"] == "R0001"
+
+
+def test_a_worker_behind_holds_a_bounded_inbox_and_the_broker_keeps_the_rest(
+    db_url: str, mqtt_url: str, topic_prefix: str
+) -> None:
+    """The backlog of an engine that is behind waits in the broker, not in the engine's memory:
+    paho's thread stops taking messages when the inbox is full; none is lost or stored twice."""
+    service = EngineService(
+        EngineConfig(
+            database_url=db_url,
+            mqtt_url=mqtt_url,
+            topic_prefix=topic_prefix,
+            shards=(0,),
+            client_id=f"engine-{topic_prefix}",
+            persistent_session=False,
+            max_batch_messages=2,
+            max_inbox_messages=3,
+        )
+    )
+    stop = threading.Event()
+    service.start()
+    _wait(service.connected.is_set)
+    publisher = _client(mqtt_url, f"pub-{topic_prefix}")
+    topic = reads_topic(0, f"{topic_prefix}/reads")
+    batches, per_batch = 20, 5
+    worker = threading.Thread(target=service.run, args=(stop,))
+    try:
+        for b in range(batches):
+            batch = batch_from_columns(
+                gateway_id="gw-test",
+                batch_seq=b,
+                sent_at_us=T0_US,
+                reader_ids=["R0001"] * per_batch,
+                antenna=[1] * per_batch,
+                tag=[f"E2000000000000000000{b:04X}"] * per_batch,
+                rssi_dbm=[-60.0] * per_batch,
+                read_at_us=[T0_US + (b * per_batch + i) * 100_000 for i in range(per_batch)],
+                seq=list(range(b * per_batch, (b + 1) * per_batch)),
+            )
+            publisher.publish(topic, encode_batch(batch), qos=1).wait_for_publish(5)
+        _wait(lambda: service.inbox_messages == 3)
+        time.sleep(0.5)  # more would have arrived by now if paho's thread took them
+        assert service.inbox_messages == 3
+        assert service.counters.reads_received == 0
+        worker.start()  # the worker catches up: the broker sends the rest as room appears
+        _wait(lambda: service.counters.reads_stored == batches * per_batch)
+    finally:
+        stop.set()
+        if worker.is_alive():
+            worker.join(10)
+        service.close()
+        publisher.loop_stop()
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT count(*) FROM reads").fetchone() == (batches * per_batch,)
+
+
+def test_closing_while_the_inbox_is_full_does_not_hang(
+    db_url: str, mqtt_url: str, topic_prefix: str
+) -> None:
+    """paho's thread, waiting for room in a full inbox, gives up when the service closes; what
+    it held goes unacknowledged, so the broker delivers it again."""
+    service = EngineService(
+        EngineConfig(
+            database_url=db_url,
+            mqtt_url=mqtt_url,
+            topic_prefix=topic_prefix,
+            shards=(0,),
+            client_id=f"engine-{topic_prefix}",
+            persistent_session=False,
+            max_inbox_messages=1,
+        )
+    )
+    service.start()
+    _wait(service.connected.is_set)
+    publisher = _client(mqtt_url, f"pub-{topic_prefix}")
+    try:
+        batch = batch_from_columns(
+            gateway_id="gw-test", batch_seq=1, sent_at_us=T0_US, reader_ids=["R0001"],
+            antenna=[1], tag=["E2000000000000000000BBBB"], rssi_dbm=[-60.0],
+            read_at_us=[T0_US], seq=[0],
+        )  # fmt: skip
+        for _ in range(3):
+            publisher.publish(reads_topic(0, f"{topic_prefix}/reads"), encode_batch(batch), qos=1)
+        _wait(lambda: service.inbox_messages == 1)
+        started = time.monotonic()
+        service.close()
+        assert time.monotonic() - started < 5
+    finally:
+        publisher.loop_stop()
