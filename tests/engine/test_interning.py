@@ -46,3 +46,20 @@ def test_count_distinct() -> None:
     codes = interner.codes(np.asarray(["A", "B", "A", "C"], dtype=object))
     assert interner.count_distinct(codes) == 3
     assert interner.count_distinct(codes[:0]) == 0
+
+
+def test_names_stay_right_as_the_table_grows_and_after_compaction() -> None:
+    """The names table grows by doubling as ids arrive; lookups see every name, old and new,
+    and a compaction rebuilds it for the codes kept."""
+    interner = Interner()
+    ids = [f"T{i:06d}" for i in range(5000)]
+    for start in range(0, 5000, 700):  # batches that cross the table's capacity
+        chunk = ids[start : start + 700]
+        codes = interner.codes(np.asarray(chunk + chunk[:3], dtype=object))
+        assert interner.names(codes).tolist() == chunk + chunk[:3]
+    everything = interner.codes(np.asarray(ids, dtype=object))
+    assert interner.names(everything).tolist() == ids
+    remap = interner.compact(everything[::2])
+    assert interner.names(remap[everything[::2]]).tolist() == ids[::2]
+    fresh = interner.codes(np.asarray(["NEW", ids[0]], dtype=object))
+    assert interner.names(fresh).tolist() == ["NEW", ids[0]]
