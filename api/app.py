@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import secrets
 import time
@@ -101,6 +102,11 @@ def create_app(config: ApiConfig) -> FastAPI:
         )
         await live.start()
         app.state.live_hub = live
+        # Everything loaded so far (modules, the network, the path trees) lives as long as the
+        # process: out of the cyclic collector's sight, a full collection scans ~15k objects
+        # instead of ~200k (95-110 ms, every ~2.5 s under load: a stall of every request in
+        # the worker, the p99 of a one-worker API) and takes 2-6 ms.
+        gc.freeze()
         try:
             yield
         finally:

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.errors import BadRequestError
 from api.network.service import LoadedNetwork, NetworkCache, active_network
+from api.singleflight import SingleFlight
 from track_engine.db import audit, cameras, queries, tracking
 from track_engine.errors import NotFoundError
 from track_engine.routes import Route, build_route
@@ -90,8 +91,9 @@ async def route_for_plate_async(
     loaded = await active_network(network, pool, network_id)
     cache, key, build = _stitch_job_or_404(loaded, rows, bike)
     route = cache.peek(key)
-    if route is None:
-        route = await run_in_threadpool(cache.get, key, build)
+    if route is None:  # stitched once however many requests ask for it meanwhile
+        flights: SingleFlight[Route] = loaded.reader_paths.memo(_STITCH_FLIGHTS, SingleFlight)
+        route = await flights.run(key, lambda: run_in_threadpool(cache.get, key, build))
     return _feature(route, bike.plate, bike.bike_id, since, until)
 
 
@@ -186,6 +188,7 @@ def _feature(
 
 
 _STITCHED_MEMO = "api.routes.stitched"
+_STITCH_FLIGHTS = "api.routes.stitching"
 
 
 class RouteCache:

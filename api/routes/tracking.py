@@ -14,6 +14,7 @@ from api.deps import Principal
 from api.errors import BadRequestError
 from api.network.service import NetworkCache, active_network
 from api.routes.service import MAX_WINDOW, require_reason
+from api.singleflight import SingleFlight
 from track_engine.db import audit, bikes, cases, queries, tracking
 from track_engine.errors import NotFoundError
 
@@ -23,6 +24,9 @@ def _bike(conn: psycopg.Connection, bike_id: int) -> bikes.BikeDetail:
     if detail is None:
         raise NotFoundError(f"no bike {bike_id}")
     return detail
+
+
+_HISTORY_FLIGHTS = "api.routes.history_counting"
 
 
 async def last_seen(
@@ -73,10 +77,18 @@ async def next_readers(
     cache = tracking.transition_cache(loaded)
     key = (seen.reader_id, seen.at)
     history = cache.peek(key)
-    if history is None:
-        asked_at = time.monotonic()
-        history = await tracking.transitions_async(conn, seen.reader_id, seen.at)
-        cache.put(key, history, asked_at)
+    if history is None:  # counted once however many requests ask for it meanwhile
+
+        async def count() -> list[tuple[str, int, float]]:
+            asked_at = time.monotonic()
+            rows = await tracking.transitions_async(conn, seen.reader_id, seen.at)
+            cache.put(key, rows, asked_at)
+            return rows
+
+        flights: SingleFlight[list[tuple[str, int, float]]] = loaded.reader_paths.memo(
+            _HISTORY_FLIGHTS, SingleFlight
+        )
+        history = await flights.run(key, count)
     predicted = tracking.predict_next_readers(loaded, seen, history, limit)
     return {
         "bike_id": bike_id,
