@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 import paho.mqtt.client as mqtt
@@ -33,6 +34,21 @@ def _client(url: str, client_id: str) -> mqtt.Client:
     client.connect(host, port)
     client.loop_start()
     return client
+
+
+def _service(db_url: str, mqtt_url: str, topic_prefix: str, **config: Any) -> EngineService:
+    """An engine on shard 0 with a clean session (tests leave nothing in the broker)."""
+    return EngineService(
+        EngineConfig(
+            database_url=db_url,
+            mqtt_url=mqtt_url,
+            topic_prefix=topic_prefix,
+            shards=(0,),
+            client_id=f"engine-{topic_prefix}",
+            persistent_session=False,
+            **config,
+        )
+    )
 
 
 def _watch(db_url: str) -> None:
@@ -69,17 +85,7 @@ def test_batches_stored_once_bad_ones_quarantined_watched_tags_alerted(
     db_url: str, mqtt_url: str, topic_prefix: str
 ) -> None:
     _watch(db_url)
-    service = EngineService(
-        EngineConfig(
-            database_url=db_url,
-            mqtt_url=mqtt_url,
-            topic_prefix=topic_prefix,
-            shards=(0,),
-            client_id=f"engine-{topic_prefix}",
-            gap_s=5.0,
-            persistent_session=False,
-        )
-    )
+    service = _service(db_url, mqtt_url, topic_prefix, gap_s=5.0)
     stop = threading.Event()
     alerts: list[dict[str, object]] = []
     listener = _client(mqtt_url, f"alerts-{topic_prefix}")
@@ -134,18 +140,7 @@ def test_a_worker_behind_holds_a_bounded_inbox_and_the_broker_keeps_the_rest(
 ) -> None:
     """The backlog of an engine that is behind waits in the broker, not in the engine's memory:
     paho's thread stops taking messages when the inbox is full; none is lost or stored twice."""
-    service = EngineService(
-        EngineConfig(
-            database_url=db_url,
-            mqtt_url=mqtt_url,
-            topic_prefix=topic_prefix,
-            shards=(0,),
-            client_id=f"engine-{topic_prefix}",
-            persistent_session=False,
-            max_batch_messages=2,
-            max_inbox_messages=3,
-        )
-    )
+    service = _service(db_url, mqtt_url, topic_prefix, max_batch_messages=2, max_inbox_messages=3)
     stop = threading.Event()
     service.start()
     _wait(service.connected.is_set)
@@ -188,17 +183,7 @@ def test_closing_while_the_inbox_is_full_does_not_hang(
 ) -> None:
     """paho's thread, waiting for room in a full inbox, gives up when the service closes; what
     it held goes unacknowledged, so the broker delivers it again."""
-    service = EngineService(
-        EngineConfig(
-            database_url=db_url,
-            mqtt_url=mqtt_url,
-            topic_prefix=topic_prefix,
-            shards=(0,),
-            client_id=f"engine-{topic_prefix}",
-            persistent_session=False,
-            max_inbox_messages=1,
-        )
-    )
+    service = _service(db_url, mqtt_url, topic_prefix, max_inbox_messages=1)
     service.start()
     _wait(service.connected.is_set)
     publisher = _client(mqtt_url, f"pub-{topic_prefix}")
