@@ -24,7 +24,7 @@ import psycopg
 from rich.console import Console
 
 from api.network.service import NetworkCache
-from api.routes.service import route_for_plate
+from api.routes.service import RouteRequest, route_for_plate
 from reader_gateway.transport.mqtt import MqttGateway, MqttGatewayConfig
 from simulators.city import City, generate_city
 from simulators.emit import MqttEmitter, reader_messages
@@ -353,12 +353,14 @@ def run_once(
         route = route_for_plate(
             conn,
             NetworkCache(),
-            plate=plate,
-            since=sim.theft.stolen_at,
-            until=now,
-            actor="system:demo",
-            reason="demo run",
-            case_number=case_number,
+            RouteRequest(
+                plate=plate,
+                since=sim.theft.stolen_at,
+                until=now,
+                reason="demo run",
+                case_number=case_number,
+                actor="system:demo",
+            ),
         )
     passages = [
         {"reader_id": p["reader_id"], "time": p["closest_at"]}

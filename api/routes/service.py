@@ -7,6 +7,7 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,30 +32,43 @@ def require_reason(reason: str, case_number: str | None) -> None:
         raise BadRequestError("a location lookup needs a case number or a reason")
 
 
+@dataclass(frozen=True, slots=True)
+class RouteRequest:
+    """One route lookup: which bike and window, who asks (``actor`` in ``role``, from
+    ``remote_addr``), why, and the audit action it is recorded as."""
+
+    plate: str
+    since: datetime | None
+    until: datetime | None
+    reason: str
+    case_number: str | None
+    actor: str
+    role: str = "system"
+    remote_addr: str = ""
+    action: str = "route.view"
+
+    def check(self) -> None:
+        """Refuse a lookup without a reason or a plate, or with zone-less times (400)."""
+        if not self.reason.strip() and not self.case_number:
+            raise BadRequestError("a route lookup needs a case number or a reason")
+        if not self.plate:
+            raise BadRequestError("give a plate or a frame_number")
+        if any(t is not None and t.tzinfo is None for t in (self.since, self.until)):
+            raise BadRequestError("since and until need a time zone, e.g. 2026-11-29T06:00:00Z")
+
+
 def route_for_plate(
-    conn: psycopg.Connection,
-    network: NetworkCache,
-    *,
-    plate: str,
-    since: datetime | None,
-    until: datetime | None,
-    actor: str,
-    reason: str,
-    case_number: str | None,
-    role: str = "system",
-    remote_addr: str = "",
-    action: str = "route.view",
+    conn: psycopg.Connection, network: NetworkCache, request: RouteRequest
 ) -> dict[str, Any]:
     """The bike's route as a GeoJSON Feature (LineString, a time per point, passages)."""
-    _check_route_request(plate, reason, case_number, since, until)
-    bike = _registered(tracking.plate_bike(conn, plate), plate)
-    since, until = _window(since, until, bike.stolen_at)
+    request.check()
+    bike = _registered(tracking.plate_bike(conn, request.plate), request.plate)
+    since, until = _window(request.since, request.until, bike.stolen_at)
     queries.lookup_settings(conn)
-    record = _route_record(bike, since, until, actor, role, action, reason, case_number,
-                           remote_addr)  # fmt: skip
     rows, _ = tracking.audited_bike_passage_rows(
-        conn, bike_id=bike.bike_id, since=since, until=until, record=record
-    )
+        conn, bike_id=bike.bike_id, since=since, until=until,
+        record=_route_record(request, bike, since, until),
+    )  # fmt: skip
     _seen(rows, bike, since, until)  # "not seen" comes before "no network"
     cache, key, build = _stitch_job_or_404(network.get(conn), rows, bike)
     return _feature(cache.get(key, build), bike.plate, bike.bike_id, since, until)
@@ -64,29 +78,19 @@ async def route_for_plate_async(
     conn: psycopg.AsyncConnection[Any],
     network: NetworkCache,
     pool: ConnectionPool,
-    *,
-    plate: str,
-    since: datetime | None,
-    until: datetime | None,
-    actor: str,
-    reason: str,
-    case_number: str | None,
-    role: str,
-    remote_addr: str,
-    action: str = "route.view",
+    request: RouteRequest,
 ) -> dict[str, Any]:
     """:func:`route_for_plate` on the event loop: the same checks, audit row and answer, on
     the request's asyncio connection (its session is set up for short lookups); a route not
     stitched yet is stitched in a worker thread, so other requests go on meanwhile. ``pool``
     loads the road network if it is not loaded yet."""
-    _check_route_request(plate, reason, case_number, since, until)
-    bike = _registered(await tracking.plate_bike_async(conn, plate), plate)
-    since, until = _window(since, until, bike.stolen_at)
-    record = _route_record(bike, since, until, actor, role, action, reason, case_number,
-                           remote_addr)  # fmt: skip
+    request.check()
+    bike = _registered(await tracking.plate_bike_async(conn, request.plate), request.plate)
+    since, until = _window(request.since, request.until, bike.stolen_at)
     rows, network_id = await tracking.audited_bike_passage_rows_async(
-        conn, bike_id=bike.bike_id, since=since, until=until, record=record
-    )
+        conn, bike_id=bike.bike_id, since=since, until=until,
+        record=_route_record(request, bike, since, until),
+    )  # fmt: skip
     _seen(rows, bike, since, until)  # "not seen" comes before "no network"
     loaded = await active_network(network, pool, network_id)
     cache, key, build = _stitch_job_or_404(loaded, rows, bike)
@@ -97,21 +101,6 @@ async def route_for_plate_async(
     return _feature(route, bike.plate, bike.bike_id, since, until)
 
 
-def _check_route_request(
-    plate: str,
-    reason: str,
-    case_number: str | None,
-    since: datetime | None,
-    until: datetime | None,
-) -> None:
-    if not reason.strip() and not case_number:
-        raise BadRequestError("a route lookup needs a case number or a reason")
-    if not plate:
-        raise BadRequestError("give a plate or a frame_number")
-    if any(t is not None and t.tzinfo is None for t in (since, until)):
-        raise BadRequestError("since and until need a time zone, e.g. 2026-11-29T06:00:00Z")
-
-
 def _registered(bike: tracking.PlateBike | None, plate: str) -> tracking.PlateBike:
     if bike is None:
         raise NotFoundError(f"no registered bike with plate {plate}")
@@ -119,25 +108,17 @@ def _registered(bike: tracking.PlateBike | None, plate: str) -> tracking.PlateBi
 
 
 def _route_record(
-    bike: tracking.PlateBike,
-    since: datetime,
-    until: datetime,
-    actor: str,
-    role: str,
-    action: str,
-    reason: str,
-    case_number: str | None,
-    remote_addr: str,
+    request: RouteRequest, bike: tracking.PlateBike, since: datetime, until: datetime
 ) -> audit.AuditRow:
     return audit.AuditRow(
-        actor=actor,
-        role=role,
-        action=action,
+        actor=request.actor,
+        role=request.role,
+        action=request.action,
         subject=f"bike:{bike.bike_id}",
         bike_id=bike.bike_id,
-        reason=reason,
-        case_number=case_number,
-        remote_addr=remote_addr,
+        reason=request.reason,
+        case_number=request.case_number,
+        remote_addr=request.remote_addr,
         detail={"plate": bike.plate, "since": since.isoformat(), "until": until.isoformat()},
     )
 

@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
-import psycopg
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
@@ -21,10 +20,14 @@ from api.deps import (
     PoolDep,
     Principal,
 )
-from api.network.service import NetworkCache
 from api.routes import tracking
 from api.routes.exports import MEDIA_TYPES, RENDERERS
-from api.routes.service import cameras_near_passages, route_for_plate, route_for_plate_async
+from api.routes.service import (
+    RouteRequest,
+    cameras_near_passages,
+    route_for_plate,
+    route_for_plate_async,
+)
 from api.thefts.schemas import CASE_PATTERN
 
 router = APIRouter(prefix="/api/v1", tags=["routes"])
@@ -48,9 +51,7 @@ def json_response(content: Any) -> Response:
     return Response(orjson.dumps(content, option=orjson.OPT_UTC_Z), media_type="application/json")
 
 
-def _audited_route(
-    conn: psycopg.Connection,
-    network: NetworkCache,
+def _route_request(
     principal: Principal,
     plate: str,
     since: datetime | None,
@@ -58,21 +59,13 @@ def _audited_route(
     reason: str,
     case_number: str | None,
     action: str = "route.view",
-) -> dict[str, Any]:
-    """The route lookup every route view makes, audited as ``action`` by the principal."""
-    return route_for_plate(
-        conn,
-        network,
-        plate=plate,
-        since=since,
-        until=until,
-        actor=principal.username,
-        role=principal.role,
-        remote_addr=principal.remote_addr,
-        reason=reason,
-        case_number=case_number,
+) -> RouteRequest:
+    """The route lookup a view makes for ``principal``, audited as ``action``."""
+    return RouteRequest(
+        plate=plate, since=since, until=until, reason=reason, case_number=case_number,
+        actor=principal.username, role=principal.role, remote_addr=principal.remote_addr,
         action=action,
-    )
+    )  # fmt: skip
 
 
 # Route, last seen and next readers are the officers' hot lookups: ``async`` views on the
@@ -95,17 +88,7 @@ async def get_route(
     """The bike's route since the theft (or the last day), as a GeoJSON Feature with a time
     per point, its passages and inferred stretches marked (``kinds``). Roles: officer."""
     feature = await route_for_plate_async(
-        conn,
-        network,
-        pool,
-        plate=plate,
-        since=since,
-        until=until,
-        actor=principal.username,
-        role=principal.role,
-        remote_addr=principal.remote_addr,
-        reason=reason,
-        case_number=case_number,
+        conn, network, pool, _route_request(principal, plate, since, until, reason, case_number)
     )
     return json_response(feature)
 
@@ -127,10 +110,10 @@ def export_route(
     case_number: CaseNumber = None,
 ) -> Response:
     """The route for a case file as GPX, KML or CSV. Roles: officer."""
-    feature = _audited_route(
-        conn, network, principal, plate, since, until, reason, case_number,
-        action=f"route.export.{format}",
-    )  # fmt: skip
+    request = _route_request(
+        principal, plate, since, until, reason, case_number, action=f"route.export.{format}"
+    )
+    feature = route_for_plate(conn, network, request)
     name = "".join(ch for ch in feature["properties"]["plate"] if ch.isascii() and ch.isalnum())
     return Response(
         RENDERERS[format](feature),
@@ -153,9 +136,10 @@ def route_cameras(
 ) -> list[dict[str, Any]]:
     """Cameras near each passage of the route, with the time window and footage URL.
     Roles: officer."""
-    feature = _audited_route(
-        conn, network, principal, plate, since, until, reason, case_number, action="route.cameras"
+    request = _route_request(
+        principal, plate, since, until, reason, case_number, action="route.cameras"
     )
+    feature = route_for_plate(conn, network, request)
     return cameras_near_passages(conn, feature=feature, radius_m=radius_m)
 
 

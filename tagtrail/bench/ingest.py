@@ -82,8 +82,9 @@ class CopyReference:
         read_at = rows["read_at_us"].to_numpy(np.int64) + 1000
         rows = rows.assign(read_at_us=read_at)
         self.chunks.append(ReadRows.from_frame(rows, gateway_id="bench-copy").copy_data())
-        self.first_us = int(read_at.min()) if not self.rows else min(self.first_us, read_at.min())
-        self.last_us = max(self.last_us, int(read_at.max()))
+        first, last = int(read_at.min()), int(read_at.max())
+        self.first_us = min(self.first_us, first) if self.rows else first
+        self.last_us = max(self.last_us, last)
         self.rows += len(rows)
 
 

@@ -35,7 +35,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from testsupport import create_database, drop_database
 
 from api.network.service import NetworkCache
-from api.routes.service import route_for_plate
+from api.routes.service import RouteRequest, route_for_plate
 from reader_gateway.wire import (
     batch_from_columns,
     encode_batch,
@@ -193,12 +193,14 @@ def _routes(db_url: str, sim: SimulatedCity) -> dict[str, Any]:
                 out[bike.plate] = route_for_plate(
                     conn,
                     network,
-                    plate=bike.plate,
-                    since=sim.start - timedelta(hours=1),
-                    until=until,
-                    actor="test",
-                    reason="shard equivalence",
-                    case_number=None,
+                    RouteRequest(
+                        plate=bike.plate,
+                        since=sim.start - timedelta(hours=1),
+                        until=until,
+                        reason="shard equivalence",
+                        case_number=None,
+                        actor="test",
+                    ),
                 )
             except NotFoundError:
                 out[bike.plate] = None
