@@ -11,6 +11,16 @@ A row's layout is fixed once its text fields' lengths are, so rows are grouped b
 of their text fields (tag ids of one kind all have the same length: typically one group) and
 each group is one numpy structured array written in a single ``tobytes``. Row order within
 the COPY does not matter to the table, so the groups are simply written one after another.
+
+Text is written exactly or not at all. Values are UTF-8 and every length is a byte length, so
+any text PostgreSQL can hold round-trips (reader and gateway ids may be any Unicode without
+control characters, ``track_engine.consumer``). What it cannot hold, or what this module
+could not write unchanged, raises :class:`CopyValueError` before any data is produced: a
+value that is not a ``str`` (an ``int`` or ``bytes`` would otherwise be stored as its digits
+or its bytes), a NUL character (PostgreSQL text has none; numpy's ``S`` type also drops
+trailing NULs, which once stored ``"AB"`` plus a NUL as ``"AB"``), a lone surrogate (no
+UTF-8 form), a dictionary code outside ``names`` (a ``-1`` from ``pandas.factorize`` would
+index the last name).
 """
 
 from __future__ import annotations
@@ -26,6 +36,10 @@ HEADER = SIGNATURE + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
 TRAILER = (-1).to_bytes(2, "big", signed=True)
 # PostgreSQL's timestamps count microseconds from 2000-01-01 00:00 UTC.
 PG_EPOCH_US = 946_684_800_000_000
+
+
+class CopyValueError(ValueError):
+    """A text value that binary COPY cannot store exactly; the message names it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +68,10 @@ class Text:
 
 @dataclass(frozen=True, slots=True)
 class PlainText:
-    """A text column of ASCII strings (an object array), such as canonical hex tag ids."""
+    """A text column of ``str`` (an object array), such as canonical hex tag ids.
+
+    ASCII columns (the usual case) take a vectorized path; any other text is encoded per value.
+    """
 
     values: NDArray[np.object_]
 
@@ -106,13 +123,51 @@ def _prepare(column: Column) -> _Prepared:
     if isinstance(column, Timestamp):
         return np.asarray(column.us, dtype=np.int64) - PG_EPOCH_US, None, ">i8"
     if isinstance(column, Text):
-        encoded = [name.encode() for name in column.names]
-        names = np.array(encoded, dtype=f"S{max((len(e) for e in encoded), default=1) or 1}")
-        name_lengths = np.array([len(e) for e in encoded], dtype=np.int64)
+        names, name_lengths = _encode([_checked_text(n, "name") for n in column.names])
         codes = np.asarray(column.codes, dtype=np.intp)
+        if codes.size and (codes.min() < 0 or codes.max() >= len(names)):
+            bad = codes[(codes < 0) | (codes >= len(names))][0]
+            raise CopyValueError(f"dictionary code {bad} is not an index of {len(names)} names")
         return names[codes], name_lengths[codes], "S"
-    values = column.values.astype("S")  # ASCII (hex ids); anything else raises
-    return values, np.char.str_len(values).astype(np.int64), "S"
+    return _plain_text(column.values)
+
+
+def _checked_text(value: object, what: str) -> bytes:
+    """``value`` as UTF-8, if it is text that PostgreSQL stores unchanged."""
+    if not isinstance(value, str):
+        raise CopyValueError(f"text {what} {value!r} is {type(value).__name__}, not str")
+    if "\x00" in value:
+        raise CopyValueError(f"text {what} {value!r} contains NUL, which PostgreSQL text cannot")
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise CopyValueError(f"text {what} {value!r} has no UTF-8 form: {exc.reason}") from exc
+
+
+def _encode(encoded: list[bytes]) -> tuple[NDArray[np.bytes_], NDArray[np.int64]]:
+    """NUL-free UTF-8 values as a fixed-width array and their byte lengths.
+
+    The width is the longest value's byte length; shorter values are padded with NULs, which
+    the structured arrays in :func:`_group` cut off again (each group's width is its values'
+    exact byte length, and none of them has a NUL of its own).
+    """
+    width = max((len(e) for e in encoded), default=1) or 1
+    values = np.array(encoded, dtype=f"S{width}") if encoded else np.empty(0, f"S{width}")
+    return values, np.array([len(e) for e in encoded], dtype=np.int64)
+
+
+def _plain_text(values: NDArray[np.object_]) -> _Prepared:
+    """A text column: ASCII in one vectorized pass, anything else value by value."""
+    items = values.tolist()
+    try:
+        joined = "".join(items)  # a C loop that also checks that every value is a str
+    except TypeError:
+        joined = None
+    if joined is not None and "\x00" not in joined and joined.isascii():
+        ascii_values = values.astype("S")  # NUL-free ASCII: str_len is the exact byte length
+        return ascii_values, np.char.str_len(ascii_values).astype(np.int64), "S"
+    encoded, lengths = _encode([_checked_text(v, "value") for v in items])
+    return encoded, lengths, "S"
 
 
 def _group(
