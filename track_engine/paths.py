@@ -208,6 +208,26 @@ class NegativeEvidenceChooser:
         return [list(c.nodes) if c else None for c in
                 self._pick(readers, dts, directions, reader_paths, own)]  # fmt: skip
 
+    def posteriors(
+        self,
+        readers: Sequence[str],
+        times_us: Sequence[int],
+        directions: Sequence[str],
+        reader_paths: ReaderPaths,
+    ) -> list[tuple[list[Candidate], NDArray[np.float64]]]:
+        """Every segment's candidates with their posterior probabilities (summing to 1).
+
+        The same evidence as :meth:`choose_route` (the rider's own speed when the route
+        shows it), but the whole distribution instead of its best path: what a learner of
+        reader miss rates needs (:mod:`track_engine.miss_rates`). Segments without a road
+        path have no candidates.
+        """
+        dts = [(times_us[i + 1] - times_us[i]) / _US_PER_S for i in range(len(readers) - 1)]
+        own = self._own_speed(self._decode(readers, dts, directions, reader_paths, None), dts)
+        segs = self._segments(readers, dts, reader_paths, own)
+        marg = self.marginals(segs, readers, directions, reader_paths)
+        return [(seg.cands, np.exp(logp)) for seg, logp in zip(segs, marg, strict=True)]
+
     def _pick(
         self,
         readers: Sequence[str],

@@ -1,0 +1,229 @@
+"""Learn each reader's miss rate from the passages themselves (no ground truth needed).
+
+Path choice weighs every reader a candidate path passes without hearing the tag by that
+reader's miss rate (:mod:`track_engine.paths`). The registry's figure is a survey or a default,
+and readers change: an antenna is knocked askew, a bus shelter goes up, a reader goes deaf and
+still sends heartbeats. A reader that misses 90% of tags while the registry says 30% makes
+the engine route every bike *around* it, wrongly.
+
+The passages say how well each reader hears. On a continuous ride (consecutive passages close
+enough in time for the road between them), every reader the bike passed in between either
+heard it — an *interior* passage — or missed it. Which readers were passed silently is not
+known, only probable: each segment's candidate paths have posterior probabilities
+(:meth:`track_engine.paths.NegativeEvidenceChooser.posteriors`), so a reader's expected silent
+passes are the summed probabilities of the candidates that cross it.
+
+Per reader, two hypotheses are weighed by how well they explain its ``heard`` and ``silent``
+counts (Beta-binomial evidence): *as registered* — its rate is near the registry's figure
+(a Beta prior worth ``prior_passes`` passes there) — or *changed* (a uniform prior), which is
+believed of ``changed_share`` of readers before any evidence. The learned rate is the
+posterior mean under the more probable of the two. A reader that hears about as registered
+keeps about its registry figure (the sampling noise of a few dozen passes does not move it),
+while one whose counts the registry cannot explain — a deaf reader — gets what its counts
+say. The posteriors themselves depend on the rates, so this is iterated
+(expectation-maximisation; four rounds settle it).
+
+Both counts are over the same kind of pass — one strictly inside a continuous ride — so they
+are comparable: passes at a ride's first or last passage are not counted, because a miss there
+could not be seen. Segments across a pause (parking, a long gap) are left out: the bike may
+have gone anywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.special import betaln, expit
+
+from track_engine.paths import NegativeEvidenceChooser
+from track_engine.roads import ReaderPaths
+
+__all__ = ["ReaderMissRate", "Track", "learn_miss_rates", "tracks_from_passages"]
+
+_US_PER_S = 1_000_000
+# The learned rate is kept inside these bounds: 0 would make a reader's silence proof, and 1
+# would make it no evidence at all even when it comes back to life.
+_MIN_RATE = 0.01
+_MAX_RATE = 0.99
+
+
+@dataclass(frozen=True, slots=True)
+class Track:
+    """One tag's passages in time order: readers, closest-approach times, directions."""
+
+    readers: tuple[str, ...]
+    times_us: tuple[int, ...]
+    directions: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderMissRate:
+    """What the passages say about one reader.
+
+    ``heard``: interior passages (the tag was heard here with a continuous ride on both
+    sides); ``silent``: expected passes without a passage (a sum of posterior
+    probabilities); ``miss_rate``: the posterior mean, ``prior`` (the registry's figure)
+    when there is no evidence; ``p_changed``: the posterior probability that the reader no
+    longer hears as registered.
+    """
+
+    reader_id: str
+    miss_rate: float
+    heard: int
+    silent: float
+    prior: float
+    p_changed: float
+
+    @property
+    def passes(self) -> float:
+        """Expected passes of a tag during a continuous ride (heard or not)."""
+        return self.heard + self.silent
+
+
+def tracks_from_passages(passages: pd.DataFrame) -> list[Track]:
+    """Every tag's passages (``track_engine.passages.PASSAGE_COLUMNS``) as a Track."""
+    if passages.empty:
+        return []
+    ordered = passages.sort_values(["tag_id", "closest_at_us", "reader_id"], kind="mergesort")
+    directions = ordered["direction"].fillna("").astype(str)
+    out: list[Track] = []
+    for _, idx in ordered.groupby("tag_id", sort=False).indices.items():
+        out.append(
+            Track(
+                readers=tuple(ordered["reader_id"].iloc[idx].astype(str)),
+                times_us=tuple(int(t) for t in ordered["closest_at_us"].iloc[idx]),
+                directions=tuple(directions.iloc[idx]),
+            )
+        )
+    return out
+
+
+def learn_miss_rates(
+    tracks: Iterable[Track],
+    reader_paths: ReaderPaths,
+    *,
+    chooser: NegativeEvidenceChooser | None = None,
+    prior_passes: float = 50.0,
+    changed_share: float = 0.05,
+    iterations: int = 4,
+    min_speed_mps: float = 1.5,
+    max_pause_s: float = 120.0,
+) -> dict[str, ReaderMissRate]:
+    """Every reader's miss rate learned from ``tracks``, starting from ``reader_paths``'s.
+
+    ``reader_paths.miss_rate`` is the prior (the registry's figures). A segment counts as a
+    continuous ride when its time is at most the shortest road distance at ``min_speed_mps``
+    plus ``max_pause_s`` (a red light or two). Returns an entry for every reader of
+    ``reader_paths``.
+    """
+    chooser = chooser or NegativeEvidenceChooser()
+    if iterations < 1:
+        raise ValueError("iterations must be at least 1")
+    if prior_passes <= 0.0 or not 0.0 <= changed_share <= 1.0:
+        raise ValueError("prior_passes must be positive and changed_share within [0, 1]")
+    tracks = list(tracks)
+    prior = {r: reader_paths.miss_rate_of(r) for r in reader_paths.reader_ids}
+    current = reader_paths
+    learned: dict[str, ReaderMissRate] = {}
+    for _ in range(iterations):
+        heard, silent = _expected_passes(
+            tracks, current, chooser, min_speed_mps=min_speed_mps, max_pause_s=max_pause_s
+        )
+        learned = {
+            r: _posterior(r, heard.get(r, 0), silent.get(r, 0.0), p, prior_passes, changed_share)
+            for r, p in prior.items()
+        }
+        current = dataclasses.replace(
+            reader_paths, miss_rate={r: e.miss_rate for r, e in learned.items()}
+        )
+    return learned
+
+
+def _posterior(
+    reader: str,
+    heard: int,
+    silent: float,
+    prior: float,
+    prior_passes: float,
+    changed_share: float,
+) -> ReaderMissRate:
+    """The rate under the more probable of "as registered" and "changed" (module docstring)."""
+    p = min(max(prior, _MIN_RATE), _MAX_RATE)
+    a, b = prior_passes * p, prior_passes * (1.0 - p)
+    as_registered = (silent + a) / (silent + heard + prior_passes)
+    changed = (silent + 1.0) / (silent + heard + 2.0)
+    if changed_share in (0.0, 1.0):
+        w = changed_share
+    else:
+        # Log evidence of each hypothesis for the counts (the binomial coefficient cancels).
+        log_registered = betaln(silent + a, heard + b) - betaln(a, b)
+        log_changed = betaln(silent + 1.0, heard + 1.0)
+        odds = math.log(changed_share / (1.0 - changed_share)) + log_changed - log_registered
+        w = float(expit(odds))
+    # The more probable hypothesis decides (averaging would pull every reader without
+    # evidence a little towards 50%).
+    rate = changed if w > 0.5 else as_registered
+    return ReaderMissRate(
+        reader, min(max(rate, _MIN_RATE), _MAX_RATE), heard, silent, prior, round(w, 4)
+    )
+
+
+def _expected_passes(
+    tracks: Sequence[Track],
+    reader_paths: ReaderPaths,
+    chooser: NegativeEvidenceChooser,
+    *,
+    min_speed_mps: float,
+    max_pause_s: float,
+) -> tuple[dict[str, int], dict[str, float]]:
+    """Interior passages heard, and expected silent passes, per reader."""
+    max_speed = chooser.model.max_speed_mps
+    heard: dict[str, int] = defaultdict(int)
+    silent: dict[str, float] = defaultdict(float)
+    for track in tracks:
+        n = len(track.readers)
+        if n < 2:
+            continue
+        continuous = [
+            _continuous(reader_paths, track, i, min_speed_mps, max_pause_s, max_speed)
+            for i in range(n - 1)
+        ]
+        for i in range(1, n - 1):
+            # A second passage at the same reader (a long stop folded in two) is one pass.
+            again = track.readers[i] == track.readers[i - 1]
+            if continuous[i - 1] and continuous[i] and not again:
+                heard[track.readers[i]] += 1
+        if not any(continuous):
+            continue
+        posteriors = chooser.posteriors(
+            track.readers, track.times_us, track.directions, reader_paths
+        )
+        for (cands, prob), ok in zip(posteriors, continuous, strict=True):
+            if not ok or not cands:
+                continue
+            for cand, p in zip(cands, prob.tolist(), strict=True):
+                for reader in cand.missed_readers:
+                    silent[reader] += p
+    return heard, silent
+
+
+def _continuous(
+    reader_paths: ReaderPaths,
+    track: Track,
+    i: int,
+    min_speed_mps: float,
+    max_pause_s: float,
+    max_speed_mps: float,
+) -> bool:
+    """Whether segment ``i`` of ``track`` is a ride without a pause (or an impossible move)."""
+    dt_s = (track.times_us[i + 1] - track.times_us[i]) / _US_PER_S
+    distance = reader_paths.distance_m(track.readers[i], track.readers[i + 1])
+    if not np.isfinite(distance) or dt_s <= 0.0:
+        return False
+    return distance / dt_s <= max_speed_mps and dt_s <= distance / min_speed_mps + max_pause_s
