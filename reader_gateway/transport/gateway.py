@@ -51,6 +51,7 @@ _MAX_TAKE = 10_000  # inbox items handled per step, so acks and publishing keep 
 # many; past it the reader threads wait, so a busy port backs up in the OS and the reader
 # instead of in this process (unbounded, a gateway behind its ports held 1.7 GB of reads).
 _MAX_QUEUED = 256
+_FINISH_S = 5.0  # how long stopping may take to spool what the ports had read
 _QUEUE_WAIT_S = 0.002
 _STATUS_CHECK_S = 0.5
 _REFUSAL_LOG_EVERY_S = 10.0
@@ -141,10 +142,24 @@ class Gateway:
             reader.start()
 
     def run(self, stop: threading.Event) -> None:
-        """Run steps until ``stop`` is set, then spool what is still pending."""
+        """Run steps until ``stop`` is set, then stop the ports and spool what is pending."""
         while not stop.is_set():
             self.step(timeout_s=0.05)
-        self._drain_inbox(block_s=0)
+        self.finish()
+
+    def finish(self) -> None:
+        """Stop the serial ports, then handle and spool everything they read.
+
+        The ports stop first: a chunk a port read after the last drain would otherwise be
+        in no spool (its bytes are gone from the port). The inbox is drained whole, past one
+        step's item limit, within ``_FINISH_S`` (the broker side may still be delivering).
+        """
+        self._closing.set()  # a port waiting for room in the inbox puts its chunk and ends
+        for reader in self.serial:
+            reader.stop()
+        deadline = time.monotonic() + _FINISH_S
+        while not self._inbox.empty() and time.monotonic() < deadline:
+            self._drain_inbox(block_s=0)
         if self.normalizer.pending_reads or self._unacked_raw:
             self._cut()
 
@@ -206,8 +221,10 @@ class Gateway:
             item = self._inbox.get(timeout=block_s) if block_s > 0 else self._inbox.get_nowait()
         except queue.Empty:
             return
-        for _ in range(_MAX_TAKE):
+        taken = 0
+        while True:
             self._handle(item)
+            taken += 1
             # Cut as soon as a batch is full, so that a burst never makes one oversized batch,
             # and publish what was cut right away: busy serial ports keep the inbox full, and
             # publishing only after the inbox was drained let the spool grow without bound
@@ -216,6 +233,11 @@ class Gateway:
                 self._cut()
                 self._drain_acks()
                 self._pump()
+            # Stop before taking another item, never after: an item taken out of the inbox
+            # and not handled is lost (its bytes are gone from the port). Busy ports keep the
+            # inbox from emptying, so this limit is reached at an overfeed; the rest waits.
+            if taken >= _MAX_TAKE:
+                return
             try:
                 item = self._inbox.get_nowait()
             except queue.Empty:
