@@ -26,6 +26,7 @@ PAGES = {
     "/registration": "registration.html",
     "/resident": "resident.html",
     "/operator": "operator.html",
+    "/audit": "audit.html",
 }
 
 

@@ -10,12 +10,19 @@ export const DESKS = [
   { href: "/registration", key: "nav.registration", roles: ["registrar", "admin"] },
   { href: "/resident", key: "nav.resident", roles: ["resident"] },
   { href: "/operator", key: "nav.operator", roles: ["admin", "officer"] },
+  { href: "/audit", key: "nav.audit", roles: ["auditor", "admin"] },
 ];
 
 // Where each role starts after logging in (administrators run the readers).
-const HOMES = { officer: "/officer", admin: "/operator", registrar: "/registration", resident: "/resident" };
+const HOMES = {
+  officer: "/officer",
+  admin: "/operator",
+  registrar: "/registration",
+  resident: "/resident",
+  auditor: "/audit",
+};
 
-/** Where a role starts after logging in ("/" lists the desks, e.g. for auditors). */
+/** Where a role starts after logging in ("/" lists the desks for a role without one). */
 export function homeOf(role) {
   return HOMES[role] || "/";
 }

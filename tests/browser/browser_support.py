@@ -13,6 +13,7 @@ import shutil
 from datetime import datetime
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 
@@ -102,3 +103,10 @@ def ride(url: str, tag_id: str, start: datetime, readers: list[str], *, batch_se
         engine = Engine(conn, gap_s=5.0)
         engine.process([batch])
         engine.flush()
+
+
+def token_headers(api: httpx.Client, username: str) -> dict[str, str]:
+    """Authorization header of a fresh token."""
+    r = api.post("/auth/token", data={"username": username, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}

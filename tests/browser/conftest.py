@@ -13,7 +13,6 @@ import pytest
 import uvicorn
 from browser_support import (
     CHROMIUM_FLAGS,
-    PASSWORD,
     SCREENSHOTS,
     add_user,
     api_config,
@@ -77,13 +76,6 @@ def api(server: str) -> Iterator[httpx.Client]:
     """An HTTP client of the served API (for setting the scene)."""
     with httpx.Client(base_url=f"{server}/api/v1", timeout=20) as client:
         yield client
-
-
-def token_headers(api: httpx.Client, username: str) -> dict[str, str]:
-    """Authorization header of a fresh token."""
-    r = api.post("/auth/token", data={"username": username, "password": PASSWORD})
-    assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 
 @pytest.fixture(scope="module")

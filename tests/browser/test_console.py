@@ -10,8 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from browser_support import PASSWORD, bind_since, ride
-from conftest import token_headers
+from browser_support import PASSWORD, bind_since, ride, token_headers
 from scenarios import registration, valid_id_number
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
