@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     retention_days: int = Field(default=30, ge=1)
     passage_gap_s: float = Field(default=10.0, gt=0)
     partition_ahead_days: int = Field(default=3, ge=1)
+    miss_rate_interval_h: float = Field(
+        default=6.0,
+        ge=0,
+        description="hours between the engine's runs of the reader miss-rate learning job "
+        "(`tagtrail readers learn-miss-rates`); 0: never",
+    )
     id_hash_key: SecretStr | None = Field(
         default=None,
         description="key of the keyed hash of national ID numbers; unset = a key file in data_dir",

@@ -1,8 +1,17 @@
-"""Loads the active road network once and keeps the engine's graph and reader paths."""
+"""Loads the active road network once and keeps the engine's graph and reader paths.
+
+The readers' miss rates (learned from the passages where known, else the registry's figure;
+:func:`track_engine.db.queries.load_network`) are looked at again every ``refresh_s``: when a
+learning run (``tagtrail readers learn-miss-rates`` or the engine's periodic one) or an import
+in another API process changed them, the reader paths are rebuilt with the new rates (and the
+routes stitched with the old ones are forgotten with them).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +21,11 @@ from starlette.concurrency import run_in_threadpool
 
 from api.errors import UnavailableError
 from track_engine.db import queries
-from track_engine.roads import ReaderPaths, RoadGraph, precompute_reader_paths
+from track_engine.roads import ReaderPaths, RoadGraph
+from track_engine.routes import warm_path_choice
+
+# How often a loaded network looks for changed reader miss rates (one small query).
+MISS_RATE_REFRESH_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -27,11 +40,15 @@ class LoadedNetwork:
 
 
 class NetworkCache:
-    """Thread-safe holder of the active network; reloads when its id changes."""
+    """Thread-safe holder of the active network; reloads when its id changes, and its readers'
+    miss rates when they change (looked at every ``refresh_s``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, refresh_s: float = MISS_RATE_REFRESH_S) -> None:
         self._lock = threading.Lock()
         self._loaded: LoadedNetwork | None = None
+        self.refresh_s = refresh_s
+        self._stamp = ""  # queries.network_miss_rates_stamp of the loaded miss rates
+        self._checked_at = 0.0  # time.monotonic() of the last look at them
 
     def invalidate(self) -> None:
         """Forget the loaded network (readers changed); the next request reloads it."""
@@ -40,11 +57,14 @@ class NetworkCache:
 
     def current(self, network_id: int | None) -> LoadedNetwork | None:
         """The loaded network if it is the active one (``network_id``); None when it must be
-        loaded first (:meth:`get`). Raises UnavailableError when no network is active."""
+        loaded first, or its miss rates looked at again (:meth:`get`). Raises
+        UnavailableError when no network is active."""
         if network_id is None:
             raise UnavailableError("no road network has been loaded yet")
         loaded = self._loaded
-        return loaded if loaded is not None and loaded.network_id == network_id else None
+        if loaded is None or loaded.network_id != network_id or self._refresh_due():
+            return None
+        return loaded
 
     def get(self, conn: psycopg.Connection) -> LoadedNetwork:
         """The active network, loading it if it is new; raises UnavailableError if none."""
@@ -52,42 +72,64 @@ class NetworkCache:
         if network_id is None:
             raise UnavailableError("no road network has been loaded yet")
         with self._lock:
-            if self._loaded is None or self._loaded.network_id != network_id:
+            loaded = self._loaded
+            if loaded is None or loaded.network_id != network_id:
+                # The stamp first: a learning run committing in between is seen next time.
+                stamp = queries.network_miss_rates_stamp(conn, network_id)
                 arrays = queries.load_network(conn)
                 if arrays is None:
                     raise UnavailableError("no road network has been loaded yet")
-                graph = RoadGraph.from_arrays(
-                    node_lonlat=arrays.node_lonlat,
-                    node_xy_m=arrays.node_xy_m,
-                    edge_src=arrays.edge_src,
-                    edge_dst=arrays.edge_dst,
-                    edge_length_m=arrays.edge_length_m,
-                )
-                reader_nodes = {
-                    str(r): int(n)
-                    for r, n in zip(
-                        arrays.readers["reader_id"], arrays.readers["node_id"], strict=True
-                    )
-                }
+                graph = arrays.road_graph()
                 self._loaded = LoadedNetwork(
                     network_id=arrays.network_id,
                     graph=graph,
-                    reader_nodes=reader_nodes,
-                    reader_paths=precompute_reader_paths(
-                        graph,
-                        reader_nodes,
-                        # Each reader's own miss rate weighs its silence in path choice.
-                        miss_rate=dict(
-                            zip(
-                                arrays.readers["reader_id"].astype(str).tolist(),
-                                arrays.readers["miss_rate"].astype(float).tolist(),
-                                strict=True,
-                            )
-                        ),
-                    ),
+                    reader_nodes=arrays.reader_nodes(),
+                    # Each reader's own miss rate weighs its silence in path choice.
+                    reader_paths=arrays.reader_paths(graph),
                     arrays=arrays,
                 )
-            return self._loaded
+                self._stamp, self._checked_at = stamp, time.monotonic()
+                return self._loaded
+            if not self._refresh_due():
+                return loaded
+            self._checked_at = time.monotonic()  # one request looks; the others go on
+            stamp = self._stamp
+        return self._refresh_miss_rates(conn, loaded, stamp)
+
+    def _refresh_due(self) -> bool:
+        return time.monotonic() - self._checked_at >= self.refresh_s
+
+    def _refresh_miss_rates(
+        self, conn: psycopg.Connection, loaded: LoadedNetwork, stamp: str
+    ) -> LoadedNetwork:
+        """``loaded`` with the readers' current miss rates, if they changed since ``stamp``."""
+        new_stamp = queries.network_miss_rates_stamp(conn, loaded.network_id)
+        if new_stamp == stamp:
+            return loaded
+        rates = queries.network_miss_rates(conn, loaded.network_id)
+        known = {r: rates[r] for r in loaded.reader_paths.reader_ids if r in rates}
+        readers = loaded.arrays.readers.assign(
+            miss_rate=loaded.arrays.readers["reader_id"]
+            .map(known)
+            .fillna(loaded.arrays.readers["miss_rate"])
+        )
+        # A new ReaderPaths: the path-choice helpers and the routes memoized on the old one
+        # were built with the old rates (the distances are shared, not recomputed).
+        refreshed = dataclasses.replace(
+            loaded,
+            reader_paths=dataclasses.replace(
+                loaded.reader_paths, miss_rate={**loaded.reader_paths.miss_rate, **known}
+            ),
+            arrays=dataclasses.replace(loaded.arrays, readers=readers),
+        )
+        # Warm before the swap, as at start-up: this request pays for the new path-choice
+        # trees (the reader penalties depend on the rates), not the next officers' routes.
+        warm_path_choice(refreshed.reader_paths)
+        with self._lock:
+            if self._loaded is not loaded:  # reloaded or invalidated meanwhile
+                return self._loaded if self._loaded is not None else refreshed
+            self._loaded, self._stamp = refreshed, new_stamp
+        return refreshed
 
 
 async def active_network(
@@ -95,7 +137,8 @@ async def active_network(
 ) -> LoadedNetwork:
     """For views on the event loop: the network whose id the request read (``network_id``,
     None = no active network: UnavailableError), loaded in a worker thread on a pooled
-    connection when it is not loaded yet (normally once, at start-up)."""
+    connection when it is not loaded yet (normally once, at start-up) or its readers' miss
+    rates are due for a look (every ``cache.refresh_s``)."""
     loaded = cache.current(network_id)
     if loaded is None:
         loaded = await run_in_threadpool(_load, cache, pool)

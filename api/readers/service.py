@@ -2,7 +2,13 @@
 
 Health: ``offline`` when neither a heartbeat nor a read arrived within OFFLINE_AFTER;
 ``silent`` when the reader is up but has heard nothing for longer than its road's usual traffic
-explains (at least SILENT_EXPECTED passages would have been expected); ``online`` otherwise.
+explains (at least SILENT_EXPECTED passages would have been expected); ``deaf`` when it hears
+some tags but the passages say it misses most of those that pass it (learned miss rate at
+least 0.8 over at least 20 passes: ``DEAF_MISS_RATE``, ``DEAF_MIN_PASSES`` of the miss-rate
+job, :mod:`track_engine.db.reader_miss_rates`); ``online`` otherwise.
+
+An import sets the registry's miss rate (the survey figure, the prior of the learning); it
+leaves the learned one alone.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from api.deps import Principal
 from api.errors import UnavailableError
 from api.network.service import NetworkCache
 from track_engine.db import audit, fleet, registry
+from track_engine.db.reader_miss_rates import StoredMissRate
 from track_engine.roads import project_lonlat
 
 OFFLINE_AFTER = timedelta(minutes=10)
@@ -37,7 +44,19 @@ class ReaderOut(BaseModel):
     last_heard_at: datetime | None
     last_read_at: datetime | None
     passages_per_hour: float = Field(description="usual traffic: passages/hour over 7 days")
-    health: str = Field(description="online, silent or offline")
+    health: str = Field(description="online, silent, deaf or offline")
+    miss_rate: float = Field(
+        default=0.3, description="the registry's (surveyed) share of passing tags it misses"
+    )
+    miss_rate_learned: float | None = Field(
+        default=None,
+        description="the share of passing tags it missed, learned from the passages "
+        "(used in path choice instead of miss_rate); null: not learned",
+    )
+    miss_rate_passes: float | None = Field(
+        default=None, description="evidence behind miss_rate_learned: passes of a tag"
+    )
+    miss_rate_learned_at: datetime | None = None
 
 
 class ReaderIn(BaseModel):
@@ -54,19 +73,25 @@ class ReaderIn(BaseModel):
     miss_rate: float = Field(default=0.3, ge=0, lt=1)
 
 
-def health(activity: fleet.ReaderActivity, *, now: datetime) -> str:
-    """online, silent or offline (see the module docstring)."""
+def health(
+    activity: fleet.ReaderActivity, *, now: datetime, miss_rate: StoredMissRate | None = None
+) -> str:
+    """online, silent, deaf or offline (see the module docstring)."""
     heard = [t for t in (activity.last_heard_at, activity.last_read_at) if t is not None]
     if not heard or now - max(heard) > OFFLINE_AFTER:
         return "offline"
     per_hour = activity.passages_7d / _WEEK_H
     quiet_since = activity.last_read_at or activity.installed_at
     quiet_h = max((now - quiet_since).total_seconds(), 0.0) / 3600.0
-    return "silent" if per_hour * quiet_h >= SILENT_EXPECTED else "online"
+    if per_hour * quiet_h >= SILENT_EXPECTED:
+        return "silent"
+    return "deaf" if miss_rate is not None and miss_rate.deaf else "online"
 
 
-def reader_out(activity: fleet.ReaderActivity, *, now: datetime) -> ReaderOut:
-    """Response model of a reader."""
+def reader_out(
+    activity: fleet.ReaderActivity, *, now: datetime, miss_rate: StoredMissRate | None = None
+) -> ReaderOut:
+    """Response model of a reader (``miss_rate``: its stored miss rates, when known)."""
     return ReaderOut(
         reader_id=activity.reader_id,
         name=activity.name,
@@ -77,8 +102,16 @@ def reader_out(activity: fleet.ReaderActivity, *, now: datetime) -> ReaderOut:
         last_heard_at=activity.last_heard_at,
         last_read_at=activity.last_read_at,
         passages_per_hour=round(activity.passages_7d / _WEEK_H, 3),
-        health=health(activity, now=now),
+        health=health(activity, now=now, miss_rate=miss_rate),
+        miss_rate=0.3 if miss_rate is None else round(miss_rate.miss_rate, 4),
+        miss_rate_learned=_rounded(None if miss_rate is None else miss_rate.miss_rate_learned),
+        miss_rate_passes=_rounded(None if miss_rate is None else miss_rate.miss_rate_passes, 1),
+        miss_rate_learned_at=None if miss_rate is None else miss_rate.miss_rate_learned_at,
     )
+
+
+def _rounded(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 def import_readers(

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Path
 from api.deps import AdminDep, ConnDep, NetworkDep, OperatorDep
 from api.pagination import Page, PageDep, page_of
 from api.readers.service import ReaderIn, ReaderOut, import_readers, reader_out
-from track_engine.db import fleet
+from track_engine.db import fleet, reader_miss_rates
 from track_engine.errors import NotFoundError
 
 router = APIRouter(prefix="/api/v1/readers", tags=["readers"])
@@ -18,11 +18,16 @@ router = APIRouter(prefix="/api/v1/readers", tags=["readers"])
 
 @router.get("")
 def list_readers(conn: ConnDep, principal: OperatorDep, page: PageDep) -> Page[ReaderOut]:
-    """Readers with health (online / silent / offline) and last read. Roles: admin, officer."""
+    """Readers with health (online / silent / deaf / offline), last read and miss rates
+    (registry and learned). Roles: admin, officer."""
     del principal
     now = datetime.now(UTC)
     rows = fleet.reader_activity(conn, now=now)
-    items = [reader_out(r, now=now) for r in rows[page.offset : page.offset + page.limit]]
+    rates = reader_miss_rates.stored_miss_rates(conn)
+    items = [
+        reader_out(r, now=now, miss_rate=rates.get(r.reader_id))
+        for r in rows[page.offset : page.offset + page.limit]
+    ]
     return page_of(items, len(rows), page)
 
 
@@ -32,13 +37,14 @@ def get_reader(
     principal: OperatorDep,
     reader_id: Annotated[str, Path(max_length=64)],
 ) -> ReaderOut:
-    """One reader with health and last read. Roles: admin, officer."""
+    """One reader with health, last read and miss rates. Roles: admin, officer."""
     del principal
     now = datetime.now(UTC)
     rows = fleet.reader_activity(conn, now=now, reader_id=reader_id)
     if not rows:
         raise NotFoundError(f"no reader {reader_id}")
-    return reader_out(rows[0], now=now)
+    rates = reader_miss_rates.stored_miss_rates(conn, reader_id=reader_id)
+    return reader_out(rows[0], now=now, miss_rate=rates.get(reader_id))
 
 
 @router.post("/import")

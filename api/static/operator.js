@@ -1,5 +1,6 @@
-// The operator's view: readers on the map coloured by health (online / silent / offline),
-// ingest lag and reads per minute, refreshed every few seconds.
+// The operator's view: readers on the map coloured by health (online / silent / deaf /
+// offline), their miss rates (learned from the passages, else the registry's), ingest lag and
+// reads per minute, refreshed every few seconds.
 import { dateTime, duration, number, relative } from "./format.js";
 import { onLang, t } from "./i18n.js";
 import { fillTable, h, row } from "./dom.js";
@@ -10,7 +11,12 @@ import { say, startPage } from "./shell.js";
 const L = window.L;
 const REFRESH_MS = 15_000;
 const WINDOW_MIN = 15;
-const COLORS = { online: "#1a7f37", silent: "#bf8700", offline: "#cf222e" };
+const COLORS = { online: "#1a7f37", silent: "#bf8700", deaf: "#8250df", offline: "#cf222e" };
+const HEALTHS = ["online", "silent", "deaf", "offline"];
+// "deaf" has no class of its own in tagtrail.css: its colours go inline.
+const DEAF_TAG = "background:#fbefff;color:#6639ba";
+const dot = (health) => h("span", { class: `dot ${health}`, style: health === "deaf" ? `background:${COLORS.deaf}` : null });
+const pct = (rate) => `${number(100 * rate)}%`;
 const $ = (id) => document.getElementById(id);
 let readers = [];
 let ingest = null;
@@ -53,25 +59,37 @@ function drawChart() {
 function render(layer) {
   drawMarkers(layer);
   const count = (health) => readers.filter((r) => r.health === health).length;
-  for (const health of ["online", "silent", "offline"]) $(`kpi-${health}`).textContent = String(count(health));
+  for (const health of HEALTHS) $(`kpi-${health}`).textContent = String(count(health));
   $("kpi-lag").textContent = ingest?.lag_s == null ? t("ops.noReads") : duration(ingest.lag_s);
   $("kpi-rate").textContent = ingest ? number(ingest.reads_per_minute, 1) : "—";
   drawChart();
   const rate = ingest?.reads_per_reader_per_minute || {};
-  const order = { offline: 0, silent: 1, online: 2 };
+  const order = { offline: 0, silent: 1, deaf: 2, online: 3 };
   const sorted = [...readers].sort((a, b) => order[a.health] - order[b.health] || a.reader_id.localeCompare(b.reader_id));
   fillTable(
     $("readers"),
     sorted.map((r) =>
       row([
         r.reader_id,
-        h("span", { class: `tag ${r.health}` }, t(`health.${r.health}`)),
+        h("span", { class: `tag ${r.health}`, style: r.health === "deaf" ? DEAF_TAG : null }, t(`health.${r.health}`)),
+        missRate(r),
         r.last_read_at ? h("span", { title: dateTime(r.last_read_at) }, relative(r.last_read_at)) : "—",
         number(rate[r.reader_id] || 0, 1),
       ]),
     ),
     t("ops.none"),
   );
+}
+
+// The miss rate path choice uses: learned from the passages, else the registry's (greyed).
+function missRate(r) {
+  if (r.miss_rate_learned == null) return h("span", { class: "muted", title: t("ops.missRegistry") }, pct(r.miss_rate));
+  const title = t("ops.missLearned", {
+    registry: pct(r.miss_rate),
+    passes: number(r.miss_rate_passes || 0),
+    at: dateTime(r.miss_rate_learned_at),
+  });
+  return h("span", { title }, pct(r.miss_rate_learned));
 }
 
 async function refresh(layer) {
@@ -91,7 +109,7 @@ async function main() {
   legend.onAdd = () => {
     const box = h("div", { class: "map-legend" });
     const fill = () =>
-      box.replaceChildren(...["online", "silent", "offline"].map((k) => h("div", {}, h("span", { class: `dot ${k}` }), t(`health.${k}`))));
+      box.replaceChildren(...HEALTHS.map((k) => h("div", {}, dot(k), t(`health.${k}`))));
     fill();
     onLang(fill);
     return box;

@@ -49,10 +49,13 @@ def engine(
     """Run a track-engine worker: consume read batches, store reads and passages, raise alerts.
 
     Hourly it also creates partitions ahead of the clock and drops raw reads older than
-    TAGTRAIL_RETENTION_DAYS (reads of tags under a case hold are kept in held_reads).
+    TAGTRAIL_RETENTION_DAYS (reads of tags under a case hold are kept in held_reads). Every
+    TAGTRAIL_MISS_RATE_INTERVAL_H hours (0: never) it learns the readers' miss rates from the
+    passages, in a child process (once between all workers: `readers learn-miss-rates`).
     """
     from track_engine.consumer import EngineConfig, EngineService
     from track_engine.db.migrate import migrate
+    from track_engine.db.reader_miss_rates import learn_periodically
     from track_engine.reader_status import ReaderStatusRecorder
 
     settings = Settings()
@@ -85,21 +88,36 @@ def engine(
             if record_status
             else None
         )
-        stop_recorder = threading.Event()
+        stop_threads = threading.Event()
         recorder_thread = None
         if recorder is not None:
             recorder.start()
             recorder_thread = threading.Thread(
-                target=recorder.run, args=(stop_recorder,), name="reader-status", daemon=True
+                target=recorder.run, args=(stop_threads,), name="reader-status", daemon=True
             )
             recorder_thread.start()
+        learner_thread = None
+        if settings.miss_rate_interval_h > 0:
+            learner_thread = threading.Thread(
+                target=learn_periodically,
+                args=(svc.database_url,),
+                kwargs={
+                    "interval_s": settings.miss_rate_interval_h * 3600.0,
+                    "stop": stop_threads,
+                },
+                name="reader-miss-rates",
+                daemon=True,
+            )
+            learner_thread.start()
         try:
             run_until_interrupted(service.start, service.run, service.close)
         finally:
-            stop_recorder.set()
+            stop_threads.set()
             if recorder is not None and recorder_thread is not None:
                 recorder_thread.join(5)
                 recorder.close()
+            if learner_thread is not None:
+                learner_thread.join(10)  # ends a run in progress (its child process)
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -122,6 +140,25 @@ def bench_accuracy(
     miss_rate: Annotated[str, typer.Option(help="Reader miss rates.")] = "0.1,0.3",
     clones: Annotated[int, typer.Option(min=0, help="Bikes carrying a cloned tag.")] = 4,
     hmm: Annotated[bool, typer.Option(help="Score the HMM map-matching baseline.")] = True,
+    reader_rates: Annotated[
+        str,
+        typer.Option(
+            help="Miss rates TagTrail weighs silent readers by: registry (surveyed), learned "
+            "(from another simulated day's passages), oracle (the simulated ones)."
+        ),
+    ] = "registry",
+    deaf_readers: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=1.0, help="Share of readers deaf (miss 90%) unbeknown to the registry."
+        ),
+    ] = 0.0,
+    history_bikes: Annotated[
+        int, typer.Option(min=10, help="Bikes of the day the learned rates come from.")
+    ] = 600,
+    history_hours: Annotated[
+        float, typer.Option(min=0.25, help="Hours of the day the learned rates come from.")
+    ] = 8.0,
     json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Route accuracy against simulator ground truth: TagTrail vs shortest path vs HMM."""
@@ -129,8 +166,8 @@ def bench_accuracy(
 
     from tagtrail.commands.engine_accuracy import AccuracyOptions, run_accuracy
 
-    results = run_accuracy(
-        AccuracyOptions(
+    try:
+        options = AccuracyOptions(
             seed=seed,
             bikes=bikes,
             hours=hours,
@@ -140,19 +177,27 @@ def bench_accuracy(
             miss_rates=_floats(miss_rate),
             clones=clones,
             hmm=hmm,
+            reader_rates=tuple(x.strip() for x in reader_rates.split(",") if x.strip()),
+            deaf_readers=deaf_readers,
+            history_bikes=history_bikes,
+            history_hours=history_hours,
         )
-    )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    results = run_accuracy(options)
     if json:
         sys.stdout.write(orjson.dumps({"results": results}).decode() + "\n")
         return
     table = Table(title=f"Route accuracy (seed {seed}, {bikes} bikes, {hours:g} h)")
-    heads = ("coverage", "miss", "method", "recall", "precision", "time p50 s", "time p95 s",
-             "pos p50 m", "pos p95 m", "trips", "clones hit", "false alarms")  # fmt: skip
+    heads = ("coverage", "miss", "method", "rates", "recall", "precision", "time p50 s",
+             "time p95 s", "pos p50 m", "pos p95 m", "trips", "clones hit",
+             "false alarms")  # fmt: skip
     for h in heads:
         table.add_column(h, justify="left" if h == "method" else "right")
     for r in results:
         table.add_row(
-            f"{r['coverage']:g}", f"{r['miss_rate']:g}", r["method"], _fmt(r["recall"], 3),
+            f"{r['coverage']:g}", f"{r['miss_rate']:g}", r["method"],
+            r["reader_rates"] or "–", _fmt(r["recall"], 3),
             _fmt(r["precision"], 3), _fmt(r["time_error_median_s"], 2),
             _fmt(r["time_error_p95_s"], 2), _fmt(r["position_error_median_m"], 1),
             _fmt(r["position_error_p95_m"], 1), str(r["trips"]),

@@ -12,15 +12,24 @@ the engine does, and reconstruct every tag's route three ways on the *same passa
   states on) of the reader positions in time order; where it gives no path between two
   sightings the shortest path is used, so it is never scored on less than the baseline draws.
 
+The ``tagtrail`` method weighs silent readers by their miss rates, taken one of three ways
+(``reader_rates``): ``registry`` — each reader's surveyed rate, as placed by the simulator;
+``learned`` — learned by :func:`track_engine.miss_rates.learn_miss_rates` from the passages of
+a *different* simulated day (other riders, the same readers), with the registry as the prior;
+``oracle`` — the rates the simulator really used (a reference no deployment has). With
+``deaf_readers`` a share of the readers misses 90% of passing tags while the registry still
+holds their surveyed rate: what a knocked antenna does.
+
 Scoring is :func:`track_engine.scoring.score_routes`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +42,7 @@ from simulators.readers import SimReader, place_readers
 from simulators.rf import simulate_reads
 from simulators.riders import generate_population, trajectories
 from tagtrail.commands.engine_hmm import HmmMatcher
+from track_engine.miss_rates import learn_miss_rates, tracks_from_passages
 from track_engine.passages import fold_passages
 from track_engine.paths import NegativeEvidenceChooser, score, shortest_path
 from track_engine.roads import ReaderPaths, RoadGraph, precompute_reader_paths
@@ -40,6 +50,8 @@ from track_engine.routes import Route, build_route
 from track_engine.scoring import Scores, score_routes
 
 METHODS = ("tagtrail", "shortest_path", "hmm")
+READER_RATES = ("registry", "learned", "oracle")
+DEAF_MISS_RATE = 0.9
 START = datetime(2026, 11, 2, 23, 0, tzinfo=UTC)  # 07:00 local: the morning peak
 _US_PER_S = 1_000_000
 
@@ -58,6 +70,17 @@ class AccuracyOptions:
     clones: int = 4
     thefts: int = 4
     hmm: bool = True
+    reader_rates: tuple[str, ...] = ("registry",)
+    deaf_readers: float = 0.0  # share of readers deaf (DEAF_MISS_RATE) unknown to the registry
+    history_bikes: int = 600  # the day the ``learned`` rates are learned from
+    history_hours: float = 8.0
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.reader_rates) - set(READER_RATES))
+        if unknown or not self.reader_rates:
+            raise ValueError(f"reader rates must be among {READER_RATES}, got {unknown or '()'}")
+        if not 0.0 <= self.deaf_readers <= 1.0:
+            raise ValueError("deaf_readers must be a fraction within [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -78,31 +101,84 @@ def run_accuracy(options: AccuracyOptions) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
     for coverage in options.coverages:
         for miss in options.miss_rates:
-            sc = build_scenario(city, population, traj, graph, options.seed, coverage, miss)
-            readers, passages, truth, reader_paths = (
-                sc.readers, sc.passages, sc.truth, sc.reader_paths
+            sc = build_scenario(
+                city, population, traj, graph, options.seed, coverage, miss,
+                deaf=options.deaf_readers,
             )  # fmt: skip
-            for method in METHODS:
-                if method == "hmm" and hmm is None:
-                    continue
-                routes = reconstruct(method, passages, graph, reader_paths, readers, hmm)
+            runs: list[tuple[str, str | None]] = [("tagtrail", r) for r in options.reader_rates]
+            runs += [(m, None) for m in METHODS[1:] if m != "hmm" or hmm is not None]
+            for method, rates in runs:
+                reader_paths = rate_paths(sc, rates, city, graph, options) if rates else None
+                routes = reconstruct(
+                    method, sc.passages, graph, reader_paths or sc.reader_paths, sc.readers, hmm
+                )
                 scores = score_routes(
                     routes,
                     graph=graph,
-                    estimated_passages=passages,
-                    truth_passages=truth.heard,
-                    spans=truth.spans,
-                    true_edges=truth.edges,
-                    true_positions=truth.positions,
-                    cloned_tags=truth.cloned_tags,
+                    estimated_passages=sc.passages,
+                    truth_passages=sc.truth.heard,
+                    spans=sc.truth.spans,
+                    true_edges=sc.truth.edges,
+                    true_positions=sc.truth.positions,
+                    cloned_tags=sc.truth.cloned_tags,
                 )
-                results.append(_record(method, coverage, miss, scores))
+                record = _record(method, coverage, miss, scores)
+                record["reader_rates"] = rates
+                record["deaf_readers"] = options.deaf_readers
+                record["rate_error_mean"] = (
+                    _rate_error(reader_paths, sc.true_rates) if reader_paths else None
+                )
+                results.append(record)
     return results
+
+
+def rate_paths(
+    sc: Scenario, rates: str, city: City, graph: RoadGraph, options: AccuracyOptions
+) -> ReaderPaths:
+    """The scenario's reader paths weighing silence by ``rates`` (see the module docstring)."""
+    if rates == "registry":
+        return sc.reader_paths
+    if rates == "oracle":
+        return dataclasses.replace(sc.reader_paths, miss_rate=dict(sc.true_rates))
+    history = simulate_history(city, graph, sc.readers, options)
+    learned = learn_miss_rates(tracks_from_passages(history), sc.reader_paths)
+    return dataclasses.replace(
+        sc.reader_paths, miss_rate={r: e.miss_rate for r, e in learned.items()}
+    )
+
+
+def simulate_history(
+    city: City, graph: RoadGraph, readers: list[SimReader], options: AccuracyOptions
+) -> pd.DataFrame:
+    """The passages of another day (the day before, other riders) at the same readers."""
+    del graph  # the riders route on the city itself
+    seed = options.seed + 1000
+    population = generate_population(
+        city,
+        seed=seed,
+        bikes=options.history_bikes,
+        start=START - timedelta(days=1),
+        hours=options.history_hours,
+        thefts=0,
+        clones=0,
+    )
+    reads, _ = simulate_reads(city, readers, trajectories(city, population, seed=seed), seed=seed)
+    return estimate_passages(reads, readers)
+
+
+def _rate_error(reader_paths: ReaderPaths, true_rates: dict[str, float]) -> float:
+    """Mean absolute difference between the miss rates path choice used and the real ones."""
+    errors = [abs(reader_paths.miss_rate_of(r) - true) for r, true in true_rates.items()]
+    return round(float(np.mean(errors)), 4) if errors else 0.0
 
 
 @dataclass(frozen=True)
 class Scenario:
-    """One (coverage, miss rate) run: readers, estimated passages, truth, reader paths."""
+    """One (coverage, miss rate) run: readers, estimated passages, truth, reader paths.
+
+    ``readers`` are as simulated (deaf ones with their real rate); ``reader_paths`` carries
+    the registry's rates; ``true_rates`` the simulated ones.
+    """
 
     coverage: float
     miss_rate: float
@@ -111,6 +187,7 @@ class Scenario:
     true_passages: pd.DataFrame
     truth: Truth
     reader_paths: ReaderPaths
+    true_rates: dict[str, float]
 
 
 def simulate_city(options: AccuracyOptions) -> tuple[City, Any, pd.DataFrame, RoadGraph]:
@@ -146,18 +223,33 @@ def build_scenario(
     seed: int,
     coverage: float,
     miss: float,
+    *,
+    deaf: float = 0.0,
 ) -> Scenario:
-    """Place readers, simulate the reads, fold passages and prepare the truth of one run."""
-    readers = place_readers(city, seed=seed, fraction=coverage, miss_rate=miss)
+    """Place readers, simulate the reads, fold passages and prepare the truth of one run.
+
+    ``deaf``: the share of readers that miss DEAF_MISS_RATE of passing tags while the
+    registry (the scenario's reader paths) keeps their surveyed rate.
+    """
+    placed = place_readers(city, seed=seed, fraction=coverage, miss_rate=miss)
+    rng = np.random.default_rng(seed + 99)
+    deaf_ids = set(rng.choice(len(placed), round(deaf * len(placed)), replace=False).tolist())
+    readers = [
+        dataclasses.replace(r, miss_rate=DEAF_MISS_RATE) if i in deaf_ids else r
+        for i, r in enumerate(placed)
+    ]
     reads, true_passages = simulate_reads(city, readers, traj, seed=seed)
     truth = prepare_truth(city, readers, population, traj, true_passages)
     passages = estimate_passages(reads, readers)
     reader_paths = precompute_reader_paths(
         graph,
         {r.reader_id: r.node for r in readers},
-        miss_rate={r.reader_id: r.miss_rate for r in readers},
+        miss_rate={r.reader_id: r.miss_rate for r in placed},
     )
-    return Scenario(coverage, miss, readers, passages, true_passages, truth, reader_paths)
+    true_rates = {r.reader_id: r.miss_rate for r in readers}
+    return Scenario(
+        coverage, miss, readers, passages, true_passages, truth, reader_paths, true_rates
+    )
 
 
 def estimate_passages(reads: pd.DataFrame, readers: list[SimReader]) -> pd.DataFrame:

@@ -1,5 +1,6 @@
 """Simulator commands: ``tagtrail simulate``, ``roads import``, ``readers import`` and
-``tagtrail bench simulate``.
+``tagtrail bench simulate`` (``readers learn-miss-rates`` lives in
+:mod:`tagtrail.commands.readers`).
 
 The simulator itself never touches the database (import-linter keeps ``simulators`` away from
 the engine); storing an imported network or deployment is this composition root's job.
@@ -24,12 +25,15 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from tagtrail.commands import readers as readers_commands
 from tagtrail.runtime import err, services
 from tagtrail.settings import Settings
 
 T = TypeVar("T")
 roads_app = typer.Typer(help="Road networks: import OpenStreetMap data.", no_args_is_help=True)
-readers_app = typer.Typer(help="Reader deployments: import CSV / GeoJSON.", no_args_is_help=True)
+readers_app = typer.Typer(
+    help="Reader deployments: import CSV / GeoJSON, learn miss rates.", no_args_is_help=True
+)
 
 
 def register(app: typer.Typer, bench: typer.Typer) -> None:
@@ -37,6 +41,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
     app.command()(simulate)
     app.add_typer(roads_app, name="roads")
     app.add_typer(readers_app, name="readers")
+    readers_commands.register_readers(readers_app)
     bench.command("simulate")(bench_simulate)
 
 

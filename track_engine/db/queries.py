@@ -27,6 +27,7 @@ from track_engine.db.tracking import lookup_settings as lookup_settings
 from track_engine.db.tracking import next_readers as next_readers
 from track_engine.db.tracking import start_last_seen as start_last_seen
 from track_engine.identifiers import frame_number_key, normalize_plate
+from track_engine.roads import ReaderPaths, RoadGraph, precompute_reader_paths
 
 _EPOCH_US = "(extract(epoch from {col}) * 1000000)::bigint"
 
@@ -203,9 +204,50 @@ class NetworkArrays:
     edge_length_m: np.ndarray
     readers: pd.DataFrame  # reader_id, node_id, lon, lat, x_m, y_m, antennas, miss_rate
 
+    def road_graph(self) -> RoadGraph:
+        """The engine's routing graph of these arrays."""
+        return RoadGraph.from_arrays(
+            node_lonlat=self.node_lonlat,
+            node_xy_m=self.node_xy_m,
+            edge_src=self.edge_src,
+            edge_dst=self.edge_dst,
+            edge_length_m=self.edge_length_m,
+        )
 
-def load_network(conn: psycopg.Connection) -> NetworkArrays | None:
-    """Load the active road network (node ids are dense 0..N-1) and its readers."""
+    def reader_nodes(self) -> dict[str, int]:
+        """Each reader's road node."""
+        return {
+            str(r): int(n)
+            for r, n in zip(self.readers["reader_id"], self.readers["node_id"], strict=True)
+        }
+
+    def miss_rates(self) -> dict[str, float]:
+        """Each reader's miss rate as loaded (learned where known, see :func:`load_network`)."""
+        return dict(
+            zip(
+                self.readers["reader_id"].astype(str).tolist(),
+                self.readers["miss_rate"].astype(float).tolist(),
+                strict=True,
+            )
+        )
+
+    def reader_paths(self, graph: RoadGraph) -> ReaderPaths:
+        """Paths between the readers on ``graph`` (from :meth:`road_graph`), each reader's
+        silence weighed by its miss rate in path choice."""
+        return precompute_reader_paths(graph, self.reader_nodes(), miss_rate=self.miss_rates())
+
+
+# The miss rate path choice uses: learned from the passages (track_engine.db.reader_miss_rates)
+# where there was evidence, the registry's (survey / operator) figure otherwise.
+EFFECTIVE_MISS_RATE = "coalesce(miss_rate_learned, miss_rate)"
+
+
+def load_network(conn: psycopg.Connection, *, learned: bool = True) -> NetworkArrays | None:
+    """Load the active road network (node ids are dense 0..N-1) and its readers.
+
+    The readers' ``miss_rate`` is the learned one where there is one (``learned=False``: the
+    registry's figure, the prior of the learning job)."""
+    miss_rate = EFFECTIVE_MISS_RATE if learned else "miss_rate"
     network_id = active_network_id(conn)
     if network_id is None:
         return None
@@ -223,7 +265,8 @@ def load_network(conn: psycopg.Connection) -> NetworkArrays | None:
     edge_arr = np.array(edges, dtype=np.float64).reshape(-1, 3)
     readers = pd.DataFrame(
         conn.execute(
-            """SELECT reader_id, node_id, lon, lat, x_m, y_m, antennas, miss_rate
+            f"""SELECT reader_id, node_id, lon, lat, x_m, y_m, antennas,
+                       {miss_rate} AS miss_rate
                FROM readers WHERE network_id = %s ORDER BY reader_id""",
             (network_id,),
         ).fetchall(),
@@ -238,6 +281,27 @@ def load_network(conn: psycopg.Connection) -> NetworkArrays | None:
         edge_length_m=edge_arr[:, 2].copy(),
         readers=readers,
     )
+
+
+def network_miss_rates(conn: psycopg.Connection, network_id: int) -> dict[str, float]:
+    """The miss rate path choice uses for each reader of network ``network_id``."""
+    rows = conn.execute(
+        f"SELECT reader_id, {EFFECTIVE_MISS_RATE} FROM readers WHERE network_id = %s",
+        (network_id,),
+    ).fetchall()
+    return {str(r): float(m) for r, m in rows}
+
+
+def network_miss_rates_stamp(conn: psycopg.Connection, network_id: int) -> str:
+    """A digest of :func:`network_miss_rates`: it changes when any of them does (a learning
+    run, an import), so that a holder of the loaded network knows when to reload them."""
+    row = conn.execute(
+        f"""SELECT md5(coalesce(string_agg(reader_id || '=' || {EFFECTIVE_MISS_RATE}::text, ','
+                                            ORDER BY reader_id), ''))
+            FROM readers WHERE network_id = %s""",
+        (network_id,),
+    ).fetchone()
+    return "" if row is None else str(row[0])
 
 
 def reader_clock_offsets_ms(conn: psycopg.Connection) -> dict[str, float]:
