@@ -229,63 +229,67 @@ def run_latency(opts: LatencyOptions) -> dict[str, Any]:
         master, slave = os.openpty()
         tty.setraw(slave)
         prefix = run_prefix()
-        with PipelineUnderTest(
-            database_url=url,
-            mqtt_url=opts.mqtt_url,
-            prefix=prefix,
-            probe_day_us=now_us - 86_400 * _US,
-            extra_ports=(os.ttyname(slave),),
-        ) as pipe:
-            seed_watch(url, data_dir=pipe.dir / "data")
-            form = officer(url)
-            port = free_port()
-            env = service_env(url, opts.mqtt_url, prefix, pipe.dir / "data")
-            api = Service(
-                "api",
-                ["api", "--host", "127.0.0.1", "--port", str(port)],
-                env=env,
-                log_dir=pipe.dir,
-            )
-            sse: SseClient | None = None
-            try:
-                base = f"http://127.0.0.1:{port}"
-                pipe.start()  # while the API starts
-                wait_for(lambda: up(base), timeout_s=60, what="the API", services=[api])
-                feeder = threading.Thread(
-                    target=pipe.feeder.run,
-                    args=(streams,),
-                    kwargs={
-                        "deadline": time.monotonic() + run_s,
-                        "frames_per_s": opts.load_reads_per_s,
-                    },
+        # The probe pty outlives the pipeline: closed first, the gateway would retry its path
+        # and could open a pty another run gets with the same number.
+        try:
+            with PipelineUnderTest(
+                database_url=url,
+                mqtt_url=opts.mqtt_url,
+                prefix=prefix,
+                probe_day_us=now_us - 86_400 * _US,
+                extra_ports=(os.ttyname(slave),),
+            ) as pipe:
+                seed_watch(url, data_dir=pipe.dir / "data")
+                form = officer(url)
+                port = free_port()
+                env = service_env(url, opts.mqtt_url, prefix, pipe.dir / "data")
+                api = Service(
+                    "api",
+                    ["api", "--host", "127.0.0.1", "--port", str(port)],
+                    env=env,
+                    log_dir=pipe.dir,
                 )
-                feeder.start()
-                sse = SseClient(port, login(base, form), max_seconds=run_s + 30)
-                sse.thread.start()
-                sse.open.wait(30)
-                if sse.error is not None:
-                    raise BenchError(f"SSE stream failed: {sse.error}")
-                time.sleep(opts.warmup_s)
-                load_before = load_avg()
-                sent: dict[str, float] = {}
-                for i in range(opts.probes):
-                    frame = _probe_frame(i)
-                    sent[f"AT-{_PROBE_READER + i:08X}"] = time.time()
-                    os.write(master, frame)
-                    time.sleep(opts.interval_s * (0.5 + np.random.default_rng(i).random()))
-                deadline = time.monotonic() + 15
-                while len(sse.arrived) < len(sent) and time.monotonic() < deadline:
-                    for service in [*pipe.services, api]:
-                        service.check()
-                    time.sleep(0.2)
-                stored_reads = pipe.reads_stored()
-                fed = pipe.feeder.frames_written
-            finally:
-                if sse is not None:
-                    sse.close()
-                api.stop()
-                os.close(master)
-                os.close(slave)
+                sse: SseClient | None = None
+                try:
+                    base = f"http://127.0.0.1:{port}"
+                    pipe.start()  # while the API starts
+                    wait_for(lambda: up(base), timeout_s=60, what="the API", services=[api])
+                    feeder = threading.Thread(
+                        target=pipe.feeder.run,
+                        args=(streams,),
+                        kwargs={
+                            "deadline": time.monotonic() + run_s,
+                            "frames_per_s": opts.load_reads_per_s,
+                        },
+                    )
+                    feeder.start()
+                    sse = SseClient(port, login(base, form), max_seconds=run_s + 30)
+                    sse.thread.start()
+                    sse.open.wait(30)
+                    if sse.error is not None:
+                        raise BenchError(f"SSE stream failed: {sse.error}")
+                    time.sleep(opts.warmup_s)
+                    load_before = load_avg()
+                    sent: dict[str, float] = {}
+                    for i in range(opts.probes):
+                        frame = _probe_frame(i)
+                        sent[f"AT-{_PROBE_READER + i:08X}"] = time.time()
+                        os.write(master, frame)
+                        time.sleep(opts.interval_s * (0.5 + np.random.default_rng(i).random()))
+                    deadline = time.monotonic() + 15
+                    while len(sse.arrived) < len(sent) and time.monotonic() < deadline:
+                        for service in [*pipe.services, api]:
+                            service.check()
+                        time.sleep(0.2)
+                    stored_reads = pipe.reads_stored()
+                    fed = pipe.feeder.frames_written
+                finally:
+                    if sse is not None:
+                        sse.close()
+                    api.stop()
+        finally:
+            os.close(master)
+            os.close(slave)
     latencies = [sse.arrived[r] - t for r, t in sent.items() if r in sse.arrived]
     doc.update(percentiles_ms(latencies))
     split = [r for r in sent if r in sse.arrived and r in sse.raised]
