@@ -25,7 +25,7 @@ from api.errors import UnavailableError
 from api.network.service import NetworkCache
 from track_engine.db import audit, fleet, registry
 from track_engine.db.reader_miss_rates import StoredMissRate
-from track_engine.roads import project_lonlat
+from track_engine.roads import DEFAULT_MISS_RATE, project_lonlat
 
 OFFLINE_AFTER = timedelta(minutes=10)
 SILENT_EXPECTED = 3.0
@@ -46,7 +46,8 @@ class ReaderOut(BaseModel):
     passages_per_hour: float = Field(description="usual traffic: passages/hour over 7 days")
     health: str = Field(description="online, silent, deaf or offline")
     miss_rate: float = Field(
-        default=0.3, description="the registry's (surveyed) share of passing tags it misses"
+        default=DEFAULT_MISS_RATE,
+        description="the registry's (surveyed) share of passing tags it misses",
     )
     miss_rate_learned: float | None = Field(
         default=None,
@@ -70,7 +71,7 @@ class ReaderIn(BaseModel):
     lat: float = Field(ge=-90, le=90, examples=[30.2741])
     antennas: int = Field(default=1, ge=1, le=8)
     antenna_headings: list[float] = Field(default_factory=list, max_length=8)
-    miss_rate: float = Field(default=0.3, ge=0, lt=1)
+    miss_rate: float = Field(default=DEFAULT_MISS_RATE, ge=0, lt=1)
 
 
 def health(
@@ -103,7 +104,7 @@ def reader_out(
         last_read_at=activity.last_read_at,
         passages_per_hour=round(activity.passages_7d / _WEEK_H, 3),
         health=health(activity, now=now, miss_rate=miss_rate),
-        miss_rate=0.3 if miss_rate is None else round(miss_rate.miss_rate, 4),
+        miss_rate=DEFAULT_MISS_RATE if miss_rate is None else round(miss_rate.miss_rate, 4),
         miss_rate_learned=_rounded(None if miss_rate is None else miss_rate.miss_rate_learned),
         miss_rate_passes=_rounded(None if miss_rate is None else miss_rate.miss_rate_passes, 1),
         miss_rate_learned_at=None if miss_rate is None else miss_rate.miss_rate_learned_at,
