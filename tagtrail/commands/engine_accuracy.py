@@ -112,16 +112,7 @@ def run_accuracy(options: AccuracyOptions) -> list[dict[str, Any]]:
                 routes = reconstruct(
                     method, sc.passages, graph, reader_paths or sc.reader_paths, sc.readers, hmm
                 )
-                scores = score_routes(
-                    routes,
-                    graph=graph,
-                    estimated_passages=sc.passages,
-                    truth_passages=sc.truth.heard,
-                    spans=sc.truth.spans,
-                    true_edges=sc.truth.edges,
-                    true_positions=sc.truth.positions,
-                    cloned_tags=sc.truth.cloned_tags,
-                )
+                scores = score_scenario(routes, sc, graph)
                 record = _record(method, coverage, miss, scores)
                 record["reader_rates"] = rates
                 record["deaf_readers"] = options.deaf_readers
@@ -130,6 +121,20 @@ def run_accuracy(options: AccuracyOptions) -> list[dict[str, Any]]:
                 )
                 results.append(record)
     return results
+
+
+def score_scenario(routes: dict[str, Route], sc: Scenario, graph: RoadGraph) -> Scores:
+    """Routes of one scenario against its truth."""
+    return score_routes(
+        routes,
+        graph=graph,
+        estimated_passages=sc.passages,
+        truth_passages=sc.truth.heard,
+        spans=sc.truth.spans,
+        true_edges=sc.truth.edges,
+        true_positions=sc.truth.positions,
+        cloned_tags=sc.truth.cloned_tags,
+    )
 
 
 def rate_paths(
@@ -617,16 +622,7 @@ def main(argv: list[str] | None = None) -> None:
     sc = build_scenario(city, population, traj, graph, args.seed, args.coverage, args.miss_rate)
     chooser = NegativeEvidenceChooser()
     routes = reconstruct("tagtrail", sc.passages, graph, sc.reader_paths, sc.readers, None)
-    scores = score_routes(
-        routes,
-        graph=graph,
-        estimated_passages=sc.passages,
-        truth_passages=sc.truth.heard,
-        spans=sc.truth.spans,
-        true_edges=sc.truth.edges,
-        true_positions=sc.truth.positions,
-        cloned_tags=sc.truth.cloned_tags,
-    )
+    scores = score_scenario(routes, sc, graph)
     diag = diagnose(sc, population, graph, routes, chooser)
     table = diagnosis_table(diag, round(scores.recall, 4))
     print(
