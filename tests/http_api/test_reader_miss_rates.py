@@ -324,11 +324,11 @@ def test_the_command_learns_and_prints_each_reader(
     monkeypatch.setenv("TAGTRAIL_DATABASE_URL", line)
     monkeypatch.setenv("TAGTRAIL_MQTT_URL", "mqtt://127.0.0.1:1")  # never used
     result = CliRunner().invoke(
-        app, ["readers", "learn-miss-rates", "--days", "7", "--max-tags", "50", "--json"]
+        app, ["readers", "learn-miss-rates", "--days", "7", "--max-passages", "250", "--json"]
     )
     assert result.exit_code == 0, result.output
     doc = orjson.loads(result.stdout)
-    assert doc["tags"] == 50  # the sample
+    assert doc["tags"] == 50  # the sample: whole tags of 5 passages, fewer than 250 before each
     by_id = {r["reader_id"]: r for r in doc["readers"]}
     assert set(by_id) == {f"R{i}" for i in range(6)}
     assert by_id["R2"]["deaf"]
@@ -341,9 +341,11 @@ def test_the_command_learns_and_prints_each_reader(
     assert _stored(line, "R0")[1:] == (None, None, None)
     assert _stored(line, "R2")[1] == pytest.approx(by_id["R2"]["learned_miss_rate"], abs=1e-4)
     # The sample is deterministic: a rerun learns the same.
-    again = CliRunner().invoke(app, ["readers", "learn-miss-rates", "--max-tags", "50", "--json"])
+    again = CliRunner().invoke(
+        app, ["readers", "learn-miss-rates", "--max-passages", "250", "--json"]
+    )
     assert orjson.loads(again.stdout)["readers"] == doc["readers"]
-    table = CliRunner().invoke(app, ["readers", "learn-miss-rates", "--max-tags", "50"])
+    table = CliRunner().invoke(app, ["readers", "learn-miss-rates", "--max-passages", "250"])
     assert table.exit_code == 0, table.output
     assert "R2" in table.output
     assert "deaf" in table.output

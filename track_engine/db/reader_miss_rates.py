@@ -12,11 +12,12 @@ it next to it (migration 0045)::
 Everything that builds reader paths from the database then uses
 ``coalesce(miss_rate_learned, miss_rate)`` (:func:`track_engine.db.queries.load_network`).
 
-One run reads the passages of the last ``days`` for at most ``max_tags`` tags — the tags with
-the smallest ``md5(tag_id)``, a deterministic sample, so two runs over the same week agree —
-because learning costs ~1 ms per passage and iteration. Runs are serialised by an advisory
-lock (several engine workers, a manual run); the loading and the writing are short
-transactions, the learning in between holds none.
+One run reads about ``max_passages`` passages of the last ``days`` — all the passages of whole
+tags, taken by smallest ``md5(tag_id)``: a deterministic sample, so two runs over the same week
+agree — because learning costs ~1 ms per passage and iteration: 200,000 passages (about 100
+interior passes a reader in a city of 2,000 readers) take ~15 min of one core. Runs are
+serialised by an advisory lock (several engine workers, a manual run); the loading and the
+writing are short transactions, the learning in between holds none.
 
 A reader *looks deaf* when it is learned to miss at least ``DEAF_MISS_RATE`` of the tags that
 pass it, over at least ``DEAF_MIN_PASSES`` passes: it answers heartbeats but hears almost
@@ -46,7 +47,7 @@ from track_engine.miss_rates import learn_miss_rates, tracks_from_passages
 log = logging.getLogger(__name__)
 
 DEFAULT_DAYS = 7
-DEFAULT_MAX_TAGS = 20_000
+DEFAULT_MAX_PASSAGES = 200_000
 # "Deaf": learned to miss this share or more of the passing tags, with this much evidence.
 DEAF_MISS_RATE = 0.8
 DEAF_MIN_PASSES = 20.0
@@ -56,12 +57,13 @@ REGISTRY_FINE = 0.6
 _LOCK_KEY = 0x7A67_6D69_7373  # arbitrary constant: one learning run at a time per database
 _EPOCH_US = "(extract(epoch from {col}) * 1000000)::bigint"
 _SAMPLE = f"""
-    WITH sample AS (
-        SELECT tag_id FROM passages
+    WITH counts AS (
+        SELECT tag_id, count(*) AS n FROM passages
         WHERE first_at >= %(since)s AND first_at < %(until)s AND reader_id = ANY(%(readers)s)
-        GROUP BY tag_id
-        ORDER BY md5(tag_id), tag_id
-        LIMIT %(max_tags)s)
+        GROUP BY tag_id),
+    running AS (
+        SELECT tag_id, sum(n) OVER (ORDER BY md5(tag_id), tag_id) - n AS before FROM counts),
+    sample AS (SELECT tag_id FROM running WHERE before < %(max_passages)s)
     SELECT p.tag_id, p.reader_id, {_EPOCH_US.format(col="p.first_at")},
            {_EPOCH_US.format(col="p.last_at")}, {_EPOCH_US.format(col="p.closest_at")},
            p.peak_rssi_dbm, p.read_count, p.direction
@@ -149,16 +151,17 @@ def sample_passages(
     *,
     since: datetime,
     until: datetime,
-    max_tags: int,
+    max_passages: int,
     readers: list[str],
 ) -> pd.DataFrame:
-    """Passages at ``readers`` with ``first_at`` in ``[since, until)`` of at most ``max_tags``
-    tags (the same tags every time: smallest ``md5(tag_id)`` first), as
-    ``queries.PASSAGE_COLUMNS``."""
-    if max_tags < 1:
-        raise ValueError("max_tags must be at least 1")
+    """Passages at ``readers`` with ``first_at`` in ``[since, until)``, all of each tag's,
+    of whole tags taken by smallest ``md5(tag_id)`` (the same tags every time) while fewer
+    than ``max_passages`` are taken, as ``queries.PASSAGE_COLUMNS``."""
+    if max_passages < 1:
+        raise ValueError("max_passages must be at least 1")
     rows = conn.execute(
-        _SAMPLE, {"since": since, "until": until, "max_tags": max_tags, "readers": readers}
+        _SAMPLE,
+        {"since": since, "until": until, "max_passages": max_passages, "readers": readers},
     ).fetchall()
     return queries.passages_frame(rows)
 
@@ -167,7 +170,7 @@ def learn(
     conn: psycopg.Connection,
     *,
     days: float = DEFAULT_DAYS,
-    max_tags: int = DEFAULT_MAX_TAGS,
+    max_passages: int = DEFAULT_MAX_PASSAGES,
     now: datetime | None = None,
     iterations: int | None = None,
 ) -> LearnRun | None:
@@ -185,7 +188,9 @@ def learn(
         if arrays is None:
             return None
         readers = arrays.readers["reader_id"].astype(str).tolist()
-        passages = sample_passages(conn, since=since, until=now, max_tags=max_tags, readers=readers)
+        passages = sample_passages(
+            conn, since=since, until=now, max_passages=max_passages, readers=readers
+        )
     reader_paths = arrays.reader_paths(arrays.road_graph())
     tracks = tracks_from_passages(passages)
     learned = (
@@ -252,7 +257,7 @@ def run(
     database_url: str,
     *,
     days: float = DEFAULT_DAYS,
-    max_tags: int = DEFAULT_MAX_TAGS,
+    max_passages: int = DEFAULT_MAX_PASSAGES,
     now: datetime | None = None,
     iterations: int | None = None,
     skip_if_newer_than: timedelta | None = None,
@@ -270,7 +275,9 @@ def run(
                 last = last_learned_at(conn)
                 if last is not None and last > (now or datetime.now(UTC)) - skip_if_newer_than:
                     return None
-            result = learn(conn, days=days, max_tags=max_tags, now=now, iterations=iterations)
+            result = learn(
+                conn, days=days, max_passages=max_passages, now=now, iterations=iterations
+            )
             if result is None:
                 log.info("reader miss rates: no active road network")
                 return None
@@ -319,7 +326,7 @@ def learn_periodically(
     interval_s: float,
     stop: threading.Event,
     days: float = DEFAULT_DAYS,
-    max_tags: int = DEFAULT_MAX_TAGS,
+    max_passages: int = DEFAULT_MAX_PASSAGES,
     first_check_s: float = 60.0,
     check_s: float = 600.0,
     runner: Runner | None = None,
@@ -335,7 +342,7 @@ def learn_periodically(
     if interval_s <= 0:
         raise ValueError("interval_s must be positive")
     runner = runner or run_in_process
-    options = JobOptions(database_url, days, max_tags, interval_s)
+    options = JobOptions(database_url, days, max_passages, interval_s)
     last_here = -math.inf  # time.monotonic() of this process's last run
     wait_s = first_check_s
     while not stop.wait(wait_s):
@@ -355,7 +362,7 @@ class JobOptions:
 
     database_url: str
     days: float
-    max_tags: int
+    max_passages: int
     interval_s: float
     log_level: int = logging.WARNING
 
@@ -364,7 +371,7 @@ class JobOptions:
         return run(
             self.database_url,
             days=self.days,
-            max_tags=self.max_tags,
+            max_passages=self.max_passages,
             # A little under the interval: a run due by the caller's clock is due here too.
             skip_if_newer_than=timedelta(seconds=self.interval_s * 0.9),
         )
