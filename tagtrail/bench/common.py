@@ -120,6 +120,8 @@ def service_env(database_url: str, mqtt_url: str, prefix: str, data_dir: Path) -
         "TAGTRAIL_TOPIC_PREFIX": prefix,
         "TAGTRAIL_DATA_DIR": str(data_dir),
         "TAGTRAIL_RETENTION_DAYS": "36500",
+        # The engine's periodic miss-rate learning would take a core from what is measured.
+        "TAGTRAIL_MISS_RATE_INTERVAL_H": "0",
     }
 
 
