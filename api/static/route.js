@@ -1,7 +1,9 @@
 // The officer's case view of one bike: the route on our own road network with times, the
-// replay slider, passages, last seen, next readers, cameras, exports, the printable sheet;
-// it grows live as passages arrive on the bike's stream.
-import { Cameras, LastSeen, NextReaders } from "./case-panels.js";
+// replay slider, passages, last seen, next readers, cameras, companions, exports, the
+// printable sheet; the time window's control; it grows live as passages arrive on the bike's
+// stream while the window runs until now.
+import { Cameras, Companions, LastSeen, NextReaders } from "./case-panels.js";
+import { h } from "./dom.js";
 import { wireExports } from "./exports.js";
 import { dateTime } from "./format.js";
 import { onLang, t } from "./i18n.js";
@@ -9,6 +11,7 @@ import { baseMap, drawReaders } from "./map.js";
 import { PassageList } from "./passages.js";
 import { Replay } from "./replay.js";
 import { RouteLayer } from "./route-layer.js";
+import { WindowControl } from "./route-window.js";
 import { follow, getJson } from "./session.js";
 import { say, startPage } from "./shell.js";
 
@@ -21,12 +24,19 @@ const params = new URLSearchParams(location.search);
 const why = new URLSearchParams();
 for (const key of ["case_number", "reason"]) if (params.get(key)) why.set(key, params.get(key));
 if (!why.toString()) why.set("reason", "console lookup");
+// The lookups' query: why, and the window (since / until) from the address, kept in step
+// with it by the window control.
 const routeQuery = new URLSearchParams(why);
-for (const key of ["since", "until"]) if (params.get(key)) routeQuery.set(key, params.get(key));
+const WINDOW_KEYS = ["since", "until"];
+for (const key of WINDOW_KEYS) if (params.get(key)) routeQuery.set(key, params.get(key));
+const windowOf = () => ({ since: routeQuery.get("since") || "", until: routeQuery.get("until") || "" });
+const EMPTY_ROUTE = { type: "Feature", geometry: { type: "LineString", coordinates: [] }, properties: {} };
 
 let feature = null;
 let fitted = false;
 let reloadTimer = null;
+let live = null; // the live stream's AbortController, while the window runs until now
+let generation = 0; // bumped when the window changes: older answers are dropped
 
 function renderTitle() {
   $("title-plate").textContent = plate;
@@ -34,15 +44,18 @@ function renderTitle() {
 }
 
 function renderWindow() {
-  if (!feature) return;
-  $("bike-line").textContent = t("route.window", {
-    since: dateTime(feature.properties.since),
-    until: dateTime(feature.properties.until),
-  });
+  const { since, until } = feature ? feature.properties : windowOf();
+  $("bike-line").textContent =
+    since || until
+      ? t("route.window", { since: since ? dateTime(since) : "—", until: until ? dateTime(until) : t("window.now") })
+      : "";
 }
 
 async function loadRoute(ctx) {
-  feature = await getJson(`/api/v1/routes/${encodeURIComponent(plate)}?${routeQuery}`);
+  const gen = generation;
+  const answer = await getJson(`/api/v1/routes/${encodeURIComponent(plate)}?${routeQuery}`);
+  if (gen !== generation) return feature;
+  feature = answer;
   renderWindow();
   ctx.layer.setFeature(feature);
   ctx.passages.set(feature.properties.passages || []);
@@ -62,11 +75,35 @@ function renderStatus(ctx) {
   say($("status"), t("route.summary", { n }));
 }
 
+// Last seen and next readers are about now, whatever the window; companions are refreshed
+// with them (at most once a minute, see Companions.refresh).
 async function loadSides(ctx, bikeId) {
+  ctx.companions.refresh();
   await Promise.all([
     ctx.lastSeen.load(bikeId, why),
     ctx.next.load(bikeId, why).catch((err) => say($("status"), err.message, { error: true })),
   ]);
+}
+
+// Companions are looked for from the bike's open theft, over the window. The endpoint takes
+// a reason but no case number (the theft's own counts): an officer's other case number goes
+// in as the reason.
+function companionsQuery(theft) {
+  const query = new URLSearchParams();
+  const caseNumber = why.get("case_number");
+  const reason = why.get("reason") || (caseNumber && caseNumber !== theft.case_number ? `case ${caseNumber}` : "");
+  if (reason) query.set("reason", reason);
+  for (const key of WINDOW_KEYS) if (routeQuery.get(key)) query.set(key, routeQuery.get(key));
+  return query;
+}
+
+// A companion's case view, under the same case number or reason, from the same start.
+function companionHref(companionPlate, theft) {
+  const query = new URLSearchParams(why);
+  const since = routeQuery.get("since") || theft?.stolen_at;
+  if (since) query.set("since", since);
+  if (routeQuery.get("until")) query.set("until", routeQuery.get("until"));
+  return `/routes/${encodeURIComponent(companionPlate)}?${query}`;
 }
 
 function onPassage(ctx, bikeId, passage) {
@@ -87,13 +124,14 @@ function onPassage(ctx, bikeId, passage) {
 }
 
 function followLive(ctx, bikeId) {
-  const live = new URLSearchParams(why);
+  const query = new URLSearchParams(why);
   // Start at the newest passage shown, so one that closes after the page loaded (passages
   // are stored a little after the bike has gone) still arrives.
   const passages = feature?.properties.passages || [];
-  if (passages.length) live.set("since", passages[passages.length - 1].closest_at);
+  if (passages.length) query.set("since", passages[passages.length - 1].closest_at);
+  live = new AbortController();
   follow(
-    `/api/v1/live/bikes/${bikeId}?${live}`,
+    `/api/v1/live/bikes/${bikeId}?${query}`,
     (event, data) => {
       if (event === "passage") onPassage(ctx, bikeId, data);
     },
@@ -101,7 +139,103 @@ function followLive(ctx, bikeId) {
       $("live").textContent = state === "live" ? t("live.on") : t("live.reconnecting");
       $("live").classList.toggle("off", state !== "live");
     },
+    live.signal,
   );
+}
+
+function stopLive() {
+  live?.abort();
+  live = null;
+  clearTimeout(reloadTimer);
+  $("live").textContent = "";
+}
+
+// Nothing in the window: the map, the list and the slider are emptied.
+function clearRoute(ctx) {
+  feature = null;
+  renderWindow();
+  ctx.layer.setFeature(EMPTY_ROUTE);
+  ctx.layer.bike.remove(); // no route, no bike marker
+  ctx.passages.set([]);
+  ctx.replay.pause();
+  const end = Date.parse(routeQuery.get("until") || "") || Date.now();
+  ctx.replay.setRange(end, end);
+  $("passage-count").textContent = "0";
+}
+
+// The bike's id (from the plate when the window had no route) and its open theft (for
+// companions and "since the theft"), looked up once; a failed theft lookup is tried again
+// with the next window, and its message is the companions panel's.
+async function findBike(ctx) {
+  if (ctx.bikeId == null) ctx.bikeId = (await getJson(`/api/v1/bikes?plate=${encodeURIComponent(plate)}`)).bike_id;
+}
+
+async function findTheft(ctx) {
+  if (ctx.theft !== undefined) return "";
+  try {
+    ctx.theft = (await getJson(`/api/v1/bikes/${ctx.bikeId}`)).theft;
+    ctx.window.setTheft(ctx.theft?.stolen_at);
+    return "";
+  } catch (err) {
+    return err.message;
+  }
+}
+
+/** Show the window in routeQuery: route, passages, cameras, companions; live if it runs until now. */
+async function showWindow(ctx) {
+  const gen = ++generation;
+  stopLive();
+  fitted = false;
+  ctx.window.show(windowOf());
+  say($("status"), t("route.loading"));
+  try {
+    await loadRoute(ctx);
+    if (gen !== generation) return;
+    ctx.bikeId = feature.properties.bike_id;
+  } catch (err) {
+    if (gen !== generation) return;
+    clearRoute(ctx);
+    ctx.cameras.load(plate, routeQuery); // says the API's refusal of the window too
+    if (err.status !== 404) {
+      say($("status"), err.message, { error: true });
+      ctx.companions.clear();
+      return;
+    }
+    // Not seen in the window: the window is empty, or (running until now) the bike is waited
+    // for on the live stream, if the plate is registered at all.
+    try {
+      await findBike(ctx);
+      say($("status"), routeQuery.get("until") ? t("route.emptyWindow", { plate }) : t("route.notSeen", { plate }));
+    } catch (lookup) {
+      say($("status"), lookup.status === 404 ? t("search.none", { value: plate }) : lookup.message, { error: true });
+      ctx.companions.clear();
+      return;
+    }
+  }
+  if (feature) ctx.cameras.load(plate, routeQuery);
+  if (!routeQuery.get("until")) followLive(ctx, ctx.bikeId);
+  ctx.lastSeen.load(ctx.bikeId, why);
+  ctx.next.load(ctx.bikeId, why).catch((err) => say($("status"), err.message, { error: true }));
+  const theftError = await findTheft(ctx);
+  if (gen !== generation) return;
+  if (theftError) ctx.companions.clear(theftError);
+  else ctx.companions.setQuery(ctx.theft?.theft_id, ctx.theft ? companionsQuery(ctx.theft) : "");
+}
+
+// The officer chose a window: into the address (a reload or a link keeps it), then shown.
+function applyWindow(ctx, { since, until }) {
+  const url = new URL(location.href);
+  for (const [key, value] of [["since", since], ["until", until]]) {
+    if (value) {
+      routeQuery.set(key, value);
+      url.searchParams.set(key, value);
+    } else {
+      routeQuery.delete(key);
+      url.searchParams.delete(key);
+    }
+  }
+  if (url.href !== location.href) history.pushState(null, "", url);
+  showWindow(ctx);
 }
 
 async function main() {
@@ -122,10 +256,25 @@ async function main() {
   ctx.passages = new PassageList($("passages"), { onChoose: (time) => ctx.replay.jump(time) });
   ctx.next = new NextReaders($("next"), map, readers);
   ctx.lastSeen = new LastSeen($("last-seen"));
-  const cameras = new Cameras($("cameras"), $("cameras-status"));
+  ctx.cameras = new Cameras($("cameras"), $("cameras-status"));
+  const companions = h("section", { id: "companions-panel" });
+  $("passages").closest("section").before(companions);
+  ctx.companions = new Companions(companions, { routeHref: (other) => companionHref(other, ctx.theft) });
+  const windowBox = h("div");
+  $("status").after(windowBox);
+  ctx.window = new WindowControl(windowBox, { onApply: (w) => applyWindow(ctx, w) });
+  window.addEventListener("popstate", () => {
+    const address = new URLSearchParams(location.search);
+    for (const key of WINDOW_KEYS) {
+      if (address.get(key)) routeQuery.set(key, address.get(key));
+      else routeQuery.delete(key);
+    }
+    showWindow(ctx);
+  });
   wireExports({
     plate,
-    query: routeQuery.toString(),
+    // The object, not its text: an export is made of the window shown when it is clicked.
+    query: routeQuery,
     status: $("export-status"),
     beforePrint: () => {
       map.invalidateSize();
@@ -136,34 +285,15 @@ async function main() {
     renderTitle();
     renderWindow();
     ctx.lastSeen.render();
-    $("live").textContent = $("live").classList.contains("off") ? t("live.reconnecting") : t("live.on");
+    if (live) $("live").textContent = $("live").classList.contains("off") ? t("live.reconnecting") : t("live.on");
     ctx.passages.render();
     ctx.next.render();
-    cameras.render();
+    ctx.cameras.render();
+    ctx.companions.render();
     ctx.replay.show();
     if (feature) renderStatus(ctx);
   });
-  let bikeId;
-  try {
-    await loadRoute(ctx);
-    bikeId = feature.properties.bike_id;
-  } catch (err) {
-    if (err.status !== 404) {
-      say($("status"), err.message, { error: true });
-      return;
-    }
-    // Not seen (yet): wait for it on the live stream, if the plate is registered at all.
-    try {
-      bikeId = (await getJson(`/api/v1/bikes?plate=${encodeURIComponent(plate)}`)).bike_id;
-      say($("status"), t("route.notSeen", { plate }));
-    } catch (lookup) {
-      say($("status"), lookup.status === 404 ? t("search.none", { value: plate }) : lookup.message, { error: true });
-      return;
-    }
-  }
-  followLive(ctx, bikeId);
-  loadSides(ctx, bikeId);
-  cameras.load(plate, routeQuery);
+  await showWindow(ctx);
 }
 
 if (startPage({ roles: ["officer"] })) main();
