@@ -149,12 +149,16 @@ def companions(
     reason: str,
     since: datetime | None,
     until: datetime | None,
+    case_number: str | None = None,
 ) -> dict[str, Any]:
-    """Tags that travelled with the stolen bike since the theft (likely the thief's vehicle)."""
+    """Tags that travelled with the stolen bike since the theft (likely the thief's vehicle),
+    with the current plate of each one's bike. ``case_number``: the officer's (default: the
+    theft's), recorded in the audit log."""
     theft = cases.get_theft(conn, theft_id)
     if theft is None:
         raise NotFoundError(f"no theft {theft_id}")
-    require_reason(reason, theft.case_number)
+    case_number = case_number or theft.case_number
+    require_reason(reason, case_number)
     detail = _bike(conn, theft.bike_id)
     until = until or datetime.now(UTC)
     since = since or theft.stolen_at
@@ -162,7 +166,7 @@ def companions(
         raise BadRequestError("since must be before until, and the window at most 31 days")
     audit.append_row(
         conn,
-        _audit_row(by, "case.companions", theft.bike_id, reason, theft.case_number,
+        _audit_row(by, "case.companions", theft.bike_id, reason, case_number,
                    detail={"theft_id": theft_id}),
     )  # fmt: skip
     found: dict[str, dict[str, Any]] = {}
@@ -180,5 +184,10 @@ def companions(
                     {"reader_id": r, "target_at": a, "companion_at": b} for r, a, b in c.passages
                 ],
             }
-    ranked = sorted(found.values(), key=lambda c: -float(c["score"]))
+    plates = queries.current_plates(
+        conn, [c["bike_id"] for c in found.values() if c["bike_id"] is not None]
+    )
+    for doc in found.values():
+        doc["plate"] = plates.get(doc["bike_id"])
+    ranked = sorted(found.values(), key=lambda doc: -float(doc["score"]))
     return {"theft_id": theft_id, "case_number": theft.case_number, "companions": ranked}

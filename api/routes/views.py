@@ -191,11 +191,18 @@ def companions(
     principal: OfficerDep,
     theft_id: IdPath,
     reason: Reason = "",
+    case_number: CaseNumber = None,
     since: Since = None,
     until: Until = None,
 ) -> dict[str, Any]:
-    """Tags that travelled with the stolen bike (the case number counts as the reason).
-    Roles: officer."""
+    """Tags that travelled with the stolen bike, with their bikes' current plates. The
+    officer's case number (else the theft's) counts as the reason. Roles: officer."""
     return tracking.companions(
-        conn, theft_id=theft_id, by=principal, reason=reason, since=since, until=until
+        conn,
+        theft_id=theft_id,
+        by=principal,
+        reason=reason,
+        case_number=case_number,
+        since=since,
+        until=until,
     )

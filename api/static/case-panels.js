@@ -136,7 +136,6 @@ export class Companions {
     this.items = null; // null: not asked yet
     this.error = "";
     this.loading = false;
-    this.plates = new Map(); // bike id -> plate, or null when the bike cannot be opened
     this.open = new Set(); // tags whose passages the officer expanded (kept across refreshes)
     this.loadedAt = -Infinity;
     this.timer = null;
@@ -184,7 +183,6 @@ export class Companions {
     try {
       const body = await getJson(this.url);
       const items = [...body.companions].sort((a, b) => b.score - a.score || b.shared - a.shared);
-      await this.resolvePlates(items);
       if (seq !== this.seq) return;
       this.items = items;
       this.error = "";
@@ -195,22 +193,6 @@ export class Companions {
     }
     this.loading = false;
     this.render();
-  }
-
-  // The API gives a companion's bike id, not its plate; the case view's address needs the
-  // plate. A bike the officer may not open (404) gets no link.
-  async resolvePlates(items) {
-    const ids = [...new Set(items.map((c) => c.bike_id).filter((id) => id != null && !this.plates.has(id)))];
-    await Promise.all(
-      ids.map(async (id) => {
-        try {
-          this.plates.set(id, (await getJson(`/api/v1/bikes/${id}`)).plate || null);
-        } catch (err) {
-          if (err.status !== 404) throw err;
-          this.plates.set(id, null);
-        }
-      }),
-    );
   }
 
   render() {
@@ -224,7 +206,7 @@ export class Companions {
   }
 
   item(c) {
-    const plate = c.bike_id != null ? this.plates.get(c.bike_id) : null;
+    const plate = c.plate; // the companion's bike's current plate (none: unregistered tag)
     const name = plate
       ? h("a", { href: this.routeHref(plate), title: t("companions.openRoute", { plate }) }, plate)
       : h("span", {}, c.bike_id != null ? t("companions.bike", { id: c.bike_id }) : t("companions.unregistered"));

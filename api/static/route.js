@@ -85,14 +85,11 @@ async function loadSides(ctx, bikeId) {
   ]);
 }
 
-// Companions are looked for from the bike's open theft, over the window. The endpoint takes
-// a reason but no case number (the theft's own counts): an officer's other case number goes
-// in as the reason.
-function companionsQuery(theft) {
+// Companions are looked for from the bike's open theft, over the window.
+function companionsQuery() {
   const query = new URLSearchParams();
-  const caseNumber = why.get("case_number");
-  const reason = why.get("reason") || (caseNumber && caseNumber !== theft.case_number ? `case ${caseNumber}` : "");
-  if (reason) query.set("reason", reason);
+  // The officer's case number (the API falls back to the theft's) and reason, as given.
+  for (const key of ["case_number", "reason"]) if (why.get(key)) query.set(key, why.get(key));
   for (const key of WINDOW_KEYS) if (routeQuery.get(key)) query.set(key, routeQuery.get(key));
   return query;
 }
@@ -219,7 +216,7 @@ async function showWindow(ctx) {
   const theftError = await findTheft(ctx);
   if (gen !== generation) return;
   if (theftError) ctx.companions.clear(theftError);
-  else ctx.companions.setQuery(ctx.theft?.theft_id, ctx.theft ? companionsQuery(ctx.theft) : "");
+  else ctx.companions.setQuery(ctx.theft?.theft_id, ctx.theft ? companionsQuery() : "");
 }
 
 // The officer chose a window: into the address (a reload or a link keeps it), then shown.

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import psycopg
 from browser_support import PASSWORD, bind_since, ride, token_headers
 from scenarios import registration
 from selenium.common.exceptions import StaleElementReferenceException
@@ -122,6 +123,18 @@ def test_officer_sees_companions_and_sets_the_window(
     assert set(listed) == {companion["tag_id"]}, listed
     assert listed[companion["tag_id"]]["bike_id"] == companion["bike_id"]
     assert listed[companion["tag_id"]]["shared"] == 3
+    assert listed[companion["tag_id"]]["plate"] == companion["plate"]
+    # Under the officer's own case number, recorded as such in the audit log.
+    other_case = api.get(
+        f"/thefts/{theft_id}/companions", params={"case_number": "HZ-OTHER-1"}, headers=officer
+    )
+    assert other_case.status_code == 200, other_case.text
+    with psycopg.connect(console_db) as conn:
+        recorded = conn.execute(
+            "SELECT case_number FROM audit_log WHERE action = 'case.companions' "
+            "ORDER BY audit_id DESC LIMIT 1"
+        ).fetchone()
+    assert recorded == ("HZ-OTHER-1",)
 
     login(browser, server, "the-officer")
     browser.get(f"{server}/routes/{stolen['plate']}?case_number={CASE}")

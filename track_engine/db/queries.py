@@ -22,6 +22,7 @@ from track_engine.db.tracking import LastSeen as LastSeen
 from track_engine.db.tracking import NextReader as NextReader
 from track_engine.db.tracking import bike_exists as bike_exists
 from track_engine.db.tracking import companions as companions
+from track_engine.db.tracking import current_plates as current_plates
 from track_engine.db.tracking import last_seen as last_seen
 from track_engine.db.tracking import lookup_settings as lookup_settings
 from track_engine.db.tracking import next_readers as next_readers

@@ -495,6 +495,17 @@ _PLATE_BIKE = """
     LIMIT 1"""
 
 
+def current_plates(conn: psycopg.Connection, bike_ids: list[int]) -> dict[int, str]:
+    """The plate each of ``bike_ids`` carries now (bikes without one are left out)."""
+    if not bike_ids:
+        return {}
+    rows = conn.execute(
+        "SELECT bike_id, plate FROM plates WHERE bike_id = ANY(%s) AND valid @> now()",
+        (bike_ids,),
+    ).fetchall()
+    return {int(b): str(p) for b, p in rows}
+
+
 def plate_bike(conn: psycopg.Connection, plate: str) -> PlateBike | None:
     """The registered bike a plate (normalized) names, as ``queries.find_bike`` finds it."""
     return _plate_bike_of(conn.execute(_PLATE_BIKE, _plate_args(plate)).fetchone())
