@@ -550,6 +550,12 @@ def fault_stack(
         "TAGTRAIL_DATA_DIR": str(workdir / "data"),
         "TAGTRAIL_PASSAGE_GAP_S": str(gap_s),
         "TAGTRAIL_ENGINE_METRICS_PORT": str(engine_metrics),
+        # Batches injected by the tests carry fixed, year-old read times: the engine's
+        # retention (run at start and after each database reconnect, both of which the tests
+        # cause) would drop them, sooner or later depending on the machine's load.
+        "TAGTRAIL_RETENTION_DAYS": "36500",
+        # Learning miss rates is not under test here, and would take a core from the stack.
+        "TAGTRAIL_MISS_RATE_INTERVAL_H": "0",
     }
     engine = Service(["-v", "engine", "--worker-id", "faults"], env, workdir / "engine.log")
     gateway = Service(["gateway", "--config", str(config)], env, workdir / "gateway.log")
