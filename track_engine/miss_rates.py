@@ -31,6 +31,7 @@ have gone anywhere.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from collections import defaultdict
@@ -42,7 +43,7 @@ import pandas as pd
 from scipy.special import betaln, expit
 
 from track_engine.paths import NegativeEvidenceChooser
-from track_engine.roads import ReaderPaths
+from track_engine.roads import NoPathError, ReaderPaths
 
 __all__ = ["ReaderMissRate", "Track", "learn_miss_rates", "tracks_from_passages"]
 
@@ -186,6 +187,7 @@ def _expected_passes(
     max_speed = chooser.model.max_speed_mps
     heard: dict[str, int] = defaultdict(int)
     silent: dict[str, float] = defaultdict(float)
+    rides: list[tuple[Track, list[bool]]] = []
     for track in tracks:
         n = len(track.readers)
         if n < 2:
@@ -201,6 +203,9 @@ def _expected_passes(
                 heard[track.readers[i]] += 1
         if not any(continuous):
             continue
+        rides.append((track, continuous))
+    _build_candidates_by_source(rides, reader_paths, chooser)
+    for track, continuous in rides:
         posteriors = chooser.posteriors(
             track.readers, track.times_us, track.directions, reader_paths
         )
@@ -211,6 +216,31 @@ def _expected_passes(
                 for reader in cand.missed_readers:
                     silent[reader] += p
     return heard, silent
+
+
+def _build_candidates_by_source(
+    rides: Sequence[tuple[Track, list[bool]]],
+    reader_paths: ReaderPaths,
+    chooser: NegativeEvidenceChooser,
+) -> None:
+    """Build the candidate paths of every reader pair the rides need, source by source.
+
+    A city's shortest-path trees do not all fit the candidate index's cache; taken in track
+    order, pairs from many sources would evict and recompute each other's trees. Sorted by
+    source, each source's trees are computed once per round.
+    """
+    index = chooser.candidates_for(reader_paths)
+    # Every segment of a ride's track, not only the continuous ones: its posteriors are
+    # computed over the whole track.
+    pairs = {
+        (track.readers[i], track.readers[i + 1])
+        for track, _ in rides
+        for i in range(len(track.readers) - 1)
+    }
+    node = reader_paths.reader_node
+    for a, b in sorted(pairs, key=lambda p: (node[p[0]], p[1])):
+        with contextlib.suppress(NoPathError):  # the route shows such a segment as undrawn
+            index.candidates(a, b)
 
 
 def _continuous(

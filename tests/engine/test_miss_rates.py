@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.sparse import csgraph
 from test_routes import T0_US, US, grid_graph, passages
 
+from track_engine import path_candidates
 from track_engine.miss_rates import Track, learn_miss_rates, tracks_from_passages
+from track_engine.paths import PathModel
 from track_engine.roads import ReaderPaths, RoadGraph, precompute_reader_paths
 
 PRIOR = 0.3
@@ -145,3 +150,28 @@ def test_tracks_are_each_tags_passages_in_time_order() -> None:
     assert tracks[0].times_us == (T0_US, T0_US + 70 * US, T0_US + 140 * US)
     assert tracks[0].directions == ("", "", "")
     assert tracks_from_passages(frame.iloc[:0]) == []
+
+
+def test_a_sources_trees_are_built_once_a_round_even_when_the_cache_holds_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A city's trees do not all fit the cache; here it holds one source. Tracks alternate
+    # between sources, so taken in track order every pair would rebuild its source's trees.
+    readers = {"A": 0, "B": 3, "C": 11, "D": 8}
+    paths = precompute_reader_paths(grid_graph(), readers, miss_rate=dict.fromkeys(readers, 0.3))
+    monkeypatch.setattr(path_candidates, "_TREE_CACHE_BYTES", 1)
+    monkeypatch.setattr(path_candidates, "_MIN_TREE_SOURCES", 1)
+    built: list[int] = []
+    real = csgraph.dijkstra
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        built.append(int(kwargs["indices"]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr("track_engine.path_candidates.dijkstra", counting)
+    # In track order: A, B, D, then A again (for A to C, after D took the cache).
+    tracks = [track(("A", 0), ("B", 70), ("C", 140)), track(("D", 0), ("A", 70), ("C", 200))]
+    learn_miss_rates(tracks, paths, iterations=2)
+    copies = 5 + PathModel().samples  # the reader-penalty weightings and the perturbed copies
+    sources = {readers[r] for r in ("A", "B", "D")}  # the pairs' first readers
+    assert len(built) == 2 * len(sources) * copies
