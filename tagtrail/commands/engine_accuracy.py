@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -108,7 +109,10 @@ def run_accuracy(options: AccuracyOptions) -> list[dict[str, Any]]:
             runs: list[tuple[str, str | None]] = [("tagtrail", r) for r in options.reader_rates]
             runs += [(m, None) for m in METHODS[1:] if m != "hmm" or hmm is not None]
             for method, rates in runs:
-                reader_paths = rate_paths(sc, rates, city, graph, options) if rates else None
+                learning: dict[str, Any] = {"learn_seconds": None, "learn_passages": None}
+                reader_paths = (
+                    rate_paths(sc, rates, city, graph, options, learning) if rates else None
+                )
                 routes = reconstruct(
                     method, sc.passages, graph, reader_paths or sc.reader_paths, sc.readers, hmm
                 )
@@ -119,7 +123,7 @@ def run_accuracy(options: AccuracyOptions) -> list[dict[str, Any]]:
                 record["rate_error_mean"] = (
                     _rate_error(reader_paths, sc.true_rates) if reader_paths else None
                 )
-                results.append(record)
+                results.append(record | learning)
     return results
 
 
@@ -138,15 +142,28 @@ def score_scenario(routes: dict[str, Route], sc: Scenario, graph: RoadGraph) -> 
 
 
 def rate_paths(
-    sc: Scenario, rates: str, city: City, graph: RoadGraph, options: AccuracyOptions
+    sc: Scenario,
+    rates: str,
+    city: City,
+    graph: RoadGraph,
+    options: AccuracyOptions,
+    learning: dict[str, Any] | None = None,
 ) -> ReaderPaths:
-    """The scenario's reader paths weighing silence by ``rates`` (see the module docstring)."""
+    """The scenario's reader paths weighing silence by ``rates`` (see the module docstring).
+
+    For ``learned``, ``learning`` gets how long the learning took (``learn_seconds``, the
+    history's simulation apart) and from how many passages (``learn_passages``).
+    """
     if rates == "registry":
         return sc.reader_paths
     if rates == "oracle":
         return dataclasses.replace(sc.reader_paths, miss_rate=dict(sc.true_rates))
     history = simulate_history(city, graph, sc.readers, options)
+    started = time.perf_counter()
     learned = learn_miss_rates(tracks_from_passages(history), sc.reader_paths)
+    if learning is not None:
+        learning["learn_seconds"] = round(time.perf_counter() - started, 2)
+        learning["learn_passages"] = len(history)
     return dataclasses.replace(
         sc.reader_paths, miss_rate={r: e.miss_rate for r, e in learned.items()}
     )

@@ -29,6 +29,11 @@ def test_each_rate_source_is_scored_and_says_how_wrong_its_rates_were() -> None:
     assert rows[("tagtrail", "oracle")]["rate_error_mean"] == 0.0
     assert rows[("tagtrail", "learned")]["rate_error_mean"] is not None
     assert rows[("shortest_path", None)]["rate_error_mean"] is None
+    # Only learning takes time to learn, from the other day's passages.
+    learned = rows[("tagtrail", "learned")]
+    assert learned["learn_seconds"] > 0
+    assert learned["learn_passages"] > 0
+    assert rows[("tagtrail", "oracle")]["learn_seconds"] is None
 
 
 def test_unknown_rate_sources_and_shares_are_refused() -> None:

@@ -14,8 +14,9 @@ Everything that builds reader paths from the database then uses
 
 One run reads about ``max_passages`` passages of the last ``days`` — all the passages of whole
 tags, taken by smallest ``md5(tag_id)``: a deterministic sample, so two runs over the same week
-agree — because learning costs ~1 ms per passage and iteration: 200,000 passages (about 100
-interior passes a reader in a city of 2,000 readers) take ~15 min of one core. Runs are
+agree — because learning costs ~0.5 ms per passage and round (four rounds; measured in
+docs/accuracy.md): 200,000 passages (about 100 interior passes a reader in a city of 2,000
+readers) take ~6 min of one core on the test city, more on a large city's graph. Runs are
 serialised by an advisory lock (several engine workers, a manual run); the loading and the
 writing are short transactions, the learning in between holds none.
 
