@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from types import FrameType
 
 from rich.console import Console
 
@@ -26,13 +29,43 @@ def services(settings: Settings) -> Services:
 def run_until_interrupted(
     start: Callable[[], None], run: Callable[[threading.Event], None], close: Callable[[], None]
 ) -> None:
-    """Start a service, run its loop until Ctrl-C, then close it."""
+    """Start a service, run its loop until SIGINT (Ctrl-C) or SIGTERM, then close it.
+
+    The first signal sets the loop's ``stop`` event instead of raising inside it: the loop
+    ends its step and its own orderly end (a gateway spools what its ports had read) before
+    ``close``. An interrupt raised in the middle of a step could cut that short, and a
+    serial port's bytes, once read, exist nowhere else. A second signal interrupts at once.
+    """
     stop = threading.Event()
-    start()
-    try:
-        run(stop)
-    except KeyboardInterrupt:
-        err.print("stopping…")
-    finally:
+    with _signals_set(stop):
+        start()
+        try:
+            run(stop)
+        except KeyboardInterrupt:
+            err.print("stopping at once…")
+        finally:
+            stop.set()
+            close()
+
+
+@contextlib.contextmanager
+def _signals_set(stop: threading.Event) -> Iterator[None]:
+    """While inside: SIGINT and SIGTERM set ``stop``; the second one raises KeyboardInterrupt.
+    Off the main thread (signals cannot be handled there) nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        del frame
+        if stop.is_set():
+            raise KeyboardInterrupt
+        err.print(f"{signal.Signals(signum).name}: stopping…")
         stop.set()
-        close()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -155,11 +155,19 @@ class Gateway:
         step's item limit, within ``_FINISH_S`` (the broker side may still be delivering).
         """
         self._closing.set()  # a port waiting for room in the inbox puts its chunk and ends
+        for reader in self.serial:  # all asked first, so none reads on while another stops
+            reader.stop(timeout_s=0.0)
         for reader in self.serial:
             reader.stop()
         deadline = time.monotonic() + _FINISH_S
         while not self._inbox.empty() and time.monotonic() < deadline:
             self._drain_inbox(block_s=0)
+        if not self._inbox.empty():
+            log.error(
+                "stopping: %d inbox items not handled within %.0f s (lost if serial)",
+                self._inbox.qsize(),
+                _FINISH_S,
+            )
         if self.normalizer.pending_reads or self._unacked_raw:
             self._cut()
 
