@@ -188,6 +188,9 @@ def _expected_passes(
     heard: dict[str, int] = defaultdict(int)
     silent: dict[str, float] = defaultdict(float)
     rides: list[tuple[Track, list[bool]]] = []
+    co_located: dict[int, list[str]] = defaultdict(list)  # node -> the readers standing there
+    for reader, node in reader_paths.reader_node.items():
+        co_located[node].append(reader)
     for track in tracks:
         n = len(track.readers)
         if n < 2:
@@ -196,11 +199,7 @@ def _expected_passes(
             _continuous(reader_paths, track, i, min_speed_mps, max_pause_s, max_speed)
             for i in range(n - 1)
         ]
-        for i in range(1, n - 1):
-            # A second passage at the same reader (a long stop folded in two) is one pass.
-            again = track.readers[i] == track.readers[i - 1]
-            if continuous[i - 1] and continuous[i] and not again:
-                heard[track.readers[i]] += 1
+        _count_visits(track, continuous, reader_paths, co_located, heard, silent)
         if not any(continuous):
             continue
         rides.append((track, continuous))
@@ -216,6 +215,41 @@ def _expected_passes(
                 for reader in cand.missed_readers:
                     silent[reader] += p
     return heard, silent
+
+
+def _count_visits(
+    track: Track,
+    continuous: list[bool],
+    reader_paths: ReaderPaths,
+    co_located: dict[int, list[str]],
+    heard: dict[str, int],
+    silent: dict[str, float],
+) -> None:
+    """Count the passes at the track's interior visits of reader nodes.
+
+    A visit is a run of consecutive passages at one node: a long stop folded into two
+    passages of one reader, or the passages of several readers standing on the same node. A
+    visit inside a continuous ride is one pass for every reader on that node: heard by those
+    with a passage in it, missed by the others (path candidates leave the readers on a
+    segment's end nodes out, so those misses are counted here).
+    """
+    node_of = reader_paths.reader_node
+    n = len(track.readers)
+    start = 0
+    while start < n:
+        node = node_of[track.readers[start]]
+        end = start
+        while end + 1 < n and node_of[track.readers[end + 1]] == node:
+            end += 1
+        inside = start > 0 and end < n - 1 and all(continuous[start - 1 : end + 1])
+        if inside:
+            present = set(track.readers[start : end + 1])
+            for reader in co_located[node]:
+                if reader in present:
+                    heard[reader] += 1
+                else:
+                    silent[reader] += 1.0
+        start = end + 1
 
 
 def _build_candidates_by_source(

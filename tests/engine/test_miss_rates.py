@@ -175,3 +175,21 @@ def test_a_sources_trees_are_built_once_a_round_even_when_the_cache_holds_one(
     copies = 5 + PathModel().samples  # the reader-penalty weightings and the perturbed copies
     sources = {readers[r] for r in ("A", "B", "D")}  # the pairs' first readers
     assert len(built) == 2 * len(sources) * copies
+
+
+def test_readers_sharing_a_node_are_each_charged_the_passes_they_missed() -> None:
+    # X and Y stand on the same node between A and B. A pass heard by X alone is a miss of Y
+    # (the candidate paths leave readers on a segment's ends out, so the visit counts it).
+    readers = {"A": 0, "X": 3, "Y": 3, "B": 6}
+    paths = precompute_reader_paths(line_graph(), readers, miss_rate=dict.fromkeys(readers, PRIOR))
+    tracks = (
+        [track(("A", 0), ("X", 70), ("B", 140))] * 30  # Y missed
+        + [track(("A", 0), ("X", 70), ("Y", 70.5), ("B", 140))] * 10  # both heard
+        + [track(("A", 0), ("B", 140))] * 5  # both missed
+    )
+    learned = learn_miss_rates(tracks, paths)
+    assert (learned["X"].heard, learned["Y"].heard) == (40, 10)
+    assert learned["X"].silent == pytest.approx(5.0)
+    assert learned["Y"].silent == pytest.approx(35.0)
+    assert learned["Y"].miss_rate > 0.7  # 35 of 45 missed: changed
+    assert learned["X"].miss_rate < PRIOR  # 5 of 45: as registered, a little better
