@@ -3,13 +3,15 @@
 The readers' miss rates (learned from the passages where known, else the registry's figure;
 :func:`track_engine.db.queries.load_network`) are looked at again every ``refresh_s``: when a
 learning run (``tagtrail readers learn-miss-rates`` or the engine's periodic one) or an import
-in another API process changed them, the reader paths are rebuilt with the new rates (and the
-routes stitched with the old ones are forgotten with them).
+in another API process changed them, the reader paths are rebuilt with the new rates in a
+thread of their own, warmed, and swapped in (the routes stitched with the old ones are
+forgotten with them); readers added, removed or moved make it a full reload.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -23,6 +25,8 @@ from api.errors import UnavailableError
 from track_engine.db import queries
 from track_engine.roads import ReaderPaths, RoadGraph
 from track_engine.routes import warm_path_choice
+
+log = logging.getLogger(__name__)
 
 # How often a loaded network looks for changed reader miss rates (one small query).
 MISS_RATE_REFRESH_S = 60.0
@@ -48,6 +52,7 @@ class NetworkCache:
         self._loaded: LoadedNetwork | None = None
         self.refresh_s = refresh_s
         self._stamp = ""  # queries.network_miss_rates_stamp of the loaded miss rates
+        self._refreshing: threading.Thread | None = None  # a rebuild with new rates
         self._checked_at = 0.0  # time.monotonic() of the last look at them
 
     def invalidate(self) -> None:
@@ -102,34 +107,71 @@ class NetworkCache:
     def _refresh_miss_rates(
         self, conn: psycopg.Connection, loaded: LoadedNetwork, stamp: str
     ) -> LoadedNetwork:
-        """``loaded`` with the readers' current miss rates, if they changed since ``stamp``."""
-        new_stamp = queries.network_miss_rates_stamp(conn, loaded.network_id)
-        if new_stamp == stamp:
+        """``loaded``, after starting its rebuild with the readers' current miss rates if they
+        changed since ``stamp`` (a full reload when readers were added, removed or moved).
+
+        The rebuild and its warm-up run in a thread of their own and swap in when done: the
+        request that looked goes on with the loaded network, holding no connection longer.
+        A failed look is logged and tried again at the next one.
+        """
+        try:
+            new_stamp = queries.network_miss_rates_stamp(conn, loaded.network_id)
+            if new_stamp == stamp:
+                return loaded
+            readers = queries.network_reader_rates(conn, loaded.network_id)
+        except psycopg.Error:
+            log.warning("network: could not look at the readers' miss rates", exc_info=True)
             return loaded
-        rates = queries.network_miss_rates(conn, loaded.network_id)
-        known = {r: rates[r] for r in loaded.reader_paths.reader_ids if r in rates}
-        readers = loaded.arrays.readers.assign(
-            miss_rate=loaded.arrays.readers["reader_id"]
-            .map(known)
-            .fillna(loaded.arrays.readers["miss_rate"])
-        )
-        # A new ReaderPaths: the path-choice helpers and the routes memoized on the old one
-        # were built with the old rates (the distances are shared, not recomputed).
-        refreshed = dataclasses.replace(
-            loaded,
-            reader_paths=dataclasses.replace(
-                loaded.reader_paths, miss_rate={**loaded.reader_paths.miss_rate, **known}
-            ),
-            arrays=dataclasses.replace(loaded.arrays, readers=readers),
-        )
-        # Warm before the swap, as at start-up: this request pays for the new path-choice
-        # trees (the reader penalties depend on the rates), not the next officers' routes.
-        warm_path_choice(refreshed.reader_paths)
+        if {r: node for r, (node, _) in readers.items()} != dict(loaded.reader_nodes):
+            with self._lock:
+                if self._loaded is loaded:
+                    self._loaded = None
+            return self.get(conn)
         with self._lock:
-            if self._loaded is not loaded:  # reloaded or invalidated meanwhile
-                return self._loaded if self._loaded is not None else refreshed
-            self._loaded, self._stamp = refreshed, new_stamp
-        return refreshed
+            if self._refreshing is not None and self._refreshing.is_alive():
+                return loaded
+            self._refreshing = threading.Thread(
+                target=self._swap_rates,
+                args=(loaded, {r: rate for r, (_, rate) in readers.items()}, new_stamp),
+                name="network-miss-rates",
+                daemon=True,
+            )
+            self._refreshing.start()
+        return loaded
+
+    def _swap_rates(self, loaded: LoadedNetwork, rates: dict[str, float], stamp: str) -> None:
+        """Build ``loaded`` with ``rates``, warm its path choice, and swap it in."""
+        try:
+            readers = loaded.arrays.readers.assign(
+                miss_rate=loaded.arrays.readers["reader_id"]
+                .map(rates)
+                .fillna(loaded.arrays.readers["miss_rate"])
+            )
+            # A new ReaderPaths: the path-choice helpers and the routes memoized on the old
+            # one were built with the old rates (the distances are shared, not recomputed).
+            refreshed = dataclasses.replace(
+                loaded,
+                reader_paths=dataclasses.replace(
+                    loaded.reader_paths, miss_rate={**loaded.reader_paths.miss_rate, **rates}
+                ),
+                arrays=dataclasses.replace(loaded.arrays, readers=readers),
+            )
+            # As at start-up: the reader penalties depend on the rates, so the trees are new.
+            warm_path_choice(refreshed.reader_paths)
+        except Exception:  # the loaded network goes on serving; the next look tries again
+            log.exception("network: rebuilding with new miss rates failed")
+            return
+        with self._lock:
+            if self._loaded is loaded:  # not reloaded or invalidated meanwhile
+                self._loaded, self._stamp = refreshed, stamp
+
+    def wait_refreshed(self, timeout_s: float) -> bool:
+        """Wait for a rebuild in progress (tests, shutdown); True when none is running."""
+        thread = self._refreshing
+        if thread is not None:
+            thread.join(timeout_s)
+            return not thread.is_alive()
+        return True
 
 
 async def active_network(

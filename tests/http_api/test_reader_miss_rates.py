@@ -257,12 +257,27 @@ def test_the_loaded_network_uses_the_learned_rate_and_picks_up_new_ones(city: Ci
         assert cache.get(conn) is loaded
         cache.refresh_s = 0.0
         assert cache.current(loaded.network_id) is None  # the async views look in a thread
+        # The request that looks goes on with the loaded network; the rebuild (and its
+        # warm-up) runs in a thread and swaps in when done.
+        assert cache.get(conn) is loaded
+        assert cache.wait_refreshed(60)
         refreshed = cache.get(conn)
+        assert refreshed is not loaded
         assert refreshed.network_id == loaded.network_id
         assert refreshed.graph is loaded.graph
         assert refreshed.reader_paths.miss_rate_of(DEAF) == pytest.approx(0.5)
         assert refreshed.reader_paths.miss_rate_of(quiet) == pytest.approx(REGISTRY)
         assert cache.get(conn) is refreshed  # unchanged since: kept
+        # A reader moved (an import in another API process): the whole network is reloaded.
+        node = refreshed.reader_nodes[quiet]
+        other = next(n for n in refreshed.reader_nodes.values() if n != node)
+        conn.execute("UPDATE readers SET node_id = %s WHERE reader_id = %s", (other, quiet))
+        conn.commit()
+        moved = cache.get(conn)
+        assert moved.reader_nodes[quiet] == other
+        assert moved.graph is not refreshed.graph
+        conn.execute("UPDATE readers SET node_id = %s WHERE reader_id = %s", (node, quiet))
+        conn.commit()
         conn.execute(
             "UPDATE readers SET miss_rate_learned = %s WHERE reader_id = %s",
             (learned[DEAF].miss_rate_learned, DEAF),

@@ -284,21 +284,24 @@ def load_network(conn: psycopg.Connection, *, learned: bool = True) -> NetworkAr
     )
 
 
-def network_miss_rates(conn: psycopg.Connection, network_id: int) -> dict[str, float]:
-    """The miss rate path choice uses for each reader of network ``network_id``."""
+def network_reader_rates(conn: psycopg.Connection, network_id: int) -> dict[str, tuple[int, float]]:
+    """Each reader of network ``network_id``: its road node and the miss rate path choice
+    uses (learned, else the registry's)."""
     rows = conn.execute(
-        f"SELECT reader_id, {EFFECTIVE_MISS_RATE} FROM readers WHERE network_id = %s",
+        f"SELECT reader_id, node_id, {EFFECTIVE_MISS_RATE} FROM readers WHERE network_id = %s",
         (network_id,),
     ).fetchall()
-    return {str(r): float(m) for r, m in rows}
+    return {str(r): (int(n), float(m)) for r, n, m in rows}
 
 
 def network_miss_rates_stamp(conn: psycopg.Connection, network_id: int) -> str:
-    """A digest of :func:`network_miss_rates`: it changes when any of them does (a learning
-    run, an import), so that a holder of the loaded network knows when to reload them."""
+    """A digest of :func:`network_reader_rates`: it changes when any reader's node or rate
+    does, or a reader comes or goes (a learning run, an import), so that a holder of the
+    loaded network knows when to look again."""
     row = conn.execute(
-        f"""SELECT md5(coalesce(string_agg(reader_id || '=' || {EFFECTIVE_MISS_RATE}::text, ','
-                                            ORDER BY reader_id), ''))
+        f"""SELECT md5(coalesce(string_agg(
+                reader_id || '@' || node_id::text || '=' || {EFFECTIVE_MISS_RATE}::text, ','
+                ORDER BY reader_id), ''))
             FROM readers WHERE network_id = %s""",
         (network_id,),
     ).fetchone()
