@@ -296,7 +296,9 @@ class Services:
         try:
             if self._broker is not None:
                 self._broker.stop()
-            if self._pg is not None:
-                self._pg.stop()
         finally:
-            self._sigterm.restore()
+            try:  # whatever the broker did: a PostgreSQL left running outlives the command
+                if self._pg is not None:
+                    self._pg.stop()
+            finally:
+                self._sigterm.restore()

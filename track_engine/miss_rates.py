@@ -26,7 +26,10 @@ say. The posteriors themselves depend on the rates, so this is iterated
 Both counts are over the same kind of pass — one strictly inside a continuous ride — so they
 are comparable: passes at a ride's first or last passage are not counted, because a miss there
 could not be seen. Segments across a pause (parking, a long gap) are left out: the bike may
-have gone anywhere.
+have gone anywhere. That test is made per observed segment, whose time allowance grows with
+its length, so a ride with a stop stays "continuous" a little more often when a reader in it
+was missed: measured in review on a straight road with stops of 0–600 s, a true 0.30 was
+learned as 0.29–0.34 (slightly high, never enough to look deaf).
 """
 
 from __future__ import annotations

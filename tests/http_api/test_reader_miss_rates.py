@@ -370,10 +370,11 @@ def test_the_engine_schedule_runs_the_job_in_a_child_process_when_due_only(line:
     runs: list[JobOptions] = []
     stop = threading.Event()
 
-    def runner(options: JobOptions, stop_: threading.Event) -> None:
+    def runner(options: JobOptions, stop_: threading.Event) -> bool:
         runs.append(options)
-        reader_miss_rates.run_in_process(options, stop_)  # what the engine runs
+        ok = reader_miss_rates.run_in_process(options, stop_)  # what the engine runs
         threading.Timer(0.3, stop.set).start()  # a few more looks, then stop
+        return ok
 
     learn_periodically(
         line, interval_s=3600.0, stop=stop, first_check_s=0.0, check_s=0.05, runner=runner
@@ -395,3 +396,21 @@ def test_learning_without_an_active_network_does_nothing(line: str) -> None:
         conn.execute("UPDATE road_networks SET active = false")
         assert reader_miss_rates.learn(conn) is None
         conn.rollback()
+
+
+def test_a_failed_periodic_run_is_tried_again_at_the_next_check(line: str) -> None:
+    outcomes = [False, True]
+    runs: list[bool] = []
+    stop = threading.Event()
+
+    def runner(options: JobOptions, stop_: threading.Event) -> bool:
+        del options, stop_
+        runs.append(outcomes[len(runs)])
+        if len(runs) == len(outcomes):
+            threading.Timer(0.3, stop.set).start()  # a few more looks, then stop
+        return runs[-1]
+
+    learn_periodically(
+        line, interval_s=3600.0, stop=stop, first_check_s=0.0, check_s=0.05, runner=runner
+    )
+    assert runs == [False, True]  # retried at once, then not again within the interval

@@ -344,15 +344,15 @@ def learn_periodically(
         raise ValueError("interval_s must be positive")
     runner = runner or run_in_process
     options = JobOptions(database_url, days, max_passages, interval_s)
-    last_here = -math.inf  # time.monotonic() of this process's last run
+    last_here = -math.inf  # time.monotonic() of this process's last successful run
     wait_s = first_check_s
     while not stop.wait(wait_s):
         wait_s = min(check_s, interval_s)
         try:
             if time.monotonic() - last_here < interval_s or not _due(database_url, interval_s):
                 continue
-            last_here = time.monotonic()
-            runner(options, stop)
+            if runner(options, stop):
+                last_here = time.monotonic()  # a failed run is tried again at the next check
         except Exception:  # the engine goes on; the next check tries again
             log.exception("reader miss rates: the periodic run failed")
 
@@ -378,7 +378,7 @@ class JobOptions:
         )
 
 
-Runner = Callable[[JobOptions, threading.Event], None]
+Runner = Callable[[JobOptions, threading.Event], bool]
 
 
 def _due(database_url: str, interval_s: float) -> bool:
@@ -387,8 +387,9 @@ def _due(database_url: str, interval_s: float) -> bool:
     return last is None or datetime.now(UTC) - last >= timedelta(seconds=interval_s)
 
 
-def run_in_process(options: JobOptions, stop: threading.Event) -> None:
-    """Run the job in a child process and wait for it (ending it if ``stop`` is set)."""
+def run_in_process(options: JobOptions, stop: threading.Event) -> bool:
+    """Run the job in a child process and wait for it (ending it if ``stop`` is set);
+    whether it ended well."""
     options = dataclasses.replace(options, log_level=logging.getLogger().getEffectiveLevel())
     process = multiprocessing.get_context("spawn").Process(
         target=_child, args=(options,), name="tagtrail-miss-rates", daemon=True
@@ -398,10 +399,12 @@ def run_in_process(options: JobOptions, stop: threading.Event) -> None:
         if stop.wait(1.0):
             process.terminate()
             process.join(5.0)
-            return
+            return False
     process.join()
     if process.exitcode != 0:
         log.warning("reader miss rates: the run exited with %s", process.exitcode)
+        return False
+    return True
 
 
 def _child(options: JobOptions) -> None:
