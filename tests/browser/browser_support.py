@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
 
 from api.config import ApiConfig
 from api.users.service import create_user
@@ -110,3 +116,24 @@ def token_headers(api: httpx.Client, username: str) -> dict[str, str]:
     r = api.post("/auth/token", data={"username": username, "password": PASSWORD})
     assert r.status_code == 200, r.text
     return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+WAIT_S = 15
+
+
+def wait(browser: WebDriver, until: Callable[[WebDriver], Any], timeout: float = WAIT_S) -> Any:
+    """``until``'s first truthy answer, polled every 0.1 s (re-rendered elements retried)."""
+    return WebDriverWait(
+        browser, timeout, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,)
+    ).until(until)
+
+
+def login(browser: WebDriver, server: str, username: str) -> None:
+    """Log in on the login page in a fresh tab session, in English; returns once logged in."""
+    browser.get(f"{server}/")
+    browser.execute_script("sessionStorage.clear(); localStorage.setItem('tagtrail.lang', 'en');")
+    browser.get(f"{server}/")
+    browser.find_element(By.ID, "username").send_keys(username)
+    browser.find_element(By.ID, "password").send_keys(PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "#login button[type=submit]").click()
+    wait(browser, lambda b: b.execute_script("return sessionStorage.getItem('tagtrail.token')"))

@@ -5,36 +5,22 @@ test-artifacts/screenshots/."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from browser_support import PASSWORD, bind_since, ride, token_headers
+from browser_support import bind_since, ride, token_headers, wait
+from browser_support import login as log_in
 from scenarios import registration, valid_id_number
-from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
-from selenium.webdriver.support.ui import Select, WebDriverWait
-
-WAIT_S = 15
-
-
-def wait(browser: WebDriver, until: Callable[[WebDriver], Any], timeout: float = WAIT_S) -> Any:
-    return WebDriverWait(
-        browser, timeout, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,)
-    ).until(until)
+from selenium.webdriver.support.ui import Select
 
 
 def login(browser: WebDriver, server: str, username: str, lands_on: str) -> None:
     """Log in on the login page (a fresh tab session) and land on the role's desk."""
-    browser.get(f"{server}/")
-    browser.execute_script("sessionStorage.clear(); localStorage.setItem('tagtrail.lang', 'en');")
-    browser.get(f"{server}/")
-    browser.find_element(By.ID, "username").send_keys(username)
-    browser.find_element(By.ID, "password").send_keys(PASSWORD)
-    browser.find_element(By.CSS_SELECTOR, "#login button[type=submit]").click()
+    log_in(browser, server, username)
     wait(browser, ec.url_contains(lands_on))
 
 

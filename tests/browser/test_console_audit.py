@@ -14,40 +14,19 @@ from __future__ import annotations
 
 import csv
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from browser_support import PASSWORD, add_user, bind_since, ride, token_headers
+from browser_support import add_user, bind_since, login, ride, token_headers, wait
 from scenarios import registration
-from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
-from selenium.webdriver.support.ui import WebDriverWait
 
 CASE = "HZ-AUDIT-1"
-WAIT_S = 15
-
-
-def wait(browser: WebDriver, until: Callable[[WebDriver], Any]) -> Any:
-    return WebDriverWait(
-        browser, WAIT_S, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,)
-    ).until(until)
-
-
-def login(browser: WebDriver, server: str, username: str) -> None:
-    """Log in on the login page in a fresh tab session, in English."""
-    browser.get(f"{server}/")
-    browser.execute_script("sessionStorage.clear(); localStorage.setItem('tagtrail.lang', 'en');")
-    browser.get(f"{server}/")
-    browser.find_element(By.ID, "username").send_keys(username)
-    browser.find_element(By.ID, "password").send_keys(PASSWORD)
-    browser.find_element(By.CSS_SELECTOR, "#login button[type=submit]").click()
-    wait(browser, lambda b: b.execute_script("return sessionStorage.getItem('tagtrail.token')"))
 
 
 def fill(browser: WebDriver, values: dict[str, str]) -> None:

@@ -11,40 +11,19 @@ Like ``test_console_audit``, the module imports nothing from ``conftest`` nor
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import psycopg
-from browser_support import PASSWORD, bind_since, ride, token_headers
+from browser_support import bind_since, login, ride, token_headers, wait
 from scenarios import registration
-from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.ui import WebDriverWait
 
 CASE = "HZ-COMPANION-1"
-WAIT_S = 15
 READERS = ["R0", "R1", "R2"]
-
-
-def wait(browser: WebDriver, until: Callable[[WebDriver], Any]) -> Any:
-    return WebDriverWait(
-        browser, WAIT_S, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,)
-    ).until(until)
-
-
-def login(browser: WebDriver, server: str, username: str) -> None:
-    """Log in on the login page in a fresh tab session, in English."""
-    browser.get(f"{server}/")
-    browser.execute_script("sessionStorage.clear(); localStorage.setItem('tagtrail.lang', 'en');")
-    browser.get(f"{server}/")
-    browser.find_element(By.ID, "username").send_keys(username)
-    browser.find_element(By.ID, "password").send_keys(PASSWORD)
-    browser.find_element(By.CSS_SELECTOR, "#login button[type=submit]").click()
-    wait(browser, lambda b: b.execute_script("return sessionStorage.getItem('tagtrail.token')"))
 
 
 def register(api: httpx.Client, db: str, n: int, bound_since: datetime) -> dict[str, Any]:
