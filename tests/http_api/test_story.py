@@ -16,7 +16,9 @@ from reader_gateway.wire import batch_from_columns
 from track_engine.pipeline import Engine
 
 
-def _ride(url: str, tag_id: str, start: datetime, readers: list[str]) -> None:
+def _ride(
+    url: str, tag_id: str, start: datetime, readers: list[str], *, watched: bool = True
+) -> None:
     """The bike passes ``readers`` 70 s apart; the engine stores reads, alerts, passages."""
     reader_ids, read_at_us, rssi = [], [], []
     t0_us = int(start.timestamp() * 1e6)
@@ -27,7 +29,7 @@ def _ride(url: str, tag_id: str, start: datetime, readers: list[str]) -> None:
             rssi.append(-70.0 + 10.0 - abs(i - 5) * 2.0)
     batch = batch_from_columns(
         gateway_id="gw-story",
-        batch_seq=1,
+        batch_seq=1 if watched else 2,
         sent_at_us=read_at_us[-1],
         reader_ids=reader_ids,
         antenna=[1] * len(reader_ids),
@@ -39,7 +41,7 @@ def _ride(url: str, tag_id: str, start: datetime, readers: list[str]) -> None:
     with psycopg.connect(url) as conn:
         engine = Engine(conn, gap_s=5.0)
         result = engine.process([batch])
-        assert result.alerts, "the stolen bike's first read raises an alert"
+        assert bool(result.alerts) == watched, "only the stolen bike's reads raise alerts"
         engine.flush()
 
 
@@ -96,9 +98,17 @@ def test_event_to_audited_route(api_db: str, client: TestClient, headers: dict) 
     assert again.status_code == 409
     assert again.json()["type"].endswith("stolen-match")
 
+    # A second bike rides beside it (the thief's own, say): registered before the ride.
+    beside = registration(7002)
+    assert (
+        client.post("/api/v1/bikes", json=beside, headers=headers["registrar"]).status_code == 201
+    )
+
     # The tag is bound from registration on, so the ride comes after it (a little ahead).
     ride_start = datetime.now(UTC) + timedelta(seconds=2)
     _ride(api_db, tag_id, ride_start, ["R0", "R1", "R2", "R3"])
+    _ride(api_db, beside["tag_id"], ride_start + timedelta(seconds=1), ["R0", "R1", "R2", "R3"],
+          watched=False)  # fmt: skip
 
     officer = headers["officer"]
     case = {"case_number": "HZ-STORY-1"}
@@ -150,9 +160,21 @@ def test_event_to_audited_route(api_db: str, client: TestClient, headers: dict) 
     assert nxt.status_code == 200, nxt.text
     assert "R4" in [r["reader_id"] for r in nxt.json()["next_readers"]]
 
+    # The companion, by its plate, under the officer's own case number.
+    companions = client.get(
+        f"/api/v1/thefts/{theft.json()['theft_id']}/companions",
+        params={"case_number": "HZ-STORY-2", "until": window["until"]},
+        headers=officer,
+    )
+    assert companions.status_code == 200, companions.text
+    [companion] = companions.json()["companions"]
+    assert (companion["tag_id"], companion["plate"]) == (beside["tag_id"], beside["plate"])
+    assert companion["shared"] == 4
+
     audit = client.get(
         "/api/v1/audit", params={"bike_id": bike_id, "limit": 100}, headers=headers["auditor"]
     ).json()["items"]
+    assert [a["case_number"] for a in audit if a["action"] == "case.companions"] == ["HZ-STORY-2"]
     actions = {(a["action"], a["actor"], a["role"]) for a in audit}
     for action in (
         "route.view",
