@@ -19,7 +19,9 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from testsupport import free_port
 
+from reader_gateway.config import GatewayConfig
 from reader_gateway.protocols import tagtrail_active
 from reader_gateway.wire import ReadBatch, decode_batch
 
@@ -185,3 +187,20 @@ def active_frames(n: int, *, start: int = 0, reader_id: int = 7) -> list[bytes]:
         )
         for i in range(start, start + n)
     ]
+
+
+def spool_only_config(
+    tmp_path: Path, port: Path, *, gateway_id: str, max_delay_s: float
+) -> GatewayConfig:
+    """One tagtrail-active serial reader ``A7`` on ``port`` and a broker nobody listens on:
+    nothing is published, accepted reads only go to the spool under ``tmp_path``."""
+    return GatewayConfig.model_validate(
+        {
+            "gateway_id": gateway_id,
+            "broker": {"url": f"mqtt://127.0.0.1:{free_port()}"},
+            "batching": {"max_reads": 10_000, "max_delay_s": max_delay_s},
+            "clock": {"estimate": False},
+            "spool": {"dir": str(tmp_path / "spool")},
+            "serial": [{"port": str(port), "reader_id": "A7", "protocol": "tagtrail-active"}],
+        }
+    )

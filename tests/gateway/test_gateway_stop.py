@@ -14,10 +14,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from gw_helpers import PtyReader, active_frames, wait_until
-from testsupport import free_port
+from gw_helpers import PtyReader, active_frames, spool_only_config, wait_until
 
-from reader_gateway.config import GatewayConfig
 from reader_gateway.transport.gateway import Gateway
 from tagtrail.runtime import run_until_interrupted
 
@@ -27,20 +25,8 @@ _FRAMES = 400
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_stop_signal_spools_every_read_already_read(tmp_path: Path, signum: int) -> None:
     reader = PtyReader(tmp_path / "ttyA")
-    config = GatewayConfig.model_validate(
-        {
-            "gateway_id": "gw-stop",
-            # Nobody listens here: nothing is published, the reads only go to the spool.
-            "broker": {"url": f"mqtt://127.0.0.1:{free_port()}"},
-            # Reads wait up to a minute for their batch: the stop finds them pending.
-            "batching": {"max_reads": 10_000, "max_delay_s": 60.0},
-            "clock": {"estimate": False},
-            "spool": {"dir": str(tmp_path / "spool")},
-            "serial": [
-                {"port": str(reader.link), "reader_id": "A7", "protocol": "tagtrail-active"}
-            ],
-        }
-    )
+    # Reads wait up to a minute for their batch: the stop finds them pending.
+    config = spool_only_config(tmp_path, reader.link, gateway_id="gw-stop", max_delay_s=60.0)
     gateway = Gateway(config)
     seen: list[int] = []
 

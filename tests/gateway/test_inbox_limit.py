@@ -15,10 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gw_helpers import PtyReader, active_frames, wait_until
-from testsupport import free_port
+from gw_helpers import PtyReader, active_frames, spool_only_config, wait_until
 
-from reader_gateway.config import GatewayConfig
 from reader_gateway.transport import gateway as gateway_module
 from reader_gateway.transport.gateway import Gateway
 from reader_gateway.transport.serial import SerialChunk
@@ -44,19 +42,7 @@ def gateway_with_queued_reads(
     """A gateway (limit ``_LIMIT``) whose inbox holds a dozen reads from a real pty:
     (gateway, chunks queued, frames in them)."""
     reader = PtyReader(tmp_path / "ttyA")
-    config = GatewayConfig.model_validate(
-        {
-            "gateway_id": "gw-inbox",
-            # Nobody listens here: nothing is published, the reads only go to the spool.
-            "broker": {"url": f"mqtt://127.0.0.1:{free_port()}"},
-            "batching": {"max_reads": 10_000, "max_delay_s": 0.01},
-            "clock": {"estimate": False},
-            "spool": {"dir": str(tmp_path / "spool")},
-            "serial": [
-                {"port": str(reader.link), "reader_id": "A7", "protocol": "tagtrail-active"}
-            ],
-        }
-    )
+    config = spool_only_config(tmp_path, reader.link, gateway_id="gw-inbox", max_delay_s=0.01)
     monkeypatch.setattr(gateway_module, "_MAX_TAKE", _LIMIT)
     gateway = Gateway(config)
     gateway.start()  # the serial thread reads into the inbox; steps are taken here, by hand
