@@ -26,6 +26,18 @@ def services(settings: Settings) -> Services:
     )
 
 
+def database_services(settings: Settings) -> Services:
+    """The database of ``settings`` (an embedded one if unset), without a broker: for the
+    commands that need none (the API, the miss-rate job)."""
+    return Services(
+        database_url=settings.database_url,
+        mqtt_url=settings.mqtt_url,
+        pgdata=settings.pgdata_dir,
+        mqtt_port=settings.embedded_mqtt_port,
+        need_broker=False,
+    )
+
+
 def run_until_interrupted(
     start: Callable[[], None], run: Callable[[threading.Event], None], close: Callable[[], None]
 ) -> None:

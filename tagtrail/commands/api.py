@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tagtrail.embedded import Services
-from tagtrail.runtime import err
+from tagtrail.runtime import database_services, err
 from tagtrail.settings import Settings
 
 if TYPE_CHECKING:
@@ -26,17 +25,6 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
     app.command(name="api")(serve)
     app.add_typer(users_app, name="users")
     users_app.command(name="create")(create_user)
-
-
-def _database_only(settings: Settings) -> Services:
-    # The API needs no broker: an embedded one is started only by the pipeline commands.
-    return Services(
-        database_url=settings.database_url,
-        mqtt_url=settings.mqtt_url,
-        pgdata=settings.pgdata_dir,
-        mqtt_port=settings.embedded_mqtt_port,
-        need_broker=False,
-    )
 
 
 def api_config(settings: Settings, database_url: str) -> ApiConfig:
@@ -71,7 +59,7 @@ def serve(
     from track_engine.db.migrate import migrate
 
     settings = Settings()
-    with _database_only(settings) as svc:
+    with database_services(settings) as svc:
         migrate(svc.database_url)
         # Resolved here, before any worker starts: keys kept as files in the data directory
         # are created once, and every worker then reads the same ones (a token signed by one
@@ -128,7 +116,7 @@ def create_user(
         err.print(f"[red]invalid account:[/] {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
         raise typer.Exit(2) from exc
     settings = Settings()
-    with _database_only(settings) as svc:
+    with database_services(settings) as svc:
         migrate(svc.database_url)
         with psycopg.connect(svc.database_url) as conn:
             try:

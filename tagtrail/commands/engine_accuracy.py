@@ -110,9 +110,7 @@ def run_accuracy(options: AccuracyOptions) -> list[dict[str, Any]]:
             runs += [(m, None) for m in METHODS[1:] if m != "hmm" or hmm is not None]
             for method, rates in runs:
                 learning: dict[str, Any] = {"learn_seconds": None, "learn_passages": None}
-                reader_paths = (
-                    rate_paths(sc, rates, city, graph, options, learning) if rates else None
-                )
+                reader_paths = rate_paths(sc, rates, city, options, learning) if rates else None
                 routes = reconstruct(
                     method, sc.passages, graph, reader_paths or sc.reader_paths, sc.readers, hmm
                 )
@@ -145,7 +143,6 @@ def rate_paths(
     sc: Scenario,
     rates: str,
     city: City,
-    graph: RoadGraph,
     options: AccuracyOptions,
     learning: dict[str, Any] | None = None,
 ) -> ReaderPaths:
@@ -158,7 +155,7 @@ def rate_paths(
         return sc.reader_paths
     if rates == "oracle":
         return dataclasses.replace(sc.reader_paths, miss_rate=dict(sc.true_rates))
-    history = simulate_history(city, graph, sc.readers, options)
+    history = simulate_history(city, sc.readers, options)
     started = time.perf_counter()
     learned = learn_miss_rates(tracks_from_passages(history), sc.reader_paths)
     if learning is not None:
@@ -170,10 +167,9 @@ def rate_paths(
 
 
 def simulate_history(
-    city: City, graph: RoadGraph, readers: list[SimReader], options: AccuracyOptions
+    city: City, readers: list[SimReader], options: AccuracyOptions
 ) -> pd.DataFrame:
     """The passages of another day (the day before, other riders) at the same readers."""
-    del graph  # the riders route on the city itself
     seed = options.seed + 1000
     population = generate_population(
         city,

@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import orjson
 import typer
 
-from tagtrail.embedded import Services
-from tagtrail.runtime import err
+from tagtrail.runtime import database_services, err
 from tagtrail.settings import Settings
 
 if TYPE_CHECKING:
@@ -50,13 +49,7 @@ def learn_miss_rates(
     from track_engine.db.migrate import migrate
 
     settings = Settings()
-    with Services(
-        database_url=settings.database_url,
-        mqtt_url=settings.mqtt_url,
-        pgdata=settings.pgdata_dir,
-        mqtt_port=settings.embedded_mqtt_port,
-        need_broker=False,
-    ) as svc:
+    with database_services(settings) as svc:
         migrate(svc.database_url)
         result = reader_miss_rates.run(svc.database_url, days=days, max_passages=max_passages)
     if result is None:

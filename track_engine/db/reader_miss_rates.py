@@ -173,7 +173,6 @@ def learn(
     days: float = DEFAULT_DAYS,
     max_passages: int = DEFAULT_MAX_PASSAGES,
     now: datetime | None = None,
-    iterations: int | None = None,
 ) -> LearnRun | None:
     """Learn every reader of the active network's miss rate from the passages of the ``days``
     before ``now``, with the registry's figures as the prior; None without an active network.
@@ -194,23 +193,19 @@ def learn(
         )
     reader_paths = arrays.reader_paths(arrays.road_graph())
     tracks = tracks_from_passages(passages)
-    learned = (
-        learn_miss_rates(tracks, reader_paths)
-        if iterations is None
-        else learn_miss_rates(tracks, reader_paths, iterations=iterations)
-    )
+    learned = learn_miss_rates(tracks, reader_paths)
     out = []
-    for reader_id in readers:
-        entry = learned.get(reader_id)
-        evidence = entry is not None and entry.passes > 0.0
+    for reader_id in readers:  # learn_miss_rates answers for every reader of the paths
+        entry = learned[reader_id]
+        evidence = entry.passes > 0.0
         out.append(
             LearnedReader(
                 reader_id=reader_id,
-                registry_miss_rate=reader_paths.miss_rate_of(reader_id),
-                miss_rate_learned=entry.miss_rate if entry is not None and evidence else None,
-                passes=entry.passes if entry is not None and evidence else None,
-                heard=entry.heard if entry is not None else 0,
-                silent=entry.silent if entry is not None else 0.0,
+                registry_miss_rate=entry.prior,
+                miss_rate_learned=entry.miss_rate if evidence else None,
+                passes=entry.passes if evidence else None,
+                heard=entry.heard,
+                silent=entry.silent,
             )
         )
     return LearnRun(
@@ -260,7 +255,6 @@ def run(
     days: float = DEFAULT_DAYS,
     max_passages: int = DEFAULT_MAX_PASSAGES,
     now: datetime | None = None,
-    iterations: int | None = None,
     skip_if_newer_than: timedelta | None = None,
 ) -> LearnRun | None:
     """The job: learn, store, warn about deaf readers. None when it did not run: another run
@@ -276,9 +270,7 @@ def run(
                 last = last_learned_at(conn)
                 if last is not None and last > (now or datetime.now(UTC)) - skip_if_newer_than:
                     return None
-            result = learn(
-                conn, days=days, max_passages=max_passages, now=now, iterations=iterations
-            )
+            result = learn(conn, days=days, max_passages=max_passages, now=now)
             if result is None:
                 log.info("reader miss rates: no active road network")
                 return None
