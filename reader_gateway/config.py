@@ -18,6 +18,12 @@ from reader_gateway.errors import ConfigError
 from reader_gateway.protocols import DECODERS
 from reader_gateway.wire import WireError, mqtt_target
 
+# Accepted read times around the gateway's clock (see ClockConfig): two days back covers a
+# reader that buffered through a night-long outage; five minutes ahead covers a fast reader
+# clock before its offset is estimated, not a date in another year.
+DEFAULT_MAX_READ_AGE_S = 2 * 86_400.0
+DEFAULT_MAX_READ_LEAD_S = 300.0
+
 _ReaderId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
 
 
@@ -103,15 +109,23 @@ class BatchingConfig(_Strict):
 
 
 class ClockConfig(_Strict):
-    """Reader clock correction: surveyed offsets, refined by estimation when enabled.
+    """Reader clock correction: surveyed offsets, refined by estimation when enabled; and the
+    read times accepted at all.
 
     An offset is reader clock minus true time (a clock 2 s fast has +2.0); it is subtracted.
+    A read whose corrected time is more than ``max_read_age_s`` before or ``max_read_lead_s``
+    after the gateway's receive time is refused as ``read_at_out_of_window`` (counted and
+    logged): a reader flushing its buffer after an outage sends reads hours old, but a read
+    dated 2099 or 2000 is a broken clock or a forgery, and stored it would poison the
+    engine's time (partitions, watermark) for good.
     """
 
     offsets_s: dict[str, float] = Field(default_factory=dict)
     estimate: bool = True
     window: int = Field(default=64, ge=1, le=10_000)
     min_samples: int = Field(default=8, ge=1)
+    max_read_age_s: float = Field(default=DEFAULT_MAX_READ_AGE_S, gt=0, le=366 * 86_400)
+    max_read_lead_s: float = Field(default=DEFAULT_MAX_READ_LEAD_S, gt=0, le=366 * 86_400)
 
 
 class SpoolConfig(_Strict):

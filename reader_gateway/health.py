@@ -113,7 +113,20 @@ class GatewayMetrics:
             "tagtrail_gateway_spool_unacked_batches", "Spooled batches not yet acked", registry=r
         )
         self.spool_refused = PromCounter(
-            "tagtrail_gateway_spool_refused_reads", "Reads refused: spool full", registry=r
+            "tagtrail_gateway_spool_refused_reads",
+            "Serial reads refused: the spool could not write them",
+            registry=r,
+        )
+        self.spool_deferred = PromCounter(
+            "tagtrail_gateway_spool_deferred_reads",
+            "Reads of raw reader messages the spool could not take, left unacknowledged "
+            "with the broker to be handled again",
+            registry=r,
+        )
+        self.raw_held = Gauge(
+            "tagtrail_gateway_raw_held_messages",
+            "Raw reader messages held unacknowledged until the spool can write",
+            registry=r,
         )
         self.spool_corrupt = Gauge(
             "tagtrail_gateway_spool_corrupt_segments",

@@ -1,10 +1,14 @@
 """Normalization and batching: decoded reads in, wire batches per shard out.
 
-Pure (no I/O, no clock): the transport passes times in. Steps, in order: assign the reader id
-(the transport's, or the id the frame reports mapped through ``reader_aliases``), map the
-antenna port, estimate and correct the reader's clock offset, drop repeats of the same tag at
-the same antenna within the de-duplication window, give each read its per-reader sequence
-number, and group by shard into batches of at most ``max_batch_reads``.
+Pure (no I/O, no clock): the transport passes times in. Steps, in order: bind the read to the
+reader the transport proves (a port's configured reader, the reader an MQTT topic belongs to:
+a read whose frame names another reader, after ``reader_aliases``, is refused as
+``reader_id_mismatch``), map the antenna port, estimate and correct the reader's clock offset,
+refuse reads whose corrected time lies outside the accepted window around the gateway's
+receive time (``read_at_out_of_window``), drop repeats of the same tag at the same antenna
+within the de-duplication window, give each read its per-reader sequence number, and group by
+shard into batches of at most ``max_batch_reads``. Refused reads are counted per reader and
+reason and handed to the transport as :class:`Refusal` records (:meth:`Normalizer.take_refusals`).
 """
 
 from __future__ import annotations
@@ -12,8 +16,8 @@ from __future__ import annotations
 import statistics
 from collections import Counter, defaultdict, deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import numpy.typing as npt
@@ -55,6 +59,34 @@ class _Columns:
         self.read_at_us.append(read_at_us)
         self.seq.append(seq)
         self.reads += len(tag)
+
+
+# Why a read was refused by normalization (the reject reasons it adds to the decoders' own).
+REFUSED_FOREIGN_READER = "reader_id_mismatch"
+REFUSED_OUT_OF_WINDOW = "read_at_out_of_window"
+
+
+@dataclass(frozen=True, slots=True)
+class ReadWindow:
+    """Read times the gateway accepts: at most ``max_age_s`` before and ``max_lead_s`` after
+    the time the gateway received the read (its own clock), after clock correction."""
+
+    max_age_s: float
+    max_lead_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Reads normalization refused, for the transport to count, log and keep as evidence.
+
+    ``reader_id`` is the reader the transport proves the reads came from (or, with none, the
+    reader the reads name); ``detail`` says what was wrong, e.g. which reader a frame named.
+    """
+
+    reader_id: str
+    reason: str
+    reads: int
+    detail: str
 
 
 @dataclass
@@ -126,8 +158,10 @@ class Normalizer:
         max_batch_reads: int = 500,
         clock: ClockEstimator | None = None,
         reader_aliases: Mapping[str, str] | None = None,
+        read_window: ReadWindow | None = None,
     ) -> None:
         self.gateway_id = gateway_id
+        self.read_window = read_window
         self.shard_count = shard_count
         self.clock = clock or ClockEstimator(clock_offsets_s, enabled=False)
         self.reader_aliases = dict(reader_aliases or {})
@@ -143,6 +177,7 @@ class Normalizer:
         self._prune_at = _PRUNE_AT
         self._batch_seq = 0
         self._pending_reads = 0
+        self._refusals: list[Refusal] = []
 
     def add(
         self,
@@ -152,30 +187,63 @@ class Normalizer:
         received_at: datetime | None = None,
         antenna_map: Mapping[int, int] | None = None,
     ) -> int:
-        """Normalize reads; return how many were kept (not duplicates).
+        """Normalize reads; return how many were kept (not refused, not duplicates).
 
-        ``reader_id`` is used when a read does not name its reader. ``received_at`` (when the
-        transport received these reads) feeds the clock estimator. ``antenna_map`` renumbers
-        antenna ports (e.g. a reader wired with its ports in another order).
+        ``reader_id`` is the reader the transport proves the reads came from (the port's
+        configured reader, the reader whose topic the broker let publish them): a read that
+        names another reader (after ``reader_aliases``) is refused, never stored under either
+        name. Without it (offline tools) each read must name its reader. ``received_at`` (when
+        the transport received these reads, the gateway's clock) feeds the clock estimator and
+        is what the accepted read window is measured from. ``antenna_map`` renumbers antenna
+        ports (e.g. a reader wired with its ports in another order).
         """
         if not reads:
             return 0
-        rids = [self._reader(read.reader_id or reader_id) for read in reads]
+        bound = None if reader_id is None else self._reader(reader_id)
+        rids = [bound if not read.reader_id else self._reader(read.reader_id) for read in reads]
+        if bound is None and None in rids:
+            raise ValueError("a read without a reader id needs the transport's reader_id")
+        if bound is not None and any(rid != bound for rid in rids):
+            named = sorted(
+                {str(r.reader_id) for r, rid in zip(reads, rids, strict=True) if rid != bound}
+            )
+            foreign = sum(rid != bound for rid in rids)
+            self._refuse(bound, REFUSED_FOREIGN_READER, foreign, _foreign_detail(named, bound))
+            reads = [read for read, rid in zip(reads, rids, strict=True) if rid == bound]
+            rids = [bound] * len(reads)
+            if not reads:
+                return 0
+        names = [str(rid) for rid in rids]
         times_us = [_to_us(read.read_at) for read in reads]
+        received_us: int | None = None
         if received_at is not None:
             received_us = _to_us(received_at)
             newest: dict[str, int] = {}
-            for rid, at_us in zip(rids, times_us, strict=True):
+            for rid, at_us in zip(names, times_us, strict=True):
                 newest[rid] = max(at_us, newest.get(rid, at_us))
             for rid, at_us in newest.items():
                 self.clock.observe(rid, at_us - received_us)
-        offsets = {rid: self.clock.offset_us(rid) for rid in set(rids)}
+        offsets = {rid: self.clock.offset_us(rid) for rid in set(names)}
+        corrected = [raw_us - offsets[rid] for rid, raw_us in zip(names, times_us, strict=True)]
+        window = self._window_us(received_us)
+        if window is not None:
+            lo, hi = window
+            inside = [lo <= at_us <= hi for at_us in corrected]
+            if not all(inside):
+                outside = Counter(rid for rid, ok in zip(names, inside, strict=True) if not ok)
+                first = next(at for at, ok in zip(corrected, inside, strict=True) if not ok)
+                for rid, count in outside.items():
+                    self._refuse(rid, REFUSED_OUT_OF_WINDOW, count, _window_detail(first, window))
+                reads = [r for r, ok in zip(reads, inside, strict=True) if ok]
+                names = [n for n, ok in zip(names, inside, strict=True) if ok]
+                corrected = [at for at, ok in zip(corrected, inside, strict=True) if ok]
+                if not reads:
+                    return 0
         kept = _Columns()
         k_rid, k_antenna, k_tag, k_rssi, k_at, k_seq = [], [], [], [], [], []
         # One pass per read: whether a read is a repeat depends on the last *kept* read of its
         # key, so each decision depends on the previous one and cannot be vectorized.
-        for read, rid, raw_us in zip(reads, rids, times_us, strict=True):
-            at_us = raw_us - offsets[rid]
+        for read, rid, at_us in zip(reads, names, corrected, strict=True):
             antenna = antenna_map.get(read.antenna, read.antenna) if antenna_map else read.antenna
             if self.dedupe_window_us:  # off (0): nothing to remember per key
                 key = (rid, antenna, read.tag_id)
@@ -230,21 +298,64 @@ class Normalizer:
             )
         # Per reader of the block (a few hundred at most), not per read: its name after
         # aliases, its code, its newest time (for the clock) and its clock offset.
-        names = [self._reader(r or reader_id) for r in block.readers]
+        bound = None if reader_id is None else self._reader(reader_id)
+        names = [self._reader(r) if r else bound for r in block.readers]
+        if bound is None and None in names:
+            raise ValueError("a read without a reader id needs the transport's reader_id")
+        if bound is not None and any(name != bound for name in names):
+            foreign = [k for k, name in enumerate(names) if name != bound]
+            own = ~np.isin(block.reader, foreign)
+            named = sorted({block.readers[k] for k in foreign})
+            refused = n - int(np.count_nonzero(own))
+            if refused:
+                self._refuse(bound, REFUSED_FOREIGN_READER, refused, _foreign_detail(named, bound))
+                block = _block_rows(block, own)
+                n = len(block)
+                if not n:
+                    return 0
+        resolved = [str(name) for name in names]
         local = block.reader
         raw_us = block.read_at_us
+        present = np.bincount(local, minlength=len(resolved)) > 0
+        received_us: int | None = None
         if received_at is not None:
-            newest = np.full(len(names), np.iinfo(np.int64).min, dtype=np.int64)
+            newest = np.full(len(resolved), np.iinfo(np.int64).min, dtype=np.int64)
             np.maximum.at(newest, local, raw_us)
             newest_of: dict[str, int] = {}
-            for name, newest_us in zip(names, newest.tolist(), strict=True):
-                # Two of the block's readers can be aliases of one.
-                newest_of[name] = max(newest_us, newest_of.get(name, newest_us))
+            for name, newest_us, has in zip(resolved, newest.tolist(), present, strict=True):
+                if has:  # two of the block's readers can be aliases of one
+                    newest_of[name] = max(newest_us, newest_of.get(name, newest_us))
             received_us = _to_us(received_at)
             for name, newest_us in newest_of.items():
                 self.clock.observe(name, newest_us - received_us)
-        offsets = np.array([self.clock.offset_us(name) for name in names], dtype=np.int64)
-        codes = np.array([self._code_of(name) for name in names], dtype=np.int32)
+        offsets = np.array([self.clock.offset_us(name) for name in resolved], dtype=np.int64)
+        corrected = raw_us - offsets[local]
+        window = self._window_us(received_us)
+        if window is not None:
+            inside = (corrected >= window[0]) & (corrected <= window[1])
+            if not inside.all():
+                first = int(corrected[~inside][0])
+                outside = np.bincount(local[~inside], minlength=len(resolved)).tolist()
+                by_name: Counter[str] = Counter()
+                for name, count in zip(resolved, outside, strict=True):
+                    by_name[name] += count
+                for name, count in by_name.items():
+                    if count:
+                        self._refuse(
+                            name, REFUSED_OUT_OF_WINDOW, count, _window_detail(first, window)
+                        )
+                block, corrected = _block_rows(block, inside), corrected[inside]
+                local, n = block.reader, len(block)
+                if not n:
+                    return 0
+                present = np.bincount(local, minlength=len(resolved)) > 0
+        codes = np.array(
+            [
+                self._code_of(name) if has else -1
+                for name, has in zip(resolved, present, strict=True)
+            ],
+            dtype=np.int32,
+        )
         antenna = block.antenna
         if antenna_map:
             lut = np.arange(max(int(antenna.max()), *antenna_map) + 1, dtype=np.int16)
@@ -258,7 +369,7 @@ class Normalizer:
             antenna,
             block.tag_id,
             block.rssi_dbm,
-            raw_us - offsets[local],
+            corrected,
             block.reader_seq,
         )
         self._file(kept)
@@ -292,6 +403,31 @@ class Normalizer:
         for shard, (lo, hi) in enumerate(zip([0, *ends[:-1]], ends, strict=True)):
             if hi > lo:
                 self._open[shard].append(*_chunk(kept, order[lo:hi]))
+
+    def _window_us(self, received_us: int | None) -> tuple[int, int] | None:
+        """The accepted corrected read times around a receive time, or None (no check)."""
+        if self.read_window is None or received_us is None:
+            return None
+        return (
+            received_us - round(self.read_window.max_age_s * 1e6),
+            received_us + round(self.read_window.max_lead_s * 1e6),
+        )
+
+    def _refuse(self, reader_id: str, reason: str, reads: int, detail: str) -> None:
+        self.counters.rejects[(reader_id, reason)] += reads
+        self._refusals.append(Refusal(reader_id, reason, reads, detail))
+
+    def forget_repeats(self) -> None:
+        """Forget the reads remembered for de-duplication (the transport is about to hand the
+        same reads in again: they must not be dropped as repeats of themselves). What this
+        lets through twice is a few extra reads, which the engine folds anyway."""
+        self._last_seen.clear()
+        self._prune_at = _PRUNE_AT
+
+    def take_refusals(self) -> list[Refusal]:
+        """What was refused since the last call (the transport counts and logs it)."""
+        out, self._refusals = self._refusals, []
+        return out
 
     def _reader(self, rid: str | None) -> str:
         if rid is None:
@@ -360,6 +496,36 @@ class Normalizer:
             self._pending_reads -= cols.reads
             del self._open[shard]
         return out
+
+
+def _foreign_detail(named: Sequence[str], bound: str) -> str:
+    shown = ", ".join(repr(name) for name in named[:3]) + (" …" if len(named) > 3 else "")
+    return f"the message names reader {shown}, but came from reader {bound!r}"
+
+
+def _window_detail(read_at_us: int, window: tuple[int, int]) -> str:
+    def iso(us: int) -> str:
+        try:
+            return (_EPOCH + timedelta(microseconds=us)).isoformat()
+        except OverflowError:
+            return f"{us} µs since 1970"
+
+    return f"read at {iso(read_at_us)} (corrected), accepted {iso(window[0])} to {iso(window[1])}"
+
+
+def _block_rows(block: ReadBlock, rows: npt.NDArray[np.bool_]) -> ReadBlock:
+    """The block's reads where ``rows`` is true (reader names kept as they are)."""
+    return replace(
+        block,
+        tag_id=block.tag_id[rows],
+        antenna=block.antenna[rows],
+        rssi_dbm=block.rssi_dbm[rows],
+        read_at_us=block.read_at_us[rows],
+        reader=block.reader[rows],
+        reader_seq=block.reader_seq[rows],
+        tamper=block.tamper[rows],
+        low_battery=block.low_battery[rows],
+    )
 
 
 def _objects(values: Sequence[str]) -> npt.NDArray[np.object_]:

@@ -25,6 +25,7 @@ from rich.console import Console
 
 from api.network.service import NetworkCache
 from api.routes.service import RouteRequest, route_for_plate
+from reader_gateway.config import DEFAULT_MAX_READ_AGE_S, DEFAULT_MAX_READ_LEAD_S
 from reader_gateway.transport.mqtt import MqttGateway, MqttGatewayConfig
 from simulators.city import City, generate_city
 from simulators.emit import MqttEmitter, reader_messages
@@ -223,9 +224,13 @@ class RunningPipeline:
 
 @contextmanager
 def running_pipeline(
-    settings: Settings, *, database_url: str, mqtt_url: str
+    settings: Settings, *, database_url: str, mqtt_url: str, simulated_s: float = 0.0
 ) -> Iterator[RunningPipeline]:
-    """Start a gateway and an engine worker on threads; stop and close them on exit."""
+    """Start a gateway and an engine worker on threads; stop and close them on exit.
+
+    ``simulated_s`` is how much simulated time the run replays: the gateway accepts reads that
+    far behind and ahead of its clock (a replay ends at now, or runs faster than real time).
+    """
     with psycopg.connect(database_url) as conn:
         offsets = {str(r): float(o) / 1000 for r, o in conn.execute(
             "SELECT reader_id, clock_offset_ms FROM readers")}  # fmt: skip
@@ -250,6 +255,8 @@ def running_pipeline(
             persistent_session=False,
             topic_prefix=settings.topic_prefix,
             shard_count=settings.shard_count,
+            max_read_age_s=DEFAULT_MAX_READ_AGE_S + simulated_s,
+            max_read_lead_s=DEFAULT_MAX_READ_LEAD_S + simulated_s,
         ),
         clock_offsets_s=offsets,
     )
@@ -313,7 +320,12 @@ def run_once(
         )
     protocols = {r.reader_id: r.protocol for r in sim.readers}
     started = time.monotonic()
-    with running_pipeline(settings, database_url=database_url, mqtt_url=mqtt_url) as pipe:
+    with running_pipeline(
+        settings,
+        database_url=database_url,
+        mqtt_url=mqtt_url,
+        simulated_s=options.hours * 3600,
+    ) as pipe:
         emitter = MqttEmitter(
             mqtt_url,
             topic_prefix=settings.topic_prefix,
@@ -486,7 +498,12 @@ def _run_live(
             log_level="warning",
         )
     )
-    with running_pipeline(settings, database_url=database_url, mqtt_url=mqtt_url) as pipe:
+    with running_pipeline(
+        settings,
+        database_url=database_url,
+        mqtt_url=mqtt_url,
+        simulated_s=options.hours * 3600,
+    ) as pipe:
         emitter = MqttEmitter(
             mqtt_url,
             topic_prefix=settings.topic_prefix,

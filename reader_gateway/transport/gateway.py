@@ -30,7 +30,7 @@ from prometheus_client import start_http_server
 
 from reader_gateway.config import GatewayConfig, MqttSubscriptionConfig
 from reader_gateway.health import GatewayMetrics, ReaderHealth, Status
-from reader_gateway.pipeline import ClockEstimator, Normalizer
+from reader_gateway.pipeline import ClockEstimator, Normalizer, ReadWindow
 from reader_gateway.protocols import DECODERS, make_decoder
 from reader_gateway.protocols.base import Decoder, DecodeResult, PayloadError, Reject
 from reader_gateway.spool import Spool, SpoolError, SpoolFullError
@@ -55,6 +55,9 @@ _FINISH_S = 5.0  # how long stopping may take to spool what the ports had read
 _QUEUE_WAIT_S = 0.002
 _STATUS_CHECK_S = 0.5
 _REFUSAL_LOG_EVERY_S = 10.0
+_HOLD_RETRY_S = 1.0  # how often raw messages the spool refused are handled again
+_MAX_HELD = 10_000  # raw messages kept in memory for that; past it the broker keeps them
+_QUARANTINE_LOG_BYTES = 512  # of a refused message, logged as evidence
 
 
 def encode_record(shard: int, batch: ReadBatch) -> bytes:
@@ -87,6 +90,7 @@ class Gateway:
                 enabled=clock.estimate,
             ),
             reader_aliases=config.reader_aliases,
+            read_window=ReadWindow(clock.max_read_age_s, clock.max_read_lead_s),
         )
         self.spool = Spool(
             config.spool.dir,
@@ -100,7 +104,15 @@ class Gateway:
         }
         self.messages_in = 0
         self.reads_accepted = 0
-        self.reads_refused = 0
+        self.reads_refused = 0  # serial reads the spool could not take: lost
+        self.reads_deferred = 0  # reads of raw messages left unacknowledged for the broker
+        self.raw_left_with_broker = 0  # held messages past _MAX_HELD: back after a reconnect
+        self._held: list[RawMessage] = []  # raw messages whose cut the spool refused
+        self._held_retry_at = 0.0
+        # Reads of these readers come from serial ports, which cannot send them again.
+        self._serial_names = {
+            config.reader_aliases.get(s.reader_id, s.reader_id) for s in config.serial
+        }
         self.batches_out = 0
         self.reads_out = 0
         self._inbox: queue.Queue[Any] = queue.Queue()
@@ -114,6 +126,7 @@ class Gateway:
         self._stepped = threading.Condition()
         self._metrics_server: Any = None
         self._next_refusal_log = 0.0
+        self._next_quarantine_log: dict[tuple[str, str], float] = {}
         self.link = MqttLink(
             config, filters=[m.topic for m in config.mqtt], inbox=self._inbox, acks=self._acks
         )
@@ -189,6 +202,7 @@ class Gateway:
             self._inbox.empty()
             and self.normalizer.pending_reads == 0
             and not self._unacked_raw
+            and not self._held
             and self.spool.unacked == 0
         )
 
@@ -213,6 +227,8 @@ class Gateway:
         """One turn of the pipeline (see the module docstring)."""
         self._drain_inbox(block_s=timeout_s)
         now = time.monotonic()
+        if self._held and now >= self._held_retry_at:
+            self._retry_held()
         if self._should_cut(now):
             self._cut()
         self._drain_acks()
@@ -279,7 +295,7 @@ class Gateway:
             if decoder is None:
                 decoder = self._decoders[(protocol, reader_id)] = make_decoder(protocol)
             result = decoder.decode(raw.payload, raw.received_at)
-        self._apply(reader_id, protocol, result, raw.received_at, antenna_map)
+        self._apply(reader_id, protocol, result, raw.received_at, antenna_map, raw.payload)
 
     def _subscription(self, topic: str) -> MqttSubscriptionConfig | None:
         for sub in self.config.mqtt:
@@ -300,6 +316,7 @@ class Gateway:
         result: DecodeResult,
         received_at: datetime,
         antenna_map: dict[int, int],
+        raw: bytes = b"",
     ) -> None:
         health = self._health(reader_id, protocol)
         health.messages += 1
@@ -333,19 +350,44 @@ class Gateway:
             health.rejects["no_reader_id"] += reads
             log.error("reader %s: %s", reader_id, exc)
             return
+        refused = self._count_refusals(health, raw)
         health.reads += kept
-        health.duplicates += reads - kept
-        # The clock belongs to the reader the frames name (an active-tag reader's own id).
-        if result.reads:
-            own = result.reads[-1].reader_id or reader_id
-        else:
-            last = result.blocks[-1]
-            own = last.readers[int(last.reader[-1])] or reader_id
-        own = norm.reader_aliases.get(own, own)
+        health.duplicates += reads - kept - refused
+        # Every read kept is the transport's reader's (reads naming another were refused), so
+        # the clock offset to show is that reader's.
+        own = norm.reader_aliases.get(reader_id, reader_id)
         health.clock_offset_s = norm.clock.offset_us(own) / 1e6
-        self.metrics.duplicates.labels(reader_id).inc(reads - kept)
+        self.metrics.duplicates.labels(reader_id).inc(reads - kept - refused)
         if kept and self._pending_since is None:
             self._pending_since = time.monotonic()
+
+    def _count_refusals(self, health: ReaderHealth, raw: bytes) -> int:
+        """Count, log and quarantine what normalization refused; return how many reads.
+
+        The log line is the quarantine: reader, reason, what was wrong and the message's bytes
+        (a forged message is evidence), at most one line per reader and reason every
+        ``_REFUSAL_LOG_EVERY_S`` so that a hostile reader cannot flood the log; the counters
+        count every read.
+        """
+        refused = 0
+        now = time.monotonic()
+        for refusal in self.normalizer.take_refusals():
+            refused += refusal.reads
+            health.rejects[refusal.reason] += refusal.reads
+            self.metrics.rejects.labels(health.reader_id, refusal.reason).inc(refusal.reads)
+            key = (health.reader_id, refusal.reason)
+            if now < self._next_quarantine_log.get(key, 0.0):
+                continue  # counted; one line per reader and reason per interval is enough
+            self._next_quarantine_log[key] = now + _REFUSAL_LOG_EVERY_S
+            log.warning(
+                "reader %s: %d reads refused (%s): %s; message bytes %s",
+                health.reader_id,
+                refusal.reads,
+                refusal.reason,
+                refusal.detail,
+                raw[:_QUARANTINE_LOG_BYTES].hex() if raw else "(serial chunk)",
+            )
+        return refused
 
     # -- spooling ------------------------------------------------------------------------------
 
@@ -369,6 +411,7 @@ class Gateway:
             now_us=now_us, force=True, first_batch_seq=self.spool.next_id
         )
         self._pending_since = None
+        refusal: SpoolError | None = None
         if batches:
             accepted, refusal = self._spool(
                 [encode_record(shard, batch) for shard, batch in batches]
@@ -381,9 +424,42 @@ class Gateway:
                 self._refuse(batches[accepted:], refusal)
             self.metrics.spool_bytes.set(self.spool.bytes_used)
             self.metrics.spool_unacked.set(self.spool.unacked)
-        for raw in self._unacked_raw:
-            self.link.ack(raw)
+        if refusal is None:
+            for raw in self._unacked_raw:
+                self.link.ack(raw)
+        else:
+            self._hold(self._unacked_raw)
         self._unacked_raw.clear()
+
+    def _hold(self, raws: list[RawMessage]) -> None:
+        """Keep raw messages whose cut the spool refused unacknowledged, to handle again.
+
+        Unacknowledged, a QoS 1 message stays the broker's: it is delivered again to this
+        session after a reconnect or a restart, and the broker queues what comes after it
+        (Mosquitto sends a client at most ``max_inflight_messages`` unacknowledged ones). The
+        gateway handles held messages again every ``_HOLD_RETRY_S`` and acknowledges them
+        once a cut is spooled. Their reads that did fit the spool are spooled twice then;
+        the engine stores a read once by its natural key.
+        """
+        for raw in raws:
+            if len(self._held) < _MAX_HELD:
+                self._held.append(raw)
+            else:  # still unacknowledged: the broker has it and sends it after a reconnect
+                self.raw_left_with_broker += 1
+        # A held message's reads were remembered for de-duplication: handled again, they
+        # would be dropped as repeats of themselves.
+        self.normalizer.forget_repeats()
+        self._held_retry_at = time.monotonic() + _HOLD_RETRY_S
+        self.metrics.raw_held.set(len(self._held))
+
+    def _retry_held(self) -> None:
+        """Handle the held raw messages again and cut: acknowledged if the spool takes them."""
+        held, self._held = self._held, []
+        for raw in held:
+            self._unacked_raw.append(raw)
+            self._handle_raw(raw)
+        self._cut()
+        self.metrics.raw_held.set(len(self._held))
 
     def _spool(self, records: list[bytes]) -> tuple[int, SpoolError | None]:
         """Append a cut's records with one fsync; returns how many were spooled and why the
@@ -417,25 +493,38 @@ class Gateway:
         self._reads_by_reader.clear()
 
     def _refuse(self, batches: list[tuple[int, ReadBatch]], exc: SpoolError) -> None:
-        refused = sum(len(b) for _, b in batches)
+        """Count the reads of batches the spool did not take. A serial reader's are lost (its
+        bytes exist nowhere else); a networked reader's are deferred: their raw messages stay
+        unacknowledged (:meth:`_hold`), so the broker keeps them."""
         reason = "spool_full" if isinstance(exc, SpoolFullError) else "spool_error"
+        lost: Counter[str] = Counter()
+        deferred = 0
+        for _, batch in batches:
+            counts = np.bincount(batch.reader, minlength=len(batch.readers)).tolist()
+            for name, count in zip(batch.readers, counts, strict=True):
+                if name in self._serial_names:
+                    lost[name] += count
+                else:
+                    deferred += count
+        refused = sum(lost.values())
         self.reads_refused += refused
+        self.reads_deferred += deferred
         self.metrics.spool_refused.inc(refused)
+        self.metrics.spool_deferred.inc(deferred)
+        for name, count in lost.items():
+            self.metrics.rejects.labels(name, reason).inc(count)
+            if name in self.readers:
+                self.readers[name].rejects[reason] += count
         now = time.monotonic()
         if now >= self._next_refusal_log:  # loud, but one line per interval, not per cut
             self._next_refusal_log = now + _REFUSAL_LOG_EVERY_S
-            log.error("refusing reads: %s (%d refused so far)", exc, self.reads_refused)
-        for _, batch in batches:
-            self._count_by_reader(batch, lambda r: self.metrics.rejects.labels(r, reason))
-            for name in batch.readers:
-                if name in self.readers:
-                    self.readers[name].rejects[reason] += 1
-
-    @staticmethod
-    def _count_by_reader(batch: ReadBatch, counter: Callable[[str], Any]) -> None:
-        counts = np.bincount(batch.reader, minlength=len(batch.readers))
-        for name, count in zip(batch.readers, counts.tolist(), strict=True):
-            counter(name).inc(count)
+            log.error(
+                "refusing reads: %s (%d serial reads refused so far; %d reads of reader "
+                "messages left unacknowledged with the broker, to be handled again)",
+                exc,
+                self.reads_refused,
+                self.reads_deferred,
+            )
 
     # -- publishing ----------------------------------------------------------------------------
 

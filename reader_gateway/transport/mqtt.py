@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reader_gateway.config import (
+    DEFAULT_MAX_READ_AGE_S,
+    DEFAULT_MAX_READ_LEAD_S,
     BatchingConfig,
     BrokerConfig,
     ClockConfig,
@@ -46,6 +48,10 @@ class MqttGatewayConfig:
     persistent_session: bool = True  # keep subscriptions and queued messages across restarts
     spool_dir: Path | None = None  # None: a temporary spool, removed at close
     metrics_port: int | None = None
+    # Accepted read times around the gateway's clock (ClockConfig); a replay faster than real
+    # time (the demo) sends reads ahead of the clock and widens the lead.
+    max_read_age_s: float = DEFAULT_MAX_READ_AGE_S
+    max_read_lead_s: float = DEFAULT_MAX_READ_LEAD_S
 
     def gateway_config(self, spool_dir: Path, clock_offsets_s: dict[str, float]) -> GatewayConfig:
         """The full gateway configuration these settings stand for."""
@@ -66,7 +72,12 @@ class MqttGatewayConfig:
             ),
             # Surveyed offsets only: readers replayed faster than real time (the demo, tests)
             # have read times unrelated to receive times, so estimation would be wrong there.
-            clock=ClockConfig(offsets_s=clock_offsets_s, estimate=False),
+            clock=ClockConfig(
+                offsets_s=clock_offsets_s,
+                estimate=False,
+                max_read_age_s=self.max_read_age_s,
+                max_read_lead_s=self.max_read_lead_s,
+            ),
             spool=SpoolConfig(dir=spool_dir),
             health=HealthConfig(metrics_port=self.metrics_port),
             mqtt=[MqttSubscriptionConfig(topic=f"{self.topic_prefix}/raw/+/+")],

@@ -309,23 +309,32 @@ class ActiveReaderStream:
         return bytes(data), frames
 
     def publish(self, n: int, *, reader: int | None = None) -> None:
-        """Publish one message of ``n`` frames (``reader``: all from that reader id)."""
+        """Publish ``n`` frames (``reader``: all from that reader id), one message per reader
+        on that reader's own topic: the gateway refuses frames naming another reader than
+        the topic's (a reader's identity is the one its credentials prove)."""
         if reader is not None:
             saved, self.readers = self.readers, 1
             payload, frames = self._frames(n, reader_base=reader)
             self.readers = saved
         else:
             payload, frames = self._frames(n)
-        rid = tagtrail_active.format_reader_id(reader if reader is not None else 1)
-        info = self._client.publish(f"{self.prefix}/raw/tagtrail-active/{rid}", payload, 1)
-        with self._lock:
-            if info.mid in self._early:
-                self._early.discard(info.mid)
-                self._acked.extend(frames)
-            else:
-                self._pending[info.mid] = frames
-            if reader != PROBE_READER:
-                self.sent.extend(frames)
+        size = len(payload) // max(1, len(frames))  # every frame has the same length
+        by_reader: dict[str, tuple[bytearray, list[Frame]]] = {}
+        for k, frame in enumerate(frames):
+            data, group = by_reader.setdefault(frame.key[0], (bytearray(), []))
+            data += payload[k * size : (k + 1) * size]
+            group.append(frame)
+        for rid, (data, group) in by_reader.items():
+            topic = f"{self.prefix}/raw/tagtrail-active/{rid}"
+            info = self._client.publish(topic, bytes(data), 1)
+            with self._lock:
+                if info.mid in self._early:
+                    self._early.discard(info.mid)
+                    self._acked.extend(group)
+                else:
+                    self._pending[info.mid] = group
+                if reader != PROBE_READER:
+                    self.sent.extend(group)
 
     def start(self) -> None:
         """Publish at ``rate_per_s`` on a thread of its own until :meth:`stop`."""
@@ -485,7 +494,8 @@ def gateway_toml(
     """A gateway configuration for the fault tests."""
     spool_budget = f"max_bytes = {max_spool_bytes}\nsegment_bytes = 16384\n"
     serial = (
-        f'[[serial]]\nport = "{serial_port}"\nreader_id = "A1"\nprotocol = "tagtrail-active"\n'
+        f'[[serial]]\nport = "{serial_port}"\nreader_id = "AT-00000007"\n'
+        'protocol = "tagtrail-active"\n'
         if serial_port
         else ""
     )

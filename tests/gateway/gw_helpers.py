@@ -13,6 +13,7 @@ import subprocess
 import threading
 import time
 import tty
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,9 +24,11 @@ from testsupport import free_port
 
 from reader_gateway.config import GatewayConfig
 from reader_gateway.protocols import tagtrail_active
+from reader_gateway.transport.gateway import Gateway
 from reader_gateway.wire import ReadBatch, decode_batch
 
-T0 = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
+# Read times near the real clock: the gateway refuses reads far from it (ClockConfig).
+T0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=10)
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -192,7 +195,7 @@ def active_frames(n: int, *, start: int = 0, reader_id: int = 7) -> list[bytes]:
 def spool_only_config(
     tmp_path: Path, port: Path, *, gateway_id: str, max_delay_s: float
 ) -> GatewayConfig:
-    """One tagtrail-active serial reader ``A7`` on ``port`` and a broker nobody listens on:
+    """One tagtrail-active serial reader ``AT-00000007`` on ``port`` and a broker nobody listens on:
     nothing is published, accepted reads only go to the spool under ``tmp_path``."""
     return GatewayConfig.model_validate(
         {
@@ -201,6 +204,66 @@ def spool_only_config(
             "batching": {"max_reads": 10_000, "max_delay_s": max_delay_s},
             "clock": {"estimate": False},
             "spool": {"dir": str(tmp_path / "spool")},
-            "serial": [{"port": str(port), "reader_id": "A7", "protocol": "tagtrail-active"}],
+            "serial": [
+                {"port": str(port), "reader_id": "AT-00000007", "protocol": "tagtrail-active"}
+            ],
+        }
+    )
+
+
+class RunningGateway:
+    """A gateway on a thread over the real broker, a reader client and a batch collector."""
+
+    def __init__(self, config: GatewayConfig, mqtt_url: str) -> None:
+        self.gateway = Gateway(config)
+        prefix = config.topic_prefix
+        self.collector = Collector(mqtt_url, [f"{prefix}/reads/#"], f"c-{uuid.uuid4().hex[:8]}")
+        self.stop = threading.Event()
+        self.runner = threading.Thread(target=self.gateway.run, args=(self.stop,))
+        host, port = mqtt_url.removeprefix("mqtt://").rsplit(":", 1)
+        self.reader = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"rd-{uuid.uuid4().hex}")
+        self.reader.connect(host, int(port))
+        self.reader.loop_start()
+        assert self.collector.subscribed.wait(10)
+        self.gateway.start()
+        self.runner.start()
+        assert self.gateway.connected.wait(10), "the gateway never got its SUBACK"
+
+    def publish(self, topic: str, payloads: list[bytes]) -> None:
+        """Publish QoS 1 as a reader does, and wait for the broker to take each message."""
+        for info in [self.reader.publish(topic, p, qos=1) for p in payloads]:
+            info.wait_for_publish(10)
+
+    def rejects(self, reader: str, reason: str) -> float:
+        """The gateway's ``rejects_total`` metric for one reader and reason."""
+        value = self.gateway.metrics.registry.get_sample_value(
+            "tagtrail_gateway_rejects_total", {"reader": reader, "reason": reason}
+        )
+        return value or 0.0
+
+    def close(self) -> None:
+        """Stop the gateway and disconnect everyone."""
+        self.stop.set()
+        if self.runner.is_alive():
+            self.runner.join(10)
+        self.gateway.close()
+        self.reader.loop_stop()
+        self.reader.disconnect()
+        self.collector.close()
+
+
+def raw_gateway_config(tmp_path: Path, mqtt_url: str, topic_prefix: str) -> GatewayConfig:
+    """A gateway subscribed to every raw reader topic under ``topic_prefix``."""
+    return GatewayConfig.model_validate(
+        {
+            "gateway_id": f"gw-id-{uuid.uuid4().hex[:6]}",
+            "topic_prefix": topic_prefix,
+            "broker": {"url": mqtt_url, "persistent_session": False},
+            "batching": {"max_delay_s": 0.05},
+            "clock": {"estimate": False},
+            "spool": {"dir": str(tmp_path / "spool")},
+            "mqtt": [{"topic": f"{topic_prefix}/raw/+/+"}],
+            # The active-tag receiver R0001 writes its device id 1 into its frames.
+            "reader_aliases": {"AT-00000001": "R0001"},
         }
     )

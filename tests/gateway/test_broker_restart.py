@@ -59,7 +59,11 @@ def test_broker_outage_loses_nothing(tmp_path: Path) -> None:
             "clock": {"estimate": False},
             "spool": {"dir": str(tmp_path / "spool"), "segment_bytes": 8192},
             "serial": [
-                {"port": str(reader.link), "reader_id": "A7", "protocol": "tagtrail-active"}
+                {
+                    "port": str(reader.link),
+                    "reader_id": "AT-00000007",
+                    "protocol": "tagtrail-active",
+                }
             ],
         }
     )
@@ -69,7 +73,7 @@ def test_broker_outage_loses_nothing(tmp_path: Path) -> None:
         assert collector.subscribed.wait(10)
         gateway.start()
         _drive(gateway, lambda: gateway.connected.is_set(), 10, "the broker")
-        _drive(gateway, lambda: gateway.readers["A7"].connected, 10, "the pty to open")
+        _drive(gateway, lambda: gateway.readers["AT-00000007"].connected, 10, "the pty to open")
         for frame in frames[:400]:
             reader.write(frame)
         _drive(gateway, lambda: gateway.reads_out >= 100, 10, "the first acknowledgements")

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
-from gw_helpers import T0
 from typer.testing import CliRunner
 
 from reader_gateway.protocols import r2000, zebra_iotc
 from tagtrail.cli import app
 
+T0 = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)  # offline decoding: any fixed time
 FIXTURES = Path(__file__).parent.parent / "protocols" / "fixtures"
 
 

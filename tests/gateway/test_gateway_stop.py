@@ -32,9 +32,11 @@ def test_a_stop_signal_spools_every_read_already_read(tmp_path: Path, signum: in
 
     def feed_then_signal() -> None:
         try:
-            wait_until(lambda: gateway.readers["A7"].connected, 10, "the port to open")
+            wait_until(lambda: gateway.readers["AT-00000007"].connected, 10, "the port to open")
             reader.write(b"".join(active_frames(_FRAMES)))
-            wait_until(lambda: gateway.readers["A7"].frames == _FRAMES, 10, "every frame read")
+            wait_until(
+                lambda: gateway.readers["AT-00000007"].frames == _FRAMES, 10, "every frame read"
+            )
             seen.append(gateway.normalizer.pending_reads)
         finally:
             os.kill(os.getpid(), signum)  # also when the above failed: the loop must end

@@ -39,7 +39,11 @@ def test_full_spool_refuses_counts_and_stays_readable(
             "clock": {"estimate": False},
             "spool": {"dir": str(tmp_path / "spool"), "max_bytes": 65536},
             "serial": [
-                {"port": str(reader.link), "reader_id": "A7", "protocol": "tagtrail-active"}
+                {
+                    "port": str(reader.link),
+                    "reader_id": "AT-00000007",
+                    "protocol": "tagtrail-active",
+                }
             ],
         }
     )
@@ -49,7 +53,7 @@ def test_full_spool_refuses_counts_and_stays_readable(
     gateway.start()
     runner.start()
     try:
-        assert gateway.wait_until(lambda: gateway.readers["A7"].connected, 10)
+        assert gateway.wait_until(lambda: gateway.readers["AT-00000007"].connected, 10)
         for frame in active_frames(2000):
             reader.write(frame)
         done = lambda: gateway.reads_accepted + gateway.reads_refused == 2000  # noqa: E731
@@ -59,7 +63,7 @@ def test_full_spool_refuses_counts_and_stays_readable(
             gateway.reads_accepted,
             gateway.reads_refused,
             gateway.normalizer.pending_reads,
-            gateway.readers["A7"].frames,
+            gateway.readers["AT-00000007"].frames,
         )
     finally:
         stop.set()

@@ -49,7 +49,7 @@ def gateway_with_queued_reads(
     try:
         wait_until(lambda: gateway._inbox.qsize() > 0, 10, "the port to open")
         gateway.step(timeout_s=0.01)
-        assert gateway.readers["A7"].connected
+        assert gateway.readers["AT-00000007"].connected
         frames = active_frames(_BURSTS * _PER_BURST)
         for b in range(_BURSTS):
             reader.write(b"".join(frames[b * _PER_BURST : (b + 1) * _PER_BURST]))
@@ -68,7 +68,7 @@ def test_a_step_at_its_item_limit_leaves_the_rest_queued(
     gateway_with_queued_reads: tuple[Gateway, int, int],
 ) -> None:
     gateway, chunks, frames = gateway_with_queued_reads
-    health = gateway.readers["A7"]
+    health = gateway.readers["AT-00000007"]
     steps = 0
     while not gateway._inbox.empty():
         gateway.step(timeout_s=0.01)
@@ -93,6 +93,6 @@ def test_stopping_spools_every_read_the_ports_had_read(
     stop.set()
     gateway.run(stop)
     assert gateway._inbox.empty()
-    assert gateway.readers["A7"].frames == frames
+    assert gateway.readers["AT-00000007"].frames == frames
     assert gateway.reads_accepted == frames
     assert gateway.normalizer.pending_reads == 0

@@ -27,7 +27,7 @@ def test_repeats_within_the_window_of_the_last_kept_read_are_dropped() -> None:
     [(_, batch)] = norm.take(now_us=0, force=True)
     assert [(t - T0_US) / 1e6 for t in batch.read_at_us.tolist()] == [0.0, 1.0, 2.2]
     # Another reader or antenna is another key.
-    assert norm.add([_read("AB", T0, reader="R2"), _read("AB", T0, antenna=2)], reader_id="R1") == 2
+    assert norm.add([_read("AB", T0, reader="R2"), _read("AB", T0, antenna=2, reader="R1")]) == 2
 
 
 @given(st.lists(st.integers(0, 5_000), min_size=1, max_size=60))

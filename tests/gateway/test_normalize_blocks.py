@@ -14,7 +14,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reader_gateway.pipeline import ClockEstimator, Normalizer
+from reader_gateway.pipeline import ClockEstimator, Normalizer, ReadWindow
 from reader_gateway.protocols.base import ReadBlock
 
 T0_US = int(datetime(2026, 11, 29, 6, 0, tzinfo=UTC).timestamp()) * 1_000_000
@@ -50,12 +50,13 @@ def _block(reads: list[tuple[str, str, int, int, int, int, bool]]) -> ReadBlock:
     )
 
 
-def _normalizer(shards: int, aliases: bool) -> Normalizer:
+def _normalizer(shards: int, aliases: bool, window: ReadWindow | None) -> Normalizer:
     return Normalizer(
         "gw",
         shard_count=shards,
         clock=ClockEstimator({"AT-00000002": 1.5}, min_samples=2),
         reader_aliases={"AT-0000000A": "pole-10"} if aliases else None,
+        read_window=window,
     )
 
 
@@ -73,7 +74,7 @@ def _state(norm: Normalizer) -> object:
         )
         for shard, b in sorted(norm.take(now_us=1, force=True), key=lambda sb: sb[0])
     ]
-    return batches, norm.clock.offsets_s()
+    return batches, norm.clock.offsets_s(), norm.counters.rejects
 
 
 @settings(max_examples=150, deadline=None)
@@ -82,23 +83,33 @@ def _state(norm: Normalizer) -> object:
     shards=st.sampled_from([1, 3]),
     aliases=st.booleans(),
     antenna_map=st.sampled_from([None, {1: 2, 2: 1}, {4: 7}]),
+    # The transport's reader: none (every read names its own), or one that frames naming
+    # other readers are refused against.
+    bound=st.sampled_from([None, "AT-00000001", "pole-10"]),
+    # Reads lie 0-30 s after T0 and arrive at T0 + 5 s: a narrow window refuses some.
+    window=st.sampled_from([None, ReadWindow(max_age_s=3.0, max_lead_s=12.0)]),
 )
 def test_a_block_normalizes_as_its_reads_do(
     blocks: list[list[tuple[str, str, int, int, int, int, bool]]],
     shards: int,
     aliases: bool,
     antenna_map: dict[int, int] | None,
+    bound: str | None,
+    window: ReadWindow | None,
 ) -> None:
-    by_block, by_read = _normalizer(shards, aliases), _normalizer(shards, aliases)
+    by_block = _normalizer(shards, aliases, window)
+    by_read = _normalizer(shards, aliases, window)
     for reads in blocks:
         block = _block(reads)
         kept = by_block.add_block(
-            block, reader_id="port", received_at=RECEIVED, antenna_map=antenna_map
+            block, reader_id=bound, received_at=RECEIVED, antenna_map=antenna_map
         )
-        assert kept == len(reads)
-        by_read.add(
-            block.tag_reads(), reader_id="port", received_at=RECEIVED, antenna_map=antenna_map
+        assert kept == by_read.add(
+            block.tag_reads(), reader_id=bound, received_at=RECEIVED, antenna_map=antenna_map
         )
+        refused = sum(r.reads for r in by_block.take_refusals())
+        assert refused == sum(r.reads for r in by_read.take_refusals())
+        assert kept + refused == len(reads)
         assert by_block.pending_reads == by_read.pending_reads
     assert _state(by_block) == _state(by_read)
 

@@ -71,7 +71,7 @@ metrics_port = {metrics_port}
 
 [[serial]]
 port = "{reader.link}"
-reader_id = "A7"
+reader_id = "AT-00000007"
 protocol = "tagtrail-active"
 """
     )

@@ -36,7 +36,11 @@ def test_stored_route_matches_ground_truth(db_url: str, mqtt_url: str, topic_pre
     now = START + timedelta(hours=options.hours)
     with psycopg.connect(db_url) as conn:
         load_registry(conn, sim, source="generated:test", id_hash_key=b"k" * 32)
-    with running_pipeline(settings, database_url=db_url, mqtt_url=mqtt_url) as pipe:
+    # A replay of a fixed morning: the gateway must accept reads that old.
+    replayed_s = (datetime.now(UTC) - START).total_seconds() + options.hours * 3600
+    with running_pipeline(
+        settings, database_url=db_url, mqtt_url=mqtt_url, simulated_s=replayed_s
+    ) as pipe:
         emitter = MqttEmitter(
             mqtt_url, topic_prefix=topic_prefix, client_id=f"sim-{uuid.uuid4().hex[:8]}"
         )
