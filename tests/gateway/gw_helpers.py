@@ -217,7 +217,9 @@ class RunningGateway:
     def __init__(self, config: GatewayConfig, mqtt_url: str) -> None:
         self.gateway = Gateway(config)
         prefix = config.topic_prefix
-        self.collector = Collector(mqtt_url, [f"{prefix}/reads/#"], f"c-{uuid.uuid4().hex[:8]}")
+        self.collector = Collector(
+            mqtt_url, [f"{prefix}/reads/#"], f"c-{uuid.uuid4().hex[:8]}", clean=True
+        )
         self.stop = threading.Event()
         self.runner = threading.Thread(target=self.gateway.run, args=(self.stop,))
         host, port = mqtt_url.removeprefix("mqtt://").rsplit(":", 1)
