@@ -6,8 +6,11 @@ Who may do what on the bus (``<p>`` is the topic prefix, default ``tagtrail/v1``
 |---|---|---|
 | reader ``<reader_id>`` | ``<p>/raw/<protocol>/<reader_id>`` (its own topic only) | nothing |
 | gateway | ``<p>/reads/#``, ``<p>/status/#`` | ``<p>/raw/#`` |
-| engine | ``<p>/alerts/#`` | ``<p>/reads/#`` |
+| engine | ``<p>/alerts/#`` | ``<p>/reads/#``, ``<p>/status/readers/#`` |
 | api | nothing | ``<p>/alerts/#``, ``<p>/status/#`` |
+
+An engine account reads reader status too: ``tagtrail engine`` runs the reader-status recorder
+(heartbeats into ``readers.last_heard_at``) on the engine's own connection settings.
 
 Readers get a ``pattern`` rule (``%u`` is the connecting user name), so adding a reader is
 adding its password, not editing the ACL. Mosquitto applies ``pattern`` rules to every account,
@@ -42,7 +45,10 @@ def render_acl(roster: BrokerRoster) -> str:
             roster.gateways,
             [("read", "raw/#"), ("write", "reads/#"), ("write", "status/#")],
         ),
-        "engine": (roster.engines, [("read", "reads/#"), ("write", "alerts/#")]),
+        "engine": (
+            roster.engines,
+            [("read", "reads/#"), ("read", "status/readers/#"), ("write", "alerts/#")],
+        ),
         "api": (roster.apis, [("read", "alerts/#"), ("read", "status/#")]),
     }
     for role, (users, rules) in grants.items():

@@ -35,6 +35,8 @@ ACCOUNTS = {
     "engine-0": "engine-secret",
     "api": "api-secret",
     "observer": "observer-secret",
+    "gw-site1": "site-gateway-secret",  # the accounts of deploy/mosquitto/tagtrail.acl.example
+    "engine-1": "engine-secret-1",
 }
 
 
@@ -100,8 +102,12 @@ def _port_open(port: int) -> bool:
 
 
 @contextmanager
-def secured_mosquitto() -> Iterator[SecuredBroker]:
-    """Start the secured broker; stop it and remove its files afterwards."""
+def secured_mosquitto(*, acl_text: str | None = None) -> Iterator[SecuredBroker]:
+    """Start the secured broker; stop it and remove its files afterwards.
+
+    ``acl_text`` replaces the generated ACL (and its observer account), e.g. with the file
+    the project ships.
+    """
     if shutil.which("mosquitto") is None or shutil.which("mosquitto_passwd") is None:
         raise RuntimeError("mosquitto and mosquitto_passwd must be installed (package mosquitto)")
     with tempfile.TemporaryDirectory(prefix="tagtrail-mosquitto-") as tmp:
@@ -113,7 +119,11 @@ def secured_mosquitto() -> Iterator[SecuredBroker]:
         acl = workdir / "acl"
         roster = BrokerRoster(prefix=PREFIX, gateways=["gw-1"], engines=["engine-0"], apis=["api"])
         # The observer exists only in the tests: it sees everything, to prove what was dropped.
-        acl.write_text(render_acl(roster) + f"\nuser observer\ntopic read {PREFIX}/#\n")
+        acl.write_text(
+            acl_text
+            if acl_text is not None
+            else render_acl(roster) + f"\nuser observer\ntopic read {PREFIX}/#\n"
+        )
         ca, cert, key = _write_test_ca(workdir)
         port, tls_port = free_port(), free_port()
         config = workdir / "mosquitto.conf"
