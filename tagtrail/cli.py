@@ -18,7 +18,7 @@ from tagtrail.commands import bench as bench_commands
 from tagtrail.commands import engine as engine_commands
 from tagtrail.commands import gateway as gateway_commands
 from tagtrail.commands import simulate as simulate_commands
-from tagtrail.runtime import err, services
+from tagtrail.runtime import database_services, err, services
 from tagtrail.settings import Settings
 
 app = typer.Typer(
@@ -47,11 +47,15 @@ def main(
 
 @db_app.command("migrate")
 def db_migrate() -> None:
-    """Apply pending schema migrations (idempotent; safe to run concurrently)."""
+    """Apply pending schema migrations (idempotent; safe to run concurrently).
+
+    Needs only the database (an embedded one if TAGTRAIL_DATABASE_URL is unset), never a
+    broker: a migration job must not bind the broker port nor depend on it.
+    """
     from track_engine.db.migrate import applied_versions, migrate
 
     settings = Settings()
-    with services(settings) as svc:
+    with database_services(settings) as svc:
         applied = migrate(svc.database_url)
         for m in applied:
             err.print(f"applied {m.version:04d}_{m.name}")
