@@ -489,9 +489,10 @@ class Stack:
 def gateway_toml(
     *, gateway_id: str, prefix: str, mqtt_url: str, spool_dir: Path, metrics_port: int,
     estimate_clock: bool = False, max_spool_bytes: int | None = None,
-    serial_port: Path | None = None,
+    serial_port: Path | None = None, max_read_lead_s: float | None = None,
 ) -> str:  # fmt: skip
     """A gateway configuration for the fault tests."""
+    lead = f"max_read_lead_s = {max_read_lead_s}\n" if max_read_lead_s else ""
     spool_budget = f"max_bytes = {max_spool_bytes}\nsegment_bytes = 16384\n"
     serial = (
         f'[[serial]]\nport = "{serial_port}"\nreader_id = "AT-00000007"\n'
@@ -519,7 +520,7 @@ dedupe_window_s = 0
 estimate = {"true" if estimate_clock else "false"}
 window = 16
 min_samples = 4
-
+{lead}
 [spool]
 dir = "{spool_dir}"
 {spool_budget if max_spool_bytes else ""}
@@ -535,6 +536,7 @@ def fault_stack(
     pg: PgCluster, workdir: Path, *, estimate_clock: bool = False,
     stream_kwargs: dict[str, object] | None = None, gap_s: float = 2.0,
     serial_port: Path | None = None, max_spool_bytes: int | None = None,
+    max_read_lead_s: float | None = None,
 ) -> Iterator[Stack]:  # fmt: skip
     """Start broker, database, engine and gateway; yield once a probe read went through."""
     name = f"faults_{workdir.name.lower()[-20:]}_{os.getpid()}_{int(time.time() * 1000) % 10**6}"
@@ -550,7 +552,7 @@ def fault_stack(
         gateway_toml(
             gateway_id="gw-faults", prefix=prefix, mqtt_url=broker.url, spool_dir=spool_dir,
             metrics_port=gw_metrics, estimate_clock=estimate_clock, serial_port=serial_port,
-            max_spool_bytes=max_spool_bytes,
+            max_spool_bytes=max_spool_bytes, max_read_lead_s=max_read_lead_s,
         )
     )  # fmt: skip
     env = {
