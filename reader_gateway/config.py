@@ -69,13 +69,19 @@ class BrokerConfig(_Strict):
 
 
 class SerialPortConfig(_Strict):
-    """One serial reader: device path (or a stable symlink such as /dev/serial/by-id/...)."""
+    """One serial reader (or a bus of them): device path (or a stable symlink such as
+    /dev/serial/by-id/...). Its reads are filed under ``reader_id``; frames naming another
+    reader are refused unless ``frame_readers`` admits that reader."""
 
     port: str = Field(min_length=1)
     reader_id: _ReaderId
     protocol: str
     baud: int = Field(default=115200, gt=0)
     antenna_map: dict[int, int] = Field(default_factory=dict)
+    # A bus (RS-485 concentrator) carrying several readers' frames: the readers (shell
+    # patterns, after reader_aliases) its frames may name besides reader_id. Empty: the port
+    # is that one reader, and frames naming another are refused as reader_id_mismatch.
+    frame_readers: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
     reopen_min_s: float = Field(default=0.2, gt=0)
     reopen_max_s: float = Field(default=5.0, gt=0)
 

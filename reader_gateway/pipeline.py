@@ -13,6 +13,7 @@ reason and handed to the transport as :class:`Refusal` records (:meth:`Normalize
 
 from __future__ import annotations
 
+import fnmatch
 import statistics
 from collections import Counter, defaultdict, deque
 from collections.abc import Iterable, Mapping, Sequence
@@ -186,6 +187,7 @@ class Normalizer:
         reader_id: str | None = None,
         received_at: datetime | None = None,
         antenna_map: Mapping[int, int] | None = None,
+        may_name: Sequence[str] = (),
     ) -> int:
         """Normalize reads; return how many were kept (not refused, not duplicates).
 
@@ -195,7 +197,9 @@ class Normalizer:
         name. Without it (offline tools) each read must name its reader. ``received_at`` (when
         the transport received these reads, the gateway's clock) feeds the clock estimator and
         is what the accepted read window is measured from. ``antenna_map`` renumbers antenna
-        ports (e.g. a reader wired with its ports in another order).
+        ports (e.g. a reader wired with its ports in another order). ``may_name`` lists the
+        readers (shell patterns, after aliases) the transport's frames may name besides its
+        own: a serial bus that carries several readers' frames; those reads keep their names.
         """
         if not reads:
             return 0
@@ -203,14 +207,16 @@ class Normalizer:
         rids = [bound if not read.reader_id else self._reader(read.reader_id) for read in reads]
         if bound is None and None in rids:
             raise ValueError("a read without a reader id needs the transport's reader_id")
-        if bound is not None and any(rid != bound for rid in rids):
-            named = sorted(
-                {str(r.reader_id) for r, rid in zip(reads, rids, strict=True) if rid != bound}
+        foreign = set() if bound is None else _foreign(set(map(str, rids)), bound, may_name)
+        if foreign:
+            own = [rid not in foreign for rid in rids]
+            named = sorted({str(r.reader_id) for r, ok in zip(reads, own, strict=True) if not ok})
+            refused = own.count(False)
+            self._refuse(
+                str(bound), REFUSED_FOREIGN_READER, refused, _foreign_detail(named, str(bound))
             )
-            foreign = sum(rid != bound for rid in rids)
-            self._refuse(bound, REFUSED_FOREIGN_READER, foreign, _foreign_detail(named, bound))
-            reads = [read for read, rid in zip(reads, rids, strict=True) if rid == bound]
-            rids = [bound] * len(reads)
+            reads = [read for read, ok in zip(reads, own, strict=True) if ok]
+            rids = [rid for rid, ok in zip(rids, own, strict=True) if ok]
             if not reads:
                 return 0
         names = [str(rid) for rid in rids]
@@ -280,6 +286,7 @@ class Normalizer:
         reader_id: str | None = None,
         received_at: datetime | None = None,
         antenna_map: Mapping[int, int] | None = None,
+        may_name: Sequence[str] = (),
     ) -> int:
         """:meth:`add` for a decoder's :class:`ReadBlock`, with numpy instead of a loop.
 
@@ -295,6 +302,7 @@ class Normalizer:
                 reader_id=reader_id,
                 received_at=received_at,
                 antenna_map=antenna_map,
+                may_name=may_name,
             )
         # Per reader of the block (a few hundred at most), not per read: its name after
         # aliases, its code, its newest time (for the clock) and its clock offset.
@@ -302,8 +310,9 @@ class Normalizer:
         names = [self._reader(r) if r else bound for r in block.readers]
         if bound is None and None in names:
             raise ValueError("a read without a reader id needs the transport's reader_id")
-        if bound is not None and any(name != bound for name in names):
-            foreign = [k for k, name in enumerate(names) if name != bound]
+        not_own = set() if bound is None else _foreign(set(map(str, names)), bound, may_name)
+        if bound is not None and not_own:
+            foreign = [k for k, name in enumerate(names) if name in not_own]
             own = ~np.isin(block.reader, foreign)
             named = sorted({block.readers[k] for k in foreign})
             refused = n - int(np.count_nonzero(own))
@@ -496,6 +505,15 @@ class Normalizer:
             self._pending_reads -= cols.reads
             del self._open[shard]
         return out
+
+
+def _foreign(names: set[str], bound: str, may_name: Sequence[str]) -> set[str]:
+    """The names (after aliases) a transport bound to ``bound`` may not file reads under."""
+    return {
+        name
+        for name in names
+        if name != bound and not any(fnmatch.fnmatchcase(name, p) for p in may_name)
+    }
 
 
 def _foreign_detail(named: Sequence[str], bound: str) -> str:

@@ -15,13 +15,14 @@ Steps of one turn of :meth:`Gateway.step`, in order:
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import queue
 import struct
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -113,6 +114,7 @@ class Gateway:
         self._serial_names = {
             config.reader_aliases.get(s.reader_id, s.reader_id) for s in config.serial
         }
+        self._serial_buses = [p for s in config.serial for p in s.frame_readers]
         self.batches_out = 0
         self.reads_out = 0
         self._inbox: queue.Queue[Any] = queue.Queue()
@@ -274,7 +276,14 @@ class Gateway:
             self._handle_raw(item)
         elif isinstance(item, SerialChunk):
             cfg = item.config
-            self._apply(cfg.reader_id, cfg.protocol, item.result, item.received_at, cfg.antenna_map)
+            self._apply(
+                cfg.reader_id,
+                cfg.protocol,
+                item.result,
+                item.received_at,
+                cfg.antenna_map,
+                may_name=cfg.frame_readers,
+            )
         else:
             health = self._health(item.config.reader_id, item.config.protocol)
             health.connected = item.connected
@@ -295,7 +304,7 @@ class Gateway:
             if decoder is None:
                 decoder = self._decoders[(protocol, reader_id)] = make_decoder(protocol)
             result = decoder.decode(raw.payload, raw.received_at)
-        self._apply(reader_id, protocol, result, raw.received_at, antenna_map, raw.payload)
+        self._apply(reader_id, protocol, result, raw.received_at, antenna_map, raw=raw.payload)
 
     def _subscription(self, topic: str) -> MqttSubscriptionConfig | None:
         for sub in self.config.mqtt:
@@ -316,7 +325,9 @@ class Gateway:
         result: DecodeResult,
         received_at: datetime,
         antenna_map: dict[int, int],
+        *,
         raw: bytes = b"",
+        may_name: Sequence[str] = (),
     ) -> None:
         health = self._health(reader_id, protocol)
         health.messages += 1
@@ -338,13 +349,18 @@ class Gateway:
             kept = 0
             for block in result.blocks:
                 kept += norm.add_block(
-                    block, reader_id=reader_id, received_at=received_at, antenna_map=antenna_map
+                    block,
+                    reader_id=reader_id,
+                    received_at=received_at,
+                    antenna_map=antenna_map,
+                    may_name=may_name,
                 )
             kept += norm.add(
                 result.reads,
                 reader_id=reader_id,
                 received_at=received_at,
                 antenna_map=antenna_map,
+                may_name=may_name,
             )
         except ValueError as exc:  # a read no reader id can be given to: a config mistake
             health.rejects["no_reader_id"] += reads
@@ -485,6 +501,12 @@ class Gateway:
             spooled += 1
         return spooled, refusal
 
+    def _from_serial_port(self, name: str) -> bool:
+        """Whether a reader's reads reach this gateway through a serial port."""
+        return name in self._serial_names or any(
+            fnmatch.fnmatchcase(name, pattern) for pattern in self._serial_buses
+        )
+
     def _flush_read_counts(self) -> None:
         """Move accepted-read counts into the per-reader metric (every status check: one
         label lookup per reader then, instead of one per reader per batch)."""
@@ -502,7 +524,7 @@ class Gateway:
         for _, batch in batches:
             counts = np.bincount(batch.reader, minlength=len(batch.readers)).tolist()
             for name, count in zip(batch.readers, counts, strict=True):
-                if name in self._serial_names:
+                if self._from_serial_port(name):
                     lost[name] += count
                 else:
                     deferred += count

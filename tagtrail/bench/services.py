@@ -51,6 +51,8 @@ def _gateway_toml(
     serial = "".join(
         f'\n[[serial]]\nport = "{p}"\nreader_id = "{gateway_id}-pty{i}"\n'
         f'protocol = "tagtrail-active"\nbaud = 115200\n'
+        # Each pty is a bus carrying many active readers' frames (the workload's AT-… ids).
+        'frame_readers = ["AT-*"]\n'
         for i, p in enumerate(ports)
     )
     return (

@@ -30,7 +30,8 @@ from gw_helpers import (
 from reader_gateway.protocols import tagtrail_active
 from reader_gateway.protocols.impinj_iot import encode_tag_inventory_event
 from reader_gateway.protocols.zebra_iotc import encode_tag_data_event
-from reader_gateway.transport.gateway import Gateway
+from reader_gateway.transport.gateway import Gateway, decode_record
+from reader_gateway.wire import decode_batch
 
 
 @pytest.fixture
@@ -125,6 +126,45 @@ def test_serial_frames_naming_another_reader_are_refused_not_stored(tmp_path: Pa
         assert gateway.reads_accepted == 25
         assert health.rejects["reader_id_mismatch"] == 40
         assert "AT-00000008" not in gateway.readers
+    finally:
+        stop.set()
+        if runner.is_alive():
+            runner.join(10)
+        gateway.close()
+        reader.close()
+
+
+def test_a_serial_bus_files_each_reader_it_admits_under_its_own_name(tmp_path: Path) -> None:
+    """An RS-485 bus carries several active readers' frames: ``frame_readers`` admits them (each
+    read under the reader its frame names); a reader outside the patterns is still refused."""
+    reader = PtyReader(tmp_path / "by-id-bus")
+    base = spool_only_config(tmp_path, reader.link, gateway_id="gw-bus", max_delay_s=0.05)
+    port = base.serial[0].model_copy(
+        update={"reader_id": "BUS-1", "frame_readers": ["AT-0000000?"]}
+    )
+    gateway = Gateway(base.model_copy(update={"serial": [port]}))
+    stop = threading.Event()
+    runner = threading.Thread(target=gateway.run, args=(stop,))
+    try:
+        gateway.start()
+        runner.start()
+        assert gateway.wait_until(lambda: gateway.readers["BUS-1"].connected, 10)
+        reader.write(b"".join(active_frames(20, reader_id=7)))
+        reader.write(b"".join(active_frames(20, start=20, reader_id=9)))
+        reader.write(b"".join(active_frames(15, start=40, reader_id=0x100)))  # AT-00000100
+        health = gateway.readers["BUS-1"]
+        assert gateway.wait_until(
+            lambda: gateway.reads_accepted + health.rejects["reader_id_mismatch"] == 55, 10
+        ), (gateway.reads_accepted, health.rejects)
+        assert gateway.reads_accepted == 40
+        assert health.rejects["reader_id_mismatch"] == 15
+        stop.set()  # the gateway thread stops before this one reads its spool
+        runner.join(10)
+        spooled = gateway.spool.take_unsent(100)
+        names = set()
+        for record in spooled:
+            names |= set(decode_batch(decode_record(record.payload)[2]).reader_ids().tolist())
+        assert names == {"AT-00000007", "AT-00000009"}
     finally:
         stop.set()
         if runner.is_alive():
