@@ -2,11 +2,14 @@
 
 Steps of one turn of :meth:`Gateway.step`, in order:
 1. take what the transports queued (raw MQTT messages; serial chunks, decoded on their thread);
-2. decode raw messages, count frames/rejects per reader, normalize the reads;
+2. decode raw messages, count frames/rejects per reader, normalize the reads (each bound to
+   the reader its topic or port proves; refusals counted and logged);
 3. cut batches when one is full, the oldest pending read waited ``max_delay_s``, or raw
    messages are waiting for their acknowledgement and nothing else is queued;
    append them to the spool with one fsync, and only then acknowledge the raw messages
-   (a read counts as accepted once it is spooled);
+   (a read counts as accepted once it is spooled); when the spool cannot write, the cut's
+   raw messages stay unacknowledged (the broker keeps them) and are handled again every
+   ``_HOLD_RETRY_S``;
 4. process PUBACKs: acknowledged records leave the spool;
 5. publish unsent spool records in order while fewer than ``max_inflight`` are unacknowledged
    (and only while connected: what is not in flight waits on disk, not in paho's memory);
