@@ -140,6 +140,8 @@ class SpoolConfig(_Strict):
     dir: Path
     max_bytes: int = Field(default=1 << 30, ge=1 << 16)
     segment_bytes: int = Field(default=4 << 20, ge=1 << 12)
+    # Refused reader input kept as evidence (quarantine.ndjson in dir, one older file beside).
+    quarantine_max_bytes: int = Field(default=16 << 20, ge=1 << 12)
 
 
 class HealthConfig(_Strict):

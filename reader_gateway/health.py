@@ -128,6 +128,11 @@ class GatewayMetrics:
             "Raw reader messages held unacknowledged until the spool can write",
             registry=r,
         )
+        self.quarantine_errors = PromCounter(
+            "tagtrail_gateway_quarantine_write_errors",
+            "Refusals the quarantine file could not take (still counted in rejects)",
+            registry=r,
+        )
         self.spool_corrupt = Gauge(
             "tagtrail_gateway_spool_corrupt_segments",
             "Segments found corrupt at start",

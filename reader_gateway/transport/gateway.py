@@ -37,6 +37,7 @@ from reader_gateway.health import GatewayMetrics, ReaderHealth, Status
 from reader_gateway.pipeline import ClockEstimator, Normalizer, ReadWindow
 from reader_gateway.protocols import DECODERS, make_decoder
 from reader_gateway.protocols.base import Decoder, DecodeResult, PayloadError, Reject
+from reader_gateway.quarantine import Quarantine, QuarantineEntry
 from reader_gateway.spool import Spool, SpoolError, SpoolFullError
 from reader_gateway.transport.mqtt_link import (
     MqttLink,
@@ -102,6 +103,7 @@ class Gateway:
             segment_bytes=config.spool.segment_bytes,
         )
         self.metrics.spool_corrupt.set(self.spool.corrupt_segments)
+        self.quarantine = Quarantine(config.spool.dir, max_bytes=config.spool.quarantine_max_bytes)
         self.readers: dict[str, ReaderHealth] = {
             s.reader_id: ReaderHealth(s.reader_id, s.protocol, connected=False)
             for s in config.serial
@@ -344,6 +346,9 @@ class Gateway:
         for rej in result.rejects:
             health.rejects[rej.reason] += 1
             self.metrics.rejects.labels(reader_id, rej.reason).inc()
+            self._quarantine(
+                QuarantineEntry(received_at, reader_id, rej.reason, 0, str(rej.error), rej.raw)
+            )
             log.info("reader %s: rejected %d bytes: %s", reader_id, len(rej.raw), rej.error)
         if not reads:
             return
@@ -369,7 +374,7 @@ class Gateway:
             health.rejects["no_reader_id"] += reads
             log.error("reader %s: %s", reader_id, exc)
             return
-        refused = self._count_refusals(health, raw)
+        refused = self._count_refusals(health, raw, received_at)
         health.reads += kept
         health.duplicates += reads - kept - refused
         # Every read kept is the transport's reader's (reads naming another were refused), so
@@ -380,13 +385,13 @@ class Gateway:
         if kept and self._pending_since is None:
             self._pending_since = time.monotonic()
 
-    def _count_refusals(self, health: ReaderHealth, raw: bytes) -> int:
-        """Count, log and quarantine what normalization refused; return how many reads.
+    def _count_refusals(self, health: ReaderHealth, raw: bytes, received_at: datetime) -> int:
+        """Count, quarantine and log what normalization refused; return how many reads.
 
-        The log line is the quarantine: reader, reason, what was wrong and the message's bytes
-        (a forged message is evidence), at most one line per reader and reason every
-        ``_REFUSAL_LOG_EVERY_S`` so that a hostile reader cannot flood the log; the counters
-        count every read.
+        Every refusal goes to the quarantine file with the message's bytes (a forged message
+        is evidence; a serial chunk's bytes are not kept, the detail says what was wrong). The
+        log line says the same at most once per reader and reason every
+        ``_REFUSAL_LOG_EVERY_S``, so that a hostile reader cannot flood the log.
         """
         refused = 0
         now = time.monotonic()
@@ -394,6 +399,12 @@ class Gateway:
             refused += refusal.reads
             health.rejects[refusal.reason] += refusal.reads
             self.metrics.rejects.labels(health.reader_id, refusal.reason).inc(refusal.reads)
+            self._quarantine(
+                QuarantineEntry(
+                    received_at, health.reader_id, refusal.reason, refusal.reads,
+                    refusal.detail, raw,
+                )
+            )  # fmt: skip
             key = (health.reader_id, refusal.reason)
             if now < self._next_quarantine_log.get(key, 0.0):
                 continue  # counted; one line per reader and reason per interval is enough
@@ -407,6 +418,12 @@ class Gateway:
                 raw[:_QUARANTINE_LOG_BYTES].hex() if raw else "(serial chunk)",
             )
         return refused
+
+    def _quarantine(self, entry: QuarantineEntry) -> None:
+        failed = self.quarantine.failed
+        self.quarantine.add(entry)
+        if self.quarantine.failed > failed:
+            self.metrics.quarantine_errors.inc()
 
     # -- spooling ------------------------------------------------------------------------------
 

@@ -65,6 +65,11 @@ def test_reads_dated_2099_or_2000_are_quarantined_buffered_hours_old_ones_publis
     assert gateway.readers["R0001"].rejects["read_at_out_of_window"] == 4
     assert running.rejects("R0001", "read_at_out_of_window") == 4
     assert "read at 2099-01-01T00:00:00+00:00 (corrected)" in caplog.text
+    quarantined = [
+        e for e in gateway.quarantine.entries() if e["reason"] == "read_at_out_of_window"
+    ]
+    assert sum(int(str(e["reads"])) for e in quarantined) == 4
+    assert any("2000-01-01T00:00:00+00:00" in str(e["detail"]) for e in quarantined)
 
 
 def test_the_window_is_measured_after_clock_correction() -> None:

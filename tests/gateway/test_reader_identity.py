@@ -11,6 +11,7 @@ port is bound to its configured reader the same way.
 
 from __future__ import annotations
 
+import base64
 import logging
 import threading
 from collections.abc import Iterator
@@ -100,8 +101,15 @@ def test_reader_r0001_cannot_file_reads_under_another_reader_by_naming_it(
     assert gateway.readers["R0001"].rejects["reader_id_mismatch"] == 20
     assert running.rejects("R0001", "reader_id_mismatch") == 20
     assert gateway.readers["R0001"].duplicates == 0
-    # The quarantine line (one per reader and reason per 10 s) names what the first forged
-    # message claimed and carries its bytes.
+    # Every forged message is in the quarantine with its bytes, as evidence.
+    quarantined = [e for e in gateway.quarantine.entries() if e["reason"] == "reader_id_mismatch"]
+    assert sum(int(str(e["reads"])) for e in quarantined) == 20
+    assert {e["reader_id"] for e in quarantined} == {"R0001"}
+    claims = b"".join(base64.b64decode(str(e["raw_b64"])) for e in quarantined)
+    assert b'"hostname":"POLICE-HQ-GATE"' in claims
+    assert b'"hostName":"R0002"' in claims
+    # The log line (one per reader and reason per 10 s) names what the first forged message
+    # claimed and carries its bytes.
     assert "the message names reader 'R0002', but came from reader 'R0001'" in caplog.text
     assert b'"hostname":"R0002"'.hex() in caplog.text
 
