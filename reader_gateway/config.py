@@ -130,8 +130,9 @@ class ClockConfig(_Strict):
     estimate: bool = True
     window: int = Field(default=64, ge=1, le=10_000)
     min_samples: int = Field(default=8, ge=1)
-    max_read_age_s: float = Field(default=DEFAULT_MAX_READ_AGE_S, gt=0, le=366 * 86_400)
-    max_read_lead_s: float = Field(default=DEFAULT_MAX_READ_LEAD_S, gt=0, le=366 * 86_400)
+    # Up to ten years: wide windows are for replaying recorded or simulated days.
+    max_read_age_s: float = Field(default=DEFAULT_MAX_READ_AGE_S, gt=0, le=3653 * 86_400)
+    max_read_lead_s: float = Field(default=DEFAULT_MAX_READ_LEAD_S, gt=0, le=3653 * 86_400)
 
 
 class SpoolConfig(_Strict):
