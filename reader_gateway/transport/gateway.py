@@ -295,7 +295,7 @@ class Gateway:
             self.metrics.port_open.labels(item.config.reader_id).set(1 if item.connected else 0)
             self._next_status_check = 0.0  # publish the change now
 
-    def _handle_raw(self, raw: RawMessage) -> None:
+    def _handle_raw(self, raw: RawMessage, *, replay: bool = False) -> None:
         sub = self._subscription(raw.topic)
         parts = raw.topic.split("/")
         protocol = (sub.protocol if sub else None) or (parts[-2] if len(parts) > 1 else "")
@@ -309,7 +309,15 @@ class Gateway:
             if decoder is None:
                 decoder = self._decoders[(protocol, reader_id)] = make_decoder(protocol)
             result = decoder.decode(raw.payload, raw.received_at)
-        self._apply(reader_id, protocol, result, raw.received_at, antenna_map, raw=raw.payload)
+        self._apply(
+            reader_id,
+            protocol,
+            result,
+            raw.received_at,
+            antenna_map,
+            raw=raw.payload,
+            replay=replay,
+        )
 
     def _subscription(self, topic: str) -> MqttSubscriptionConfig | None:
         for sub in self.config.mqtt:
@@ -333,23 +341,14 @@ class Gateway:
         *,
         raw: bytes = b"",
         may_name: Sequence[str] = (),
+        replay: bool = False,
     ) -> None:
+        """Count a decoded message or chunk per reader and normalize its reads. A ``replay``
+        (a held message handled again) only normalizes: it was counted the first time."""
         health = self._health(reader_id, protocol)
-        health.messages += 1
         reads = result.read_count
-        frames = reads + len(result.events) + len(result.rejects)
-        if frames:
-            health.frames += frames
-            health.last_heard_s = received_at.timestamp()
-            self.metrics.frames.labels(reader_id).inc(frames)
-            self.metrics.last_heard.labels(reader_id).set(health.last_heard_s)
-        for rej in result.rejects:
-            health.rejects[rej.reason] += 1
-            self.metrics.rejects.labels(reader_id, rej.reason).inc()
-            self._quarantine(
-                QuarantineEntry(received_at, reader_id, rej.reason, 0, str(rej.error), rej.raw)
-            )
-            log.info("reader %s: rejected %d bytes: %s", reader_id, len(rej.raw), rej.error)
+        if not replay:
+            self._count_decoded(health, result, received_at)
         if not reads:
             return
         norm = self.normalizer
@@ -374,16 +373,39 @@ class Gateway:
             health.rejects["no_reader_id"] += reads
             log.error("reader %s: %s", reader_id, exc)
             return
-        refused = self._count_refusals(health, raw, received_at)
-        health.reads += kept
-        health.duplicates += reads - kept - refused
+        if replay:
+            norm.take_refusals()  # counted and quarantined the first time
+        else:
+            refused = self._count_refusals(health, raw, received_at)
+            health.reads += kept
+            health.duplicates += reads - kept - refused
+            self.metrics.duplicates.labels(reader_id).inc(reads - kept - refused)
         # Every read kept is the transport's reader's (reads naming another were refused), so
         # the clock offset to show is that reader's.
         own = norm.reader_aliases.get(reader_id, reader_id)
         health.clock_offset_s = norm.clock.offset_us(own) / 1e6
-        self.metrics.duplicates.labels(reader_id).inc(reads - kept - refused)
         if kept and self._pending_since is None:
             self._pending_since = time.monotonic()
+
+    def _count_decoded(
+        self, health: ReaderHealth, result: DecodeResult, received_at: datetime
+    ) -> None:
+        """Count a message's frames and quarantine its rejects, per reader."""
+        reader_id = health.reader_id
+        health.messages += 1
+        frames = result.read_count + len(result.events) + len(result.rejects)
+        if frames:
+            health.frames += frames
+            health.last_heard_s = received_at.timestamp()
+            self.metrics.frames.labels(reader_id).inc(frames)
+            self.metrics.last_heard.labels(reader_id).set(health.last_heard_s)
+        for rej in result.rejects:
+            health.rejects[rej.reason] += 1
+            self.metrics.rejects.labels(reader_id, rej.reason).inc()
+            self._quarantine(
+                QuarantineEntry(received_at, reader_id, rej.reason, 0, str(rej.error), rej.raw)
+            )
+            log.info("reader %s: rejected %d bytes: %s", reader_id, len(rej.raw), rej.error)
 
     def _count_refusals(self, health: ReaderHealth, raw: bytes, received_at: datetime) -> int:
         """Count, quarantine and log what normalization refused; return how many reads.
@@ -493,7 +515,7 @@ class Gateway:
         held, self._held = self._held, []
         for raw in held:
             self._unacked_raw.append(raw)
-            self._handle_raw(raw)
+            self._handle_raw(raw, replay=True)
         self._cut()
         self.metrics.raw_held.set(len(self._held))
 

@@ -162,6 +162,10 @@ def test_disk_full_holds_raw_messages_unacked_and_spools_them_once_space_is_free
         full_disk.free()
         wait_until(lambda: _tags_out(collector) == tags, 15, "every read once the disk had room")
         assert gateway.wait_until(gateway.idle, 10)  # held messages acknowledged at last
+        # Handled again, a held message is not counted again.
+        health = gateway.readers["R0001"]
+        assert health.messages == gateway.messages_in == _MESSAGES
+        assert health.reads == _MESSAGES
     finally:
         _stop(gateway, stop, runner)
         collector.close()
