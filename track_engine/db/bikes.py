@@ -274,9 +274,22 @@ def retag(conn: psycopg.Connection, *, bike_id: int, tag_id: str) -> str | None:
     return old
 
 
-def change_owner(conn: psycopg.Connection, *, bike_id: int, owner_id: int) -> None:
-    """Hand the bike to another owner (the previous owner's residents lose sight of it)."""
-    conn.execute("UPDATE bikes SET owner_id = %s WHERE bike_id = %s", (owner_id, bike_id))
+def change_owner(conn: psycopg.Connection, *, bike_id: int, owner_id: int) -> list[int]:
+    """Hand the bike to another owner from now on (``owner_since``: the new owner's residents
+    see its alerts from this moment only, the previous owner's lose sight of it) and disarm the
+    "alert me" watches armed until now; returns their ids (for the caller's audit entries)."""
+    conn.execute(
+        "UPDATE bikes SET owner_id = %s, owner_since = now() WHERE bike_id = %s",
+        (owner_id, bike_id),
+    )
+    closed = conn.execute(
+        "UPDATE watches SET closed_at = now() "
+        "WHERE bike_id = %s AND kind = 'armed' AND closed_at IS NULL RETURNING watch_id",
+        (bike_id,),
+    ).fetchall()
+    if closed:
+        conn.execute("NOTIFY tagtrail_watches")
+    return sorted(int(row[0]) for row in closed)
 
 
 def deregister(conn: psycopg.Connection, *, bike_id: int) -> None:
