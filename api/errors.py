@@ -88,7 +88,24 @@ class LookupNotFoundError(NotFoundError):
     def __init__(self, message: str, *, record: audit.AuditRow) -> None:
         super().__init__(message)
         detail = {**record.detail, "outcome": "not found", "answer": message}
-        self.record = dataclasses.replace(record, detail=detail)
+        # What was asked is recorded as asked, but PostgreSQL text holds no NUL: spelled out.
+        self.record = dataclasses.replace(
+            record,
+            subject=_storable(record.subject),
+            reason=_storable(record.reason),
+            detail=_storable(detail),
+        )
+
+
+def _storable(value: Any) -> Any:
+    """``value`` with NUL characters spelled ``\\x00`` (in strings, dicts and lists)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\\x00")
+    if isinstance(value, dict):
+        return {k: _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    return value
 
 
 class TooManyRequestsError(ApiError):

@@ -299,6 +299,17 @@ def test_lookups_that_find_nothing_are_audited_with_who_looked_for_what(
         assert detail["answer"] == answer.json()["detail"]
 
 
+def test_a_miss_with_a_nul_in_the_plate_is_audited_with_the_nul_spelled_out(
+    api_db: str, client: TestClient, headers: H
+) -> None:
+    answer = client.get(
+        "/api/v1/routes/A%00B", params={"reason": GOOD_REASON}, headers=headers["officer"]
+    )
+    assert answer.status_code == 404, answer.text
+    [row] = _audit(api_db, "action = 'route.view' AND subject = %s", "plate:A\\x00B")
+    assert row[6]["plate"] == "A\\x00B"
+
+
 # --- (e) the map's reader positions -----------------------------------------------------------
 
 
