@@ -103,6 +103,21 @@ def test_new_owner_sees_only_alerts_since_the_handover_and_the_old_watch_is_disa
     old_watch = armed.json()["watch_id"]
     _alert(api_db, old_watch, "R2")
     assert client.get("/api/v1/alerts/mine", headers=old).json()["total"] == 1
+    # An earlier theft of the previous owner's, with where it happened, recovered since.
+    reported = client.post(
+        "/api/v1/thefts",
+        json={
+            "bike_id": bike_id,
+            "stolen_at": (datetime.now(UTC) - timedelta(days=2)).isoformat(),
+            "place": "outside the previous owner's flat",
+        },
+        headers=old,
+    )
+    assert reported.status_code == 201, reported.text
+    old_theft = reported.json()["theft_id"]
+    back = client.post(f"/api/v1/thefts/{old_theft}/recover", json={}, headers=headers["officer"])
+    assert back.status_code == 200, back.text
+    assert client.get(f"/api/v1/thefts/{old_theft}", headers=old).status_code == 200
 
     handed = client.post(
         f"/api/v1/bikes/{bike_id}/owner",
@@ -114,6 +129,7 @@ def test_new_owner_sees_only_alerts_since_the_handover_and_the_old_watch_is_disa
     assert client.get("/api/v1/alerts/mine", headers=new).json()["total"] == 0
     # ...and the previous owner's "alert me" is disarmed, on record.
     assert client.get(f"/api/v1/bikes/{bike_id}/watches", headers=new).json() == []
+    assert client.get(f"/api/v1/thefts/{old_theft}", headers=new).status_code == 404
     disarmed = _audit(api_db, "action = 'watch.disarm' AND subject = %s", f"watch:{old_watch}")
     assert len(disarmed) == 1
     actor, _, _, audited_bike, _, _, detail = disarmed[0]

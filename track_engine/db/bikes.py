@@ -47,6 +47,7 @@ class BikeDetail:
     plate: str | None
     registered_at: datetime
     deregistered_at: datetime | None
+    owner_since: datetime  # when the current owner became the owner (registration or change)
     tags: list[TagBinding] = field(default_factory=list)
     theft: OpenTheft | None = None
 
@@ -56,7 +57,8 @@ _DETAIL = """SELECT b.bike_id, b.owner_id, o.name AS owner_name, o.phone AS owne
                     b.brand, b.model, b.colour, b.frame_number, b.motor_number, b.photo_url,
                     (SELECT p.plate FROM plates p WHERE p.bike_id = b.bike_id
                      ORDER BY upper_inf(p.valid) DESC, lower(p.valid) DESC LIMIT 1) AS plate,
-                    b.registered_at, b.deregistered_at
+                    b.registered_at, b.deregistered_at,
+                    coalesce(b.owner_since, b.registered_at) AS owner_since
              FROM bikes b JOIN owners o USING (owner_id)"""
 
 
