@@ -71,18 +71,21 @@ def rekey_identifiers(conn: psycopg.Connection) -> RekeyReport:
                 (new_frame,),
             ).fetchone()
             _collision(conn, report, bike_id, "frame_number", frame, new_frame, held)
+    # Rows are named by their values (plates has no key; no ctid, which Citus cannot route).
     plates = conn.execute(
-        f"""SELECT ctid::text, plate, plate_key, bike_id FROM plates
+        f"""SELECT plate, plate_key, bike_id, valid FROM plates
             WHERE {_may_change(("plate",))} ORDER BY bike_id, lower(valid)"""
     ).fetchall()
-    for ctid, plate, plate_key, bike_id in plates:
+    for plate, plate_key, bike_id, valid in plates:
         new_key = normalize_plate(plate)
         if new_key == plate_key:
             continue
         try:
             with conn.transaction():
                 conn.execute(
-                    "UPDATE plates SET plate_key = %s WHERE ctid = %s::tid", (new_key, ctid)
+                    "UPDATE plates SET plate_key = %s "
+                    "WHERE bike_id = %s AND plate = %s AND plate_key = %s AND valid = %s",
+                    (new_key, bike_id, plate, plate_key, valid),
                 )
             report.plates += 1
         except psycopg.errors.IntegrityError:
