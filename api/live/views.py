@@ -12,7 +12,7 @@ from pydantic import AwareDatetime
 
 from api.deps import ConfigDep, ConnDep, DutyDeskDep, IdPath, NetworkDep, OfficerDep, PoolDep
 from api.errors import LookupNotFoundError
-from api.grounds import check_case, check_reason, clean_reason
+from api.grounds import check_case, check_reason
 from api.live.listener import LiveHub
 from api.live.service import (
     Cursor,
@@ -189,20 +189,22 @@ def live_alerts(
     happen. Resuming (``Last-Event-ID``) replays what was raised meanwhile, at most the last
     ``live_replay_max_s`` (10 minutes by default), and needs a case number or a reason like
     any location lookup; its audit entry says what was replayed. Roles: admin, officer."""
+    # A fresh stream needs no grounds (it shows what happens from now on), but grounds given
+    # are checked like any; a resume replays the past, so it needs them.
+    resume = bool(last_event_id)
     record = audit.AuditRow(
         actor=principal.username,
         role=principal.role,
         action="live.alerts",
-        reason=clean_reason(reason),
+        reason=check_reason(reason, case_number) if resume or reason.strip() else "",
         case_number=case_number,
         remote_addr=principal.remote_addr,
     )
+    check_case(conn, record)
     since: datetime | None = None
-    if last_event_id is None:
+    if not last_event_id:
         cursor = start_cursor(conn, last_event_id=None, since=None, desk=True)
     else:
-        record = dataclasses.replace(record, reason=check_reason(reason, case_number))
-        check_case(conn, record)
         since = datetime.now(UTC) - timedelta(seconds=config.live_replay_max_s)
         cursor, replay = resume_desk(conn, Cursor.parse(last_event_id), since=since)
         record = dataclasses.replace(

@@ -193,6 +193,10 @@ def test_desk_replay_needs_grounds_reaches_back_ten_minutes_and_is_audited_with_
     assert "case number or a reason" in refused.json()["detail"]
     meaningless = client.get("/api/v1/live/alerts", params={**short, "reason": "x"}, headers=replay)
     assert meaningless.status_code == 422, meaningless.text
+    no_case = {**short, "case_number": "HZ-NOPE-7"}
+    for asked in (replay, headers["admin"]):  # a case given must exist, resume or not
+        missing = client.get("/api/v1/live/alerts", params=no_case, headers=asked)
+        assert missing.status_code == 404, missing.text
 
     reason = "resume after a dropped link"
     answer = client.get("/api/v1/live/alerts", params={**short, "reason": reason}, headers=replay)
