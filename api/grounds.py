@@ -1,10 +1,11 @@
 """The grounds of a location lookup: a reason that says something, or a case that exists.
 
 Every route, live, last-seen, next-readers and companions lookup needs a case number or a
-reason (docs/security.md). A reason is counted in visible characters after Unicode NFKC, with
-zero-width and other invisible characters and spaces removed: at least :data:`MIN_REASON`
-columns (a Chinese character is two: ``盗窃调查`` is enough, ``x`` or a zero-width space is
-not) and at least one letter (``12345678`` is not a reason). What the audit log records is
+reason (docs/security.md). A reason is counted in letters and digits after Unicode NFKC, with
+zero-width and other invisible characters removed: at least :data:`MIN_REASON` of them (a
+Chinese character counts two: ``盗窃调查`` is enough; ``x``, ``x.......``, ``x`` with eight
+combining accents or a zero-width space is not) and at least one letter (``12345678`` is not a
+reason). What the audit log records is
 the reason so cleaned (NFKC, invisible characters gone, spaces collapsed), so that the log
 shows what an auditor can read. A case number must name an open theft (reported or
 confirmed): 404 for one that does not exist, 422 for a case already closed. Cases are not
@@ -23,7 +24,7 @@ from api.errors import BadRequestError, InvalidInputError, LookupNotFoundError
 from track_engine.db import audit, cases
 from track_engine.identifiers import remove_invisible
 
-MIN_REASON = 8  # display columns: 8 Latin letters, or 4 Chinese characters
+MIN_REASON = 8  # letters or digits: 8 Latin ones, or 4 Chinese characters
 _SPACES = re.compile(r"\s+")
 _OPEN = ("reported", "confirmed")
 
@@ -35,10 +36,12 @@ def clean_reason(reason: str) -> str:
 
 
 def _columns(text: str) -> int:
+    """Letters and digits, a wide (Chinese) one counting two: punctuation, spaces and
+    combining marks stacked on one letter do not make a reason longer."""
     return sum(
         2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
         for ch in text
-        if not ch.isspace()
+        if unicodedata.category(ch)[0] in ("L", "N")
     )
 
 
@@ -55,9 +58,9 @@ def check_reason(reason: str, case_number: str | None) -> str:
     cleaned = clean_reason(reason)
     if _columns(cleaned) < MIN_REASON or not any(ch.isalpha() for ch in cleaned):
         raise InvalidInputError(
-            f"the reason must say why in words: at least {MIN_REASON} visible characters "
-            "(4 Chinese characters) and a letter; spaces and invisible characters do not "
-            f"count (got {cleaned!r})"
+            f"the reason must say why in words: at least {MIN_REASON} letters or digits "
+            "(4 Chinese characters) and a letter; spaces, punctuation and invisible "
+            f"characters do not count (got {cleaned!r})"
         )
     return cleaned
 

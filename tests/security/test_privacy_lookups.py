@@ -218,7 +218,16 @@ def test_desk_replay_needs_grounds_reaches_back_ten_minutes_and_is_audited_with_
 
 @pytest.mark.parametrize(
     "reason",
-    ["x", "\u200b" * 12, "x\u200bx\u200bx\u200bx", "12345678", "a  b  c", "\u00ad\u2060ok\ufeff"],
+    [
+        "x",
+        "\u200b" * 12,
+        "x\u200bx\u200bx\u200bx",
+        "12345678",
+        "a  b  c",
+        "\u00ad\u2060ok\ufeff",
+        "x.......",
+        "x" + "\u0301" * 8,
+    ],
 )
 def test_meaningless_reasons_are_422(
     client: TestClient, headers: H, stolen: dict[str, Any], reason: str
