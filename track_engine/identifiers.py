@@ -28,7 +28,8 @@ import functools
 import re
 import unicodedata
 
-_SEPARATORS = re.compile(r"[\s·・.\-_/\\|,，。]+")
+# Spaces of any width (and the braille blank, which looks like one), dots, dashes, slashes.
+_SEPARATORS = re.compile(r"[\s\u2800·・.\-_/\\|,，。]+")
 # Characters that people and OCR confuse on stamped frame numbers.
 _LOOK_ALIKES = str.maketrans(
     {"O": "0", "Q": "0", "D": "0", "I": "1", "L": "1", "Z": "2", "S": "5", "B": "8"}
