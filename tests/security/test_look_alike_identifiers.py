@@ -112,7 +112,9 @@ def _old_key(text: str) -> str:
     return re.sub(r"[\s·・.\-_/\\|,，。]+", "", unicodedata.normalize("NFKC", text)).upper()
 
 
-def test_migration_0065_rekeys_stored_look_alikes_and_audits_collisions(empty_db: str) -> None:
+def test_migration_0065_rekeys_look_alikes_and_disarms_a_previous_owners_watch(
+    empty_db: str,
+) -> None:
     migrate(empty_db, until=64)
     cyrillic_frame = f"{CYRILLIC_M}777{CYRILLIC_KHA}"
     hidden_plate = f"浙B·{ZWSP}77{CYRILLIC_KHA}"
@@ -139,8 +141,40 @@ def test_migration_0065_rekeys_stored_look_alikes_and_audits_collisions(empty_db
             (hidden_plate, _old_key(hidden_plate), looks_latin),
         )
         assert _old_key(hidden_plate) != normalize_plate(hidden_plate)
+        # Handed to another owner before 0065: the previous owner's watch was left armed.
+        handed_at = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
+        conn.execute(
+            "INSERT INTO audit_log (at, actor, action, subject, bike_id) "
+            "VALUES (%s, 'registrar', 'bike.owner_change', %s, %s)",
+            (handed_at, f"bike:{latin_twin}", latin_twin),
+        )
+        previous = conn.execute(
+            "INSERT INTO users (username, password_hash, role) "
+            "VALUES ('previous-owner', 'x', 'resident') RETURNING user_id"
+        ).fetchone()
+        assert previous is not None
+        left_armed = conn.execute(
+            "INSERT INTO watches (bike_id, kind, created_by, starts_at, ends_at) "
+            "VALUES (%s, 'armed', %s, %s, %s) RETURNING watch_id",
+            (
+                latin_twin,
+                previous[0],
+                handed_at - timedelta(days=1),
+                handed_at + timedelta(days=60),
+            ),
+        ).fetchone()
+        assert left_armed is not None
     applied = migrate(empty_db)
     assert applied[0].version == 65
+    with psycopg.connect(empty_db) as conn:
+        since = conn.execute("SELECT owner_since FROM bikes WHERE bike_id = %s", (latin_twin,))
+        assert since.fetchone() == (handed_at,)
+        closed = conn.execute("SELECT closed_at FROM watches WHERE watch_id = %s", left_armed)
+        assert closed.fetchone() != (None,)
+        disarmed = conn.execute(
+            "SELECT actor, subject FROM audit_log WHERE action = 'watch.disarm'"
+        ).fetchall()
+        assert disarmed == [("system:migration-0065", f"watch:{left_armed[0]}")]
     with psycopg.connect(empty_db) as conn:
         keys = dict(conn.execute("SELECT bike_id, frame_number_key FROM bikes").fetchall())
         plate_key = conn.execute("SELECT plate_key FROM plates").fetchone()
