@@ -195,4 +195,5 @@ def test_officer_sees_companions_and_sets_the_window(
     wait(browser, lambda b: b.find_element(By.ID, "window-since").get_attribute("value") == "")
     browser.find_element(By.ID, "lang-switch").click()
     wait(browser, lambda b: "同行标签" in b.find_element(By.ID, "companions-title").text)
-    assert "共同经过 3 次" in companions(browser)[0]["text"]
+    # Going back reloads the panels: the list comes again with the answer, not at once.
+    wait(browser, lambda b: any("共同经过 3 次" in c["text"] for c in companions(b)))
