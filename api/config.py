@@ -31,3 +31,6 @@ class ApiConfig:
     live_listen: bool = True  # False: no LISTEN (e.g. behind a transaction-pooling proxy)
     live_poll_s: float = 10.0
     live_fallback_poll_s: float = 1.0
+    # How far back the duty desk's stream may replay when it resumes (Last-Event-ID): alerts
+    # and flags raised in the last live_replay_max_s only, whatever the cursor asks for.
+    live_replay_max_s: float = 600.0

@@ -5,15 +5,21 @@ ApiError
 ├── UnauthorizedError    401  no valid bearer token (or wrong password)
 ├── ForbiddenError       403  the caller's role may not do this
 ├── ConflictError        409  tag bound, plate taken, frame registered, username taken, ...
+├── InvalidInputError    422  a value that says nothing (a reason of one letter), a closed case
 ├── TooManyRequestsError 429  login attempts exhausted for now
 └── UnavailableError     503  a dependency is not ready (e.g. no road network yet)
 
-The engine's NotFoundError maps to 404. Every response body is ``application/problem+json``
-with ``type``, ``title``, ``status`` and ``detail`` (a sentence meant for the person).
+The engine's NotFoundError maps to 404. A location lookup that finds nothing raises
+:class:`LookupNotFoundError` (a NotFoundError) carrying its audit entry: the request's own
+transaction rolls back, so the handler appends that entry in a transaction of its own — who
+looked for what is on record even when there was nothing to see. Every response body is
+``application/problem+json`` with ``type``, ``title``, ``status`` and ``detail`` (a sentence
+meant for the person).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -24,6 +30,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from track_engine.db import audit
 from track_engine.errors import NotFoundError
 
 log = logging.getLogger(__name__)
@@ -65,6 +72,40 @@ class ConflictError(ApiError):
     def __init__(self, message: str, *, code: str = "conflict") -> None:
         super().__init__(message)
         self.code = code
+
+
+class InvalidInputError(ApiError):
+    """A value is well-formed but cannot stand (a reason that says nothing, a closed case)."""
+
+    status = 422
+    code = "invalid-request"
+
+
+class LookupNotFoundError(NotFoundError):
+    """A location lookup found nothing (no such plate, bike, case; never seen): 404, and
+    ``record`` (who looked for what, why) is appended to the audit log all the same."""
+
+    def __init__(self, message: str, *, record: audit.AuditRow) -> None:
+        super().__init__(message)
+        detail = {**record.detail, "outcome": "not found", "answer": message}
+        # What was asked is recorded as asked, but PostgreSQL text holds no NUL: spelled out.
+        self.record = dataclasses.replace(
+            record,
+            subject=_storable(record.subject),
+            reason=_storable(record.reason),
+            detail=_storable(detail),
+        )
+
+
+def _storable(value: Any) -> Any:
+    """``value`` with NUL characters spelled ``\\x00`` (in strings, dicts and lists)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\\x00")
+    if isinstance(value, dict):
+        return {k: _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    return value
 
 
 class TooManyRequestsError(ApiError):
@@ -140,6 +181,16 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(NotFoundError)
     async def _not_found(_request: Request, exc: NotFoundError) -> JSONResponse:
+        return problem(404, str(exc), code="not-found")
+
+    @app.exception_handler(LookupNotFoundError)
+    async def _lookup_not_found(request: Request, exc: LookupNotFoundError) -> JSONResponse:
+        try:
+            async with request.app.state.lookup_pool.connection() as conn:
+                await conn.execute(audit.INSERT, exc.record.values())
+        except psycopg.Error:
+            log.exception("a lookup that found nothing could not be audited")
+            return problem(503, "the lookup could not be recorded in the audit log; try again")
         return problem(404, str(exc), code="not-found")
 
     @app.exception_handler(RequestValidationError)

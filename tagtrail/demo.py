@@ -370,7 +370,7 @@ def run_once(
                 plate=plate,
                 since=sim.theft.stolen_at,
                 until=now,
-                reason="demo run",
+                reason="demo run of a simulated theft",
                 case_number=case_number,
                 actor="system:demo",
             ),

@@ -179,11 +179,28 @@ def change_owner(
     keys: Keys,
     by: Principal,
 ) -> None:
-    """Hand the bike to a new owner (created or found by ID number)."""
+    """Hand the bike to a new owner (created or found by ID number). The previous owner's
+    "alert me" watches are disarmed, each with its own audit entry; the new owner sees the
+    bike's alerts from now on only."""
     before = _active(conn, bike_id)
     owner_id = _owner_id(conn, owner=owner, keys=keys)
-    bikes.change_owner(conn, bike_id=bike_id, owner_id=owner_id)
+    disarmed = (
+        bikes.change_owner(conn, bike_id=bike_id, owner_id=owner_id)
+        if owner_id != before.owner_id
+        else []  # the same person (same ID number): their details updated, nothing handed over
+    )
     _link_booking(conn, booking_id=booking_id, owner_id=owner_id)
+    for watch_id in disarmed:
+        audit.append(
+            conn,
+            actor=by.username,
+            role=by.role,
+            action="watch.disarm",
+            subject=f"watch:{watch_id}",
+            bike_id=bike_id,
+            remote_addr=by.remote_addr,
+            detail={"why": "owner_change", "from_owner": before.owner_id, "to_owner": owner_id},
+        )
     audit.append(
         conn,
         actor=by.username,

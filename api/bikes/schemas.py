@@ -7,7 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field, field_validator
 
 from api.security import id_number_valid
-from track_engine.identifiers import frame_number_key, normalize_plate
+from track_engine.identifiers import frame_number_key, normalize_plate, remove_invisible
 
 TAG_PATTERN = r"^[0-9A-Fa-f]{1,124}$"
 
@@ -59,7 +59,8 @@ class OwnerIn(BaseModel):
 def _nonblank_key(value: str, what: str) -> str:
     if not frame_number_key(value):
         raise ValueError(f"{what} has no letters or digits")
-    return value.strip()
+    # Stored as written, less what nobody can see (a zero-width space hidden in a number).
+    return remove_invisible(value).strip()
 
 
 class RegistrationIn(BaseModel):
@@ -84,12 +85,17 @@ class RegistrationIn(BaseModel):
     def _frame(cls, value: str) -> str:
         return _nonblank_key(value, "frame_number")
 
+    @field_validator("motor_number")
+    @classmethod
+    def _motor(cls, value: str) -> str:
+        return remove_invisible(value).strip()
+
     @field_validator("plate")
     @classmethod
     def _plate(cls, value: str) -> str:
         if not normalize_plate(value):
             raise ValueError("plate has no letters or digits")
-        return value.strip()
+        return remove_invisible(value).strip()
 
     @field_validator("tag_id")
     @classmethod

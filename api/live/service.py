@@ -63,6 +63,18 @@ def start_cursor(
     return Cursor(alert_id if since is None else 0, int(start.timestamp() * 1_000_000))
 
 
+def resume_desk(
+    conn: psycopg.Connection, cursor: Cursor, *, since: datetime
+) -> tuple[Cursor, dict[str, Any]]:
+    """Where a resuming duty desk starts: after ``cursor``, but never before what was raised
+    ``since`` (a ``Last-Event-ID`` of ``0.0`` is not "every alert ever"); and what it is about
+    to replay (counts, id ranges, bikes), for the audit log."""
+    floor_alert, floor_flag = cases.replay_floor(conn, since=since)
+    start = Cursor(max(cursor.a, floor_alert), max(cursor.b, floor_flag))
+    replay = cases.replay_summary(conn, after_alert=start.a, after_flag=start.b, raised_since=since)
+    return start, {"from": str(start), "since": since.isoformat(), **replay}
+
+
 def _alert_data(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items()}
 
@@ -111,13 +123,18 @@ def bike_poller(
     return poll
 
 
-def desk_poller(pool: ConnectionPool) -> Callable[[Cursor], list[Event]]:
-    """What is new for the duty desk after a cursor: every alert and stolen-match flag."""
+def desk_poller(
+    pool: ConnectionPool, *, raised_since: datetime | None = None
+) -> Callable[[Cursor], list[Event]]:
+    """What is new for the duty desk after a cursor: every alert and stolen-match flag (of
+    those raised since ``raised_since``, for a resumed stream: the replay's bound)."""
 
     def poll(cursor: Cursor) -> list[Event]:
         with pool.connection() as conn:
-            alerts = cases.alerts_after(conn, after_id=cursor.a, bike_id=None)
-            flags = cases.flags_after(conn, after_id=cursor.b)
+            alerts = cases.alerts_after(
+                conn, after_id=cursor.a, bike_id=None, raised_since=raised_since
+            )
+            flags = cases.flags_after(conn, after_id=cursor.b, raised_since=raised_since)
         events: list[Event] = []
         a, b = cursor.a, cursor.b
         for row in alerts:

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import dataclasses
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime
 
-from api.deps import ConnDep, DutyDeskDep, IdPath, NetworkDep, OfficerDep, PoolDep
+from api.deps import ConfigDep, ConnDep, DutyDeskDep, IdPath, NetworkDep, OfficerDep, PoolDep
+from api.errors import LookupNotFoundError
+from api.grounds import check_case, check_reason
 from api.live.listener import LiveHub
-from api.live.service import Cursor, bike_poller, desk_poller, start_cursor, stream
-from api.routes.service import require_reason
+from api.live.service import (
+    Cursor,
+    bike_poller,
+    desk_poller,
+    resume_desk,
+    start_cursor,
+    stream,
+)
 from api.thefts.schemas import CASE_PATTERN
 from track_engine.db import audit, bikes, cases
-from track_engine.errors import NotFoundError
 
 router = APIRouter(prefix="/api/v1/live", tags=["live"])
 
@@ -87,20 +95,20 @@ def live_bike(
     last_event_id: LastEventId = None,
 ) -> StreamingResponse:
     """New passages (with the route's extension) and alerts of one bike. Roles: officer."""
-    require_reason(reason, case_number)
-    if bikes.bike_detail(conn, bike_id) is None:
-        raise NotFoundError(f"no bike {bike_id}")
-    audit.append(
-        conn,
+    record = audit.AuditRow(
         actor=principal.username,
         role=principal.role,
         action="live.bike",
         subject=f"bike:{bike_id}",
         bike_id=bike_id,
-        reason=reason,
+        reason=check_reason(reason, case_number),
         case_number=case_number,
         remote_addr=principal.remote_addr,
     )
+    check_case(conn, record)
+    if bikes.bike_detail(conn, bike_id) is None:
+        raise LookupNotFoundError(f"no bike {bike_id}", record=record)
+    audit.append_row(conn, record)
     return _bike_stream(
         conn,
         pool,
@@ -127,10 +135,20 @@ def live_case(
     max_seconds: MaxSeconds = None,
     last_event_id: LastEventId = None,
 ) -> StreamingResponse:
-    """The stream of the case's bike (the case number is the reason). Roles: officer."""
+    """The stream of the case's bike (the open case's number is the reason). Roles: officer."""
+    check_case(
+        conn,
+        audit.AuditRow(
+            actor=principal.username,
+            role=principal.role,
+            action="live.case",
+            subject=f"case:{case_number}",
+            case_number=case_number,
+            remote_addr=principal.remote_addr,
+        ),
+    )
     theft = cases.theft_by_case(conn, case_number)
-    if theft is None:
-        raise NotFoundError(f"no case {case_number}")
+    assert theft is not None  # check_case found it
     audit.append(
         conn,
         actor=principal.username,
@@ -159,24 +177,43 @@ def live_alerts(
     conn: ConnDep,
     pool: PoolDep,
     hub: HubDep,
+    config: ConfigDep,
     principal: DutyDeskDep,
+    reason: Reason = "",
+    case_number: Annotated[str | None, Query(pattern=CASE_PATTERN)] = None,
     max_events: MaxEvents = None,
     max_seconds: MaxSeconds = None,
     last_event_id: LastEventId = None,
 ) -> StreamingResponse:
     """The duty desk: every alert of a watched bike and every stolen-match flag, as they
-    happen. Roles: admin, officer."""
-    audit.append(
-        conn,
+    happen. Resuming (``Last-Event-ID``) replays what was raised meanwhile, at most the last
+    ``live_replay_max_s`` (10 minutes by default), and needs a case number or a reason like
+    any location lookup; its audit entry says what was replayed. Roles: admin, officer."""
+    # A fresh stream needs no grounds (it shows what happens from now on), but grounds given
+    # are checked like any; a resume replays the past, so it needs them.
+    resume = bool(last_event_id)
+    record = audit.AuditRow(
         actor=principal.username,
         role=principal.role,
         action="live.alerts",
+        reason=check_reason(reason, case_number) if resume or reason.strip() else "",
+        case_number=case_number,
         remote_addr=principal.remote_addr,
     )
-    cursor = start_cursor(conn, last_event_id=last_event_id, since=None, desk=True)
+    check_case(conn, record)
+    since: datetime | None = None
+    if not last_event_id:
+        cursor = start_cursor(conn, last_event_id=None, since=None, desk=True)
+    else:
+        since = datetime.now(UTC) - timedelta(seconds=config.live_replay_max_s)
+        cursor, replay = resume_desk(conn, Cursor.parse(last_event_id), since=since)
+        record = dataclasses.replace(
+            record, detail={"last_event_id": last_event_id, "replay": replay}
+        )
+    audit.append_row(conn, record)
     return _response(
         stream(
-            desk_poller(pool),
+            desk_poller(pool, raised_since=since),
             cursor,
             hub=hub,
             bike_id=None,

@@ -1,8 +1,10 @@
-"""Route lookups for officers. Every lookup needs a case number or a reason and is written to
-the audit log (who, role, bike, why, from where) in the same transaction."""
+"""Route lookups for officers. Every lookup needs an open case's number or a reason that says
+something (:mod:`api.grounds`) and is written to the audit log (who, role, bike, why, from
+where) in the same transaction; one that finds nothing is audited too (``LookupNotFoundError``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from collections import OrderedDict
@@ -15,21 +17,15 @@ import psycopg
 from psycopg_pool import ConnectionPool
 from starlette.concurrency import run_in_threadpool
 
-from api.errors import BadRequestError
+from api.errors import BadRequestError, LookupNotFoundError
+from api.grounds import check_case, check_case_async, check_reason
 from api.network.service import LoadedNetwork, NetworkCache, active_network
 from api.singleflight import SingleFlight
 from track_engine.db import audit, cameras, queries, tracking
-from track_engine.errors import NotFoundError
 from track_engine.routes import Route, build_route
 
 MAX_WINDOW = timedelta(days=31)
 FOOTAGE_MARGIN = timedelta(seconds=60)
-
-
-def require_reason(reason: str, case_number: str | None) -> None:
-    """Refuse a location lookup without a case number or a reason."""
-    if not reason.strip() and not case_number:
-        raise BadRequestError("a location lookup needs a case number or a reason")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,30 +43,45 @@ class RouteRequest:
     remote_addr: str = ""
     action: str = "route.view"
 
-    def check(self) -> None:
-        """Refuse a lookup without a reason or a plate, or with zone-less times (400)."""
-        if not self.reason.strip() and not self.case_number:
-            raise BadRequestError("a route lookup needs a case number or a reason")
+    def checked(self) -> RouteRequest:
+        """This request with its reason as recorded (:func:`api.grounds.check_reason`);
+        refuses a lookup without grounds or a plate, or with zone-less times (400/422)."""
+        reason = check_reason(self.reason, self.case_number)
         if not self.plate:
             raise BadRequestError("give a plate or a frame_number")
         if any(t is not None and t.tzinfo is None for t in (self.since, self.until)):
             raise BadRequestError("since and until need a time zone, e.g. 2026-11-29T06:00:00Z")
+        return dataclasses.replace(self, reason=reason)
+
+    def miss(self) -> audit.AuditRow:
+        """The audit entry of this lookup when the plate names no registered bike."""
+        return audit.AuditRow(
+            actor=self.actor,
+            role=self.role,
+            action=self.action,
+            subject=f"plate:{self.plate}",
+            reason=self.reason,
+            case_number=self.case_number,
+            remote_addr=self.remote_addr,
+            detail={"plate": self.plate},
+        )
 
 
 def route_for_plate(
     conn: psycopg.Connection, network: NetworkCache, request: RouteRequest
 ) -> dict[str, Any]:
     """The bike's route as a GeoJSON Feature (LineString, a time per point, passages)."""
-    request.check()
-    bike = _registered(tracking.plate_bike(conn, request.plate), request.plate)
+    request = request.checked()
+    check_case(conn, request.miss())
+    bike = _registered(tracking.plate_bike(conn, request.plate), request)
     since, until = _window(request.since, request.until, bike.stolen_at)
     queries.lookup_settings(conn)
+    record = _route_record(request, bike, since, until)
     rows, _ = tracking.audited_bike_passage_rows(
-        conn, bike_id=bike.bike_id, since=since, until=until,
-        record=_route_record(request, bike, since, until),
-    )  # fmt: skip
-    _seen(rows, bike, since, until)  # "not seen" comes before "no network"
-    cache, key, build = _stitch_job_or_404(network.get(conn), rows, bike)
+        conn, bike_id=bike.bike_id, since=since, until=until, record=record
+    )
+    _seen(rows, bike, since, until, record)  # "not seen" comes before "no network"
+    cache, key, build = _stitch_job_or_404(network.get(conn), rows, bike, record)
     return _feature(cache.get(key, build), bike.plate, bike.bike_id, since, until)
 
 
@@ -84,16 +95,17 @@ async def route_for_plate_async(
     the request's asyncio connection (its session is set up for short lookups); a route not
     stitched yet is stitched in a worker thread, so other requests go on meanwhile. ``pool``
     loads the road network if it is not loaded yet."""
-    request.check()
-    bike = _registered(await tracking.plate_bike_async(conn, request.plate), request.plate)
+    request = request.checked()
+    await check_case_async(conn, request.miss())
+    bike = _registered(await tracking.plate_bike_async(conn, request.plate), request)
     since, until = _window(request.since, request.until, bike.stolen_at)
+    record = _route_record(request, bike, since, until)
     rows, network_id = await tracking.audited_bike_passage_rows_async(
-        conn, bike_id=bike.bike_id, since=since, until=until,
-        record=_route_record(request, bike, since, until),
-    )  # fmt: skip
-    _seen(rows, bike, since, until)  # "not seen" comes before "no network"
+        conn, bike_id=bike.bike_id, since=since, until=until, record=record
+    )
+    _seen(rows, bike, since, until, record)  # "not seen" comes before "no network"
     loaded = await active_network(network, pool, network_id)
-    cache, key, build = _stitch_job_or_404(loaded, rows, bike)
+    cache, key, build = _stitch_job_or_404(loaded, rows, bike, record)
     route = cache.peek(key)
     if route is None:  # stitched once however many requests ask for it meanwhile
         flights: SingleFlight[Route] = loaded.reader_paths.memo(_STITCH_FLIGHTS, SingleFlight)
@@ -101,9 +113,11 @@ async def route_for_plate_async(
     return _feature(route, bike.plate, bike.bike_id, since, until)
 
 
-def _registered(bike: tracking.PlateBike | None, plate: str) -> tracking.PlateBike:
+def _registered(bike: tracking.PlateBike | None, request: RouteRequest) -> tracking.PlateBike:
     if bike is None:
-        raise NotFoundError(f"no registered bike with plate {plate}")
+        raise LookupNotFoundError(
+            f"no registered bike with plate {request.plate}", record=request.miss()
+        )
     return bike
 
 
@@ -124,18 +138,29 @@ def _route_record(
 
 
 def _seen(
-    rows: list[tuple[Any, ...]], bike: tracking.PlateBike, since: datetime, until: datetime
+    rows: list[tuple[Any, ...]],
+    bike: tracking.PlateBike,
+    since: datetime,
+    until: datetime,
+    record: audit.AuditRow,
 ) -> None:
     if not rows:
-        raise NotFoundError(f"bike {bike.plate} was not seen between {since} and {until}")
+        raise LookupNotFoundError(
+            f"bike {bike.plate} was not seen between {since} and {until}", record=record
+        )
 
 
 def _stitch_job_or_404(
-    loaded: LoadedNetwork, rows: list[tuple[Any, ...]], bike: tracking.PlateBike
+    loaded: LoadedNetwork,
+    rows: list[tuple[Any, ...]],
+    bike: tracking.PlateBike,
+    record: audit.AuditRow,
 ) -> tuple[RouteCache, tuple[Any, ...], Callable[[], Route]]:
     job = _stitch_job(loaded, rows)
     if job is None:
-        raise NotFoundError(f"bike {bike.plate} was seen only by readers off the road network")
+        raise LookupNotFoundError(
+            f"bike {bike.plate} was seen only by readers off the road network", record=record
+        )
     return job
 
 

@@ -11,9 +11,10 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from api.deps import Principal
-from api.errors import BadRequestError
+from api.errors import BadRequestError, LookupNotFoundError
+from api.grounds import check_case, check_case_async, check_reason
 from api.network.service import NetworkCache, active_network
-from api.routes.service import MAX_WINDOW, require_reason
+from api.routes.service import MAX_WINDOW
 from api.singleflight import SingleFlight
 from track_engine.db import audit, bikes, cases, queries, tracking
 from track_engine.errors import NotFoundError
@@ -38,15 +39,25 @@ async def last_seen(
     case_number: str | None,
 ) -> dict[str, Any]:
     """Where and when the bike was last heard (on the request's asyncio connection)."""
-    require_reason(reason, case_number)
+    reason = check_reason(reason, case_number)
+    record = _audit_row(by, "bike.last_seen", bike_id, reason, case_number)
+    await check_case_async(conn, record)
     # One round trip: the bike's existence, the audit row and the sighting. For an unknown
-    # bike the answer is 404 and the request's transaction, audit row included, rolls back.
-    seen, _ = await tracking.audited_last_seen_async(
-        conn, bike_id=bike_id, record=_audit_row(by, "bike.last_seen", bike_id, reason, case_number)
-    )
+    # bike the request's transaction, audit row included, rolls back; the 404 is audited by
+    # the handler of LookupNotFoundError, in a transaction of its own.
+    seen, _ = await _audited_last_seen(conn, bike_id, record)
     if seen is None:
-        raise NotFoundError(f"bike {bike_id} has never been seen")
+        raise LookupNotFoundError(f"bike {bike_id} has never been seen", record=record)
     return {"bike_id": bike_id, **_last_seen_doc(seen)}
+
+
+async def _audited_last_seen(
+    conn: psycopg.AsyncConnection[Any], bike_id: int, record: audit.AuditRow
+) -> tuple[queries.LastSeen | None, int | None]:
+    try:
+        return await tracking.audited_last_seen_async(conn, bike_id=bike_id, record=record)
+    except NotFoundError as exc:
+        raise LookupNotFoundError(str(exc), record=record) from exc
 
 
 async def next_readers(
@@ -62,18 +73,16 @@ async def next_readers(
 ) -> dict[str, Any]:
     """The readers the bike will likely pass next, with ETAs (on the request's asyncio
     connection; ``pool`` loads the road network if it is not loaded yet)."""
-    require_reason(reason, case_number)
+    reason = check_reason(reason, case_number)
+    record = _audit_row(by, "bike.next_readers", bike_id, reason, case_number)
+    await check_case_async(conn, record)
     # One round trip: the bike's existence (an unknown bike is a 404 before anything else),
     # the audit row, the sighting and the active network's id; the reader's history is a
     # second one when it is not kept.
-    seen, network_id = await tracking.audited_last_seen_async(
-        conn,
-        bike_id=bike_id,
-        record=_audit_row(by, "bike.next_readers", bike_id, reason, case_number),
-    )
+    seen, network_id = await _audited_last_seen(conn, bike_id, record)
     loaded = await active_network(network, pool, network_id)  # 503 before "never seen"
     if seen is None:
-        raise NotFoundError(f"bike {bike_id} has never been seen")
+        raise LookupNotFoundError(f"bike {bike_id} has never been seen", record=record)
     cache = tracking.transition_cache(loaded)
     key = (seen.reader_id, seen.at)
     history = cache.peek(key)
@@ -155,10 +164,21 @@ def companions(
     with the current plate of each one's bike. ``case_number``: the officer's (default: the
     theft's), recorded in the audit log."""
     theft = cases.get_theft(conn, theft_id)
+    reason = check_reason(reason, case_number or (theft.case_number if theft else None))
+    asked = audit.AuditRow(
+        actor=by.username,
+        role=by.role,
+        action="case.companions",
+        subject=f"theft:{theft_id}",
+        reason=reason,
+        case_number=case_number,
+        remote_addr=by.remote_addr,
+        detail={"theft_id": theft_id},
+    )
+    check_case(conn, asked)  # the officer's own case must be open; the theft's is its own
     if theft is None:
-        raise NotFoundError(f"no theft {theft_id}")
+        raise LookupNotFoundError(f"no theft {theft_id}", record=asked)
     case_number = case_number or theft.case_number
-    require_reason(reason, case_number)
     detail = _bike(conn, theft.bike_id)
     until = until or datetime.now(UTC)
     since = since or theft.stolen_at

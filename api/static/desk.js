@@ -82,7 +82,10 @@ if (startPage({ roles: ["officer", "admin"] })) {
   render();
   onLang(render);
   const live = document.getElementById("live");
-  follow("/api/v1/live/alerts", onEvent, (state) => {
+  // A resume (the stream reconnecting with its last event id) replays what was raised
+  // meanwhile: like any location lookup it states its reason, and the API audits it.
+  const reason = encodeURIComponent("duty desk: resume after a dropped connection");
+  follow(`/api/v1/live/alerts?reason=${reason}`, onEvent, (state) => {
     live.textContent = state === "live" ? t("live.on") : t("live.reconnecting");
     live.classList.toggle("off", state !== "live");
   });

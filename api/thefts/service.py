@@ -74,15 +74,18 @@ def report(conn: psycopg.Connection, *, body: TheftIn, by: Principal, now: datet
 
 
 def get_theft(conn: psycopg.Connection, *, theft_id: int, by: Principal) -> TheftOut:
-    """One theft (residents: of their own bikes only)."""
+    """One theft (residents: of their own bikes only, reported since they own it — a previous
+    owner's report, with its place and story, is not theirs)."""
     theft = cases.get_theft(conn, theft_id)
     if theft is None:
         raise NotFoundError(f"no theft {theft_id}")
     if by.role == "resident":
         try:
-            visible_bike(conn, bike_id=theft.bike_id, by=by)
+            bike = visible_bike(conn, bike_id=theft.bike_id, by=by)
         except NotFoundError:
             raise NotFoundError(f"no theft {theft_id}") from None
+        if theft.reported_at < bike.owner_since:
+            raise NotFoundError(f"no theft {theft_id}")
     return theft_out(theft)
 
 

@@ -103,7 +103,19 @@ def test_officer_sees_companions_and_sets_the_window(
     assert listed[companion["tag_id"]]["bike_id"] == companion["bike_id"]
     assert listed[companion["tag_id"]]["shared"] == 3
     assert listed[companion["tag_id"]]["plate"] == companion["plate"]
-    # Under the officer's own case number, recorded as such in the audit log.
+    # Under the officer's own case number (an open case: another theft they work on),
+    # recorded as such in the audit log.
+    elsewhere = register(api, console_db, 604, now - timedelta(hours=1))
+    other_theft = api.post(
+        "/thefts",
+        json={"bike_id": elsewhere["bike_id"], "stolen_at": (now - timedelta(hours=1)).isoformat()},
+        headers=officer,
+    )
+    api.post(
+        f"/thefts/{other_theft.json()['theft_id']}/confirm",
+        json={"case_number": "HZ-OTHER-1"},
+        headers=officer,
+    ).raise_for_status()
     other_case = api.get(
         f"/thefts/{theft_id}/companions", params={"case_number": "HZ-OTHER-1"}, headers=officer
     )
@@ -183,4 +195,5 @@ def test_officer_sees_companions_and_sets_the_window(
     wait(browser, lambda b: b.find_element(By.ID, "window-since").get_attribute("value") == "")
     browser.find_element(By.ID, "lang-switch").click()
     wait(browser, lambda b: "同行标签" in b.find_element(By.ID, "companions-title").text)
-    assert "共同经过 3 次" in companions(browser)[0]["text"]
+    # Going back reloads the panels: the list comes again with the answer, not at once.
+    wait(browser, lambda b: any("共同经过 3 次" in c["text"] for c in companions(b)))

@@ -378,7 +378,8 @@ def test_resume_with_last_event_id_misses_nothing_and_repeats_nothing(
     missed = [_alert(api_db, bikes[1], f"R-resume-{i}")[0] for i in (1, 2)]
     missed_flag = _flag(api_db, bikes[1])
     resumed_headers = {**officer, "Last-Event-ID": last_id}
-    with sse(server, "/api/v1/live/alerts?max_seconds=60", resumed_headers) as desk:
+    resume = "/api/v1/live/alerts?max_seconds=60&reason=resume+after+a+dropped+link"
+    with sse(server, resume, resumed_headers) as desk:
         replay = [desk.next(timeout=5) for _ in range(3)]
         assert [(e[2], e[3].get("alert_id", e[3].get("flag_id"))) for e in replay] == [
             ("alert", missed[0]),

@@ -145,9 +145,9 @@ def test_event_to_audited_route(api_db: str, client: TestClient, headers: dict) 
         headers={**officer, "Last-Event-ID": events[-1][0]},
     )
     assert _events(resumed.text) == []
-    desk = client.get(
+    desk = client.get(  # a resume replays (the last ten minutes) under a case or a reason
         "/api/v1/live/alerts",
-        params={"max_seconds": 0.3},
+        params={**case, "max_seconds": 0.3},
         headers={**officer, "Last-Event-ID": "0.0"},
     )
     kinds = {e[1] for e in _events(desk.text)}
@@ -160,7 +160,19 @@ def test_event_to_audited_route(api_db: str, client: TestClient, headers: dict) 
     assert nxt.status_code == 200, nxt.text
     assert "R4" in [r["reader_id"] for r in nxt.json()["next_readers"]]
 
-    # The companion, by its plate, under the officer's own case number.
+    # The companion, by its plate, under the officer's own case number: an open case (a case
+    # number that names no theft is refused), here another theft the officer works on.
+    other = client.post("/api/v1/bikes", json=registration(7003), headers=headers["registrar"])
+    other_theft = client.post(
+        "/api/v1/thefts",
+        json={"bike_id": other.json()["bike_id"], "stolen_at": stolen_at.isoformat()},
+        headers=officer,
+    )
+    client.post(
+        f"/api/v1/thefts/{other_theft.json()['theft_id']}/confirm",
+        json={"case_number": "HZ-STORY-2"},
+        headers=officer,
+    ).raise_for_status()
     companions = client.get(
         f"/api/v1/thefts/{theft.json()['theft_id']}/companions",
         params={"case_number": "HZ-STORY-2", "until": window["until"]},

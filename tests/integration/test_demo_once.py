@@ -113,7 +113,7 @@ def test_api_serves_the_route_and_audits_it(demo_run: tuple[dict[str, Any], str]
         assert page.status_code == 200
         assert "leaflet.js" in page.text
         assert client.get("/static/leaflet/leaflet.js").status_code == 200
-        network = client.get("/api/v1/network").json()
+        network = client.get("/api/v1/network", headers=officer).json()
         assert {f["properties"]["layer"] for f in network["features"]} == {"roads", "readers"}
 
     import psycopg
@@ -131,12 +131,17 @@ def test_api_serves_the_route_and_audits_it(demo_run: tuple[dict[str, Any], str]
         ("/api/v1/routes/{plate}", {}, 400, "case number or a reason"),
         (
             "/api/v1/routes/{plate}",
-            {"reason": "x", "since": "2026-11-29T06:00:00"},
+            {"reason": "checking a tip", "since": "2026-11-29T06:00:00"},
             400,
             "time zone",
         ),
-        ("/api/v1/routes/{plate}", {"reason": "x", "since": "yesterday"}, 422, "datetime"),
-        ("/api/v1/routes/NOPLATE", {"reason": "x"}, 404, "no registered bike"),
+        (
+            "/api/v1/routes/{plate}",
+            {"reason": "checking a tip", "since": "yesterday"},
+            422,
+            "datetime",
+        ),
+        ("/api/v1/routes/NOPLATE", {"reason": "checking a tip"}, 404, "no registered bike"),
         ("/api/v1/bikes", {}, 400, "plate or a frame_number"),
         ("/api/v1/bikes", {"plate": "x" * 40}, 422, "at most 32"),
     ],

@@ -47,6 +47,7 @@ class BikeDetail:
     plate: str | None
     registered_at: datetime
     deregistered_at: datetime | None
+    owner_since: datetime  # when the current owner became the owner (registration or change)
     tags: list[TagBinding] = field(default_factory=list)
     theft: OpenTheft | None = None
 
@@ -56,7 +57,8 @@ _DETAIL = """SELECT b.bike_id, b.owner_id, o.name AS owner_name, o.phone AS owne
                     b.brand, b.model, b.colour, b.frame_number, b.motor_number, b.photo_url,
                     (SELECT p.plate FROM plates p WHERE p.bike_id = b.bike_id
                      ORDER BY upper_inf(p.valid) DESC, lower(p.valid) DESC LIMIT 1) AS plate,
-                    b.registered_at, b.deregistered_at
+                    b.registered_at, b.deregistered_at,
+                    coalesce(b.owner_since, b.registered_at) AS owner_since
              FROM bikes b JOIN owners o USING (owner_id)"""
 
 
@@ -274,9 +276,22 @@ def retag(conn: psycopg.Connection, *, bike_id: int, tag_id: str) -> str | None:
     return old
 
 
-def change_owner(conn: psycopg.Connection, *, bike_id: int, owner_id: int) -> None:
-    """Hand the bike to another owner (the previous owner's residents lose sight of it)."""
-    conn.execute("UPDATE bikes SET owner_id = %s WHERE bike_id = %s", (owner_id, bike_id))
+def change_owner(conn: psycopg.Connection, *, bike_id: int, owner_id: int) -> list[int]:
+    """Hand the bike to another owner from now on (``owner_since``: the new owner's residents
+    see its alerts from this moment only, the previous owner's lose sight of it) and disarm the
+    "alert me" watches armed until now; returns their ids (for the caller's audit entries)."""
+    conn.execute(
+        "UPDATE bikes SET owner_id = %s, owner_since = now() WHERE bike_id = %s",
+        (owner_id, bike_id),
+    )
+    closed = conn.execute(
+        "UPDATE watches SET closed_at = now() "
+        "WHERE bike_id = %s AND kind = 'armed' AND closed_at IS NULL RETURNING watch_id",
+        (bike_id,),
+    ).fetchall()
+    if closed:
+        conn.execute("NOTIFY tagtrail_watches")
+    return sorted(int(row[0]) for row in closed)
 
 
 def deregister(conn: psycopg.Connection, *, bike_id: int) -> None:

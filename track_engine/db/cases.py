@@ -51,6 +51,22 @@ def theft_by_case(conn: psycopg.Connection, case_number: str) -> TheftRecord | N
         return cur.execute(f"{_THEFT} WHERE t.case_number = %s", (case_number,)).fetchone()
 
 
+_CASE_STATUS = "SELECT status FROM thefts WHERE case_number = %s"
+
+
+def case_status(conn: psycopg.Connection, case_number: str) -> str | None:
+    """The status of the theft filed under a case number; None if there is none."""
+    row = conn.execute(_CASE_STATUS, (case_number,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+async def case_status_async(conn: psycopg.AsyncConnection[Any], case_number: str) -> str | None:
+    """:func:`case_status` on an asyncio connection."""
+    cur = await conn.execute(_CASE_STATUS, (case_number,))
+    row = await cur.fetchone()
+    return None if row is None else str(row[0])
+
+
 def list_thefts(
     conn: psycopg.Connection, *, status: str | None, limit: int, offset: int
 ) -> tuple[list[TheftRecord], int]:
@@ -153,8 +169,13 @@ _ALERT = """SELECT a.alert_id, a.raised_at, w.kind, w.bike_id, w.watch_id, w.the
 def owner_alerts(
     conn: psycopg.Connection, *, owner_id: int, limit: int, offset: int
 ) -> tuple[list[dict[str, Any]], int]:
-    """A page of alerts from the owner's armed watches, newest first."""
-    where = "w.kind = 'armed' AND w.bike_id IN (SELECT bike_id FROM bikes WHERE owner_id = %(o)s)"
+    """A page of alerts from the owner's armed watches, newest first: of the bikes the owner
+    has now, read and raised since they became the owner (never a previous owner's)."""
+    where = """w.kind = 'armed' AND EXISTS (
+                   SELECT 1 FROM bikes b
+                   WHERE b.bike_id = w.bike_id AND b.owner_id = %(o)s
+                     AND a.read_at >= coalesce(b.owner_since, b.registered_at)
+                     AND a.raised_at >= coalesce(b.owner_since, b.registered_at))"""
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
             f"{_ALERT} WHERE {where} ORDER BY a.alert_id DESC LIMIT %(l)s OFFSET %(off)s",
@@ -168,29 +189,43 @@ def owner_alerts(
 
 
 def alerts_after(
-    conn: psycopg.Connection, *, after_id: int, bike_id: int | None, limit: int = 200
+    conn: psycopg.Connection,
+    *,
+    after_id: int,
+    bike_id: int | None,
+    limit: int = 200,
+    raised_since: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """Alerts with an id above ``after_id`` (of one bike, or all), oldest first."""
+    """Alerts with an id above ``after_id`` (of one bike, or all; raised at or after
+    ``raised_since`` if given), oldest first."""
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
             f"""{_ALERT} WHERE a.alert_id > %(a)s
                   AND (%(b)s::bigint IS NULL OR w.bike_id = %(b)s)
+                  AND (%(s)s::timestamptz IS NULL OR a.raised_at >= %(s)s)
                 ORDER BY a.alert_id LIMIT %(l)s""",
-            {"a": after_id, "b": bike_id, "l": limit},
+            {"a": after_id, "b": bike_id, "l": limit, "s": raised_since},
         ).fetchall()
 
 
 def flags_after(
-    conn: psycopg.Connection, *, after_id: int, limit: int = 200
+    conn: psycopg.Connection,
+    *,
+    after_id: int,
+    limit: int = 200,
+    raised_since: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """Stolen-match flags with an id above ``after_id``, oldest first."""
+    """Stolen-match flags with an id above ``after_id`` (raised at or after ``raised_since``
+    if given), oldest first."""
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
             """SELECT f.flag_id, f.raised_at, f.kind, f.stolen_bike_id, f.theft_id,
                       t.case_number, f.presented_by, f.event_id, f.detail
                FROM registration_flags f JOIN thefts t USING (theft_id)
-               WHERE f.flag_id > %s ORDER BY f.flag_id LIMIT %s""",
-            (after_id, limit),
+               WHERE f.flag_id > %(a)s
+                 AND (%(s)s::timestamptz IS NULL OR f.raised_at >= %(s)s)
+               ORDER BY f.flag_id LIMIT %(l)s""",
+            {"a": after_id, "l": limit, "s": raised_since},
         ).fetchall()
 
 
@@ -202,6 +237,55 @@ def latest_ids(conn: psycopg.Connection) -> tuple[int, int]:
     ).fetchone()
     assert row is not None
     return int(row[0]), int(row[1])
+
+
+def replay_floor(conn: psycopg.Connection, *, since: datetime) -> tuple[int, int]:
+    """The duty desk's cursor just before the first alert and the first flag raised at or
+    after ``since`` (the newest ids when none was): how far back a resume may reach."""
+    row = conn.execute(
+        """SELECT coalesce((SELECT min(alert_id) - 1 FROM alerts WHERE raised_at >= %(s)s),
+                           (SELECT max(alert_id) FROM alerts), 0),
+                  coalesce((SELECT min(flag_id) - 1 FROM registration_flags
+                            WHERE raised_at >= %(s)s),
+                           (SELECT max(flag_id) FROM registration_flags), 0)""",
+        {"s": since},
+    ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def replay_summary(
+    conn: psycopg.Connection,
+    *,
+    after_alert: int,
+    after_flag: int,
+    raised_since: datetime,
+    max_bikes: int = 200,
+) -> dict[str, Any]:
+    """What a duty desk resuming after ``(after_alert, after_flag)``, with what was raised
+    since ``raised_since``, is about to be sent: counts, id ranges and the bikes concerned
+    (at most ``max_bikes`` of them), for its audit entry."""
+    row = conn.execute(
+        """WITH a AS (SELECT a.alert_id, w.bike_id FROM alerts a JOIN watches w USING (watch_id)
+                      WHERE a.alert_id > %(a)s AND a.raised_at >= %(s)s),
+                f AS (SELECT flag_id, stolen_bike_id AS bike_id FROM registration_flags
+                      WHERE flag_id > %(f)s AND raised_at >= %(s)s)
+           SELECT (SELECT count(*) FROM a), (SELECT min(alert_id) FROM a),
+                  (SELECT max(alert_id) FROM a), (SELECT count(*) FROM f),
+                  (SELECT min(flag_id) FROM f), (SELECT max(flag_id) FROM f),
+                  ARRAY(SELECT DISTINCT bike_id FROM (SELECT bike_id FROM a
+                                                      UNION SELECT bike_id FROM f) b
+                        ORDER BY bike_id LIMIT %(m)s)""",
+        {"a": after_alert, "f": after_flag, "s": raised_since, "m": max_bikes},
+    ).fetchone()
+    assert row is not None
+    return {
+        "alerts": int(row[0]),
+        "alert_ids": [] if row[1] is None else [int(row[1]), int(row[2])],
+        "flags": int(row[3]),
+        "flag_ids": [] if row[4] is None else [int(row[4]), int(row[5])],
+        "bike_ids": [int(b) for b in row[6]],
+    }
 
 
 def passages_after(
