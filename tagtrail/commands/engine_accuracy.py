@@ -99,6 +99,9 @@ class Truth:
     edges: pd.DataFrame
     positions: pd.DataFrame
     cloned_tags: frozenset[str]
+    # Cloned tags whose two bikes ride at the same time at least once (the rest: the copy
+    # rides only while its original is parked).
+    cloned_riding_together: frozenset[str] = frozenset()
 
 
 def run_accuracy(options: AccuracyOptions) -> list[dict[str, Any]]:
@@ -125,6 +128,7 @@ def run_accuracy(options: AccuracyOptions) -> list[dict[str, Any]]:
                 )  # fmt: skip
                 scores = score_scenario(routes, sc, graph)
                 record = _record(method, coverage, miss, scores)
+                record |= _clone_kinds(routes, sc.truth)
                 record["reader_rates"] = rates
                 record["deaf_readers"] = options.deaf_readers
                 record["rate_error_mean"] = (
@@ -432,7 +436,34 @@ def prepare_truth(
         edges=edges.reset_index(drop=True),
         positions=positions,
         cloned_tags=cloned,
+        cloned_riding_together=_riding_together(population, cloned),
     )
+
+
+def _riding_together(population: Any, cloned: frozenset[str]) -> frozenset[str]:
+    """Cloned tags two of whose bikes are on a trip at the same moment at least once."""
+    trips = population.trips
+    out = set()
+    for tag in cloned:
+        bikes = [b.bike_id for b in population.bikes if b.tag_id == tag]
+        mine = trips[trips["bike_id"].isin(bikes)]
+        spans = sorted(zip(mine["start_us"], mine["end_us"], mine["bike_id"], strict=True))
+        if any(a[2] != b[2] and b[0] < a[1] for i, a in enumerate(spans) for b in spans[i + 1 :]):
+            out.add(tag)
+    return frozenset(out)
+
+
+def _clone_kinds(routes: dict[str, Route], truth: Truth) -> dict[str, int]:
+    """Clone hits split by whether the copy rode at the same time as its original."""
+    together = truth.cloned_riding_together
+    parked = truth.cloned_tags - together
+    flagged = {t for t in truth.cloned_tags if t in routes and routes[t].clone_suspected}
+    return {
+        "clone_tags_together": len(together),
+        "clone_hits_together": len(flagged & together),
+        "clone_tags_parked": len(parked),
+        "clone_hits_parked": len(flagged & parked),
+    }
 
 
 def _record(method: str, coverage: float, miss: float, s: Scores) -> dict[str, Any]:

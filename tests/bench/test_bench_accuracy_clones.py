@@ -30,6 +30,10 @@ def test_cloned_tags_riding_with_their_originals_are_flagged_and_no_honest_tag_i
     assert tagtrail["clone_tags"] == 3
     assert tagtrail["clone_hits"] == 3
     assert tagtrail["clone_false_alarms"] == 0
+    # Read off the simulated trips: which copies rode while their original did.
+    assert tagtrail["clone_tags_together"] + tagtrail["clone_tags_parked"] == 3
+    assert tagtrail["clone_tags_together"] >= 2
+    assert tagtrail["clone_hits_together"] == tagtrail["clone_tags_together"]
     assert 0.0 < rows["route_choice_oracle"]["recall"] <= 1.0
 
 
