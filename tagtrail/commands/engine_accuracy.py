@@ -102,6 +102,8 @@ class Truth:
     # Cloned tags whose two bikes ride at the same time at least once (the rest: the copy
     # rides only while its original is parked).
     cloned_riding_together: frozenset[str] = frozenset()
+    # Cloned tags heard on two bikes (a copy no reader heard cannot be told from none).
+    cloned_heard_both: frozenset[str] = frozenset()
 
 
 def run_accuracy(options: AccuracyOptions) -> list[dict[str, Any]]:
@@ -437,6 +439,10 @@ def prepare_truth(
         positions=positions,
         cloned_tags=cloned,
         cloned_riding_together=_riding_together(population, cloned),
+        cloned_heard_both=frozenset(
+            str(t) for t, n in heard.groupby("tag_id")["bike_id"].nunique().items() if n > 1
+        )
+        & cloned,
     )
 
 
@@ -458,7 +464,10 @@ def _clone_kinds(routes: dict[str, Route], truth: Truth) -> dict[str, int]:
     together = truth.cloned_riding_together
     parked = truth.cloned_tags - together
     flagged = {t for t in truth.cloned_tags if t in routes and routes[t].clone_suspected}
+    both = truth.cloned_heard_both
     return {
+        "clone_tags_heard_both": len(both),
+        "clone_hits_heard_both": len(flagged & both),
         "clone_tags_together": len(together),
         "clone_hits_together": len(flagged & together),
         "clone_tags_parked": len(parked),
