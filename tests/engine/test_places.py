@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from track_engine.passages import PASSAGE_COLUMNS
 from track_engine.places import PlaceModel
@@ -166,4 +168,55 @@ def test_a_clock_error_within_the_tolerance_is_no_clone(far_graph: RoadGraph) ->
     # 23 m/s on the clock, but within the clock allowance of an e-bike's 17 m/s.
     passages = visits(("A", 0.0, 1.0, 2.0, -50.0), ("B", 15.0, 15.5, 16.0, -50.0))
     route = build_route(passages, far_graph, FAR)
+    assert not route.clone_suspected
+
+
+# A 6 x 6 grid of two-way streets, 100 m apart, a reader on every node.
+GRID_N = 6
+
+
+@pytest.fixture(scope="module")
+def reader_grid() -> tuple[RoadGraph, dict[str, int]]:
+    col, row = np.meshgrid(np.arange(GRID_N), np.arange(GRID_N))
+    xy = np.column_stack([col.ravel(), row.ravel()]).astype(float) * 100.0
+    ids = np.arange(GRID_N * GRID_N).reshape(GRID_N, GRID_N)
+    src = np.concatenate([ids[:, :-1].ravel(), ids[:-1, :].ravel()])
+    dst = np.concatenate([ids[:, 1:].ravel(), ids[1:, :].ravel()])
+    lonlat = np.column_stack([121.15 + xy[:, 0] / 96_250.0, 30.04 + xy[:, 1] / 111_195.0])
+    graph = RoadGraph.from_arrays(
+        node_lonlat=lonlat, node_xy_m=xy, edge_src=src, edge_dst=dst, both_directions=True
+    )
+    return graph, {f"R{n}": n for n in range(GRID_N * GRID_N)}
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    steps=st.lists(st.sampled_from([(1, 0), (-1, 0), (0, 1), (0, -1)]), min_size=2, max_size=25),
+    speed_mps=st.floats(2.0, 16.0),
+    heard=st.lists(st.booleans(), min_size=26, max_size=26),
+    clock_s=st.lists(st.floats(-2.5, 2.5), min_size=36, max_size=36),
+)
+def test_an_honest_ride_at_any_e_bike_speed_is_never_a_clone(
+    reader_grid: tuple[RoadGraph, dict[str, int]],
+    steps: list[tuple[int, int]],
+    speed_mps: float,
+    heard: list[bool],
+    clock_s: list[float],
+) -> None:
+    # Any walk along the streets at up to 16 m/s (a van), readers missing passes at random,
+    # every reader's clock up to 2.5 s off (two readers: 5 s, the allowance): never a clone.
+    graph, readers = reader_grid
+    x, y, t = 0, 0, 0.0
+    rows = [("R0", -1.0, 0.0, 1.0, -50.0)]
+    for k, (dx, dy) in enumerate(steps):
+        nx, ny = min(max(x + dx, 0), GRID_N - 1), min(max(y + dy, 0), GRID_N - 1)
+        if (nx, ny) == (x, y):
+            continue
+        x, y, t = nx, ny, t + 100.0 / speed_mps
+        if heard[k]:
+            c = t + clock_s[y * GRID_N + x]
+            rows.append((f"R{y * GRID_N + x}", c - 1.0, c, c + 1.0, -50.0))
+    route = build_route(visits(*rows), graph, readers)
     assert not route.clone_suspected
