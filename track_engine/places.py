@@ -32,9 +32,14 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["PlaceModel", "Sightings", "clone_moves", "group_sightings"]
+__all__ = ["PROTOCOL_RANGE_M", "PlaceModel", "Sightings", "clone_moves", "group_sightings"]
 
 _US_PER_S = 1_000_000
+# How far a reader of each protocol can hear a tag, where the registry says no more: active
+# 2.4 GHz readers hear a beaconing tag 30-100 m away (UHF ones a few meters: reach_m covers it).
+PROTOCOL_RANGE_M = {"tagtrail-active": 100.0}
+# A reader's pole stands a few meters from its road node.
+_POLE_OFFSET_M = 5.0
 
 
 @dataclass(frozen=True)
@@ -45,7 +50,8 @@ class PlaceModel:
     tolerance_m: float = 40.0
     # Read windows this far apart still count as overlapping (crossing the junction).
     gap_s: float = 10.0
-    # How far from its road node a reader may hear a tag (range plus the pole's offset).
+    # How far from its road node a reader may hear a tag (range plus the pole's offset), at
+    # least; a reader whose range is known (``ranges``) reaches that range plus its pole's offset.
     reach_m: float = 20.0
     # Reader clocks are corrected, but not perfectly: the slack of the clone test.
     clock_tolerance_s: float = 5.0
@@ -135,6 +141,7 @@ def clone_moves(
     readers: Sequence[str],
     xy: Mapping[str, NDArray[np.float64]],
     model: PlaceModel,
+    ranges: Mapping[str, float] | None = None,
 ) -> list[tuple[int, int, float]]:
     """Moves between sightings that no e-bike can make: ``(from, to, lower-bound speed)``.
 
@@ -145,12 +152,18 @@ def clone_moves(
     """
     n = len(sightings.groups)
     pos = [np.array([xy[readers[i]] for i in g]) for g in sightings.groups]
+    known = ranges or {}
+    reach = [
+        np.array([max(model.reach_m, known.get(readers[i], 0.0) + _POLE_OFFSET_M) for i in g])
+        for g in sightings.groups
+    ]
 
     def speed(i: int, j: int) -> float:
         """A lower bound of the speed from sighting ``i`` to ``j``."""
         a, b = pos[i], pos[j]
-        d = float(np.min(np.hypot(*(a[:, None, :] - b[None, :, :]).transpose(2, 0, 1))))
-        d = max(d - 2.0 * model.reach_m, 0.0)
+        gap = np.hypot(*(a[:, None, :] - b[None, :, :]).transpose(2, 0, 1))
+        d = float(np.min(gap - reach[i][:, None] - reach[j][None, :]))
+        d = max(d, 0.0)
         if d == 0.0:
             return 0.0
         # Time between the read windows (zero when they overlap), plus the clock allowance.

@@ -351,7 +351,7 @@ def build_route(
             sorted_readers[int(sightings.rep[a])],
             speed,
         )
-        for a, b, speed in clone_moves(sightings, sorted_readers, xy, place_model)
+        for a, b, speed in clone_moves(sightings, sorted_readers, xy, place_model, reader_range_m)
     ]
     heard_with = sightings.heard_with(sorted_readers)
     rep = sightings.rep

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from track_engine.db.queries import NetworkArrays
 from track_engine.passages import PASSAGE_COLUMNS
-from track_engine.places import PlaceModel
+from track_engine.places import PROTOCOL_RANGE_M, PlaceModel
 from track_engine.roads import RoadGraph, precompute_reader_paths
 from track_engine.routes import build_route, route_length_m
 
@@ -220,3 +221,37 @@ def test_an_honest_ride_at_any_e_bike_speed_is_never_a_clone(
             rows.append((f"R{y * GRID_N + x}", c - 1.0, c, c + 1.0, -50.0))
     route = build_route(visits(*rows), graph, readers)
     assert not route.clone_suspected
+
+
+def test_long_range_readers_hearing_one_pass_are_no_clone_when_their_range_is_known() -> None:
+    # Active (2.4 GHz) readers hear a tag up to 100 m away: two of them 150 m apart hear one
+    # pass at the same time. Taken as UHF readers (a few meters) that is a 110 m jump at
+    # once; with their ranges it is one place.
+    xy = np.array([[0, 0], [150, 0], [400, 0]], dtype=float)
+    lonlat = np.column_stack([121.15 + xy[:, 0] / 96_250.0, 30.04 + xy[:, 1] / 111_195.0])
+    graph = RoadGraph.from_arrays(
+        node_lonlat=lonlat, node_xy_m=xy, edge_src=[0, 1], edge_dst=[1, 2], both_directions=True
+    )
+    readers = {"A": 0, "B": 1, "C": 2}
+    passages = visits(
+        ("A", 0.0, 10.0, 20.0, -80.0),
+        ("B", 12.0, 22.0, 32.0, -78.0),
+        ("C", 50.0, 60.0, 70.0, -79.0),
+    )
+    assert build_route(passages, graph, readers).clone_suspected
+    ranges = dict.fromkeys(readers, PROTOCOL_RANGE_M["tagtrail-active"])
+    route = build_route(passages, graph, readers, reader_range_m=ranges)
+    assert not route.clone_suspected
+    assert route.flags == []
+
+
+def test_the_loaded_network_knows_the_range_of_its_active_readers() -> None:
+    # What the API passes to build_route: the registry's protocol says which readers reach far.
+    readers = pd.DataFrame({
+        "reader_id": ["R1", "R2"], "node_id": [0, 1], "lon": [0.0, 0.0], "lat": [0.0, 0.0],
+        "x_m": [0.0, 0.0], "y_m": [0.0, 0.0], "antennas": [1, 2], "miss_rate": [0.3, 0.3],
+        "protocol": ["tagtrail-active", "impinj-iot"],
+    })  # fmt: skip
+    empty = np.empty(0)
+    arrays = NetworkArrays(1, empty, empty, empty, empty, empty, readers)
+    assert arrays.reader_ranges_m() == {"R1": PROTOCOL_RANGE_M["tagtrail-active"]}
