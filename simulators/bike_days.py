@@ -69,7 +69,8 @@ def plan_bikes(
                 continue
             variant = np.array([VAN_VARIANT if kind == "van" else 0])
             path = router.paths(variant, np.array([leg_src]), np.array([leg_dst]))
-            key = np.array([len(plan.want_bike) + 2 * i + leg], np.int64)
+            base = plan.theft_key_base if plan.theft_key_base >= 0 else len(plan.want_bike)
+            key = np.array([base + 2 * i + leg], np.int64)
             mode = "van" if kind == "van" else "thief"
             tp = time_paths(city, path, np.array([v]), mode, rand, key)
             row = {"bike_id": [b], "kind": [kind], "from_node": [leg_src], "to_node": [leg_dst]}

@@ -4,7 +4,8 @@
 whole city at once, from one generator seeded with ``seed``:
 
 - the fleet (tags, plates, owners, homes and workplaces; ``active_fraction`` of the bikes carry
-  an active 2.4 GHz tag; ``clones`` bikes carry a copy of another bike's tag);
+  an active 2.4 GHz tag; ``clones`` bikes carry a copy of another bike's tag, and *ride*: see
+  :func:`_ride_clones`);
 - trip *intentions* per bike: start times from a time-of-day rate (morning and evening peaks,
   local time UTC+8, by thinning a Poisson process) and destinations (home -> work in the
   morning, work -> home in the evening, errands nearby otherwise), each trip starting where
@@ -17,7 +18,7 @@ Everything after that (paths, timing, positions, reads) is planned per chunk of 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -107,7 +108,7 @@ def _local_hour(t_us: int) -> float:
 
 
 def _make_bikes(
-    city: City, rng: np.random.Generator, count: int, clones: int, active_fraction: float = 0.0
+    city: City, rng: np.random.Generator, count: int, active_fraction: float = 0.0
 ) -> list[Bike]:
     kinds = city.node_kind
     estates = np.flatnonzero(kinds == "estate")
@@ -120,8 +121,6 @@ def _make_bikes(
         new_ids = people.active_tag_ids(rng, int(active.sum()))
         for i, tag in zip(np.flatnonzero(active).tolist(), new_ids, strict=True):
             tags[i] = tag
-    for k in range(min(clones, count - 1)):  # the last bikes carry copies of the first tags
-        tags[count - 1 - k] = tags[k]
     plate, display = people.plates(rng, count)
     frames = people.frame_numbers(rng, count)
     names, phones = people.owners(rng, count)
@@ -187,6 +186,9 @@ class DayPlan:
     want_variant: NDArray[np.int64]
     thefts: TheftDice
     router_seed: int
+    # Keys of the theft legs' random streams start here: the intentions planned before the
+    # copies' extra ones (_ride_clones), so adding those never changes a theft.
+    theft_key_base: int = -1
 
     def intentions_of(self, b0: int, b1: int) -> NDArray[np.int64]:
         """Row indices of the intentions of bikes ``b0 <= bike < b1``."""
@@ -219,7 +221,7 @@ def plan_day(
     rng = np.random.default_rng(seed)
     start_us = to_us(start)
     end_us = start_us + round(hours * 3.6e9)
-    fleet = _make_bikes(city, rng, bikes, clones, active_fraction)
+    fleet = _make_bikes(city, rng, bikes, active_fraction)  # copies' tags: _ride_clones
     router_seed = int(rng.integers(2**31))
     want, initial = _intentions(city, fleet, rng, start_us, end_us, trip_rate_scale)
     variant = rng.integers(0, route_variants, size=len(want.bike))
@@ -239,6 +241,11 @@ def plan_day(
         tag_removed=rng.random(thefts) < tag_removal_prob,
         removal_delay_s=rng.uniform(600.0, 2400.0, thefts),
     )
+    key_base = len(want.bike)
+    fleet, want, variant = _ride_clones(
+        city, fleet, want, variant, initial, clones=clones, seed=seed, start_us=start_us,
+        end_us=end_us, speed_mps=speed, victims=victims, route_variants=route_variants,
+    )  # fmt: skip
     tags = [b.tag_id for b in fleet]
     names = np.array(sorted(set(tags)), dtype=object)
     code = np.searchsorted(names.astype(str), np.array(tags, dtype=str)).astype(np.int32)
@@ -248,6 +255,7 @@ def plan_day(
         initial_node=initial, speed_mps=speed, want_bike=want.bike, want_us=want.t,
         want_from=want.src, want_to=want.dst, want_kind=want.kind,
         want_variant=variant.astype(np.int64), thefts=dice, router_seed=router_seed,
+        theft_key_base=key_base,
     )  # fmt: skip
 
 
@@ -317,3 +325,132 @@ def _intentions(
     keep = dst != src
     kind = np.where(commute, "commute", "errand").astype(object)
     return _Wanted(bike[keep], t[keep], src[keep], dst[keep], kind[keep]), initial
+
+
+# Copies whose first ride starts after their original's first ride has ended: one in four.
+_PARKED_EVERY = 4
+_CLONE_STREAM = 0xC10E
+# A copy rides "elsewhere in the city": at least this far from its original's ride.
+_ELSEWHERE_M = 1500.0
+
+
+def _ride_clones(
+    city: City,
+    fleet: list[Bike],
+    want: _Wanted,
+    variant: NDArray[np.int64],
+    initial: NDArray[np.int64],
+    *,
+    clones: int,
+    seed: int,
+    start_us: int,
+    end_us: int,
+    speed_mps: NDArray[np.float64],
+    victims: NDArray[np.int64],
+    route_variants: int,
+) -> tuple[list[Bike], _Wanted, NDArray[np.int64]]:
+    """Give the last ``clones`` bikes copies of other bikes' tags, and make the copies ride.
+
+    A cloned tag is only visible as one when both bikes ride: so each copy's original is the
+    first bike that has a trip in the window (and is not a theft victim) starting at least
+    ``_ELSEWHERE_M`` from the copy (the farthest such bike when none is that far), and the
+    copy's trips are retimed to start with its original's first trip (within -1..+2 min) —
+    except every ``_PARKED_EVERY``-th copy, whose original is chosen by where its first ride
+    ends and which starts 0.5-3 min after that ride should have ended (the original parked;
+    with the original's if that is past the window).
+    A copy with no trip of its own gets one errand 1.5-2.5 km long.
+
+    Draws come from a generator of their own and the copies are the last bikes (their
+    intentions the last rows), so every other bike's day, and every theft, stays the same.
+    """
+    count = len(fleet)
+    clones = min(clones, count - 1)
+    if clones <= 0:
+        return fleet, want, variant
+    rng = np.random.default_rng([seed, _CLONE_STREAM])
+    copies = list(range(count - 1, count - 1 - clones, -1))
+    has_trip = np.bincount(want.bike, minlength=count) > 0
+    stolen = set(victims.tolist())
+    pool = [b for b in range(count) if has_trip[b] and b not in stolen and b not in copies]
+    pool += [b for b in range(count) if b not in pool and b not in copies]  # none ride: any
+    bike, t, src, dst = want.bike.copy(), want.t.copy(), want.src.copy(), want.dst.copy()
+    kind, var = want.kind.copy(), variant.astype(np.int64).copy()
+    add: list[tuple[int, int, int, int, int]] = []  # bike, t, src, dst, variant
+    junctions = np.flatnonzero(city.node_kind == "junction")
+    tree = cKDTree(city.node_xy_m[junctions])
+    fleet = list(fleet)
+    first_of = {b: int(np.flatnonzero(want.bike == b)[np.argmin(want.t[want.bike == b])])
+                for b in pool if has_trip[b]}  # fmt: skip
+    for k, copy in enumerate(copies):
+        parked = k % _PARKED_EVERY == _PARKED_EVERY - 1
+        original = _original_for(city, pool, first_of, want, int(initial[copy]), parked)
+        if original is None:
+            break
+        pool.remove(original)
+        source = fleet[original]
+        fleet[copy] = replace(fleet[copy], tag_id=source.tag_id, tag_active=source.tag_active)
+        if original not in first_of:
+            continue
+        first = first_of[original]
+        begin = int(want.t[first]) + round(rng.uniform(-60.0, 120.0) * 1e6)
+        if parked:  # after the original's first ride, estimated from its length and speed
+            d_m = float(np.hypot(*(city.node_xy_m[want.dst[first]]
+                                   - city.node_xy_m[want.src[first]])))  # fmt: skip
+            # Roads are ~1.3x the straight line; stops at junctions and slower streets add
+            # more: a generous bound, so that the original has parked.
+            ride_s = 1.6 * d_m / float(speed_mps[original]) + 60.0
+            after = int(want.t[first]) + round((ride_s + rng.uniform(30.0, 180.0)) * 1e6)
+            # Past the window the copy would not ride at all: then it rides with the original.
+            begin = after if after < end_us - 60_000_000 else begin
+        begin = int(np.clip(begin, start_us, end_us - 60_000_000))
+        mine = np.flatnonzero(bike == copy)
+        if mine.size:
+            t[mine] += begin - int(t[mine].min())
+            continue
+        here = int(initial[copy])
+        dist, ang = rng.uniform(1500.0, 2500.0), rng.uniform(0.0, 2.0 * np.pi)
+        aim = city.node_xy_m[here] + dist * np.array([np.sin(ang), np.cos(ang)])
+        there = int(junctions[tree.query(aim)[1]])
+        if there != here:
+            add.append((copy, begin, here, there, int(rng.integers(0, route_variants))))
+    if add:
+        extra = np.array(add, dtype=np.int64)
+        bike = np.concatenate([bike, extra[:, 0]])
+        t = np.concatenate([t, extra[:, 1]])
+        src = np.concatenate([src, extra[:, 2]])
+        dst = np.concatenate([dst, extra[:, 3]])
+        var = np.concatenate([var, extra[:, 4]])
+        kind = np.concatenate([kind, np.full(len(add), "errand", dtype=object)])
+    order = np.lexsort((t, bike))  # the copies are the last bikes: other rows keep their place
+    return (
+        fleet,
+        _Wanted(bike[order], t[order], src[order], dst[order], kind[order]),
+        var[order],
+    )
+
+
+def _original_for(
+    city: City,
+    pool: list[int],
+    first_of: dict[int, int],
+    want: _Wanted,
+    copy_at: int,
+    parked: bool,
+) -> int | None:
+    """The first bike of ``pool`` whose first ride starts (``parked``: ends) at least
+    ``_ELSEWHERE_M`` from where the copy is; the farthest of them when none does."""
+    if not pool:
+        return None
+    here = city.node_xy_m[copy_at]
+    best, best_m = pool[0], -1.0
+    for b in pool:
+        if b not in first_of:
+            continue
+        row = first_of[b]
+        there = int(want.dst[row] if parked else want.src[row])
+        d_m = float(np.hypot(*(city.node_xy_m[there] - here)))
+        if d_m >= _ELSEWHERE_M:
+            return b
+        if d_m > best_m:
+            best, best_m = b, d_m
+    return best

@@ -47,6 +47,12 @@ class Router:
     def _graph_of(self, variant: int) -> object:
         return self._van_graph if variant == VAN_VARIANT else self._graphs[variant]
 
+    def variant_graph(self, variant: int) -> object:
+        """The weighted adjacency matrix riders of ``variant`` (or vans) take shortest paths
+        on: what a chooser that knows this route-choice model needs (the accuracy bench's
+        ``route_choice_oracle``)."""
+        return self._graph_of(variant)
+
     def paths(
         self,
         variant: NDArray[np.integer],

@@ -194,19 +194,24 @@ class NegativeEvidenceChooser:
         times_us: Sequence[int],
         directions: Sequence[str],
         reader_paths: ReaderPaths,
+        *,
+        heard: Sequence[frozenset[str]] | None = None,
     ) -> list[list[int] | None]:
         """The jointly most probable path of every segment of one tag's route.
 
         ``readers``, ``times_us`` and ``directions`` are its passages in time order; the
         result has one path per consecutive pair (None where no road path exists).
+        ``heard[k]``: readers of passage ``k``'s place that heard the bike too (folded into
+        it, see :mod:`track_engine.places`): they are not silent on the paths next to it.
         """
         dts = [(times_us[i + 1] - times_us[i]) / _US_PER_S for i in range(len(readers) - 1)]
-        first = self._pick(readers, dts, directions, reader_paths, None)
+        excused = _excused(heard, len(dts))
+        first = self._pick(readers, dts, directions, reader_paths, None, excused)
         own = self._own_speed(first, dts)
         if own is None:
             return [list(c.nodes) if c else None for c in first]
         return [list(c.nodes) if c else None for c in
-                self._pick(readers, dts, directions, reader_paths, own)]  # fmt: skip
+                self._pick(readers, dts, directions, reader_paths, own, excused)]  # fmt: skip
 
     def posteriors(
         self,
@@ -235,12 +240,13 @@ class NegativeEvidenceChooser:
         directions: Sequence[str],
         reader_paths: ReaderPaths,
         own_speed_mps: float | None,
+        excused: list[frozenset[str]] | None = None,
     ) -> list[Candidate | None]:
         if self.model.decision == "map":
-            return self._decode(readers, dts, directions, reader_paths, own_speed_mps)
+            return self._decode(readers, dts, directions, reader_paths, own_speed_mps, excused)
         if self.model.decision != "overlap":
             raise ValueError(f"unknown decision {self.model.decision!r}")
-        segs = self._segments(readers, dts, reader_paths, own_speed_mps)
+        segs = self._segments(readers, dts, reader_paths, own_speed_mps, excused)
         marg = self.marginals(segs, readers, directions, reader_paths)
         out: list[Candidate | None] = []
         for seg, logp in zip(segs, marg, strict=True):
@@ -325,6 +331,7 @@ class NegativeEvidenceChooser:
         dts: list[float],
         reader_paths: ReaderPaths,
         own_speed_mps: float | None,
+        excused: list[frozenset[str]] | None = None,
     ) -> list[_Segment]:
         out: list[_Segment] = []
         for i, dt in enumerate(dts):
@@ -333,6 +340,8 @@ class NegativeEvidenceChooser:
             except NoPathError:
                 out.append(_Segment([], np.empty(0)))
                 continue
+            if excused and excused[i]:
+                ranked = _excuse(ranked, excused[i], reader_paths)
             if math.isinf(ranked[0][0]):
                 # Too fast for every candidate: the route flags it; the shortest is least bad.
                 shortest = min((c for _, c in ranked), key=lambda c: c.length_m)
@@ -349,9 +358,10 @@ class NegativeEvidenceChooser:
         directions: Sequence[str],
         reader_paths: ReaderPaths,
         own_speed_mps: float | None,
+        excused: list[frozenset[str]] | None = None,
     ) -> list[Candidate | None]:
         """Viterbi over the segments' candidates; direction couples neighbouring segments."""
-        segs = self._segments(readers, dts, reader_paths, own_speed_mps)
+        segs = self._segments(readers, dts, reader_paths, own_speed_mps, excused)
         xy = reader_paths.graph.node_xy_m
         nodes = [reader_paths.reader_node[r] for r in readers]
         best: list[Candidate | None] = [None] * len(segs)
@@ -433,6 +443,29 @@ class NegativeEvidenceChooser:
             if j < 0:
                 break
             i -= 1
+
+
+def _excused(heard: Sequence[frozenset[str]] | None, segments: int) -> list[frozenset[str]]:
+    """Per segment, the readers that heard the bike at either end's place."""
+    if not heard:
+        return []
+    return [heard[i] | heard[i + 1] for i in range(segments)]
+
+
+def _excuse(
+    ranked: list[tuple[float, Candidate]], heard: frozenset[str], reader_paths: ReaderPaths
+) -> list[tuple[float, Candidate]]:
+    """``ranked`` with the missed-reader cost of readers that did hear the bike taken back."""
+    out = []
+    for s, c in ranked:
+        back = sum(
+            -math.log(min(max(reader_paths.miss_rate_of(r), 1e-6), 1.0))
+            for r in c.missed_readers
+            if r in heard
+        )
+        out.append((s + back, c))
+    out.sort(key=lambda sc: (-sc[0], sc[1].length_m))
+    return out
 
 
 def _hop(node: int | None) -> int:

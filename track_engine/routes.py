@@ -2,6 +2,13 @@
 
 Steps, in order:
 
+0. **Places** (:mod:`track_engine.places`): consecutive passages at neighbouring readers whose
+   read zones overlap (a complex junction) and whose read windows overlap are one *sighting*:
+   the loudest stands for it, the others are kept as ``merged`` (no path, no speed test between
+   them). The clone test runs on the sightings with a lower bound of the distance between
+   places (the straight line, less the readers' reach) and a clock allowance, so one-way
+   streets and the order of passages inside a junction never make an honest tag a clone; its
+   finding is a ``"clone"`` flag and :attr:`Route.clone_suspected`.
 1. **Outliers**: a passage that makes an impossible move both from the passage before it and
    to the passage after it, while those two are consistent with each other, is a misread (or a
    clone's single sighting): it is dropped from the route and reported as an ``"outlier"``
@@ -21,9 +28,10 @@ Steps, in order:
      the time. The path is still drawn (it is the most likely way it went) but every point on
      it is marked ``"gap"``, because its timing along the path is a guess. Also used when no
      road path exists at all (``distance_m`` is NaN); that one is not drawn.
-   * ``"impossible"`` — faster than ``max_speed_mps`` even allowing for passage time and reader
-     position error: a cloned or misread tag. Not drawn (the per-second points have a hole and
-     the GeoJSON line breaks); reported as an ``"impossible"`` flag.
+   * ``"impossible"`` — faster than ``max_speed_mps`` along the road even allowing for passage
+     time and reader position error: a cloned or misread tag, or a reader that heard the bike
+     on a road its node is not on. Not drawn (the per-second points have a hole and the
+     GeoJSON line breaks); reported as an ``"impossible"`` flag (the clone test is step 0's).
 
 Two tables come out: ``geometry`` follows the road exactly (every node of every path, with its
 interpolated time: the per-meter shape) and ``points`` samples it at every whole UTC second
@@ -42,6 +50,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from track_engine.paths import NegativeEvidenceChooser, shortest_path
+from track_engine.places import PlaceModel, clone_moves, group_sightings
 from track_engine.roads import ReaderPaths, RoadGraph, precompute_reader_paths
 from track_engine.route_geometry import (
     DRAWN_KINDS,
@@ -86,11 +95,13 @@ _SHAPES_MEMO = "route_geometry.path_shapes"
 
 @dataclass(frozen=True)
 class RouteFlag:
-    """Something an officer should know about a route: a dropped misread or an impossible move.
+    """Something an officer should know about a route: a misread, an impossible move, a clone.
 
     ``kind`` is ``"outlier"`` (the passage at ``reader_id``/``at_us`` was dropped: too far from
-    both neighbours for the time) or ``"impossible"`` (the move from ``from_reader`` to
-    ``reader_id`` is faster than any e-bike: a cloned or misread tag).
+    both neighbours for the time), ``"impossible"`` (the road path from ``from_reader`` to
+    ``reader_id`` is faster than any e-bike, so it is not drawn) or ``"clone"`` (no e-bike can
+    get from ``from_reader``'s place to ``reader_id``'s in the time even in a straight line:
+    ``speed_mps`` is that lower bound; a cloned or misread tag).
     """
 
     kind: str
@@ -117,6 +128,7 @@ class _RouteParts:
     source: pd.DataFrame  # the passages as given
     kept: NDArray[np.intp]  # rows of ``source`` on the route, in time order
     dropped: NDArray[np.intp]  # rows of ``source`` dropped as outliers, in time order
+    merged: NDArray[np.intp]  # rows of ``source`` folded into a neighbour's sighting
     node: NDArray[np.int64]  # each kept passage's reader node
     vertices: Vertices
     readers: list[str]  # each kept passage's reader id
@@ -135,7 +147,9 @@ class Route:
     inside segments that are not drawn. ``geometry``: the same columns at every road vertex,
     plus ``segment`` and ``run``. ``passages``: the passages used (outliers removed), sorted by
     closest_at_us, with the reader's road ``node``, ``x_m``, ``y_m``, ``lon``, ``lat`` added.
-    ``dropped``: the outlier passages removed. ``flags``: outliers and impossible moves.
+    ``dropped``: the outlier passages removed. ``merged``: passages at a neighbouring reader
+    of the same place, folded into the sighting of the passage kept (whose read window then
+    spans theirs). ``flags``: outliers, impossible moves and clone findings.
 
     The four tables are built on first use (the GeoJSON forms need none of them).
     """
@@ -163,6 +177,11 @@ class Route:
         return self._parts.source.take(self._parts.dropped).reset_index(drop=True)
 
     @cached_property
+    def merged(self) -> pd.DataFrame:
+        """The passages folded into a neighbouring reader's sighting (one place, one pass)."""
+        return self._parts.source.take(self._parts.merged).reset_index(drop=True)
+
+    @cached_property
     def geometry(self) -> pd.DataFrame:
         """Road-exact vertices with times (``POINT_COLUMNS`` plus ``segment`` and ``run``)."""
         return geometry_frame(self.graph, self._parts.vertices)
@@ -174,9 +193,8 @@ class Route:
 
     @property
     def clone_suspected(self) -> bool:
-        """An impossible move remains, or more than one passage had to be dropped."""
-        kinds = [f.kind for f in self.flags]
-        return "impossible" in kinds or kinds.count("outlier") >= 2
+        """The tag was seen at two places no e-bike could travel between (a ``"clone"`` flag)."""
+        return any(f.kind == "clone" for f in self.flags)
 
     def to_geojson(self) -> dict[str, Any]:
         """A GeoJSON Feature (see :func:`track_engine.route_geometry.line_feature`)."""
@@ -241,7 +259,12 @@ class RouteChooser(Protocol):
         times_us: Sequence[int],
         directions: Sequence[str],
         reader_paths: ReaderPaths,
-    ) -> list[list[int] | None]: ...
+        *,
+        heard: Sequence[frozenset[str]] | None = None,
+    ) -> list[list[int] | None]:
+        """One path per consecutive pair; ``heard[k]``: other readers that heard the bike at
+        passage ``k`` (merged into it), never silent on the paths next to it."""
+        ...
 
 
 choose_path: PathChooser = NegativeEvidenceChooser()
@@ -268,6 +291,8 @@ def build_route(
     min_speed_mps: float = 1.0,
     path_chooser: PathChooser = choose_path,
     drop_outliers: bool = True,
+    places: PlaceModel | None = None,
+    reader_range_m: Mapping[str, float] | None = None,
 ) -> Route:
     """Build one tag's route from its passages (``track_engine.passages.PASSAGE_COLUMNS``).
 
@@ -275,6 +300,9 @@ def build_route(
     ``reader_nodes``. Pass ``reader_paths`` (from ``precompute_reader_paths``, with the readers'
     miss rates) when building many routes; without it they are computed here for every reader
     in ``reader_nodes`` (all of them: readers the tag did *not* pass are the negative evidence).
+    ``places`` sets when neighbouring readers are one place and when a move is a clone's
+    (default :class:`track_engine.places.PlaceModel`); ``reader_range_m``, where known, lets
+    readers whose ranges overlap further apart than its tolerance be one place too.
     """
     if passages.empty:
         raise ValueError("a route needs at least one passage")
@@ -286,6 +314,7 @@ def build_route(
         raise ValueError(f"readers without a road node: {unknown}")
     if reader_paths is None:
         reader_paths = precompute_reader_paths(graph, reader_nodes)
+    place_model = places or PlaceModel()
     shapes = _path_shapes(graph, reader_paths)
     # Time order (ties by reader id), stable like a multi-key sort: a route has tens of
     # passages, so plain Python beats a data-frame sort here.
@@ -298,27 +327,60 @@ def build_route(
         dtype=np.intp,
     )
     sorted_readers = [str(raw_readers[i]) for i in order.tolist()]
-    sorted_times = closest_all[order]
-    flags: list[RouteFlag] = []
+    # Step 0: neighbouring readers hearing one pass are one sighting; the clone test.
+    xy = {r: graph.node_xy_m[reader_nodes[r]] for r in set(sorted_readers)}
+    loud = zip(
+        passages["peak_rssi_dbm"].to_numpy(dtype=np.float64)[order].tolist(),
+        passages["read_count"].to_numpy(dtype=np.int64)[order].tolist(),
+        strict=True,
+    )
+    sightings = group_sightings(
+        sorted_readers,
+        passages["first_at_us"].to_numpy(dtype=np.int64)[order],
+        passages["last_at_us"].to_numpy(dtype=np.int64)[order],
+        [(-np.inf if np.isnan(p) else p, c) for p, c in loud],
+        xy,
+        place_model,
+        reader_range_m,
+    )
+    flags = [
+        RouteFlag(
+            "clone",
+            sorted_readers[int(sightings.rep[b])],
+            int(closest_all[order[sightings.rep[b]]]),
+            sorted_readers[int(sightings.rep[a])],
+            speed,
+        )
+        for a, b, speed in clone_moves(sightings, sorted_readers, xy, place_model, reader_range_m)
+    ]
+    heard_with = sightings.heard_with(sorted_readers)
+    rep = sightings.rep
+    rep_readers = [sorted_readers[i] for i in rep.tolist()]
+    rep_times = closest_all[order[rep]]
     if drop_outliers:
-        keep = _outlier_mask(sorted_readers, sorted_times, reader_paths, max_speed_mps)
+        keep = _outlier_mask(rep_readers, rep_times, reader_paths, max_speed_mps)
     else:
-        keep = np.ones(len(order), dtype=bool)
-    dropped = order[~keep]
+        keep = np.ones(len(rep), dtype=bool)
     flags += [
-        RouteFlag("outlier", sorted_readers[i], int(sorted_times[i]))
+        RouteFlag("outlier", rep_readers[i], int(rep_times[i]))
         for i in np.flatnonzero(~keep).tolist()
     ]
-    kept = order[keep]
-    readers = [sorted_readers[i] for i in np.flatnonzero(keep).tolist()]
-    times = sorted_times[keep]
+    dropped_members = [i for k in np.flatnonzero(~keep).tolist() for i in sightings.groups[k]]
+    dropped = order[np.asarray(sorted(dropped_members), dtype=np.intp)]
+    merged = order[
+        np.asarray([i for i in sightings.merged() if i not in set(dropped_members)], np.intp)
+    ]
+    kept = order[rep[keep]]
+    readers = [rep_readers[i] for i in np.flatnonzero(keep).tolist()]
+    heard = [heard_with[i] for i in np.flatnonzero(keep).tolist()]
+    times = rep_times[keep]
     # A passage's place is its reader's node on the road.
     node = np.asarray([reader_nodes[raw_readers[i]] for i in kept.tolist()], dtype=np.int64)
 
     segments: list[RouteSegment] = []
     for i, nodes in enumerate(
         _choose_paths(path_chooser, passages, raw_directions, kept, readers, times, graph,
-                      reader_nodes, reader_paths)
+                      reader_nodes, reader_paths, heard)
     ):  # fmt: skip
         segment = _classify(
             readers[i],
@@ -342,8 +404,9 @@ def build_route(
             )
         segments.append(segment)
 
-    first_at_us = passages["first_at_us"].to_numpy(dtype=np.int64)[kept]
-    last_at_us = passages["last_at_us"].to_numpy(dtype=np.int64)[kept]
+    # A sighting's read window spans its merged passages' (the bike was in the place).
+    first_at_us = sightings.first_us[keep]
+    last_at_us = sightings.last_us[keep]
     vertices = vertices_of(shapes, segments, node, times, first_at_us, last_at_us)
     flags.sort(key=lambda f: f.at_us)
     return Route(
@@ -355,6 +418,7 @@ def build_route(
             source=passages,
             kept=kept,
             dropped=dropped,
+            merged=merged,
             node=node,
             vertices=vertices,
             readers=readers,
@@ -382,6 +446,7 @@ def _choose_paths(
     graph: RoadGraph,
     reader_nodes: Mapping[str, int],
     reader_paths: ReaderPaths,
+    heard: list[frozenset[str]],
 ) -> list[list[int] | None]:
     """The path of every segment: jointly when the chooser can, else pair by pair."""
     if isinstance(chooser, RouteChooser):
@@ -390,6 +455,10 @@ def _choose_paths(
         else:  # missing values: exactly what pandas makes of them
             every = passages["direction"].fillna("").astype(str).tolist()
         directions = [every[i] for i in kept.tolist()]
+        if any(heard):
+            return chooser.choose_route(
+                readers, times.tolist(), directions, reader_paths, heard=heard
+            )
         return chooser.choose_route(readers, times.tolist(), directions, reader_paths)
     return [
         chooser(

@@ -42,6 +42,11 @@ class LoadedNetwork:
     reader_paths: ReaderPaths
     arrays: queries.NetworkArrays
 
+    @property
+    def reader_ranges_m(self) -> dict[str, float]:
+        """Read ranges of the long-range readers (active tags), for places and clone tests."""
+        return self.reader_paths.memo("api.network.reader_ranges_m", self.arrays.reader_ranges_m)
+
 
 class NetworkCache:
     """Thread-safe holder of the active network; reloads when its id changes, and its readers'

@@ -258,7 +258,10 @@ def _stitch_job(
         passages = queries.passages_frame(known)
         if any(row[0] != last_tag for row in known):
             passages = passages.assign(tag_id=last_tag)
-        return build_route(passages, loaded.graph, reader_nodes, loaded.reader_paths)
+        return build_route(
+            passages, loaded.graph, reader_nodes, loaded.reader_paths,
+            reader_range_m=loaded.reader_ranges_m,
+        )  # fmt: skip
 
     cache = loaded.reader_paths.memo(_STITCHED_MEMO, RouteCache)
     return cache, (last_tag, tuple(known)), build

@@ -140,6 +140,9 @@ def bench_accuracy(
     miss_rate: Annotated[str, typer.Option(help="Reader miss rates.")] = "0.1,0.3",
     clones: Annotated[int, typer.Option(min=0, help="Bikes carrying a cloned tag.")] = 4,
     hmm: Annotated[bool, typer.Option(help="Score the HMM map-matching baseline.")] = True,
+    route_oracle: Annotated[
+        bool, typer.Option(help="Score the route-choice oracle (knows the simulator's model).")
+    ] = True,
     reader_rates: Annotated[
         str,
         typer.Option(
@@ -161,7 +164,8 @@ def bench_accuracy(
     ] = 8.0,
     json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
-    """Route accuracy against simulator ground truth: TagTrail vs shortest path vs HMM."""
+    """Route accuracy against simulator ground truth: TagTrail vs shortest path vs HMM, and
+    the route-choice oracle (the bound the evidence allows)."""
     from rich.table import Table
 
     from tagtrail.commands.engine_accuracy import AccuracyOptions, run_accuracy
@@ -177,6 +181,7 @@ def bench_accuracy(
             miss_rates=_floats(miss_rate),
             clones=clones,
             hmm=hmm,
+            route_oracle=route_oracle,
             reader_rates=tuple(x.strip() for x in reader_rates.split(",") if x.strip()),
             deaf_readers=deaf_readers,
             history_bikes=history_bikes,

@@ -10,7 +10,10 @@ the engine does, and reconstruct every tag's route three ways on the *same passa
 * ``shortest_path`` — plain shortest-path stitching between consecutive readers;
 * ``hmm``           — HMM map matching (leuvenmapmatching's DistanceMatcher, non-emitting
   states on) of the reader positions in time order; where it gives no path between two
-  sightings the shortest path is used, so it is never scored on less than the baseline draws.
+  sightings the shortest path is used, so it is never scored on less than the baseline draws;
+* ``route_choice_oracle`` — the engine's route building with a path chooser that knows the
+  simulator's own route-choice model (:mod:`tagtrail.commands.engine_oracle`): the bound the
+  evidence allows, not a method a deployment can have.
 
 The ``tagtrail`` method weighs silent readers by their miss rates, taken one of three ways
 (``reader_rates``): ``registry`` — each reader's surveyed rate, as placed by the simulator;
@@ -38,11 +41,13 @@ import numpy as np
 import pandas as pd
 
 from simulators.city import City, generate_city
+from simulators.fleet import plan_day
 from simulators.network_files import load_roads
 from simulators.readers import SimReader, place_readers
 from simulators.rf import simulate_reads
 from simulators.riders import generate_population, trajectories
 from tagtrail.commands.engine_hmm import HmmMatcher
+from tagtrail.commands.engine_oracle import RouteChoiceOracle
 from track_engine.miss_rates import learn_miss_rates, tracks_from_passages
 from track_engine.passages import fold_passages
 from track_engine.paths import NegativeEvidenceChooser, score, shortest_path
@@ -50,7 +55,7 @@ from track_engine.roads import ReaderPaths, RoadGraph, precompute_reader_paths
 from track_engine.routes import Route, build_route
 from track_engine.scoring import Scores, score_routes
 
-METHODS = ("tagtrail", "shortest_path", "hmm")
+METHODS = ("tagtrail", "shortest_path", "hmm", "route_choice_oracle")
 READER_RATES = ("registry", "learned", "oracle")
 DEAF_MISS_RATE = 0.9
 START = datetime(2026, 11, 2, 23, 0, tzinfo=UTC)  # 07:00 local: the morning peak
@@ -71,6 +76,7 @@ class AccuracyOptions:
     clones: int = 4
     thefts: int = 4
     hmm: bool = True
+    route_oracle: bool = True  # the route_choice_oracle row
     reader_rates: tuple[str, ...] = ("registry",)
     deaf_readers: float = 0.0  # share of readers deaf (DEAF_MISS_RATE) unknown to the registry
     history_bikes: int = 600  # the day the ``learned`` rates are learned from
@@ -93,12 +99,18 @@ class Truth:
     edges: pd.DataFrame
     positions: pd.DataFrame
     cloned_tags: frozenset[str]
+    # Cloned tags whose two bikes ride at the same time at least once (the rest: the copy
+    # rides only while its original is parked).
+    cloned_riding_together: frozenset[str] = frozenset()
+    # Cloned tags heard on two bikes (a copy no reader heard cannot be told from none).
+    cloned_heard_both: frozenset[str] = frozenset()
 
 
 def run_accuracy(options: AccuracyOptions) -> list[dict[str, Any]]:
     """Every (method, coverage, miss rate) result as a JSON-ready dict."""
     city, population, traj, graph = simulate_city(options)
     hmm = HmmMatcher(graph) if options.hmm else None
+    oracle = route_oracle(city, options) if options.route_oracle else None
     results: list[dict[str, Any]] = []
     for coverage in options.coverages:
         for miss in options.miss_rates:
@@ -107,15 +119,18 @@ def run_accuracy(options: AccuracyOptions) -> list[dict[str, Any]]:
                 deaf=options.deaf_readers,
             )  # fmt: skip
             runs: list[tuple[str, str | None]] = [("tagtrail", r) for r in options.reader_rates]
-            runs += [(m, None) for m in METHODS[1:] if m != "hmm" or hmm is not None]
+            runs += [(m, None) for m in METHODS[1:3] if m != "hmm" or hmm is not None]
+            runs += [(METHODS[3], None)] if oracle is not None else []
             for method, rates in runs:
                 learning: dict[str, Any] = {"learn_seconds": None, "learn_passages": None}
                 reader_paths = rate_paths(sc, rates, city, options, learning) if rates else None
                 routes = reconstruct(
-                    method, sc.passages, graph, reader_paths or sc.reader_paths, sc.readers, hmm
-                )
+                    method, sc.passages, graph, reader_paths or sc.reader_paths, sc.readers, hmm,
+                    oracle=oracle,
+                )  # fmt: skip
                 scores = score_scenario(routes, sc, graph)
                 record = _record(method, coverage, miss, scores)
+                record |= _clone_kinds(routes, sc.truth)
                 record["reader_rates"] = rates
                 record["deaf_readers"] = options.deaf_readers
                 record["rate_error_mean"] = (
@@ -123,6 +138,15 @@ def run_accuracy(options: AccuracyOptions) -> list[dict[str, Any]]:
                 )
                 results.append(record | learning)
     return results
+
+
+def route_oracle(city: City, options: AccuracyOptions) -> RouteChoiceOracle:
+    """The route-choice oracle of the simulated day (its router seed, from the day plan)."""
+    plan = plan_day(
+        city, seed=options.seed, bikes=options.bikes, start=START, hours=options.hours,
+        thefts=options.thefts, clones=options.clones,
+    )  # fmt: skip
+    return RouteChoiceOracle(city, router_seed=plan.router_seed)
 
 
 def score_scenario(routes: dict[str, Route], sc: Scenario, graph: RoadGraph) -> Scores:
@@ -299,6 +323,8 @@ def reconstruct(
     reader_paths: ReaderPaths,
     readers: list[SimReader],
     hmm: HmmMatcher | None,
+    *,
+    oracle: RouteChoiceOracle | None = None,
 ) -> dict[str, Route]:
     """Every tag's route by one method."""
     reader_nodes = {r.reader_id: r.node for r in readers}
@@ -307,6 +333,9 @@ def reconstruct(
     for tag, ps in passages.groupby("tag_id", sort=True):
         if method == "tagtrail":
             route = build_route(ps, graph, reader_nodes, reader_paths)
+        elif method == "route_choice_oracle":
+            assert oracle is not None
+            route = build_route(ps, graph, reader_nodes, reader_paths, path_chooser=oracle)
         elif method == "shortest_path":
             route = build_route(
                 ps, graph, reader_nodes, reader_paths, path_chooser=shortest_path,
@@ -409,7 +438,41 @@ def prepare_truth(
         edges=edges.reset_index(drop=True),
         positions=positions,
         cloned_tags=cloned,
+        cloned_riding_together=_riding_together(population, cloned),
+        cloned_heard_both=frozenset(
+            str(t) for t, n in heard.groupby("tag_id")["bike_id"].nunique().items() if n > 1
+        )
+        & cloned,
     )
+
+
+def _riding_together(population: Any, cloned: frozenset[str]) -> frozenset[str]:
+    """Cloned tags two of whose bikes are on a trip at the same moment at least once."""
+    trips = population.trips
+    out = set()
+    for tag in cloned:
+        bikes = [b.bike_id for b in population.bikes if b.tag_id == tag]
+        mine = trips[trips["bike_id"].isin(bikes)]
+        spans = sorted(zip(mine["start_us"], mine["end_us"], mine["bike_id"], strict=True))
+        if any(a[2] != b[2] and b[0] < a[1] for i, a in enumerate(spans) for b in spans[i + 1 :]):
+            out.add(tag)
+    return frozenset(out)
+
+
+def _clone_kinds(routes: dict[str, Route], truth: Truth) -> dict[str, int]:
+    """Clone hits split by whether the copy rode at the same time as its original."""
+    together = truth.cloned_riding_together
+    parked = truth.cloned_tags - together
+    flagged = {t for t in truth.cloned_tags if t in routes and routes[t].clone_suspected}
+    both = truth.cloned_heard_both
+    return {
+        "clone_tags_heard_both": len(both),
+        "clone_hits_heard_both": len(flagged & both),
+        "clone_tags_together": len(together),
+        "clone_hits_together": len(flagged & together),
+        "clone_tags_parked": len(parked),
+        "clone_hits_parked": len(flagged & parked),
+    }
 
 
 def _record(method: str, coverage: float, miss: float, s: Scores) -> dict[str, Any]:

@@ -12,7 +12,8 @@ from tagtrail.commands.engine_accuracy import AccuracyOptions, run_accuracy
 def test_each_rate_source_is_scored_and_says_how_wrong_its_rates_were() -> None:
     options = AccuracyOptions(
         seed=3, bikes=40, hours=0.5, size_m=1500.0, coverages=(0.5,), miss_rates=(0.3,),
-        clones=0, thefts=1, hmm=False, reader_rates=("registry", "learned", "oracle"),
+        clones=0, thefts=1, hmm=False, route_oracle=False,
+        reader_rates=("registry", "learned", "oracle"),
         deaf_readers=0.2, history_bikes=60, history_hours=1.0,
     )  # fmt: skip
     rows = {(r["method"], r["reader_rates"]): r for r in run_accuracy(options)}

@@ -89,12 +89,14 @@ def test_single_outlier_between_consistent_passages_is_dropped_and_flagged(
     route = build_route(passages(("A", 0), ("B", 30), ("D", 40), ("C", 50)), graph, READERS)
     assert route.passages["reader_id"].tolist() == ["A", "B", "C"]
     assert route.dropped["reader_id"].tolist() == ["D"]
-    assert [(f.kind, f.reader_id, f.at_us) for f in route.flags] == [
-        ("outlier", "D", T0_US + 40 * US)
+    # 360 m in 8 s even in a straight line: a copy heard once, or a misread, for an officer.
+    assert sorted((f.kind, f.reader_id, f.at_us) for f in route.flags) == [
+        ("clone", "D", T0_US + 40 * US),
+        ("outlier", "D", T0_US + 40 * US),
     ]
     assert [s.kind for s in route.segments] == ["inferred", "inferred"]
-    assert not route.clone_suspected
-    assert route.to_geojson()["properties"]["flags"][0]["kind"] == "outlier"
+    assert route.clone_suspected
+    assert {f["kind"] for f in route.to_geojson()["properties"]["flags"]} == {"clone", "outlier"}
 
 
 def test_outlier_dropping_can_be_turned_off(graph: RoadGraph) -> None:
@@ -102,6 +104,8 @@ def test_outlier_dropping_can_be_turned_off(graph: RoadGraph) -> None:
         passages(("A", 0), ("B", 30), ("D", 40), ("C", 50)), graph, READERS, drop_outliers=False
     )
     assert [s.kind for s in route.segments] == ["inferred", "impossible", "impossible"]
+    # Drawing aside, the clone test is the same: D once, not D and then C again.
+    assert sorted(f.kind for f in route.flags) == ["clone", "impossible", "impossible"]
     assert route.clone_suspected
 
 
@@ -112,8 +116,7 @@ def test_a_tag_in_two_places_at_once_is_flagged_as_a_clone(graph: RoadGraph) -> 
         passages(("A", 0), ("C", 5), ("A", 10), ("C", 15), ("A", 20), ("C", 25)), graph, READERS
     )
     assert route.clone_suspected
-    kinds = [f.kind for f in route.flags]
-    assert kinds.count("outlier") >= 2 or "impossible" in kinds
+    assert "clone" in [f.kind for f in route.flags]
 
 
 def test_an_honest_fast_ride_is_not_flagged(graph: RoadGraph) -> None:

@@ -36,6 +36,26 @@ def test_clones_share_a_tag(city: City) -> None:
     assert len({b.tag_id for b in pop.bikes}) == 18
 
 
+def test_cloned_tags_ride_at_the_same_time_as_their_originals(city: City) -> None:
+    # Four copies: the first three start with their original's ride, the fourth once the
+    # original's first ride is over (parked). Every other bike's day is unchanged.
+    pop = generate_population(city, seed=1, bikes=60, start=START, hours=1.0, clones=4)
+    plain = generate_population(city, seed=1, bikes=60, start=START, hours=1.0, clones=0)
+    trips = pop.trips
+    for k, copy in enumerate(range(59, 55, -1)):
+        (original,) = [b.bike_id for b in pop.bikes[:56] if b.tag_id == pop.bikes[copy].tag_id]
+        mine = trips[trips["bike_id"] == copy].sort_values("start_us").iloc[0]
+        theirs = trips[trips["bike_id"] == original].sort_values("start_us").iloc[0]
+        if k < 3:  # riding at the same time
+            assert mine["start_us"] < theirs["end_us"]
+            assert theirs["start_us"] < mine["end_us"]
+        else:  # this seed's original ends its ride early enough for the copy to follow
+            assert mine["start_us"] > theirs["end_us"]
+    honest = trips[trips["bike_id"] < 56].reset_index(drop=True)
+    before = plain.trips[plain.trips["bike_id"] < 56].reset_index(drop=True)
+    pd.testing.assert_frame_equal(honest.drop(columns="trip_id"), before.drop(columns="trip_id"))
+
+
 def test_theft_early_in_window(city: City, population: Population) -> None:
     (theft,) = population.thefts
     end = START + timedelta(hours=1.5)

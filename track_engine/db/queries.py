@@ -28,6 +28,7 @@ from track_engine.db.tracking import lookup_settings as lookup_settings
 from track_engine.db.tracking import next_readers as next_readers
 from track_engine.db.tracking import start_last_seen as start_last_seen
 from track_engine.identifiers import frame_number_key, normalize_plate
+from track_engine.places import PROTOCOL_RANGE_M
 from track_engine.roads import ReaderPaths, RoadGraph, precompute_reader_paths
 
 _EPOCH_US = "(extract(epoch from {col}) * 1000000)::bigint"
@@ -203,7 +204,7 @@ class NetworkArrays:
     edge_src: np.ndarray
     edge_dst: np.ndarray
     edge_length_m: np.ndarray
-    readers: pd.DataFrame  # reader_id, node_id, lon, lat, x_m, y_m, antennas, miss_rate
+    readers: pd.DataFrame  # reader_id, node_id, lon, lat, x_m, y_m, antennas, miss_rate, protocol
 
     def road_graph(self) -> RoadGraph:
         """The engine's routing graph of these arrays."""
@@ -231,6 +232,17 @@ class NetworkArrays:
                 strict=True,
             )
         )
+
+    def reader_ranges_m(self) -> dict[str, float]:
+        """How far readers of long-range protocols hear a tag (``places.PROTOCOL_RANGE_M``):
+        their read zones, for places and the clone test. Others are not listed."""
+        if "protocol" not in self.readers:
+            return {}
+        return {
+            str(r): PROTOCOL_RANGE_M[str(p)]
+            for r, p in zip(self.readers["reader_id"], self.readers["protocol"], strict=True)
+            if str(p) in PROTOCOL_RANGE_M
+        }
 
     def reader_paths(self, graph: RoadGraph) -> ReaderPaths:
         """Paths between the readers on ``graph`` (from :meth:`road_graph`), each reader's
@@ -267,11 +279,21 @@ def load_network(conn: psycopg.Connection, *, learned: bool = True) -> NetworkAr
     readers = pd.DataFrame(
         conn.execute(
             f"""SELECT reader_id, node_id, lon, lat, x_m, y_m, antennas,
-                       {miss_rate} AS miss_rate
+                       {miss_rate} AS miss_rate, protocol
                FROM readers WHERE network_id = %s ORDER BY reader_id""",
             (network_id,),
         ).fetchall(),
-        columns=["reader_id", "node_id", "lon", "lat", "x_m", "y_m", "antennas", "miss_rate"],
+        columns=[
+            "reader_id",
+            "node_id",
+            "lon",
+            "lat",
+            "x_m",
+            "y_m",
+            "antennas",
+            "miss_rate",
+            "protocol",
+        ],
     )
     return NetworkArrays(
         network_id=network_id,
