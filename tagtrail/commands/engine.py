@@ -136,6 +136,14 @@ def bench_accuracy(
         Path | None,
         typer.Option(exists=True, dir_okay=False, help="Road network (.npz, .osm, .osm.pbf)."),
     ] = None,
+    junction_tolerance_m: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="Merge the OSM nodes of one junction within this many meters (osmnx's "
+            "consolidate_intersections; 0 keeps every node). Default: 10.",
+        ),
+    ] = None,
     coverage: Annotated[str, typer.Option(help="Reader coverages (fractions).")] = "0.25,0.5,1.0",
     miss_rate: Annotated[str, typer.Option(help="Reader miss rates.")] = "0.1,0.3",
     clones: Annotated[int, typer.Option(min=0, help="Bikes carrying a cloned tag.")] = 4,
@@ -173,6 +181,7 @@ def bench_accuracy(
             hours=hours,
             size_m=size_m,
             roads=roads,
+            junction_tolerance_m=junction_tolerance_m,
             coverages=_floats(coverage),
             miss_rates=_floats(miss_rate),
             clones=clones,

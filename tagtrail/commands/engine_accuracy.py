@@ -66,6 +66,7 @@ class AccuracyOptions:
     hours: float = 2.0
     size_m: float = 3000.0
     roads: Path | None = None
+    junction_tolerance_m: float | None = None  # OSM junction consolidation (None: the default)
     coverages: tuple[float, ...] = (0.25, 0.5, 1.0)
     miss_rates: tuple[float, ...] = (0.1, 0.3)
     clones: int = 4
@@ -210,9 +211,9 @@ class Scenario:
 
 def simulate_city(options: AccuracyOptions) -> tuple[City, Any, pd.DataFrame, RoadGraph]:
     """The city (or ``--roads``), its population, trajectories and road graph."""
-    city = load_roads(options.roads) if options.roads else generate_city(
-        seed=options.seed, size_m=options.size_m
-    )  # fmt: skip
+    city = load_roads(
+        options.roads, junction_tolerance_m=options.junction_tolerance_m
+    ) if options.roads else generate_city(seed=options.seed, size_m=options.size_m)  # fmt: skip
     population = generate_population(
         city,
         seed=options.seed,
