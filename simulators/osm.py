@@ -12,8 +12,8 @@ One-way: ``oneway=yes|true|1`` runs along the way, ``oneway=-1|reverse`` against
 cycleway makes a one-way street two-way *for bikes*, which is what matters here.
 
 Every node of a kept way becomes a graph node, so edges follow the real geometry. A node where
-roads meet or end (other than two distinct neighbours) or a bridge begins is a ``junction``;
-the rest, including the points where OSM merely splits one road into two ways, are ``shape``
+roads meet or end (other than two distinct neighbours) is a ``junction``; the rest, including
+the points where OSM merely splits one road into two ways (a tag change, a bridge), are ``shape``
 (readers are placed only on junctions). The several nodes of one real junction (dual
 carriageways, turn lanes, short link ways, small roundabouts) are then merged into one at
 their centroid, within ``junction_tolerance_m`` (see :mod:`simulators.junctions`; 0 keeps
@@ -125,7 +125,7 @@ def read_osm(path: str | Path, *, junction_tolerance_m: float = DEFAULT_TOLERANC
     osm_ids, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
     ia, ib = inverse[: len(a)], inverse[len(a) :]
     lonlat = np.array([locs[int(n)] for n in osm_ids], dtype=np.float64)
-    kind = _node_kind(len(osm_ids), ia, ib, cls)
+    kind = _node_kind(len(osm_ids), ia, ib)
     lat0 = float((lonlat[:, 1].min() + lonlat[:, 1].max()) / 2.0)
     lon0 = float((lonlat[:, 0].min() + lonlat[:, 0].max()) / 2.0)
     x = np.radians(lonlat[:, 0] - lon0) * EARTH_RADIUS_M * np.cos(np.radians(lat0))
@@ -144,25 +144,19 @@ def read_osm(path: str | Path, *, junction_tolerance_m: float = DEFAULT_TOLERANC
     return _build(xy, lonlat, (lat0, lon0), kind, ia, ib, cls, direction)
 
 
-def _node_kind(
-    n: int,
-    a: NDArray[np.int64],
-    b: NDArray[np.int64],
-    cls: NDArray[np.object_],
-) -> NDArray[np.object_]:
-    """``junction`` where roads meet or end (or a bridge begins), ``shape`` at plain bends.
+def _node_kind(n: int, a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.object_]:
+    """``junction`` where roads meet or end, ``shape`` at plain bends.
 
-    A node where one way simply continues as the next (OSM splits ways wherever a tag changes)
-    is a bend like any other: two distinct neighbours and no bridge head. Counting distinct
-    neighbours (not segment uses) also keeps a way drawn twice over the same nodes a bend.
+    A node where one way simply continues as the next is a bend like any other: OSM splits ways
+    wherever a tag changes, and a bridge's ends are such splits. (A reader there would stand
+    metres from the real junction; on a dual carriageway's bridge, the two carriageways' heads
+    are a few metres apart and a reader on one hears bikes on the other, which a one-way road
+    makes an impossible move.) Distinct neighbours are counted, not segment uses, so a way
+    drawn twice over the same nodes is a bend too.
     """
     pairs = np.unique(np.stack([np.minimum(a, b), np.maximum(a, b)], 1), axis=0)
     neighbours = np.bincount(pairs.ravel(), minlength=n)
-    bridge = np.asarray(cls == "bridge", bool)
-    on_bridge = np.bincount(np.concatenate([a[bridge], b[bridge]]), minlength=n) > 0
-    off_bridge = np.bincount(np.concatenate([a[~bridge], b[~bridge]]), minlength=n) > 0
-    junction = (neighbours != 2) | (on_bridge & off_bridge)
-    return np.where(junction, "junction", "shape").astype(object)
+    return np.where(neighbours != 2, "junction", "shape").astype(object)
 
 
 def _build(
