@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.spatial import cKDTree
 
 from simulators.city import City, generate_city
 from simulators.network_files import load_roads
@@ -46,7 +47,7 @@ from tagtrail.commands.engine_hmm import HmmMatcher
 from track_engine.miss_rates import learn_miss_rates, tracks_from_passages
 from track_engine.passages import fold_passages
 from track_engine.paths import NegativeEvidenceChooser, score, shortest_path
-from track_engine.roads import ReaderPaths, RoadGraph, precompute_reader_paths
+from track_engine.roads import NodeDistances, ReaderPaths, RoadGraph, precompute_reader_paths
 from track_engine.routes import Route, build_route
 from track_engine.scoring import Scores, score_routes
 
@@ -100,12 +101,16 @@ def run_accuracy(options: AccuracyOptions) -> list[dict[str, Any]]:
     """Every (method, coverage, miss rate) result as a JSON-ready dict."""
     city, population, traj, graph = simulate_city(options)
     hmm = HmmMatcher(graph) if options.hmm else None
+    # Every scenario's readers are a prefix of the largest coverage's (one placement order):
+    # their road distances are computed once, from each node the first time it is needed.
+    sites = place_readers(city, seed=options.seed, fraction=max(options.coverages))
+    distances = NodeDistances(graph, [r.node for r in sites])
     results: list[dict[str, Any]] = []
     for coverage in options.coverages:
         for miss in options.miss_rates:
             sc = build_scenario(
                 city, population, traj, graph, options.seed, coverage, miss,
-                deaf=options.deaf_readers,
+                deaf=options.deaf_readers, distances=distances,
             )  # fmt: skip
             runs: list[tuple[str, str | None]] = [("tagtrail", r) for r in options.reader_rates]
             runs += [(m, None) for m in METHODS[1:] if m != "hmm" or hmm is not None]
@@ -117,6 +122,7 @@ def run_accuracy(options: AccuracyOptions) -> list[dict[str, Any]]:
                 )
                 scores = score_scenario(routes, sc, graph)
                 record = _record(method, coverage, miss, scores)
+                record |= reader_spacing(sc.readers)
                 record["reader_rates"] = rates
                 record["deaf_readers"] = options.deaf_readers
                 record["rate_error_mean"] = (
@@ -124,6 +130,22 @@ def run_accuracy(options: AccuracyOptions) -> list[dict[str, Any]]:
                 )
                 results.append(record | learning)
     return results
+
+
+def reader_spacing(readers: list[SimReader]) -> dict[str, Any]:
+    """How many readers, and how far each stands from its nearest neighbour (median, 10th
+    percentile, meters between surveyed positions): readers a few meters apart hear the same
+    pass, which is what junction consolidation is for."""
+    if len(readers) < 2:
+        return {"readers": len(readers), "reader_spacing_median_m": None,
+                "reader_spacing_p10_m": None}  # fmt: skip
+    xy = np.array([[r.x_m, r.y_m] for r in readers])
+    nearest = cKDTree(xy).query(xy, k=2)[0][:, 1]
+    return {
+        "readers": len(readers),
+        "reader_spacing_median_m": round(float(np.median(nearest)), 1),
+        "reader_spacing_p10_m": round(float(np.percentile(nearest, 10)), 1),
+    }
 
 
 def score_scenario(routes: dict[str, Route], sc: Scenario, graph: RoadGraph) -> Scores:
@@ -244,11 +266,13 @@ def build_scenario(
     miss: float,
     *,
     deaf: float = 0.0,
+    distances: NodeDistances | None = None,
 ) -> Scenario:
     """Place readers, simulate the reads, fold passages and prepare the truth of one run.
 
     ``deaf``: the share of readers that miss DEAF_MISS_RATE of passing tags while the
-    registry (the scenario's reader paths) keeps their surveyed rate.
+    registry (the scenario's reader paths) keeps their surveyed rate. ``distances``: road
+    distances shared with the other scenarios (see :func:`run_accuracy`).
     """
     placed = place_readers(city, seed=seed, fraction=coverage, miss_rate=miss)
     rng = np.random.default_rng(seed + 99)
@@ -264,6 +288,7 @@ def build_scenario(
         graph,
         {r.reader_id: r.node for r in readers},
         miss_rate={r.reader_id: r.miss_rate for r in placed},
+        distances=distances,
     )
     true_rates = {r.reader_id: r.miss_rate for r in readers}
     return Scenario(

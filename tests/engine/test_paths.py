@@ -189,3 +189,37 @@ def test_warm_path_choice_warms_the_default_chooser_and_skips_others(graph: Road
     paths = precompute_reader_paths(graph, READERS)
     assert warm_path_choice(paths) == len(set(READERS.values()))
     assert warm_path_choice(paths, shortest_path) == 0
+
+
+def test_trees_grown_only_to_the_destination_give_the_whole_city_candidates() -> None:
+    # The candidate trees stop at each copy's cost of a path to the destination; within that
+    # radius a Dijkstra is final, so every candidate set equals the one whole-city trees give,
+    # also when a later destination from the same source lies farther and the trees regrow.
+    from simulators.city import generate_city
+    from simulators.readers import place_readers
+
+    city = generate_city(seed=5, size_m=2500.0)
+    graph = RoadGraph.from_arrays(
+        node_lonlat=city.node_lonlat, node_xy_m=city.node_xy_m, edge_src=city.edge_src,
+        edge_dst=city.edge_dst, edge_length_m=city.edge_length_m,
+    )  # fmt: skip
+    readers = place_readers(city, seed=5, fraction=0.5, miss_rate=0.3)
+    paths = precompute_reader_paths(
+        graph,
+        {r.reader_id: r.node for r in readers},
+        miss_rate={r.reader_id: r.miss_rate for r in readers},
+    )
+    grown = PathCandidates(paths, PathModel())
+    whole = PathCandidates(paths, PathModel())
+    assert whole.warm() == len({r.node for r in readers})
+    rng = np.random.default_rng(3)
+    ids = [r.reader_id for r in readers]
+    pairs = []
+    for a in rng.choice(ids, size=25, replace=False).tolist():
+        # nearest first, then farther: every source's trees have to grow at least once
+        by_distance = sorted(ids, key=lambda b: paths.distance_m(a, b))
+        pairs += [(a, b) for b in (by_distance[1], by_distance[5], by_distance[-1])]
+    for a, b in pairs:
+        assert grown.candidates(a, b) == whole.candidates(a, b)
+    near = [(a, b) for a, b in pairs[::3]]
+    assert all(paths.distance_m(a, b) < 1000.0 for a, b in near)
