@@ -227,3 +227,22 @@ def test_imported_deployment_stands_on_consolidated_junctions(
         ).fetchall()
     assert [(r, k) for r, k, _, _ in rows] == [("X0", "junction"), ("X1", "junction")]
     assert rows[0][2:] == rows[1][2:]
+
+
+def test_a_bridges_ends_are_bends_not_junctions(tmp_path: Path) -> None:
+    # OSM starts a new way where a bridge begins; nothing meets the road there. On a dual
+    # carriageway, a reader at each carriageway's bridge head stood 4 m from the other's.
+    bridge = {"highway": "primary", "bridge": "yes"}
+    path = _osm(tmp_path, [
+        ([(0.0, 0.0), (100.0, 0.0)], ROAD),
+        ([(100.0, 0.0), (160.0, 0.0)], bridge),
+        ([(160.0, 0.0), (300.0, 0.0)], ROAD),
+        ([(0.0, 0.0), (0.0, 80.0), (300.0, 80.0), (300.0, 0.0)], ROAD),
+        ([(0.0, 0.0), (-100.0, 0.0)], ROAD),
+        ([(300.0, 0.0), (400.0, 0.0)], ROAD),
+    ])  # fmt: skip
+    city = read_osm(path, junction_tolerance_m=0)
+    assert "bridge" in set(city.edge_class)
+    assert _junctions_near(city, 100.0, 0.0, 1.0) == []
+    assert _junctions_near(city, 160.0, 0.0, 1.0) == []
+    assert len(_junctions_near(city, 300.0, 0.0, 1.0)) == 1
