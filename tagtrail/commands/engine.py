@@ -200,7 +200,7 @@ def bench_accuracy(
     table = Table(title=f"Route accuracy (seed {seed}, {bikes} bikes, {hours:g} h)")
     heads = ("coverage", "miss", "method", "rates", "recall", "precision", "time p50 s",
              "time p95 s", "pos p50 m", "pos p95 m", "trips", "clones hit",
-             "false alarms")  # fmt: skip
+             "false alarms", "readers", "spacing p50 m")  # fmt: skip
     for h in heads:
         table.add_column(h, justify="left" if h == "method" else "right")
     for r in results:
@@ -211,6 +211,7 @@ def bench_accuracy(
             _fmt(r["time_error_p95_s"], 2), _fmt(r["position_error_median_m"], 1),
             _fmt(r["position_error_p95_m"], 1), str(r["trips"]),
             f"{r['clone_hits']}/{r['clone_tags']}", str(r["clone_false_alarms"]),
+            str(r["readers"]), _fmt(r["reader_spacing_median_m"], 1),
         )  # fmt: skip
     err.print(table)
 
