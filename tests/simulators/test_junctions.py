@@ -246,3 +246,37 @@ def test_a_bridges_ends_are_bends_not_junctions(tmp_path: Path) -> None:
     assert _junctions_near(city, 100.0, 0.0, 1.0) == []
     assert _junctions_near(city, 160.0, 0.0, 1.0) == []
     assert len(_junctions_near(city, 300.0, 0.0, 1.0)) == 1
+
+
+def test_riders_stop_at_junctions_never_at_a_bend_of_the_road() -> None:
+    # An imported street has a bend point every few meters; a rider stopping at 30% of them
+    # for 3-30 s crawled through real cities, and path choice read the stops as detours.
+    from simulators.keyed_random import KeyedRandom
+    from simulators.motion import time_paths
+    from simulators.routing import FlatPaths
+
+    city = read_osm(_pyrosm_extract("test.osm.pbf"))
+    graph = city.graph()
+    from scipy.sparse.csgraph import dijkstra
+
+    rng = np.random.default_rng(5)
+    ends = rng.choice(city.n_nodes, size=(40, 2))
+    _, pred = dijkstra(graph, indices=ends[:, 0], return_predecessors=True)
+    paths = []
+    for k, (a, b) in enumerate(ends.tolist()):
+        path, node = [b], b
+        while node != a:
+            node = int(pred[k, node])
+            path.append(node)
+        paths.append(path[::-1])
+    flat = FlatPaths(
+        node=np.concatenate(paths).astype(np.int32), lens=np.array([len(p) for p in paths])
+    )
+    timed = time_paths(
+        city, flat, np.full(len(paths), 5.0), "rider", KeyedRandom(1), np.arange(len(paths))
+    )
+    stopped = timed.depart_us > timed.arrive_us
+    kinds = city.node_kind[timed.node]
+    assert stopped.any()
+    assert (kinds[~stopped] == "shape").any()
+    assert set(kinds[stopped]) == {"junction"}
