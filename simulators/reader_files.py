@@ -136,8 +136,13 @@ def snap_nodes(node_xy_m: np.ndarray, candidates: np.ndarray, xy_m: np.ndarray) 
 
 def snap_to_junctions(node_xy_m: np.ndarray, node_kind: np.ndarray, xy_m: np.ndarray) -> np.ndarray:
     """The reader-candidate node (a consolidated junction or a gate, never a bend point) nearest
-    each surveyed position: what the deployment registry records as a reader's node."""
-    return snap_nodes(node_xy_m, reader_candidates(node_kind), xy_m)
+    each surveyed position: what the deployment registry records as a reader's node.
+
+    Raises :class:`ReaderFileError` when the network has no such node."""
+    candidates = reader_candidates(node_kind)
+    if not len(candidates):
+        raise ReaderFileError("the road network has no junction to put a reader on")
+    return snap_nodes(node_xy_m, candidates, xy_m)
 
 
 def sim_readers(table: pd.DataFrame, city: City) -> list[SimReader]:

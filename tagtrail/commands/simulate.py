@@ -237,7 +237,12 @@ def readers_import(
     """Import a reader deployment onto the active network (snapped to the nearest junction)."""
     import psycopg
 
-    from simulators.reader_files import project, read_readers, snap_to_junctions
+    from simulators.reader_files import (
+        ReaderFileError,
+        project,
+        read_readers,
+        snap_to_junctions,
+    )
     from track_engine.db import queries, registry
     from track_engine.db.migrate import migrate
 
@@ -262,7 +267,11 @@ def readers_import(
                 )],
                 dtype=object,
             )  # fmt: skip
-            nodes = snap_to_junctions(net.node_xy_m, kinds, xy)
+            try:
+                nodes = snap_to_junctions(net.node_xy_m, kinds, xy)
+            except ReaderFileError as exc:
+                err.print(str(exc))
+                raise typer.Exit(1) from None
             registry.upsert_readers(
                 conn,
                 table.assign(

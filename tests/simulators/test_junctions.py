@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from simulators.city import City, is_strongly_connected
 from simulators.osm import read_osm
-from simulators.reader_files import snap_to_junctions
+from simulators.reader_files import ReaderFileError, snap_to_junctions
 from simulators.readers import candidate_nodes, place_readers
 from tagtrail.cli import app
 
@@ -280,3 +280,9 @@ def test_riders_stop_at_junctions_never_at_a_bend_of_the_road() -> None:
     assert stopped.any()
     assert (kinds[~stopped] == "shape").any()
     assert set(kinds[stopped]) == {"junction"}
+
+
+def test_a_network_without_junctions_refuses_readers_clearly() -> None:
+    kinds = np.array(["shape", "shape"], dtype=object)
+    with pytest.raises(ReaderFileError, match="no junction"):
+        snap_to_junctions(np.zeros((2, 2)), kinds, np.zeros((1, 2)))
