@@ -139,6 +139,9 @@ def read_osm(path: str | Path, *, junction_tolerance_m: float = DEFAULT_TOLERANC
         ia, ib = merged.new_node[ia], merged.new_node[ib]
         inside = (ia >= 0) & (ib >= 0) & (ia != ib)
         ia, ib, cls, direction = ia[inside], ib[inside], cls[inside], direction[inside]
+        # A junction whose short stub went may now just continue one road: a bend.
+        bends_now = _node_kind(len(merged.xy_m), ia, ib) == "shape"
+        new_kind[bends_now & (new_kind == "junction")] = "shape"
         xy, kind = merged.xy_m, new_kind
         lonlat = xy_to_lonlat(xy, lat0, lon0)
     return _build(xy, lonlat, (lat0, lon0), kind, ia, ib, cls, direction)

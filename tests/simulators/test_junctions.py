@@ -286,3 +286,20 @@ def test_a_network_without_junctions_refuses_readers_clearly() -> None:
     kinds = np.array(["shape", "shape"], dtype=object)
     with pytest.raises(ReaderFileError, match="no junction"):
         snap_to_junctions(np.zeros((2, 2)), kinds, np.zeros((1, 2)))
+
+
+def test_a_junction_left_with_one_road_through_it_is_a_bend(tmp_path: Path) -> None:
+    # A 12 m parking spur off a street: the spur goes with consolidation, and the node it hung
+    # off is then a bend of the street, not a reader site.
+    path = _osm(tmp_path, [
+        ([(-200.0, 0.0), (0.0, 0.0), (200.0, 0.0)], ROAD),
+        ([(0.0, 0.0), (0.0, 12.0)], {"highway": "service"}),
+        ([(-200.0, 0.0), (-200.0, 100.0), (200.0, 100.0), (200.0, 0.0)], ROAD),
+        ([(-200.0, 0.0), (-300.0, 0.0)], ROAD),
+        ([(200.0, 0.0), (300.0, 0.0)], ROAD),
+    ])  # fmt: skip
+    assert len(_junctions_near(read_osm(path, junction_tolerance_m=0), 0.0, 0.0, 1.0)) == 1
+    city = read_osm(path, junction_tolerance_m=10)
+    assert _junctions_near(city, 0.0, 12.0, 1.0) == []  # the spur's dead end went
+    assert _junctions_near(city, 0.0, 0.0, 1.0) == []
+    assert len(_junctions_near(city, 200.0, 0.0, 1.0)) == 1
