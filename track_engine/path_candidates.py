@@ -211,7 +211,8 @@ class PathCandidates:
         else:
             self._trees.move_to_end(src)
             radius = self._radius[src]
-            short = rows[:, dst] < 0
+            # A whole tree that lacks dst will never reach it: no path, nothing to grow.
+            short = (rows[:, dst] < 0) & np.isfinite(radius)
             if not short.any():
                 return rows
         need = self._costs_of_a_path(src, dst, distance_m)

@@ -10,7 +10,7 @@ from test_routes import READERS, T0_US, US, grid_graph, passages
 
 from track_engine.path_candidates import Candidate, PathCandidates
 from track_engine.paths import NegativeEvidenceChooser, PathModel, most_overlap, shortest_path
-from track_engine.roads import RoadGraph, precompute_reader_paths
+from track_engine.roads import NoPathError, RoadGraph, precompute_reader_paths
 from track_engine.routes import build_route, warm_path_choice
 
 #   8 -- 9 -- 10 -- 11
@@ -223,3 +223,30 @@ def test_trees_grown_only_to_the_destination_give_the_whole_city_candidates() ->
         assert grown.candidates(a, b) == whole.candidates(a, b)
     near = [(a, b) for a, b in pairs[::3]]
     assert all(paths.distance_m(a, b) < 1000.0 for a, b in near)
+
+
+def test_a_reader_no_road_reaches_costs_no_dijkstra_once_trees_are_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from track_engine import path_candidates
+
+    # Two road pieces with no road between them (an engine network need not be connected).
+    graph = RoadGraph.from_arrays(
+        node_lonlat=[[0.0, 0.0], [0.001, 0.0], [0.01, 0.0], [0.011, 0.0]],
+        edge_src=[0, 2], edge_dst=[1, 3], both_directions=True,
+    )  # fmt: skip
+    paths = precompute_reader_paths(graph, {"A": 0, "B": 2})
+    cands = PathCandidates(paths, PathModel())
+    assert cands.warm() == 2
+    calls: list[int] = []
+    real = path_candidates.dijkstra
+
+    def counting(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(path_candidates, "dijkstra", counting)
+    for _ in range(2):
+        with pytest.raises(NoPathError):
+            cands.candidates("A", "B")
+    assert calls == []
