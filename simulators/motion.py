@@ -81,7 +81,10 @@ def time_paths(
     jitter = 0.85 + 0.25 * rand.uniform(_S_JITTER, key, seq)
     speed = speed_mps[trip] * jitter * factor
     edge_s = np.where(is_first, 0.0, city.edge_length_m[e] / speed)
+    # Riders stop at junctions (lights, give way) and gates, never at a bend of a road: an
+    # imported street has a bend point every few meters.
     p_stop = np.where(_node_is_gate(city)[node], p_gate, p_junction)
+    p_stop = np.where(city.node_kind[node] == "shape", 0.0, p_stop)
     stops = rand.uniform(_S_STOP, key, seq) < p_stop
     stop_len = stop_lo + (stop_hi - stop_lo) * rand.uniform(_S_STOP_LEN, key, seq)
     stop_s = np.where(stops & ~is_first & ~is_last, stop_len, 0.0)

@@ -11,9 +11,13 @@ One-way: ``oneway=yes|true|1`` runs along the way, ``oneway=-1|reverse`` against
 ``junction=roundabout|circular`` implies one-way; ``oneway:bicycle=no`` or an ``opposite*``
 cycleway makes a one-way street two-way *for bikes*, which is what matters here.
 
-Every node of a kept way becomes a graph node, so edges follow the real geometry; nodes shared
-by two ways or ending one are ``junction``, the rest ``shape`` (readers are placed only on
-junctions). Nodes are projected like the generated city (equirectangular about the centre of
+Every node of a kept way becomes a graph node, so edges follow the real geometry. A node where
+roads meet or end (other than two distinct neighbours) is a ``junction``; the rest, including
+the points where OSM merely splits one road into two ways (a tag change, a bridge), are ``shape``
+(readers are placed only on junctions). The several nodes of one real junction (dual
+carriageways, turn lanes, short link ways, small roundabouts) are then merged into one at
+their centroid, within ``junction_tolerance_m`` (see :mod:`simulators.junctions`; 0 keeps
+every OSM node). Nodes are projected like the generated city (equirectangular about the centre of
 the data's bounding box). Only the largest strongly connected component is kept: an island or
 a one-way dead end cannot be routed through, and the engine routes on this graph.
 """
@@ -28,7 +32,8 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 from scipy.sparse.csgraph import connected_components
 
-from simulators.city import EARTH_RADIUS_M, City
+from simulators.city import EARTH_RADIUS_M, City, xy_to_lonlat
+from simulators.junctions import DEFAULT_TOLERANCE_M, consolidate
 
 _ARTERIAL = {"trunk", "trunk_link", "primary", "primary_link", "secondary", "secondary_link",
              "tertiary", "tertiary_link"}  # fmt: skip
@@ -77,14 +82,13 @@ def oneway_direction(tags: dict[str, str]) -> int:
     return 0
 
 
-def read_osm(path: str | Path) -> City:
+def read_osm(path: str | Path, *, junction_tolerance_m: float = DEFAULT_TOLERANCE_M) -> City:
     """Read an .osm / .osm.pbf file into a strongly connected :class:`City` (see module doc)."""
     seg_a: list[int] = []  # OSM node ids, consecutive pairs along kept ways
     seg_b: list[int] = []
     seg_cls: list[str] = []
     seg_dir: list[int] = []
     locs: dict[int, tuple[float, float]] = {}
-    ends: list[int] = []
     try:
         # Nodes must be read for their locations; only ways are handed to the loop.
         processor = (
@@ -107,7 +111,6 @@ def read_osm(path: str | Path) -> City:
             seg_b += ids[1:]
             seg_cls += [cls] * (len(ids) - 1)
             seg_dir += [direction] * (len(ids) - 1)
-            ends += [ids[0], ids[-1]]
     except RuntimeError as exc:  # osmium reports unreadable input as RuntimeError
         raise OsmImportError(f"{path}: {exc}") from exc
     a = np.asarray(seg_a, np.int64)
@@ -122,26 +125,54 @@ def read_osm(path: str | Path) -> City:
     osm_ids, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
     ia, ib = inverse[: len(a)], inverse[len(a) :]
     lonlat = np.array([locs[int(n)] for n in osm_ids], dtype=np.float64)
-    # A node is a junction where ways meet or end, i.e. wherever it is not a plain bend.
-    uses = np.bincount(np.concatenate([ia, ib]), minlength=len(osm_ids))
-    is_end = np.isin(osm_ids, np.asarray(ends, np.int64))
-    kind = np.where((uses != 2) | is_end, "junction", "shape").astype(object)
-    return _build(lonlat, kind, ia, ib, cls, direction)
+    kind = _node_kind(len(osm_ids), ia, ib)
+    lat0 = float((lonlat[:, 1].min() + lonlat[:, 1].max()) / 2.0)
+    lon0 = float((lonlat[:, 0].min() + lonlat[:, 0].max()) / 2.0)
+    x = np.radians(lonlat[:, 0] - lon0) * EARTH_RADIUS_M * np.cos(np.radians(lat0))
+    y = np.radians(lonlat[:, 1] - lat0) * EARTH_RADIUS_M
+    xy = np.stack([x, y], 1)
+    if junction_tolerance_m > 0:
+        merged = consolidate(xy, kind == "junction", ia, ib, tolerance_m=junction_tolerance_m)
+        new_kind = np.empty(len(merged.xy_m), dtype=object)
+        kept = merged.new_node >= 0
+        new_kind[merged.new_node[kept]] = kind[kept]
+        ia, ib = merged.new_node[ia], merged.new_node[ib]
+        inside = (ia >= 0) & (ib >= 0) & (ia != ib)
+        ia, ib, cls, direction = ia[inside], ib[inside], cls[inside], direction[inside]
+        # A junction whose short stub went may now just continue one road: a bend.
+        bends_now = _node_kind(len(merged.xy_m), ia, ib) == "shape"
+        new_kind[bends_now & (new_kind == "junction")] = "shape"
+        xy, kind = merged.xy_m, new_kind
+        lonlat = xy_to_lonlat(xy, lat0, lon0)
+    return _build(xy, lonlat, (lat0, lon0), kind, ia, ib, cls, direction)
+
+
+def _node_kind(n: int, a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.object_]:
+    """``junction`` where roads meet or end, ``shape`` at plain bends.
+
+    A node where one way simply continues as the next is a bend like any other: OSM splits ways
+    wherever a tag changes, and a bridge's ends are such splits. (A reader there would stand
+    metres from the real junction; on a dual carriageway's bridge, the two carriageways' heads
+    are a few metres apart and a reader on one hears bikes on the other, which a one-way road
+    makes an impossible move.) Distinct neighbours are counted, not segment uses, so a way
+    drawn twice over the same nodes is a bend too.
+    """
+    pairs = np.unique(np.stack([np.minimum(a, b), np.maximum(a, b)], 1), axis=0)
+    neighbours = np.bincount(pairs.ravel(), minlength=n)
+    return np.where(neighbours != 2, "junction", "shape").astype(object)
 
 
 def _build(
+    xy: NDArray[np.float64],
     lonlat: NDArray[np.float64],
+    origin: tuple[float, float],
     kind: NDArray[np.object_],
     a: NDArray[np.int64],
     b: NDArray[np.int64],
     cls: NDArray[np.object_],
     direction: NDArray[np.int8],
 ) -> City:
-    lat0 = float((lonlat[:, 1].min() + lonlat[:, 1].max()) / 2.0)
-    lon0 = float((lonlat[:, 0].min() + lonlat[:, 0].max()) / 2.0)
-    x = np.radians(lonlat[:, 0] - lon0) * EARTH_RADIUS_M * np.cos(np.radians(lat0))
-    y = np.radians(lonlat[:, 1] - lat0) * EARTH_RADIUS_M
-    xy = np.stack([x, y], 1)
+    lat0, lon0 = origin
     fwd, back = direction >= 0, direction <= 0
     src = np.concatenate([a[fwd], b[back]])
     dst = np.concatenate([b[fwd], a[back]])

@@ -28,7 +28,7 @@ import pandas as pd
 from scipy.spatial import cKDTree
 
 from simulators.city import EARTH_RADIUS_M, City
-from simulators.readers import PROTOCOLS, SimReader, candidate_nodes
+from simulators.readers import PROTOCOLS, SimReader, reader_candidates
 
 COLUMNS = ("reader_id", "lon", "lat", "protocol", "antennas", "antenna_headings", "range_m",
            "miss_rate", "clock_offset_s", "clock_drift_ppm")  # fmt: skip
@@ -134,10 +134,21 @@ def snap_nodes(node_xy_m: np.ndarray, candidates: np.ndarray, xy_m: np.ndarray) 
     return np.asarray(candidates[np.asarray(idx, np.int64)], np.int64)
 
 
+def snap_to_junctions(node_xy_m: np.ndarray, node_kind: np.ndarray, xy_m: np.ndarray) -> np.ndarray:
+    """The reader-candidate node (a consolidated junction or a gate, never a bend point) nearest
+    each surveyed position: what the deployment registry records as a reader's node.
+
+    Raises :class:`ReaderFileError` when the network has no such node."""
+    candidates = reader_candidates(node_kind)
+    if not len(candidates):
+        raise ReaderFileError("the road network has no junction to put a reader on")
+    return snap_nodes(node_xy_m, candidates, xy_m)
+
+
 def sim_readers(table: pd.DataFrame, city: City) -> list[SimReader]:
     """Readers of a deployment table placed on ``city`` (snapped to the nearest junction)."""
     xy = project(table[["lon", "lat"]].to_numpy(), city.origin_lat, city.origin_lon)
-    nodes = snap_nodes(city.node_xy_m, candidate_nodes(city), xy)
+    nodes = snap_to_junctions(city.node_xy_m, city.node_kind, xy)
     out = []
     rows: list[dict[Any, Any]] = table.to_dict("records")
     for k, row in enumerate(rows):

@@ -68,7 +68,13 @@ class SimReader:
 def candidate_nodes(city: City) -> np.ndarray:
     """Nodes that may carry a reader: junctions and gates (not estate or campus insides, and
     not the shape points an imported road bends through)."""
-    kinds = city.node_kind
+    return reader_candidates(city.node_kind)
+
+
+def reader_candidates(node_kind: np.ndarray) -> np.ndarray:
+    """Indices of the node kinds that may carry a reader (see :func:`candidate_nodes`); an
+    imported network's junctions are already consolidated (:mod:`simulators.junctions`)."""
+    kinds = np.asarray(node_kind)
     return np.flatnonzero((kinds != "estate") & (kinds != "campus") & (kinds != "shape"))
 
 

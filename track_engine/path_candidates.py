@@ -19,6 +19,14 @@ Readers never move, so one shortest-path tree per (graph copy, source reader) se
 destination; trees and candidate sets are computed on first use (or all trees at once:
 :meth:`PathCandidates.warm`) and cached (trees in an LRU bounded in bytes, since a real city
 has thousands of readers).
+
+A tree computed on first use is grown only as far as the destinations asked for need: the
+Dijkstra of copy ``k`` stops at ``w_k(P)``, the copy's cost of any one path ``P`` to the
+destination (the plain shortest one), which bounds that copy's shortest distance to it. Inside
+that radius a Dijkstra's distances and predecessors are final, so the candidate paths are those
+of a whole-city tree; a later destination farther away grows the tree again. Consecutive
+readers of a trip are a few hundred meters apart, so on a city of tens of thousands of nodes
+this visits a small neighbourhood instead of the whole graph, 37 times per source.
 """
 
 from __future__ import annotations
@@ -110,11 +118,19 @@ class PathCandidates:
             factor = rng.lognormal(0.0, model.sample_sigma, size=len(graph.edge_length_m))
             weights.append(graph.edge_length_m * factor)
         self._n_penalized = len(model.penalties_m)
+        self._weights = np.stack(weights) if weights else np.empty((0, len(graph.edge_src)))
+        # Edge index + 1 by (src, dst): the graph keeps one edge per node pair.
+        self._edge_ids = scipy.sparse.csr_matrix(
+            (np.arange(1, len(graph.edge_src) + 1), (graph.edge_src, graph.edge_dst)),
+            shape=(n, n),
+        )
         self._matrices = [
             scipy.sparse.csr_matrix((w, (graph.edge_src, graph.edge_dst)), shape=(n, n))
             for w in weights
         ]
         self._trees: OrderedDict[int, NDArray[np.int32]] = OrderedDict()
+        # How far (in each copy's own cost) each cached source's trees were grown; inf: whole.
+        self._radius: dict[int, NDArray[np.float64]] = {}
         per_source = 4 * len(self._matrices) * max(n, 1)
         self.max_tree_sources = max(_MIN_TREE_SOURCES, _TREE_CACHE_BYTES // per_source)
         self._pairs: dict[tuple[str, str], tuple[Candidate, ...]] = {}
@@ -141,6 +157,7 @@ class PathCandidates:
             )  # sources x copies x nodes
             for i, src in enumerate(wanted):
                 self._trees[src] = np.ascontiguousarray(rows[i])
+                self._radius[src] = np.full(len(self._matrices), np.inf)
         return len(self._trees)
 
     def candidates(self, a: str, b: str) -> tuple[Candidate, ...]:
@@ -158,7 +175,7 @@ class PathCandidates:
         dst = self.reader_paths.reader_node[b]
         if src == dst:
             return (Candidate((src,), 0.0, (), 0.0, self.model.samples),)
-        trees = self._trees_from(src)
+        trees = self._trees_reaching(src, dst, self.reader_paths.distance_m(a, b))
         counts: dict[tuple[int, ...], int] = {}
         for k in range(trees.shape[0]):
             nodes = _walk(trees[k], src, dst)
@@ -183,25 +200,66 @@ class PathCandidates:
             samples=samples,
         )
 
-    def _trees_from(self, src: int) -> NDArray[np.int32]:
-        """Predecessor rows of every graph copy from ``src`` (copies x nodes)."""
+    def _trees_reaching(self, src: int, dst: int, distance_m: float) -> NDArray[np.int32]:
+        """Predecessor rows of every graph copy from ``src`` (copies x nodes), grown at least
+        as far as ``dst`` in each copy (see the module docstring)."""
         rows = self._trees.get(src)
         if rows is None:
-            rows = np.stack(
-                [
-                    np.asarray(
-                        dijkstra(m, directed=True, indices=src, return_predecessors=True)[1],
-                        dtype=np.int32,
-                    )
-                    for m in self._matrices
-                ]
-            )
-            self._trees[src] = rows
-            while len(self._trees) > self.max_tree_sources:
-                self._trees.popitem(last=False)
+            rows = np.full((len(self._matrices), self._graph.node_count), -9999, np.int32)
+            radius = np.zeros(len(self._matrices))
+            short = np.ones(len(self._matrices), bool)
         else:
             self._trees.move_to_end(src)
+            radius = self._radius[src]
+            # A whole tree that lacks dst will never reach it: no path, nothing to grow.
+            short = (rows[:, dst] < 0) & np.isfinite(radius)
+            if not short.any():
+                return rows
+        need = self._costs_of_a_path(src, dst, distance_m)
+        for k in np.flatnonzero(short).tolist():
+            # A hair beyond the bound: summing the path's weights in another order than the
+            # Dijkstra does may round the other way.
+            limit = max(float(radius[k]), float(need[k]) * (1.0 + 1e-9) + 1e-6)
+            rows[k] = self._tree(k, src, limit)
+            if rows[k, dst] < 0 and math.isfinite(limit):  # rounding beyond the hair
+                limit = np.inf
+                rows[k] = self._tree(k, src, limit)
+            radius[k] = limit
+        self._trees[src] = rows
+        self._radius[src] = radius
+        while len(self._trees) > self.max_tree_sources:
+            old, _ = self._trees.popitem(last=False)
+            self._radius.pop(old, None)
         return rows
+
+    def _tree(self, copy: int, src: int, limit: float) -> NDArray[np.int32]:
+        return np.asarray(
+            dijkstra(
+                self._matrices[copy], directed=True, indices=src, return_predecessors=True,
+                limit=limit,
+            )[1],
+            dtype=np.int32,
+        )  # fmt: skip
+
+    def _costs_of_a_path(self, src: int, dst: int, distance_m: float) -> NDArray[np.float64]:
+        """Each copy's cost of one plain shortest path ``src`` -> ``dst``, ``distance_m`` long
+        (inf in every copy when there is no path)."""
+        if not math.isfinite(distance_m):
+            return np.full(len(self._matrices), np.inf)
+        nodes = None
+        for limit in (distance_m * (1.0 + 1e-9) + 1e-6, np.inf):
+            pred = dijkstra(
+                self._graph.csr(), directed=True, indices=src, return_predecessors=True,
+                limit=limit,
+            )[1]  # fmt: skip
+            nodes = _walk(np.asarray(pred, np.int32), src, dst)
+            if nodes is not None:
+                break
+        if nodes is None:
+            return np.full(len(self._matrices), np.inf)
+        arr = np.asarray(nodes, np.int64)
+        ids = np.asarray(self._edge_ids[arr[:-1], arr[1:]]).ravel().astype(np.int64) - 1
+        return np.asarray(self._weights[:, ids].sum(axis=1), np.float64)
 
 
 def _walk(pred: NDArray[np.int32], src: int, dst: int) -> tuple[int, ...] | None:

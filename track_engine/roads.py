@@ -162,18 +162,31 @@ class RoadGraph:
             self._remember_predecessors(source, pred[row])
         return dist, pred
 
-    def path_nodes(self, src: int, dst: int) -> list[int]:
+    def path_nodes(self, src: int, dst: int, *, distance_m: float | None = None) -> list[int]:
         """Nodes of the shortest directed path from ``src`` to ``dst``, both included.
+
+        ``distance_m`` (the known shortest distance, e.g. from :class:`ReaderPaths`) lets a
+        source whose tree is not cached grow its Dijkstra only that far: on a city of tens of
+        thousands of nodes, a few hundred meters instead of the whole graph (within that
+        radius a Dijkstra's predecessors are final, so the path is the same).
 
         Raises :class:`NoPathError` when ``dst`` cannot be reached from ``src``.
         """
         if src == dst:
             return [src]
         pred = self._predecessors.get(src)
+        if pred is not None:
+            self._predecessors.move_to_end(src)
+        elif distance_m is not None and np.isfinite(distance_m):
+            limit = distance_m * (1.0 + 1e-9) + 1e-6  # a hair beyond: summation order rounds
+            row = dijkstra(
+                self.csr(), directed=True, indices=src, return_predecessors=True, limit=limit
+            )[1]
+            pred = np.asarray(row, dtype=np.int32)
+            if pred[dst] < 0:
+                pred = None
         if pred is None:
             pred = self.shortest_paths_from([src])[1][0]
-        else:
-            self._predecessors.move_to_end(src)
         # Walk the shortest-path tree back from dst: as many steps as the path has nodes.
         path = [dst]
         node = dst
@@ -247,7 +260,9 @@ class ReaderPaths:
             self._position(a)
             self._position(b)
             self._paths[key] = tuple(
-                self.graph.path_nodes(self.reader_node[a], self.reader_node[b])
+                self.graph.path_nodes(
+                    self.reader_node[a], self.reader_node[b], distance_m=self.distance_m(a, b)
+                )
             )
         return list(self._paths[key])
 
@@ -269,12 +284,47 @@ class ReaderPaths:
             raise KeyError(f"unknown reader {reader_id!r}") from None
 
 
+class NodeDistances:
+    """Shortest road distances between nodes of a fixed set, each source's Dijkstra run once.
+
+    Several deployments drawn from one set of sites (the accuracy bench's coverages and miss
+    rates: the readers of a lower coverage are a prefix of a higher one's) share the work:
+    :meth:`block` runs Dijkstra only from sources it has not seen and keeps the rows over
+    ``nodes`` (``len(nodes)**2`` floats at most).
+    """
+
+    def __init__(self, graph: RoadGraph, nodes: ArrayLike, *, chunk_size: int = 64) -> None:
+        self.graph = graph
+        self.nodes = np.unique(np.asarray(nodes, dtype=np.int64))
+        self._column = {int(n): i for i, n in enumerate(self.nodes.tolist())}
+        self._rows: dict[int, NDArray[np.float64]] = {}
+        self._chunk = chunk_size
+
+    def block(self, nodes: NDArray[np.int64]) -> NDArray[np.float64]:
+        """Distances (m) from each of ``nodes`` to each of ``nodes`` (all within the set)."""
+        wanted = [int(n) for n in nodes.tolist()]
+        unknown = sorted(set(wanted) - set(self._column))
+        if unknown:
+            raise ValueError(f"nodes {unknown[:5]} are not in the distance set")
+        todo = sorted(set(wanted) - set(self._rows))
+        for lo in range(0, len(todo), self._chunk):
+            chunk = todo[lo : lo + self._chunk]
+            dist, _ = self.graph.shortest_paths_from(chunk)
+            for k, n in enumerate(chunk):
+                self._rows[n] = dist[k, self.nodes]
+        if not wanted:
+            return np.empty((0, 0))
+        cols = np.asarray([self._column[n] for n in wanted], dtype=np.int64)
+        return np.stack([self._rows[n][cols] for n in wanted])
+
+
 def precompute_reader_paths(
     graph: RoadGraph,
     reader_nodes: Mapping[str, int],
     *,
     chunk_size: int = 64,
     miss_rate: Mapping[str, float] | None = None,
+    distances: NodeDistances | None = None,
 ) -> ReaderPaths:
     """Run Dijkstra once from every reader node and keep the reader-to-reader distances.
 
@@ -282,17 +332,23 @@ def precompute_reader_paths(
     feeds the negative evidence of path choice.
 
     Sources go in chunks of ``chunk_size`` so that the (chunk, N) distance block stays small
-    on a city-sized graph; only the (R, R) reader block is kept.
+    on a city-sized graph; only the (R, R) reader block is kept. ``distances`` (over a set
+    holding every reader node) serves the block from Dijkstra rows already run.
     """
     reader_ids = tuple(sorted(reader_nodes))
     node_of = np.asarray([reader_nodes[r] for r in reader_ids], dtype=np.int64)
     if node_of.size and (node_of.min() < 0 or node_of.max() >= graph.node_count):
         raise ValueError("reader node out of range of the graph")
     unique_nodes, inverse = np.unique(node_of, return_inverse=True)
-    dist_unique = np.empty((len(unique_nodes), len(unique_nodes)))
-    for lo in range(0, len(unique_nodes), chunk_size):
-        block, _ = graph.shortest_paths_from(unique_nodes[lo : lo + chunk_size].tolist())
-        dist_unique[lo : lo + chunk_size] = block[:, unique_nodes]
+    if distances is not None:
+        if distances.graph is not graph:
+            raise ValueError("the distances were computed on another graph")
+        dist_unique = distances.block(unique_nodes)
+    else:
+        dist_unique = np.empty((len(unique_nodes), len(unique_nodes)))
+        for lo in range(0, len(unique_nodes), chunk_size):
+            block, _ = graph.shortest_paths_from(unique_nodes[lo : lo + chunk_size].tolist())
+            dist_unique[lo : lo + chunk_size] = block[:, unique_nodes]
     return ReaderPaths(
         graph=graph,
         reader_ids=reader_ids,

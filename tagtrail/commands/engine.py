@@ -136,6 +136,14 @@ def bench_accuracy(
         Path | None,
         typer.Option(exists=True, dir_okay=False, help="Road network (.npz, .osm, .osm.pbf)."),
     ] = None,
+    junction_tolerance_m: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="Merge the OSM nodes of one junction within this many meters (osmnx's "
+            "consolidate_intersections; 0 keeps every node). Default: 10.",
+        ),
+    ] = None,
     coverage: Annotated[str, typer.Option(help="Reader coverages (fractions).")] = "0.25,0.5,1.0",
     miss_rate: Annotated[str, typer.Option(help="Reader miss rates.")] = "0.1,0.3",
     clones: Annotated[int, typer.Option(min=0, help="Bikes carrying a cloned tag.")] = 4,
@@ -177,6 +185,7 @@ def bench_accuracy(
             hours=hours,
             size_m=size_m,
             roads=roads,
+            junction_tolerance_m=junction_tolerance_m,
             coverages=_floats(coverage),
             miss_rates=_floats(miss_rate),
             clones=clones,
@@ -196,7 +205,7 @@ def bench_accuracy(
     table = Table(title=f"Route accuracy (seed {seed}, {bikes} bikes, {hours:g} h)")
     heads = ("coverage", "miss", "method", "rates", "recall", "precision", "time p50 s",
              "time p95 s", "pos p50 m", "pos p95 m", "trips", "clones hit",
-             "false alarms")  # fmt: skip
+             "false alarms", "readers", "spacing p50 m")  # fmt: skip
     for h in heads:
         table.add_column(h, justify="left" if h == "method" else "right")
     for r in results:
@@ -207,6 +216,7 @@ def bench_accuracy(
             _fmt(r["time_error_p95_s"], 2), _fmt(r["position_error_median_m"], 1),
             _fmt(r["position_error_p95_m"], 1), str(r["trips"]),
             f"{r['clone_hits']}/{r['clone_tags']}", str(r["clone_false_alarms"]),
+            str(r["readers"]), _fmt(r["reader_spacing_median_m"], 1),
         )  # fmt: skip
     err.print(table)
 

@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.spatial import cKDTree
 
 from simulators.city import City, generate_city
 from simulators.fleet import plan_day
@@ -51,7 +52,7 @@ from tagtrail.commands.engine_oracle import RouteChoiceOracle
 from track_engine.miss_rates import learn_miss_rates, tracks_from_passages
 from track_engine.passages import fold_passages
 from track_engine.paths import NegativeEvidenceChooser, score, shortest_path
-from track_engine.roads import ReaderPaths, RoadGraph, precompute_reader_paths
+from track_engine.roads import NodeDistances, ReaderPaths, RoadGraph, precompute_reader_paths
 from track_engine.routes import Route, build_route
 from track_engine.scoring import Scores, score_routes
 
@@ -71,6 +72,7 @@ class AccuracyOptions:
     hours: float = 2.0
     size_m: float = 3000.0
     roads: Path | None = None
+    junction_tolerance_m: float | None = None  # OSM junction consolidation (None: the default)
     coverages: tuple[float, ...] = (0.25, 0.5, 1.0)
     miss_rates: tuple[float, ...] = (0.1, 0.3)
     clones: int = 4
@@ -111,12 +113,16 @@ def run_accuracy(options: AccuracyOptions) -> list[dict[str, Any]]:
     city, population, traj, graph = simulate_city(options)
     hmm = HmmMatcher(graph) if options.hmm else None
     oracle = route_oracle(city, options) if options.route_oracle else None
+    # Every scenario's readers are a prefix of the largest coverage's (one placement order):
+    # their road distances are computed once, from each node the first time it is needed.
+    sites = place_readers(city, seed=options.seed, fraction=max(options.coverages))
+    distances = NodeDistances(graph, [r.node for r in sites])
     results: list[dict[str, Any]] = []
     for coverage in options.coverages:
         for miss in options.miss_rates:
             sc = build_scenario(
                 city, population, traj, graph, options.seed, coverage, miss,
-                deaf=options.deaf_readers,
+                deaf=options.deaf_readers, distances=distances,
             )  # fmt: skip
             runs: list[tuple[str, str | None]] = [("tagtrail", r) for r in options.reader_rates]
             runs += [(m, None) for m in METHODS[1:3] if m != "hmm" or hmm is not None]
@@ -131,6 +137,7 @@ def run_accuracy(options: AccuracyOptions) -> list[dict[str, Any]]:
                 scores = score_scenario(routes, sc, graph)
                 record = _record(method, coverage, miss, scores)
                 record |= _clone_kinds(routes, sc.truth)
+                record |= reader_spacing(sc.readers)
                 record["reader_rates"] = rates
                 record["deaf_readers"] = options.deaf_readers
                 record["rate_error_mean"] = (
@@ -147,6 +154,22 @@ def route_oracle(city: City, options: AccuracyOptions) -> RouteChoiceOracle:
         thefts=options.thefts, clones=options.clones,
     )  # fmt: skip
     return RouteChoiceOracle(city, router_seed=plan.router_seed)
+
+
+def reader_spacing(readers: list[SimReader]) -> dict[str, Any]:
+    """How many readers, and how far each stands from its nearest neighbour (median, 10th
+    percentile, meters between surveyed positions): readers a few meters apart hear the same
+    pass, which is what junction consolidation is for."""
+    if len(readers) < 2:
+        return {"readers": len(readers), "reader_spacing_median_m": None,
+                "reader_spacing_p10_m": None}  # fmt: skip
+    xy = np.array([[r.x_m, r.y_m] for r in readers])
+    nearest = cKDTree(xy).query(xy, k=2)[0][:, 1]
+    return {
+        "readers": len(readers),
+        "reader_spacing_median_m": round(float(np.median(nearest)), 1),
+        "reader_spacing_p10_m": round(float(np.percentile(nearest, 10)), 1),
+    }
 
 
 def score_scenario(routes: dict[str, Route], sc: Scenario, graph: RoadGraph) -> Scores:
@@ -234,9 +257,9 @@ class Scenario:
 
 def simulate_city(options: AccuracyOptions) -> tuple[City, Any, pd.DataFrame, RoadGraph]:
     """The city (or ``--roads``), its population, trajectories and road graph."""
-    city = load_roads(options.roads) if options.roads else generate_city(
-        seed=options.seed, size_m=options.size_m
-    )  # fmt: skip
+    city = load_roads(
+        options.roads, junction_tolerance_m=options.junction_tolerance_m
+    ) if options.roads else generate_city(seed=options.seed, size_m=options.size_m)  # fmt: skip
     population = generate_population(
         city,
         seed=options.seed,
@@ -267,11 +290,13 @@ def build_scenario(
     miss: float,
     *,
     deaf: float = 0.0,
+    distances: NodeDistances | None = None,
 ) -> Scenario:
     """Place readers, simulate the reads, fold passages and prepare the truth of one run.
 
     ``deaf``: the share of readers that miss DEAF_MISS_RATE of passing tags while the
-    registry (the scenario's reader paths) keeps their surveyed rate.
+    registry (the scenario's reader paths) keeps their surveyed rate. ``distances``: road
+    distances shared with the other scenarios (see :func:`run_accuracy`).
     """
     placed = place_readers(city, seed=seed, fraction=coverage, miss_rate=miss)
     rng = np.random.default_rng(seed + 99)
@@ -287,6 +312,7 @@ def build_scenario(
         graph,
         {r.reader_id: r.node for r in readers},
         miss_rate={r.reader_id: r.miss_rate for r in placed},
+        distances=distances,
     )
     true_rates = {r.reader_id: r.miss_rate for r in readers}
     return Scenario(

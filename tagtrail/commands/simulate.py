@@ -188,13 +188,23 @@ def roads_import(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help=".osm / .osm.pbf")],
     name: Annotated[str | None, typer.Option(help="Network name (default: file name).")] = None,
     save: Annotated[Path | None, typer.Option(help="Also write the network file (.npz).")] = None,
+    junction_tolerance_m: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Merge the OSM nodes of one junction within this many meters into one "
+            "(osmnx's consolidate_intersections); 0 keeps every node.",
+        ),
+    ] = 10.0,
 ) -> None:
-    """Import OpenStreetMap roads bikes use, store them as the active network."""
+    """Import OpenStreetMap roads bikes use, store them as the active network.
+
+    The several OSM nodes of one real junction become one node (readers go on junctions)."""
     from simulators.network_files import load_roads, save_city
     from track_engine.db import registry
     from track_engine.db.migrate import migrate
 
-    city = load_roads(file)
+    city = load_roads(file, junction_tolerance_m=junction_tolerance_m)
     if save is not None:
         save_city(city, save)
     import pandas as pd
@@ -224,10 +234,15 @@ def roads_import(
 def readers_import(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV or GeoJSON")],
 ) -> None:
-    """Import a reader deployment onto the active network (snapped to the nearest road node)."""
+    """Import a reader deployment onto the active network (snapped to the nearest junction)."""
     import psycopg
 
-    from simulators.reader_files import project, read_readers, snap_nodes
+    from simulators.reader_files import (
+        ReaderFileError,
+        project,
+        read_readers,
+        snap_to_junctions,
+    )
     from track_engine.db import queries, registry
     from track_engine.db.migrate import migrate
 
@@ -244,7 +259,19 @@ def readers_import(
             lon0 = float(net.node_lonlat[0, 0] - np.degrees(
                 net.node_xy_m[0, 0] / (6_371_008.8 * np.cos(np.radians(lat0)))))  # fmt: skip
             xy = project(table[["lon", "lat"]].to_numpy(), lat0, lon0)
-            nodes = snap_nodes(net.node_xy_m, np.arange(len(net.node_xy_m)), xy)
+            # Readers belong to junctions (consolidated at import), never to a bend point.
+            kinds = np.array(
+                [k for (k,) in conn.execute(
+                    "SELECT kind FROM road_nodes WHERE network_id = %s ORDER BY node_id",
+                    (net.network_id,),
+                )],
+                dtype=object,
+            )  # fmt: skip
+            try:
+                nodes = snap_to_junctions(net.node_xy_m, kinds, xy)
+            except ReaderFileError as exc:
+                err.print(str(exc))
+                raise typer.Exit(1) from None
             registry.upsert_readers(
                 conn,
                 table.assign(

@@ -10,7 +10,7 @@ from test_routes import READERS, T0_US, US, grid_graph, passages
 
 from track_engine.path_candidates import Candidate, PathCandidates
 from track_engine.paths import NegativeEvidenceChooser, PathModel, most_overlap, shortest_path
-from track_engine.roads import RoadGraph, precompute_reader_paths
+from track_engine.roads import NoPathError, RoadGraph, precompute_reader_paths
 from track_engine.routes import build_route, warm_path_choice
 
 #   8 -- 9 -- 10 -- 11
@@ -192,3 +192,64 @@ def test_warm_path_choice_warms_the_default_chooser_and_skips_others(graph: Road
     paths = precompute_reader_paths(graph, READERS)
     assert warm_path_choice(paths) == len(set(READERS.values()))
     assert warm_path_choice(paths, shortest_path) == 0
+
+
+def test_trees_grown_only_to_the_destination_give_the_whole_city_candidates() -> None:
+    # The candidate trees stop at each copy's cost of a path to the destination; within that
+    # radius a Dijkstra is final, so every candidate set equals the one whole-city trees give,
+    # also when a later destination from the same source lies farther and the trees regrow.
+    from simulators.city import generate_city
+    from simulators.readers import place_readers
+
+    city = generate_city(seed=5, size_m=2500.0)
+    graph = RoadGraph.from_arrays(
+        node_lonlat=city.node_lonlat, node_xy_m=city.node_xy_m, edge_src=city.edge_src,
+        edge_dst=city.edge_dst, edge_length_m=city.edge_length_m,
+    )  # fmt: skip
+    readers = place_readers(city, seed=5, fraction=0.5, miss_rate=0.3)
+    paths = precompute_reader_paths(
+        graph,
+        {r.reader_id: r.node for r in readers},
+        miss_rate={r.reader_id: r.miss_rate for r in readers},
+    )
+    grown = PathCandidates(paths, PathModel())
+    whole = PathCandidates(paths, PathModel())
+    assert whole.warm() == len({r.node for r in readers})
+    rng = np.random.default_rng(3)
+    ids = [r.reader_id for r in readers]
+    pairs = []
+    for a in rng.choice(ids, size=25, replace=False).tolist():
+        # nearest first, then farther: every source's trees have to grow at least once
+        by_distance = sorted(ids, key=lambda b: paths.distance_m(a, b))
+        pairs += [(a, b) for b in (by_distance[1], by_distance[5], by_distance[-1])]
+    for a, b in pairs:
+        assert grown.candidates(a, b) == whole.candidates(a, b)
+    near = [(a, b) for a, b in pairs[::3]]
+    assert all(paths.distance_m(a, b) < 1000.0 for a, b in near)
+
+
+def test_a_reader_no_road_reaches_costs_no_dijkstra_once_trees_are_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from track_engine import path_candidates
+
+    # Two road pieces with no road between them (an engine network need not be connected).
+    graph = RoadGraph.from_arrays(
+        node_lonlat=[[0.0, 0.0], [0.001, 0.0], [0.01, 0.0], [0.011, 0.0]],
+        edge_src=[0, 2], edge_dst=[1, 3], both_directions=True,
+    )  # fmt: skip
+    paths = precompute_reader_paths(graph, {"A": 0, "B": 2})
+    cands = PathCandidates(paths, PathModel())
+    assert cands.warm() == 2
+    calls: list[int] = []
+    real = path_candidates.dijkstra
+
+    def counting(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(path_candidates, "dijkstra", counting)
+    for _ in range(2):
+        with pytest.raises(NoPathError):
+            cands.candidates("A", "B")
+    assert calls == []

@@ -125,3 +125,59 @@ def test_reader_paths_unreachable_is_infinite() -> None:
     assert paths.distance_m("B", "A") == np.inf
     with pytest.raises(NoPathError):
         paths.path("B", "A")
+
+
+def test_a_path_grown_only_to_its_known_distance_is_the_whole_tree_path() -> None:
+    from simulators.city import generate_city
+
+    city = generate_city(seed=4, size_m=2500.0)
+
+    def fresh() -> RoadGraph:  # no cached trees: each graph answers from its own Dijkstra
+        return RoadGraph.from_arrays(
+            node_lonlat=city.node_lonlat, node_xy_m=city.node_xy_m, edge_src=city.edge_src,
+            edge_dst=city.edge_dst, edge_length_m=city.edge_length_m,
+        )  # fmt: skip
+
+    rng = np.random.default_rng(1)
+    pairs = rng.integers(0, city.n_nodes, size=(60, 2)).tolist()
+    whole = fresh()
+    dist, _ = whole.shortest_paths_from(sorted({a for a, _ in pairs}))
+    row = {a: i for i, a in enumerate(sorted({a for a, _ in pairs}))}
+    for a, b in pairs:
+        grown = fresh()
+        d = float(dist[row[a], b])
+        assert grown.path_nodes(a, b, distance_m=d) == whole.path_nodes(a, b)
+        assert grown.path_length_m(grown.path_nodes(a, b, distance_m=d)) == pytest.approx(d)
+
+
+def test_shared_distances_serve_every_deployment_and_run_each_source_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from simulators.city import generate_city
+    from track_engine.roads import NodeDistances
+
+    city = generate_city(seed=4, size_m=2000.0)
+    g = RoadGraph.from_arrays(
+        node_lonlat=city.node_lonlat, node_xy_m=city.node_xy_m, edge_src=city.edge_src,
+        edge_dst=city.edge_dst, edge_length_m=city.edge_length_m,
+    )  # fmt: skip
+    sites = np.random.default_rng(2).choice(city.n_nodes, size=40, replace=False).tolist()
+    shared = NodeDistances(g, sites, chunk_size=7)
+    sources: list[int] = []
+    real = RoadGraph.shortest_paths_from
+
+    def counting(self: RoadGraph, nodes: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        sources.extend(nodes)
+        return real(self, nodes)
+
+    monkeypatch.setattr(RoadGraph, "shortest_paths_from", counting)
+    for count in (20, 40, 20):  # a low coverage, a high one, the low one again
+        readers = {f"R{i}": n for i, n in enumerate(sites[:count])}
+        got = precompute_reader_paths(g, readers, distances=shared)
+        want = precompute_reader_paths(g, readers)
+        assert np.array_equal(got.distance_matrix_m, want.distance_matrix_m)
+    # The direct runs above ran 80 sources; the shared one each site once.
+    assert len(sources) == 80 + 40
+    with pytest.raises(ValueError, match="not in the distance set"):
+        precompute_reader_paths(g, {"X": next(n for n in range(g.node_count) if n not in sites)},
+                                distances=shared)  # fmt: skip
