@@ -23,6 +23,7 @@ from api.config import ApiConfig
 from api.deps import Keys
 from api.errors import UnavailableError, install_error_handlers
 from api.live.listener import LiveHub
+from api.login_gate import LoginBusyMiddleware
 from api.network.service import NetworkCache
 from api.openapi import install_openapi
 from api.routers import ROUTERS
@@ -137,6 +138,12 @@ def create_app(config: ApiConfig) -> FastAPI:
         BodyLimitMiddleware,
         max_bytes=config.max_body_bytes,
         path_limits={"/api/v1/auth/token": LOGIN_MAX_BODY_BYTES},
+    )
+    app.add_middleware(
+        LoginBusyMiddleware,
+        gate=app.state.hash_gate,
+        path="/api/v1/auth/token",
+        delay_s=config.login_refusal_delay_s,
     )
     if config.trusted_proxies:
         # Added last, so it runs first: every later step (the login limits, the audit log)

@@ -29,7 +29,10 @@ class ApiConfig:
     login_window_s: float = 300.0
     # argon2 runs in a thread, outside any database connection, at most this many at a time
     # per process (~64 MiB each); a login finding every slot taken gets 429 + Retry-After.
-    login_hash_slots: int = 2
+    login_hash_slots: int = 1  # argon2 runs 4 lanes (threads) per hash
+    # A refused login (429) is answered only after this pause: a client retrying at once is
+    # paced to one attempt per pause per connection (api/login_gate.py). 0: answer at once.
+    login_refusal_delay_s: float = 1.0
     # Request bodies larger than this are refused with 413 while they stream in (before they
     # are read into memory); a Content-Length above it is refused before a byte is read.
     max_body_bytes: int = 1_048_576

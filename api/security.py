@@ -220,9 +220,9 @@ class HashGate:
             self._busy -= 1
 
     @property
-    def busy(self) -> int:
-        """Slots taken now."""
-        return self._busy
+    def full(self) -> bool:
+        """True while every slot is taken (a glance, no lock: the login checks again)."""
+        return self._busy >= self.slots
 
 
 # Niceness of the threads that hash passwords: under a login flood the CPU goes to requests

@@ -12,6 +12,7 @@ from psycopg_pool import ConnectionPool
 from api.config import ApiConfig
 from api.deps import Keys
 from api.errors import BadRequestError, ConflictError, TooManyRequestsError, UnauthorizedError
+from api.login_gate import BUSY_DETAIL
 from api.security import (
     HashGate,
     LoginLimiter,
@@ -34,14 +35,17 @@ def refuse_if_limited(limiter: LoginLimiter, username: str, client: str) -> None
         )
 
 
+def take_hash_slot(gate: HashGate) -> None:
+    """Take one of the process's password-hash slots (``gate.leave()`` gives it back);
+    TooManyRequestsError if none is free."""
+    if not gate.try_enter():
+        raise TooManyRequestsError(BUSY_DETAIL, retry_after_s=1)
+
+
 @contextmanager
 def hash_slot(gate: HashGate) -> Iterator[None]:
     """Hold one of the process's password-hash slots; TooManyRequestsError if none is free."""
-    if not gate.try_enter():
-        raise TooManyRequestsError(
-            "the server is checking as many passwords as it can at once; try again in 1 s",
-            retry_after_s=1,
-        )
+    take_hash_slot(gate)
     try:
         yield
     finally:

@@ -23,6 +23,7 @@ from api.deps import (
     LimiterDep,
     PoolDep,
 )
+from api.errors import TooManyRequestsError
 from api.pagination import Page, PageDep, page_of
 from api.users import service
 from api.users.schemas import (
@@ -53,29 +54,37 @@ async def token(
 ) -> TokenOut:
     """Log in with username and password (form fields); returns a bearer token. Open to all.
     Refused for a while (429 + Retry-After) after repeated failures for one username from one
-    address, from one address for any usernames, or for one username from any addresses; and
-    at once (429, Retry-After: 1) while the server already checks as many passwords as it
-    allows at a time."""
+    address, from one address for any usernames, or for one username from any addresses, and
+    (429, Retry-After: 1) while the server already checks as many passwords as it allows at a
+    time. A refusal is answered after a pause (1 s): a client retrying at once is paced."""
     username, password = form.username[:64], form.password[:256]
-    # On the event loop up to here: a refused login touches neither a thread nor a connection.
-    service.refuse_if_limited(limiter, username, client)
-    with service.hash_slot(gate):
-        # On the login threads (as many as slots, at a lower priority), never the shared
-        # thread pool of the other views.
-        return await asyncio.get_running_loop().run_in_executor(
-            executor,
-            partial(
-                service.login,
-                pool,
-                config=config,
-                keys=keys,
-                limiter=limiter,
-                username=username,
-                password=password,
-                client=client,
-                now=datetime.now(UTC),
-            ),
-        )
+    # On the event loop up to here: a refused login touches neither a thread nor a connection,
+    # and is answered after a pause (api/login_gate.py).
+    try:
+        service.refuse_if_limited(limiter, username, client)
+        service.take_hash_slot(gate)
+    except TooManyRequestsError:
+        await asyncio.sleep(config.login_refusal_delay_s)
+        raise
+    # On the login threads (as many as slots, at a lower priority), never the shared thread
+    # pool of the other views. Shielded: a client that hangs up does not free the slot before
+    # the hash it started is done.
+    checking = asyncio.get_running_loop().run_in_executor(
+        executor,
+        partial(
+            service.login,
+            pool,
+            config=config,
+            keys=keys,
+            limiter=limiter,
+            username=username,
+            password=password,
+            client=client,
+            now=datetime.now(UTC),
+        ),
+    )
+    checking.add_done_callback(lambda _: gate.leave())
+    return await asyncio.shield(checking)
 
 
 @router.get("/me")

@@ -229,6 +229,9 @@ def bench_login_flood(
     p99_target_s: Annotated[
         float, typer.Option(min=0.001, help="The officers' route p99 must stay under this.")
     ] = 1.0,
+    warmup_s: Annotated[
+        float, typer.Option(min=0, help="Officers alone (cold caches) before the flood starts.")
+    ] = 5.0,
     admin_url: AdminUrl = _ADMIN,
     json: Json = False,
 ) -> None:
@@ -249,6 +252,7 @@ def bench_login_flood(
             known_share=known_share,
             hours=hours,
             p99_target_s=p99_target_s,
+            warmup_s=warmup_s,
             admin_url=admin_url,
         )
     )
