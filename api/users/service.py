@@ -67,7 +67,7 @@ def login(
 
     Takes the pool, not a connection: the account is read, and the outcome written, each in a
     short transaction of its own, and argon2 (tens of milliseconds, 64 MiB) runs between them
-    holding no connection. The caller holds a hash slot (:func:`hash_slot`).
+    holding no connection. The caller holds a hash slot (:func:`take_hash_slot`).
     """
     with pool.connection() as conn:
         user = accounts.user_by_name(conn, username)

@@ -362,3 +362,25 @@ def test_failed_logins_are_audited_with_their_reason(api_db: str) -> None:
         text = str(conn.execute("SELECT * FROM audit_log").fetchall())
     assert "wrong one" not in text
     assert PASSWORD not in text
+
+
+def test_a_login_holds_no_pooled_connection_while_argon2_runs(
+    api_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import api.users.service as users_service
+
+    add_user(api_db, "pool.watcher", "officer")
+    in_use: list[int] = []
+    app = create_app(config(api_db))
+    real_verify = users_service.verify_password
+
+    def watched_verify(password_hash: str | None, password: str) -> bool:
+        stats = app.state.pool.get_stats()  # the pool of the views on threads
+        in_use.append(stats["pool_size"] - stats.get("pool_available", 0))
+        return real_verify(password_hash, password)  # the real argon2, unchanged
+
+    monkeypatch.setattr(users_service, "verify_password", watched_verify)
+    with TestClient(app) as client:
+        login(client, "pool.watcher")
+        assert client.post(TOKEN, data={"username": "nobody", "password": "x"}).status_code == 401
+    assert in_use == [0, 0]
