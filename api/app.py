@@ -16,19 +16,24 @@ from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from starlette.concurrency import run_in_threadpool
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from api.body_limit import BodyLimitMiddleware
 from api.config import ApiConfig
 from api.deps import Keys
 from api.errors import UnavailableError, install_error_handlers
 from api.live.listener import LiveHub
+from api.login_gate import LoginBusyMiddleware
 from api.network.service import NetworkCache
 from api.openapi import install_openapi
 from api.routers import ROUTERS
-from api.security import IdCipher, LoginLimiter
+from api.security import HashGate, IdCipher, LoginLimiter, hash_executor
 from track_engine.db import tracking
 from track_engine.routes import warm_path_choice
 
 log = logging.getLogger(__name__)
+# A login form is a username (64) and a password (256), form-encoded: well under this.
+LOGIN_MAX_BODY_BYTES = 16_384
 
 DESCRIPTION = """Find stolen e-bikes from RFID reads.
 
@@ -102,6 +107,8 @@ def create_app(config: ApiConfig) -> FastAPI:
         )
         await live.start()
         app.state.live_hub = live
+        hashing = hash_executor(config.login_hash_slots)
+        app.state.hash_executor = hashing
         # Everything loaded so far (modules, the network, the path trees) lives as long as the
         # process: out of the cyclic collector's sight, a full collection scans ~15k objects
         # instead of ~200k (95-110 ms, every ~2.5 s under load: a stall of every request in
@@ -110,6 +117,7 @@ def create_app(config: ApiConfig) -> FastAPI:
         try:
             yield
         finally:
+            hashing.shutdown(wait=False, cancel_futures=True)
             await live.stop()
             await lookup_pool.close()
             pool.close()
@@ -119,9 +127,29 @@ def create_app(config: ApiConfig) -> FastAPI:
     app.state.network = NetworkCache()
     app.state.keys = _keys(config)
     app.state.login_limiter = LoginLimiter(
-        max_failures=config.login_max_failures, window_s=config.login_window_s
+        max_failures=config.login_max_failures,
+        max_failures_per_address=config.login_max_failures_per_address,
+        max_failures_per_user=config.login_max_failures_per_user,
+        window_s=config.login_window_s,
     )
+    app.state.hash_gate = HashGate(config.login_hash_slots)
     install_error_handlers(app)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=config.max_body_bytes,
+        path_limits={"/api/v1/auth/token": LOGIN_MAX_BODY_BYTES},
+    )
+    app.add_middleware(
+        LoginBusyMiddleware,
+        gate=app.state.hash_gate,
+        path="/api/v1/auth/token",
+        delay_s=config.login_refusal_delay_s,
+    )
+    if config.trusted_proxies:
+        # Added last, so it runs first: every later step (the login limits, the audit log)
+        # sees the forwarded address. uvicorn's own handling is off (tagtrail api), since it
+        # trusts X-Forwarded-For from 127.0.0.1 by default.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(config.trusted_proxies))
     health = APIRouter(tags=["health"])
 
     @health.get("/api/v1/health")

@@ -24,7 +24,21 @@ class ApiConfig:
     id_enc_key: bytes | None = None  # AES-GCM key of national ID numbers (32 bytes)
     token_ttl_s: int = 3600
     login_max_failures: int = 5  # per username and client address within the window
+    login_max_failures_per_address: int = 20  # per client address, any usernames
+    login_max_failures_per_user: int = 50  # per username, any addresses (> per address)
     login_window_s: float = 300.0
+    # argon2 runs in a thread, outside any database connection, at most this many at a time
+    # per process (~64 MiB each); a login finding every slot taken gets 429 + Retry-After.
+    login_hash_slots: int = 1  # argon2 runs 4 lanes (threads) per hash
+    # A refused login (429) is answered only after this pause: a client retrying at once is
+    # paced to one attempt per pause per connection (api/login_gate.py). 0: answer at once.
+    login_refusal_delay_s: float = 1.0
+    # Request bodies larger than this are refused with 413 while they stream in (before they
+    # are read into memory); a Content-Length above it is refused before a byte is read.
+    max_body_bytes: int = 1_048_576
+    # Addresses (or networks) of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto
+    # are believed; empty: no header is (the client address is the TCP peer's).
+    trusted_proxies: tuple[str, ...] = ()
     # Live streams are woken by LISTEN tagtrail_live (one connection per process, migration
     # 0035) and read what is new at once; they also look every live_poll_s as a safety net,
     # and every live_fallback_poll_s while the listener is down (it reconnects with backoff).

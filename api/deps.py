@@ -9,6 +9,7 @@ back from each route's dependencies.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -21,7 +22,14 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from api.config import ApiConfig
 from api.errors import ForbiddenError, UnauthorizedError
 from api.network.service import NetworkCache
-from api.security import IdCipher, InvalidTokenError, LoginLimiter, TokenClaims, read_token
+from api.security import (
+    HashGate,
+    IdCipher,
+    InvalidTokenError,
+    LoginLimiter,
+    TokenClaims,
+    read_token,
+)
 from track_engine.db import accounts, tracking
 
 ALL_ROLES = frozenset(accounts.ROLES)
@@ -95,8 +103,21 @@ async def get_limiter(request: Request) -> LoginLimiter:
     return limiter
 
 
+async def get_hash_gate(request: Request) -> HashGate:
+    """The bound on concurrent password hashes."""
+    gate: HashGate = request.app.state.hash_gate
+    return gate
+
+
+async def get_hash_executor(request: Request) -> Executor:
+    """The threads logins check passwords on (:func:`api.security.hash_executor`)."""
+    executor: Executor = request.app.state.hash_executor
+    return executor
+
+
 async def client_address(request: Request) -> str:
-    """The caller's address as the server sees it (recorded in the audit log)."""
+    """The caller's address (recorded in the audit log, counted by the login limits): the TCP
+    peer's, or what a configured trusted proxy forwarded (``ApiConfig.trusted_proxies``)."""
     return request.client.host if request.client else ""
 
 
@@ -109,6 +130,8 @@ NetworkDep = Annotated[NetworkCache, Depends(get_network)]
 ConfigDep = Annotated[ApiConfig, Depends(get_config)]
 KeysDep = Annotated[Keys, Depends(get_keys)]
 LimiterDep = Annotated[LoginLimiter, Depends(get_limiter)]
+HashGateDep = Annotated[HashGate, Depends(get_hash_gate)]
+HashExecutorDep = Annotated[Executor, Depends(get_hash_executor)]
 ClientDep = Annotated[str, Depends(client_address)]
 
 
@@ -120,11 +143,12 @@ def current_principal(
 ) -> Principal:
     """The caller of a valid bearer token whose account still exists and is enabled.
 
-    The account is re-read on every request, so a disabled account or a changed role takes
-    effect at once rather than when the token expires.
+    The account is re-read on every request, so a disabled account, a changed role or a
+    changed password (which revokes the tokens issued before it) takes effect at once rather
+    than when the token expires.
     """
     claims = _claims(token, keys)
-    return _principal(accounts.user_by_id(conn, claims.user_id), client)
+    return _principal(accounts.user_by_id(conn, claims.user_id), claims, client)
 
 
 async def current_principal_async(
@@ -136,7 +160,7 @@ async def current_principal_async(
     """:func:`current_principal` for the views on the event loop: the same checks, the account
     re-read on the request's asyncio connection (in its transaction, before anything else)."""
     claims = _claims(token, keys)
-    return _principal(await tracking.account_async(conn, claims.user_id), client)
+    return _principal(await tracking.account_async(conn, claims.user_id), claims, client)
 
 
 def _claims(token: str | None, keys: Keys) -> TokenClaims:
@@ -151,9 +175,11 @@ def _claims(token: str | None, keys: Keys) -> TokenClaims:
     return claims
 
 
-def _principal(user: accounts.UserRecord | None, client: str) -> Principal:
+def _principal(user: accounts.UserRecord | None, claims: TokenClaims, client: str) -> Principal:
     if user is None or user.disabled:
         raise UnauthorizedError("this account no longer exists or is disabled")
+    if claims.version != user.token_version:
+        raise UnauthorizedError("the password changed since this token was issued; log in again")
     return Principal(user.user_id, user.username, user.role, user.owner_id, client)
 
 

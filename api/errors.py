@@ -6,7 +6,7 @@ ApiError
 ├── ForbiddenError       403  the caller's role may not do this
 ├── ConflictError        409  tag bound, plate taken, frame registered, username taken, ...
 ├── InvalidInputError    422  a value that says nothing (a reason of one letter), a closed case
-├── TooManyRequestsError 429  login attempts exhausted for now
+├── TooManyRequestsError 429  login attempts exhausted for now, or every hash slot busy
 └── UnavailableError     503  a dependency is not ready (e.g. no road network yet)
 
 The engine's NotFoundError maps to 404. A location lookup that finds nothing raises
@@ -133,6 +133,7 @@ _TITLES = {
     404: "Not found",
     405: "Method not allowed",
     409: "Conflict",
+    413: "Content too large",
     422: "Invalid request",
     429: "Too many requests",
     500: "Internal error",

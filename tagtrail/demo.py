@@ -420,7 +420,7 @@ def ensure_demo_officer(conn: psycopg.Connection, settings: Settings) -> str:
     The password is random, kept in ``data_dir/demo-officer.password`` (mode 0600) and
     re-applied on every start, so a reused database and a new data directory still agree.
     """
-    from api.security import hash_password
+    from api.security import hash_password, verify_password
     from track_engine.db import accounts
 
     path = settings.data_dir / "demo-officer.password"
@@ -435,10 +435,9 @@ def ensure_demo_officer(conn: psycopg.Connection, settings: Settings) -> str:
         accounts.create_user(
             conn, username=DEMO_OFFICER, password_hash=hash_password(password), role="officer"
         )
-    else:
-        accounts.set_password_hash(
-            conn, user_id=user.user_id, password_hash=hash_password(password)
-        )
+    elif not verify_password(user.password_hash, password):
+        # a new data directory's password: a change like any other, so older tokens stop
+        accounts.change_password(conn, user_id=user.user_id, password_hash=hash_password(password))
     return password
 
 

@@ -41,6 +41,17 @@ class Settings(BaseSettings):
     embedded_mqtt_port: int = Field(default=18830, ge=1024, le=65535)
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses or networks of reverse proxies whose X-Forwarded-For the API "
+        "believes, as JSON ('[\"10.0.0.5\"]'); empty (the default): none, the client address "
+        "is the TCP peer's",
+    )
+    api_max_body_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        description="request bodies above this are refused with 413 as they stream in",
+    )
     tile_url: str | None = Field(
         default=None,
         pattern=r"^https?://\S+$",

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
+
+from api.users.password_policy import MAX_LENGTH, MIN_LENGTH, check_password
 
 Role = Literal["admin", "officer", "registrar", "resident", "auditor"]
 USERNAME_PATTERN = r"^[A-Za-z0-9_.@-]{3,64}$"
+# A password being set: long enough and not a common one (api/users/password_policy.py).
+NewPassword = Annotated[
+    str,
+    Field(min_length=MIN_LENGTH, max_length=MAX_LENGTH, examples=["correct horse battery"]),
+    AfterValidator(check_password),
+]
 
 
 class TokenOut(BaseModel):
@@ -24,8 +32,22 @@ class UserIn(BaseModel):
     """A new account."""
 
     username: str = Field(pattern=USERNAME_PATTERN, examples=["officer.wang"])
-    password: str = Field(min_length=8, max_length=256, examples=["correct horse battery"])
+    password: NewPassword
     role: Role = Field(examples=["officer"])
+
+
+class PasswordChange(BaseModel):
+    """A user's own new password; the current one proves it is them (a stolen token alone
+    cannot change it)."""
+
+    current_password: str = Field(max_length=MAX_LENGTH)
+    new_password: NewPassword
+
+
+class PasswordReset(BaseModel):
+    """A new password an admin sets for an account (e.g. one its owner forgot)."""
+
+    new_password: NewPassword
 
 
 class UserOut(BaseModel):

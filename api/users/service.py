@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 import psycopg
+from psycopg_pool import ConnectionPool
 
 from api.config import ApiConfig
 from api.deps import Keys
-from api.errors import ConflictError, TooManyRequestsError, UnauthorizedError
+from api.errors import BadRequestError, ConflictError, TooManyRequestsError, UnauthorizedError
+from api.login_gate import BUSY_DETAIL
 from api.security import (
+    HashGate,
     LoginLimiter,
     hash_password,
     issue_token,
@@ -21,8 +26,34 @@ from track_engine.db import accounts, audit
 from track_engine.errors import NotFoundError
 
 
+def refuse_if_limited(limiter: LoginLimiter, username: str, client: str) -> None:
+    """TooManyRequestsError while this username or address has failed too often."""
+    wait_s = limiter.retry_after_s(username, client)
+    if wait_s:
+        raise TooManyRequestsError(
+            f"too many failed logins; try again in {wait_s} s", retry_after_s=wait_s
+        )
+
+
+def take_hash_slot(gate: HashGate) -> None:
+    """Take one of the process's password-hash slots (``gate.leave()`` gives it back);
+    TooManyRequestsError if none is free."""
+    if not gate.try_enter():
+        raise TooManyRequestsError(BUSY_DETAIL, retry_after_s=1)
+
+
+@contextmanager
+def hash_slot(gate: HashGate) -> Iterator[None]:
+    """Hold one of the process's password-hash slots; TooManyRequestsError if none is free."""
+    take_hash_slot(gate)
+    try:
+        yield
+    finally:
+        gate.leave()
+
+
 def login(
-    conn: psycopg.Connection,
+    pool: ConnectionPool,
     *,
     config: ApiConfig,
     keys: Keys,
@@ -32,24 +63,39 @@ def login(
     client: str,
     now: datetime,
 ) -> TokenOut:
-    """Check the password and issue a token; failures are rate-limited per user and address."""
-    wait_s = limiter.retry_after_s(username, client)
-    if wait_s:
-        raise TooManyRequestsError(
-            f"too many failed logins; try again in {wait_s} s", retry_after_s=wait_s
-        )
-    user = accounts.user_by_name(conn, username)
-    if not verify_password(user.password_hash if user else None, password) or user is None:
-        limiter.failed(username, client)
+    """Check the password and issue a token; every failure is counted and audited.
+
+    Takes the pool, not a connection: the account is read, and the outcome written, each in a
+    short transaction of its own, and argon2 (tens of milliseconds, 64 MiB) runs between them
+    holding no connection. The caller holds a hash slot (:func:`take_hash_slot`).
+    """
+    with pool.connection() as conn:
+        user = accounts.user_by_name(conn, username)
+    matches = verify_password(user.password_hash if user else None, password)
+    if user is None or not matches or user.disabled:
+        if not matches:
+            limiter.failed(username, client)
+        reason = "unknown-user" if user is None else "wrong-password" if not matches else "disabled"
+        with pool.connection() as conn:
+            audit.append(
+                conn,
+                actor=username,
+                role=user.role if user else "",
+                action="auth.login_failed",
+                remote_addr=client,
+                detail={"reason": reason},
+            )
+        if reason == "disabled":
+            raise UnauthorizedError("this account is disabled")
         raise UnauthorizedError("wrong username or password")
-    if user.disabled:
-        raise UnauthorizedError("this account is disabled")
     limiter.succeeded(username, client)
-    if needs_rehash(user.password_hash):
-        accounts.set_password_hash(
-            conn, user_id=user.user_id, password_hash=hash_password(password)
+    upgraded = hash_password(password) if needs_rehash(user.password_hash) else None
+    with pool.connection() as conn:
+        if upgraded:
+            accounts.set_password_hash(conn, user_id=user.user_id, password_hash=upgraded)
+        audit.append(
+            conn, actor=user.username, role=user.role, action="auth.login", remote_addr=client
         )
-    audit.append(conn, actor=user.username, role=user.role, action="auth.login", remote_addr=client)
     token = issue_token(
         secret=keys.jwt_secret,
         user_id=user.user_id,
@@ -57,8 +103,98 @@ def login(
         role=user.role,
         ttl_s=config.token_ttl_s,
         now=now,
+        version=user.token_version,
     )
     return TokenOut(access_token=token, expires_in=config.token_ttl_s, role=user.role)
+
+
+def change_own_password(
+    conn: psycopg.Connection,
+    *,
+    config: ApiConfig,
+    keys: Keys,
+    limiter: LoginLimiter,
+    gate: HashGate,
+    user_id: int,
+    current_password: str,
+    new_password: str,
+    client: str,
+    now: datetime,
+) -> TokenOut | None:
+    """Change the caller's password (the current one proves it is them); every token issued
+    before, the one used here included, stops working; returns a fresh one.
+
+    None if the current password is wrong: counted as a failed login and audited, which the
+    caller commits before refusing (:class:`WrongCurrentPasswordError`).
+    """
+    user = accounts.user_by_id(conn, user_id)
+    if user is None:
+        raise NotFoundError(f"no user {user_id}")
+    refuse_if_limited(limiter, user.username, client)
+    with hash_slot(gate):
+        if not verify_password(user.password_hash, current_password):
+            limiter.failed(user.username, client)
+            audit.append(
+                conn,
+                actor=user.username,
+                role=user.role,
+                action="auth.login_failed",
+                subject=f"user:{user_id}",
+                remote_addr=client,
+                detail={"reason": "wrong-password", "during": "password change"},
+            )
+            return None
+        new_hash = hash_password(new_password)
+    accounts.change_password(conn, user_id=user_id, password_hash=new_hash)
+    audit.append(
+        conn,
+        actor=user.username,
+        role=user.role,
+        action="user.password_change",
+        subject=f"user:{user_id}",
+        remote_addr=client,
+    )
+    token = issue_token(
+        secret=keys.jwt_secret,
+        user_id=user.user_id,
+        username=user.username,
+        role=user.role,
+        ttl_s=config.token_ttl_s,
+        now=now,
+        version=user.token_version + 1,
+    )
+    return TokenOut(access_token=token, expires_in=config.token_ttl_s, role=user.role)
+
+
+class WrongCurrentPasswordError(BadRequestError):
+    """The current password given with a password change is wrong."""
+
+    code = "wrong-password"
+
+
+def reset_password(
+    conn: psycopg.Connection,
+    *,
+    gate: HashGate,
+    user_id: int,
+    new_password: str,
+    actor: str,
+    actor_role: str,
+    remote_addr: str,
+) -> None:
+    """Set an account's password (an admin's reset); every token it had stops working."""
+    with hash_slot(gate):
+        new_hash = hash_password(new_password)
+    if not accounts.change_password(conn, user_id=user_id, password_hash=new_hash):
+        raise NotFoundError(f"no user {user_id}")
+    audit.append(
+        conn,
+        actor=actor,
+        role=actor_role,
+        action="user.password_reset",
+        subject=f"user:{user_id}",
+        remote_addr=remote_addr,
+    )
 
 
 def to_out(user: accounts.UserRecord) -> UserOut:

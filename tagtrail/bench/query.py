@@ -172,7 +172,7 @@ def _client(
                 out[f"{name}_warm"].append(elapsed)
 
 
-class _Http:
+class Http:
     """One keep-alive HTTP/1.1 connection: a request out, the whole answer (``Content-Length``
     or chunked) read back. Just enough client for the benchmark, so that the client's own CPU
     does not stand in for the server's."""
@@ -184,11 +184,15 @@ class _Http:
 
     def get(self, target: str, headers: bytes) -> tuple[int, bytes]:
         """``GET target``; the status and the body."""
+        return self.request(b"GET " + target.encode() + b" HTTP/1.1\r\n" + headers)
+
+    def request(self, raw: bytes) -> tuple[int, bytes]:
+        """Send one whole request (request line, headers, body); the status and the body."""
         if self._sock is None:
             self._sock = socket.create_connection((self.host, self.port), timeout=30)
             self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._buf = b""
-        self._sock.sendall(b"GET " + target.encode() + b" HTTP/1.1\r\n" + headers)
+        self._sock.sendall(raw)
         head = self._until(b"\r\n\r\n")
         lines = head.split(b"\r\n")
         status = int(lines[0].split()[1])
@@ -254,7 +258,7 @@ def _client_process(
     rng = np.random.default_rng(seed)
     out = _timings()
     errors: list[str] = []
-    http = _Http("127.0.0.1", port)
+    http = Http("127.0.0.1", port)
     headers = (
         f"Host: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n"
         "Accept: */*\r\nUser-Agent: tagtrail-bench\r\n\r\n"

@@ -37,6 +37,8 @@ def api_config(settings: Settings, database_url: str) -> ApiConfig:
         jwt_secret=settings.resolve_jwt_secret(),
         id_hash_key=settings.resolve_id_hash_key(),
         id_enc_key=settings.resolve_id_enc_key(),
+        trusted_proxies=tuple(settings.trusted_proxies),
+        max_body_bytes=settings.api_max_body_bytes,
     )
 
 
@@ -71,6 +73,7 @@ def serve(
                 host=host or settings.api_host,
                 port=port or settings.api_port,
                 log_level="info",
+                proxy_headers=False,  # the app applies settings.trusted_proxies itself
             )
             return
         # uvicorn starts the workers as fresh processes that import the app factory by name;
@@ -83,6 +86,7 @@ def serve(
             host=host or settings.api_host,
             port=port or settings.api_port,
             log_level="info",
+            proxy_headers=False,  # the app applies settings.trusted_proxies itself
         )
 
 
@@ -98,7 +102,7 @@ def worker_app() -> FastAPI:
 
 def create_user(
     username: Annotated[str, typer.Option(help="Login name (3-64 of A-Z a-z 0-9 _ . @ -).")],
-    password: Annotated[str, typer.Option(help="At least 8 characters.")],
+    password: Annotated[str, typer.Option(help="At least 10 characters, not a common password.")],
     role: Annotated[str, typer.Option(help="admin, officer, registrar, resident or auditor.")],
 ) -> None:
     """Create an API account (the first admin, or accounts for scripts)."""

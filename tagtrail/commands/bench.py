@@ -1,4 +1,4 @@
-"""Pipeline benchmarks: ``tagtrail bench ingest|latency|query|memory``
+"""Pipeline benchmarks: ``tagtrail bench ingest|latency|query|login-flood|memory``
 (``bench ingest --engines 1,2`` compares engine worker counts).
 
 Each command runs its benchmark from :mod:`tagtrail.bench` against the machine's PostgreSQL
@@ -42,6 +42,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
     bench.command("ingest")(bench_ingest)
     bench.command("latency")(bench_latency)
     bench.command("query")(bench_query)
+    bench.command("login-flood")(bench_login_flood)
     bench.command("memory")(bench_memory)
 
 
@@ -204,6 +205,60 @@ def bench_query(
         )
     )
     print_report(doc, report_rows(doc), json=json)
+
+
+def bench_login_flood(
+    clients: Annotated[
+        int, typer.Option(min=2, max=512, help="Concurrent clients, all told.")
+    ] = 100,
+    officers: Annotated[
+        int,
+        typer.Option(min=1, help="Of the clients, officers asking for routes; the rest log in."),
+    ] = 10,
+    seconds: Annotated[float, typer.Option(min=1, help="How long they run.")] = 60.0,
+    api_workers: Annotated[
+        int, typer.Option(min=1, max=64, help="API worker processes (tagtrail api --workers).")
+    ] = 2,
+    known_share: Annotated[
+        float,
+        typer.Option(
+            min=0, max=1, help="Share of the flood's logins with a real account's right password."
+        ),
+    ] = 0.2,
+    hours: Annotated[float, typer.Option(min=0.25, max=12, help="Simulated hours.")] = 1.0,
+    p99_target_s: Annotated[
+        float, typer.Option(min=0.001, help="The officers' route p99 must stay under this.")
+    ] = 1.0,
+    warmup_s: Annotated[
+        float, typer.Option(min=0, help="Officers alone (cold caches) before the flood starts.")
+    ] = 5.0,
+    admin_url: AdminUrl = _ADMIN,
+    json: Json = False,
+) -> None:
+    """Officers' route lookups while logins flood the API from many forwarded addresses:
+    statuses by code, route p50/p99/max, logins/s, 429s. Exits 1 if a 5xx or a failed request
+    was seen or the route p99 missed its target."""
+    from tagtrail.bench.common import print_report
+    from tagtrail.bench.login_flood import LoginFloodOptions, report_rows, run_login_flood
+
+    if officers >= clients:
+        raise typer.BadParameter("fewer officers than clients", param_hint="--officers")
+    doc = run_login_flood(
+        LoginFloodOptions(
+            clients=clients,
+            officers=officers,
+            seconds=seconds,
+            api_workers=api_workers,
+            known_share=known_share,
+            hours=hours,
+            p99_target_s=p99_target_s,
+            warmup_s=warmup_s,
+            admin_url=admin_url,
+        )
+    )
+    print_report(doc, report_rows(doc), json=json)
+    if not doc["passed"]:
+        raise typer.Exit(1)
 
 
 def bench_memory(

@@ -25,9 +25,10 @@ class UserRecord:
     owner_id: int | None
     disabled: bool
     created_at: datetime
+    token_version: int  # bumped by a password change: tokens of an older version are refused
 
 
-_COLUMNS = "user_id, username, password_hash, role, owner_id, disabled, created_at"
+_COLUMNS = "user_id, username, password_hash, role, owner_id, disabled, created_at, token_version"
 
 
 def create_user(
@@ -77,8 +78,21 @@ def list_users(
 
 
 def set_password_hash(conn: psycopg.Connection, *, user_id: int, password_hash: str) -> None:
-    """Replace an account's password hash (argon2 parameters upgraded on login)."""
+    """Replace an account's password hash with one of the same password (argon2 parameters
+    upgraded on login): its tokens stay valid. A new password goes through
+    :func:`change_password`."""
     conn.execute("UPDATE users SET password_hash = %s WHERE user_id = %s", (password_hash, user_id))
+
+
+def change_password(conn: psycopg.Connection, *, user_id: int, password_hash: str) -> bool:
+    """Set a new password and revoke every token issued so far (their version is now stale);
+    False if there is no such account."""
+    done = conn.execute(
+        """UPDATE users SET password_hash = %s, token_version = token_version + 1
+           WHERE user_id = %s""",
+        (password_hash, user_id),
+    ).rowcount
+    return done == 1
 
 
 def link_owner(conn: psycopg.Connection, *, user_id: int, owner_id: int) -> None:
