@@ -35,8 +35,15 @@ import psycopg
 from numpy.typing import NDArray
 
 from reader_gateway.wire import ReadBatch
+from track_engine import late_reads
 from track_engine.db import queries
-from track_engine.db.writer import PartitionKeeper, ReadRows, copying_reads, store_passages
+from track_engine.db.writer import (
+    PartitionKeeper,
+    ReadRows,
+    copying_reads,
+    retire_passages,
+    store_passages,
+)
 from track_engine.interning import Interner
 from track_engine.passages import (
     Fold,
@@ -52,6 +59,9 @@ log = logging.getLogger(__name__)
 # stream of small micro-batches does not pay for a fold each: a passage is stored at most this
 # much event time after it closed.
 _FOLD_EVERY_US = 2_000_000
+# With no reads arriving (Engine.tick) a fold costs next to nothing: fold every half second
+# of the wall-time watermark, so that a quiet city's passages are stored within a second.
+_TICK_FOLD_EVERY_US = 500_000
 # Busy groups (heard within the last gap) are swept for earlier, closed passages this often.
 _SWEEP_EVERY_US = 30_000_000
 # A fold's temporaries are ~100 bytes a read; larger folds go in pieces of whole groups.
@@ -59,6 +69,7 @@ _MAX_FOLD_READS = 1_000_000
 # The tag table is compacted (codes of tags with no open read forgotten) when it holds this
 # many more tags than are open: bounded memory without rebuilding it on every fold.
 _COMPACT_SLACK = 500_000
+_AT_US = "timestamptz 'epoch' + %s * interval '1 microsecond'"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +121,49 @@ class OpenReads:
 
 
 @dataclass(frozen=True, slots=True)
+class HeldReads:
+    """Reads of passages stored recently, kept so that late reads can still join them
+    (:mod:`track_engine.late_reads`): per read, its passage's first and last read time and
+    read count."""
+
+    reads: OpenReads
+    first_at_us: NDArray[np.int64]
+    last_at_us: NDArray[np.int64]
+    read_count: NDArray[np.int64]
+
+    @staticmethod
+    def empty() -> HeldReads:
+        """No reads."""
+        none = np.zeros(0, np.int64)
+        return HeldReads(OpenReads.empty(), none, none, none)
+
+    def __len__(self) -> int:
+        return len(self.reads)
+
+    def take(self, which: NDArray[np.bool_]) -> HeldReads:
+        """The reads selected by a mask."""
+        return HeldReads(
+            self.reads.take(which),
+            self.first_at_us[which],
+            self.last_at_us[which],
+            self.read_count[which],
+        )
+
+    @staticmethod
+    def concat(parts: Sequence[HeldReads]) -> HeldReads:
+        """All reads of ``parts``, in order."""
+        parts = [p for p in parts if len(p)]
+        if len(parts) <= 1:
+            return parts[0] if parts else HeldReads.empty()
+        return HeldReads(
+            OpenReads.concat([p.reads for p in parts]),
+            np.concatenate([p.first_at_us for p in parts]),
+            np.concatenate([p.last_at_us for p in parts]),
+            np.concatenate([p.read_count for p in parts]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class PreparedBatch:
     """A micro-batch's reads as codes, and the rows its COPY sends (None: no reads)."""
 
@@ -119,10 +173,13 @@ class PreparedBatch:
 
 @dataclass(frozen=True, slots=True)
 class _Closing:
-    """What a fold decided, before it is written: the passages to store and what stays open."""
+    """What a fold decided, before it is written: the passages to store (and the stored ones
+    they replace), what stays open, and what stays held for late reads."""
 
     passages: pd.DataFrame
+    retire: pd.DataFrame
     still_open: OpenReads
+    held: HeldReads
     folded_at_us: int
     swept_at_us: int
 
@@ -161,6 +218,8 @@ class Engine:
         max_passage_s: float = 300.0,
         max_future_s: float | None = None,
         wall_clock_us: Callable[[], int] | None = None,
+        allowed_lateness_s: float = 120.0,
+        idle_skew_s: float = 2.0,
     ) -> None:
         self.conn = conn
         self.gap_s = gap_s
@@ -176,6 +235,12 @@ class Engine:
         # A bike parked beside a reader is heard without a break for hours; its passage is
         # closed after this long so that the reads kept in memory stay bounded.
         self.max_passage_s = max_passage_s
+        # A stored passage takes late reads for this much event time after it closed (a batch
+        # the broker redelivers after its ack wait); their reads are held in memory meanwhile.
+        self.allowed_lateness_us = round(allowed_lateness_s * 1e6)
+        # With no reads, event time runs on with the engine's clock, this much behind it
+        # (:meth:`tick`): batches in flight from the gateways are not cut off.
+        self.idle_skew_us = round(idle_skew_s * 1e6)
         # At most this many reads are folded in one piece (bounds a fold's temporaries).
         self.max_fold_reads = _MAX_FOLD_READS
         self.partitions = PartitionKeeper()
@@ -188,6 +253,11 @@ class Engine:
         self._folded_at_us = 0  # watermark of the last fold
         self._swept_at_us = 0  # watermark of the last fold that also swept busy groups
         self._watermark_us = 0
+        # Newest read time seen, and the wall clock when it was seen: :meth:`tick` runs event
+        # time on from there.
+        self._anchor_event_us = 0
+        self._anchor_wall_us = 0
+        self._held = HeldReads.empty()
         self._last_alert_us: dict[tuple[int, int], int] = {}
         # Watched tags by tag code: watch_id, bike_id, kind per row.
         self._watch = pd.DataFrame(columns=["tag_id", "watch_id", "bike_id", "kind"])
@@ -213,8 +283,14 @@ class Engine:
         return len(self._open) + sum(len(f) for f in self._fresh)
 
     @property
+    def held_reads(self) -> int:
+        """Reads of stored passages held for late reads to join."""
+        return len(self._held)
+
+    @property
     def watermark_us(self) -> int:
-        """Newest read time seen (event time, UTC µs)."""
+        """Event time up to which the engine has seen everything (UTC µs): the newest read
+        time, or later when :meth:`tick` ran it on with the wall clock."""
         return self._watermark_us
 
     @contextmanager
@@ -229,9 +305,12 @@ class Engine:
         saved = (
             self._open,
             self._fresh,
+            self._held,
             self._folded_at_us,
             self._swept_at_us,
             self._watermark_us,
+            self._anchor_event_us,
+            self._anchor_wall_us,
             dict(self._last_alert_us),
         )
         try:
@@ -241,9 +320,12 @@ class Engine:
             (
                 self._open,
                 self._fresh,
+                self._held,
                 self._folded_at_us,
                 self._swept_at_us,
                 self._watermark_us,
+                self._anchor_event_us,
+                self._anchor_wall_us,
                 self._last_alert_us,
             ) = saved
             self.partitions = PartitionKeeper()
@@ -285,10 +367,15 @@ class Engine:
         self._heading_table, self._heading_labels = antenna_headings(names, self._antenna_direction)
 
     def _recover_pending(self) -> None:
-        """Reload reads that may belong to passages still open when the last engine stopped.
+        """Reload reads that may belong to passages still open when the last engine stopped,
+        or to stored passages late reads may still join.
 
         Reads are committed before passages are, so after a crash the most recent reads are in
-        the database but their passages are not; refolding the last window restores them.
+        the database but their passages are not; refolding the last window restores them. The
+        window reaches back one gap plus the allowed lateness (and to the first read of any
+        stored passage reaching into it, so that none is refolded from half its reads): a
+        batch redelivered after the restart then merges into its passage, and one whose reads
+        are stored already changes nothing.
         """
         row = self.conn.execute(
             "SELECT (extract(epoch from max(read_at)) * 1000000)::bigint FROM reads"
@@ -296,7 +383,17 @@ class Engine:
         self.conn.commit()
         if row is None or row[0] is None:
             return
-        since_us = int(row[0]) - int(4 * self.gap_s * 1e6)
+        since_us = int(row[0]) - 2 * self._gap_us - self.allowed_lateness_us
+        # Passages cannot be longer than that beyond max_passage_s (merges add at most the
+        # lateness): the bound lets PostgreSQL skip older partitions.
+        reach_us = round(self.max_passage_s * 1e6) + self.allowed_lateness_us + 2 * self._gap_us
+        first = self.conn.execute(
+            f"""SELECT (extract(epoch from min(first_at)) * 1000000)::bigint FROM passages
+                WHERE last_at >= {_AT_US} AND first_at >= {_AT_US}""",
+            (since_us, since_us - reach_us),
+        ).fetchone()
+        if first is not None and first[0] is not None:
+            since_us = min(since_us, int(first[0]))
         rows = self.conn.execute(
             """SELECT tag_id, (extract(epoch from read_at) * 1000000)::bigint, reader_id, antenna,
                       rssi_dbm
@@ -317,6 +414,7 @@ class Engine:
         if self.max_future_us is not None:
             newest = min(newest, self._wall_clock_us() + self.max_future_us)
         self._watermark_us = newest
+        self._anchor_event_us, self._anchor_wall_us = newest, self._wall_clock_us()
         log.info("recovered %d recent reads into open passages", len(self._open))
 
     def _reader_codes(self, names: NDArray[np.object_] | list[str]) -> NDArray[np.int64]:
@@ -386,7 +484,10 @@ class Engine:
             return result
         with self.micro_batch():
             self._fresh = [*self._fresh, reads]  # a new list: rollback keeps the old
-            self._watermark_us = max(self._watermark_us, self._event_time_us(reads.read_at_us))
+            newest = self._event_time_us(reads.read_at_us)
+            if newest > self._anchor_event_us:
+                self._anchor_event_us, self._anchor_wall_us = newest, self._wall_clock_us()
+            self._watermark_us = max(self._watermark_us, newest)
             with copying_reads(self.conn, rows, partitions=self.partitions) as copied:
                 # PostgreSQL is taking the COPY on the other core; meanwhile, in memory:
                 hits = self._watch_hits(reads) if alerts else pd.DataFrame()
@@ -414,23 +515,64 @@ class Engine:
         return cap
 
     def flush(self) -> int:
-        """Close every open passage (end of a finite run); returns passages stored."""
+        """Close every open passage (end of a finite run, clean stop); returns passages stored."""
         with self.micro_batch():
             return self._store_closing(self._fold_due(None))
 
-    def _fold_due(self, watermark_us: int | None) -> _Closing | None:
-        """Fold the groups in which a passage can close at ``watermark_us`` (None: all).
+    def tick(self) -> int:
+        """Run event time on with the engine's clock while no read moves it, and store the
+        passages that closed; returns how many. The engine shell calls it when idle.
+
+        A passage closes only once the watermark is one gap past its last read; with the
+        watermark at the newest read time, the last passages of a quiet city would wait for
+        the next read, minutes at night. So the watermark also follows the wall clock from the
+        newest read: at most the wall time elapsed since that read arrived, never past the
+        wall clock itself, less ``idle_skew_s`` for batches still in flight. Elapsed time,
+        not the clock alone, so that a replay of past reads is not closed all at once by a
+        pause; the clock as a ceiling, so that a reader whose clock runs ahead does not carry
+        the watermark further. A read that arrives after its passage closed is merged into it
+        (:mod:`track_engine.late_reads`).
+        """
+        if not self._anchor_wall_us:
+            return 0  # no read seen yet
+        now = self._wall_clock_us()
+        elapsed = self._anchor_event_us + (now - self._anchor_wall_us)
+        watermark = max(self._watermark_us, min(elapsed, now) - self.idle_skew_us)
+        if watermark - self._folded_at_us < _TICK_FOLD_EVERY_US:
+            self._watermark_us = watermark
+            return 0
+        with self.micro_batch():
+            self._watermark_us = watermark
+            return self._store_closing(self._fold_due(watermark, every_us=_TICK_FOLD_EVERY_US))
+
+    def _keys(self, reads: OpenReads) -> NDArray[np.int64]:
+        """One integer per (tag, reader) group, valid while no reader is added."""
+        key: NDArray[np.int64] = reads.tag * (len(self._readers) + 1) + reads.reader
+        return key
+
+    def _fold_due(
+        self, watermark_us: int | None, *, every_us: int = _FOLD_EVERY_US
+    ) -> _Closing | None:
+        """Fold the groups in which a passage can close at ``watermark_us`` (None: all), with
+        the stored passages their reads may join (late reads).
 
         Pure computation on the engine's memory, no database: it runs while the COPY is under
         way. Returns None when no fold is due yet.
         """
-        if watermark_us is not None and watermark_us - self._folded_at_us < _FOLD_EVERY_US:
+        if watermark_us is not None and watermark_us - self._folded_at_us < every_us:
             return None  # event time moved on less than that since the last fold
         pending = OpenReads.concat([self._open, *self._fresh])
         folded_at = self._folded_at_us if watermark_us is None else watermark_us
+        # Stored passages stay joinable for the allowed lateness after they closed.
+        held = self._held
+        if len(held):
+            horizon = folded_at - self._gap_us - self.allowed_lateness_us
+            if int(held.last_at_us.min()) < horizon:
+                held = held.take(held.last_at_us >= horizon)
+        none = pd.DataFrame(columns=late_reads.PASSAGE_KEY)
         if not len(pending):
-            return _Closing(empty_passages(), pending, folded_at, self._swept_at_us)
-        key = pending.tag * (len(self._readers) + 1) + pending.reader
+            return _Closing(empty_passages(), none, pending, held, folded_at, self._swept_at_us)
+        key = self._keys(pending)
         sweep_at = self._swept_at_us
         if watermark_us is None:
             due = np.ones(len(pending), dtype=bool)
@@ -439,8 +581,23 @@ class Engine:
             if swept:
                 sweep_at = watermark_us
             if not due.any():
-                return _Closing(empty_passages(), pending, folded_at, sweep_at)
+                return _Closing(empty_passages(), none, pending, held, folded_at, sweep_at)
         folding = pending.take(due)
+        reopened = none
+        if len(held):
+            touch = late_reads.touched(
+                self._keys(held.reads),
+                held.first_at_us,
+                held.last_at_us,
+                key[due],
+                folding.read_at_us,
+                gap_us=self._gap_us,
+            )
+            if touch.any():
+                back = held.take(touch)
+                held = held.take(~touch)
+                folding = OpenReads.concat([folding, back.reads])
+                reopened = self._passages_of(back)
         # Groups fold independently: a large fold (every parked tag evicted at once) goes in
         # parts by tag, so that its temporaries stay bounded.
         parts = -(-len(folding) // self.max_fold_reads)
@@ -449,18 +606,42 @@ class Engine:
             if parts <= 1
             else [folding.take(folding.tag % parts == i) for i in range(parts)]
         )
-        frames, kept = [], [pending.take(~due)]
+        frames, kept, holding = [], [pending.take(~due)], [held]
         for piece in pieces:
-            frame, still = self._fold_piece(piece, watermark_us)
+            frame, still, closed = self._fold_piece(piece, watermark_us)
             frames.append(frame)
             kept.append(still)
+            holding.append(closed)
         passages = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-        return _Closing(passages, OpenReads.concat(kept), folded_at, sweep_at)
+        write, retire = late_reads.replacements(passages, reopened)
+        return _Closing(
+            write, retire, OpenReads.concat(kept), HeldReads.concat(holding), folded_at, sweep_at
+        )
+
+    def _passages_of(self, held: HeldReads) -> pd.DataFrame:
+        """The stored passages ``held`` reads belong to: key and read count, one row each."""
+        frame = pd.DataFrame(
+            {
+                "tag": held.reads.tag,
+                "reader": held.reads.reader,
+                "first_at_us": held.first_at_us,
+                "read_count": held.read_count,
+            }
+        ).drop_duplicates(["tag", "reader", "first_at_us"])
+        return pd.DataFrame(
+            {
+                "tag_id": self._tags.names(frame["tag"].to_numpy()),
+                "reader_id": self._readers.names(frame["reader"].to_numpy()),
+                "first_at_us": frame["first_at_us"].to_numpy(dtype=np.int64),
+                "read_count": frame["read_count"].to_numpy(dtype=np.int64),
+            }
+        )
 
     def _fold_piece(
         self, folding: OpenReads, watermark_us: int | None
-    ) -> tuple[pd.DataFrame, OpenReads]:
-        """Fold whole groups; returns the closed passages and the reads still open."""
+    ) -> tuple[pd.DataFrame, OpenReads, HeldReads]:
+        """Fold whole groups; returns the closed passages, the reads still open and the reads
+        of closed passages to hold for late reads."""
         fold = fold_coded(
             folding.tag,
             folding.reader,
@@ -472,17 +653,25 @@ class Engine:
             heading_labels=self._heading_labels,
             drop_repeats=True,
         )
+        # Evict what has been open too long: it is stored as it stands, and its reads
+        # leave memory (not held for late reads); later reads of the visit start a new passage.
+        too_long = (fold.last_at_us - fold.first_at_us) > round(self.max_passage_s * 1e6)
         if watermark_us is None:
             closed = np.ones(len(fold), dtype=bool)
         else:
-            closed = (watermark_us - fold.last_at_us) > self._gap_us
-            # Evict what has been open too long: it is stored as it stands, and its reads
-            # leave memory; later reads of the same visit start a new passage.
-            closed |= (fold.last_at_us - fold.first_at_us) > round(self.max_passage_s * 1e6)
-        # Of the folded groups, keep only the reads of passages still open (repeats: -1).
+            closed = ((watermark_us - fold.last_at_us) > self._gap_us) | too_long
+        # Of the folded groups, keep the reads of passages still open (repeats: -1) and hold
+        # those of passages closed by the gap.
         passage = fold.read_passage
-        keep = (passage >= 0) & ~closed[np.maximum(passage, 0)]
-        return self._passage_frame(fold, closed), folding.take(keep)
+        counted = passage >= 0
+        of = np.maximum(passage, 0)
+        keep = counted & ~closed[of]
+        hold = counted & closed[of] & ~too_long[of]
+        at = passage[hold]
+        held = HeldReads(
+            folding.take(hold), fold.first_at_us[at], fold.last_at_us[at], fold.read_count[at]
+        )
+        return self._passage_frame(fold, closed), folding.take(keep), held
 
     def _due_reads(
         self, key: NDArray[np.int64], read_at_us: NDArray[np.int64], watermark_us: int
@@ -541,7 +730,10 @@ class Engine:
         if closing is None:
             return 0
         stored = store_passages(self.conn, closing.passages, partitions=self.partitions)
+        # After the write: a passage retires only while the one it merged into is stored.
+        retire_passages(self.conn, closing.retire)
         self._open = closing.still_open
+        self._held = closing.held
         self._fresh = []
         self._folded_at_us = closing.folded_at_us
         self._swept_at_us = closing.swept_at_us
@@ -550,14 +742,23 @@ class Engine:
 
     def _compact_tags(self) -> None:
         """Forget the codes of tags with nothing open (bounded memory as tags come and go)."""
-        if len(self._tags) < len(self._watch_codes) + len(self._open) + _COMPACT_SLACK:
+        held = len(self._held) + len(self._open) + sum(len(f) for f in self._fresh)
+        if len(self._tags) < len(self._watch_codes) + held + _COMPACT_SLACK:
             return
-        in_use = np.concatenate([self._open.tag, self._watch_codes])
+        # Reads of micro-batches not folded yet hold codes too: join them to the open ones.
+        self._open, self._fresh = OpenReads.concat([self._open, *self._fresh]), []
+        in_use = np.concatenate([self._open.tag, self._held.reads.tag, self._watch_codes])
         if len(self._tags) - np.unique(in_use).shape[0] < _COMPACT_SLACK:
             return
         remap = self._tags.compact(in_use)
         o = self._open
         self._open = OpenReads(remap[o.tag], o.reader, o.antenna, o.rssi_dbm, o.read_at_us)
+        h = self._held
+        self._held = HeldReads(
+            OpenReads(remap[h.reads.tag], h.reads.reader, h.reads.antenna, h.reads.rssi_dbm,
+                      h.reads.read_at_us),
+            h.first_at_us, h.last_at_us, h.read_count,
+        )  # fmt: skip
         self._watch = self._watch.assign(tag_code=remap[self._watch["tag_code"].to_numpy()])
         self._watch_codes = remap[self._watch_codes]
         # Alert de-duplication keys hold watch ids, not tag codes: nothing to remap there.

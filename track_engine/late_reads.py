@@ -1,0 +1,80 @@
+"""Late reads: which stored passages they join, and which stored rows a refold replaces.
+
+A passage is stored once the watermark is one gap past its last read, but a read may come
+later than that: a batch the broker redelivers after an engine crash arrives after its ack
+wait (30–60 s on a clustered broker). Folded on its own it would become a second passage
+beside the stored one. So the engine keeps the reads of each passage it stored (closed by the
+gap, not evicted for length) for ``allowed_lateness_s`` of event time more, with the passage's
+first and last read time and read count; a fold then pulls in the stored passages its due reads
+can join (:func:`touched`) and refolds them together, and the refolded passages replace the
+stored ones (:func:`replacements`). Pure numpy and pandas; the engine owns the state.
+
+Reads are folded with repeats dropped, so a redelivered batch whose reads are already held
+changes no count: its refold gives the same passages, and :func:`replacements` writes nothing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+PASSAGE_KEY = ["tag_id", "reader_id", "first_at_us"]
+
+
+def touched(
+    held_key: NDArray[np.int64],
+    held_first_us: NDArray[np.int64],
+    held_last_us: NDArray[np.int64],
+    due_key: NDArray[np.int64],
+    due_at_us: NDArray[np.int64],
+    *,
+    gap_us: int,
+) -> NDArray[np.bool_]:
+    """Which held reads belong to a stored passage that reads due for folding may join.
+
+    ``held_*`` are per held read: its (tag, reader) key and its passage's first and last read
+    time; ``due_*`` per read about to be folded. A held passage is touched when a due group of
+    the same key reaches within ``gap_us`` of it (its span overlaps the passage widened by one
+    gap on each side). Pulling in a passage the reads then do not join costs a refold, nothing
+    else: the fold gives it back unchanged.
+    """
+    out = np.zeros(held_key.shape[0], dtype=bool)
+    if not held_key.shape[0] or not due_key.shape[0]:
+        return out
+    group, keys = pd.factorize(due_key, sort=False)
+    lo = np.full(len(keys), np.iinfo(np.int64).max, dtype=np.int64)
+    hi = np.full(len(keys), np.iinfo(np.int64).min, dtype=np.int64)
+    np.minimum.at(lo, group, due_at_us)
+    np.maximum.at(hi, group, due_at_us)
+    index = pd.Index(keys).get_indexer(pd.Index(held_key))
+    hit = index >= 0
+    j = index[hit]
+    out[hit] = (lo[j] <= held_last_us[hit] + gap_us) & (hi[j] >= held_first_us[hit] - gap_us)
+    return out
+
+
+def replacements(folded: pd.DataFrame, reopened: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The passages to write and the stored passages to retire after a refold.
+
+    ``folded``: the passages a fold closed (``tag_id, reader_id, first_at_us, read_count``
+    among their columns); ``reopened``: the stored passages it pulled in (those four columns,
+    one row each). A folded passage equal to a reopened one in key and read count holds the
+    same reads (reads are only ever added), so it is not written again. A reopened passage
+    whose key a folded one keeps is updated in place by the write; the others were merged
+    into a passage with another key (a late read before the first, or two joined) and retire.
+    """
+    if reopened.empty:
+        return folded, reopened
+    on = [*PASSAGE_KEY, "read_count"]
+    unchanged = pd.MultiIndex.from_frame(folded[on]).isin(
+        pd.MultiIndex.from_frame(
+            reopened[on].astype({"first_at_us": "int64", "read_count": "int64"})
+        )
+    )
+    kept_keys = pd.MultiIndex.from_frame(folded[PASSAGE_KEY])
+    retire = ~pd.MultiIndex.from_frame(reopened[PASSAGE_KEY]).isin(kept_keys)
+    return (
+        folded.loc[~unchanged].reset_index(drop=True),
+        reopened.loc[retire, PASSAGE_KEY].reset_index(drop=True),
+    )
