@@ -482,6 +482,7 @@ class EngineService:
             self._next_open_tags = now + _OPEN_TAGS_EVERY_S
             m.open_tags.set(self.engine.open_tags)
         m.pending_reads.set(self.engine.pending_reads)
+        m.held_reads.set(self.engine.held_reads)
         m.inbox_messages.set(self.inbox_messages)
         if result.reads_received and self.engine.watermark_us:
             lag = time.time() - self.engine.watermark_us / 1e6

@@ -78,3 +78,33 @@ def replacements(folded: pd.DataFrame, reopened: pd.DataFrame) -> tuple[pd.DataF
         folded.loc[~unchanged].reset_index(drop=True),
         reopened.loc[retire, PASSAGE_KEY].reset_index(drop=True),
     )
+
+
+def passage_of(
+    read_key: NDArray[np.int64],
+    read_at_us: NDArray[np.int64],
+    passage_key: NDArray[np.int64],
+    first_at_us: NDArray[np.int64],
+    last_at_us: NDArray[np.int64],
+) -> NDArray[np.intp]:
+    """Index of the stored passage each read lies in (same key, first ≤ time ≤ last), or -1.
+
+    Stored passages of one key never overlap (a fold makes one passage of reads within a gap),
+    so the passage starting last at or before a read is the only one it can lie in.
+    """
+    out = np.full(read_key.shape[0], -1, dtype=np.intp)
+    if not read_key.shape[0] or not passage_key.shape[0]:
+        return out
+    reads = pd.DataFrame(
+        {"key": read_key, "t": read_at_us, "i": np.arange(read_key.shape[0])}
+    ).sort_values("t", kind="stable")
+    passages = pd.DataFrame(
+        {"key": passage_key, "t": first_at_us, "p": np.arange(passage_key.shape[0])}
+    ).sort_values("t", kind="stable")
+    match = pd.merge_asof(reads, passages, on="t", by="key", direction="backward")
+    found = match["p"].notna().to_numpy()
+    p = match["p"].to_numpy()[found].astype(np.intp)
+    i = match["i"].to_numpy()[found]
+    inside = match["t"].to_numpy()[found] <= last_at_us[p]
+    out[i[inside]] = p[inside]
+    return out

@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -387,35 +388,71 @@ class Engine:
         # Passages cannot be longer than that beyond max_passage_s (merges add at most the
         # lateness): the bound lets PostgreSQL skip older partitions.
         reach_us = round(self.max_passage_s * 1e6) + self.allowed_lateness_us + 2 * self._gap_us
-        first = self.conn.execute(
-            f"""SELECT (extract(epoch from min(first_at)) * 1000000)::bigint FROM passages
-                WHERE last_at >= {_AT_US} AND first_at >= {_AT_US}""",
+        stored = self.conn.execute(
+            f"""SELECT tag_id, reader_id, (extract(epoch from first_at) * 1000000)::bigint,
+                       (extract(epoch from last_at) * 1000000)::bigint, read_count
+                FROM passages WHERE last_at >= {_AT_US} AND first_at >= {_AT_US}""",
             (since_us, since_us - reach_us),
-        ).fetchone()
-        if first is not None and first[0] is not None:
-            since_us = min(since_us, int(first[0]))
+        ).fetchall()
+        if stored:
+            since_us = min(since_us, min(int(r[2]) for r in stored))
         rows = self.conn.execute(
-            """SELECT tag_id, (extract(epoch from read_at) * 1000000)::bigint, reader_id, antenna,
-                      rssi_dbm
-               FROM reads WHERE read_at >= timestamptz 'epoch' + %s * interval '1 microsecond'""",
+            f"""SELECT tag_id, (extract(epoch from read_at) * 1000000)::bigint, reader_id,
+                       antenna, rssi_dbm
+                FROM reads WHERE read_at >= {_AT_US}""",
             (since_us,),
         ).fetchall()
         self.conn.commit()
         if rows:
             tag, t_us, reader, antenna, rssi = zip(*rows, strict=True)
-            self._open = OpenReads(
+            reads = OpenReads(
                 self._tags.codes(np.asarray(tag, dtype=object)),
                 self._reader_codes(np.asarray(reader, dtype=object)),
                 np.asarray(antenna, dtype=np.int16),
                 np.asarray(rssi, dtype=np.float32),
                 np.asarray(t_us, dtype=np.int64),
             )
+            self._open, self._held = self._split_recovered(reads, stored)
         newest = int(row[0])
         if self.max_future_us is not None:
             newest = min(newest, self._wall_clock_us() + self.max_future_us)
         self._watermark_us = newest
         self._anchor_event_us, self._anchor_wall_us = newest, self._wall_clock_us()
-        log.info("recovered %d recent reads into open passages", len(self._open))
+        log.info(
+            "recovered %d recent reads: %d into open passages, %d held with stored passages",
+            len(self._open) + len(self._held),
+            len(self._open),
+            len(self._held),
+        )
+
+    def _split_recovered(
+        self, reads: OpenReads, stored: list[tuple[Any, ...]]
+    ) -> tuple[OpenReads, HeldReads]:
+        """Recovered reads: those of no stored passage (open at the crash), and those of
+        stored passages, held for late reads as if the engine had just stored them (a refold
+        with late reads must retire the stored rows it replaces, so it must know them)."""
+        if not stored:
+            return reads, HeldReads.empty()
+        tag, reader, first_us, last_us, count = zip(*stored, strict=True)
+        ps = OpenReads(
+            self._tags.codes(np.asarray(tag, dtype=object)),
+            self._reader_codes(np.asarray(reader, dtype=object)),
+            np.zeros(len(stored), np.int16),
+            np.zeros(len(stored), np.float32),
+            np.asarray(first_us, dtype=np.int64),
+        )
+        last = np.asarray(last_us, dtype=np.int64)
+        of = late_reads.passage_of(
+            self._keys(reads), reads.read_at_us, self._keys(ps), ps.read_at_us, last
+        )
+        held = of >= 0
+        at = of[held]
+        return reads.take(~held), HeldReads(
+            reads.take(held),
+            ps.read_at_us[at],
+            last[at],
+            np.asarray(count, dtype=np.int64)[at],
+        )
 
     def _reader_codes(self, names: NDArray[np.object_] | list[str]) -> NDArray[np.int64]:
         """Codes of reader ids; a wire batch's ``readers`` are distinct, so no factorize."""

@@ -220,3 +220,28 @@ def test_micro_batches_in_any_order_store_what_one_fold_over_every_read_gives(
         want[["tag_id", "reader_id", "first_at_us", "last_at_us", "closest_at_us"]],
         check_dtype=False,
     )
+
+
+def test_after_a_restart_a_late_batch_still_merges_and_a_repeat_changes_nothing(
+    db_url: str,
+) -> None:
+    visit = _visit("A1", "R1", T0_US, n=40)  # 0-7.8 s
+    middle = visit["read_at_us"].between(T0_US + 3 * US, T0_US + 6 * US)
+    parked = _visit("P9", "R3", T0_US + 50 * US, n=10)  # still open when the engine dies
+    with psycopg.connect(db_url) as conn:
+        engine = Engine(conn, gap_s=2.0)
+        engine.process([_batch(visit[~middle], 1)])
+        engine.process([_batch(_visit("B2", "R2", T0_US + 40 * US), 2)])
+        engine.process([_batch(parked, 3)])
+        assert _stored(conn)[lambda f: f["tag_id"] == "A1"]["n"].tolist() == [15, 9]
+        # The engine dies here: no flush, P9's passage only exists as reads.
+    with psycopg.connect(db_url) as conn:
+        engine = Engine(conn, gap_s=2.0)  # recovers the stored reads of the last 124 s
+        engine.process([_batch(visit[middle], 4)])  # redelivered after the restart
+        engine.process([_batch(visit[~middle], 5)])  # and a batch stored before the crash
+        engine.process([_batch(_visit("B2", "R2", T0_US + 70 * US), 6)])
+        stored = _stored(conn)
+    want = fold_passages(pd.concat([visit, parked]), gap_s=2.0)
+    got = stored[stored["tag_id"].isin(["A1", "P9"])].reset_index(drop=True)
+    assert got["n"].tolist() == [40, 10]
+    assert got["closest_at_us"].tolist() == want["closest_at_us"].tolist()
