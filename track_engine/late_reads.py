@@ -15,6 +15,8 @@ changes no count: its refold gives the same passages, and :func:`replacements` w
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
@@ -22,35 +24,50 @@ from numpy.typing import NDArray
 PASSAGE_KEY = ["tag_id", "reader_id", "first_at_us"]
 
 
-def touched(
-    held_key: NDArray[np.int64],
-    held_first_us: NDArray[np.int64],
-    held_last_us: NDArray[np.int64],
-    due_key: NDArray[np.int64],
-    due_at_us: NDArray[np.int64],
-    *,
-    gap_us: int,
-) -> NDArray[np.bool_]:
-    """Which held reads belong to a stored passage that reads due for folding may join.
+@dataclass(frozen=True, slots=True)
+class Spans:
+    """The (tag, reader) groups of the reads due for folding, each with its time span."""
 
-    ``held_*`` are per held read: its (tag, reader) key and its passage's first and last read
-    time; ``due_*`` per read about to be folded. A held passage is touched when a due group of
-    the same key reaches within ``gap_us`` of it (its span overlaps the passage widened by one
-    gap on each side). Pulling in a passage the reads then do not join costs a refold, nothing
-    else: the fold gives it back unchanged.
-    """
-    out = np.zeros(held_key.shape[0], dtype=bool)
-    if not held_key.shape[0] or not due_key.shape[0]:
-        return out
+    keys: pd.Index
+    lo_us: NDArray[np.int64]
+    hi_us: NDArray[np.int64]
+
+
+def spans(due_key: NDArray[np.int64], due_at_us: NDArray[np.int64]) -> Spans:
+    """Group the reads about to be folded by key (tag, reader), with each group's span."""
     group, keys = pd.factorize(due_key, sort=False)
     lo = np.full(len(keys), np.iinfo(np.int64).max, dtype=np.int64)
     hi = np.full(len(keys), np.iinfo(np.int64).min, dtype=np.int64)
     np.minimum.at(lo, group, due_at_us)
     np.maximum.at(hi, group, due_at_us)
-    index = pd.Index(keys).get_indexer(pd.Index(held_key))
+    return Spans(pd.Index(keys), lo, hi)
+
+
+def touched(
+    due: Spans,
+    held_key: NDArray[np.int64],
+    held_first_us: NDArray[np.int64],
+    held_last_us: NDArray[np.int64],
+    *,
+    gap_us: int,
+) -> NDArray[np.bool_]:
+    """Which held passages reads due for folding may join.
+
+    ``held_*`` are per held passage: its (tag, reader) key and its first and last read time;
+    ``due``: the due reads' groups (:func:`spans`). A held passage is touched when a due group
+    of the same key reaches within ``gap_us`` of it (its span overlaps the passage widened by
+    one gap on each side). Pulling in a passage the reads then do not join costs a refold,
+    nothing else: the fold gives it back unchanged.
+    """
+    out = np.zeros(held_key.shape[0], dtype=bool)
+    if not held_key.shape[0] or not len(due.keys):
+        return out
+    index = due.keys.get_indexer(pd.Index(held_key))
     hit = index >= 0
     j = index[hit]
-    out[hit] = (lo[j] <= held_last_us[hit] + gap_us) & (hi[j] >= held_first_us[hit] - gap_us)
+    out[hit] = (due.lo_us[j] <= held_last_us[hit] + gap_us) & (
+        due.hi_us[j] >= held_first_us[hit] - gap_us
+    )
     return out
 
 
@@ -66,17 +83,35 @@ def replacements(folded: pd.DataFrame, reopened: pd.DataFrame) -> tuple[pd.DataF
     """
     if reopened.empty:
         return folded, reopened
-    on = [*PASSAGE_KEY, "read_count"]
-    unchanged = pd.MultiIndex.from_frame(folded[on]).isin(
-        pd.MultiIndex.from_frame(
-            reopened[on].astype({"first_at_us": "int64", "read_count": "int64"})
+    # Reopened passages are few (the late reads' own): sets of their keys, and only the
+    # folded passages of the same tags compared with them, beat pandas' multi-key joins.
+    old = set(
+        zip(
+            reopened["tag_id"].tolist(),
+            reopened["reader_id"].tolist(),
+            reopened["first_at_us"].astype("int64").tolist(),
+            reopened["read_count"].astype("int64").tolist(),
+            strict=True,
         )
     )
-    kept_keys = pd.MultiIndex.from_frame(folded[PASSAGE_KEY])
-    retire = ~pd.MultiIndex.from_frame(reopened[PASSAGE_KEY]).isin(kept_keys)
+    near = np.flatnonzero(folded["tag_id"].isin({k[0] for k in old}).to_numpy())
+    candidates = list(
+        zip(
+            folded["tag_id"].to_numpy()[near].tolist(),
+            folded["reader_id"].to_numpy()[near].tolist(),
+            folded["first_at_us"].to_numpy()[near].tolist(),
+            folded["read_count"].to_numpy()[near].tolist(),
+            strict=True,
+        )
+    )
+    unchanged = np.zeros(len(folded), dtype=bool)
+    unchanged[near] = [c in old for c in candidates]
+    kept_keys = {c[:3] for c in candidates}
+    retire = np.array([k[:3] not in kept_keys for k in old], dtype=bool)
+    old_keys = pd.DataFrame([k[:3] for k in old], columns=PASSAGE_KEY)
     return (
         folded.loc[~unchanged].reset_index(drop=True),
-        reopened.loc[retire, PASSAGE_KEY].reset_index(drop=True),
+        old_keys.loc[retire].reset_index(drop=True),
     )
 
 

@@ -27,7 +27,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -125,30 +125,54 @@ class OpenReads:
 class HeldReads:
     """Reads of passages stored recently, kept so that late reads can still join them
     (:mod:`track_engine.late_reads`): per read, its passage's first and last read time and
-    read count."""
+    read count. Each passage's reads are contiguous, the first of them marked ``head``, so
+    that work per passage (matching late reads) costs the passages, not their reads."""
 
     reads: OpenReads
     first_at_us: NDArray[np.int64]
     last_at_us: NDArray[np.int64]
     read_count: NDArray[np.int64]
+    head: NDArray[np.bool_]
 
     @staticmethod
     def empty() -> HeldReads:
         """No reads."""
         none = np.zeros(0, np.int64)
-        return HeldReads(OpenReads.empty(), none, none, none)
+        return HeldReads(OpenReads.empty(), none, none, none, np.zeros(0, dtype=bool))
+
+    @staticmethod
+    def of_passages(
+        reads: OpenReads,
+        passage: NDArray[np.intp],
+        first_at_us: NDArray[np.int64],
+        last_at_us: NDArray[np.int64],
+        read_count: NDArray[np.int64],
+    ) -> HeldReads:
+        """``reads`` held with their passages (``passage``: index into the per-passage
+        arrays), grouped by passage."""
+        order = np.argsort(passage, kind="stable")
+        p = passage[order]
+        head = np.ones(p.shape[0], dtype=bool)
+        head[1:] = p[1:] != p[:-1]
+        return HeldReads(reads.take(order), first_at_us[p], last_at_us[p], read_count[p], head)
 
     def __len__(self) -> int:
         return len(self.reads)
 
     def take(self, which: NDArray[np.bool_]) -> HeldReads:
-        """The reads selected by a mask."""
+        """The reads selected by a mask that takes whole passages."""
         return HeldReads(
             self.reads.take(which),
             self.first_at_us[which],
             self.last_at_us[which],
             self.read_count[which],
+            self.head[which],
         )
+
+    def passage_mask(self, passages: NDArray[np.bool_]) -> NDArray[np.bool_]:
+        """A mask of reads from a mask of passages (in order of their heads)."""
+        heads = np.flatnonzero(self.head)
+        return np.repeat(passages, np.diff(np.append(heads, len(self))))
 
     @staticmethod
     def concat(parts: Sequence[HeldReads]) -> HeldReads:
@@ -161,6 +185,7 @@ class HeldReads:
             np.concatenate([p.first_at_us for p in parts]),
             np.concatenate([p.last_at_us for p in parts]),
             np.concatenate([p.read_count for p in parts]),
+            np.concatenate([p.head for p in parts]),
         )
 
 
@@ -180,7 +205,7 @@ class _Closing:
     passages: pd.DataFrame
     retire: pd.DataFrame
     still_open: OpenReads
-    held: HeldReads
+    held: list[HeldReads]
     folded_at_us: int
     swept_at_us: int
 
@@ -258,7 +283,9 @@ class Engine:
         # time on from there.
         self._anchor_event_us = 0
         self._anchor_wall_us = 0
-        self._held = HeldReads.empty()
+        # Held reads in chunks, one per fold that stored passages: a fold copies only the chunks
+        # its late reads touch, and a chunk is dropped whole once past the allowed lateness.
+        self._held: list[HeldReads] = []
         self._last_alert_us: dict[tuple[int, int], int] = {}
         # Watched tags by tag code: watch_id, bike_id, kind per row.
         self._watch = pd.DataFrame(columns=["tag_id", "watch_id", "bike_id", "kind"])
@@ -286,7 +313,7 @@ class Engine:
     @property
     def held_reads(self) -> int:
         """Reads of stored passages held for late reads to join."""
-        return len(self._held)
+        return sum(len(h) for h in self._held)
 
     @property
     def watermark_us(self) -> int:
@@ -412,7 +439,8 @@ class Engine:
                 np.asarray(rssi, dtype=np.float32),
                 np.asarray(t_us, dtype=np.int64),
             )
-            self._open, self._held = self._split_recovered(reads, stored)
+            self._open, held = self._split_recovered(reads, stored)
+            self._held = [held] if len(held) else []
         newest = int(row[0])
         if self.max_future_us is not None:
             newest = min(newest, self._wall_clock_us() + self.max_future_us)
@@ -420,9 +448,9 @@ class Engine:
         self._anchor_event_us, self._anchor_wall_us = newest, self._wall_clock_us()
         log.info(
             "recovered %d recent reads: %d into open passages, %d held with stored passages",
-            len(self._open) + len(self._held),
+            len(self._open) + self.held_reads,
             len(self._open),
-            len(self._held),
+            self.held_reads,
         )
 
     def _split_recovered(
@@ -446,12 +474,8 @@ class Engine:
             self._keys(reads), reads.read_at_us, self._keys(ps), ps.read_at_us, last
         )
         held = of >= 0
-        at = of[held]
-        return reads.take(~held), HeldReads(
-            reads.take(held),
-            ps.read_at_us[at],
-            last[at],
-            np.asarray(count, dtype=np.int64)[at],
+        return reads.take(~held), HeldReads.of_passages(
+            reads.take(held), of[held], ps.read_at_us, last, np.asarray(count, dtype=np.int64)
         )
 
     def _reader_codes(self, names: NDArray[np.object_] | list[str]) -> NDArray[np.int64]:
@@ -600,12 +624,9 @@ class Engine:
             return None  # event time moved on less than that since the last fold
         pending = OpenReads.concat([self._open, *self._fresh])
         folded_at = self._folded_at_us if watermark_us is None else watermark_us
-        # Stored passages stay joinable for the allowed lateness after they closed.
-        held = self._held
-        if len(held):
-            horizon = folded_at - self._gap_us - self.allowed_lateness_us
-            if int(held.last_at_us.min()) < horizon:
-                held = held.take(held.last_at_us >= horizon)
+        # Stored passages stay joinable for (at least) the allowed lateness after they closed.
+        horizon = folded_at - self._gap_us - self.allowed_lateness_us
+        held = [h for h in self._held if int(h.last_at_us.max()) >= horizon]
         none = pd.DataFrame(columns=late_reads.PASSAGE_KEY)
         if not len(pending):
             return _Closing(empty_passages(), none, pending, held, folded_at, self._swept_at_us)
@@ -621,18 +642,9 @@ class Engine:
                 return _Closing(empty_passages(), none, pending, held, folded_at, sweep_at)
         folding = pending.take(due)
         reopened = none
-        if len(held):
-            touch = late_reads.touched(
-                self._keys(held.reads),
-                held.first_at_us,
-                held.last_at_us,
-                key[due],
-                folding.read_at_us,
-                gap_us=self._gap_us,
-            )
-            if touch.any():
-                back = held.take(touch)
-                held = held.take(~touch)
+        if held:
+            held, back = self._take_touched(held, key[due], folding.read_at_us)
+            if len(back):
                 folding = OpenReads.concat([folding, back.reads])
                 reopened = self._passages_of(back)
         # Groups fold independently: a large fold (every parked tag evicted at once) goes in
@@ -643,7 +655,7 @@ class Engine:
             if parts <= 1
             else [folding.take(folding.tag % parts == i) for i in range(parts)]
         )
-        frames, kept, holding = [], [pending.take(~due)], [held]
+        frames, kept, holding = [], [pending.take(~due)], []
         for piece in pieces:
             frame, still, closed = self._fold_piece(piece, watermark_us)
             frames.append(frame)
@@ -651,26 +663,45 @@ class Engine:
             holding.append(closed)
         passages = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
         write, retire = late_reads.replacements(passages, reopened)
-        return _Closing(
-            write, retire, OpenReads.concat(kept), HeldReads.concat(holding), folded_at, sweep_at
-        )
+        closed = HeldReads.concat(holding)
+        if len(closed):
+            held = [*held, closed]
+        return _Closing(write, retire, OpenReads.concat(kept), held, folded_at, sweep_at)
+
+    def _take_touched(
+        self, held: list[HeldReads], due_key: NDArray[np.int64], due_at_us: NDArray[np.int64]
+    ) -> tuple[list[HeldReads], HeldReads]:
+        """Split the held chunks into what stays held and the passages due reads may join."""
+        spans = late_reads.spans(due_key, due_at_us)
+        stay, back = [], []
+        readers = len(self._readers) + 1
+        for chunk in held:
+            heads = chunk.head
+            touched = late_reads.touched(
+                spans,
+                chunk.reads.tag[heads] * readers + chunk.reads.reader[heads],
+                chunk.first_at_us[heads],
+                chunk.last_at_us[heads],
+                gap_us=self._gap_us,
+            )
+            if not touched.any():
+                stay.append(chunk)
+                continue
+            touch = chunk.passage_mask(touched)
+            back.append(chunk.take(touch))
+            if not touch.all():
+                stay.append(chunk.take(~touch))
+        return stay, HeldReads.concat(back)
 
     def _passages_of(self, held: HeldReads) -> pd.DataFrame:
         """The stored passages ``held`` reads belong to: key and read count, one row each."""
-        frame = pd.DataFrame(
-            {
-                "tag": held.reads.tag,
-                "reader": held.reads.reader,
-                "first_at_us": held.first_at_us,
-                "read_count": held.read_count,
-            }
-        ).drop_duplicates(["tag", "reader", "first_at_us"])
+        heads = held.head
         return pd.DataFrame(
             {
-                "tag_id": self._tags.names(frame["tag"].to_numpy()),
-                "reader_id": self._readers.names(frame["reader"].to_numpy()),
-                "first_at_us": frame["first_at_us"].to_numpy(dtype=np.int64),
-                "read_count": frame["read_count"].to_numpy(dtype=np.int64),
+                "tag_id": self._tags.names(held.reads.tag[heads]),
+                "reader_id": self._readers.names(held.reads.reader[heads]),
+                "first_at_us": held.first_at_us[heads],
+                "read_count": held.read_count[heads],
             }
         )
 
@@ -704,9 +735,8 @@ class Engine:
         of = np.maximum(passage, 0)
         keep = counted & ~closed[of]
         hold = counted & closed[of] & ~too_long[of]
-        at = passage[hold]
-        held = HeldReads(
-            folding.take(hold), fold.first_at_us[at], fold.last_at_us[at], fold.read_count[at]
+        held = HeldReads.of_passages(
+            folding.take(hold), passage[hold], fold.first_at_us, fold.last_at_us, fold.read_count
         )
         return self._passage_frame(fold, closed), folding.take(keep), held
 
@@ -779,23 +809,22 @@ class Engine:
 
     def _compact_tags(self) -> None:
         """Forget the codes of tags with nothing open (bounded memory as tags come and go)."""
-        held = len(self._held) + len(self._open) + sum(len(f) for f in self._fresh)
+        held = self.held_reads + len(self._open) + sum(len(f) for f in self._fresh)
         if len(self._tags) < len(self._watch_codes) + held + _COMPACT_SLACK:
             return
         # Reads of micro-batches not folded yet hold codes too: join them to the open ones.
         self._open, self._fresh = OpenReads.concat([self._open, *self._fresh]), []
-        in_use = np.concatenate([self._open.tag, self._held.reads.tag, self._watch_codes])
+        in_use = np.concatenate(
+            [self._open.tag, *(h.reads.tag for h in self._held), self._watch_codes]
+        )
         if len(self._tags) - np.unique(in_use).shape[0] < _COMPACT_SLACK:
             return
         remap = self._tags.compact(in_use)
         o = self._open
         self._open = OpenReads(remap[o.tag], o.reader, o.antenna, o.rssi_dbm, o.read_at_us)
-        h = self._held
-        self._held = HeldReads(
-            OpenReads(remap[h.reads.tag], h.reads.reader, h.reads.antenna, h.reads.rssi_dbm,
-                      h.reads.read_at_us),
-            h.first_at_us, h.last_at_us, h.read_count,
-        )  # fmt: skip
+        self._held = [
+            replace(h, reads=replace(h.reads, tag=remap[h.reads.tag])) for h in self._held
+        ]
         self._watch = self._watch.assign(tag_code=remap[self._watch["tag_code"].to_numpy()])
         self._watch_codes = remap[self._watch_codes]
         # Alert de-duplication keys hold watch ids, not tag codes: nothing to remap there.
