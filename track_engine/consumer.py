@@ -113,6 +113,8 @@ _MAX_ID_CHARS = 128
 _OPEN_TAGS_EVERY_S = 1.0
 # A worker busy with micro-batches still lets the watermark follow the clock this often.
 _TICK_EVERY_S = 1.0
+# After a tick the database refused, the next one waits this long (no log line every 0.2 s).
+_TICK_RETRY_S = 5.0
 # How often paho's thread, waiting for room in a full inbox, checks for a stop.
 _INBOX_WAIT_S = 0.5
 
@@ -222,6 +224,7 @@ class EngineService:
         self._next_housekeeping = 0.0
         self._next_open_tags = 0.0
         self._next_tick = 0.0
+        self._tick_paused_until = 0.0
         self._inbox: queue.Queue[Received] = queue.Queue(maxsize=config.max_inbox_messages)
         self._stop = threading.Event()
         self._conn = psycopg.connect(config.database_url)
@@ -354,11 +357,20 @@ class EngineService:
 
     def _tick(self) -> None:
         """Let the watermark follow the clock while reads do not move it (Engine.tick)."""
-        self._next_tick = time.monotonic() + _TICK_EVERY_S
+        now = time.monotonic()
+        if now < self._tick_paused_until:
+            return
+        self._next_tick = now + _TICK_EVERY_S
         try:
             stored = self.engine.tick()
         except psycopg.OperationalError as exc:
             self._reconnect(exc)
+            return
+        except psycopg.Error as exc:
+            # Refused while storing what closed (the engine's memory is as it was): the next
+            # micro-batch's fold, or a tick a little later, tries again. Not a stop.
+            log.error("storing passages closed by the clock failed: %s", exc)
+            self._tick_paused_until = now + _TICK_RETRY_S
             return
         if stored:
             self.metrics.passages_stored.inc(stored)

@@ -188,6 +188,49 @@ def test_a_clean_stop_stores_every_open_passage(
     assert service.counters.passages_stored == 3
 
 
+def test_a_passage_the_database_refuses_on_an_idle_tick_is_stored_once_it_accepts(
+    db_url: str, mqtt_url: str, topic_prefix: str
+) -> None:
+    # A refusal while storing what the clock closed (here a trigger) must neither stop the
+    # worker nor lose the passage: it is stored at a later tick.
+    with psycopg.connect(db_url) as conn:
+        conn.execute(
+            """CREATE FUNCTION refuse_passages() RETURNS trigger LANGUAGE plpgsql AS $$
+               BEGIN RAISE EXCEPTION 'not now'; END $$;
+               CREATE TRIGGER refuse BEFORE INSERT ON passages
+                   FOR EACH ROW EXECUTE FUNCTION refuse_passages();"""
+        )
+    service = _service(db_url, mqtt_url, topic_prefix, gap_s=1.0, idle_skew_s=0.5)
+    stop = threading.Event()
+    service.start()
+    _wait(service.connected.is_set)
+    worker = threading.Thread(target=service.run, args=(stop,))
+    worker.start()
+    publisher = _client(mqtt_url, f"pub-{topic_prefix}")
+    now_us = time.time_ns() // 1000
+    try:
+        batch = batch_from_columns(
+            gateway_id="gw-test", batch_seq=1, sent_at_us=now_us, reader_ids=["R0001"] * 5,
+            antenna=[1] * 5, tag=["E2000000000000000000AAAA"] * 5, rssi_dbm=[-60.0] * 5,
+            read_at_us=[now_us + i * 100_000 for i in range(5)], seq=list(range(5)),
+        )  # fmt: skip
+        publisher.publish(reads_topic(0, f"{topic_prefix}/reads"), encode_batch(batch), qos=1)
+        _wait(lambda: service.counters.reads_stored == 5)
+        time.sleep(4.0)  # the gap and the skew have passed: ticks tried and were refused
+        assert worker.is_alive()
+        with psycopg.connect(db_url) as conn:
+            assert conn.execute("SELECT count(*) FROM passages").fetchone() == (0,)
+            conn.execute("DROP TRIGGER refuse ON passages")
+        _wait(lambda: service.counters.passages_stored == 1, timeout_s=15)
+    finally:
+        stop.set()
+        worker.join(10)
+        service.close()
+        publisher.loop_stop()
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT read_count FROM passages").fetchall() == [(5,)]
+
+
 def test_a_worker_behind_holds_a_bounded_inbox_and_the_broker_keeps_the_rest(
     db_url: str, mqtt_url: str, topic_prefix: str
 ) -> None:
