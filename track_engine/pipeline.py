@@ -5,10 +5,14 @@
 2. store the raw reads (COPY, idempotent). While PostgreSQL digests the COPY on the other
    core, the engine does its own work for the micro-batch:
 3. find reads of watched tags (alerts do not wait for the passage to close);
-4. fold the groups (tag, reader) in which a passage can now close. The other open reads are
-   not touched (their passages cannot have closed), so a micro-batch costs what it closes,
-   not what is open;
-5. insert the alerts and the closed passages.
+4. fold the groups (tag, reader) in which a passage can now close, with the stored passages
+   their late reads join (:mod:`track_engine.late_reads`). The other open reads are not
+   touched (their passages cannot have closed), so a micro-batch costs what it closes, not
+   what is open;
+5. insert the alerts and the closed passages (and retire the stored ones a merge replaced).
+
+Between micro-batches, :meth:`Engine.tick` runs the watermark on with the engine's clock, so
+that passages close in a quiet city too.
 
 Everything for one micro-batch happens in one transaction; the caller acknowledges the MQTT
 messages only after :meth:`Engine.process` returns, so a crash redelivers instead of losing.
@@ -46,6 +50,7 @@ from track_engine.db.writer import (
     store_passages,
 )
 from track_engine.interning import Interner
+from track_engine.memory import HeldReads, OpenReads
 from track_engine.passages import (
     Fold,
     antenna_headings,
@@ -71,122 +76,6 @@ _MAX_FOLD_READS = 1_000_000
 # many more tags than are open: bounded memory without rebuilding it on every fold.
 _COMPACT_SLACK = 500_000
 _AT_US = "timestamptz 'epoch' + %s * interval '1 microsecond'"
-
-
-@dataclass(frozen=True, slots=True)
-class OpenReads:
-    """Reads of passages not yet closed, as numeric columns (tags and readers as codes)."""
-
-    tag: NDArray[np.int64]
-    reader: NDArray[np.int64]
-    antenna: NDArray[np.int16]
-    rssi_dbm: NDArray[np.float32]
-    read_at_us: NDArray[np.int64]
-
-    @staticmethod
-    def empty() -> OpenReads:
-        """No reads."""
-        return OpenReads(
-            np.zeros(0, np.int64),
-            np.zeros(0, np.int64),
-            np.zeros(0, np.int16),
-            np.zeros(0, np.float32),
-            np.zeros(0, np.int64),
-        )
-
-    def __len__(self) -> int:
-        return int(self.read_at_us.shape[0])
-
-    @staticmethod
-    def concat(parts: Sequence[OpenReads]) -> OpenReads:
-        """All reads of ``parts``, in order."""
-        if len(parts) == 1:
-            return parts[0]
-        return OpenReads(
-            np.concatenate([p.tag for p in parts]),
-            np.concatenate([p.reader for p in parts]),
-            np.concatenate([p.antenna for p in parts]),
-            np.concatenate([p.rssi_dbm for p in parts]),
-            np.concatenate([p.read_at_us for p in parts]),
-        )
-
-    def take(self, which: NDArray[np.bool_] | NDArray[np.intp]) -> OpenReads:
-        """The reads selected by a mask or an index array."""
-        return OpenReads(
-            self.tag[which],
-            self.reader[which],
-            self.antenna[which],
-            self.rssi_dbm[which],
-            self.read_at_us[which],
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class HeldReads:
-    """Reads of passages stored recently, kept so that late reads can still join them
-    (:mod:`track_engine.late_reads`): per read, its passage's first and last read time and
-    read count. Each passage's reads are contiguous, the first of them marked ``head``, so
-    that work per passage (matching late reads) costs the passages, not their reads."""
-
-    reads: OpenReads
-    first_at_us: NDArray[np.int64]
-    last_at_us: NDArray[np.int64]
-    read_count: NDArray[np.int64]
-    head: NDArray[np.bool_]
-
-    @staticmethod
-    def empty() -> HeldReads:
-        """No reads."""
-        none = np.zeros(0, np.int64)
-        return HeldReads(OpenReads.empty(), none, none, none, np.zeros(0, dtype=bool))
-
-    @staticmethod
-    def of_passages(
-        reads: OpenReads,
-        passage: NDArray[np.intp],
-        first_at_us: NDArray[np.int64],
-        last_at_us: NDArray[np.int64],
-        read_count: NDArray[np.int64],
-    ) -> HeldReads:
-        """``reads`` held with their passages (``passage``: index into the per-passage
-        arrays), grouped by passage."""
-        order = np.argsort(passage, kind="stable")
-        p = passage[order]
-        head = np.ones(p.shape[0], dtype=bool)
-        head[1:] = p[1:] != p[:-1]
-        return HeldReads(reads.take(order), first_at_us[p], last_at_us[p], read_count[p], head)
-
-    def __len__(self) -> int:
-        return len(self.reads)
-
-    def take(self, which: NDArray[np.bool_]) -> HeldReads:
-        """The reads selected by a mask that takes whole passages."""
-        return HeldReads(
-            self.reads.take(which),
-            self.first_at_us[which],
-            self.last_at_us[which],
-            self.read_count[which],
-            self.head[which],
-        )
-
-    def passage_mask(self, passages: NDArray[np.bool_]) -> NDArray[np.bool_]:
-        """A mask of reads from a mask of passages (in order of their heads)."""
-        heads = np.flatnonzero(self.head)
-        return np.repeat(passages, np.diff(np.append(heads, len(self))))
-
-    @staticmethod
-    def concat(parts: Sequence[HeldReads]) -> HeldReads:
-        """All reads of ``parts``, in order."""
-        parts = [p for p in parts if len(p)]
-        if len(parts) <= 1:
-            return parts[0] if parts else HeldReads.empty()
-        return HeldReads(
-            OpenReads.concat([p.reads for p in parts]),
-            np.concatenate([p.first_at_us for p in parts]),
-            np.concatenate([p.last_at_us for p in parts]),
-            np.concatenate([p.read_count for p in parts]),
-            np.concatenate([p.head for p in parts]),
-        )
 
 
 @dataclass(frozen=True, slots=True)
