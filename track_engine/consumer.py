@@ -338,7 +338,7 @@ class EngineService:
         try:
             first = self._inbox.get(timeout=timeout_s)
         except queue.Empty:
-            self._tick()
+            self._tick(idle=True)
             return 0
         messages = [first]
         deadline = time.monotonic() + self.config.max_wait_s
@@ -352,17 +352,17 @@ class EngineService:
                 break
         self._process(messages)
         if time.monotonic() >= self._next_tick:  # a stream of late batches is no idle time
-            self._tick()
+            self._tick(idle=False)
         return len(messages)
 
-    def _tick(self) -> None:
+    def _tick(self, *, idle: bool) -> None:
         """Let the watermark follow the clock while reads do not move it (Engine.tick)."""
         now = time.monotonic()
         if now < self._tick_paused_until:
             return
         self._next_tick = now + _TICK_EVERY_S
         try:
-            stored = self.engine.tick()
+            stored = self.engine.tick(idle=idle)
         except psycopg.OperationalError as exc:
             self._reconnect(exc)
             return
