@@ -245,6 +245,7 @@ def running_pipeline(
             client_id=f"tagtrail-engine-{run_tag}",
             persistent_session=False,
             gap_s=settings.passage_gap_s,
+            allowed_lateness_s=settings.passage_lateness_s,
         )
     )
     gateway = MqttGateway(

@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     )
     retention_days: int = Field(default=30, ge=1)
     passage_gap_s: float = Field(default=10.0, gt=0)
+    # Reads arriving up to this long after their passage closed are merged into it.
+    passage_lateness_s: float = Field(default=120.0, ge=0)
     partition_ahead_days: int = Field(default=3, ge=1)
     miss_rate_interval_h: float = Field(
         default=6.0,

@@ -44,9 +44,9 @@ def registration(n: int, **overrides: Any) -> dict[str, Any]:
     return body
 
 
-def line_city(url: str, n: int = 6) -> None:
-    """A straight two-way road with a reader at every node (R0 ... R5), 300 m apart."""
-    x = np.arange(n) * SPACING_M
+def line_city(url: str, n: int = 6, spacing_m: float = SPACING_M) -> None:
+    """A straight two-way road with a reader at every node (R0 ... R5), ``spacing_m`` apart."""
+    x = np.arange(n) * spacing_m
     lon = LON0 + x / (111_320.0 * np.cos(np.radians(LAT0)))
     nodes = pd.DataFrame(
         {"node_id": range(n), "lon": lon, "lat": LAT0, "x_m": x, "y_m": 0.0, "kind": "junction"}
@@ -58,7 +58,7 @@ def line_city(url: str, n: int = 6) -> None:
             "edge_id": range(len(src)),
             "src": src,
             "dst": dst,
-            "length_m": SPACING_M,
+            "length_m": spacing_m,
             "road_class": "primary",
             "oneway": False,
         }

@@ -72,6 +72,12 @@ class EngineConfig:
     # tests) use a clean one so that they leave no session behind in the broker.
     persistent_session: bool = True
     gap_s: float = 10.0
+    # A read arriving up to this much event time after its passage closed is merged into it
+    # (a batch the broker redelivers after its ack wait), not stored as a second passage.
+    allowed_lateness_s: float = 120.0
+    # While no reads arrive, the watermark follows the engine's clock this much behind it,
+    # so that passages close on time in a quiet city (Engine.tick).
+    idle_skew_s: float = 2.0
     max_batch_messages: int = 64
     max_wait_s: float = 0.1
     # Messages received and not yet taken by the worker. When it is full, paho's network thread
@@ -105,6 +111,10 @@ _MAX_ID_CHARS = 128
 # The open-tags gauge counts distinct tags over every pending read (a million or more at full
 # rate); refreshed at most this often instead of after every micro-batch.
 _OPEN_TAGS_EVERY_S = 1.0
+# A worker busy with micro-batches still lets the watermark follow the clock this often.
+_TICK_EVERY_S = 1.0
+# After a tick the database refused, the next one waits this long (no log line every 0.2 s).
+_TICK_RETRY_S = 5.0
 # How often paho's thread, waiting for room in a full inbox, checks for a stop.
 _INBOX_WAIT_S = 0.5
 
@@ -213,11 +223,19 @@ class EngineService:
         self.metrics = EngineMetrics()
         self._next_housekeeping = 0.0
         self._next_open_tags = 0.0
+        self._next_tick = 0.0
+        self._tick_paused_until = 0.0
         self._inbox: queue.Queue[Received] = queue.Queue(maxsize=config.max_inbox_messages)
         self._stop = threading.Event()
         self._conn = psycopg.connect(config.database_url)
         self._listen = self._connect_listener()
-        self.engine = Engine(self._conn, gap_s=config.gap_s, max_future_s=config.max_future_s)
+        self.engine = Engine(
+            self._conn,
+            gap_s=config.gap_s,
+            max_future_s=config.max_future_s,
+            allowed_lateness_s=config.allowed_lateness_s,
+            idle_skew_s=config.idle_skew_s,
+        )
         target = mqtt_target(config.mqtt_url)
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -291,10 +309,20 @@ class EngineService:
                 )
 
     def run(self, stop: threading.Event) -> None:
-        """Process micro-batches until ``stop`` is set."""
+        """Process micro-batches until ``stop`` is set, then store every open passage.
+
+        Their reads are stored and acknowledged already: left open, the last passages of a
+        clean stop would exist only as reads until a restart refolded them.
+        """
         self._stop = stop
         while not stop.is_set():
             self.step(timeout_s=0.2)
+        try:
+            stored = self.flush()
+        except psycopg.Error as exc:  # the next start refolds them from the stored reads
+            log.error("could not store the open passages at stop: %s", exc)
+            return
+        log.info("stopped: stored %d open passages", stored)
 
     def step(self, timeout_s: float) -> int:
         """Process at most one micro-batch; returns how many messages it took."""
@@ -310,6 +338,7 @@ class EngineService:
         try:
             first = self._inbox.get(timeout=timeout_s)
         except queue.Empty:
+            self._tick(idle=True)
             return 0
         messages = [first]
         deadline = time.monotonic() + self.config.max_wait_s
@@ -322,7 +351,31 @@ class EngineService:
             except queue.Empty:
                 break
         self._process(messages)
+        if time.monotonic() >= self._next_tick:  # a stream of late batches is no idle time
+            self._tick(idle=False)
         return len(messages)
+
+    def _tick(self, *, idle: bool) -> None:
+        """Let the watermark follow the clock while reads do not move it (Engine.tick)."""
+        now = time.monotonic()
+        if now < self._tick_paused_until:
+            return
+        self._next_tick = now + _TICK_EVERY_S
+        try:
+            stored = self.engine.tick(idle=idle)
+        except psycopg.OperationalError as exc:
+            self._reconnect(exc)
+            return
+        except psycopg.Error as exc:
+            # Refused while storing what closed (the engine's memory is as it was): the next
+            # micro-batch's fold, or a tick a little later, tries again. Not a stop.
+            log.error("storing passages closed by the clock failed: %s", exc)
+            self._tick_paused_until = now + _TICK_RETRY_S
+            return
+        if stored:
+            self.metrics.passages_stored.inc(stored)
+            with self.counters.lock:
+                self.counters.passages_stored += stored
 
     def _process(self, messages: list[Received]) -> None:
         """Store one micro-batch (redone until it commits), then acknowledge its messages."""
@@ -441,6 +494,7 @@ class EngineService:
             self._next_open_tags = now + _OPEN_TAGS_EVERY_S
             m.open_tags.set(self.engine.open_tags)
         m.pending_reads.set(self.engine.pending_reads)
+        m.held_reads.set(self.engine.held_reads)
         m.inbox_messages.set(self.inbox_messages)
         if result.reads_received and self.engine.watermark_us:
             lag = time.time() - self.engine.watermark_us / 1e6

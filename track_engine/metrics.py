@@ -56,6 +56,11 @@ class EngineMetrics:
         self.pending_reads = Gauge(
             "tagtrail_engine_pending_reads", "reads held for open passages", registry=r
         )
+        self.held_reads = Gauge(
+            "tagtrail_engine_held_reads",
+            "reads of stored passages held for late reads to join",
+            registry=r,
+        )
         self.inbox_messages = Gauge(
             "tagtrail_engine_inbox_messages",
             "MQTT messages received, waiting for the worker (at max_inbox_messages: behind)",

@@ -5,10 +5,14 @@
 2. store the raw reads (COPY, idempotent). While PostgreSQL digests the COPY on the other
    core, the engine does its own work for the micro-batch:
 3. find reads of watched tags (alerts do not wait for the passage to close);
-4. fold the groups (tag, reader) in which a passage can now close. The other open reads are
-   not touched (their passages cannot have closed), so a micro-batch costs what it closes,
-   not what is open;
-5. insert the alerts and the closed passages.
+4. fold the groups (tag, reader) in which a passage can now close, with the stored passages
+   their late reads join (:mod:`track_engine.late_reads`). The other open reads are not
+   touched (their passages cannot have closed), so a micro-batch costs what it closes, not
+   what is open;
+5. insert the alerts and the closed passages (and retire the stored ones a merge replaced).
+
+Between micro-batches, :meth:`Engine.tick` runs the watermark on with the engine's clock, so
+that passages close in a quiet city too.
 
 Everything for one micro-batch happens in one transaction; the caller acknowledges the MQTT
 messages only after :meth:`Engine.process` returns, so a crash redelivers instead of losing.
@@ -27,7 +31,8 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,9 +40,17 @@ import psycopg
 from numpy.typing import NDArray
 
 from reader_gateway.wire import ReadBatch
+from track_engine import late_reads
 from track_engine.db import queries
-from track_engine.db.writer import PartitionKeeper, ReadRows, copying_reads, store_passages
+from track_engine.db.writer import (
+    PartitionKeeper,
+    ReadRows,
+    copying_reads,
+    retire_passages,
+    store_passages,
+)
 from track_engine.interning import Interner
+from track_engine.memory import HeldReads, OpenReads
 from track_engine.passages import (
     Fold,
     antenna_headings,
@@ -52,6 +65,9 @@ log = logging.getLogger(__name__)
 # stream of small micro-batches does not pay for a fold each: a passage is stored at most this
 # much event time after it closed.
 _FOLD_EVERY_US = 2_000_000
+# With no reads arriving (Engine.tick) a fold costs next to nothing: fold every half second
+# of the wall-time watermark, so that a quiet city's passages are stored within a second.
+_TICK_FOLD_EVERY_US = 500_000
 # Busy groups (heard within the last gap) are swept for earlier, closed passages this often.
 _SWEEP_EVERY_US = 30_000_000
 # A fold's temporaries are ~100 bytes a read; larger folds go in pieces of whole groups.
@@ -59,54 +75,7 @@ _MAX_FOLD_READS = 1_000_000
 # The tag table is compacted (codes of tags with no open read forgotten) when it holds this
 # many more tags than are open: bounded memory without rebuilding it on every fold.
 _COMPACT_SLACK = 500_000
-
-
-@dataclass(frozen=True, slots=True)
-class OpenReads:
-    """Reads of passages not yet closed, as numeric columns (tags and readers as codes)."""
-
-    tag: NDArray[np.int64]
-    reader: NDArray[np.int64]
-    antenna: NDArray[np.int16]
-    rssi_dbm: NDArray[np.float32]
-    read_at_us: NDArray[np.int64]
-
-    @staticmethod
-    def empty() -> OpenReads:
-        """No reads."""
-        return OpenReads(
-            np.zeros(0, np.int64),
-            np.zeros(0, np.int64),
-            np.zeros(0, np.int16),
-            np.zeros(0, np.float32),
-            np.zeros(0, np.int64),
-        )
-
-    def __len__(self) -> int:
-        return int(self.read_at_us.shape[0])
-
-    @staticmethod
-    def concat(parts: Sequence[OpenReads]) -> OpenReads:
-        """All reads of ``parts``, in order."""
-        if len(parts) == 1:
-            return parts[0]
-        return OpenReads(
-            np.concatenate([p.tag for p in parts]),
-            np.concatenate([p.reader for p in parts]),
-            np.concatenate([p.antenna for p in parts]),
-            np.concatenate([p.rssi_dbm for p in parts]),
-            np.concatenate([p.read_at_us for p in parts]),
-        )
-
-    def take(self, which: NDArray[np.bool_] | NDArray[np.intp]) -> OpenReads:
-        """The reads selected by a mask or an index array."""
-        return OpenReads(
-            self.tag[which],
-            self.reader[which],
-            self.antenna[which],
-            self.rssi_dbm[which],
-            self.read_at_us[which],
-        )
+_AT_US = "timestamptz 'epoch' + %s * interval '1 microsecond'"
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,10 +88,13 @@ class PreparedBatch:
 
 @dataclass(frozen=True, slots=True)
 class _Closing:
-    """What a fold decided, before it is written: the passages to store and what stays open."""
+    """What a fold decided, before it is written: the passages to store (and the stored ones
+    they replace), what stays open, and what stays held for late reads."""
 
     passages: pd.DataFrame
+    retire: pd.DataFrame
     still_open: OpenReads
+    held: list[HeldReads]
     folded_at_us: int
     swept_at_us: int
 
@@ -161,6 +133,8 @@ class Engine:
         max_passage_s: float = 300.0,
         max_future_s: float | None = None,
         wall_clock_us: Callable[[], int] | None = None,
+        allowed_lateness_s: float = 120.0,
+        idle_skew_s: float = 2.0,
     ) -> None:
         self.conn = conn
         self.gap_s = gap_s
@@ -176,6 +150,12 @@ class Engine:
         # A bike parked beside a reader is heard without a break for hours; its passage is
         # closed after this long so that the reads kept in memory stay bounded.
         self.max_passage_s = max_passage_s
+        # A stored passage takes late reads for this much event time after it closed (a batch
+        # the broker redelivers after its ack wait); their reads are held in memory meanwhile.
+        self.allowed_lateness_us = round(allowed_lateness_s * 1e6)
+        # With no reads, event time runs on with the engine's clock, this much behind it
+        # (:meth:`tick`): batches in flight from the gateways are not cut off.
+        self.idle_skew_us = round(idle_skew_s * 1e6)
         # At most this many reads are folded in one piece (bounds a fold's temporaries).
         self.max_fold_reads = _MAX_FOLD_READS
         self.partitions = PartitionKeeper()
@@ -188,6 +168,13 @@ class Engine:
         self._folded_at_us = 0  # watermark of the last fold
         self._swept_at_us = 0  # watermark of the last fold that also swept busy groups
         self._watermark_us = 0
+        # Newest read time seen, and the wall clock when it was seen: :meth:`tick` runs event
+        # time on from there.
+        self._anchor_event_us = 0
+        self._anchor_wall_us = 0
+        # Held reads in chunks, one per fold that stored passages: a fold copies only the chunks
+        # its late reads touch, and a chunk is dropped whole once past the allowed lateness.
+        self._held: list[HeldReads] = []
         self._last_alert_us: dict[tuple[int, int], int] = {}
         # Watched tags by tag code: watch_id, bike_id, kind per row.
         self._watch = pd.DataFrame(columns=["tag_id", "watch_id", "bike_id", "kind"])
@@ -213,8 +200,14 @@ class Engine:
         return len(self._open) + sum(len(f) for f in self._fresh)
 
     @property
+    def held_reads(self) -> int:
+        """Reads of stored passages held for late reads to join."""
+        return sum(len(h) for h in self._held)
+
+    @property
     def watermark_us(self) -> int:
-        """Newest read time seen (event time, UTC µs)."""
+        """Event time up to which the engine has seen everything (UTC µs): the newest read
+        time, or later when :meth:`tick` ran it on with the wall clock."""
         return self._watermark_us
 
     @contextmanager
@@ -229,9 +222,12 @@ class Engine:
         saved = (
             self._open,
             self._fresh,
+            self._held,
             self._folded_at_us,
             self._swept_at_us,
             self._watermark_us,
+            self._anchor_event_us,
+            self._anchor_wall_us,
             dict(self._last_alert_us),
         )
         try:
@@ -241,9 +237,12 @@ class Engine:
             (
                 self._open,
                 self._fresh,
+                self._held,
                 self._folded_at_us,
                 self._swept_at_us,
                 self._watermark_us,
+                self._anchor_event_us,
+                self._anchor_wall_us,
                 self._last_alert_us,
             ) = saved
             self.partitions = PartitionKeeper()
@@ -285,10 +284,15 @@ class Engine:
         self._heading_table, self._heading_labels = antenna_headings(names, self._antenna_direction)
 
     def _recover_pending(self) -> None:
-        """Reload reads that may belong to passages still open when the last engine stopped.
+        """Reload reads that may belong to passages still open when the last engine stopped,
+        or to stored passages late reads may still join.
 
         Reads are committed before passages are, so after a crash the most recent reads are in
-        the database but their passages are not; refolding the last window restores them.
+        the database but their passages are not; refolding the last window restores them. The
+        window reaches back one gap plus the allowed lateness (and to the first read of any
+        stored passage reaching into it, so that none is refolded from half its reads): a
+        batch redelivered after the restart then merges into its passage, and one whose reads
+        are stored already changes nothing.
         """
         row = self.conn.execute(
             "SELECT (extract(epoch from max(read_at)) * 1000000)::bigint FROM reads"
@@ -296,28 +300,72 @@ class Engine:
         self.conn.commit()
         if row is None or row[0] is None:
             return
-        since_us = int(row[0]) - int(4 * self.gap_s * 1e6)
+        since_us = int(row[0]) - 2 * self._gap_us - self.allowed_lateness_us
+        # Passages cannot be longer than that beyond max_passage_s (merges add at most the
+        # lateness): the bound lets PostgreSQL skip older partitions.
+        reach_us = round(self.max_passage_s * 1e6) + self.allowed_lateness_us + 2 * self._gap_us
+        stored = self.conn.execute(
+            f"""SELECT tag_id, reader_id, (extract(epoch from first_at) * 1000000)::bigint,
+                       (extract(epoch from last_at) * 1000000)::bigint, read_count
+                FROM passages WHERE last_at >= {_AT_US} AND first_at >= {_AT_US}""",
+            (since_us, since_us - reach_us),
+        ).fetchall()
+        if stored:
+            since_us = min(since_us, min(int(r[2]) for r in stored))
         rows = self.conn.execute(
-            """SELECT tag_id, (extract(epoch from read_at) * 1000000)::bigint, reader_id, antenna,
-                      rssi_dbm
-               FROM reads WHERE read_at >= timestamptz 'epoch' + %s * interval '1 microsecond'""",
+            f"""SELECT tag_id, (extract(epoch from read_at) * 1000000)::bigint, reader_id,
+                       antenna, rssi_dbm
+                FROM reads WHERE read_at >= {_AT_US}""",
             (since_us,),
         ).fetchall()
         self.conn.commit()
         if rows:
             tag, t_us, reader, antenna, rssi = zip(*rows, strict=True)
-            self._open = OpenReads(
+            reads = OpenReads(
                 self._tags.codes(np.asarray(tag, dtype=object)),
                 self._reader_codes(np.asarray(reader, dtype=object)),
                 np.asarray(antenna, dtype=np.int16),
                 np.asarray(rssi, dtype=np.float32),
                 np.asarray(t_us, dtype=np.int64),
             )
+            self._open, held = self._split_recovered(reads, stored)
+            self._held = [held] if len(held) else []
         newest = int(row[0])
         if self.max_future_us is not None:
             newest = min(newest, self._wall_clock_us() + self.max_future_us)
         self._watermark_us = newest
-        log.info("recovered %d recent reads into open passages", len(self._open))
+        self._anchor_event_us, self._anchor_wall_us = newest, self._wall_clock_us()
+        log.info(
+            "recovered %d recent reads: %d into open passages, %d held with stored passages",
+            len(self._open) + self.held_reads,
+            len(self._open),
+            self.held_reads,
+        )
+
+    def _split_recovered(
+        self, reads: OpenReads, stored: list[tuple[Any, ...]]
+    ) -> tuple[OpenReads, HeldReads]:
+        """Recovered reads: those of no stored passage (open at the crash), and those of
+        stored passages, held for late reads as if the engine had just stored them (a refold
+        with late reads must retire the stored rows it replaces, so it must know them)."""
+        if not stored:
+            return reads, HeldReads.empty()
+        tag, reader, first_us, last_us, count = zip(*stored, strict=True)
+        ps = OpenReads(
+            self._tags.codes(np.asarray(tag, dtype=object)),
+            self._reader_codes(np.asarray(reader, dtype=object)),
+            np.zeros(len(stored), np.int16),
+            np.zeros(len(stored), np.float32),
+            np.asarray(first_us, dtype=np.int64),
+        )
+        last = np.asarray(last_us, dtype=np.int64)
+        of = late_reads.passage_of(
+            self._keys(reads), reads.read_at_us, self._keys(ps), ps.read_at_us, last
+        )
+        held = of >= 0
+        return reads.take(~held), HeldReads.of_passages(
+            reads.take(held), of[held], ps.read_at_us, last, np.asarray(count, dtype=np.int64)
+        )
 
     def _reader_codes(self, names: NDArray[np.object_] | list[str]) -> NDArray[np.int64]:
         """Codes of reader ids; a wire batch's ``readers`` are distinct, so no factorize."""
@@ -386,7 +434,10 @@ class Engine:
             return result
         with self.micro_batch():
             self._fresh = [*self._fresh, reads]  # a new list: rollback keeps the old
-            self._watermark_us = max(self._watermark_us, self._event_time_us(reads.read_at_us))
+            newest = self._event_time_us(reads.read_at_us)
+            if newest > self._anchor_event_us:
+                self._anchor_event_us, self._anchor_wall_us = newest, self._wall_clock_us()
+            self._watermark_us = max(self._watermark_us, newest)
             with copying_reads(self.conn, rows, partitions=self.partitions) as copied:
                 # PostgreSQL is taking the COPY on the other core; meanwhile, in memory:
                 hits = self._watch_hits(reads) if alerts else pd.DataFrame()
@@ -414,23 +465,63 @@ class Engine:
         return cap
 
     def flush(self) -> int:
-        """Close every open passage (end of a finite run); returns passages stored."""
+        """Close every open passage (end of a finite run, clean stop); returns passages stored."""
         with self.micro_batch():
             return self._store_closing(self._fold_due(None))
 
-    def _fold_due(self, watermark_us: int | None) -> _Closing | None:
-        """Fold the groups in which a passage can close at ``watermark_us`` (None: all).
+    def tick(self, *, idle: bool = True) -> int:
+        """Run event time on with the engine's clock while no read moves it, and store the
+        passages that closed; returns how many. The engine shell calls it when idle.
+
+        A passage closes only once the watermark is one gap past its last read; with the
+        watermark at the newest read time, the last passages of a quiet city would wait for
+        the next read, minutes at night. So the watermark also follows the wall clock from the
+        newest read: at most the wall time elapsed since that read arrived, never past the
+        wall clock itself, less ``idle_skew_s`` for batches still in flight. Elapsed time,
+        not the clock alone, so that a replay of past reads is not closed all at once by a
+        pause; the clock as a ceiling, so that a reader whose clock runs ahead does not carry
+        the watermark further. A read that arrives after its passage closed is merged into it
+        (:mod:`track_engine.late_reads`). An ``idle`` engine folds every half second of that
+        watermark (a fold then costs next to nothing); a busy one keeps to its usual 2 s.
+        """
+        if not self._anchor_wall_us:
+            return 0  # no read seen yet
+        now = self._wall_clock_us()
+        elapsed = self._anchor_event_us + (now - self._anchor_wall_us)
+        watermark = max(self._watermark_us, min(elapsed, now) - self.idle_skew_us)
+        every_us = _TICK_FOLD_EVERY_US if idle else _FOLD_EVERY_US
+        if watermark - self._folded_at_us < every_us:
+            self._watermark_us = watermark
+            return 0
+        with self.micro_batch():
+            self._watermark_us = watermark
+            return self._store_closing(self._fold_due(watermark, every_us=every_us))
+
+    def _keys(self, reads: OpenReads) -> NDArray[np.int64]:
+        """One integer per (tag, reader) group, valid while no reader is added."""
+        key: NDArray[np.int64] = reads.tag * (len(self._readers) + 1) + reads.reader
+        return key
+
+    def _fold_due(
+        self, watermark_us: int | None, *, every_us: int = _FOLD_EVERY_US
+    ) -> _Closing | None:
+        """Fold the groups in which a passage can close at ``watermark_us`` (None: all), with
+        the stored passages their reads may join (late reads).
 
         Pure computation on the engine's memory, no database: it runs while the COPY is under
         way. Returns None when no fold is due yet.
         """
-        if watermark_us is not None and watermark_us - self._folded_at_us < _FOLD_EVERY_US:
+        if watermark_us is not None and watermark_us - self._folded_at_us < every_us:
             return None  # event time moved on less than that since the last fold
         pending = OpenReads.concat([self._open, *self._fresh])
         folded_at = self._folded_at_us if watermark_us is None else watermark_us
+        # Stored passages stay joinable for (at least) the allowed lateness after they closed.
+        horizon = folded_at - self._gap_us - self.allowed_lateness_us
+        held = [h for h in self._held if int(h.last_at_us.max()) >= horizon]
+        none = pd.DataFrame(columns=late_reads.PASSAGE_KEY)
         if not len(pending):
-            return _Closing(empty_passages(), pending, folded_at, self._swept_at_us)
-        key = pending.tag * (len(self._readers) + 1) + pending.reader
+            return _Closing(empty_passages(), none, pending, held, folded_at, self._swept_at_us)
+        key = self._keys(pending)
         sweep_at = self._swept_at_us
         if watermark_us is None:
             due = np.ones(len(pending), dtype=bool)
@@ -439,8 +530,14 @@ class Engine:
             if swept:
                 sweep_at = watermark_us
             if not due.any():
-                return _Closing(empty_passages(), pending, folded_at, sweep_at)
+                return _Closing(empty_passages(), none, pending, held, folded_at, sweep_at)
         folding = pending.take(due)
+        reopened = none
+        if held:
+            held, back = self._take_touched(held, key[due], folding.read_at_us)
+            if len(back):
+                folding = OpenReads.concat([folding, back.reads])
+                reopened = self._passages_of(back)
         # Groups fold independently: a large fold (every parked tag evicted at once) goes in
         # parts by tag, so that its temporaries stay bounded.
         parts = -(-len(folding) // self.max_fold_reads)
@@ -449,18 +546,61 @@ class Engine:
             if parts <= 1
             else [folding.take(folding.tag % parts == i) for i in range(parts)]
         )
-        frames, kept = [], [pending.take(~due)]
+        frames, kept, holding = [], [pending.take(~due)], []
         for piece in pieces:
-            frame, still = self._fold_piece(piece, watermark_us)
+            frame, still, closed = self._fold_piece(piece, watermark_us)
             frames.append(frame)
             kept.append(still)
+            holding.append(closed)
         passages = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-        return _Closing(passages, OpenReads.concat(kept), folded_at, sweep_at)
+        write, retire = late_reads.replacements(passages, reopened)
+        closed = HeldReads.concat(holding)
+        if len(closed):
+            held = [*held, closed]
+        return _Closing(write, retire, OpenReads.concat(kept), held, folded_at, sweep_at)
+
+    def _take_touched(
+        self, held: list[HeldReads], due_key: NDArray[np.int64], due_at_us: NDArray[np.int64]
+    ) -> tuple[list[HeldReads], HeldReads]:
+        """Split the held chunks into what stays held and the passages due reads may join."""
+        spans = late_reads.spans(due_key, due_at_us)
+        stay, back = [], []
+        readers = len(self._readers) + 1
+        for chunk in held:
+            heads = chunk.head
+            touched = late_reads.touched(
+                spans,
+                chunk.reads.tag[heads] * readers + chunk.reads.reader[heads],
+                chunk.first_at_us[heads],
+                chunk.last_at_us[heads],
+                gap_us=self._gap_us,
+            )
+            if not touched.any():
+                stay.append(chunk)
+                continue
+            touch = chunk.passage_mask(touched)
+            back.append(chunk.take(touch))
+            if not touch.all():
+                stay.append(chunk.take(~touch))
+        return stay, HeldReads.concat(back)
+
+    def _passages_of(self, held: HeldReads) -> pd.DataFrame:
+        """The stored passages ``held`` reads belong to: key and read count, one row each."""
+        heads = held.head
+        return pd.DataFrame(
+            {
+                "tag_id": self._tags.names(held.reads.tag[heads]),
+                "reader_id": self._readers.names(held.reads.reader[heads]),
+                "first_at_us": held.first_at_us[heads],
+                "read_count": held.read_count[heads],
+            }
+        )
 
     def _fold_piece(
         self, folding: OpenReads, watermark_us: int | None
-    ) -> tuple[pd.DataFrame, OpenReads]:
-        """Fold whole groups; returns the closed passages and the reads still open."""
+    ) -> tuple[pd.DataFrame, OpenReads, HeldReads]:
+        """Fold whole groups; returns the closed passages, the reads still open and the reads
+        of closed passages to hold for late reads."""
         fold = fold_coded(
             folding.tag,
             folding.reader,
@@ -472,17 +612,24 @@ class Engine:
             heading_labels=self._heading_labels,
             drop_repeats=True,
         )
+        # Evict what has been open too long: it is stored as it stands, and its reads
+        # leave memory (not held for late reads); later reads of the visit start a new passage.
+        too_long = (fold.last_at_us - fold.first_at_us) > round(self.max_passage_s * 1e6)
         if watermark_us is None:
             closed = np.ones(len(fold), dtype=bool)
         else:
-            closed = (watermark_us - fold.last_at_us) > self._gap_us
-            # Evict what has been open too long: it is stored as it stands, and its reads
-            # leave memory; later reads of the same visit start a new passage.
-            closed |= (fold.last_at_us - fold.first_at_us) > round(self.max_passage_s * 1e6)
-        # Of the folded groups, keep only the reads of passages still open (repeats: -1).
+            closed = ((watermark_us - fold.last_at_us) > self._gap_us) | too_long
+        # Of the folded groups, keep the reads of passages still open (repeats: -1) and hold
+        # those of passages closed by the gap.
         passage = fold.read_passage
-        keep = (passage >= 0) & ~closed[np.maximum(passage, 0)]
-        return self._passage_frame(fold, closed), folding.take(keep)
+        counted = passage >= 0
+        of = np.maximum(passage, 0)
+        keep = counted & ~closed[of]
+        hold = counted & closed[of] & ~too_long[of]
+        held = HeldReads.of_passages(
+            folding.take(hold), passage[hold], fold.first_at_us, fold.last_at_us, fold.read_count
+        )
+        return self._passage_frame(fold, closed), folding.take(keep), held
 
     def _due_reads(
         self, key: NDArray[np.int64], read_at_us: NDArray[np.int64], watermark_us: int
@@ -541,7 +688,10 @@ class Engine:
         if closing is None:
             return 0
         stored = store_passages(self.conn, closing.passages, partitions=self.partitions)
+        # After the write: a passage retires only while the one it merged into is stored.
+        retire_passages(self.conn, closing.retire)
         self._open = closing.still_open
+        self._held = closing.held
         self._fresh = []
         self._folded_at_us = closing.folded_at_us
         self._swept_at_us = closing.swept_at_us
@@ -550,14 +700,22 @@ class Engine:
 
     def _compact_tags(self) -> None:
         """Forget the codes of tags with nothing open (bounded memory as tags come and go)."""
-        if len(self._tags) < len(self._watch_codes) + len(self._open) + _COMPACT_SLACK:
+        held = self.held_reads + len(self._open) + sum(len(f) for f in self._fresh)
+        if len(self._tags) < len(self._watch_codes) + held + _COMPACT_SLACK:
             return
-        in_use = np.concatenate([self._open.tag, self._watch_codes])
+        # Reads of micro-batches not folded yet hold codes too: join them to the open ones.
+        self._open, self._fresh = OpenReads.concat([self._open, *self._fresh]), []
+        in_use = np.concatenate(
+            [self._open.tag, *(h.reads.tag for h in self._held), self._watch_codes]
+        )
         if len(self._tags) - np.unique(in_use).shape[0] < _COMPACT_SLACK:
             return
         remap = self._tags.compact(in_use)
         o = self._open
         self._open = OpenReads(remap[o.tag], o.reader, o.antenna, o.rssi_dbm, o.read_at_us)
+        self._held = [
+            replace(h, reads=replace(h.reads, tag=remap[h.reads.tag])) for h in self._held
+        ]
         self._watch = self._watch.assign(tag_code=remap[self._watch["tag_code"].to_numpy()])
         self._watch_codes = remap[self._watch_codes]
         # Alert de-duplication keys hold watch ids, not tag codes: nothing to remap there.

@@ -72,6 +72,7 @@ def engine(
                 shards=owned,
                 client_id=f"tagtrail-engine-{worker_id}",
                 gap_s=settings.passage_gap_s,
+                allowed_lateness_s=settings.passage_lateness_s,
                 metrics_port=metrics_port or None,
                 metrics_addr=metrics_addr,
                 retention_days=settings.retention_days,

@@ -10,12 +10,14 @@ from typing import Any
 
 import orjson
 import paho.mqtt.client as mqtt
+import pandas as pd
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
 from reader_gateway.wire import batch_from_columns, encode_batch, mqtt_endpoint, reads_topic
 from track_engine.consumer import EngineConfig, EngineService
 from track_engine.db import registry
+from track_engine.passages import fold_passages
 
 T0_US = 1_764_396_000_000_000  # 2025-11-29T06:00:00Z
 WATCHED = "E28011A100000000000000AA"
@@ -133,6 +135,100 @@ def test_batches_stored_once_bad_ones_quarantined_watched_tags_alerted(
         assert conn.execute("SELECT count(*) FROM alerts").fetchone() == (1,)
     assert alerts[0]["tag_id"] == WATCHED
     assert alerts[0]["reader_id"] == "R0001"
+
+
+def test_a_clean_stop_stores_every_open_passage(
+    db_url: str, mqtt_url: str, topic_prefix: str
+) -> None:
+    # A gap longer than the test: no passage can close before the stop, by reads or clock.
+    service = _service(db_url, mqtt_url, topic_prefix, gap_s=600.0)
+    stop = threading.Event()
+    service.start()
+    _wait(service.connected.is_set)
+    worker = threading.Thread(target=service.run, args=(stop,))
+    worker.start()
+    publisher = _client(mqtt_url, f"pub-{topic_prefix}")
+    n = 40
+    reads = {
+        "reader_ids": ["R0001"] * 20 + ["R0002"] * 20,
+        "tag": ["E2000000000000000000AAAA"] * 10 + ["E2000000000000000000BBBB"] * 30,
+        "rssi_dbm": [-60.0 - (i % 7) for i in range(n)],
+        "read_at_us": [T0_US + i * 100_000 for i in range(n)],
+    }
+    try:
+        batch = batch_from_columns(
+            gateway_id="gw-test", batch_seq=1, sent_at_us=T0_US, antenna=[1] * n,
+            seq=list(range(n)), **reads,
+        )  # fmt: skip
+        topic = reads_topic(0, f"{topic_prefix}/reads")
+        publisher.publish(topic, encode_batch(batch), qos=1).wait_for_publish(5)
+        _wait(lambda: service.counters.reads_stored == n)
+        with psycopg.connect(db_url) as conn:  # stored reads, every passage still open
+            assert conn.execute("SELECT count(*) FROM passages").fetchone() == (0,)
+    finally:
+        stop.set()  # what SIGTERM does (tagtrail.runtime.run_until_interrupted)
+        worker.join(10)
+        service.close()
+        publisher.loop_stop()
+    want = fold_passages(
+        pd.DataFrame(reads)
+        .rename(columns={"reader_ids": "reader_id", "tag": "tag_id"})
+        .assign(antenna=1),
+        gap_s=600.0,
+    )
+    with psycopg.connect(db_url) as conn:
+        stored = conn.execute(
+            "SELECT tag_id, reader_id, read_count,"
+            " (extract(epoch from closest_at) * 1000000)::bigint FROM passages ORDER BY 1, 2"
+        ).fetchall()
+    assert stored == [
+        (r.tag_id, r.reader_id, r.read_count, r.closest_at_us)
+        for r in want.sort_values(["tag_id", "reader_id"]).itertuples()
+    ]
+    assert service.counters.passages_stored == 3
+
+
+def test_a_passage_the_database_refuses_on_an_idle_tick_is_stored_once_it_accepts(
+    db_url: str, mqtt_url: str, topic_prefix: str
+) -> None:
+    # A refusal while storing what the clock closed (here a trigger) must neither stop the
+    # worker nor lose the passage: it is stored at a later tick.
+    with psycopg.connect(db_url) as conn:
+        conn.execute(
+            """CREATE FUNCTION refuse_passages() RETURNS trigger LANGUAGE plpgsql AS $$
+               BEGIN RAISE EXCEPTION 'not now'; END $$;
+               CREATE TRIGGER refuse BEFORE INSERT ON passages
+                   FOR EACH ROW EXECUTE FUNCTION refuse_passages();"""
+        )
+    service = _service(db_url, mqtt_url, topic_prefix, gap_s=1.0, idle_skew_s=0.5)
+    stop = threading.Event()
+    service.start()
+    _wait(service.connected.is_set)
+    worker = threading.Thread(target=service.run, args=(stop,))
+    worker.start()
+    publisher = _client(mqtt_url, f"pub-{topic_prefix}")
+    now_us = time.time_ns() // 1000
+    try:
+        batch = batch_from_columns(
+            gateway_id="gw-test", batch_seq=1, sent_at_us=now_us, reader_ids=["R0001"] * 5,
+            antenna=[1] * 5, tag=["E2000000000000000000AAAA"] * 5, rssi_dbm=[-60.0] * 5,
+            read_at_us=[now_us + i * 100_000 for i in range(5)], seq=list(range(5)),
+        )  # fmt: skip
+        publisher.publish(reads_topic(0, f"{topic_prefix}/reads"), encode_batch(batch), qos=1)
+        _wait(lambda: service.counters.reads_stored == 5)
+        time.sleep(4.0)  # the gap and the skew have passed: ticks tried and were refused
+        assert worker.is_alive()
+        with psycopg.connect(db_url) as conn:
+            assert conn.execute("SELECT count(*) FROM passages").fetchone() == (0,)
+            conn.execute("DROP TRIGGER refuse ON passages")
+        _wait(lambda: service.counters.passages_stored == 1, timeout_s=15)
+    finally:
+        stop.set()
+        worker.join(10)
+        service.close()
+        publisher.loop_stop()
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT read_count FROM passages").fetchall() == [(5,)]
 
 
 def test_a_worker_behind_holds_a_bounded_inbox_and_the_broker_keeps_the_rest(

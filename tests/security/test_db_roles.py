@@ -602,3 +602,46 @@ def test_readonly_login_reads_but_never_writes_or_sees_secrets(logins: Logins) -
             "CREATE TABLE readonly_was_here (x int)",
         ],
     )
+
+
+def test_the_engine_merges_late_reads_but_retires_only_passages_a_merged_one_covers(
+    logins: Logins,
+) -> None:
+    tag, reader = "E2000000000000000000C0DE", "R-merge"
+    # After every read the module's other tests stored: reads older than the engine's
+    # watermark by more than the allowed lateness would rightly not merge.
+    with psycopg.connect(logins.owner) as conn:
+        newest = conn.execute("SELECT max(read_at) FROM reads").fetchone()
+    start = max(datetime.now(UTC), newest[0] if newest and newest[0] else T0)
+    start = start.replace(microsecond=0) + timedelta(minutes=1)
+    start_us = int(start.timestamp()) * 1_000_000
+
+    def batch(seq: int, seconds: list[float], at: str = reader) -> object:
+        n = len(seconds)
+        return batch_from_columns(
+            gateway_id="gw-merge", batch_seq=seq, sent_at_us=start_us, reader_ids=[at] * n,
+            antenna=[1] * n, tag=[tag] * n, rssi_dbm=[-60.0 - abs(s - 4.0) for s in seconds],
+            read_at_us=[start_us + round(s * 1e6) for s in seconds], seq=list(range(n)),
+        )  # fmt: skip
+
+    def stored(conn: psycopg.Connection) -> list[tuple[object, ...]]:
+        return conn.execute(
+            "SELECT first_at, read_count FROM passages WHERE tag_id = %s ORDER BY first_at", (tag,)
+        ).fetchall()
+
+    with psycopg.connect(logins.engine) as conn:
+        engine = Engine(conn, gap_s=2.0)
+        engine.process([batch(1, [0.0, 0.5, 1.0, 7.0, 7.5, 8.0])])  # a hole wider than the gap
+        engine.process([batch(2, [60.0], "R-next")])  # event time moves on: both stored
+        assert [n for _, n in stored(conn)] == [3, 3]
+        engine.process([batch(3, [2.5, 4.0, 5.5])])  # the late middle, as the engine role
+        engine.process([batch(4, [70.0], "R-next")])
+        assert stored(conn) == [(start, 9)]
+        # The engine's role cannot use the function to remove a passage that no stored passage
+        # with more reads covers (here: the merged one itself).
+        removed = conn.execute(
+            "SELECT tagtrail_retire_passages(%s, %s, %s)", ([tag], [reader], [start])
+        ).fetchone()
+        assert removed == (0,)
+        assert stored(conn) == [(start, 9)]
+        conn.commit()

@@ -84,8 +84,9 @@ class Companion:
 # per read of a watched tag, before the passage closes), then the reader's position. Raw reads
 # are not searched: ``reads`` is keyed by time first (migration 0025, for ingest), so "the
 # newest read of a tag" would be a scan of recent reads (at 20k reads/s, 600k rows for 30 s).
-# A passage is stored at most ``passage_gap_s`` + 2 s of event time after its last read, so
-# for a bike nobody watches the answer lags by that much; a watched bike's alerts are live.
+# A passage is stored about ``passage_gap_s`` + 3 s after its last read, on the engine's clock
+# even when no later read comes (Engine.tick), so for a bike nobody watches the answer lags by
+# that much; a watched bike's alerts are live.
 _LAST_SEEN = """
     WITH tags AS (SELECT tag_id, valid FROM tag_bindings WHERE bike_id = %(bike)s)
     SELECT s.tag_id, s.reader_id, s.at, s.source, rd.lon, rd.lat FROM (

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -253,3 +254,23 @@ def store_passages(
         stored = cur.rowcount
         cur.execute("TRUNCATE passages_stage")
     return stored
+
+
+def retire_passages(conn: psycopg.Connection, keys: pd.DataFrame) -> int:
+    """Remove stored passages (keys ``tag_id, reader_id, first_at_us``) that a refold with late
+    reads has merged into a passage written already: one starting before them, or two passages
+    a late read joined. The engine may not DELETE passages; ``tagtrail_retire_passages``
+    (migration 0075) removes a passage only while a stored passage of the same tag and reader
+    with more reads covers it. Returns how many it removed. The caller owns the transaction."""
+    if keys.empty:
+        return 0
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    row = conn.execute(
+        "SELECT tagtrail_retire_passages(%s::text[], %s::text[], %s::timestamptz[])",
+        (
+            keys["tag_id"].astype(str).tolist(),
+            keys["reader_id"].astype(str).tolist(),
+            [epoch + timedelta(microseconds=int(us)) for us in keys["first_at_us"]],
+        ),
+    ).fetchone()
+    return 0 if row is None else int(row[0])
