@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -120,6 +120,13 @@ class SpoolConfig(_Strict):
     dir: Path
     max_bytes: int = Field(default=1 << 30, ge=1 << 16)
     segment_bytes: int = Field(default=4 << 20, ge=1 << 12)
+    # When a batch leaves the spool: once an engine confirmed it committed it ("stored"), or
+    # once the broker acknowledged it ("published": only for a consumer that sends no
+    # confirmations; a broker crash then loses what the broker had acknowledged).
+    keep_until: Literal["stored", "published"] = "stored"
+    # A batch published and not confirmed this long is published again; the wait doubles
+    # (up to 16 times) while no confirmation comes, so a long engine outage costs little.
+    confirm_timeout_s: float = Field(default=60.0, gt=0, le=3600)
 
 
 class HealthConfig(_Strict):
