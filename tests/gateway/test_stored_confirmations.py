@@ -33,7 +33,9 @@ def test_batches_stay_spooled_until_confirmed_and_unconfirmed_ones_go_again(
             "batching": {"max_reads": 10, "max_delay_s": 0.02},
             "clock": {"estimate": False},
             "spool": {"dir": str(tmp_path / "spool"), "confirm_timeout_s": 1.0},
-            "serial": [{"port": str(reader.link), "reader_id": "A7", "protocol": "tagtrail-active"}],
+            "serial": [
+                {"port": str(reader.link), "reader_id": "A7", "protocol": "tagtrail-active"}
+            ],
         }
     )  # fmt: skip
     collector = Collector(mqtt_url, [f"{topic_prefix}/reads/#"], f"c-{gateway_id}", clean=True)
