@@ -45,7 +45,8 @@ class BrokerConfig(_Strict):
     url: str = "mqtt://127.0.0.1:1883"
     client_id: str | None = None  # default: tagtrail-<gateway_id>
     keepalive_s: int = Field(default=30, ge=5, le=3600)
-    # Unacknowledged QoS 1 publishes; paho's message ids are 16-bit, so this must stay far
+    # Unacknowledged QoS 1 publishes plus (spool.keep_until = "stored") batches acknowledged
+    # and not yet confirmed by an engine; paho's message ids are 16-bit, so this must stay far
     # below 65,535 (past it paho reuses ids of messages still in flight).
     max_inflight: int = Field(default=1000, ge=1, le=20_000)
     persistent_session: bool = True
