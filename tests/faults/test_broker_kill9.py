@@ -22,7 +22,16 @@ from pathlib import Path
 
 import pytest
 from gw_helpers import PtyReader, wait_until
-from harness import WATCHED_TAG, Key, PgCluster, ShippedBroker, Stack, fault_stack, metric
+from harness import (
+    WATCHED_TAG,
+    Key,
+    PgCluster,
+    ShippedBroker,
+    Stack,
+    check_invariant,
+    fault_stack,
+    metric,
+)
 
 from reader_gateway.protocols import tagtrail_active
 
@@ -168,3 +177,42 @@ def test_broker_kill9_three_times_loses_nothing(pg_cluster: PgCluster, tmp_path:
             assert figures["alerts"] >= 20
     finally:
         pty.close()
+
+
+def _saved_since(broker: ShippedBroker, since_s: float, timeout_s: float = 30) -> None:
+    """Wait until the broker wrote its persistence file after ``since_s`` (wall clock)."""
+    db = broker.conf.parent / "data" / "mosquitto.db"
+
+    def saved() -> bool:
+        return db.exists() and db.stat().st_mtime > since_s
+
+    wait_until(saved, timeout_s, "the broker's next autosave")
+
+
+@pytest.mark.faults_full
+def test_broker_kill9_after_a_save_loses_no_networked_read(
+    pg_cluster: PgCluster, tmp_path: Path
+) -> None:
+    """Networked readers publish to the broker itself: what it acknowledged to them is at risk
+    until a gateway has it. The gateway is connected (it takes each message within
+    milliseconds), and each SIGKILL comes after the broker saved the gateway's subscription
+    (``autosave_interval`` as shipped); every message the broker acknowledged to the reader is
+    then stored once. (Killed before that save, the restarted broker forgets the
+    subscription, and what readers publish until the gateway subscribes again is dropped:
+    docs/reliability.md, R7's bounds.)"""
+    broker = ShippedBroker(tmp_path / "broker")
+    with fault_stack(pg_cluster, tmp_path, broker=broker) as stack:
+        stack.stream.start()
+        for _ in range(2):
+            subscribed_at = time.time()  # the stack is ready: the gateway has subscribed
+            stack.wait_more(400, 30, "the stream to be stored")
+            _saved_since(broker, subscribed_at)
+            broker.kill()
+            broker.start()
+            wait_until(
+                lambda: metric(stack.gateway_metrics, "tagtrail_gateway_broker_connected") == 1,
+                20,
+                "the gateway to reconnect",
+            )
+        stack.wait_more(400, 60, "storage after the last crash")
+        check_invariant(stack)
