@@ -115,9 +115,10 @@ class Gateway:
         self._keep_until_stored = config.spool.keep_until == "stored"
         # mid -> (record id, reads, republish round it was published in)
         self._inflight: dict[int, tuple[int, int, int]] = {}
-        # record id -> (reads, when its PUBACK came): acknowledged by the broker, not yet
-        # confirmed by an engine
-        self._unconfirmed: dict[int, tuple[int, float]] = {}
+        # record id -> when its PUBACK came: acknowledged by the broker, not yet confirmed by
+        # an engine
+        self._unconfirmed: dict[int, float] = {}
+        self._reads_of: dict[int, int] = {}  # record id -> reads, from its first publish on
         self._round = 0  # bumped at every republish
         self._connects_seen = 0
         self._confirm_wait_s = config.spool.confirm_timeout_s
@@ -483,6 +484,7 @@ class Gateway:
             self.metrics.reads_published.inc(reads)
             if not self._keep_until_stored:
                 self.spool.ack(record_id)
+                self._reads_of.pop(record_id, None)
             elif not self.spool.holds(record_id):
                 continue  # confirmed before its PUBACK came
             elif published_round < self._round:
@@ -490,7 +492,7 @@ class Gateway:
                 # subscription, say): the broker may have dropped it, so it goes out again.
                 self.spool.requeue_many([record_id])
             else:
-                self._unconfirmed[record_id] = (reads, now)
+                self._unconfirmed[record_id] = now
         if self._keep_until_stored:
             self._drain_confirms(now)
         self.metrics.inflight.set(len(self._inflight))
@@ -511,10 +513,10 @@ class Gateway:
             for record_id in seqs:
                 if not self.spool.holds(record_id):
                     continue  # confirmed twice (a republished batch), or not ours
-                if record_id in self._unconfirmed:
-                    reads = self._unconfirmed.pop(record_id)[0]
-                else:  # confirmed before its PUBACK came (rare): find it among the in flight
-                    reads = next((n for r, n, _ in self._inflight.values() if r == record_id), 0)
+                self._unconfirmed.pop(record_id, None)
+                reads = self._reads_of.pop(record_id, None)
+                if reads is None:  # never published by this process: the count is on disk
+                    reads = decode_record(self.spool.read(record_id))[1]
                 self.spool.ack(record_id)
                 confirmed += 1
                 self.reads_confirmed += reads
@@ -531,7 +533,7 @@ class Gateway:
             self._republish("an engine (re)subscribed")
         if self._unconfirmed and now >= self._next_confirm_check:
             self._next_confirm_check = now + _STATUS_CHECK_S
-            oldest = min(at for _, at in self._unconfirmed.values())
+            oldest = min(self._unconfirmed.values())
             if now - oldest >= self._confirm_wait_s:
                 self._republish(f"no confirmation for {self._confirm_wait_s:.0f} s")
                 base = self.config.spool.confirm_timeout_s
@@ -567,6 +569,7 @@ class Gateway:
                 self.spool.requeue(record.record_id)
                 break
             self._inflight[mid] = (record.record_id, reads, self._round)
+            self._reads_of[record.record_id] = reads
 
     # -- health ------------------------------------------------------------------------------
 
