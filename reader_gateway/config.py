@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -51,7 +51,8 @@ class BrokerConfig(_Strict):
     url: str = "mqtt://127.0.0.1:1883"
     client_id: str | None = None  # default: tagtrail-<gateway_id>
     keepalive_s: int = Field(default=30, ge=5, le=3600)
-    # Unacknowledged QoS 1 publishes; paho's message ids are 16-bit, so this must stay far
+    # Unacknowledged QoS 1 publishes plus (spool.keep_until = "stored") batches acknowledged
+    # and not yet confirmed by an engine; paho's message ids are 16-bit, so this must stay far
     # below 65,535 (past it paho reuses ids of messages still in flight).
     max_inflight: int = Field(default=1000, ge=1, le=20_000)
     persistent_session: bool = True
@@ -143,6 +144,13 @@ class SpoolConfig(_Strict):
     segment_bytes: int = Field(default=4 << 20, ge=1 << 12)
     # Refused reader input kept as evidence (quarantine.ndjson in dir, one older file beside).
     quarantine_max_bytes: int = Field(default=16 << 20, ge=1 << 12)
+    # When a batch leaves the spool: once an engine confirmed it committed it ("stored"), or
+    # once the broker acknowledged it ("published": only for a consumer that sends no
+    # confirmations; a broker crash then loses what the broker had acknowledged).
+    keep_until: Literal["stored", "published"] = "stored"
+    # A batch published and not confirmed this long is published again; the wait doubles
+    # (up to 16 times) while no confirmation comes, so a long engine outage costs little.
+    confirm_timeout_s: float = Field(default=60.0, gt=0, le=3600)
 
 
 class HealthConfig(_Strict):

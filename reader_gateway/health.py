@@ -144,6 +144,22 @@ class GatewayMetrics:
         self.reads_published = PromCounter(
             "tagtrail_gateway_reads_acked", "Reads in batches acked by the broker", registry=r
         )
+        self.reads_confirmed = PromCounter(
+            "tagtrail_gateway_reads_confirmed",
+            "Reads in batches an engine confirmed stored (they left the spool)",
+            registry=r,
+        )
+        self.unconfirmed = Gauge(
+            "tagtrail_gateway_unconfirmed_batches",
+            "Batches acked by the broker, not yet confirmed stored by an engine",
+            registry=r,
+        )
+        self.batches_republished = PromCounter(
+            "tagtrail_gateway_batches_republished",
+            "Batches published again: unconfirmed after a reconnect, an engine's "
+            "(re)subscription or the confirmation timeout",
+            registry=r,
+        )
         self.inflight = Gauge(
             "tagtrail_gateway_inflight_batches", "Batches published, not yet acked", registry=r
         )

@@ -186,13 +186,22 @@ class Spool:
         out: list[Record] = []
         while self._unsent and len(out) < limit:
             record_id = self._unsent.popleft()
-            out.append(Record(record_id, self.read(record_id)))
+            if record_id in self._where:  # not acknowledged while it waited to go again
+                out.append(Record(record_id, self.read(record_id)))
         return out
 
     def requeue(self, record_id: int) -> None:
         """Put a handed-out record back at the front (its publish did not go out)."""
         if record_id in self._where:
             self._unsent.appendleft(record_id)
+
+    def requeue_many(self, record_ids: Sequence[int]) -> None:
+        """Put handed-out records back at the front, in id order (to be published again)."""
+        self._unsent.extendleft(sorted((r for r in record_ids if r in self._where), reverse=True))
+
+    def holds(self, record_id: int) -> bool:
+        """Whether the record is in the spool (written and not yet acknowledged)."""
+        return record_id in self._where
 
     def read(self, record_id: int) -> bytes:
         """Payload of an unacknowledged record (read back from disk)."""

@@ -58,6 +58,54 @@ def reads_topic(shard: int, prefix: str = READS_TOPIC_PREFIX) -> str:
     return f"{prefix}/{shard}"
 
 
+# -- stored confirmations (engine -> gateway) ---------------------------------------------------
+# A broker's PUBACK is not durability: Mosquitto keeps queued messages in memory and writes its
+# persistence file only now and then, so a kill -9 loses batches it had acknowledged. A gateway
+# therefore keeps a batch in its spool until an engine says it committed it: the engine
+# publishes ``{"v": 1, "gateway_id": "gw-1", "batch_seq": [17, 18]}`` on
+# ``<prefix>/stored/<gateway_id>`` after each commit, and an empty announcement
+# ``{"v": 1, "engine": "<client id>"}`` on ``<prefix>/stored`` whenever it (re)subscribes (a
+# broker that lost its sessions dropped what was published before that: send it again).
+
+_TOPIC_SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def stored_topic(prefix: str, gateway_id: str | None = None) -> str:
+    """``<prefix>/stored/<gateway_id>`` (confirmations), or ``<prefix>/stored`` (announcements)."""
+    return f"{prefix}/stored" if gateway_id is None else f"{prefix}/stored/{gateway_id}"
+
+
+def topic_safe_id(name: str) -> bool:
+    """Whether a gateway id can be a topic level (no ``/``, ``+``, ``#``; gateway config ids)."""
+    return _TOPIC_SAFE_ID.fullmatch(name) is not None
+
+
+def encode_stored(gateway_id: str, batch_seqs: Sequence[int]) -> bytes:
+    """A confirmation that the engine committed these batches of ``gateway_id``."""
+    return orjson.dumps(
+        {"v": WIRE_VERSION, "gateway_id": gateway_id, "batch_seq": list(batch_seqs)}
+    )
+
+
+def decode_stored(payload: bytes) -> list[int]:
+    """Batch numbers confirmed by a message on a stored topic (``[]`` for an announcement).
+
+    Raises :class:`WireError` for anything else.
+    """
+    try:
+        doc = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise WireError(f"stored confirmation is not JSON: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("v") != WIRE_VERSION:
+        raise WireError("stored confirmation is not a version 1 object")
+    seqs = doc.get("batch_seq", [])
+    if not isinstance(seqs, list) or not all(
+        isinstance(s, int) and not isinstance(s, bool) for s in seqs
+    ):
+        raise WireError("batch_seq of a stored confirmation must be a list of integers")
+    return seqs
+
+
 def shard_of(tag_id: str, shard_count: int) -> int:
     """Shard a tag's reads go to: stable across processes and Python versions (CRC-32)."""
     return zlib.crc32(tag_id.encode("ascii")) % shard_count

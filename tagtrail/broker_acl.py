@@ -5,8 +5,8 @@ Who may do what on the bus (``<p>`` is the topic prefix, default ``tagtrail/v1``
 | account | publish | subscribe |
 |---|---|---|
 | reader ``<reader_id>`` | ``<p>/raw/<protocol>/<reader_id>`` (its own topic only) | nothing |
-| gateway | ``<p>/reads/#``, ``<p>/status/#`` | ``<p>/raw/#`` |
-| engine | ``<p>/alerts/#`` | ``<p>/reads/#``, ``<p>/status/readers/#`` |
+| gateway | ``<p>/reads/#``, ``<p>/status/#`` | ``<p>/raw/#``, ``<p>/stored/#`` |
+| engine | ``<p>/alerts/#``, ``<p>/stored/#`` | ``<p>/reads/#``, ``<p>/status/readers/#`` |
 | api | nothing | ``<p>/alerts/#``, ``<p>/status/#`` |
 
 An engine account reads reader status too: ``tagtrail engine`` runs the reader-status recorder
@@ -15,6 +15,8 @@ An engine account reads reader status too: ``tagtrail engine`` runs the reader-s
 Readers get a ``pattern`` rule (``%u`` is the connecting user name), so adding a reader is
 adding its password, not editing the ACL. Mosquitto applies ``pattern`` rules to every account,
 which is harmless here: any account could then only publish raw reads under its own name.
+Only engines may publish on ``<p>/stored/#``: a confirmation there makes a gateway delete the
+confirmed batches from its spool.
 """
 
 from __future__ import annotations
@@ -43,11 +45,16 @@ def render_acl(roster: BrokerRoster) -> str:
     grants = {
         "gateway": (
             roster.gateways,
-            [("read", "raw/#"), ("write", "reads/#"), ("write", "status/#")],
+            [("read", "raw/#"), ("read", "stored/#"), ("write", "reads/#"), ("write", "status/#")],
         ),
         "engine": (
             roster.engines,
-            [("read", "reads/#"), ("read", "status/readers/#"), ("write", "alerts/#")],
+            [
+                ("read", "reads/#"),
+                ("read", "status/readers/#"),
+                ("write", "alerts/#"),
+                ("write", "stored/#"),
+            ],
         ),
         "api": (roster.apis, [("read", "alerts/#"), ("read", "status/#")]),
     }

@@ -15,7 +15,12 @@ Faults, and what the worker does about them:
   quarantined with the database's reason, so that one bad batch can never stop the worker
   (redelivered forever, it would);
 - the broker goes away: paho reconnects to the persistent session and the broker redelivers
-  what was not acknowledged; storage is idempotent, so a repeat is stored once.
+  what was not acknowledged; storage is idempotent, so a repeat is stored once;
+- the broker crashes and loses what it had acknowledged to a gateway (Mosquitto saves its
+  queues only now and then): after each commit the worker confirms the stored batches to their
+  gateways on ``<prefix>/stored/<gateway_id>``, and announces on ``<prefix>/stored`` whenever it
+  (re)subscribes; a gateway keeps every batch in its spool until it is confirmed and sends the
+  unconfirmed ones again (docs/reliability.md, R7).
 """
 
 from __future__ import annotations
@@ -35,7 +40,16 @@ import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
-from reader_gateway.wire import ReadBatch, WireError, decode_batch, mqtt_target, reads_topic
+from reader_gateway.wire import (
+    ReadBatch,
+    WireError,
+    decode_batch,
+    encode_stored,
+    mqtt_target,
+    reads_topic,
+    stored_topic,
+    topic_safe_id,
+)
 from track_engine.db import queries
 from track_engine.metrics import EngineMetrics
 from track_engine.pipeline import Alert, Engine, ProcessResult
@@ -180,23 +194,41 @@ class Received:
     msg: mqtt.MQTTMessage
     batch: ReadBatch | None  # the reads that may be stored (None: none may)
     problem: str | None  # why the message (or some of its reads) goes to the quarantine
+    origin: tuple[str, int] | None = None  # (gateway id, batch_seq) to confirm once committed
+
+
+def _origin(payload: bytes) -> tuple[str, int] | None:
+    """(gateway id, batch_seq) of a payload that broke the wire contract, if it names them:
+    a quarantined batch is dealt with, and its gateway must not send it again forever."""
+    try:
+        doc = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(doc, dict):
+        return None
+    gateway_id, seq = doc.get("gateway_id"), doc.get("batch_seq")
+    if isinstance(gateway_id, str) and isinstance(seq, int) and not isinstance(seq, bool):
+        return gateway_id, seq
+    return None
 
 
 def receive(msg: mqtt.MQTTMessage) -> Received:
     """Decode and check one message; never raises (a bad message is quarantined, not lost)."""
+    payload = bytes(msg.payload)
     try:
-        batch = decode_batch(bytes(msg.payload))
+        batch = decode_batch(payload)
     except WireError as exc:
-        return Received(msg, None, str(exc))
+        return Received(msg, None, str(exc), _origin(payload))
     except Exception as exc:  # a decoder bug must not stop the worker: keep the message
         log.exception("decoding a batch failed unexpectedly")
-        return Received(msg, None, f"undecodable ({type(exc).__name__}: {exc})")
+        return Received(msg, None, f"undecodable ({type(exc).__name__}: {exc})", _origin(payload))
+    origin = (batch.gateway_id, batch.batch_seq)
     try:
         storable, problem = split_implausible(batch)
     except Exception as exc:
         log.exception("checking a batch failed unexpectedly")
-        return Received(msg, None, f"uncheckable ({type(exc).__name__}: {exc})")
-    return Received(msg, storable, problem)
+        return Received(msg, None, f"uncheckable ({type(exc).__name__}: {exc})", origin)
+    return Received(msg, storable, problem, origin)
 
 
 def alert_payload(alert: Alert) -> bytes:
@@ -266,10 +298,14 @@ class EngineService:
         prefix = f"{self.config.topic_prefix}/reads"
         client.subscribe([(reads_topic(shard, prefix), 1) for shard in self.config.shards])
 
-    def _on_subscribe(self, *_: object) -> None:
+    def _on_subscribe(self, client: mqtt.Client, *_: object) -> None:
         # Ready only once the broker has acknowledged the subscriptions: a message published
-        # before the SUBACK would not be routed to us.
+        # before the SUBACK would not be routed to us. A broker that lost our session (a
+        # crash) dropped the batches published before now: tell the gateways to send their
+        # unconfirmed ones again.
         self.connected.set()
+        announcement = orjson.dumps({"v": 1, "engine": self.config.client_id})
+        client.publish(stored_topic(self.config.topic_prefix), announcement, qos=1)
 
     def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
         item = receive(msg)
@@ -394,8 +430,23 @@ class EngineService:
                 for item in messages:
                     self._store_or_quarantine(item)
                 break
+        self._confirm(messages)
         for item in messages:
             self._client.ack(item.msg.mid, item.msg.qos)
+
+    def _confirm(self, messages: list[Received]) -> None:
+        """Tell each gateway which of its batches are committed (stored or quarantined), so
+        that it may delete them from its spool. A lost confirmation only means a batch is
+        sent again and stored once."""
+        by_gateway: dict[str, list[int]] = {}
+        for item in messages:
+            if item.origin is not None and topic_safe_id(item.origin[0]):
+                by_gateway.setdefault(item.origin[0], []).append(item.origin[1])
+        prefix = self.config.topic_prefix
+        for gateway_id, seqs in by_gateway.items():
+            self._client.publish(
+                stored_topic(prefix, gateway_id), encode_stored(gateway_id, seqs), qos=1
+            )
 
     def _publish_alerts(self, alerts: list[Alert]) -> None:
         for alert in alerts:

@@ -10,9 +10,14 @@ Steps of one turn of :meth:`Gateway.step`, in order:
    (a read counts as accepted once it is spooled); when the spool cannot write, the cut's
    raw messages stay unacknowledged (the broker keeps them) and are handled again every
    ``_HOLD_RETRY_S``;
-4. process PUBACKs: acknowledged records leave the spool;
+4. process PUBACKs and the engines' stored confirmations: a record leaves the spool once an
+   engine confirmed it committed it (``spool.keep_until = "stored"``, the default; a broker's
+   PUBACK is not durable: Mosquitto saves its queues only now and then), or at its PUBACK
+   (``"published"``); unconfirmed records are published again after a reconnect, when an
+   engine announces it (re)subscribed, and when none was confirmed for ``confirm_timeout_s``;
 5. publish unsent spool records in order while fewer than ``max_inflight`` are unacknowledged
-   (and only while connected: what is not in flight waits on disk, not in paho's memory);
+   or unconfirmed (and only while connected: what is not in flight waits on disk, not in
+   paho's memory or the broker's);
 6. publish reader status (retained) on a change and every ``status_interval_s``.
 """
 
@@ -63,6 +68,7 @@ _REFUSAL_LOG_EVERY_S = 10.0
 _HOLD_RETRY_S = 1.0  # how often raw messages the spool refused are handled again
 _MAX_HELD = 10_000  # raw messages kept in memory for that; past it the broker keeps them
 _QUARANTINE_LOG_BYTES = 512  # of a refused message, logged as evidence
+_CONFIRM_BACKOFF = 16  # the wait for a confirmation grows to at most this many timeouts
 
 
 def encode_record(shard: int, batch: ReadBatch) -> bytes:
@@ -124,18 +130,35 @@ class Gateway:
         self.reads_out = 0
         self._inbox: queue.Queue[Any] = queue.Queue()
         self._acks: queue.Queue[int] = queue.Queue()
-        self._inflight: dict[int, tuple[int, int]] = {}  # mid -> (record id, reads)
+        self._confirms: queue.Queue[list[int]] = queue.Queue()
+        self._keep_until_stored = config.spool.keep_until == "stored"
+        # mid -> (record id, reads, republish round it was published in)
+        self._inflight: dict[int, tuple[int, int, int]] = {}
+        # record id -> when its PUBACK came: acknowledged by the broker, not yet confirmed by
+        # an engine
+        self._unconfirmed: dict[int, float] = {}
+        self._reads_of: dict[int, int] = {}  # record id -> reads, from its first publish on
+        self._round = 0  # bumped at every republish
+        self._connects_seen = 0
+        self._confirm_wait_s = config.spool.confirm_timeout_s
+        self.reads_confirmed = 0
+        self.batches_republished = 0
         self._unacked_raw: list[RawMessage] = []
         self._pending_since: float | None = None
         self._decoders: dict[tuple[str, str], Decoder] = {}
         self._status_sent: dict[str, tuple[Status, float]] = {}
         self._next_status_check = 0.0
+        self._next_confirm_check = 0.0
         self._stepped = threading.Condition()
         self._metrics_server: Any = None
         self._next_refusal_log = 0.0
         self._next_quarantine_log: dict[tuple[str, str], float] = {}
         self.link = MqttLink(
-            config, filters=[m.topic for m in config.mqtt], inbox=self._inbox, acks=self._acks
+            config,
+            filters=[m.topic for m in config.mqtt],
+            inbox=self._inbox,
+            acks=self._acks,
+            confirms=self._confirms if self._keep_until_stored else None,
         )
         self.connected = self.link.ready
         self._closing = threading.Event()
@@ -221,7 +244,12 @@ class Gateway:
     @property
     def inflight_reads(self) -> int:
         """Reads in the batches that are in flight."""
-        return sum(reads for _, reads in self._inflight.values())
+        return sum(reads for _, reads, _ in self._inflight.values())
+
+    @property
+    def unconfirmed(self) -> int:
+        """Batches the broker acknowledged and no engine confirmed yet."""
+        return len(self._unconfirmed)
 
     def wait_until(self, condition: Callable[[], bool], timeout_s: float) -> bool:
         """Block until ``condition()`` holds after a step (for callers on other threads)."""
@@ -593,6 +621,7 @@ class Gateway:
     # -- publishing ----------------------------------------------------------------------------
 
     def _drain_acks(self) -> None:
+        now = time.monotonic()
         while True:
             try:
                 mid = self._acks.get_nowait()
@@ -601,21 +630,88 @@ class Gateway:
             entry = self._inflight.pop(mid, None)
             if entry is None:
                 continue  # a status message's PUBACK
-            record_id, reads = entry
-            self.spool.ack(record_id)
+            record_id, reads, published_round = entry
             self.batches_out += 1
             self.reads_out += reads
             self.metrics.batches_published.inc()
             self.metrics.reads_published.inc(reads)
+            if not self._keep_until_stored:
+                self.spool.ack(record_id)
+                self._reads_of.pop(record_id, None)
+            elif not self.spool.holds(record_id):
+                continue  # confirmed before its PUBACK came
+            elif published_round < self._round:
+                # Published before a republish was called for (an engine had just lost its
+                # subscription, say): the broker may have dropped it, so it goes out again.
+                self.spool.requeue_many([record_id])
+            else:
+                self._unconfirmed[record_id] = now
+        if self._keep_until_stored:
+            self._drain_confirms(now)
         self.metrics.inflight.set(len(self._inflight))
         self.metrics.spool_unacked.set(self.spool.unacked)
         self.metrics.spool_bytes.set(self.spool.bytes_used)
         self.metrics.broker_connected.set(1 if self.link.is_connected.is_set() else 0)
 
+    def _drain_confirms(self, now: float) -> None:
+        """Engines' confirmations and announcements; republish what may have been lost."""
+        confirmed = 0
+        announced = False
+        while True:
+            try:
+                seqs = self._confirms.get_nowait()
+            except queue.Empty:
+                break
+            announced = announced or not seqs
+            for record_id in seqs:
+                if not self.spool.holds(record_id):
+                    continue  # confirmed twice (a republished batch), or not ours
+                self._unconfirmed.pop(record_id, None)
+                reads = self._reads_of.pop(record_id, None)
+                if reads is None:  # never published by this process: the count is on disk
+                    reads = decode_record(self.spool.read(record_id))[1]
+                self.spool.ack(record_id)
+                confirmed += 1
+                self.reads_confirmed += reads
+                self.metrics.reads_confirmed.inc(reads)
+        if confirmed:
+            self._confirm_wait_s = self.config.spool.confirm_timeout_s
+        connects = self.link.connects
+        if connects != self._connects_seen:
+            # A new connection: the broker may have crashed and lost what it acknowledged.
+            if self._connects_seen:
+                self._republish("reconnected to the broker")
+            self._connects_seen = connects
+        if announced:
+            self._republish("an engine (re)subscribed")
+        if self._unconfirmed and now >= self._next_confirm_check:
+            self._next_confirm_check = now + _STATUS_CHECK_S
+            oldest = min(self._unconfirmed.values())
+            if now - oldest >= self._confirm_wait_s:
+                self._republish(f"no confirmation for {self._confirm_wait_s:.0f} s")
+                base = self.config.spool.confirm_timeout_s
+                self._confirm_wait_s = min(self._confirm_wait_s * 2, base * _CONFIRM_BACKOFF)
+        self.metrics.unconfirmed.set(len(self._unconfirmed))
+
+    def _republish(self, why: str) -> None:
+        """Send every unconfirmed record again (in order, before unsent ones); records still
+        waiting for their PUBACK go again when it comes."""
+        self._round += 1
+        if not self._unconfirmed and not self._inflight:
+            return
+        ids = sorted(self._unconfirmed)
+        self._unconfirmed.clear()
+        self.spool.requeue_many(ids)
+        self.batches_republished += len(ids)
+        self.metrics.batches_republished.inc(len(ids))
+        log.warning("%s: publishing %d unconfirmed batches again", why, len(ids))
+
     def _pump(self) -> None:
         if not self.link.is_connected.is_set():
             return
-        room = self.config.broker.max_inflight - len(self._inflight)
+        # Unconfirmed batches count against the window too: while no engine stores, the
+        # backlog waits in the fsync'd spool, not in the broker's memory.
+        room = self.config.broker.max_inflight - len(self._inflight) - len(self._unconfirmed)
         if room <= 0:
             return
         prefix = f"{self.config.topic_prefix}/reads"
@@ -625,7 +721,8 @@ class Gateway:
             if mid is None:
                 self.spool.requeue(record.record_id)
                 break
-            self._inflight[mid] = (record.record_id, reads)
+            self._inflight[mid] = (record.record_id, reads, self._round)
+            self._reads_of[record.record_id] = reads
 
     # -- health ------------------------------------------------------------------------------
 

@@ -6,6 +6,10 @@ exception in gateway code can never kill paho's thread. Raw messages are acknowl
 (``manual_ack``): the gateway acks a reader's message only after the reads in it are in the
 spool, so a crash before that makes the broker deliver it again.
 
+With ``spool.keep_until = "stored"`` the link also subscribes to the engines' confirmations
+(``<prefix>/stored/<gateway_id>``) and announcements (``<prefix>/stored``); those go to the
+``confirms`` queue (batch numbers; an empty list for an announcement), not the inbox.
+
 The gateway's own status is retained on ``<prefix>/status/gateways/<gateway_id>``: ``online``
 on every connect, ``offline`` as the last will (the broker publishes it when the connection
 dies without a DISCONNECT) and on a clean close.
@@ -26,7 +30,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from reader_gateway.config import GatewayConfig
-from reader_gateway.wire import mqtt_target
+from reader_gateway.wire import WireError, decode_stored, mqtt_target, stored_topic
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +71,19 @@ class MqttLink:
         filters: list[str],
         inbox: queue.Queue[Any],
         acks: queue.Queue[int],
+        confirms: queue.Queue[list[int]] | None = None,
     ) -> None:
         self.config = config
-        self.filters = filters
         self._inbox = inbox
         self._acks = acks
+        self._confirms = confirms
+        prefix = config.topic_prefix
+        self._stored = (
+            {stored_topic(prefix), stored_topic(prefix, config.gateway_id)}
+            if confirms is not None
+            else set()
+        )
+        self.filters = [*filters, *sorted(self._stored)]
         self.ready = threading.Event()  # connected and every subscription acknowledged
         self.is_connected = threading.Event()
         self.connects = 0
@@ -137,7 +149,16 @@ class MqttLink:
         if not self._pending_subs:
             self.ready.set()
 
-    def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+    def _on_message(self, client: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic in self._stored and self._confirms is not None:
+            # Acked at once: a confirmation lost in a crash only makes a batch go out again.
+            if msg.qos > 0:
+                client.ack(msg.mid, msg.qos)
+            try:
+                self._confirms.put(decode_stored(bytes(msg.payload)))
+            except WireError as exc:
+                log.warning("mqtt: ignoring a bad message on %s: %s", msg.topic, exc)
+            return
         raw = RawMessage(msg.topic, bytes(msg.payload), datetime.now(UTC), msg.mid, msg.qos)
         self._inbox.put(raw)
 

@@ -132,6 +132,46 @@ class Broker(Mosquitto):
             conf.write("max_queued_messages 1000000\nmax_queued_bytes 0\n")
 
 
+SHIPPED_CONF = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto" / "mosquitto.conf"
+# What a private test broker cannot keep of the shipped file: accounts, ACL, TLS and listeners.
+_SITE_ONLY = (
+    "password_file", "acl_file", "listener", "cafile", "certfile", "keyfile", "tls_version",
+    "allow_anonymous", "persistence_location", "user", "log_dest",
+)  # fmt: skip
+
+
+class ShippedBroker(Mosquitto):
+    """Mosquitto with the shipped deploy/mosquitto/mosquitto.conf, on a private port.
+
+    Every setting of the shipped file is kept (persistence, autosave, queue limits) except
+    what ties it to a site: accounts, ACL and TLS go, the listener is a free loopback port and
+    persistence goes to ``workdir``. :meth:`kill` is a crash: SIGKILL, nothing saved.
+    """
+
+    def __init__(self, workdir: Path, shipped: Path = SHIPPED_CONF) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        super().__init__(workdir, free_port())
+        kept = [
+            line for line in shipped.read_text().splitlines()
+            if line.strip() and not line.lstrip().startswith("#")
+            and line.split()[0] not in _SITE_ONLY
+        ]  # fmt: skip
+        self.conf.write_text(
+            "\n".join(kept)
+            + ("\nuser root" if os.geteuid() == 0 else "")  # see Broker: or no persistence
+            + f"\nallow_anonymous true\npersistence_location {workdir / 'data'}/\n"
+            f"log_dest file {workdir / 'mosquitto.log'}\nlistener {self.port} 127.0.0.1\n"
+        )
+
+    def kill(self) -> None:
+        """SIGKILL: the broker saves nothing (what it held only in memory is gone)."""
+        assert self.proc is not None, "the broker is not running"
+        assert self.proc.poll() is None, "the broker is not running"
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        self.proc = None
+
+
 def metric(port: int, name: str, where: str = "") -> float:
     """Sum of a metric's samples (whose labels contain ``where``) on a /metrics page.
 
@@ -406,7 +446,7 @@ class Stack:
     """Broker, database, gateway and engine of one fault test, plus the reader stream."""
 
     workdir: Path
-    broker: Broker
+    broker: Mosquitto
     pg: PgCluster
     db_url: str
     prefix: str
@@ -537,12 +577,16 @@ def fault_stack(
     stream_kwargs: dict[str, object] | None = None, gap_s: float = 2.0,
     serial_port: Path | None = None, max_spool_bytes: int | None = None,
     max_read_lead_s: float | None = None,
+    broker: Mosquitto | None = None,
 ) -> Iterator[Stack]:  # fmt: skip
-    """Start broker, database, engine and gateway; yield once a probe read went through."""
+    """Start broker, database, engine and gateway; yield once a probe read went through.
+
+    ``broker``: a broker of the test's own (not started yet) instead of :class:`Broker`.
+    """
     name = f"faults_{workdir.name.lower()[-20:]}_{os.getpid()}_{int(time.time() * 1000) % 10**6}"
     name = re.sub(r"[^a-z0-9_]", "_", name)
     db_url = pg.create_database(name)
-    broker = Broker(workdir / "broker")
+    broker = broker or Broker(workdir / "broker")
     broker.start()
     prefix = f"faults-{name}/v1"
     spool_dir = workdir / "spool"

@@ -57,7 +57,12 @@ def test_broker_outage_loses_nothing(tmp_path: Path) -> None:
             "broker": {"url": broker.url, "max_inflight": 2, "reconnect_min_s": 0.5},
             "batching": {"max_reads": 10, "max_delay_s": 0.02},
             "clock": {"estimate": False},
-            "spool": {"dir": str(tmp_path / "spool"), "segment_bytes": 8192},
+            # No engine here to confirm stored batches: the PUBACK releases them.
+            "spool": {
+                "dir": str(tmp_path / "spool"),
+                "segment_bytes": 8192,
+                "keep_until": "published",
+            },
             "serial": [
                 {
                     "port": str(reader.link),

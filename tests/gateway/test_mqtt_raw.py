@@ -26,7 +26,8 @@ def test_zebra_reader_over_mqtt_is_deduplicated_and_published(
             "broker": {"url": mqtt_url, "persistent_session": False},
             "batching": {"max_delay_s": 0.05, "dedupe_window_s": 1.0},
             "clock": {"estimate": False},
-            "spool": {"dir": str(tmp_path / "spool")},
+            # No engine here to confirm stored batches: the PUBACK releases them.
+            "spool": {"dir": str(tmp_path / "spool"), "keep_until": "published"},
             "mqtt": [{"topic": f"{topic_prefix}/raw/+/+", "antenna_map": {1: 3}}],
         }
     )

@@ -32,7 +32,8 @@ def _config(tmp_path: Path, link: Path, mqtt_url: str, prefix: str) -> GatewayCo
             "batching": {"max_delay_s": 0.05},
             "clock": {"estimate": False},
             "health": {"status_interval_s": 0.2},
-            "spool": {"dir": str(tmp_path / "spool")},
+            # No engine here to confirm stored batches: the PUBACK releases them.
+            "spool": {"dir": str(tmp_path / "spool"), "keep_until": "published"},
             "serial": [
                 {
                     "port": str(link),

@@ -106,6 +106,12 @@ def test_no_anonymous_and_no_wrong_password(secured_broker: int) -> None:
         ("engine-0", f"{PREFIX}/reads/0", f"{PREFIX}/alerts/1"),
         # A gateway publishes batches and status, never alerts.
         ("gw-1", f"{PREFIX}/alerts/1", f"{PREFIX}/reads/0"),
+        # Only an engine confirms stored batches (a confirmation makes a gateway delete them
+        # from its spool): a reader or another gateway cannot forge one.
+        ("R0001", f"{PREFIX}/stored/gw-1", f"{PREFIX}/raw/impinj-iot/R0001"),
+        ("gw-1", f"{PREFIX}/stored/gw-2", f"{PREFIX}/reads/0"),
+        ("api", f"{PREFIX}/stored/gw-1", None),
+        ("engine-0", f"{PREFIX}/reads/0", f"{PREFIX}/stored/gw-1"),
         # The API only listens.
         ("api", f"{PREFIX}/reads/0", None),
     ],
