@@ -537,6 +537,8 @@ def gateway_toml(
     serial = (
         f'[[serial]]\nport = "{serial_port}"\nreader_id = "AT-00000007"\n'
         'protocol = "tagtrail-active"\n'
+        # A bus of active-tag receivers: the tests' frames name several of them.
+        'frame_readers = ["AT-*"]\n'
         if serial_port
         else ""
     )

@@ -263,7 +263,8 @@ def raw_gateway_config(tmp_path: Path, mqtt_url: str, topic_prefix: str) -> Gate
             "broker": {"url": mqtt_url, "persistent_session": False},
             "batching": {"max_delay_s": 0.05},
             "clock": {"estimate": False},
-            "spool": {"dir": str(tmp_path / "spool")},
+            # No engine runs here to confirm stored batches: the broker's PUBACK releases them.
+            "spool": {"dir": str(tmp_path / "spool"), "keep_until": "published"},
             "mqtt": [{"topic": f"{topic_prefix}/raw/+/+"}],
             # The active-tag receiver R0001 writes its device id 1 into its frames.
             "reader_aliases": {"AT-00000001": "R0001"},

@@ -81,7 +81,7 @@ def _config(spool: Path, mqtt_url: str, prefix: str, client_id: str) -> GatewayC
             "broker": {"url": mqtt_url, "client_id": client_id, "persistent_session": True},
             "batching": {"max_delay_s": 0.05},
             "clock": {"estimate": False},
-            "spool": {"dir": str(spool)},
+            "spool": {"dir": str(spool), "keep_until": "published"},  # no engine confirms here
             "mqtt": [{"topic": f"{prefix}/raw/+/+"}],
         }
     )
