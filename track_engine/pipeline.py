@@ -10,8 +10,11 @@
    not what is open;
 5. insert the alerts and the closed passages.
 
-Everything for one micro-batch happens in one transaction; the caller acknowledges the MQTT
-messages only after :meth:`Engine.process` returns, so a crash redelivers instead of losing.
+Everything for one micro-batch happens in one transaction — except creating the daily
+partitions it needs, done just before in a short transaction of its own
+(:meth:`Engine.ensure_partitions`), so that no micro-batch holds partition DDL locks. The
+caller acknowledges the MQTT messages only after :meth:`Engine.process` returns, so a crash
+redelivers instead of losing.
 When the transaction fails (the database went away, or refused a value) the engine's memory
 is put back as it was before the micro-batch (:meth:`Engine.micro_batch`), so that the caller
 can redo the same messages: passages and alerts of a failed micro-batch are neither lost nor
@@ -33,6 +36,7 @@ import numpy as np
 import pandas as pd
 import psycopg
 from numpy.typing import NDArray
+from psycopg.pq import TransactionStatus
 
 from reader_gateway.wire import ReadBatch
 from track_engine.db import queries
@@ -363,6 +367,29 @@ class Engine:
         )
         return PreparedBatch(reads, rows)
 
+    def ensure_partitions(self, prepared: PreparedBatch) -> int:
+        """Create the daily partitions ``prepared`` needs, in a transaction of their own.
+
+        Call it between transactions, before the micro-batch's: partition DDL locks the
+        partitioned table, and inside the micro-batch those locks would be held for as long as
+        its COPY and fold take (inside a failed one, lost with it). Only the days that hold a
+        read are created, of ``reads`` and of ``passages`` (a passage's first read is one of
+        them), so a batch needs at most as many as its read times span days — bounded by the
+        read window the consumer screens with. Returns how many days were new to the cache.
+        """
+        if prepared.rows is None:
+            return 0
+        times = prepared.rows.read_at_us
+        if not (
+            self.partitions.missing_days("reads", times)
+            or self.partitions.missing_days("passages", times)
+        ):
+            return 0
+        with self.conn.transaction():
+            created = self.partitions.ensure(self.conn, "reads", times)
+            self.partitions.ensure(self.conn, "passages", times)
+        return created
+
     def raise_alerts(self, prepared: PreparedBatch) -> list[Alert]:
         """Store the alerts for watched tags in ``prepared``, in a transaction of their own.
 
@@ -384,6 +411,8 @@ class Engine:
         result = ProcessResult(reads_received=len(reads))
         if rows is None:
             return result
+        if self.conn.info.transaction_status == TransactionStatus.IDLE:
+            self.ensure_partitions(prepared)  # else the caller did (or it runs inside)
         with self.micro_batch():
             self._fresh = [*self._fresh, reads]  # a new list: rollback keeps the old
             self._watermark_us = max(self._watermark_us, self._event_time_us(reads.read_at_us))

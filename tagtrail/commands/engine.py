@@ -52,6 +52,8 @@ def engine(
     TAGTRAIL_RETENTION_DAYS (reads of tags under a case hold are kept in held_reads). Every
     TAGTRAIL_MISS_RATE_INTERVAL_H hours (0: never) it learns the readers' miss rates from the
     passages, in a child process (once between all workers: `readers learn-miss-rates`).
+    Reads older than TAGTRAIL_READ_MAX_AGE_DAYS (default: the retention period) or more than
+    TAGTRAIL_READ_MAX_AHEAD_S ahead of the engine's clock are quarantined, not stored.
     """
     from track_engine.consumer import EngineConfig, EngineService
     from track_engine.db.migrate import migrate
@@ -76,6 +78,8 @@ def engine(
                 metrics_addr=metrics_addr,
                 retention_days=settings.retention_days,
                 partition_ahead_days=settings.partition_ahead_days,
+                read_max_age_s=settings.read_max_age_days_resolved * 86_400.0,
+                read_max_ahead_s=settings.read_max_ahead_s,
             )
         )
         recorder = (
