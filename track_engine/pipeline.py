@@ -579,14 +579,19 @@ class Engine:
 
     def _compact_tags(self) -> None:
         """Forget the codes of tags with nothing open (bounded memory as tags come and go)."""
-        if len(self._tags) < len(self._watch_codes) + len(self._open) + _COMPACT_SLACK:
+        if len(self._tags) < len(self._watch_codes) + self.pending_reads + _COMPACT_SLACK:
             return
-        in_use = np.concatenate([self._open.tag, self._watch_codes])
+        # The reads of micro-batches not folded yet are in use too: forgotten here, their
+        # codes pointed at other tags or past the table (a 1,000,000-read batch, not folded
+        # before the next one came, stopped the engine with an IndexError in names()).
+        pending = OpenReads.concat([self._open, *self._fresh])
+        in_use = np.concatenate([pending.tag, self._watch_codes])
         if len(self._tags) - np.unique(in_use).shape[0] < _COMPACT_SLACK:
             return
         remap = self._tags.compact(in_use)
-        o = self._open
+        o = pending
         self._open = OpenReads(remap[o.tag], o.reader, o.antenna, o.rssi_dbm, o.read_at_us)
+        self._fresh = []
         self._watch = self._watch.assign(tag_code=remap[self._watch["tag_code"].to_numpy()])
         self._watch_codes = remap[self._watch_codes]
         # Alert de-duplication keys hold watch ids, not tag codes: nothing to remap there.
