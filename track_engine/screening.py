@@ -131,9 +131,19 @@ def screen(batch: ReadBatch, *, window: ReadWindow, now_us: int) -> Screened:
     if bad.all():
         return Screened(None, reason, refused)
     keep = ~bad
+    readers, reader = batch.readers, batch.reader[keep]
+    if bad_readers.any():
+        # The refused ids leave the batch's reader list too: the engine would otherwise learn
+        # them as names, and one with a NUL in it made every later COPY fail (found by the
+        # batch fuzzer: the worker stopped on CopyValueError).
+        good = np.flatnonzero(~bad_readers)
+        renumber = np.full(len(readers), -1, dtype=np.int32)
+        renumber[good] = np.arange(len(good), dtype=np.int32)
+        readers, reader = tuple(readers[i] for i in good.tolist()), renumber[reader]
     kept = replace(
         batch,
-        reader=batch.reader[keep],
+        readers=readers,
+        reader=reader,
         antenna=batch.antenna[keep],
         tag=batch.tag[keep],
         rssi_dbm=batch.rssi_dbm[keep],

@@ -59,3 +59,14 @@ def test_every_read_is_kept_or_counted_once(offsets_us: list[int]) -> None:
     assert kept + sum(screened.refused.values()) == len(times)
     lo, hi = WINDOW.bounds_us(NOW_US)
     assert kept == int(np.sum((np.asarray(times, dtype=np.int64) >= lo) & (np.asarray(times) < hi)))
+
+
+def test_refused_reader_ids_leave_the_batch_reader_list() -> None:
+    # Found by the batch fuzzer: a refused reader id ("R\x00") stayed in the kept batch's
+    # reader list, the engine learnt it as a name, and every later COPY failed on its NUL.
+    batch = _batch([NOW_US, NOW_US, NOW_US], ["R\x00", "R1", "R2"])
+    screened = screen(batch, window=WINDOW, now_us=NOW_US)
+    assert screened.batch is not None
+    assert screened.batch.readers == ("R1", "R2")
+    assert screened.batch.reader_ids().tolist() == ["R1", "R2"]
+    assert screened.refused == {Refusal.BAD_READER_ID: 1}

@@ -165,3 +165,33 @@ def test_a_batch_creates_only_the_partitions_of_its_read_days(private_db: str) -
     assert result.reads_stored == 2
     assert _partitions(private_db, "reads") == ["reads_p20000101", "reads_p20991231"]
     assert _partitions(private_db, "passages") == ["passages_p20000101", "passages_p20991231"]
+
+
+def test_a_reader_id_with_a_nul_is_refused_and_later_batches_still_stored(
+    engine_service: EngineService, private_db: str, mqtt_url: str, topic_prefix: str
+) -> None:
+    """Found by the batch fuzzer: the refused id stayed in the kept reads' reader list, the
+    engine learnt it, and its COPY of this and every later micro-batch raised (the worker
+    stopped)."""
+    now = _now_us()
+    mixed = batch_from_columns(
+        gateway_id="gw-1", batch_seq=1, sent_at_us=now, reader_ids=["R\x00", "R-OK", "R-OK"],
+        antenna=[1, 1, 1], tag=["AA", "AB", "AC"], rssi_dbm=[-60.0] * 3,
+        read_at_us=[now - 5_000_000, now - 4_000_000, now - 3_000_000], seq=[1, 2, 3],
+    )  # fmt: skip
+    later = batch_from_columns(
+        gateway_id="gw-1", batch_seq=2, sent_at_us=now, reader_ids=["R-NEXT"] * 2,
+        antenna=[1, 1], tag=["BA", "BB"], rssi_dbm=[-60.0] * 2,
+        read_at_us=[now - 2_000_000, now - 1_000_000], seq=[4, 5],
+    )  # fmt: skip
+    topic = reads_topic(0, f"{topic_prefix}/reads")
+    _publish(mqtt_url, topic, [encode_batch(mixed), encode_batch(later)])
+
+    def stored() -> list[tuple[str, str]]:
+        with psycopg.connect(private_db) as conn:
+            rows = conn.execute("SELECT reader_id, tag_id FROM reads ORDER BY 2").fetchall()
+        return [(str(r), str(t)) for r, t in rows]
+
+    _wait(lambda: len(stored()) >= 4, 30, "the good reads of both batches")
+    assert stored() == [("R-OK", "AB"), ("R-OK", "AC"), ("R-NEXT", "BA"), ("R-NEXT", "BB")]
+    assert engine_service.counters.reads_quarantined == {"bad_reader_id": 1}
