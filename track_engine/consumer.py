@@ -297,10 +297,15 @@ class EngineService:
                 self._reconnect(exc)
                 if self._stop.is_set():
                     return  # not acknowledged: the broker redelivers to the next worker
-            except psycopg.Error as exc:
-                # The database refused something in a wire-valid batch. Find the message(s)
-                # it refuses, quarantine them, store the rest.
-                log.warning("micro-batch refused (%s); retrying message by message", exc)
+            except Exception as exc:
+                # The database refused something in a wire-valid batch (or the engine failed
+                # on it: a bug, which must not stop the worker and have the broker redeliver
+                # the batch to every restart). Find the message(s), quarantine them, store
+                # the rest.
+                if isinstance(exc, psycopg.Error):
+                    log.warning("micro-batch refused (%s); retrying message by message", exc)
+                else:
+                    log.exception("micro-batch failed in the engine; retrying message by message")
                 for item in messages:
                     self._store_or_quarantine(item)
                 break
@@ -349,13 +354,16 @@ class EngineService:
                 self._reconnect(exc)
                 if self._stop.is_set():
                     raise
-            except psycopg.Error as exc:
-                reason = f"database refused the batch: {type(exc).__name__}: {exc}"
+            except Exception as exc:
+                by_database = isinstance(exc, psycopg.Error)
+                who = "database refused" if by_database else "engine failed on"
+                reason = f"{who} the batch: {type(exc).__name__}: {exc}"
                 with self.engine.micro_batch():
                     self._quarantine(item.msg, reason[:2000])
                 refused = dict(item.refused)
                 if item.batch is not None and len(item.batch):
-                    refused[Refusal.REFUSED_BY_DATABASE] = len(item.batch)
+                    why = Refusal.REFUSED_BY_DATABASE if by_database else Refusal.ENGINE_ERROR
+                    refused[why] = len(item.batch)
                 self._count(0, 1, ProcessResult(), refused)
                 return ProcessResult()
 

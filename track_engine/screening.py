@@ -43,6 +43,7 @@ class Refusal(StrEnum):
     BAD_READER_ID = "bad_reader_id"
     BAD_GATEWAY_ID = "bad_gateway_id"
     REFUSED_BY_DATABASE = "refused_by_database"  # passed these checks, refused on storing
+    ENGINE_ERROR = "engine_error"  # the engine failed on the batch (a bug), logged with a trace
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ while its database was down, instead of waiting for it.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -17,9 +18,16 @@ import psycopg
 import pytest
 from harness import Broker, PgCluster, Service, publish_twice
 
-from reader_gateway.wire import ReadBatch, batch_from_arrays, encode_batch, reads_topic
+from reader_gateway.wire import (
+    ReadBatch,
+    batch_from_arrays,
+    encode_batch,
+    mqtt_endpoint,
+    reads_topic,
+)
 from track_engine import pipeline
-from track_engine.pipeline import Engine
+from track_engine.consumer import EngineConfig, EngineService
+from track_engine.pipeline import Engine, PreparedBatch, ProcessResult
 
 pytestmark = pytest.mark.faults
 READERS = [f"R{i:03d}" for i in range(50)]
@@ -132,3 +140,58 @@ def test_engine_started_while_database_down_waits_and_then_consumes(
     finally:
         engine.stop()
         broker.stop()
+
+
+def test_a_batch_the_engine_fails_on_is_quarantined_and_the_worker_goes_on(
+    db_url: str, mqtt_url: str, topic_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug that raises on one batch (as the NUL reader id once did, with CopyValueError)
+    must not stop the worker — it would meet the same batch again after every restart. The
+    bug is injected: the engine raises on any batch holding the tag DEAD."""
+    service = EngineService(
+        EngineConfig(
+            database_url=db_url, mqtt_url=mqtt_url, topic_prefix=topic_prefix, shards=(0,),
+            client_id=f"engine-{topic_prefix}", persistent_session=False,
+        )
+    )  # fmt: skip
+    real_process = service.engine.process
+
+    def buggy_process(prepared: PreparedBatch, *, alerts: bool = True) -> ProcessResult:
+        if prepared.rows is not None and "DEAD" in prepared.rows.tag_id.tolist():
+            raise RuntimeError("injected engine bug")
+        return real_process(prepared, alerts=alerts)
+
+    monkeypatch.setattr(service.engine, "process", buggy_process)
+    now = time.time_ns() // 1000
+    poison = _batch(1, now - 10_000_000, 1_000_000, ["DEAD", "BEEF", "CAFE"])
+    good = _batch(2, now - 5_000_000, 1_000_000, [f"E2{i:06X}" for i in range(10)])
+    stop = threading.Event()
+    service.start()
+    worker = threading.Thread(target=service.run, args=(stop,), daemon=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not service.connected.is_set():
+            assert time.monotonic() < deadline, "never subscribed"
+            time.sleep(0.05)  # waiting for the SUBACK
+        worker.start()
+        topic = reads_topic(0, f"{topic_prefix}/reads")
+        _, port = mqtt_endpoint(mqtt_url)
+        publish_twice(port, topic, encode_batch(poison))
+        publish_twice(port, topic, encode_batch(good))
+        deadline = time.monotonic() + 30
+        while service.counters.messages_acked < 4:
+            assert worker.is_alive(), "the worker stopped"
+            assert time.monotonic() < deadline, service.counters
+            time.sleep(0.05)  # the engine's counter is the condition
+        assert worker.is_alive()
+    finally:
+        stop.set()
+        if worker.is_alive():
+            worker.join(20)
+        service.close()
+    with psycopg.connect(db_url) as conn:
+        stored = conn.execute("SELECT count(*) FROM reads").fetchone()
+        reasons = [r[0] for r in conn.execute("SELECT reason FROM quarantine").fetchall()]
+    assert stored == (10,)
+    assert reasons == ["engine failed on the batch: RuntimeError: injected engine bug"] * 2
+    assert service.counters.reads_quarantined == {"engine_error": 6}
