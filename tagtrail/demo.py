@@ -240,6 +240,11 @@ def running_pipeline(
             client_id=f"tagtrail-engine-{run_tag}",
             persistent_session=False,
             gap_s=settings.passage_gap_s,
+            # This pipeline replays simulated time as fast as it can: trips that began before
+            # the simulated end ("now") run on past it, and tests replay fixed days months
+            # back. `tagtrail engine` keeps the read window; the demo's own engine does not.
+            read_max_age_s=None,
+            read_max_ahead_s=None,
         )
     )
     gateway = MqttGateway(
