@@ -53,7 +53,7 @@ browser:
 	    chromium chromium-driver fonts-wqy-microhei >/dev/null; \
 	else echo "install chromium and chromium-driver (Debian) for the console tests" >&2; exit 1; fi
 
-## test-faults: the whole fault-injection suite, ~100 s (make test runs only its short tests)
+## test-faults: the whole fault-injection suite, ~30 min (make test runs only its short tests)
 test-faults: $(STAMP)
 	TAGTRAIL_FAULTS=full $(BIN)/pytest -q -m faults tests/faults
 

@@ -246,6 +246,11 @@ def running_pipeline(
             persistent_session=False,
             gap_s=settings.passage_gap_s,
             allowed_lateness_s=settings.passage_lateness_s,
+            # This pipeline replays simulated time as fast as it can: trips that began before
+            # the simulated end ("now") run on past it, and tests replay fixed days months
+            # back. `tagtrail engine` keeps the read window; the demo's own engine does not.
+            read_max_age_s=None,
+            read_max_ahead_s=None,
         )
     )
     gateway = MqttGateway(

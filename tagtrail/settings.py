@@ -59,6 +59,23 @@ class Settings(BaseSettings):
         "the console's base map is TagTrail's own road network and works without it",
     )
     retention_days: int = Field(default=30, ge=1)
+    # The engine's accepted read times, around its own clock (it trusts no gateway's): reads
+    # outside are quarantined with the reason and counted, never stored. The window also bounds
+    # the daily partitions one batch can make the engine create.
+    read_max_age_days: float | None = Field(
+        default=None,
+        gt=0,
+        le=3660,
+        description="reads older than this many days are quarantined by the engine; "
+        "unset = retention_days",
+    )
+    read_max_ahead_s: float = Field(
+        default=300.0,
+        gt=0,
+        le=86_400,
+        description="reads more than this many seconds ahead of the engine's clock are "
+        "quarantined by the engine",
+    )
     passage_gap_s: float = Field(default=10.0, gt=0)
     # Reads arriving up to this long after their passage closed are merged into it.
     passage_lateness_s: float = Field(default=120.0, ge=0)
@@ -112,6 +129,11 @@ class Settings(BaseSettings):
             with os.fdopen(fd, "w") as handle:
                 handle.write(secrets.token_hex(32))
         return path.read_text().strip().encode()
+
+    @property
+    def read_max_age_days_resolved(self) -> float:
+        """The engine's oldest accepted read age in days (``read_max_age_days`` or retention)."""
+        return self.read_max_age_days or float(self.retention_days)
 
     @property
     def embedded(self) -> bool:

@@ -14,6 +14,11 @@ Faults, and what the worker does about them:
   say): the micro-batch is redone one message at a time and the message it refuses is
   quarantined with the database's reason, so that one bad batch can never stop the worker
   (redelivered forever, it would);
+- a batch (from a gateway, or forged and published straight on the broker) holds reads dated
+  far from the engine's own clock, or unsafe ids: those reads are screened out when the
+  message arrives (:mod:`track_engine.screening`), counted by reason and the message
+  quarantined with the reason, and the rest of the batch is stored. The daily partitions a
+  micro-batch needs are created before its transaction, in one of their own;
 - the broker goes away: paho reconnects to the persistent session and the broker redelivers
   what was not acknowledged; storage is idempotent, so a repeat is stored once;
 - the broker crashes and loses what it had acknowledged to a gateway (Mosquitto saves its
@@ -28,13 +33,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
-import re
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import numpy as np
 import orjson
 import paho.mqtt.client as mqtt
 import psycopg
@@ -54,6 +57,7 @@ from track_engine.db import queries
 from track_engine.metrics import EngineMetrics
 from track_engine.pipeline import Alert, Engine, ProcessResult
 from track_engine.retention import apply_retention
+from track_engine.screening import UNBOUNDED, ReadWindow, Refusal, screen
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +72,8 @@ class EngineCounters:
     passages_stored: int = 0
     alerts: int = 0
     quarantined: int = 0
+    reads_quarantined: dict[str, int] = field(default_factory=dict)  # by Refusal
+    messages_acked: int = 0
     db_reconnects: int = 0
     last_batch_at: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -109,19 +115,17 @@ class EngineConfig:
     # The watermark never runs ahead of wall clock + this (a reader clock jumping forward);
     # None turns the cap off.
     max_future_s: float | None = 60.0
+    # Reads older than this, or further ahead of the engine's clock than that, are not stored
+    # but quarantined and counted (None: no bound that side but 2000-2100). The window also
+    # bounds how many daily partitions one batch can need. Settings.read_max_age_days and
+    # Settings.read_max_ahead_s set them for `tagtrail engine`.
+    read_max_age_s: float | None = 30 * 86_400.0
+    read_max_ahead_s: float | None = 300.0
     # Backoff between attempts to reach a database that went away.
     reconnect_min_s: float = 0.2
     reconnect_max_s: float = 5.0
 
 
-# Reads from before 2000 or after 2100 are a broken clock or a forged batch; storing them would
-# create partitions for those days.
-_READ_AT_MIN_US = 946_684_800_000_000
-_READ_AT_MAX_US = 4_102_444_800_000_000
-# Ids go into COPY text: a control character, a tab or a backslash would be read as COPY syntax
-# (or refused), so a reader id could be stored changed. Gateways never send such ids.
-_UNSAFE_ID = re.compile(r"[\x00-\x1f\x7f\\]")
-_MAX_ID_CHARS = 128
 # The open-tags gauge counts distinct tags over every pending read (a million or more at full
 # rate); refreshed at most this often instead of after every micro-batch.
 _OPEN_TAGS_EVERY_S = 1.0
@@ -131,56 +135,6 @@ _TICK_EVERY_S = 1.0
 _TICK_RETRY_S = 5.0
 # How often paho's thread, waiting for room in a full inbox, checks for a stop.
 _INBOX_WAIT_S = 0.5
-
-
-def _unsafe_id(name: str) -> bool:
-    return not name or len(name) > _MAX_ID_CHARS or _UNSAFE_ID.search(name) is not None
-
-
-def _all_safe_ids(names: tuple[str, ...]) -> bool:
-    """True when no name is empty, too long or unsafe (one pass, no per-name regex)."""
-    if not names or min(map(len, names)) == 0 or max(map(len, names)) > _MAX_ID_CHARS:
-        return not names
-    return _UNSAFE_ID.search("".join(names)) is None
-
-
-def split_implausible(batch: ReadBatch) -> tuple[ReadBatch | None, str | None]:
-    """The reads of a wire-valid batch that may be stored, and why the others may not.
-
-    Returns ``(batch, None)`` when every read may be stored, ``(None, reason)`` when none may,
-    and ``(the storable reads, reason)`` otherwise: one reader with a clock in the next
-    century must not keep its neighbours' reads in the same batch out of the database.
-    """
-    if _unsafe_id(batch.gateway_id):
-        return None, f"gateway id {batch.gateway_id[:40]!r} is empty, too long or unsafe"
-    if _all_safe_ids(batch.readers):  # the usual case, in one regex over all of them
-        bad_readers = np.zeros(len(batch.readers), dtype=bool)
-    else:
-        bad_readers = np.array([_unsafe_id(r) for r in batch.readers], dtype=bool)
-    bad_time = (batch.read_at_us < _READ_AT_MIN_US) | (batch.read_at_us >= _READ_AT_MAX_US)
-    bad = bad_time | (bad_readers[batch.reader] if len(batch) else bad_time)
-    if not bad.any():
-        return batch, None
-    reasons = []
-    if bad_time.any():
-        reasons.append(f"{int(bad_time.sum())} reads with a time outside 2000-2100")
-    if bad_readers.any():
-        names = [r[:40] for r, b in zip(batch.readers, bad_readers, strict=True) if b]
-        reasons.append(f"reader ids empty, too long or with control characters: {names!r}")
-    reason = "; ".join(reasons) + f" ({int(bad.sum())} of {len(batch)} reads not stored)"
-    if bad.all():
-        return None, reason
-    keep = ~bad
-    kept = replace(
-        batch,
-        reader=batch.reader[keep],
-        antenna=batch.antenna[keep],
-        tag=batch.tag[keep],
-        rssi_dbm=batch.rssi_dbm[keep],
-        read_at_us=batch.read_at_us[keep],
-        seq=batch.seq[keep],
-    )
-    return kept, reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +149,7 @@ class Received:
     batch: ReadBatch | None  # the reads that may be stored (None: none may)
     problem: str | None  # why the message (or some of its reads) goes to the quarantine
     origin: tuple[str, int] | None = None  # (gateway id, batch_seq) to confirm once committed
+    refused: dict[Refusal, int] = field(default_factory=dict)  # reads not stored, by reason
 
 
 def _origin(payload: bytes) -> tuple[str, int] | None:
@@ -212,8 +167,14 @@ def _origin(payload: bytes) -> tuple[str, int] | None:
     return None
 
 
-def receive(msg: mqtt.MQTTMessage) -> Received:
-    """Decode and check one message; never raises (a bad message is quarantined, not lost)."""
+def receive(
+    msg: mqtt.MQTTMessage, *, window: ReadWindow = UNBOUNDED, now_us: int | None = None
+) -> Received:
+    """Decode and screen one message; never raises (a bad message is quarantined, not lost).
+
+    Read times are judged against ``window`` around ``now_us`` (default: the engine's clock
+    now), not against the gateway's clock: the engine trusts no publisher.
+    """
     payload = bytes(msg.payload)
     try:
         batch = decode_batch(payload)
@@ -224,11 +185,12 @@ def receive(msg: mqtt.MQTTMessage) -> Received:
         return Received(msg, None, f"undecodable ({type(exc).__name__}: {exc})", _origin(payload))
     origin = (batch.gateway_id, batch.batch_seq)
     try:
-        storable, problem = split_implausible(batch)
+        now = time.time_ns() // 1000 if now_us is None else now_us
+        screened = screen(batch, window=window, now_us=now)
     except Exception as exc:
         log.exception("checking a batch failed unexpectedly")
         return Received(msg, None, f"uncheckable ({type(exc).__name__}: {exc})", origin)
-    return Received(msg, storable, problem, origin)
+    return Received(msg, screened.batch, screened.problem, origin, screened.refused)
 
 
 def alert_payload(alert: Alert) -> bytes:
@@ -259,6 +221,7 @@ class EngineService:
         self._tick_paused_until = 0.0
         self._inbox: queue.Queue[Received] = queue.Queue(maxsize=config.max_inbox_messages)
         self._stop = threading.Event()
+        self._window = ReadWindow(config.read_max_age_s, config.read_max_ahead_s)
         self._conn = psycopg.connect(config.database_url)
         self._listen = self._connect_listener()
         self.engine = Engine(
@@ -308,7 +271,7 @@ class EngineService:
         client.publish(stored_topic(self.config.topic_prefix), announcement, qos=1)
 
     def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
-        item = receive(msg)
+        item = receive(msg, window=self._window)
         while not self._stop.is_set():
             try:
                 self._inbox.put(item, timeout=_INBOX_WAIT_S)
@@ -423,16 +386,23 @@ class EngineService:
                 self._reconnect(exc)
                 if self._stop.is_set():
                     return  # not acknowledged: the broker redelivers to the next worker
-            except psycopg.Error as exc:
-                # The database refused something in a wire-valid batch. Find the message(s)
-                # it refuses, quarantine them, store the rest.
-                log.warning("micro-batch refused (%s); retrying message by message", exc)
+            except Exception as exc:
+                # The database refused something in a wire-valid batch (or the engine failed
+                # on it: a bug, which must not stop the worker and have the broker redeliver
+                # the batch to every restart). Find the message(s), quarantine them, store
+                # the rest.
+                if isinstance(exc, psycopg.Error):
+                    log.warning("micro-batch refused (%s); retrying message by message", exc)
+                else:
+                    log.exception("micro-batch failed in the engine; retrying message by message")
                 for item in messages:
                     self._store_or_quarantine(item)
                 break
         self._confirm(messages)
         for item in messages:
             self._client.ack(item.msg.mid, item.msg.qos)
+        with self.counters.lock:
+            self.counters.messages_acked += len(messages)
 
     def _confirm(self, messages: list[Received]) -> None:
         """Tell each gateway which of its batches are committed (stored or quarantined), so
@@ -460,6 +430,9 @@ class EngineService:
         bad = [(item.msg, item.problem) for item in messages if item.problem is not None]
         started = time.monotonic()
         prepared = self.engine.prepare(batches)
+        # Partitions in a short transaction of their own, committed before the micro-batch's:
+        # the micro-batch then takes no lock on the partitioned tables' catalog.
+        self.engine.ensure_partitions(prepared)
         # Alerts first, committed on their own: the duty desk hears a stolen bike without
         # waiting for the micro-batch's COPY and fold (and on MQTT right away).
         alerts = self.engine.raise_alerts(prepared)
@@ -470,7 +443,11 @@ class EngineService:
             result = self.engine.process(prepared, alerts=False)
         result.alerts = alerts
         self._observe(len(messages), result, time.monotonic() - started)
-        self._count(len(batches), len(bad), result)
+        refused: dict[Refusal, int] = {}
+        for item in messages:
+            for why, count in item.refused.items():
+                refused[why] = refused.get(why, 0) + count
+        self._count(len(batches), len(bad), result, refused)
         return result
 
     def _store_or_quarantine(self, item: Received) -> ProcessResult:
@@ -481,11 +458,17 @@ class EngineService:
                 self._reconnect(exc)
                 if self._stop.is_set():
                     raise
-            except psycopg.Error as exc:
-                reason = f"database refused the batch: {type(exc).__name__}: {exc}"
+            except Exception as exc:
+                by_database = isinstance(exc, psycopg.Error)
+                who = "database refused" if by_database else "engine failed on"
+                reason = f"{who} the batch: {type(exc).__name__}: {exc}"
                 with self.engine.micro_batch():
                     self._quarantine(item.msg, reason[:2000])
-                self._count(0, 1, ProcessResult())
+                refused = dict(item.refused)
+                if item.batch is not None and len(item.batch):
+                    why = Refusal.REFUSED_BY_DATABASE if by_database else Refusal.ENGINE_ERROR
+                    refused[why] = len(item.batch)
+                self._count(0, 1, ProcessResult(), refused)
                 return ProcessResult()
 
     def _quarantine(self, msg: mqtt.MQTTMessage, reason: str) -> None:
@@ -494,10 +477,21 @@ class EngineService:
             self._conn, source=f"engine:{msg.topic}", reason=reason, payload=bytes(msg.payload)
         )
 
-    def _count(self, batches: int, quarantined: int, result: ProcessResult) -> None:
+    def _count(
+        self,
+        batches: int,
+        quarantined: int,
+        result: ProcessResult,
+        refused: dict[Refusal, int] | None = None,
+    ) -> None:
         self.metrics.quarantined.inc(quarantined)
+        for why, count in (refused or {}).items():
+            self.metrics.reads_quarantined.labels(reason=why.value).inc(count)
         with self.counters.lock:
             self.counters.quarantined += quarantined
+            for why, count in (refused or {}).items():
+                total = self.counters.reads_quarantined
+                total[why.value] = total.get(why.value, 0) + count
             self.counters.batches += batches
             self.counters.reads_received += result.reads_received
             self.counters.reads_stored += result.reads_stored

@@ -33,6 +33,13 @@ class EngineMetrics:
         self.quarantined = Counter(
             "tagtrail_engine_quarantined", "messages quarantined (undecodable)", registry=r
         )
+        self.reads_quarantined = Counter(
+            "tagtrail_engine_reads_quarantined",
+            "reads not stored but quarantined, by reason (too_old, too_far_ahead: outside the "
+            "accepted window around the engine's clock; bad_reader_id, bad_gateway_id)",
+            ["reason"],
+            registry=r,
+        )
         self.db_reconnects = Counter(
             "tagtrail_engine_db_reconnects", "database connections re-established", registry=r
         )

@@ -14,8 +14,11 @@
 Between micro-batches, :meth:`Engine.tick` runs the watermark on with the engine's clock, so
 that passages close in a quiet city too.
 
-Everything for one micro-batch happens in one transaction; the caller acknowledges the MQTT
-messages only after :meth:`Engine.process` returns, so a crash redelivers instead of losing.
+Everything for one micro-batch happens in one transaction — except creating the daily
+partitions it needs, done just before in a short transaction of its own
+(:meth:`Engine.ensure_partitions`), so that no micro-batch holds partition DDL locks. The
+caller acknowledges the MQTT messages only after :meth:`Engine.process` returns, so a crash
+redelivers instead of losing.
 When the transaction fails (the database went away, or refused a value) the engine's memory
 is put back as it was before the micro-batch (:meth:`Engine.micro_batch`), so that the caller
 can redo the same messages: passages and alerts of a failed micro-batch are neither lost nor
@@ -38,6 +41,7 @@ import numpy as np
 import pandas as pd
 import psycopg
 from numpy.typing import NDArray
+from psycopg.pq import TransactionStatus
 
 from reader_gateway.wire import ReadBatch
 from track_engine import late_reads
@@ -411,6 +415,29 @@ class Engine:
         )
         return PreparedBatch(reads, rows)
 
+    def ensure_partitions(self, prepared: PreparedBatch) -> int:
+        """Create the daily partitions ``prepared`` needs, in a transaction of their own.
+
+        Call it between transactions, before the micro-batch's: partition DDL locks the
+        partitioned table, and inside the micro-batch those locks would be held for as long as
+        its COPY and fold take (inside a failed one, lost with it). Only the days that hold a
+        read are created, of ``reads`` and of ``passages`` (a passage's first read is one of
+        them), so a batch needs at most as many as its read times span days — bounded by the
+        read window the consumer screens with. Returns how many days were new to the cache.
+        """
+        if prepared.rows is None:
+            return 0
+        times = prepared.rows.read_at_us
+        if not (
+            self.partitions.missing_days("reads", times)
+            or self.partitions.missing_days("passages", times)
+        ):
+            return 0
+        with self.conn.transaction():
+            created = self.partitions.ensure(self.conn, "reads", times)
+            self.partitions.ensure(self.conn, "passages", times)
+        return created
+
     def raise_alerts(self, prepared: PreparedBatch) -> list[Alert]:
         """Store the alerts for watched tags in ``prepared``, in a transaction of their own.
 
@@ -432,6 +459,8 @@ class Engine:
         result = ProcessResult(reads_received=len(reads))
         if rows is None:
             return result
+        if self.conn.info.transaction_status == TransactionStatus.IDLE:
+            self.ensure_partitions(prepared)  # else the caller did (or it runs inside)
         with self.micro_batch():
             self._fresh = [*self._fresh, reads]  # a new list: rollback keeps the old
             newest = self._event_time_us(reads.read_at_us)
@@ -703,7 +732,9 @@ class Engine:
         held = self.held_reads + len(self._open) + sum(len(f) for f in self._fresh)
         if len(self._tags) < len(self._watch_codes) + held + _COMPACT_SLACK:
             return
-        # Reads of micro-batches not folded yet hold codes too: join them to the open ones.
+        # The reads of micro-batches not folded yet are in use too: forgotten here, their
+        # codes pointed at other tags or past the table (a 1,000,000-read batch, not folded
+        # before the next one came, stopped the engine with an IndexError in names()).
         self._open, self._fresh = OpenReads.concat([self._open, *self._fresh]), []
         in_use = np.concatenate(
             [self._open.tag, *(h.reads.tag for h in self._held), self._watch_codes]

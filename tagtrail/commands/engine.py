@@ -52,8 +52,12 @@ def engine(
     TAGTRAIL_RETENTION_DAYS (reads of tags under a case hold are kept in held_reads). Every
     TAGTRAIL_MISS_RATE_INTERVAL_H hours (0: never) it learns the readers' miss rates from the
     passages, in a child process (once between all workers: `readers learn-miss-rates`).
+    Reads older than TAGTRAIL_READ_MAX_AGE_DAYS (default: the retention period) or more than
+    TAGTRAIL_READ_MAX_AHEAD_S ahead of the engine's clock are quarantined, not stored.
+    Started while its database is down, it waits for it (a warning per attempt).
     """
     from track_engine.consumer import EngineConfig, EngineService
+    from track_engine.db.connect import wait_for_database
     from track_engine.db.migrate import migrate
     from track_engine.db.reader_miss_rates import learn_periodically
     from track_engine.reader_status import ReaderStatusRecorder
@@ -63,6 +67,12 @@ def engine(
         tuple(int(s) for s in shards.split(",")) if shards else tuple(range(settings.shard_count))
     )
     with services(settings) as svc:
+        # Started before its database (a reboot, a deployment brought up in any order): wait,
+        # saying so, instead of exiting.
+        try:
+            wait_for_database(svc.database_url)
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
         migrate(svc.database_url)
         service = EngineService(
             EngineConfig(
@@ -77,6 +87,8 @@ def engine(
                 metrics_addr=metrics_addr,
                 retention_days=settings.retention_days,
                 partition_ahead_days=settings.partition_ahead_days,
+                read_max_age_s=settings.read_max_age_days_resolved * 86_400.0,
+                read_max_ahead_s=settings.read_max_ahead_s,
             )
         )
         recorder = (

@@ -125,8 +125,10 @@ def test_reader_clock_jumps(pg_cluster: PgCluster, tmp_path: Path) -> None:
     """A reader's clock jumps 10 minutes ahead, then back: reads stored once, time repaired.
 
     The gateway's clock estimate follows the jump within a few messages; the reads sent
-    before it has are stored with the reader's wrong time (that is all anyone knows then).
-    The engine's watermark does not follow them past wall clock + ``max_future_s``.
+    before it has carry the reader's wrong time, 600 s ahead: the engine quarantines and
+    counts them (more than ``TAGTRAIL_READ_MAX_AHEAD_S``, 300 s, ahead of its clock) instead
+    of storing them. The engine's watermark does not follow them past wall clock +
+    ``max_future_s``.
     """
     kwargs: dict[str, object] = {"unique_tags": True}
     # The gateway refuses reads more than 300 s ahead of its clock by default; this test is
@@ -146,7 +148,26 @@ def test_reader_clock_jumps(pg_cluster: PgCluster, tmp_path: Path) -> None:
         stack.stream.stop()
         wait_until(lambda: stack.stream.unacked() == 0, 30, "the reader's last PUBACKs")
         sent = [f for f in stack.stream.sent if f.key[1] != WATCHED_TAG]
-        stack.wait_stored(len(stack.stream.acked_keys()), 60, "every read")
+        ahead = 'reason="too_far_ahead"'
+        name = "tagtrail_engine_reads_quarantined_total"
+        acked = stack.stream.acked_keys()
+        wait_until(
+            lambda: (
+                len(stack.stored_keys()) + metric(stack.engine_metrics, name, ahead) >= len(acked)
+            ),
+            60,
+            "every read stored or quarantined",
+        )
+        # The reads not stored are exactly those counted as too far ahead: sent in the moment
+        # after the +600 s jump, before the gateway's estimate caught up, carrying +600 s.
+        # (Stored times are corrected, so reads are matched by reader and tag: unique tags,
+        # and a reader of its own for each watched read.)
+        stored_pairs = {(k[0], k[1]) for k in stack.stored_keys()}
+        refused = {k for k in acked if (k[0], k[1]) not in stored_pairs}
+        assert len(refused) == metric(stack.engine_metrics, name, ahead)
+        true_at = {f.key: f.true_at_us for f in stack.stream.sent}
+        assert all(0 <= true_at[k] - jumps_us[0] < 5_000_000 for k in refused), "not the jump's"
+        assert all(k[2] - true_at[k] > 300_000_000 for k in refused), "refused within the window"
         with psycopg.connect(stack.db_url) as conn:
             rows = conn.execute(
                 "SELECT tag_id, count(*), min((extract(epoch FROM read_at) * 1e6)::bigint) "
@@ -154,18 +175,21 @@ def test_reader_clock_jumps(pg_cluster: PgCluster, tmp_path: Path) -> None:
             ).fetchall()
         stored = {tag: (n, at) for tag, n, at in rows}
         assert all(n == 1 for n, _ in stored.values()), "a read stored twice"
-        acked_tags = {k[1] for k in stack.stream.acked_keys()}
+        acked_tags = {k[1] for k in acked - refused}
         assert acked_tags - {WATCHED_TAG} <= set(stored), "a read lost"
         # Reads sent more than 1.5 s after a jump carry the true time again (within 1 s).
         settled = [
             f for f in sent
             if all(not 0 <= f.true_at_us - j < 1_500_000 for j in jumps_us)
         ]  # fmt: skip
-        wrong = [f for f in settled if abs(stored[f.key[1]][1] - f.true_at_us) > 1_000_000]
+        wrong = [
+            f for f in settled
+            if f.key not in refused and abs(stored[f.key[1]][1] - f.true_at_us) > 1_000_000
+        ]  # fmt: skip
         assert len(settled) > 500
         assert not wrong, f"{len(wrong)} reads kept a wrong time after the estimate settled"
         # Every watched read raised its alert (one reader each).
-        watched_readers = {k[0] for k in stack.stream.acked_keys() if k[1] == WATCHED_TAG}
+        watched_readers = {k[0] for k in acked - refused if k[1] == WATCHED_TAG}
         assert watched_readers <= {r for r, _ in stack.alert_keys()}
         assert "in the future" in stack.engine.log()
 

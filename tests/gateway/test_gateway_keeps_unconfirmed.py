@@ -34,7 +34,11 @@ def test_batches_stay_spooled_until_confirmed_and_unconfirmed_ones_go_again(
             "clock": {"estimate": False},
             "spool": {"dir": str(tmp_path / "spool"), "confirm_timeout_s": 1.0},
             "serial": [
-                {"port": str(reader.link), "reader_id": "AT-00000007", "protocol": "tagtrail-active"}
+                {
+                    "port": str(reader.link),
+                    "reader_id": "AT-00000007",
+                    "protocol": "tagtrail-active",
+                }
             ],
         }
     )  # fmt: skip

@@ -64,6 +64,7 @@ def test_engine_confirms_each_committed_batch_to_its_gateway(
         EngineConfig(
             database_url=db_url, mqtt_url=mqtt_url, topic_prefix=topic_prefix, shards=(0,),
             client_id=f"engine-{topic_prefix}", persistent_session=False,
+            read_max_age_s=None,  # the batches replay a fixed day in 2025
         )
     )  # fmt: skip
     stop = threading.Event()

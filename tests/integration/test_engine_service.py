@@ -48,7 +48,8 @@ def _service(db_url: str, mqtt_url: str, topic_prefix: str, **config: Any) -> En
             shards=(0,),
             client_id=f"engine-{topic_prefix}",
             persistent_session=False,
-            **config,
+            # The batches here carry fixed read times from 2025, older than the default window.
+            **{"read_max_age_s": None, **config},
         )
     )
 

@@ -136,6 +136,7 @@ def _run(
                 client_id=f"engine-{i}-{prefix}",
                 gap_s=GAP_S,
                 persistent_session=False,
+                read_max_age_s=None,  # a simulated day from 2025, older than the default window
             )
         )
         for i, shards in enumerate(owners)

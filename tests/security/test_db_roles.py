@@ -283,7 +283,7 @@ def test_engine_login_runs_the_engine(logins: Logins, mqtt_url: str, topic_prefi
         EngineConfig(
             database_url=logins.engine, mqtt_url=mqtt_url, topic_prefix=topic_prefix,
             shards=(0,), client_id=f"engine-{topic_prefix}", gap_s=5.0,
-            persistent_session=False,
+            persistent_session=False, read_max_age_s=None,  # T0 is older than the window
         )
     )  # fmt: skip
     stop = threading.Event()

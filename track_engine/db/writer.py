@@ -38,25 +38,43 @@ _DAY_US = 86_400_000_000
 
 
 class PartitionKeeper:
-    """Creates the daily partitions a write needs, remembering which days already exist."""
+    """Creates the daily partitions a write needs, remembering which days already exist.
+
+    Only the days that hold a time are created, never the days between them: the read times of
+    a batch may lie far apart (before the engine screened read times, one batch dated 2000 and
+    2099 made this create 36,000 partitions in one transaction and stopped the engine).
+    """
 
     def __init__(self) -> None:
         self._days: dict[str, set[int]] = {}
 
-    def ensure(self, conn: psycopg.Connection, table: str, times_us: np.ndarray) -> None:
-        """Make sure partitions of ``table`` exist for every day in ``times_us``."""
+    def missing_days(self, table: str, times_us: np.ndarray) -> list[int]:
+        """Days (UTC, days since the epoch) of ``times_us`` not known to have a partition."""
         if times_us.size == 0:
-            return
-        known = self._days.setdefault(table, set())
-        days = set(np.unique(times_us // _DAY_US).tolist()) - known
+            return []
+        known = self._days.get(table, set())
+        return sorted(set(np.unique(times_us // _DAY_US).tolist()) - known)
+
+    def ensure(self, conn: psycopg.Connection, table: str, times_us: np.ndarray) -> int:
+        """Make sure partitions of ``table`` exist for every day in ``times_us`` (one call per
+        run of consecutive days); returns how many days were not known before."""
+        days = self.missing_days(table, times_us)
         if not days:
-            return
-        lo, hi = min(days), max(days)
-        conn.execute(
-            f"SELECT tagtrail_ensure_partitions(%s, {_EPOCH} + %s * {_US}, {_EPOCH} + %s * {_US})",
-            (table, lo * _DAY_US, hi * _DAY_US),
-        )
-        known.update(range(lo, hi + 1))
+            return 0
+        runs: list[tuple[int, int]] = []
+        for day in days:  # distinct days, sorted: few per batch (the read window bounds them)
+            if runs and runs[-1][1] == day - 1:
+                runs[-1] = (runs[-1][0], day)
+            else:
+                runs.append((day, day))
+        for lo, hi in runs:
+            conn.execute(
+                f"SELECT tagtrail_ensure_partitions(%s, {_EPOCH} + %s * {_US},"
+                f" {_EPOCH} + %s * {_US})",
+                (table, lo * _DAY_US, hi * _DAY_US),
+            )
+        self._days.setdefault(table, set()).update(days)
+        return len(days)
 
     def ensure_ahead(self, conn: psycopg.Connection, now_us: int, days_ahead: int) -> None:
         """Create today's and the next ``days_ahead`` days' partitions of each time table."""
