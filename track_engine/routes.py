@@ -197,14 +197,36 @@ class Route:
         return any(f.kind == "clone" for f in self.flags)
 
     def to_geojson(self) -> dict[str, Any]:
-        """A GeoJSON Feature (see :func:`track_engine.route_geometry.line_feature`)."""
-        return line_feature(
+        """A GeoJSON Feature (see :func:`track_engine.route_geometry.line_feature`), with
+        ``merged_passages``: the passages at a neighbouring reader of one place that were
+        folded into a sighting. They draw nothing, but they are evidence the officer sees."""
+        feature = line_feature(
             self.tag_id,
             self.graph,
             self._parts.vertices,
             self._passage_columns(),
             [f.to_dict() for f in self.flags],
         )
+        feature["properties"]["merged_passages"] = self._merged_records()
+        return feature
+
+    def _merged_records(self) -> list[dict[str, Any]]:
+        merged = self.merged
+        if merged.empty:
+            return []
+        times = {
+            name: iso_utc(merged[f"{name}_us"].to_numpy(dtype=np.int64))
+            for name in ("first_at", "last_at", "closest_at")
+        }
+        return [
+            {
+                "reader_id": str(merged["reader_id"].iloc[i]),
+                **{name: values[i] for name, values in times.items()},
+                "peak_rssi_dbm": float(merged["peak_rssi_dbm"].iloc[i]),
+                "read_count": int(merged["read_count"].iloc[i]),
+            }
+            for i in range(len(merged))
+        ]
 
     def to_feature_collection(self) -> dict[str, Any]:
         """One LineString per drawn segment and one Point per passage (easier to style)."""

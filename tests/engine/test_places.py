@@ -12,6 +12,7 @@ from track_engine.db.queries import NetworkArrays
 from track_engine.passages import PASSAGE_COLUMNS
 from track_engine.places import PROTOCOL_RANGE_M, PlaceModel
 from track_engine.roads import RoadGraph, precompute_reader_paths
+from track_engine.route_geometry import iso_utc
 from track_engine.routes import build_route, route_length_m
 
 T0_US = 1_764_400_000_000_000
@@ -85,6 +86,26 @@ def test_two_readers_25_m_apart_hearing_one_pass_give_one_route_with_no_clone_fl
     # The sighting's read window spans both readers' (the bike was in the junction).
     observed = route.points[route.points["kind"] == "observed"]["t_us"]
     assert {T0_US + 18 * US, T0_US + 24 * US} <= set(observed.tolist())
+
+
+def test_a_passage_merged_into_a_sighting_is_still_shown_in_the_geojson(
+    junction_graph: RoadGraph,
+) -> None:
+    # J1's passage draws nothing (J2 stands for the junction), but it is evidence: the
+    # officer's answer lists it, with its times and reads, beside the route's passages.
+    passages = visits(
+        ("P", -1.0, 0.0, 1.0, -50.0),
+        ("J1", 18.0, 21.0, 24.0, -58.0),
+        ("J2", 17.5, 20.0, 25.0, -49.0),
+    )
+    props = build_route(passages, junction_graph, JUNCTION).to_geojson()["properties"]
+    assert [p["reader_id"] for p in props["passages"]] == ["P", "J2"]
+    (merged,) = props["merged_passages"]
+    assert merged["reader_id"] == "J1"
+    assert merged["closest_at"] == iso_utc(np.array([T0_US + 21 * US]))[0]
+    assert merged["read_count"] == int(
+        passages.loc[passages["reader_id"] == "J1", "read_count"].iloc[0]
+    )
 
 
 def test_the_reader_of_a_place_that_heard_the_bike_is_not_silent_on_the_way(
