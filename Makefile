@@ -43,7 +43,7 @@ contracts: $(STAMP)
 	$(BIN)/lint-imports
 
 unit: $(STAMP) browser
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=15
 
 ## browser: the headless Chromium and ChromeDriver the console tests drive (Debian packages)
 browser:
