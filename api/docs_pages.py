@@ -41,6 +41,8 @@ def install_docs_pages(app: FastAPI) -> None:
             swagger_js_url=f"{ASSETS_URL}/swagger-ui-bundle.js",
             swagger_css_url=f"{ASSETS_URL}/swagger-ui.css",
             swagger_favicon_url=f"{ASSETS_URL}/favicon.png",
+            # Swagger UI's default validator badge is fetched from swagger.io: off.
+            swagger_ui_parameters={"validatorUrl": None},
         )
 
     @app.get(oauth2_redirect_url, include_in_schema=False)
