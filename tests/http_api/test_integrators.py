@@ -108,6 +108,38 @@ def test_unknown_nested_field_in_registration_owner_is_refused(
     assert response.json()["detail"] == "owner.email: unknown field, not part of this request"
 
 
+def test_every_json_request_body_refuses_unknown_fields_in_the_openapi(
+    client: TestClient,
+) -> None:
+    document = client.get("/openapi.json").json()
+    schemas = document["components"]["schemas"]
+
+    def refs(schema: dict[str, object]) -> list[str]:
+        found = [str(schema["$ref"]).rsplit("/", 1)[-1]] if "$ref" in schema else []
+        for value in schema.values():
+            if isinstance(value, dict):
+                found += refs(value)
+            elif isinstance(value, list):
+                found += [r for v in value if isinstance(v, dict) for r in refs(v)]
+        return found
+
+    bodies = [
+        name
+        for item in document["paths"].values()
+        for op in item.values()
+        for name in refs(op.get("requestBody", {}).get("content", {}).get("application/json", {}))
+    ]
+    assert len(bodies) >= 10, bodies
+    seen: set[str] = set()
+    while bodies:  # the bodies and every object nested in them (the registration's owner)
+        name = bodies.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        assert schemas[name].get("additionalProperties") is False, f"{name} ignores unknown fields"
+        bodies += refs(schemas[name])
+
+
 def _feature() -> dict[str, object]:
     kinds = ["observed", "observed", "inferred", "inferred", "gap", "observed", "observed"]
     return {
