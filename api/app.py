@@ -21,6 +21,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from api.body_limit import BodyLimitMiddleware
 from api.config import ApiConfig
 from api.deps import Keys
+from api.docs_pages import install_docs_pages
 from api.errors import UnavailableError, install_error_handlers
 from api.live.listener import LiveHub
 from api.login_gate import LoginBusyMiddleware
@@ -122,7 +123,15 @@ def create_app(config: ApiConfig) -> FastAPI:
             await lookup_pool.close()
             pool.close()
 
-    app = FastAPI(title="TagTrail", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # /docs and /redoc are served from packaged assets (api/docs_pages.py), not from a CDN.
+    app = FastAPI(
+        title="TagTrail",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.config = config
     app.state.network = NetworkCache()
     app.state.keys = _keys(config)
@@ -160,6 +169,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     for router in (health, *ROUTERS):
         app.include_router(router)
     install_openapi(app, (health, *ROUTERS))
+    install_docs_pages(app)
     app.mount("/static/leaflet", StaticFiles(directory=xleaflet.BASE_DIR), name="leaflet")
     app.mount(
         "/static",

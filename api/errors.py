@@ -166,10 +166,16 @@ def problem(
 
 
 def _validation_message(errors: list[dict[str, Any]]) -> str:
+    # An unknown field comes first: it is usually the cause (a typo, an object nested one
+    # level too deep) of the "Field required" that follows it.
+    ordered = sorted(errors, key=lambda e: e.get("type") != "extra_forbidden")
     parts = []
-    for err in errors[:5]:
+    for err in ordered[:5]:
         where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request"
-        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+        if err.get("type") == "extra_forbidden":
+            parts.append(f"{where}: unknown field, not part of this request")
+        else:
+            parts.append(f"{where}: {err.get('msg', 'invalid')}")
     return "; ".join(parts)
 
 

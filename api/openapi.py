@@ -34,6 +34,26 @@ _PROBLEM = {
 }
 
 
+# The answers every location lookup (route, exports, cameras, last seen, next readers,
+# companions, live streams) may give besides 200: declared once, on their routers, so an
+# integrator's generated client knows them. Their bodies are problem+json (install_openapi).
+LOOKUP_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {
+        "description": "Bad request: a time without a zone, since after until, "
+        "a window over 31 days"
+    },
+    403: {"description": "Role not allowed"},
+    404: {
+        "description": "Not found: no such plate, bike, theft or case, or never seen "
+        "(the lookup is audited all the same)"
+    },
+    422: {
+        "description": "Invalid request: a parameter out of range, no case number nor a reason "
+        "that says something, or a closed case"
+    },
+}
+
+
 def route_roles(route: APIRoute) -> frozenset[str] | None:
     """The roles the route admits, or None for an open route."""
 

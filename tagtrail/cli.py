@@ -18,7 +18,7 @@ from tagtrail.commands import bench as bench_commands
 from tagtrail.commands import engine as engine_commands
 from tagtrail.commands import gateway as gateway_commands
 from tagtrail.commands import simulate as simulate_commands
-from tagtrail.runtime import database_services, err, services
+from tagtrail.runtime import database_services, err, exit_if_ports_taken, services
 from tagtrail.settings import Settings
 
 app = typer.Typer(
@@ -90,6 +90,8 @@ def demo(
 
     settings = Settings()
     options = demo_mod.DemoOptions(seed=seed, bikes=bikes, hours=hours, size_m=size_m)
+    # Before PostgreSQL starts and the demo's theft case is opened: a taken port is one line.
+    exit_if_ports_taken(settings, need_api=not once)
     with services(settings) as svc:
         if once:
             result = demo_mod.run_once(

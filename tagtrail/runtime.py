@@ -11,6 +11,7 @@ from types import FrameType
 from rich.console import Console
 
 from tagtrail.embedded import Services
+from tagtrail.ports import Listener, first_refusal
 from tagtrail.settings import Settings
 
 err = Console(stderr=True)
@@ -24,6 +25,39 @@ def services(settings: Settings) -> Services:
         pgdata=settings.pgdata_dir,
         mqtt_port=settings.embedded_mqtt_port,
     )
+
+
+def exit_if_ports_taken(
+    settings: Settings,
+    *,
+    api_port: int | None = None,
+    api_host: str | None = None,
+    need_api: bool = True,
+    need_broker: bool = True,
+) -> None:
+    """Exit with one line (status 1) if a port the command will listen on is taken.
+
+    Called before any service starts or anything is written: the API's port (``api_port``
+    and ``api_host`` are the command line's, overriding the settings) and the embedded
+    broker's, when one will run. Nothing to undo, nothing left behind.
+    """
+    import typer
+
+    listeners = []
+    if need_api:
+        setting = "--port" if api_port else "TAGTRAIL_API_PORT"
+        listeners.append(
+            Listener(api_host or settings.api_host, api_port or settings.api_port, setting)
+        )
+    if need_broker and settings.mqtt_url is None:
+        # the embedded broker listens on loopback (tagtrail.embedded.EmbeddedBroker)
+        listeners.append(
+            Listener("127.0.0.1", settings.embedded_mqtt_port, "TAGTRAIL_EMBEDDED_MQTT_PORT")
+        )
+    refused = first_refusal(listeners)
+    if refused is not None:
+        err.print(refused, markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
 
 
 def database_services(settings: Settings) -> Services:

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field, field_validator
 
+from api.request_model import RequestModel
 from api.security import id_number_valid
 from track_engine.identifiers import frame_number_key, normalize_plate, remove_invisible
 
@@ -35,7 +36,7 @@ class BikeOut(BaseModel):
     case_number: str | None
 
 
-class OwnerIn(BaseModel):
+class OwnerIn(RequestModel):
     """The owner as written on the registration form."""
 
     name: str = Field(min_length=1, max_length=100, examples=["Li Lei"])
@@ -63,7 +64,7 @@ def _nonblank_key(value: str, what: str) -> str:
     return remove_invisible(value).strip()
 
 
-class RegistrationIn(BaseModel):
+class RegistrationIn(RequestModel):
     """Everything the registrar enters at the desk, and the tag scanned with the desk reader."""
 
     owner: OwnerIn
@@ -103,7 +104,7 @@ class RegistrationIn(BaseModel):
         return value.upper()
 
 
-class RetagIn(BaseModel):
+class RetagIn(RequestModel):
     """The new tag, scanned with the desk reader."""
 
     tag_id: str = Field(pattern=TAG_PATTERN, examples=["E28011A1000000000000AB13"])
@@ -114,7 +115,7 @@ class RetagIn(BaseModel):
         return value.upper()
 
 
-class OwnerChangeIn(BaseModel):
+class OwnerChangeIn(RequestModel):
     """The bike's new owner."""
 
     owner: OwnerIn

@@ -6,16 +6,17 @@ from dataclasses import asdict
 from datetime import datetime
 
 from fastapi import APIRouter, status
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from api.deps import AdminDep, ConnDep, OperatorDep
 from api.pagination import Page, PageDep, page_of
+from api.request_model import RequestModel
 from track_engine.db import audit, cameras
 
 router = APIRouter(prefix="/api/v1/cameras", tags=["cameras"])
 
 
-class CameraIn(BaseModel):
+class CameraIn(RequestModel):
     """A camera and how to ask its recorder for footage."""
 
     camera_id: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$", examples=["cam-north-gate"])

@@ -6,8 +6,10 @@ from datetime import datetime
 
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
+from api.request_model import RequestModel
 
-class EventIn(BaseModel):
+
+class EventIn(RequestModel):
     """A new tagging event."""
 
     name: str = Field(min_length=1, max_length=200, examples=["Riverside estate tagging day"])

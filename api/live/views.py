@@ -22,6 +22,7 @@ from api.live.service import (
     start_cursor,
     stream,
 )
+from api.openapi import LOOKUP_RESPONSES
 from api.thefts.schemas import CASE_PATTERN
 from track_engine.db import audit, bikes, cases
 
@@ -30,6 +31,8 @@ router = APIRouter(prefix="/api/v1/live", tags=["live"])
 _SSE: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}
 }
+# A live bike or case stream is a location lookup: the same refusals as the route's.
+_LOOKUP_SSE = {**_SSE, **LOOKUP_RESPONSES}
 LastEventId = Annotated[str | None, Header(max_length=40, description="resume after this event id")]
 MaxEvents = Annotated[int | None, Query(ge=1, le=10_000, description="close after N events")]
 MaxSeconds = Annotated[float | None, Query(gt=0, le=86_400, description="close after N s")]
@@ -79,7 +82,7 @@ def _bike_stream(
     )
 
 
-@router.get("/bikes/{bike_id}", response_class=StreamingResponse, responses=_SSE)
+@router.get("/bikes/{bike_id}", response_class=StreamingResponse, responses=_LOOKUP_SSE)
 def live_bike(
     conn: ConnDep,
     pool: PoolDep,
@@ -122,7 +125,7 @@ def live_bike(
     )
 
 
-@router.get("/cases/{case_number}", response_class=StreamingResponse, responses=_SSE)
+@router.get("/cases/{case_number}", response_class=StreamingResponse, responses=_LOOKUP_SSE)
 def live_case(
     conn: ConnDep,
     pool: PoolDep,

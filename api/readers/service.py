@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 from api.deps import Principal
 from api.errors import UnavailableError
 from api.network.service import NetworkCache
+from api.request_model import RequestModel
 from track_engine.db import audit, fleet, registry
 from track_engine.db.reader_miss_rates import StoredMissRate
 from track_engine.roads import DEFAULT_MISS_RATE, project_lonlat
@@ -60,7 +61,7 @@ class ReaderOut(BaseModel):
     miss_rate_learned_at: datetime | None = None
 
 
-class ReaderIn(BaseModel):
+class ReaderIn(RequestModel):
     """A reader to import (its position is snapped to the active road network)."""
 
     reader_id: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$", examples=["R-0042"])

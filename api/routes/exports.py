@@ -48,15 +48,70 @@ def to_gpx(feature: dict[str, Any]) -> str:
     )
 
 
+# KML colours are aabbggrr. Observed stretches are solid and bold; inferred ones (a drawn
+# road path between passages) thinner and half transparent, gaps (timing a guess) faint grey:
+# a case file opened in any viewer still tells what was seen from what was drawn.
+KML_STYLES = {
+    "observed": ("ff1e7a1e", 5.0),
+    "inferred": ("990080ff", 3.0),
+    "stop": ("ffb45f1f", 4.0),
+    "gap": ("66808080", 2.0),
+}
+_KML_FALLBACK_STYLE = "inferred"
+
+
+def _kml_styles() -> str:
+    lines = "".join(
+        f"<Style id='{kind}'><LineStyle><color>{color}</color><width>{width}</width></LineStyle>"
+        "</Style>"
+        for kind, (color, width) in KML_STYLES.items()
+    )
+    passage = (
+        "<Style id='passage'><IconStyle><color>ff1e7a1e</color><scale>1.1</scale></IconStyle>"
+        "<LabelStyle><scale>0.8</scale></LabelStyle></Style>"
+    )
+    track = (
+        "<Style id='track'><LineStyle><color>00000000</color><width>0</width></LineStyle></Style>"
+    )
+    return lines + passage + track
+
+
+def _stretches(
+    points: list[tuple[float, float, str, str]],
+) -> list[tuple[str, list[tuple[float, float, str, str]]]]:
+    """Runs of points of one kind; each run ends on the next run's first point (no holes)."""
+    runs: list[tuple[str, list[tuple[float, float, str, str]]]] = []
+    for point in points:
+        kind = point[3] if point[3] in KML_STYLES else _KML_FALLBACK_STYLE
+        if runs and runs[-1][0] == kind:
+            runs[-1][1].append(point)
+            continue
+        if runs:
+            runs[-1][1].append(point)
+        runs.append((kind, [point]))
+    return [(kind, run) for kind, run in runs if len(run) >= 2]
+
+
 def to_kml(feature: dict[str, Any]) -> str:
-    """KML 2.2: a gx:Track with a time per point, and a placemark per passage."""
+    """KML 2.2: a styled line per observed / inferred / stop / gap stretch (kind also in its
+    ExtendedData), a gx:Track with a time per point, and a styled placemark per passage."""
     props = feature["properties"]
     points = _points(feature)
     whens = "".join(f"<when>{escape(t)}</when>" for _, _, t, _ in points)
     coords = "".join(f"<gx:coord>{lon} {lat} 0</gx:coord>" for lon, lat, _, _ in points)
+    stretches = "".join(
+        f"<Placemark><name>{kind}</name><styleUrl>#{kind}</styleUrl>"
+        f"<TimeSpan><begin>{escape(run[0][2])}</begin><end>{escape(run[-1][2])}</end></TimeSpan>"
+        f"<ExtendedData><Data name='kind'><value>{kind}</value></Data></ExtendedData>"
+        "<LineString><tessellate>1</tessellate><coordinates>"
+        + " ".join(f"{lon},{lat},0" for lon, lat, _, _ in run)
+        + "</coordinates></LineString></Placemark>"
+        for kind, run in _stretches(points)
+    )
     marks = "".join(
-        f"<Placemark><name>{escape(p['reader_id'])}</name>"
+        f"<Placemark><name>{escape(p['reader_id'])}</name><styleUrl>#passage</styleUrl>"
         f"<TimeStamp><when>{escape(p['closest_at'])}</when></TimeStamp>"
+        "<ExtendedData><Data name='kind'><value>observed</value></Data></ExtendedData>"
         f"<Point><coordinates>{p['lon']},{p['lat']},0</coordinates></Point></Placemark>"
         for p in props.get("passages", [])
         if p.get("lon") is not None
@@ -65,9 +120,11 @@ def to_kml(feature: dict[str, Any]) -> str:
     return (
         "<?xml version='1.0' encoding='UTF-8'?>"
         "<kml xmlns='http://www.opengis.net/kml/2.2' xmlns:gx='http://www.google.com/kml/ext/2.2'>"
-        f"<Document><name>{name}</name>"
-        f"<Placemark><name>{name}</name><gx:Track>{whens}{coords}</gx:Track></Placemark>"
-        f"{marks}</Document></kml>"
+        f"<Document><name>{name}</name>{_kml_styles()}"
+        f"<Folder><name>Route</name>{stretches}</Folder>"
+        f"<Placemark><name>{name}</name><styleUrl>#track</styleUrl>"
+        f"<gx:Track>{whens}{coords}</gx:Track></Placemark>"
+        f"<Folder><name>Passages</name>{marks}</Folder></Document></kml>"
     )
 
 

@@ -20,6 +20,7 @@ from api.deps import (
     PoolDep,
     Principal,
 )
+from api.openapi import LOOKUP_RESPONSES
 from api.routes import tracking
 from api.routes.exports import MEDIA_TYPES, RENDERERS
 from api.routes.service import (
@@ -30,7 +31,7 @@ from api.routes.service import (
 )
 from api.thefts.schemas import CASE_PATTERN
 
-router = APIRouter(prefix="/api/v1", tags=["routes"])
+router = APIRouter(prefix="/api/v1", tags=["routes"], responses=LOOKUP_RESPONSES)
 
 PlatePath = Annotated[str, Path(max_length=32, examples=["浙B12345"])]
 Reason = Annotated[str, Query(max_length=500, description="why you look (or give a case number)")]

@@ -7,11 +7,12 @@ from datetime import datetime
 from pydantic import AwareDatetime, BaseModel, Field
 
 from api.deps import MAX_ID
+from api.request_model import RequestModel
 
 CASE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9/_.-]{0,63}$"
 
 
-class TheftIn(BaseModel):
+class TheftIn(RequestModel):
     """A theft report: which bike, when, where, what happened."""
 
     bike_id: int = Field(ge=1, le=MAX_ID, examples=[1])
@@ -35,19 +36,19 @@ class TheftOut(BaseModel):
     recovered_at: datetime | None
 
 
-class ConfirmIn(BaseModel):
+class ConfirmIn(RequestModel):
     """An officer's confirmation."""
 
     case_number: str = Field(pattern=CASE_PATTERN, examples=["HZ-2026-001234"])
 
 
-class RecoverIn(BaseModel):
+class RecoverIn(RequestModel):
     """When the bike was recovered (default: now)."""
 
     recovered_at: AwareDatetime | None = None
 
 
-class WatchIn(BaseModel):
+class WatchIn(RequestModel):
     """Arm "alert me if my bike moves" for a window (at most 31 days)."""
 
     starts_at: AwareDatetime | None = Field(default=None, description="default: now")

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field
 
+from api.request_model import RequestModel
 from api.users.password_policy import MAX_LENGTH, MIN_LENGTH, check_password
 
 Role = Literal["admin", "officer", "registrar", "resident", "auditor"]
@@ -28,7 +29,7 @@ class TokenOut(BaseModel):
     role: Role
 
 
-class UserIn(BaseModel):
+class UserIn(RequestModel):
     """A new account."""
 
     username: str = Field(pattern=USERNAME_PATTERN, examples=["officer.wang"])
@@ -36,7 +37,7 @@ class UserIn(BaseModel):
     role: Role = Field(examples=["officer"])
 
 
-class PasswordChange(BaseModel):
+class PasswordChange(RequestModel):
     """A user's own new password; the current one proves it is them (a stolen token alone
     cannot change it)."""
 
@@ -44,7 +45,7 @@ class PasswordChange(BaseModel):
     new_password: NewPassword
 
 
-class PasswordReset(BaseModel):
+class PasswordReset(RequestModel):
     """A new password an admin sets for an account (e.g. one its owner forgot)."""
 
     new_password: NewPassword
@@ -61,7 +62,7 @@ class UserOut(BaseModel):
     created_at: datetime
 
 
-class UserPatch(BaseModel):
+class UserPatch(RequestModel):
     """Enable or disable an account."""
 
     disabled: bool

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tagtrail.runtime import database_services, err
+from tagtrail.runtime import database_services, err, exit_if_ports_taken
 from tagtrail.settings import Settings
 
 if TYPE_CHECKING:
@@ -61,6 +61,7 @@ def serve(
     from track_engine.db.migrate import migrate
 
     settings = Settings()
+    exit_if_ports_taken(settings, api_port=port, api_host=host, need_broker=False)
     with database_services(settings) as svc:
         migrate(svc.database_url)
         # Resolved here, before any worker starts: keys kept as files in the data directory
