@@ -48,6 +48,9 @@ NAME = "llrp"
 # Large enough for a report of ~30,000 TagReportData; a reader buffering more than that should
 # be told to report more often (ROReportSpec N), not be trusted with unbounded memory.
 DEFAULT_MAX_MESSAGE_BYTES = 1 << 20
+# PeakRSSI is a signed byte; above +30 dBm no tag reply can be (readers transmit at most ~33
+# dBm), so such a value is a broken report, bounded as the other decoders bound theirs.
+_RSSI_DBM_MAX = 30
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -295,6 +298,8 @@ def _tag_read(data: bytes, received_at: datetime) -> TagRead:
         raise PayloadError("TagReportData without an AntennaID (enable it in the ROSpec)")
     if rssi is None:
         raise PayloadError("TagReportData without a PeakRSSI (enable it in the ROSpec)")
+    if rssi > _RSSI_DBM_MAX:
+        raise PayloadError(f"PeakRSSI {rssi} dBm is above {_RSSI_DBM_MAX} dBm")
     micros = first_seen if first_seen is not None else last_seen
     read_at = received_at if micros is None else _micros_to_utc(micros)
     return TagRead(

@@ -169,6 +169,15 @@ def test_tag_without_antenna_is_rejected_alone_with_its_bytes() -> None:
     assert reject.raw[:2] == b"\x00\xf0"  # the TagReportData parameter, not the whole message
 
 
+def test_peak_rssi_above_30_dbm_is_rejected_not_read() -> None:
+    data = encode_ro_access_report(
+        [TagReport("ABCD", 1, 100), TagReport("ABCE", 1, 30)], message_id=1
+    )
+    result = run(LlrpDecoder, [data])
+    assert [r.tag_id for r in result.reads] == ["ABCE"]
+    assert "PeakRSSI 100 dBm" in str(result.rejects[0].error)
+
+
 def test_lost_framing_rejects_everything_after_and_tells_the_transport() -> None:
     data = fixture(P, "bad_version_then_report.bin")
     decoder = LlrpDecoder()
