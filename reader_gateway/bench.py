@@ -21,7 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from reader_gateway.pipeline import Normalizer
-from reader_gateway.protocols import impinj_iot, make_decoder, r2000, tagtrail_active, zebra_iotc
+from reader_gateway.protocols import (
+    impinj_iot,
+    llrp_encode,
+    make_decoder,
+    r2000,
+    tagtrail_active,
+    zebra_iotc,
+)
 from reader_gateway.spool import Spool
 from reader_gateway.wire import encode_batch
 
@@ -78,6 +85,11 @@ def _captures(n: int) -> dict[tuple[str, str], list[bytes]]:
         for i, (t, a, r, at) in enumerate(reads)
     ]
     stream = impinj_iot.encode_stream(impinj)
+    llrp_tags = [llrp_encode.TagReport(t, a, int(r), first_seen=at) for t, a, r, at in reads]
+    # One TagReportData per RO_ACCESS_REPORT, as the gateway's ROSpec asks (N = 1).
+    llrp = b"".join(
+        llrp_encode.encode_ro_access_report([tag], message_id=i) for i, tag in enumerate(llrp_tags)
+    )
 
     def chunks(data: bytes) -> list[bytes]:
         return [data[i : i + _CHUNK] for i in range(0, len(data), _CHUNK)]
@@ -88,6 +100,7 @@ def _captures(n: int) -> dict[tuple[str, str], list[bytes]]:
         ("impinj-iot", "MQTT message per read"): impinj,
         ("impinj-iot-stream", "NDJSON stream"): chunks(stream),
         ("zebra-iotc", "MQTT message per read"): zebra,
+        ("llrp", "TCP stream, report per read"): chunks(llrp),
         ("zebra-iotc", "array of 50"): [
             zebra_iotc.encode_batch(zebra[i : i + 50]) for i in range(0, len(zebra), 50)
         ],

@@ -32,7 +32,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "protocols" / "fixtures"
-TARGETS = ("r2000", "tagtrail-active", "impinj-iot", "impinj-iot-stream", "zebra-iotc", "wire")
+TARGETS = (
+    "r2000",
+    "tagtrail-active",
+    "impinj-iot",
+    "impinj-iot-stream",
+    "zebra-iotc",
+    "llrp",
+    "wire",
+)
 _FIXTURE_DIR = {"impinj-iot-stream": "impinj-iot"}
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from reader_gateway.protocols.base import Decoder
 from reader_gateway.protocols.impinj_iot import ImpinjIotDecoder
+from reader_gateway.protocols.llrp import LlrpDecoder
 from reader_gateway.protocols.r2000 import R2000Decoder, encode_realtime_inventory
 from reader_gateway.protocols.tagtrail_active import TagtrailActiveDecoder
 from reader_gateway.protocols.zebra_iotc import ZebraIotcDecoder
@@ -36,6 +37,9 @@ DECODERS: dict[str, Callable[[], Decoder]] = {
     "r2000": R2000Decoder,
     # Our own active-tag frame (docs/protocols/tagtrail-active.md); serial or TCP stream.
     "tagtrail-active": TagtrailActiveDecoder,
+    # LLRP over TCP port 5084 (Impinj Speedway/R700, Zebra FX7500/FX9600, ...); answers each
+    # KEEPALIVE with KEEPALIVE_ACK. The ROSpec set-up exchange belongs to the transport.
+    "llrp": LlrpDecoder,
 }
 
 

@@ -64,6 +64,7 @@ def test_the_documented_example_loads(tmp_path: Path) -> None:
     ("change", "complaint"),
     [
         (('protocol = "r2000"', 'protocol = "r2001"'), "unknown protocol"),
+        (('protocol = "r2000"', 'protocol = "llrp"'), "runs over TCP, not a serial port"),
         (("max_inflight = 500", "max_inflight = 70000"), "max_inflight"),
         (("[batching]", "[batching]\nmax_raeds = 3"), "max_raeds"),
         (('dir = "spool"', ""), "dir"),

@@ -68,5 +68,36 @@ def test_binary_fixture_and_unknown_format() -> None:
     lines = _lines(result.stdout)
     assert any("tag_id" in line for line in lines)
     assert any(line.get("rejected") == "checksum" for line in lines)
-    bad = CliRunner().invoke(app, ["decode", "--format", "llrp", str(path)])
+    bad = CliRunner().invoke(app, ["decode", "--format", "no-such-protocol", str(path)])
     assert bad.exit_code == 2
+
+
+def test_llrp_capture_file_gives_its_45_reads_in_utc() -> None:
+    # Real Impinj RO_ACCESS_REPORTs published in sllurp's tests (see test_protocol_llrp.py).
+    path = FIXTURES / "llrp" / "sllurp_ro_access_reports_45_tags.bin"
+    result = CliRunner().invoke(app, ["decode", "--format", "llrp", str(path)])
+    assert result.exit_code == 0, result.output
+    lines = _lines(result.stdout)
+    assert len(lines) == 45
+    assert lines[0] == {
+        "tag_id": "3005FB63AC1F3841EC880467",
+        "antenna": 1,
+        "rssi_dbm": -50.0,
+        "read_at": "2013-11-27T20:44:01.558537Z",  # the reader's FirstSeenTimestampUTC
+    }
+
+
+def test_llrp_hex_keepalive_and_bad_version_with_events() -> None:
+    hex_text = (
+        "# KEEPALIVE id 7\n04 3e 00 00 00 0a 00 00 00 07\n"
+        "# version 7 header\n1c 3d 00 00 00 0a 00 00 00 01\n"
+    )
+    result = CliRunner().invoke(
+        app,
+        ["decode", "--format", "llrp", "--hex", "--events", "-", "--received-at", T0.isoformat()],
+        input=hex_text,
+    )
+    assert result.exit_code == 1, result.output
+    lines = _lines(result.stdout)
+    assert [line.get("rejected") for line in lines if "rejected" in line] == ["version"]
+    assert [line["event"] for line in lines if "event" in line] == ["keepalive", "framing_lost"]
