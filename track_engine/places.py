@@ -32,7 +32,14 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["PROTOCOL_RANGE_M", "PlaceModel", "Sightings", "clone_moves", "group_sightings"]
+__all__ = [
+    "PROTOCOL_RANGE_M",
+    "PlaceModel",
+    "Sightings",
+    "clone_moves",
+    "group_sightings",
+    "reach_m",
+]
 
 _US_PER_S = 1_000_000
 # How far a reader of each protocol can hear a tag, where the registry says no more: active
@@ -82,6 +89,13 @@ class Sightings:
         for g, r in zip(self.groups, self.rep.tolist(), strict=True):
             out.append(frozenset(readers[i] for i in g if i != r) - {readers[r]})
         return out
+
+
+def reach_m(reader: str, model: PlaceModel, ranges: Mapping[str, float] | None = None) -> float:
+    """How far from its road node ``reader`` may hear a tag: its range plus its pole's offset
+    where the range is known, never less than ``model.reach_m``."""
+    known = (ranges or {}).get(reader, 0.0)
+    return max(model.reach_m, known + _POLE_OFFSET_M)
 
 
 def _place_distance_m(
@@ -152,11 +166,7 @@ def clone_moves(
     """
     n = len(sightings.groups)
     pos = [np.array([xy[readers[i]] for i in g]) for g in sightings.groups]
-    known = ranges or {}
-    reach = [
-        np.array([max(model.reach_m, known.get(readers[i], 0.0) + _POLE_OFFSET_M) for i in g])
-        for g in sightings.groups
-    ]
+    reach = [np.array([reach_m(readers[i], model, ranges) for i in g]) for g in sightings.groups]
 
     def speed(i: int, j: int) -> float:
         """A lower bound of the speed from sighting ``i`` to ``j``."""
