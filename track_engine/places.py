@@ -39,6 +39,7 @@ __all__ = [
     "clone_moves",
     "group_sightings",
     "reach_m",
+    "sure_reach_m",
 ]
 
 _US_PER_S = 1_000_000
@@ -96,6 +97,17 @@ def reach_m(reader: str, model: PlaceModel, ranges: Mapping[str, float] | None =
     where the range is known, never less than ``model.reach_m``."""
     known = (ranges or {}).get(reader, 0.0)
     return max(model.reach_m, known + _POLE_OFFSET_M)
+
+
+def sure_reach_m(reader: str, ranges: Mapping[str, float] | None = None) -> float:
+    """How far from its road node a road lies *surely* inside ``reader``'s read zone: as close
+    as the reader's own pole (a few meters), or its known range less the pole's offset.
+
+    A bike on such a road is heard as surely as one crossing the node, so a read there says
+    nothing about which of the two it was; further out the read itself favours the node.
+    """
+    known = (ranges or {}).get(reader, 0.0)
+    return max(_POLE_OFFSET_M, known - _POLE_OFFSET_M)
 
 
 def _place_distance_m(

@@ -15,10 +15,12 @@ Steps, in order:
    flag, instead of drawing two teleports. Then **passed by**: a reader heard the bike from
    a road that does not go through its node (a read zone reaches a few meters, and a
    cycleway, a parallel street or a bridge can pass that close to another road's junction).
-   When the road way between the passages before and after it passes within the reader's
-   reach of its node, and going through the node instead is far less likely (the detour and
-   speed terms of the path model: ``_PASSED_BY_LOGLIK``), the passage is kept as ``merged``
-   into the route (the reader heard the bike: not silent on that way) but not routed through.
+   When the road way between the passages before and after it passes as close to the node
+   as the reader's own pole (:func:`track_engine.places.sure_reach_m`: a road that close is
+   heard as surely as the node's own, so the read cannot tell them apart), and going through
+   the node instead is far less likely (the detour and speed terms of the path model:
+   ``_PASSED_BY_LOGLIK``), the passage is kept as ``merged`` into the route (the reader heard
+   the bike: not silent on that way) but not routed through.
 2. **Path choice** between consecutive passages (ordered by closest approach) by the
    ``path_chooser`` — by default :class:`track_engine.paths.NegativeEvidenceChooser`: the most
    probable road paths given the time gaps, the readers on them that did not hear the tag, the
@@ -58,7 +60,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from track_engine.paths import NegativeEvidenceChooser, PathModel, shortest_path
-from track_engine.places import PlaceModel, clone_moves, group_sightings, reach_m
+from track_engine.places import PlaceModel, clone_moves, group_sightings, sure_reach_m
 from track_engine.roads import ReaderPaths, RoadGraph, precompute_reader_paths
 from track_engine.route_geometry import (
     DRAWN_KINDS,
@@ -388,7 +390,7 @@ def build_route(
         model = path_chooser.model if isinstance(path_chooser, NegativeEvidenceChooser) else None
         passed = _passed_by(
             rep_readers, rep_times, keep, graph, reader_paths,
-            lambda r: reach_m(r, place_model, reader_range_m), model or PathModel(),
+            lambda r: sure_reach_m(r, reader_range_m), model or PathModel(),
         )  # fmt: skip
         for k, before in passed.items():
             keep[k] = False
@@ -552,7 +554,8 @@ def _passed_by(
 
     A reader's passage says the bike came within its reach, not that it crossed its node. So
     when the way from the passage before to the one after passes within ``reach(reader)`` of
-    the node, both explain the read, and the path model's detour and speed terms decide:
+    the node (surely inside the read zone), both explain the read equally, and the path
+    model's detour and speed terms decide:
     only a node far less likely to have been crossed (``_PASSED_BY_LOGLIK``) is passed by.
     """
     out: dict[int, int] = {}

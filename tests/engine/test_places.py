@@ -257,13 +257,13 @@ def test_the_loaded_network_knows_the_range_of_its_active_readers() -> None:
     assert arrays.reader_ranges_m() == {"R1": PROTOCOL_RANGE_M["tagtrail-active"]}
 
 
-# A street A -- B (200 m, two-way) and, 6 m beside its middle, the node X of a cycleway that
+# A street A -- B (200 m, two-way) and, 3 m beside its middle, the node X of a cycleway that
 # joins the street only at its ends by way of a path 60 m north (a bridge's ramp, a cycleway
 # behind a row of trees): from A to X by road is 214 m, and on to B another 214 m.
 #
 #   3 (0,60) -------- 4 (100,60) -------- 5 (200,60)
 #   |                 |                   |
-#   |                 2 X (100,6)          |
+#   |                 2 X (100,3)          |
 #   0 A (0,0) ----------------------------- 1 B (200,0)
 PASSED = {"A": 0, "B": 1, "X": 2}
 
@@ -282,10 +282,10 @@ def _passed_graph(x_offset_m: float) -> RoadGraph:
 
 
 def test_a_read_from_the_road_beside_a_reader_is_passed_by_not_routed_through() -> None:
-    # The bike rides the street A -> B at 5 m/s; X's reader, 6 m from the street, hears it
-    # at the middle. Routed through X's node that is a 428 m ride (a 228 m detour at twice
-    # the speed); the read is explained by the street itself.
-    graph = _passed_graph(6.0)
+    # The bike rides the street A -> B at 5 m/s; X's reader, 3 m from the street (closer
+    # than its own pole stands to X), hears it at the middle. Routed through X's node that is
+    # a 434 m ride (a 234 m detour at twice the speed); the street explains the read as well.
+    graph = _passed_graph(3.0)
     passages = visits(
         ("A", -1.0, 0.0, 1.0, -50.0),
         ("X", 19.0, 20.0, 21.0, -62.0),
@@ -300,9 +300,10 @@ def test_a_read_from_the_road_beside_a_reader_is_passed_by_not_routed_through() 
     assert route_length_m(route) == pytest.approx(200.0)
 
 
-def test_a_reader_too_far_from_the_road_to_hear_it_is_still_routed_through() -> None:
-    # X 30 m from the street is beyond a reader's reach: the bike did go by X's node.
-    graph = _passed_graph(30.0)
+def test_a_reader_12_m_from_the_road_is_still_routed_through() -> None:
+    # X 12 m from the street: a reader may reach that far, but not surely, so the read
+    # favours X's node and the bike is routed through it, detour and all.
+    graph = _passed_graph(12.0)
     passages = visits(
         ("A", -1.0, 0.0, 1.0, -50.0),
         ("X", 19.0, 20.0, 21.0, -62.0),
