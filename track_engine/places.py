@@ -34,12 +34,12 @@ from numpy.typing import NDArray
 
 __all__ = [
     "PROTOCOL_RANGE_M",
+    "SURE_REACH_M",
     "PlaceModel",
     "Sightings",
     "clone_moves",
     "group_sightings",
     "reach_m",
-    "sure_reach_m",
 ]
 
 _US_PER_S = 1_000_000
@@ -48,6 +48,11 @@ _US_PER_S = 1_000_000
 PROTOCOL_RANGE_M = {"tagtrail-active": 100.0}
 # A reader's pole stands a few meters from its road node.
 _POLE_OFFSET_M = 5.0
+# How far from its road node a road lies *surely* inside any reader's read zone: as close as
+# the reader's own pole. A bike there is heard as surely as one crossing the node, so the read
+# cannot tell the two apart; further out the read itself favours the node. (A known range is
+# the most a reader reaches, not the least, so it does not widen this.)
+SURE_REACH_M = _POLE_OFFSET_M
 
 
 @dataclass(frozen=True)
@@ -97,17 +102,6 @@ def reach_m(reader: str, model: PlaceModel, ranges: Mapping[str, float] | None =
     where the range is known, never less than ``model.reach_m``."""
     known = (ranges or {}).get(reader, 0.0)
     return max(model.reach_m, known + _POLE_OFFSET_M)
-
-
-def sure_reach_m(reader: str, ranges: Mapping[str, float] | None = None) -> float:
-    """How far from its road node a road lies *surely* inside ``reader``'s read zone: as close
-    as the reader's own pole (a few meters), or its known range less the pole's offset.
-
-    A bike on such a road is heard as surely as one crossing the node, so a read there says
-    nothing about which of the two it was; further out the read itself favours the node.
-    """
-    known = (ranges or {}).get(reader, 0.0)
-    return max(_POLE_OFFSET_M, known - _POLE_OFFSET_M)
 
 
 def _place_distance_m(

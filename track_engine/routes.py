@@ -16,7 +16,7 @@ Steps, in order:
    a road that does not go through its node (a read zone reaches a few meters, and a
    cycleway, a parallel street or a bridge can pass that close to another road's junction).
    When the road way between the passages before and after it passes as close to the node
-   as the reader's own pole (:func:`track_engine.places.sure_reach_m`: a road that close is
+   as the reader's own pole (:data:`track_engine.places.SURE_REACH_M`: a road that close is
    heard as surely as the node's own, so the read cannot tell them apart), and going through
    the node instead is far less likely (the detour and speed terms of the path model:
    ``_PASSED_BY_LOGLIK``), the passage is kept as ``merged`` into the route (the reader heard
@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Protocol, runtime_checkable
@@ -60,7 +60,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from track_engine.paths import NegativeEvidenceChooser, PathModel, shortest_path
-from track_engine.places import PlaceModel, clone_moves, group_sightings, sure_reach_m
+from track_engine.places import SURE_REACH_M, PlaceModel, clone_moves, group_sightings
 from track_engine.roads import ReaderPaths, RoadGraph, precompute_reader_paths
 from track_engine.route_geometry import (
     DRAWN_KINDS,
@@ -388,10 +388,7 @@ def build_route(
     merged_members = set(sightings.merged()) - set(dropped_members)
     if drop_outliers:
         model = path_chooser.model if isinstance(path_chooser, NegativeEvidenceChooser) else None
-        passed = _passed_by(
-            rep_readers, rep_times, keep, graph, reader_paths,
-            lambda r: sure_reach_m(r, reader_range_m), model or PathModel(),
-        )  # fmt: skip
+        passed = _passed_by(rep_readers, rep_times, keep, graph, reader_paths, model or PathModel())
         for k, before in passed.items():
             keep[k] = False
             # It heard the bike, so it is not silent on the way past it.
@@ -546,14 +543,13 @@ def _passed_by(
     keep: NDArray[np.bool_],
     graph: RoadGraph,
     reader_paths: ReaderPaths,
-    reach: Callable[[str], float],
     model: PathModel,
 ) -> dict[int, int]:
     """Kept passages heard from a road past the reader, not through its node: ``{passage:
     the kept passage before it}`` (see step 1 of the module docstring).
 
     A reader's passage says the bike came within its reach, not that it crossed its node. So
-    when the way from the passage before to the one after passes within ``reach(reader)`` of
+    when the way from the passage before to the one after passes within ``SURE_REACH_M`` of
     the node (surely inside the read zone), both explain the read equally, and the path
     model's detour and speed terms decide:
     only a node far less likely to have been crossed (``_PASSED_BY_LOGLIK``) is passed by.
@@ -580,9 +576,10 @@ def _passed_by(
             if math.isfinite(via)
             else -math.inf
         )
-        if ll_via - ll_direct >= _PASSED_BY_LOGLIK or _off_path_m(
-            graph, reader_paths.path(a, b), node[x]
-        ) > reach(x):
+        if (
+            ll_via - ll_direct >= _PASSED_BY_LOGLIK
+            or _off_path_m(graph, reader_paths.path(a, b), node[x]) > SURE_REACH_M
+        ):
             prev = cur
             continue
         out[cur] = prev

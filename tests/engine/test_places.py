@@ -312,3 +312,17 @@ def test_a_reader_12_m_from_the_road_is_still_routed_through() -> None:
     route = build_route(passages, graph, PASSED)
     assert route.passages["reader_id"].tolist() == ["A", "X", "B"]
     assert route.merged.empty
+
+
+def test_a_long_range_reader_20_m_from_the_road_is_still_routed_through() -> None:
+    # An active reader may hear 100 m away, but its known range is the most it reaches, not
+    # the least: a road 20 m off is not surely heard, so the read still favours X's node.
+    graph = _passed_graph(20.0)
+    passages = visits(
+        ("A", -1.0, 0.0, 1.0, -50.0),
+        ("X", 19.0, 20.0, 21.0, -62.0),
+        ("B", 39.0, 40.0, 41.0, -50.0),
+    )
+    route = build_route(passages, graph, PASSED, reader_range_m={"X": 100.0})
+    assert route.passages["reader_id"].tolist() == ["A", "X", "B"]
+    assert route.merged.empty
