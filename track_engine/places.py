@@ -32,7 +32,15 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["PROTOCOL_RANGE_M", "PlaceModel", "Sightings", "clone_moves", "group_sightings"]
+__all__ = [
+    "PROTOCOL_RANGE_M",
+    "SURE_REACH_M",
+    "PlaceModel",
+    "Sightings",
+    "clone_moves",
+    "group_sightings",
+    "reach_m",
+]
 
 _US_PER_S = 1_000_000
 # How far a reader of each protocol can hear a tag, where the registry says no more: active
@@ -40,6 +48,11 @@ _US_PER_S = 1_000_000
 PROTOCOL_RANGE_M = {"tagtrail-active": 100.0}
 # A reader's pole stands a few meters from its road node.
 _POLE_OFFSET_M = 5.0
+# How far from its road node a road lies *surely* inside any reader's read zone: as close as
+# the reader's own pole. A bike there is heard as surely as one crossing the node, so the read
+# cannot tell the two apart; further out the read itself favours the node. (A known range is
+# the most a reader reaches, not the least, so it does not widen this.)
+SURE_REACH_M = _POLE_OFFSET_M
 
 
 @dataclass(frozen=True)
@@ -82,6 +95,13 @@ class Sightings:
         for g, r in zip(self.groups, self.rep.tolist(), strict=True):
             out.append(frozenset(readers[i] for i in g if i != r) - {readers[r]})
         return out
+
+
+def reach_m(reader: str, model: PlaceModel, ranges: Mapping[str, float] | None = None) -> float:
+    """How far from its road node ``reader`` may hear a tag: its range plus its pole's offset
+    where the range is known, never less than ``model.reach_m``."""
+    known = (ranges or {}).get(reader, 0.0)
+    return max(model.reach_m, known + _POLE_OFFSET_M)
 
 
 def _place_distance_m(
@@ -152,11 +172,7 @@ def clone_moves(
     """
     n = len(sightings.groups)
     pos = [np.array([xy[readers[i]] for i in g]) for g in sightings.groups]
-    known = ranges or {}
-    reach = [
-        np.array([max(model.reach_m, known.get(readers[i], 0.0) + _POLE_OFFSET_M) for i in g])
-        for g in sightings.groups
-    ]
+    reach = [np.array([reach_m(readers[i], model, ranges) for i in g]) for g in sightings.groups]
 
     def speed(i: int, j: int) -> float:
         """A lower bound of the speed from sighting ``i`` to ``j``."""

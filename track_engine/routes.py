@@ -12,7 +12,15 @@ Steps, in order:
 1. **Outliers**: a passage that makes an impossible move both from the passage before it and
    to the passage after it, while those two are consistent with each other, is a misread (or a
    clone's single sighting): it is dropped from the route and reported as an ``"outlier"``
-   flag, instead of drawing two teleports.
+   flag, instead of drawing two teleports. Then **passed by**: a reader heard the bike from
+   a road that does not go through its node (a read zone reaches a few meters, and a
+   cycleway, a parallel street or a bridge can pass that close to another road's junction).
+   When the road way between the passages before and after it passes as close to the node
+   as the reader's own pole (:data:`track_engine.places.SURE_REACH_M`: a road that close is
+   heard as surely as the node's own, so the read cannot tell them apart), and going through
+   the node instead is far less likely (the detour and speed terms of the path model:
+   ``_PASSED_BY_LOGLIK``), the passage is kept as ``merged`` into the route (the reader heard
+   the bike: not silent on that way) but not routed through.
 2. **Path choice** between consecutive passages (ordered by closest approach) by the
    ``path_chooser`` — by default :class:`track_engine.paths.NegativeEvidenceChooser`: the most
    probable road paths given the time gaps, the readers on them that did not hear the tag, the
@@ -40,6 +48,8 @@ interpolated time: the per-meter shape) and ``points`` samples it at every whole
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -49,8 +59,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from track_engine.paths import NegativeEvidenceChooser, shortest_path
-from track_engine.places import PlaceModel, clone_moves, group_sightings
+from track_engine.paths import NegativeEvidenceChooser, PathModel, shortest_path
+from track_engine.places import SURE_REACH_M, PlaceModel, clone_moves, group_sightings
 from track_engine.roads import ReaderPaths, RoadGraph, precompute_reader_paths
 from track_engine.route_geometry import (
     DRAWN_KINDS,
@@ -91,6 +101,10 @@ _US_PER_S = 1_000_000
 _IMPOSSIBLE_SLACK_S = 2.0
 _IMPOSSIBLE_SLACK_M = 20.0
 _SHAPES_MEMO = "route_geometry.path_shapes"
+# A passage is "passed by" only when crossing the reader's node is this much less likely
+# (natural log) than the way past it: 1 in 100, i.e. a reader hearing another road close to
+# its node is not rare, but not the default explanation of a read either.
+_PASSED_BY_LOGLIK = math.log(0.01)
 
 
 @dataclass(frozen=True)
@@ -149,7 +163,9 @@ class Route:
     closest_at_us, with the reader's road ``node``, ``x_m``, ``y_m``, ``lon``, ``lat`` added.
     ``dropped``: the outlier passages removed. ``merged``: passages at a neighbouring reader
     of the same place, folded into the sighting of the passage kept (whose read window then
-    spans theirs). ``flags``: outliers, impossible moves and clone findings.
+    spans theirs), and passages heard from a road past their reader's node ("passed by": the
+    route goes past, not through, the node). ``flags``: outliers, impossible moves and clone
+    findings.
 
     The four tables are built on first use (the GeoJSON forms need none of them).
     """
@@ -178,7 +194,8 @@ class Route:
 
     @cached_property
     def merged(self) -> pd.DataFrame:
-        """The passages folded into a neighbouring reader's sighting (one place, one pass)."""
+        """The passages folded into a neighbouring reader's sighting (one place, one pass),
+        and those heard from a road that passes by their reader's node."""
         return self._parts.source.take(self._parts.merged).reset_index(drop=True)
 
     @cached_property
@@ -388,10 +405,20 @@ def build_route(
         for i in np.flatnonzero(~keep).tolist()
     ]
     dropped_members = [i for k in np.flatnonzero(~keep).tolist() for i in sightings.groups[k]]
+    # (computed before "passed by" below: those are merged into the route, not dropped)
     dropped = order[np.asarray(sorted(dropped_members), dtype=np.intp)]
-    merged = order[
-        np.asarray([i for i in sightings.merged() if i not in set(dropped_members)], np.intp)
-    ]
+    merged_members = set(sightings.merged()) - set(dropped_members)
+    if drop_outliers:
+        model = path_chooser.model if isinstance(path_chooser, NegativeEvidenceChooser) else None
+        passed = _passed_by(rep_readers, rep_times, keep, graph, reader_paths, model or PathModel())
+        for k, before in passed.items():
+            keep[k] = False
+            # It heard the bike, so it is not silent on the way past it.
+            heard_with[before] = heard_with[before] | {rep_readers[k]}
+    else:
+        passed = {}
+    merged_members |= {i for k in passed for i in sightings.groups[k]}
+    merged = order[np.asarray(sorted(merged_members), np.intp)]
     kept = order[rep[keep]]
     readers = [rep_readers[i] for i in np.flatnonzero(keep).tolist()]
     heard = [heard_with[i] for i in np.flatnonzero(keep).tolist()]
@@ -530,6 +557,67 @@ def _outlier_mask(
             continue
         prev = i
     return keep
+
+
+def _passed_by(
+    readers: list[str],
+    t: NDArray[np.int64],
+    keep: NDArray[np.bool_],
+    graph: RoadGraph,
+    reader_paths: ReaderPaths,
+    model: PathModel,
+) -> dict[int, int]:
+    """Kept passages heard from a road past the reader, not through its node: ``{passage:
+    the kept passage before it}`` (see step 1 of the module docstring).
+
+    A reader's passage says the bike came within its reach, not that it crossed its node. So
+    when the way from the passage before to the one after passes within ``SURE_REACH_M`` of
+    the node (surely inside the read zone), both explain the read equally, and the path
+    model's detour and speed terms decide:
+    only a node far less likely to have been crossed (``_PASSED_BY_LOGLIK``) is passed by.
+    """
+    out: dict[int, int] = {}
+    idx = np.flatnonzero(keep).tolist()
+    times = t.tolist()
+    node = reader_paths.reader_node
+    prev = idx[0] if idx else 0
+    for cur, nxt in itertools.pairwise(idx[1:]):
+        a, x, b = readers[prev], readers[cur], readers[nxt]
+        if node[x] in (node[a], node[b]):
+            prev = cur
+            continue
+        direct = reader_paths.distance_m(a, b)
+        via = reader_paths.distance_m(a, x) + reader_paths.distance_m(x, b)
+        dt_s = (times[nxt] - times[prev]) / _US_PER_S
+        ll_direct = model.speed_loglik(direct, dt_s) if math.isfinite(direct) else -math.inf
+        if via <= direct or ll_direct == -math.inf:
+            prev = cur
+            continue
+        ll_via = (
+            model.speed_loglik(via, dt_s) + model.detour_loglik(via, direct)
+            if math.isfinite(via)
+            else -math.inf
+        )
+        if (
+            ll_via - ll_direct >= _PASSED_BY_LOGLIK
+            or _off_path_m(graph, reader_paths.path(a, b), node[x]) > SURE_REACH_M
+        ):
+            prev = cur
+            continue
+        out[cur] = prev
+    return out
+
+
+def _off_path_m(graph: RoadGraph, path: list[int], node: int) -> float:
+    """Distance in meters from ``node`` to the polyline of ``path`` (road nodes)."""
+    p = graph.node_xy_m[node]
+    pts = graph.node_xy_m[np.asarray(path, dtype=np.int64)]
+    if len(pts) == 1:
+        return float(np.hypot(*(pts[0] - p)))
+    a, d = pts[:-1], pts[1:] - pts[:-1]
+    sq = (d * d).sum(axis=1)
+    u = np.clip(((p - a) * d).sum(axis=1) / np.where(sq > 0, sq, 1.0), 0.0, 1.0)
+    return float(np.min(np.hypot(*(a + u[:, None] * d - p).T)))
 
 
 def _classify(

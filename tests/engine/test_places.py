@@ -276,3 +276,74 @@ def test_the_loaded_network_knows_the_range_of_its_active_readers() -> None:
     empty = np.empty(0)
     arrays = NetworkArrays(1, empty, empty, empty, empty, empty, readers)
     assert arrays.reader_ranges_m() == {"R1": PROTOCOL_RANGE_M["tagtrail-active"]}
+
+
+# A street A -- B (200 m, two-way) and, 3 m beside its middle, the node X of a cycleway that
+# joins the street only at its ends by way of a path 60 m north (a bridge's ramp, a cycleway
+# behind a row of trees): from A to X by road is 214 m, and on to B another 214 m.
+#
+#   3 (0,60) -------- 4 (100,60) -------- 5 (200,60)
+#   |                 |                   |
+#   |                 2 X (100,3)          |
+#   0 A (0,0) ----------------------------- 1 B (200,0)
+PASSED = {"A": 0, "B": 1, "X": 2}
+
+
+def _passed_graph(x_offset_m: float) -> RoadGraph:
+    xy = np.array([[0, 0], [200, 0], [100, x_offset_m], [0, 60], [100, 60], [200, 60]], dtype=float)
+    lonlat = np.column_stack([121.15 + xy[:, 0] / 96_250.0, 30.04 + xy[:, 1] / 111_195.0])
+    two_way = [(0, 1), (0, 3), (3, 4), (4, 2), (4, 5), (5, 1)]
+    edges = two_way + [(b, a) for a, b in two_way]
+    return RoadGraph.from_arrays(
+        node_lonlat=lonlat,
+        node_xy_m=xy,
+        edge_src=[a for a, _ in edges],
+        edge_dst=[b for _, b in edges],
+    )
+
+
+def test_a_read_from_the_road_beside_a_reader_is_passed_by_not_routed_through() -> None:
+    # The bike rides the street A -> B at 5 m/s; X's reader, 3 m from the street (closer
+    # than its own pole stands to X), hears it at the middle. Routed through X's node that is
+    # a 434 m ride (a 234 m detour at twice the speed); the street explains the read as well.
+    graph = _passed_graph(3.0)
+    passages = visits(
+        ("A", -1.0, 0.0, 1.0, -50.0),
+        ("X", 19.0, 20.0, 21.0, -62.0),
+        ("B", 39.0, 40.0, 41.0, -50.0),
+    )
+    route = build_route(passages, graph, PASSED)
+    assert route.flags == []
+    assert route.passages["reader_id"].tolist() == ["A", "B"]
+    assert route.merged["reader_id"].tolist() == ["X"]
+    (segment,) = route.segments
+    assert list(segment.nodes) == [0, 1]
+    assert route_length_m(route) == pytest.approx(200.0)
+
+
+def test_a_reader_12_m_from_the_road_is_still_routed_through() -> None:
+    # X 12 m from the street: a reader may reach that far, but not surely, so the read
+    # favours X's node and the bike is routed through it, detour and all.
+    graph = _passed_graph(12.0)
+    passages = visits(
+        ("A", -1.0, 0.0, 1.0, -50.0),
+        ("X", 19.0, 20.0, 21.0, -62.0),
+        ("B", 39.0, 40.0, 41.0, -50.0),
+    )
+    route = build_route(passages, graph, PASSED)
+    assert route.passages["reader_id"].tolist() == ["A", "X", "B"]
+    assert route.merged.empty
+
+
+def test_a_long_range_reader_20_m_from_the_road_is_still_routed_through() -> None:
+    # An active reader may hear 100 m away, but its known range is the most it reaches, not
+    # the least: a road 20 m off is not surely heard, so the read still favours X's node.
+    graph = _passed_graph(20.0)
+    passages = visits(
+        ("A", -1.0, 0.0, 1.0, -50.0),
+        ("X", 19.0, 20.0, 21.0, -62.0),
+        ("B", 39.0, 40.0, 41.0, -50.0),
+    )
+    route = build_route(passages, graph, PASSED, reader_range_m={"X": 100.0})
+    assert route.passages["reader_id"].tolist() == ["A", "X", "B"]
+    assert route.merged.empty
