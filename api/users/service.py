@@ -96,16 +96,7 @@ def login(
         audit.append(
             conn, actor=user.username, role=user.role, action="auth.login", remote_addr=client
         )
-    token = issue_token(
-        secret=keys.jwt_secret,
-        user_id=user.user_id,
-        username=user.username,
-        role=user.role,
-        ttl_s=config.token_ttl_s,
-        now=now,
-        version=user.token_version,
-    )
-    return TokenOut(access_token=token, expires_in=config.token_ttl_s, role=user.role)
+    return _token_out(user, version=user.token_version, config=config, keys=keys, now=now)
 
 
 def change_own_password(
@@ -154,16 +145,8 @@ def change_own_password(
         subject=f"user:{user_id}",
         remote_addr=client,
     )
-    token = issue_token(
-        secret=keys.jwt_secret,
-        user_id=user.user_id,
-        username=user.username,
-        role=user.role,
-        ttl_s=config.token_ttl_s,
-        now=now,
-        version=user.token_version + 1,
-    )
-    return TokenOut(access_token=token, expires_in=config.token_ttl_s, role=user.role)
+    # The change bumped the account's token version: the fresh token carries the new one.
+    return _token_out(user, version=user.token_version + 1, config=config, keys=keys, now=now)
 
 
 class WrongCurrentPasswordError(BadRequestError):
@@ -195,6 +178,22 @@ def reset_password(
         subject=f"user:{user_id}",
         remote_addr=remote_addr,
     )
+
+
+def _token_out(
+    user: accounts.UserRecord, *, version: int, config: ApiConfig, keys: Keys, now: datetime
+) -> TokenOut:
+    """A bearer token for ``user`` at token ``version`` (older versions are revoked)."""
+    token = issue_token(
+        secret=keys.jwt_secret,
+        user_id=user.user_id,
+        username=user.username,
+        role=user.role,
+        ttl_s=config.token_ttl_s,
+        now=now,
+        version=version,
+    )
+    return TokenOut(access_token=token, expires_in=config.token_ttl_s, role=user.role)
 
 
 def to_out(user: accounts.UserRecord) -> UserOut:
