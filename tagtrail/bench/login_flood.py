@@ -40,18 +40,14 @@ import psycopg
 from tagtrail.bench.common import (
     ADMIN_URL,
     BenchError,
-    Service,
     fresh_database,
     load_avg,
     machine,
     percentiles_ms,
-    service_env,
-    wait_for,
 )
-from tagtrail.bench.latency import login, officer, up
+from tagtrail.bench.latency import login, officer
 from tagtrail.bench.preload import checkpoint
-from tagtrail.bench.query import Http, seed_city
-from tagtrail.bench.services import free_port
+from tagtrail.bench.query import Http, api_service, seed_city
 
 
 @dataclass(frozen=True)
@@ -261,24 +257,14 @@ def run_login_flood(opts: LoginFloodOptions) -> dict[str, Any]:
         form = officer(url)
         known = _accounts(url, opts.accounts)
         doc["machine"] = machine(url)
-        port = free_port()
-        env = service_env(url, "mqtt://127.0.0.1:1", "tagtrail-bench/login-flood", data_dir)
-        env["TAGTRAIL_TRUSTED_PROXIES"] = '["127.0.0.1"]'
-        api = Service(
-            "api",
-            ["api", "--host", "127.0.0.1", "--port", str(port), "--workers", str(opts.api_workers)],
-            env=env,
-            log_dir=Path(tmp),
-        )
-        try:
-            base = f"http://127.0.0.1:{port}"
-            wait_for(lambda: up(base), timeout_s=90, what="the API", services=[api])
-            token = login(base, form)
+        with api_service(
+            url, data_dir, Path(tmp), workers=opts.api_workers, topic="login-flood",
+            up_timeout_s=90, extra_env={"TAGTRAIL_TRUSTED_PROXIES": '["127.0.0.1"]'},
+        ) as (port, api):  # fmt: skip
+            token = login(f"http://127.0.0.1:{port}", form)
             load_before = load_avg()
             tallies = _run_clients(opts, port, token, [p for _, p in seeded["bikes"]], known)
             api.check()
-        finally:
-            api.stop()
     return _figures(doc, opts, tallies, load_before)
 
 

@@ -26,6 +26,8 @@ import socket
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -392,23 +394,13 @@ def run_query(opts: QueryOptions) -> dict[str, Any]:
         doc["checkpoint_seconds"] = checkpoint(url)
         form = officer(url)
         doc["machine"] = machine(url)
-        port = free_port()
-        env = service_env(url, "mqtt://127.0.0.1:1", "tagtrail-bench/query", data_dir)
-        api = Service(
-            "api",
-            ["api", "--host", "127.0.0.1", "--port", str(port), "--workers", str(opts.api_workers)],
-            env=env,
-            log_dir=Path(tmp),
-        )
-        try:
-            base = f"http://127.0.0.1:{port}"
-            wait_for(lambda: up(base), timeout_s=60, what="the API", services=[api])
-            token = login(base, form)
+        with api_service(
+            url, data_dir, Path(tmp), workers=opts.api_workers, topic="query", up_timeout_s=60
+        ) as (port, api):
+            token = login(f"http://127.0.0.1:{port}", form)
             load_before = load_avg()
             out, errors = _run_clients(opts, port, token, seeded["bikes"])
             api.check()
-        finally:
-            api.stop()
     if errors:
         raise BenchError(f"{len(errors)} requests failed, e.g. {errors[0]}")
     doc.update(
@@ -453,3 +445,33 @@ def report_rows(doc: dict[str, Any]) -> list[tuple[str, str]]:
         )
     rows.append(("load before → after", f"{doc['load_avg_before']} → {doc['load_avg_after']}"))
     return rows
+
+
+@contextmanager
+def api_service(
+    url: str,
+    data_dir: Path,
+    log_dir: Path,
+    *,
+    workers: int,
+    topic: str,
+    up_timeout_s: float,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[tuple[int, Service]]:
+    """`tagtrail api --workers N` on a free loopback port over ``url`` (no broker), up and
+    answering; stopped on leaving. Yields its port and the service (``check()`` it)."""
+    port = free_port()
+    env = service_env(url, "mqtt://127.0.0.1:1", f"tagtrail-bench/{topic}", data_dir)
+    env |= extra_env or {}
+    api = Service(
+        "api",
+        ["api", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
+        env=env,
+        log_dir=log_dir,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: up(base), timeout_s=up_timeout_s, what="the API", services=[api])
+        yield port, api
+    finally:
+        api.stop()
