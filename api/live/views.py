@@ -139,28 +139,21 @@ def live_case(
     last_event_id: LastEventId = None,
 ) -> StreamingResponse:
     """The stream of the case's bike (the open case's number is the reason). Roles: officer."""
-    check_case(
-        conn,
-        audit.AuditRow(
-            actor=principal.username,
-            role=principal.role,
-            action="live.case",
-            subject=f"case:{case_number}",
-            case_number=case_number,
-            remote_addr=principal.remote_addr,
-        ),
-    )
-    theft = cases.theft_by_case(conn, case_number)
-    assert theft is not None  # check_case found it
-    audit.append(
-        conn,
+    record = audit.AuditRow(
         actor=principal.username,
         role=principal.role,
         action="live.case",
-        subject=f"bike:{theft.bike_id}",
-        bike_id=theft.bike_id,
+        subject=f"case:{case_number}",
         case_number=case_number,
         remote_addr=principal.remote_addr,
+    )
+    check_case(conn, record)
+    theft = cases.theft_by_case(conn, case_number)
+    if theft is None:  # gone since check_case found it: the same answer, audited
+        raise LookupNotFoundError(f"no case {case_number}", record=record)
+    audit.append_row(
+        conn,
+        dataclasses.replace(record, subject=f"bike:{theft.bike_id}", bike_id=theft.bike_id),
     )
     return _bike_stream(
         conn,

@@ -69,20 +69,24 @@ async def token(
     # On the login threads (as many as slots, at a lower priority), never the shared thread
     # pool of the other views. Shielded: a client that hangs up does not free the slot before
     # the hash it started is done.
-    checking = asyncio.get_running_loop().run_in_executor(
-        executor,
-        partial(
-            service.login,
-            pool,
-            config=config,
-            keys=keys,
-            limiter=limiter,
-            username=username,
-            password=password,
-            client=client,
-            now=datetime.now(UTC),
-        ),
-    )
+    try:
+        checking = asyncio.get_running_loop().run_in_executor(
+            executor,
+            partial(
+                service.login,
+                pool,
+                config=config,
+                keys=keys,
+                limiter=limiter,
+                username=username,
+                password=password,
+                client=client,
+                now=datetime.now(UTC),
+            ),
+        )
+    except BaseException:  # not scheduled (the executor is shutting down): give the slot back
+        gate.leave()
+        raise
     checking.add_done_callback(lambda _: gate.leave())
     return await asyncio.shield(checking)
 
