@@ -371,6 +371,10 @@ class EngineService:
             log.error("storing passages closed by the clock failed: %s", exc)
             self._tick_paused_until = now + _TICK_RETRY_S
             return
+        self._add_passages_stored(stored)
+
+    def _add_passages_stored(self, stored: int) -> None:
+        """Passages stored outside a micro-batch (a tick, the final flush): metric and counter."""
         if stored:
             self.metrics.passages_stored.inc(stored)
             with self.counters.lock:
@@ -462,8 +466,14 @@ class EngineService:
                 by_database = isinstance(exc, psycopg.Error)
                 who = "database refused" if by_database else "engine failed on"
                 reason = f"{who} the batch: {type(exc).__name__}: {exc}"
-                with self.engine.micro_batch():
-                    self._quarantine(item.msg, reason[:2000])
+                try:
+                    with self.engine.micro_batch():
+                        self._quarantine(item.msg, reason[:2000])
+                except psycopg.OperationalError as lost:  # the database went away meanwhile
+                    self._reconnect(lost)
+                    if self._stop.is_set():
+                        raise
+                    continue  # the message again, from the start, once it is back
                 refused = dict(item.refused)
                 if item.batch is not None and len(item.batch):
                     why = Refusal.REFUSED_BY_DATABASE if by_database else Refusal.ENGINE_ERROR
@@ -553,8 +563,7 @@ class EngineService:
     def flush(self) -> int:
         """Close all open passages now (end of a finite run)."""
         stored = self.engine.flush()
-        with self.counters.lock:
-            self.counters.passages_stored += stored
+        self._add_passages_stored(stored)
         return stored
 
     def close(self) -> None:

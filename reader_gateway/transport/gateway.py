@@ -397,9 +397,11 @@ class Gateway:
                 antenna_map=antenna_map,
                 may_name=may_name,
             )
-        except ValueError as exc:  # a read no reader id can be given to: a config mistake
+        except ValueError:  # a read no reader id can be given to: a config mistake (or a bug)
             health.rejects["no_reader_id"] += reads
-            log.error("reader %s: %s", reader_id, exc)
+            log.exception("reader %s: its reads could not be normalized", reader_id)
+            # Refusals of this message's earlier blocks are its own: never filed under the next.
+            norm.take_refusals()
             return
         if replay:
             norm.take_refusals()  # counted and quarantined the first time
