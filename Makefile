@@ -45,13 +45,15 @@ contracts: $(STAMP)
 unit: $(STAMP) browser
 	$(BIN)/pytest -q --durations=15
 
-## browser: the headless Chromium and ChromeDriver the console tests drive (Debian packages)
+## browser: the headless Chromium and ChromeDriver the console tests drive, and the CJK font of
+## the console's screenshots and the PDF case sheet (Debian packages)
 browser:
-	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+	  && [ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	    chromium chromium-driver fonts-wqy-microhei >/dev/null; \
-	else echo "install chromium and chromium-driver (Debian) for the console tests" >&2; exit 1; fi
+	else echo "install chromium, chromium-driver and fonts-wqy-microhei (Debian) for the console tests" >&2; exit 1; fi
 
 ## test-faults: the whole fault-injection suite, ~30 min (make test runs only its short tests)
 test-faults: $(STAMP)

@@ -3,7 +3,7 @@ next readers, companions. Each needs a case number or a reason and is audited.""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -22,6 +22,8 @@ from api.deps import (
 )
 from api.openapi import LOOKUP_RESPONSES
 from api.routes import tracking
+from api.routes.case_sheet import MEDIA_TYPE as PDF_MEDIA_TYPE
+from api.routes.case_sheet import RoadContext, SheetHeader, sheet_zone, to_pdf
 from api.routes.exports import MEDIA_TYPES, RENDERERS
 from api.routes.service import (
     RouteRequest,
@@ -97,30 +99,48 @@ async def get_route(
 @router.get(
     "/routes/{plate}/export",
     response_class=Response,
-    responses={200: {"content": {m: {} for m in MEDIA_TYPES.values()}}},
+    responses={200: {"content": {m: {} for m in (*MEDIA_TYPES.values(), PDF_MEDIA_TYPE)}}},
 )
 def export_route(
     conn: ConnDep,
     network: NetworkDep,
     principal: OfficerDep,
     plate: PlatePath,
-    format: Annotated[Literal["gpx", "kml", "csv"], Query()],
+    format: Annotated[Literal["gpx", "kml", "csv", "pdf"], Query()],
     since: Since = None,
     until: Until = None,
     reason: Reason = "",
     case_number: CaseNumber = None,
+    tz: Annotated[
+        str,
+        Query(
+            max_length=64,
+            description="IANA time zone of the PDF sheet's times",
+            examples=["Asia/Shanghai"],
+        ),
+    ] = "UTC",
 ) -> Response:
-    """The route for a case file as GPX, KML or CSV. Roles: officer."""
+    """The route for a case file as GPX, KML, CSV or the PDF case sheet (case number, officer,
+    generated time, the route on the road network, every passage with its time in ``tz``).
+    Roles: officer."""
+    zone = sheet_zone(tz) if format == "pdf" else None
     request = _route_request(
         principal, plate, since, until, reason, case_number, action=f"route.export.{format}"
     )
     feature = route_for_plate(conn, network, request)
     name = "".join(ch for ch in feature["properties"]["plate"] if ch.isascii() and ch.isalnum())
-    return Response(
-        RENDERERS[format](feature),
-        media_type=MEDIA_TYPES[format],
-        headers={"Content-Disposition": f'attachment; filename="route-{name or "bike"}.{format}"'},
-    )
+    disposition = {"Content-Disposition": f'attachment; filename="route-{name or "bike"}.{format}"'}
+    if zone is not None:
+        graph = network.get(conn).graph
+        roads = RoadContext(graph.node_lonlat, graph.edge_src, graph.edge_dst)
+        header = SheetHeader(
+            plate=feature["properties"]["plate"], case_number=request.case_number,
+            reason=request.reason, officer=principal.username,
+            generated_at=datetime.now(UTC), zone=zone,
+        )  # fmt: skip
+        body = to_pdf(feature, header, roads)
+        return Response(body, media_type=PDF_MEDIA_TYPE, headers=disposition)
+    return Response(RENDERERS[format](feature), media_type=MEDIA_TYPES[format], headers=disposition)
 
 
 @router.get("/routes/{plate}/cameras")

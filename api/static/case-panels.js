@@ -1,7 +1,8 @@
 // The officer's side panels: last seen, likely next readers with ETA (also marked on the
 // map), cameras near the passages with links to their footage, and companions (tags that
 // travelled with the stolen bike).
-import { dateTime, duration, number, relative } from "./format.js";
+import { age, etaAttrs, missedLabel } from "./ages.js";
+import { dateTime, duration, number } from "./format.js";
 import { t } from "./i18n.js";
 import { fillTable, h, row } from "./dom.js";
 import { getJson } from "./session.js";
@@ -37,7 +38,7 @@ export class LastSeen {
       h("strong", {}, seen.reader_id),
       " · ",
       dateTime(seen.at),
-      h("span", { class: "muted" }, ` (${relative(seen.at)})`),
+      h("span", { class: "muted" }, " (", age(seen.at), ")"),
     );
   }
 }
@@ -64,14 +65,20 @@ export class NextReaders {
   render() {
     this.layer.clearLayers();
     const rows = this.items.map((n) => {
-      const eta = h("span", {}, dateTime(n.eta), h("span", { class: "muted" }, ` (${duration(n.travel_s)})`));
+      const eta = h(
+        "span",
+        {},
+        h("span", { class: "eta-time" }, dateTime(n.eta)),
+        h("span", { class: "muted" }, ` (${duration(n.travel_s)})`),
+        missedLabel(),
+      );
       const latlng = this.readers.get(n.reader_id);
       if (latlng) {
         L.circleMarker(latlng, { radius: 14, color: "#e65100", weight: 3, dashArray: "4 4", fill: false })
           .bindTooltip(t("next.tooltip", { reader: n.reader_id, eta: dateTime(n.eta) }))
           .addTo(this.layer);
       }
-      return row([n.reader_id, eta, `${number(n.probability * 100)} %`]);
+      return row([n.reader_id, eta, `${number(n.probability * 100)} %`], etaAttrs(n.eta));
     });
     fillTable(this.table, rows, t("next.none"));
   }

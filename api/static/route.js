@@ -5,7 +5,7 @@
 import { Cameras, Companions, LastSeen, NextReaders } from "./case-panels.js";
 import { h } from "./dom.js";
 import { wireExports } from "./exports.js";
-import { dateTime } from "./format.js";
+import { dateTime, duration } from "./format.js";
 import { onLang, t } from "./i18n.js";
 import { baseMap, drawReaders } from "./map.js";
 import { PassageList } from "./passages.js";
@@ -17,6 +17,8 @@ import { say, startPage } from "./shell.js";
 
 const $ = (id) => document.getElementById(id);
 const RELOAD_AFTER_MS = 2500; // after live passages settle, fetch the stitched route again
+const FRESHNESS_MS = 30_000; // how often the newest stored read is looked at
+const BEHIND_S = 300; // stored reads older than this: the page says newer ones may be missing
 
 const plate = decodeURIComponent(location.pathname.split("/").pop());
 const params = new URLSearchParams(location.search);
@@ -235,6 +237,25 @@ function applyWindow(ctx, { since, until }) {
   showWindow(ctx);
 }
 
+// How current the stored reads are, city-wide: the officer sees when the answer may be behind
+// (the pipeline is catching up), not only how long ago this bike was seen.
+async function showFreshness() {
+  const box = $("freshness");
+  try {
+    const ingest = await getJson("/api/v1/stats/ingest?window_minutes=1");
+    const behind = ingest.lag_s != null && ingest.lag_s > BEHIND_S;
+    box.classList.toggle("behind", behind);
+    box.textContent =
+      ingest.lag_s == null
+        ? ""
+        : t(behind ? "fresh.behind" : "fresh.current", {
+            age: behind ? duration(ingest.lag_s) : t("fmt.ago", { d: duration(ingest.lag_s) }),
+          });
+  } catch {
+    box.textContent = "";
+  }
+}
+
 async function main() {
   renderTitle();
   const { map, readers } = await baseMap($("map"), { label: t("route.map") });
@@ -272,11 +293,13 @@ async function main() {
     plate,
     // The object, not its text: an export is made of the window shown when it is clicked.
     query: routeQuery,
+    caseLabel: () => why.get("case_number") || why.get("reason"),
     status: $("export-status"),
     beforePrint: () => {
       map.invalidateSize();
       if (layer.bounds().isValid()) map.fitBounds(layer.bounds().pad(0.15));
     },
+    afterPrint: () => map.invalidateSize(),
   });
   onLang(() => {
     renderTitle();
@@ -290,6 +313,8 @@ async function main() {
     ctx.replay.show();
     if (feature) renderStatus(ctx);
   });
+  showFreshness();
+  setInterval(showFreshness, FRESHNESS_MS);
   await showWindow(ctx);
 }
 
