@@ -10,7 +10,8 @@
 3. plays each theft of these bikes: at ``stolen_at`` the bike is wherever its owner left it
    (often inside an estate or campus, so the thief leaves through a gate); the thief rides it
    fast to a fence, or to a van pickup nearby, and the van drives at 40-60 km/h to the fence.
-   The owner's later trips are gone with the bike.
+   With ``DayPlan.ride_on_s`` a riding thief keeps using the bike after the fence (rides from
+   junction to junction with short stops). The owner's later trips are gone with the bike.
 
 Every random number is keyed by intention, node or trip (:mod:`simulators.keyed_random`), and
 steps 2 and 3 only look at one bike's own trips, so a bike's day is the same in any chunk.
@@ -31,6 +32,9 @@ from simulators.trip_tables import subset_paths, trip_tables
 
 PARKING_S = 120.0
 _S_LATERAL = 21  # keyed-random stream of a trip's lateral offset
+# Keys of ride-on legs' random streams: far above any intention or theft leg's key.
+_RIDE_ON_KEY_BASE = 1 << 40
+_RIDE_ON_MAX_LEGS = 500
 
 
 def plan_bikes(
@@ -76,6 +80,9 @@ def plan_bikes(
             row = {"bike_id": [b], "kind": [kind], "from_node": [leg_src], "to_node": [leg_dst]}
             theft_parts.append((pd.DataFrame(row).assign(start_us=begin), tp))
             begin += int(tp.duration_us[0]) + int(dice.pause_s[i, leg] * 1e6)
+        if plan.ride_on_s > 0 and not by_van:
+            ride_on = _RideOn(city, router, rand, plan, int(i), b)
+            theft_parts.extend(ride_on.legs(fence, begin, stolen + int(plan.ride_on_s * 1e6)))
         removed = None  # at the fence (plus a loading pause, which is harmless here)
         if dice.tag_removed[i]:
             removed = from_us(begin + int(dice.removal_delay_s[i] * 1e6))
@@ -112,6 +119,39 @@ def _sequential_starts(
             continue
         prev_end = int(start_at[k] + dur_us[k])
     return start_at, keep
+
+
+class _RideOn:
+    """The thief's own rides on the stolen bike after the fence: junction to junction at the
+    thief's speed, 30-120 s stops between, until a given time."""
+
+    def __init__(
+        self, city: City, router: Router, rand: KeyedRandom, plan: DayPlan, theft: int, bike: int
+    ) -> None:
+        self.city, self.router, self.rand = city, router, rand
+        self.speed = float(plan.thefts.thief_mps[theft])
+        self.bike = bike
+        self.key0 = _RIDE_ON_KEY_BASE + theft * _RIDE_ON_MAX_LEGS
+        self.pick = np.random.default_rng([plan.seed, theft, 7919])
+        self.junctions = np.flatnonzero(city.node_kind == "junction")
+
+    def legs(self, at: int, begin: int, until_us: int) -> list[tuple[pd.DataFrame, TimedPaths]]:
+        """Legs from node ``at`` starting at ``begin`` (UTC µs) while before ``until_us``."""
+        parts: list[tuple[pd.DataFrame, TimedPaths]] = []
+        for leg in range(_RIDE_ON_MAX_LEGS):
+            if begin >= until_us:
+                break
+            dst = int(self.junctions[self.pick.integers(len(self.junctions))])
+            if dst == at:
+                continue
+            path = self.router.paths(np.array([0]), np.array([at]), np.array([dst]))
+            key = np.array([self.key0 + leg], np.int64)
+            tp = time_paths(self.city, path, np.array([self.speed]), "thief", self.rand, key)
+            row = {"bike_id": [self.bike], "kind": ["theft"], "from_node": [at], "to_node": [dst]}
+            parts.append((pd.DataFrame(row).assign(start_us=begin), tp))
+            begin += int(tp.duration_us[0]) + int(self.pick.uniform(30.0, 120.0) * 1e6)
+            at = dst
+        return parts
 
 
 def _fence_for(city: City, u: float, src: int) -> int:

@@ -189,6 +189,9 @@ class DayPlan:
     # Keys of the theft legs' random streams start here: the intentions planned before the
     # copies' extra ones (_ride_clones), so adding those never changes a theft.
     theft_key_base: int = -1
+    # After the fence the thief keeps riding the bike this long from the theft (0: parked at
+    # the fence). A stolen e-bike is often the thief's own transport for days afterwards.
+    ride_on_s: float = 0.0
 
     def intentions_of(self, b0: int, b1: int) -> NDArray[np.int64]:
         """Row indices of the intentions of bikes ``b0 <= bike < b1``."""
@@ -211,10 +214,13 @@ def plan_day(
     trip_rate_scale: float = 1.0,
     active_fraction: float = 0.0,
     route_variants: int = 4,
+    thief_ride_on_s: float = 0.0,
 ) -> DayPlan:
     """Plan the fleet, its trip intentions and its thefts over ``[start, start + hours]``.
 
-    Each theft happens at ``start + f * hours`` with ``f`` uniform in ``theft_window``.
+    Each theft happens at ``start + f * hours`` with ``f`` uniform in ``theft_window``; a
+    thief not loading the bike on a van rides on from the fence until ``thief_ride_on_s``
+    after the theft.
     """
     if bikes < 1 or hours <= 0 or not 0 <= thefts <= bikes:
         raise ValueError("need bikes >= 1, hours > 0 and 0 <= thefts <= bikes")
@@ -255,8 +261,15 @@ def plan_day(
         initial_node=initial, speed_mps=speed, want_bike=want.bike, want_us=want.t,
         want_from=want.src, want_to=want.dst, want_kind=want.kind,
         want_variant=variant.astype(np.int64), thefts=dice, router_seed=router_seed,
-        theft_key_base=key_base,
+        theft_key_base=key_base, ride_on_s=thief_ride_on_s,
     )  # fmt: skip
+
+
+def trip_rate_scale_for(start: datetime, hours: float, trips_per_bike_per_h: float) -> float:
+    """The ``trip_rate_scale`` giving at least ``trips_per_bike_per_h`` on average over the
+    window (never below 1): the live demo's city keeps its traffic at 3 a.m. too."""
+    t_us = to_us(start) + np.linspace(0.0, hours * 3.6e9, 61).astype(np.int64)
+    return max(1.0, trips_per_bike_per_h / float(np.mean(_trip_rate_per_h(t_us))))
 
 
 @dataclass(frozen=True)

@@ -45,17 +45,20 @@ def generate_population(
     clones: int = 0,
     trip_rate_scale: float = 1.0,
     active_fraction: float = 0.0,
+    thief_ride_on_s: float = 0.0,
 ) -> Population:
     """Generate ``bikes`` bikes, their trips over ``[start, start + hours]`` and ``thefts`` thefts.
 
     Each theft happens at ``start + f * hours`` with ``f`` uniform in ``theft_window``
     (fractions of the window). ``clones`` bikes carry a copy of another bike's tag;
     ``active_fraction`` of the bikes carry an active 2.4 GHz tag instead of a UHF one.
+    A thief who rides (no van) keeps riding the bike until ``thief_ride_on_s`` after the theft.
     """
     plan = plan_day(
         city, seed=seed, bikes=bikes, start=start, hours=hours, thefts=thefts,
         theft_window=theft_window, van_prob=van_prob, tag_removal_prob=tag_removal_prob,
         clones=clones, trip_rate_scale=trip_rate_scale, active_fraction=active_fraction,
+        thief_ride_on_s=thief_ride_on_s,
     )  # fmt: skip
     return plan_bikes(city, Router(city, seed=plan.router_seed), plan, 0, bikes)
 

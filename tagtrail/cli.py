@@ -80,6 +80,10 @@ def demo(
     size_m: Annotated[
         float, typer.Option(min=1000, max=15000, help="City size in meters.")
     ] = 2000.0,
+    speedup: Annotated[
+        float,
+        typer.Option(min=1, max=60, help="Live: simulated seconds per second (1 = real time)."),
+    ] = 1.0,
 ) -> None:
     """Run the whole pipeline on a simulated city in which one bike is stolen.
 
@@ -89,7 +93,9 @@ def demo(
     from tagtrail import demo as demo_mod
 
     settings = Settings()
-    options = demo_mod.DemoOptions(seed=seed, bikes=bikes, hours=hours, size_m=size_m)
+    options = demo_mod.DemoOptions(
+        seed=seed, bikes=bikes, hours=hours, size_m=size_m, speedup=speedup
+    )
     # Before PostgreSQL starts and the demo's theft case is opened: a taken port is one line.
     exit_if_ports_taken(settings, need_api=not once)
     with services(settings) as svc:

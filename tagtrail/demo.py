@@ -29,6 +29,7 @@ from reader_gateway.config import DEFAULT_MAX_READ_AGE_S, DEFAULT_MAX_READ_LEAD_
 from reader_gateway.transport.mqtt import MqttGateway, MqttGatewayConfig
 from simulators.city import City, generate_city
 from simulators.emit import MqttEmitter, reader_messages
+from simulators.fleet import trip_rate_scale_for
 from simulators.readers import SimReader, place_readers
 from simulators.rf import simulate_reads
 from simulators.riders import Bike, Population, Theft, generate_population, trajectories
@@ -60,6 +61,12 @@ class DemoOptions:
     hours: float = 1.0
     lead_minutes: float = 20.0  # live mode: how much of the window lies in the past at start
     speedup: float = 1.0
+    # Live mode only: the theft happens this many minutes before the banner, the thief rides
+    # on (no van) until this long after the banner, and the city keeps at least this many
+    # trips per bike per hour whatever the local hour (a demo at 3 a.m. is not silent).
+    live_theft_before_min: tuple[float, float] = (5.0, 8.0)
+    live_ride_after_min: float = 25.0
+    live_trips_per_bike_per_h: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -84,13 +91,41 @@ class SimulatedCity:
         return next(b for b in self.population.bikes if b.bike_id == self.theft.bike_id)
 
 
-def simulate(options: DemoOptions, *, start: datetime, run_index: int = 0) -> SimulatedCity:
+def _live_plan(options: DemoOptions, start: datetime) -> dict[str, Any]:
+    """The live demo's theft and traffic: stolen a few minutes before the banner, ridden on
+    well past it, in a city busy enough that the map moves whatever the hour."""
+    window_min = options.hours * 60
+    early, late = options.live_theft_before_min
+    lead = options.lead_minutes
+    ride_on_min = max(early, late) + options.live_ride_after_min
+    return {
+        "theft_window": ((lead - late) / window_min, (lead - early) / window_min),
+        "van_prob": 0.0,
+        "thief_ride_on_s": ride_on_min * 60,
+        "trip_rate_scale": trip_rate_scale_for(
+            start, options.hours, options.live_trips_per_bike_per_h
+        ),
+    }
+
+
+def simulate(
+    options: DemoOptions, *, start: datetime, run_index: int = 0, live: bool = False
+) -> SimulatedCity:
     """Generate the city, readers, riders with one theft, and every read the readers make.
 
     The city and its readers depend on ``options.seed`` only; the riders also on ``run_index``,
     so that a demo re-run on the same database gets new bikes and tags instead of replaying
-    the same tags over an overlapping time window.
+    the same tags over an overlapping time window. ``live``: the theft and traffic of the live
+    demo (:func:`_live_plan`).
     """
+    if (
+        live
+        and not 0
+        < options.live_theft_before_min[0]
+        <= options.live_theft_before_min[1]
+        < options.lead_minutes
+    ):
+        raise DemoError("the live demo's theft must fall inside its lead time")
     city = generate_city(seed=options.seed, size_m=options.size_m)
     readers = place_readers(city, seed=options.seed, fraction=options.reader_fraction)
     population_seed = options.seed + 1000 * run_index
@@ -102,10 +137,18 @@ def simulate(options: DemoOptions, *, start: datetime, run_index: int = 0) -> Si
         hours=options.hours,
         thefts=1,
         tag_removal_prob=0.0,  # the demo's thief leaves the tag on, so there is a route to show
+        **(_live_plan(options, start) if live else {}),
     )
     traj = trajectories(city, population, seed=population_seed)
     reads, truth = simulate_reads(city, readers, traj, seed=population_seed)
     return SimulatedCity(city, readers, population, reads, truth, start)
+
+
+def last_ridden(sim: SimulatedCity) -> datetime:
+    """When the stolen bike's last ride ends (ground truth)."""
+    visits = sim.population.visits
+    depart_us = visits.loc[visits["bike_id"] == sim.stolen_bike.bike_id, "depart_us"].max()
+    return datetime.fromtimestamp(int(depart_us) / 1e6, UTC)
 
 
 def network_source(options: DemoOptions) -> str:
@@ -482,11 +525,15 @@ def _run_live(
     from tagtrail.commands.api import api_config
 
     migrate(database_url)
-    now = utc_now()
-    start = now - timedelta(minutes=options.lead_minutes)
+    # Faster than real time, the simulated clock starts far enough in the past never to run
+    # ahead of the real one: the engine rightly holds reads "from the future" (a reader whose
+    # clock is wrong) and would not close their passages.
+    live_min = options.hours * 60 - options.lead_minutes
+    sim_now = utc_now() - timedelta(minutes=live_min * (1 - 1 / options.speedup))
+    start = sim_now - timedelta(minutes=options.lead_minutes)
     with psycopg.connect(database_url) as conn:
         run_index = queries.count_cases_with_prefix(conn, DEMO_CASE_PREFIX)
-    sim = simulate(options, start=start, run_index=run_index)
+    sim = simulate(options, start=start, run_index=run_index, live=True)
     with psycopg.connect(database_url) as conn:
         case_number = load_registry(
             conn, sim, source=network_source(options), id_hash_key=settings.resolve_id_hash_key()
@@ -533,10 +580,16 @@ def _run_live(
             console.print(
                 f"Simulating {options.bikes} bikes and {len(sim.readers)} readers; "
                 f"bike [bold]{plate}[/] was stolen at {sim.theft.stolen_at:%H:%M:%S} UTC "
-                f"(case {case_number})."
+                f"(case {case_number}) and the thief is riding it now: its route grows until "
+                f"about {last_ridden(sim):%H:%M} UTC (simulated time)."
             )
             console.print(f"Its route, live: [link={url}]{url}[/]")
             console.print(f"Log in as [bold]{DEMO_OFFICER}[/] with password [bold]{password}[/]")
+            if options.speedup != 1:
+                console.print(
+                    f"Simulated time runs {options.speedup:g}x real time; it is now "
+                    f"{sim_now:%H:%M:%S} UTC there."
+                )
             console.print("Press Ctrl-C to stop.")
             # Returns on Ctrl-C or SIGTERM; uvicorn then re-raises the signal, which
             # SigtermAsInterrupt turns into the KeyboardInterrupt that Ctrl-C gives.
