@@ -12,6 +12,7 @@ from api.console.views import router as console_router
 from api.events.views import router as events_router
 from api.live.views import router as live_router
 from api.network.views import router as network_router
+from api.public.views import router as public_router
 from api.readers.views import router as readers_router
 from api.routes.views import router as routes_router
 from api.stats.views import router as stats_router
@@ -32,6 +33,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     audit_router,
     stats_router,
     network_router,
+    public_router,
     console_config_router,
     console_router,
 )

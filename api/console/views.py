@@ -27,6 +27,7 @@ PAGES = {
     "/resident": "resident.html",
     "/operator": "operator.html",
     "/audit": "audit.html",
+    "/check": "check.html",
 }
 
 
