@@ -44,6 +44,7 @@ import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
 from reader_gateway.wire import (
+    TOPIC_ROOT,
     ReadBatch,
     WireError,
     decode_batch,
@@ -85,7 +86,7 @@ class EngineConfig:
 
     database_url: str
     mqtt_url: str
-    topic_prefix: str = "tagtrail/v1"
+    topic_prefix: str = TOPIC_ROOT
     shards: tuple[int, ...] = (0, 1, 2, 3)
     client_id: str = "tagtrail-engine-0"
     # A persistent session keeps QoS 1 messages for us while we are down; finite runs (demo,

@@ -30,6 +30,7 @@ from reader_gateway.config import (
     SpoolConfig,
 )
 from reader_gateway.transport.gateway import Gateway
+from reader_gateway.wire import TOPIC_ROOT
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class MqttGatewayConfig:
 
     mqtt_url: str
     gateway_id: str = "gw-0"
-    topic_prefix: str = "tagtrail/v1"
+    topic_prefix: str = TOPIC_ROOT
     shard_count: int = 4
     max_batch_reads: int = 500
     max_batch_delay_s: float = 0.2

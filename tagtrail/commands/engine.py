@@ -27,17 +27,20 @@ def engine(
     ] = None,
     worker_id: Annotated[str, typer.Option(help="Unique worker name (MQTT client id).")] = "0",
     metrics_port: Annotated[
-        int,
+        int | None,
         typer.Option(
             min=0,
             max=65535,
-            envvar="TAGTRAIL_ENGINE_METRICS_PORT",
-            help="Prometheus exporter port (0: no exporter).",
+            help="Prometheus exporter port (0: no exporter; default: the "
+            "TAGTRAIL_ENGINE_METRICS_PORT setting, 9108).",
         ),
-    ] = 9108,
+    ] = None,
     metrics_addr: Annotated[
-        str, typer.Option(envvar="TAGTRAIL_ENGINE_METRICS_ADDR", help="Exporter address.")
-    ] = "127.0.0.1",
+        str | None,
+        typer.Option(
+            help="Exporter address (default: the TAGTRAIL_ENGINE_METRICS_ADDR setting, 127.0.0.1)."
+        ),
+    ] = None,
     record_status: Annotated[
         bool,
         typer.Option(
@@ -63,6 +66,10 @@ def engine(
     from track_engine.reader_status import ReaderStatusRecorder
 
     settings = Settings()
+    if metrics_port is None:
+        metrics_port = settings.engine_metrics_port
+    if metrics_addr is None:
+        metrics_addr = settings.engine_metrics_addr
     owned = (
         tuple(int(s) for s in shards.split(",")) if shards else tuple(range(settings.shard_count))
     )
