@@ -19,89 +19,16 @@ one-way streets two-way, then by dropping whatever is still cut off.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 from scipy.sparse.csgraph import connected_components
 
-EARTH_RADIUS_M = 6_371_008.8
+from citymap.network import City, xy_to_lonlat
+
 DEFAULT_ORIGIN_LAT = 30.05
 DEFAULT_ORIGIN_LON = 121.15
 RIVER_WIDTH_M = 60.0
-
-EDGE_CLASSES = ("arterial", "street", "lane", "bridge")
-NODE_KINDS = ("junction", "estate_gate", "estate", "campus_gate", "campus")
-
-
-@dataclass(frozen=True)
-class City:
-    """A directed road network with node positions in meters and degrees.
-
-    ``node_kind`` is one of ``"junction"`` (a grid intersection), ``"estate_gate"`` (the single
-    way into a housing estate), ``"estate"`` (the estate's inside, where bikes are parked),
-    ``"campus_gate"`` and ``"campus"`` (a campus centre). ``edge_class`` is one of
-    ``"arterial"``, ``"street"``, ``"lane"`` (inside estates and campuses) or ``"bridge"``.
-    """
-
-    origin_lat: float
-    origin_lon: float
-    node_xy_m: NDArray[np.float64]
-    node_lonlat: NDArray[np.float64]
-    edge_src: NDArray[np.int32]
-    edge_dst: NDArray[np.int32]
-    edge_length_m: NDArray[np.float64]
-    edge_class: NDArray[np.object_]
-    edge_oneway: NDArray[np.bool_]
-    node_kind: NDArray[np.object_]
-    river_y_m: float | None = None
-
-    @property
-    def n_nodes(self) -> int:
-        """Number of nodes."""
-        return int(self.node_xy_m.shape[0])
-
-    @property
-    def n_edges(self) -> int:
-        """Number of directed edges."""
-        return int(self.edge_src.shape[0])
-
-    def graph(self, weight_m: NDArray[np.float64] | None = None) -> sp.csr_matrix:
-        """Directed adjacency matrix (row = source node) weighted by length or ``weight_m``."""
-        w = self.edge_length_m if weight_m is None else weight_m
-        n = self.n_nodes
-        return sp.csr_matrix((w, (self.edge_src, self.edge_dst)), shape=(n, n))
-
-    def edge_index(self, src: NDArray[np.integer], dst: NDArray[np.integer]) -> NDArray[np.int32]:
-        """Directed edge index for each (src, dst) pair, or -1 where there is no such edge."""
-        n = np.int64(self.n_nodes)
-        keys = self.edge_src.astype(np.int64) * n + self.edge_dst
-        order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[order]
-        want = np.asarray(src, dtype=np.int64) * n + np.asarray(dst, dtype=np.int64)
-        pos = np.clip(np.searchsorted(sorted_keys, want), 0, max(len(keys) - 1, 0))
-        found = sorted_keys[pos] == want
-        return np.where(found, order[pos], -1).astype(np.int32)
-
-    def edge_heading_deg(self) -> NDArray[np.float64]:
-        """Compass heading of each directed edge, degrees clockwise from north."""
-        d = self.node_xy_m[self.edge_dst] - self.node_xy_m[self.edge_src]
-        return np.degrees(np.arctan2(d[:, 0], d[:, 1])) % 360.0
-
-    def to_lonlat(self, xy_m: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Project local east/north meters (..., 2) to lon/lat degrees (..., 2)."""
-        return xy_to_lonlat(xy_m, self.origin_lat, self.origin_lon)
-
-
-def xy_to_lonlat(
-    xy_m: NDArray[np.float64], origin_lat: float, origin_lon: float
-) -> NDArray[np.float64]:
-    """Equirectangular projection of east/north meters about an origin to lon/lat degrees."""
-    xy = np.asarray(xy_m, dtype=np.float64)
-    lat = origin_lat + np.degrees(xy[..., 1] / EARTH_RADIUS_M)
-    lon = origin_lon + np.degrees(xy[..., 0] / (EARTH_RADIUS_M * np.cos(np.radians(origin_lat))))
-    return np.stack([lon, lat], axis=-1)
 
 
 def _spacings(rng: np.random.Generator, count: int, block_m: float) -> NDArray[np.float64]:
@@ -338,9 +265,3 @@ def _assemble(
         node_kind=kinds[inside],
         river_y_m=river_y,
     )
-
-
-def is_strongly_connected(city: City) -> bool:
-    """True if every node can reach every other along directed edges."""
-    count, _ = connected_components(city.graph(), directed=True, connection="strong")
-    return int(count) == 1

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simulators.city import City
+from citymap.network import City
 
 FORMAT_VERSION = 1
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)

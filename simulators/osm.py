@@ -32,7 +32,7 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 from scipy.sparse.csgraph import connected_components
 
-from simulators.city import EARTH_RADIUS_M, City, xy_to_lonlat
+from citymap.network import EARTH_RADIUS_M, City, xy_to_lonlat
 from simulators.junctions import DEFAULT_TOLERANCE_M, consolidate
 
 _ARTERIAL = {"trunk", "trunk_link", "primary", "primary_link", "secondary", "secondary_link",

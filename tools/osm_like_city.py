@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from simulators.city import City, generate_city, xy_to_lonlat
+from citymap.network import City, xy_to_lonlat
+from simulators.city import generate_city
 from simulators.network_files import save_city
 
 

@@ -41,7 +41,8 @@ import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
-from simulators.city import City, generate_city
+from citymap.network import City
+from simulators.city import generate_city
 from simulators.fleet import plan_day
 from simulators.network_files import load_roads
 from simulators.readers import SimReader, place_readers
