@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from citymap.network import City
-from simulators.reader_files import COLUMNS, project, snap_to_junctions
+from citymap.reader_files import COLUMNS, project, snap_to_junctions
 from simulators.readers import SimReader
 
 

@@ -2,7 +2,7 @@
 
 Layout of ``--out DIR`` (every file is a pure function of the options: same seed, same bytes)::
 
-    roads.npz                     the road network (simulators.network_files, version 1)
+    roads.npz                     the road network (citymap.network_files, version 1)
     readers.csv, readers.geojson  the deployment (simulators.deployments), same as an import
     ports.json                    serial readers: protocol and active-frame device id per reader
     emitted/<protocol>/<reader_id>.bin    serial readers: the raw byte stream (frames, garbage)
@@ -31,10 +31,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from citymap.network import City
+from citymap.network_files import save_city
 from simulators.deployments import write_readers
 from simulators.emit import device_ids
 from simulators.fleet import Bike, Theft
-from simulators.network_files import save_city
 from simulators.readers import SERIAL_PROTOCOLS, SimReader
 from simulators.scenario import SimResult
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from citymap.network import City, xy_to_lonlat
+from citymap.network_files import save_city
 from simulators.city import generate_city
-from simulators.network_files import save_city
 
 
 def with_bends(city: City, *, bend_m: float, seed: int) -> City:

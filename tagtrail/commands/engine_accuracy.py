@@ -42,9 +42,9 @@ import pandas as pd
 from scipy.spatial import cKDTree
 
 from citymap.network import City
+from citymap.network_files import load_roads
 from simulators.city import generate_city
 from simulators.fleet import plan_day
-from simulators.network_files import load_roads
 from simulators.readers import SimReader, place_readers
 from simulators.rf import simulate_reads
 from simulators.riders import generate_population, trajectories

@@ -8,8 +8,8 @@ from sim_helpers import START
 from typer.testing import CliRunner
 
 from citymap.network import City
+from citymap.reader_files import ReaderFileError, read_readers
 from simulators.deployments import sim_readers, write_readers
-from simulators.reader_files import ReaderFileError, read_readers
 from simulators.readers import SimReader, place_readers
 from tagtrail.cli import app
 
