@@ -196,7 +196,7 @@ def bench_accuracy(
     the route-choice oracle (the bound the evidence allows)."""
     from rich.table import Table
 
-    from tagtrail.commands.engine_accuracy import AccuracyOptions, run_accuracy
+    from tagtrail.bench.engine_accuracy import AccuracyOptions, run_accuracy
 
     try:
         options = AccuracyOptions(
@@ -263,7 +263,7 @@ def bench_soak(
 
     from tagtrail.bench.broker import PRIVATE, broker_url
     from tagtrail.bench.common import ADMIN_URL, fresh_database
-    from tagtrail.commands.soak import result_document, run_soak
+    from tagtrail.bench.soak import result_document, run_soak
 
     settings = Settings()
     with ExitStack() as stack:

@@ -124,7 +124,7 @@ def bench_gateway(
     from rich.console import Console
     from rich.table import Table
 
-    from reader_gateway.bench import run_bench
+    from tagtrail.bench.gateway import run_bench
 
     cpu = None
     if hasattr(os, "sched_setaffinity"):
