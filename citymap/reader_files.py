@@ -42,24 +42,7 @@ class ReaderFileError(ValueError):
 
 def read_readers(path: str | Path) -> pd.DataFrame:
     """Read and validate a reader file; optional columns get their defaults."""
-    name = str(path).lower()
-    try:
-        if name.endswith((".geojson", ".json")):
-            doc = json.loads(Path(path).read_text(encoding="utf-8"))
-            rows = []
-            for f in doc["features"]:
-                lon, lat = f["geometry"]["coordinates"][:2]
-                rows.append({**f["properties"], "lon": lon, "lat": lat})
-            table = pd.DataFrame(rows)
-        else:
-            table = pd.read_csv(path, dtype={"reader_id": str, "antenna_headings": str})
-            if "antenna_headings" in table.columns:
-                table["antenna_headings"] = [
-                    [float(h) for h in str(v).split(";") if h.strip()] if pd.notna(v) else []
-                    for v in table["antenna_headings"]
-                ]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ReaderFileError(f"{path}: {exc}") from exc
+    table = _read_table(path)
     missing = {"reader_id", "lon", "lat", "protocol"} - set(table.columns)
     if missing:
         raise ReaderFileError(f"{path}: missing columns {sorted(missing)}")
@@ -81,6 +64,27 @@ def read_readers(path: str | Path) -> pd.DataFrame:
     if not table["antennas"].between(1, 8).all():
         raise ReaderFileError(f"{path}: antennas must be 1-8")
     return table[list(COLUMNS)].reset_index(drop=True)
+
+
+def _read_table(path: str | Path) -> pd.DataFrame:
+    """The file's rows as written (GeoJSON properties or CSV columns), headings as lists."""
+    try:
+        if str(path).lower().endswith((".geojson", ".json")):
+            doc = json.loads(Path(path).read_text(encoding="utf-8"))
+            rows = []
+            for f in doc["features"]:
+                lon, lat = f["geometry"]["coordinates"][:2]
+                rows.append({**f["properties"], "lon": lon, "lat": lat})
+            return pd.DataFrame(rows)
+        table = pd.read_csv(path, dtype={"reader_id": str, "antenna_headings": str})
+        if "antenna_headings" in table.columns:
+            table["antenna_headings"] = [
+                [float(h) for h in str(v).split(";") if h.strip()] if pd.notna(v) else []
+                for v in table["antenna_headings"]
+            ]
+        return table
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ReaderFileError(f"{path}: {exc}") from exc
 
 
 def project(lonlat: np.ndarray, origin_lat: float, origin_lon: float) -> np.ndarray:
