@@ -97,7 +97,8 @@ def read_osm(path: str | Path, *, junction_tolerance_m: float = DEFAULT_TOLERANC
             .with_filter(osmium.filter.EntityFilter(osmium.osm.WAY))
         )
         for way in processor:
-            assert isinstance(way, osmium.osm.Way)  # the filter passes ways only
+            if not isinstance(way, osmium.osm.Way):  # the filter passes ways only
+                raise TypeError(f"osmium's way filter passed a {type(way).__name__}")
             tags = {t.k: t.v for t in way.tags}
             cls = bike_class(tags)
             if cls is None or len(way.nodes) < 2:
