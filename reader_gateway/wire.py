@@ -42,6 +42,8 @@ WIRE_VERSION = 1
 TOPIC_ROOT = "tagtrail/v1"
 READS_TOPIC_PREFIX = f"{TOPIC_ROOT}/reads"
 ALERTS_TOPIC_PREFIX = f"{TOPIC_ROOT}/alerts"
+# Gateways and engines must agree on it (a tag's reads go to shard_of(tag, shard_count)).
+DEFAULT_SHARD_COUNT = 4
 MAX_TAG_HEX_CHARS = 124  # 496-bit EPC, the longest Gen2 allows
 MAX_ABS_RSSI_DBM = 1000.0
 

@@ -10,7 +10,7 @@ import platformdirs
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from reader_gateway.wire import TOPIC_ROOT
+from reader_gateway.wire import DEFAULT_SHARD_COUNT, TOPIC_ROOT
 
 _PLACEHOLDERS = {"changeme", "change-me", "secret", "please-change-this-secret-key-now!"}
 
@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     topic_prefix: str = Field(
         default=TOPIC_ROOT, description="root of every MQTT topic TagTrail uses"
     )
-    shard_count: int = Field(default=4, ge=1, le=1024)
+    shard_count: int = Field(default=DEFAULT_SHARD_COUNT, ge=1, le=1024)
     embedded_mqtt_port: int = Field(default=18830, ge=1024, le=65535)
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)

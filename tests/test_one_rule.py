@@ -18,13 +18,17 @@ from pydantic import ValidationError
 
 from api.bikes.schemas import RetagIn
 from api.readers.service import ReaderIn
+from citymap.reader_files import PROTOCOLS as DEPLOYMENT_FILE_PROTOCOLS
+from reader_gateway.config import GatewayConfig
 from reader_gateway.protocols import DECODERS, make_decoder
 from reader_gateway.protocols._common import canonical_tag_hex
 from reader_gateway.protocols.base import PayloadError
 from reader_gateway.protocols.impinj_iot import encode_tag_inventory_event
-from reader_gateway.wire import READER_PROTOCOLS, TOPIC_ROOT
+from reader_gateway.transport.mqtt import MqttGatewayConfig
+from reader_gateway.wire import DEFAULT_SHARD_COUNT, READER_PROTOCOLS, TOPIC_ROOT
 from simulators.readers import PROTOCOLS as SIMULATED_PROTOCOLS
 from tagtrail.settings import Settings
+from track_engine.consumer import EngineConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCTION = ("tagtrail", "reader_gateway", "track_engine", "api", "simulators")
@@ -42,8 +46,9 @@ def test_readers_api_accepts_every_protocol_the_gateway_decodes() -> None:
         _reader("impinj")
 
 
-def test_simulated_protocols_are_gateway_protocols() -> None:
+def test_simulated_and_deployment_file_protocols_are_gateway_protocols() -> None:
     assert set(SIMULATED_PROTOCOLS) <= set(READER_PROTOCOLS)
+    assert set(DEPLOYMENT_FILE_PROTOCOLS) <= set(READER_PROTOCOLS)
 
 
 def _registry_accepts(tag: str) -> str | None:
@@ -113,3 +118,10 @@ def test_settings_exported_to_children_read_back(monkeypatch: pytest.MonkeyPatch
     url = "postgresql://tagtrail@db.invalid:5432/tagtrail"
     Settings(database_url=url).export_to_children("database_url")
     assert Settings().database_url == url
+
+
+def test_gateways_and_engines_default_to_one_shard_count() -> None:
+    assert Settings.model_fields["shard_count"].default == DEFAULT_SHARD_COUNT
+    assert GatewayConfig.model_fields["shard_count"].default == DEFAULT_SHARD_COUNT
+    assert MqttGatewayConfig("mqtt://x").shard_count == DEFAULT_SHARD_COUNT
+    assert EngineConfig("postgresql://x", "mqtt://x").shards == tuple(range(DEFAULT_SHARD_COUNT))

@@ -30,7 +30,7 @@ from reader_gateway.config import (
     SpoolConfig,
 )
 from reader_gateway.orchestrator import Gateway
-from reader_gateway.wire import TOPIC_ROOT
+from reader_gateway.wire import DEFAULT_SHARD_COUNT, TOPIC_ROOT
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class MqttGatewayConfig:
     mqtt_url: str
     gateway_id: str = "gw-0"
     topic_prefix: str = TOPIC_ROOT
-    shard_count: int = 4
+    shard_count: int = DEFAULT_SHARD_COUNT
     max_batch_reads: int = 500
     max_batch_delay_s: float = 0.2
     max_inflight: int = 1000
