@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from reader_gateway.errors import ConfigError
 from reader_gateway.protocols import DECODERS
-from reader_gateway.wire import WireError, mqtt_target
+from reader_gateway.wire import DEFAULT_SHARD_COUNT, TOPIC_ROOT, WireError, mqtt_target
 
 # Accepted read times around the gateway's clock (see ClockConfig): two days back covers a
 # reader that buffered through a night-long outage; five minutes ahead covers a fast reader
@@ -177,8 +177,8 @@ class GatewayConfig(_Strict):
     """Everything one gateway process needs."""
 
     gateway_id: _ReaderId = "gw-0"
-    topic_prefix: str = "tagtrail/v1"
-    shard_count: int = Field(default=4, ge=1, le=1024)
+    topic_prefix: str = TOPIC_ROOT
+    shard_count: int = Field(default=DEFAULT_SHARD_COUNT, ge=1, le=1024)
     broker: BrokerConfig = Field(default_factory=BrokerConfig)
     batching: BatchingConfig = Field(default_factory=BatchingConfig)
     clock: ClockConfig = Field(default_factory=ClockConfig)

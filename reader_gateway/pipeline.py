@@ -207,44 +207,86 @@ class Normalizer:
         rids = [bound if not read.reader_id else self._reader(read.reader_id) for read in reads]
         if bound is None and None in rids:
             raise ValueError("a read without a reader id needs the transport's reader_id")
-        foreign = set() if bound is None else _foreign(set(map(str, rids)), bound, may_name)
-        if foreign:
-            own = [rid not in foreign for rid in rids]
-            named = sorted({str(r.reader_id) for r, ok in zip(reads, own, strict=True) if not ok})
-            refused = own.count(False)
-            self._refuse(
-                str(bound), REFUSED_FOREIGN_READER, refused, _foreign_detail(named, str(bound))
-            )
-            reads = [read for read, ok in zip(reads, own, strict=True) if ok]
-            rids = [rid for rid, ok in zip(rids, own, strict=True) if ok]
+        if bound is not None:
+            reads, rids = self._drop_foreign(reads, rids, bound, may_name)
             if not reads:
                 return 0
         names = [str(rid) for rid in rids]
         times_us = [_to_us(read.read_at) for read in reads]
-        received_us: int | None = None
-        if received_at is not None:
-            received_us = _to_us(received_at)
-            newest: dict[str, int] = {}
-            for rid, at_us in zip(names, times_us, strict=True):
-                newest[rid] = max(at_us, newest.get(rid, at_us))
-            for rid, at_us in newest.items():
-                self.clock.observe(rid, at_us - received_us)
+        received_us = self._observe_clock(names, times_us, received_at)
         offsets = {rid: self.clock.offset_us(rid) for rid in set(names)}
         corrected = [raw_us - offsets[rid] for rid, raw_us in zip(names, times_us, strict=True)]
+        reads, names, corrected = self._drop_outside_window(reads, names, corrected, received_us)
+        if not reads:
+            return 0
+        return self._keep(reads, names, corrected, antenna_map)
+
+    def _drop_foreign(
+        self,
+        reads: Sequence[TagRead],
+        rids: list[str | None],
+        bound: str,
+        may_name: Sequence[str],
+    ) -> tuple[Sequence[TagRead], list[str | None]]:
+        """Refuse the reads naming a reader the transport may not speak for; the rest."""
+        foreign = _foreign(set(map(str, rids)), bound, may_name)
+        if not foreign:
+            return reads, rids
+        own = [rid not in foreign for rid in rids]
+        named = sorted({str(r.reader_id) for r, ok in zip(reads, own, strict=True) if not ok})
+        self._refuse(bound, REFUSED_FOREIGN_READER, own.count(False), _foreign_detail(named, bound))
+        return (
+            [read for read, ok in zip(reads, own, strict=True) if ok],
+            [rid for rid, ok in zip(rids, own, strict=True) if ok],
+        )
+
+    def _observe_clock(
+        self, names: list[str], times_us: list[int], received_at: datetime | None
+    ) -> int | None:
+        """Feed each reader's newest read time to the clock estimator; the receive time (us)."""
+        if received_at is None:
+            return None
+        received_us = _to_us(received_at)
+        newest: dict[str, int] = {}
+        for rid, at_us in zip(names, times_us, strict=True):
+            newest[rid] = max(at_us, newest.get(rid, at_us))
+        for rid, at_us in newest.items():
+            self.clock.observe(rid, at_us - received_us)
+        return received_us
+
+    def _drop_outside_window(
+        self,
+        reads: Sequence[TagRead],
+        names: list[str],
+        corrected: list[int],
+        received_us: int | None,
+    ) -> tuple[Sequence[TagRead], list[str], list[int]]:
+        """Refuse the reads outside the accepted read window; the rest, columns aligned."""
         window = self._window_us(received_us)
-        if window is not None:
-            lo, hi = window
-            inside = [lo <= at_us <= hi for at_us in corrected]
-            if not all(inside):
-                outside = Counter(rid for rid, ok in zip(names, inside, strict=True) if not ok)
-                first = next(at for at, ok in zip(corrected, inside, strict=True) if not ok)
-                for rid, count in outside.items():
-                    self._refuse(rid, REFUSED_OUT_OF_WINDOW, count, _window_detail(first, window))
-                reads = [r for r, ok in zip(reads, inside, strict=True) if ok]
-                names = [n for n, ok in zip(names, inside, strict=True) if ok]
-                corrected = [at for at, ok in zip(corrected, inside, strict=True) if ok]
-                if not reads:
-                    return 0
+        if window is None:
+            return reads, names, corrected
+        lo, hi = window
+        inside = [lo <= at_us <= hi for at_us in corrected]
+        if all(inside):
+            return reads, names, corrected
+        outside = Counter(rid for rid, ok in zip(names, inside, strict=True) if not ok)
+        first = next(at for at, ok in zip(corrected, inside, strict=True) if not ok)
+        for rid, count in outside.items():
+            self._refuse(rid, REFUSED_OUT_OF_WINDOW, count, _window_detail(first, window))
+        return (
+            [r for r, ok in zip(reads, inside, strict=True) if ok],
+            [n for n, ok in zip(names, inside, strict=True) if ok],
+            [at for at, ok in zip(corrected, inside, strict=True) if ok],
+        )
+
+    def _keep(
+        self,
+        reads: Sequence[TagRead],
+        names: list[str],
+        corrected: list[int],
+        antenna_map: Mapping[int, int] | None,
+    ) -> int:
+        """Drop repeats, number the rest per reader and file them; how many were kept."""
         kept = _Columns()
         k_rid, k_antenna, k_tag, k_rssi, k_at, k_seq = [], [], [], [], [], []
         # One pass per read: whether a read is a repeat depends on the last *kept* read of its
@@ -293,8 +335,7 @@ class Normalizer:
         Gives exactly what :meth:`add` gives for ``block.tag_reads()``. With de-duplication on,
         each read's fate depends on the one before, so the block goes through :meth:`add`.
         """
-        n = len(block)
-        if not n:
+        if not len(block):
             return 0
         if self.dedupe_window_us:
             return self.add(
@@ -310,54 +351,18 @@ class Normalizer:
         names = [self._reader(r) if r else bound for r in block.readers]
         if bound is None and None in names:
             raise ValueError("a read without a reader id needs the transport's reader_id")
-        not_own = set() if bound is None else _foreign(set(map(str, names)), bound, may_name)
-        if bound is not None and not_own:
-            foreign = [k for k, name in enumerate(names) if name in not_own]
-            own = ~np.isin(block.reader, foreign)
-            named = sorted({block.readers[k] for k in foreign})
-            refused = n - int(np.count_nonzero(own))
-            if refused:
-                self._refuse(bound, REFUSED_FOREIGN_READER, refused, _foreign_detail(named, bound))
-                block = _block_rows(block, own)
-                n = len(block)
-                if not n:
-                    return 0
+        if bound is not None:
+            block = self._drop_foreign_block(block, names, bound, may_name)
+            if not len(block):
+                return 0
         resolved = [str(name) for name in names]
-        local = block.reader
-        raw_us = block.read_at_us
-        present = np.bincount(local, minlength=len(resolved)) > 0
-        received_us: int | None = None
-        if received_at is not None:
-            newest = np.full(len(resolved), np.iinfo(np.int64).min, dtype=np.int64)
-            np.maximum.at(newest, local, raw_us)
-            newest_of: dict[str, int] = {}
-            for name, newest_us, has in zip(resolved, newest.tolist(), present, strict=True):
-                if has:  # two of the block's readers can be aliases of one
-                    newest_of[name] = max(newest_us, newest_of.get(name, newest_us))
-            received_us = _to_us(received_at)
-            for name, newest_us in newest_of.items():
-                self.clock.observe(name, newest_us - received_us)
+        received_us = self._observe_block_clock(block, resolved, received_at)
         offsets = np.array([self.clock.offset_us(name) for name in resolved], dtype=np.int64)
-        corrected = raw_us - offsets[local]
-        window = self._window_us(received_us)
-        if window is not None:
-            inside = (corrected >= window[0]) & (corrected <= window[1])
-            if not inside.all():
-                first = int(corrected[~inside][0])
-                outside = np.bincount(local[~inside], minlength=len(resolved)).tolist()
-                by_name: Counter[str] = Counter()
-                for name, count in zip(resolved, outside, strict=True):
-                    by_name[name] += count
-                for name, count in by_name.items():
-                    if count:
-                        self._refuse(
-                            name, REFUSED_OUT_OF_WINDOW, count, _window_detail(first, window)
-                        )
-                block, corrected = _block_rows(block, inside), corrected[inside]
-                local, n = block.reader, len(block)
-                if not n:
-                    return 0
-                present = np.bincount(local, minlength=len(resolved)) > 0
+        corrected = block.read_at_us - offsets[block.reader]
+        block, corrected = self._drop_block_outside_window(block, corrected, resolved, received_us)
+        if not len(block):
+            return 0
+        present = np.bincount(block.reader, minlength=len(resolved)) > 0
         codes = np.array(
             [
                 self._code_of(name) if has else -1
@@ -365,24 +370,77 @@ class Normalizer:
             ],
             dtype=np.int32,
         )
-        antenna = block.antenna
-        if antenna_map:
-            lut = np.arange(max(int(antenna.max()), *antenna_map) + 1, dtype=np.int16)
-            for port, to in antenna_map.items():
-                lut[port] = to
-            antenna = lut[antenna]
         # No per-reader sequence counting: a block's reads carry the reader's own numbers.
         kept = _Columns()
         kept.append(
-            codes[local],
-            antenna,
+            codes[block.reader],
+            _mapped_antennas(block.antenna, antenna_map),
             block.tag_id,
             block.rssi_dbm,
             corrected,
             block.reader_seq,
         )
         self._file(kept)
-        return n
+        return len(block)
+
+    def _drop_foreign_block(
+        self, block: ReadBlock, names: list[str | None], bound: str, may_name: Sequence[str]
+    ) -> ReadBlock:
+        """:meth:`_drop_foreign` for a block: the block without the refused rows."""
+        not_own = _foreign(set(map(str, names)), bound, may_name)
+        if not not_own:
+            return block
+        foreign = [k for k, name in enumerate(names) if name in not_own]
+        own = ~np.isin(block.reader, foreign)
+        named = sorted({block.readers[k] for k in foreign})
+        refused = len(block) - int(np.count_nonzero(own))
+        if not refused:
+            return block
+        self._refuse(bound, REFUSED_FOREIGN_READER, refused, _foreign_detail(named, bound))
+        return _block_rows(block, own)
+
+    def _observe_block_clock(
+        self, block: ReadBlock, resolved: list[str], received_at: datetime | None
+    ) -> int | None:
+        """:meth:`_observe_clock` for a block, one newest time per reader by numpy."""
+        if received_at is None:
+            return None
+        local = block.reader
+        present = np.bincount(local, minlength=len(resolved)) > 0
+        newest = np.full(len(resolved), np.iinfo(np.int64).min, dtype=np.int64)
+        np.maximum.at(newest, local, block.read_at_us)
+        newest_of: dict[str, int] = {}
+        for name, newest_us, has in zip(resolved, newest.tolist(), present, strict=True):
+            if has:  # two of the block's readers can be aliases of one
+                newest_of[name] = max(newest_us, newest_of.get(name, newest_us))
+        received_us = _to_us(received_at)
+        for name, newest_us in newest_of.items():
+            self.clock.observe(name, newest_us - received_us)
+        return received_us
+
+    def _drop_block_outside_window(
+        self,
+        block: ReadBlock,
+        corrected: npt.NDArray[np.int64],
+        resolved: list[str],
+        received_us: int | None,
+    ) -> tuple[ReadBlock, npt.NDArray[np.int64]]:
+        """:meth:`_drop_outside_window` for a block and its corrected times."""
+        window = self._window_us(received_us)
+        if window is None:
+            return block, corrected
+        inside = (corrected >= window[0]) & (corrected <= window[1])
+        if inside.all():
+            return block, corrected
+        first = int(corrected[~inside][0])
+        outside = np.bincount(block.reader[~inside], minlength=len(resolved)).tolist()
+        by_name: Counter[str] = Counter()
+        for name, count in zip(resolved, outside, strict=True):
+            by_name[name] += count
+        for name, count in by_name.items():
+            if count:
+                self._refuse(name, REFUSED_OUT_OF_WINDOW, count, _window_detail(first, window))
+        return _block_rows(block, inside), corrected[inside]
 
     def _code_of(self, name: str) -> int:
         code = self._reader_code.get(name)
@@ -505,6 +563,18 @@ class Normalizer:
             self._pending_reads -= cols.reads
             del self._open[shard]
         return out
+
+
+def _mapped_antennas(
+    antenna: npt.NDArray[np.int16], antenna_map: Mapping[int, int] | None
+) -> npt.NDArray[np.int16]:
+    """Antenna ports renumbered by ``antenna_map`` (unchanged without one)."""
+    if not antenna_map:
+        return antenna
+    lut = np.arange(max(int(antenna.max()), *antenna_map) + 1, dtype=np.int16)
+    for port, to in antenna_map.items():
+        lut[port] = to
+    return lut[antenna]
 
 
 def _foreign(names: set[str], bound: str, may_name: Sequence[str]) -> set[str]:

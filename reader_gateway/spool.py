@@ -161,7 +161,8 @@ class Spool:
         return ids
 
     def _roll_if_full(self) -> _Segment:
-        assert self._active is not None
+        if self._active is None:
+            raise RuntimeError("_roll_if_full: the spool has no open segment")
         if self._active.size < self.segment_bytes:
             return self._active
         os.close(self._fd)

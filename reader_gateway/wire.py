@@ -42,10 +42,13 @@ WIRE_VERSION = 1
 TOPIC_ROOT = "tagtrail/v1"
 READS_TOPIC_PREFIX = f"{TOPIC_ROOT}/reads"
 ALERTS_TOPIC_PREFIX = f"{TOPIC_ROOT}/alerts"
+# Gateways and engines must agree on it (a tag's reads go to shard_of(tag, shard_count)).
+DEFAULT_SHARD_COUNT = 4
 MAX_TAG_HEX_CHARS = 124  # 496-bit EPC, the longest Gen2 allows
 MAX_ABS_RSSI_DBM = 1000.0
 
 _HEX_DIGITS = frozenset("0123456789ABCDEF")
+_LOWER_HEX_DIGITS = frozenset("abcdef")
 _HEX_TAG_LIST = re.compile(r"[0-9A-F]+(?:,[0-9A-F]+)*")
 
 
@@ -111,12 +114,58 @@ def shard_of(tag_id: str, shard_count: int) -> int:
     return zlib.crc32(tag_id.encode("ascii")) % shard_count
 
 
+# -- tag ids: the one rule ------------------------------------------------------------------
+# A tag id is what a decoder emits: the tag's EPC (or an active tag's 8-byte id) as upper-case
+# hex, a whole number of bytes, at most a 496-bit EPC. The decoders' output, the registry's
+# validation (API schemas) and the simulators all use the definitions below, so the registrar
+# cannot register a tag id no reader will ever report.
+
+# Input accepted for a tag id (either case; the registry stores it upper-cased).
+TAG_ID_PATTERN = rf"^(?:[0-9A-Fa-f]{{2}}){{1,{MAX_TAG_HEX_CHARS // 2}}}$"
+_TAG_ID_RE = re.compile(TAG_ID_PATTERN, re.ASCII)
+
+
+def tag_id_problem(value: str) -> str | None:
+    """Why ``value`` (hex, either case, no separators) is not a tag id; ``None`` if it is one."""
+    if not value or not set(value) <= _HEX_DIGITS | _LOWER_HEX_DIGITS:
+        return f"tag id is not hex: {value[:40]!r}"
+    if len(value) % 2:
+        return f"tag id has an odd number of hex digits: {value[:40]!r}"
+    if len(value) > MAX_TAG_HEX_CHARS:
+        return f"tag id longer than {MAX_TAG_HEX_CHARS} hex digits"
+    return None
+
+
+def is_tag_id(value: str) -> bool:
+    """Whether ``value`` is a tag id in the input form (:data:`TAG_ID_PATTERN`)."""
+    return _TAG_ID_RE.fullmatch(value) is not None
+
+
 def canonical_tag_id(raw: str) -> str:
-    """Canonical tag id: upper-case hex without separators; raises WireError otherwise."""
-    tag = raw.replace(" ", "").replace("-", "").replace(":", "").upper()
-    if not tag or len(tag) > MAX_TAG_HEX_CHARS or not set(tag) <= _HEX_DIGITS:
-        raise WireError(f"tag id {raw!r} is not 1-{MAX_TAG_HEX_CHARS} hex digits")
-    return tag
+    """Canonical tag id: upper-case hex without separators (`` ``, ``-``, ``:``).
+
+    Raises :class:`WireError` if what is left is not a tag id (:func:`tag_id_problem`).
+    """
+    tag = raw.replace(" ", "").replace("-", "").replace(":", "")
+    problem = tag_id_problem(tag)
+    if problem is not None:
+        raise WireError(problem)
+    return tag.upper()
+
+
+# -- reader protocols: the one list ---------------------------------------------------------
+# Every reader wire format the gateway can decode, as written in gateway configuration and in
+# the reader registry. reader_gateway.protocols registers one decoder per name (its import
+# refuses a mismatch); the readers API accepts exactly these.
+READER_PROTOCOLS = (
+    "impinj-iot",
+    "impinj-iot-stream",
+    "zebra-iotc",
+    "r2000",
+    "tagtrail-active",
+    "llrp",
+)
+READER_PROTOCOL_PATTERN = "^(" + "|".join(re.escape(p) for p in READER_PROTOCOLS) + ")$"
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from simulators.city import City
+from citymap.network import City
 from simulators.fleet import Bike, DayPlan, Population, Theft, from_us, to_us
 from simulators.keyed_random import KeyedRandom
 from simulators.motion import TimedPaths, sample_trajectories, time_paths

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from citymap.network import City
 from simulators.bike_days import plan_bikes, trajectories
-from simulators.city import City
 from simulators.fleet import DayPlan, Theft
 from simulators.readers import SimReader
 from simulators.rf import RfParams, simulate_reads

@@ -19,89 +19,18 @@ one-way streets two-way, then by dropping whatever is still cut off.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 from scipy.sparse.csgraph import connected_components
 
-EARTH_RADIUS_M = 6_371_008.8
+from citymap.network import City, xy_to_lonlat
+
 DEFAULT_ORIGIN_LAT = 30.05
 DEFAULT_ORIGIN_LON = 121.15
 RIVER_WIDTH_M = 60.0
-
-EDGE_CLASSES = ("arterial", "street", "lane", "bridge")
-NODE_KINDS = ("junction", "estate_gate", "estate", "campus_gate", "campus")
-
-
-@dataclass(frozen=True)
-class City:
-    """A directed road network with node positions in meters and degrees.
-
-    ``node_kind`` is one of ``"junction"`` (a grid intersection), ``"estate_gate"`` (the single
-    way into a housing estate), ``"estate"`` (the estate's inside, where bikes are parked),
-    ``"campus_gate"`` and ``"campus"`` (a campus centre). ``edge_class`` is one of
-    ``"arterial"``, ``"street"``, ``"lane"`` (inside estates and campuses) or ``"bridge"``.
-    """
-
-    origin_lat: float
-    origin_lon: float
-    node_xy_m: NDArray[np.float64]
-    node_lonlat: NDArray[np.float64]
-    edge_src: NDArray[np.int32]
-    edge_dst: NDArray[np.int32]
-    edge_length_m: NDArray[np.float64]
-    edge_class: NDArray[np.object_]
-    edge_oneway: NDArray[np.bool_]
-    node_kind: NDArray[np.object_]
-    river_y_m: float | None = None
-
-    @property
-    def n_nodes(self) -> int:
-        """Number of nodes."""
-        return int(self.node_xy_m.shape[0])
-
-    @property
-    def n_edges(self) -> int:
-        """Number of directed edges."""
-        return int(self.edge_src.shape[0])
-
-    def graph(self, weight_m: NDArray[np.float64] | None = None) -> sp.csr_matrix:
-        """Directed adjacency matrix (row = source node) weighted by length or ``weight_m``."""
-        w = self.edge_length_m if weight_m is None else weight_m
-        n = self.n_nodes
-        return sp.csr_matrix((w, (self.edge_src, self.edge_dst)), shape=(n, n))
-
-    def edge_index(self, src: NDArray[np.integer], dst: NDArray[np.integer]) -> NDArray[np.int32]:
-        """Directed edge index for each (src, dst) pair, or -1 where there is no such edge."""
-        n = np.int64(self.n_nodes)
-        keys = self.edge_src.astype(np.int64) * n + self.edge_dst
-        order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[order]
-        want = np.asarray(src, dtype=np.int64) * n + np.asarray(dst, dtype=np.int64)
-        pos = np.clip(np.searchsorted(sorted_keys, want), 0, max(len(keys) - 1, 0))
-        found = sorted_keys[pos] == want
-        return np.where(found, order[pos], -1).astype(np.int32)
-
-    def edge_heading_deg(self) -> NDArray[np.float64]:
-        """Compass heading of each directed edge, degrees clockwise from north."""
-        d = self.node_xy_m[self.edge_dst] - self.node_xy_m[self.edge_src]
-        return np.degrees(np.arctan2(d[:, 0], d[:, 1])) % 360.0
-
-    def to_lonlat(self, xy_m: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Project local east/north meters (..., 2) to lon/lat degrees (..., 2)."""
-        return xy_to_lonlat(xy_m, self.origin_lat, self.origin_lon)
-
-
-def xy_to_lonlat(
-    xy_m: NDArray[np.float64], origin_lat: float, origin_lon: float
-) -> NDArray[np.float64]:
-    """Equirectangular projection of east/north meters about an origin to lon/lat degrees."""
-    xy = np.asarray(xy_m, dtype=np.float64)
-    lat = origin_lat + np.degrees(xy[..., 1] / EARTH_RADIUS_M)
-    lon = origin_lon + np.degrees(xy[..., 0] / (EARTH_RADIUS_M * np.cos(np.radians(origin_lat))))
-    return np.stack([lon, lat], axis=-1)
 
 
 def _spacings(rng: np.random.Generator, count: int, block_m: float) -> NDArray[np.float64]:
@@ -128,7 +57,69 @@ def generate_city(
     """
     if size_m <= 0 or block_m <= 0:
         raise ValueError("size_m and block_m must be positive")
+    # One generator drawn from in a fixed order (the steps below): the same seed, the same city.
     rng = np.random.default_rng(seed)
+    g = _grid(rng, size_m, block_m, arterial_every)
+    crossing = _bridges(g, rng, size_m)
+    plain = (g.cls == "street") & ~crossing
+    g.keep[plain & (rng.random(len(g.seg_a)) < removed_fraction)] = False
+    _one_way_streets(g, rng, plain, oneway_fraction)
+    kinds: list[str] = ["junction"] * (g.nx * g.ny)
+    campus_centres = _campuses(g, rng, kinds, size_m)
+    extra = _estates(g, rng, kinds, campus_centres, estate_fraction)
+    keep = g.keep
+    all_a = np.concatenate([g.seg_a[keep], np.asarray(extra.a, np.int64)])
+    all_b = np.concatenate([g.seg_b[keep], np.asarray(extra.b, np.int64)])
+    all_cls = np.concatenate([g.cls[keep], np.asarray(extra.cls, dtype=object)])
+    all_ow = np.concatenate([g.oneway[keep], np.asarray(extra.oneway, bool)])
+    all_rev = np.concatenate([g.reverse[keep], np.asarray(extra.reverse, bool)])
+    pts = np.concatenate([g.xy.reshape(-1, 2), *extra.xy])
+    return _assemble(
+        pts, np.asarray(kinds, dtype=object), all_a, all_b, all_cls, all_ow, all_rev,
+        origin_lat, origin_lon, g.river_y,
+    )  # fmt: skip
+
+
+@dataclass
+class _Grid:
+    """The jittered street grid being generated: nodes, undirected segments and their state."""
+
+    nx: int
+    ny: int
+    xy: NDArray[np.float64]  # [row j, column i, (x, y)]
+    col: NDArray[np.int64]  # of each node
+    row: NDArray[np.int64]
+    ids: NDArray[np.int64]  # [row j, column i] -> node
+    river_row: int | None  # the river runs between this row and the next
+    river_y: float | None
+    seg_a: NDArray[np.int64]  # undirected segments: horizontal then vertical
+    seg_b: NDArray[np.int64]
+    horizontal: NDArray[np.bool_]
+    seg_row: NDArray[np.int64]  # for horizontal segments, their row
+    seg_col: NDArray[np.int64]  # for vertical segments, their column
+    art_rows: NDArray[np.bool_]
+    art_cols: NDArray[np.bool_]
+    arterial: NDArray[np.bool_]
+    cls: NDArray[np.object_]
+    keep: NDArray[np.bool_]
+    oneway: NDArray[np.bool_]
+    reverse: NDArray[np.bool_]  # one-way b -> a instead of a -> b
+
+
+@dataclass
+class _Extra:
+    """Nodes and segments added to the grid (estate gates and insides)."""
+
+    xy: list[NDArray[np.float64]] = field(default_factory=list)
+    a: list[int] = field(default_factory=list)
+    b: list[int] = field(default_factory=list)
+    cls: list[str] = field(default_factory=list)
+    oneway: list[bool] = field(default_factory=list)
+    reverse: list[bool] = field(default_factory=list)
+
+
+def _grid(rng: np.random.Generator, size_m: float, block_m: float, arterial_every: int) -> _Grid:
+    """The jittered grid with its river gap and arterial rows and columns."""
     blocks = max(3, round(size_m / block_m))
     nx = ny = blocks + 1
     xs = _spacings(rng, blocks, block_m)
@@ -147,62 +138,73 @@ def generate_city(
     gx, gy = np.meshgrid(xs, ys)  # [row j, column i]
     jitter = rng.uniform(-0.08, 0.08, size=(ny, nx, 2)) * block_m
     xy = np.stack([gx, gy], axis=-1) + jitter
-    node_xy = [xy.reshape(-1, 2)]
-    kinds: list[str] = ["junction"] * (nx * ny)
     col = np.tile(np.arange(nx), ny)
     row = np.repeat(np.arange(ny), nx)
     ids = np.arange(nx * ny).reshape(ny, nx)
 
-    # Undirected segments: horizontal then vertical.
     h_a, h_b = ids[:, :-1].ravel(), ids[:, 1:].ravel()
     v_a, v_b = ids[:-1, :].ravel(), ids[1:, :].ravel()
     seg_a = np.concatenate([h_a, v_a])
     seg_b = np.concatenate([h_b, v_b])
     horizontal = np.concatenate([np.ones(len(h_a), bool), np.zeros(len(v_a), bool)])
-    seg_row = row[seg_a]  # for horizontal segments, their row
-    seg_col = col[seg_a]  # for vertical segments, their column
+    seg_row = row[seg_a]
+    seg_col = col[seg_a]
     art_off_r = int(rng.integers(1, arterial_every))
     art_off_c = int(rng.integers(1, arterial_every))
     art_rows = (np.arange(ny) % arterial_every) == art_off_r % arterial_every
     art_cols = (np.arange(nx) % arterial_every) == art_off_c % arterial_every
     arterial = np.where(horizontal, art_rows[seg_row], art_cols[seg_col])
-    cls = np.where(arterial, "arterial", "street").astype(object)
-    keep = np.ones(len(seg_a), bool)
-    oneway = np.zeros(len(seg_a), bool)
-    reverse = np.zeros(len(seg_a), bool)  # one-way b -> a instead of a -> b
+    return _Grid(
+        nx=nx, ny=ny, xy=xy, col=col, row=row, ids=ids, river_row=river_row, river_y=river_y,
+        seg_a=seg_a, seg_b=seg_b, horizontal=horizontal, seg_row=seg_row, seg_col=seg_col,
+        art_rows=art_rows, art_cols=art_cols, arterial=arterial,
+        cls=np.where(arterial, "arterial", "street").astype(object),
+        keep=np.ones(len(seg_a), bool), oneway=np.zeros(len(seg_a), bool),
+        reverse=np.zeros(len(seg_a), bool),
+    )  # fmt: skip
 
-    crossing = np.zeros(len(seg_a), bool)
-    if river_row is not None:
-        crossing = ~horizontal & (seg_row == river_row)
-        cand = np.flatnonzero(crossing)
-        n_bridges = min(len(cand), max(2, round(size_m / 700.0)))
-        prio = np.where(arterial[cand], 0.0, 1.0) + rng.uniform(0, 0.5, len(cand))
-        bridges = cand[np.argsort(prio, kind="stable")[:n_bridges]]
-        keep[crossing] = False
-        keep[bridges] = True
-        cls[bridges] = "bridge"
 
-    plain = (cls == "street") & ~crossing
-    keep[plain & (rng.random(len(seg_a)) < removed_fraction)] = False
+def _bridges(g: _Grid, rng: np.random.Generator, size_m: float) -> NDArray[np.bool_]:
+    """Close the segments crossing the river but a few bridges; the crossing segments."""
+    crossing: NDArray[np.bool_] = np.zeros(len(g.seg_a), bool)
+    if g.river_row is None:
+        return crossing
+    crossing = ~g.horizontal & (g.seg_row == g.river_row)
+    cand = np.flatnonzero(crossing)
+    n_bridges = min(len(cand), max(2, round(size_m / 700.0)))
+    prio = np.where(g.arterial[cand], 0.0, 1.0) + rng.uniform(0, 0.5, len(cand))
+    bridges = cand[np.argsort(prio, kind="stable")[:n_bridges]]
+    g.keep[crossing] = False
+    g.keep[bridges] = True
+    g.cls[bridges] = "bridge"
+    return crossing
 
-    # One-way streets: whole non-arterial rows/columns, alternating directions.
-    street_rows = np.flatnonzero(~art_rows)
-    street_cols = np.flatnonzero(~art_cols)
+
+def _one_way_streets(
+    g: _Grid, rng: np.random.Generator, plain: NDArray[np.bool_], oneway_fraction: float
+) -> None:
+    """One-way streets: whole non-arterial rows/columns, alternating directions."""
+    street_rows = np.flatnonzero(~g.art_rows)
+    street_cols = np.flatnonzero(~g.art_cols)
     n_ow = max(1, round(oneway_fraction * (len(street_rows) + len(street_cols)) / 2))
     for k, r in enumerate(rng.choice(street_rows, size=min(n_ow, len(street_rows)), replace=False)):
-        m = plain & horizontal & (seg_row == r)
-        oneway[m], reverse[m] = True, bool(k % 2)
+        m = plain & g.horizontal & (g.seg_row == r)
+        g.oneway[m], g.reverse[m] = True, bool(k % 2)
     for k, c in enumerate(rng.choice(street_cols, size=min(n_ow, len(street_cols)), replace=False)):
-        m = plain & ~horizontal & (seg_col == c)
-        oneway[m], reverse[m] = True, bool(k % 2)
+        m = plain & ~g.horizontal & (g.seg_col == c)
+        g.oneway[m], g.reverse[m] = True, bool(k % 2)
 
-    # Campuses: an interior grid node becomes the campus centre, its streets become lanes and
-    # the four neighbours it connects to are the gates; one or two of those lanes are closed.
+
+def _campuses(g: _Grid, rng: np.random.Generator, kinds: list[str], size_m: float) -> list[int]:
+    """Campuses: an interior grid node becomes the campus centre, its streets become lanes and
+    the four neighbours it connects to are the gates; one or two of those lanes are closed.
+    Returns the campus centres."""
+    col, row = g.col, g.row
     n_campus = max(1, round((size_m / 1000.0) ** 2 / 3.0))
-    inner = (col > 1) & (col < nx - 2) & (row > 1) & (row < ny - 2)
-    inner &= ~art_rows[row] & ~art_cols[col]
-    if river_row is not None:
-        inner &= np.abs(row - river_row - 0.5) > 1.5
+    inner = (col > 1) & (col < g.nx - 2) & (row > 1) & (row < g.ny - 2)
+    inner &= ~g.art_rows[row] & ~g.art_cols[col]
+    if g.river_row is not None:
+        inner &= np.abs(row - g.river_row - 0.5) > 1.5
     campus_centres: list[int] = []
     for c in rng.permutation(np.flatnonzero(inner)):
         if len(campus_centres) >= n_campus:
@@ -210,25 +212,32 @@ def generate_city(
         if any(abs(col[c] - col[o]) <= 2 and abs(row[c] - row[o]) <= 2 for o in campus_centres):
             continue
         campus_centres.append(int(c))
-        touching = np.flatnonzero((seg_a == c) | (seg_b == c))
-        keep[touching] = True
-        oneway[touching] = False
-        cls[touching] = "lane"
+        touching = np.flatnonzero((g.seg_a == c) | (g.seg_b == c))
+        g.keep[touching] = True
+        g.oneway[touching] = False
+        g.cls[touching] = "lane"
         closed = rng.choice(touching, size=int(rng.integers(0, 3)), replace=False)
-        keep[closed] = False
+        g.keep[closed] = False
         kinds[c] = "campus"
         for s in touching:
-            if keep[s]:
-                kinds[int(seg_a[s] + seg_b[s] - c)] = "campus_gate"
+            if g.keep[s]:
+                kinds[int(g.seg_a[s] + g.seg_b[s] - c)] = "campus_gate"
+    return campus_centres
 
-    # Estates: a block with one gate in the middle of one of its sides and a lane to the inside.
-    extra_a: list[int] = []
-    extra_b: list[int] = []
-    extra_cls: list[str] = []
-    extra_ow: list[bool] = []
-    extra_rev: list[bool] = []
+
+def _estates(
+    g: _Grid,
+    rng: np.random.Generator,
+    kinds: list[str],
+    campus_centres: list[int],
+    estate_fraction: float,
+) -> _Extra:
+    """Estates: a block with one gate in the middle of one of its sides and a lane to the
+    inside. Returns the gate and inside nodes and the segments through them."""
+    nx, ny, col, row, ids = g.nx, g.ny, g.col, g.row, g.ids
+    extra = _Extra()
     n_nodes = nx * ny
-    used = np.zeros(len(seg_a), bool)
+    used = np.zeros(len(g.seg_a), bool)
     campus_cells = {
         (int(col[c]) + di, int(row[c]) + dj)
         for c in campus_centres
@@ -237,48 +246,42 @@ def generate_city(
     }
     n_cells = (nx - 1) * (ny - 1)
     n_estates = round(estate_fraction * n_cells)
-    seg_lookup = {(int(a), int(b)): s for s, (a, b) in enumerate(zip(seg_a, seg_b, strict=True))}
+    seg_lookup = {
+        (int(a), int(b)): s for s, (a, b) in enumerate(zip(g.seg_a, g.seg_b, strict=True))
+    }
+    grid_xy = g.xy.reshape(-1, 2)
     estates = 0
     for cell in rng.permutation(n_cells):
         if estates >= n_estates:
             break
         ci, cj = int(cell % (nx - 1)), int(cell // (nx - 1))
-        if (ci, cj) in campus_cells or cj == river_row:  # no estates in the river
+        if (ci, cj) in campus_cells or cj == g.river_row:  # no estates in the river
             continue
         corners = [ids[cj, ci], ids[cj, ci + 1], ids[cj + 1, ci], ids[cj + 1, ci + 1]]
         sides = [(corners[0], corners[1]), (corners[2], corners[3])]
         sides += [(corners[0], corners[2]), (corners[1], corners[3])]
         options = [seg_lookup[(int(a), int(b))] for a, b in sides]
-        options = [s for s in options if keep[s] and not used[s] and cls[s] != "bridge"]
+        options = [s for s in options if g.keep[s] and not used[s] and g.cls[s] != "bridge"]
         if not options:
             continue
         side = int(rng.choice(options))
         used[side] = True
-        keep[side] = False  # replaced by two halves through the gate
-        a, b = int(seg_a[side]), int(seg_b[side])
+        g.keep[side] = False  # replaced by two halves through the gate
+        a, b = int(g.seg_a[side]), int(g.seg_b[side])
         gate, inside = n_nodes, n_nodes + 1
         n_nodes += 2
-        pa, pb = node_xy[0][a], node_xy[0][b]
-        centre = np.mean(xy.reshape(-1, 2)[corners], axis=0)
-        node_xy.append(np.stack([(pa + pb) / 2.0, centre + rng.uniform(-10, 10, 2)]))
+        pa, pb = grid_xy[a], grid_xy[b]
+        centre = np.mean(grid_xy[corners], axis=0)
+        extra.xy.append(np.stack([(pa + pb) / 2.0, centre + rng.uniform(-10, 10, 2)]))
         kinds += ["estate_gate", "estate"]
-        extra_a += [a, gate, gate]
-        extra_b += [gate, b, inside]
-        extra_cls += [str(cls[side]), str(cls[side]), "lane"]
-        extra_ow += [bool(oneway[side]), bool(oneway[side]), False]
-        extra_rev += [bool(reverse[side]), bool(reverse[side]), False]
+        cls, ow, rev = str(g.cls[side]), bool(g.oneway[side]), bool(g.reverse[side])
+        extra.a += [a, gate, gate]
+        extra.b += [gate, b, inside]
+        extra.cls += [cls, cls, "lane"]
+        extra.oneway += [ow, ow, False]
+        extra.reverse += [rev, rev, False]
         estates += 1
-
-    all_a = np.concatenate([seg_a[keep], np.asarray(extra_a, np.int64)])
-    all_b = np.concatenate([seg_b[keep], np.asarray(extra_b, np.int64)])
-    all_cls = np.concatenate([cls[keep], np.asarray(extra_cls, dtype=object)])
-    all_ow = np.concatenate([oneway[keep], np.asarray(extra_ow, bool)])
-    all_rev = np.concatenate([reverse[keep], np.asarray(extra_rev, bool)])
-    pts = np.concatenate(node_xy)
-    return _assemble(
-        pts, np.asarray(kinds, dtype=object), all_a, all_b, all_cls, all_ow, all_rev,
-        origin_lat, origin_lon, river_y,
-    )  # fmt: skip
+    return extra
 
 
 def _directed(
@@ -338,9 +341,3 @@ def _assemble(
         node_kind=kinds[inside],
         river_y_m=river_y,
     )
-
-
-def is_strongly_connected(city: City) -> bool:
-    """True if every node can reach every other along directed edges."""
-    count, _ = connected_components(city.graph(), directed=True, connection="strong")
-    return int(count) == 1

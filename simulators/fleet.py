@@ -26,8 +26,8 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
+from citymap.network import City
 from simulators import people
-from simulators.city import City
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 LOCAL_UTC_OFFSET_H = 8.0

@@ -2,8 +2,8 @@
 
 Layout of ``--out DIR`` (every file is a pure function of the options: same seed, same bytes)::
 
-    roads.npz                     the road network (simulators.network_files, version 1)
-    readers.csv, readers.geojson  the deployment (simulators.reader_files), same as an import
+    roads.npz                     the road network (citymap.network_files, version 1)
+    readers.csv, readers.geojson  the deployment (simulators.deployments), same as an import
     ports.json                    serial readers: protocol and active-frame device id per reader
     emitted/<protocol>/<reader_id>.bin    serial readers: the raw byte stream (frames, garbage)
     emitted/<protocol>/<reader_id>.jsonl  networked readers: one MQTT payload per line, in
@@ -30,11 +30,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from simulators.city import City
+from citymap.network import City
+from citymap.network_files import save_city
+from simulators.deployments import write_readers
 from simulators.emit import device_ids
 from simulators.fleet import Bike, Theft
-from simulators.network_files import save_city
-from simulators.reader_files import write_readers
 from simulators.readers import SERIAL_PROTOCOLS, SimReader
 from simulators.scenario import SimResult
 

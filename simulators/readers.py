@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from simulators.city import City
+from citymap.network import City, reader_candidates
 
 DEFAULT_PROTOCOL = "impinj-iot"
 PROTOCOLS = ("impinj-iot", "r2000", "zebra-iotc", "tagtrail-active")
@@ -69,13 +69,6 @@ def candidate_nodes(city: City) -> np.ndarray:
     """Nodes that may carry a reader: junctions and gates (not estate or campus insides, and
     not the shape points an imported road bends through)."""
     return reader_candidates(city.node_kind)
-
-
-def reader_candidates(node_kind: np.ndarray) -> np.ndarray:
-    """Indices of the node kinds that may carry a reader (see :func:`candidate_nodes`); an
-    imported network's junctions are already consolidated (:mod:`simulators.junctions`)."""
-    kinds = np.asarray(node_kind)
-    return np.flatnonzero((kinds != "estate") & (kinds != "campus") & (kinds != "shape"))
 
 
 def _priority(city: City, rng: np.random.Generator) -> np.ndarray:

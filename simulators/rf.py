@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from simulators.city import City
+from citymap.network import City
 from simulators.keyed_random import KeyedRandom
 from simulators.readers import ACTIVE_PROTOCOLS, SimReader, in_outage
 from simulators.rf_near import near_pairs

@@ -20,8 +20,8 @@ from datetime import datetime
 
 import pandas as pd
 
+from citymap.network import City
 from simulators.bike_days import PARKING_S, plan_bikes, trajectories
-from simulators.city import City
 from simulators.fleet import EPOCH, Bike, Population, Theft, from_us, plan_day, to_us
 from simulators.routing import Router
 

@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.sparse.csgraph import dijkstra
 
-from simulators.city import City
+from citymap.network import City
 
 VAN_VARIANT = -1
 _CHUNK = 64

@@ -16,11 +16,13 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
+from citymap.network import City
+from citymap.network_files import load_roads
+from citymap.reader_files import read_readers
 from simulators.chunks import ChunkResult, World, simulate_chunk
-from simulators.city import City, generate_city
+from simulators.city import generate_city
+from simulators.deployments import sim_readers
 from simulators.fleet import Population, plan_day
-from simulators.network_files import load_roads
-from simulators.reader_files import read_readers, sim_readers
 from simulators.readers import SimReader, outage_schedule, place_readers, reader_count_fraction
 from simulators.rf import RfParams
 from simulators.routing import Router

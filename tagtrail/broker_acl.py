@@ -23,12 +23,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from reader_gateway.wire import TOPIC_ROOT
+
 
 @dataclass(frozen=True)
 class BrokerRoster:
     """The service accounts of one deployment."""
 
-    prefix: str = "tagtrail/v1"
+    prefix: str = TOPIC_ROOT
     gateways: list[str] = field(default_factory=list)
     engines: list[str] = field(default_factory=list)
     apis: list[str] = field(default_factory=list)

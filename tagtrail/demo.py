@@ -25,9 +25,10 @@ from rich.console import Console
 
 from api.network.service import NetworkCache
 from api.routes.service import RouteRequest, route_for_plate
+from citymap.network import City
 from reader_gateway.config import DEFAULT_MAX_READ_AGE_S, DEFAULT_MAX_READ_LEAD_S
 from reader_gateway.transport.mqtt import MqttGateway, MqttGatewayConfig
-from simulators.city import City, generate_city
+from simulators.city import generate_city
 from simulators.emit import MqttEmitter, reader_messages
 from simulators.fleet import trip_rate_scale_for
 from simulators.readers import SimReader, place_readers

@@ -10,6 +10,8 @@ import platformdirs
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from reader_gateway.wire import DEFAULT_SHARD_COUNT, TOPIC_ROOT
+
 _PLACEHOLDERS = {"changeme", "change-me", "secret", "please-change-this-secret-key-now!"}
 
 
@@ -35,9 +37,9 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(default_factory=default_data_dir)
     topic_prefix: str = Field(
-        default="tagtrail/v1", description="root of every MQTT topic TagTrail uses"
+        default=TOPIC_ROOT, description="root of every MQTT topic TagTrail uses"
     )
-    shard_count: int = Field(default=4, ge=1, le=1024)
+    shard_count: int = Field(default=DEFAULT_SHARD_COUNT, ge=1, le=1024)
     embedded_mqtt_port: int = Field(default=18830, ge=1024, le=65535)
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
@@ -85,6 +87,12 @@ class Settings(BaseSettings):
         ge=0,
         description="hours between the engine's runs of the reader miss-rate learning job "
         "(`tagtrail readers learn-miss-rates`); 0: never",
+    )
+    engine_metrics_port: int = Field(
+        default=9108, ge=0, le=65535, description="the engine's Prometheus exporter port; 0: none"
+    )
+    engine_metrics_addr: str = Field(
+        default="127.0.0.1", description="address the engine's Prometheus exporter listens on"
     )
     id_hash_key: SecretStr | None = Field(
         default=None,
@@ -134,6 +142,20 @@ class Settings(BaseSettings):
     def read_max_age_days_resolved(self) -> float:
         """The engine's oldest accepted read age in days (``read_max_age_days`` or retention)."""
         return self.read_max_age_days or float(self.retention_days)
+
+    def export_to_children(self, *names: str) -> None:
+        """Put these settings into the environment, for child processes' ``Settings()``.
+
+        The one place TagTrail writes its environment: processes it cannot hand arguments to
+        (uvicorn's worker processes, which import the app factory by name) read them back.
+        """
+        prefix = self.model_config.get("env_prefix", "")
+        for name in names:
+            value = getattr(self, name)
+            if value is None:
+                os.environ.pop(f"{prefix}{name}".upper(), None)
+            else:
+                os.environ[f"{prefix}{name}".upper()] = str(value)
 
     @property
     def embedded(self) -> bool:

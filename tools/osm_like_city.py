@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from simulators.city import City, generate_city, xy_to_lonlat
-from simulators.network_files import save_city
+from citymap.network import City, xy_to_lonlat
+from citymap.network_files import save_city
+from simulators.city import generate_city
 
 
 def with_bends(city: City, *, bend_m: float, seed: int) -> City:

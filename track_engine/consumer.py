@@ -44,6 +44,8 @@ import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
 from reader_gateway.wire import (
+    DEFAULT_SHARD_COUNT,
+    TOPIC_ROOT,
     ReadBatch,
     WireError,
     decode_batch,
@@ -85,8 +87,8 @@ class EngineConfig:
 
     database_url: str
     mqtt_url: str
-    topic_prefix: str = "tagtrail/v1"
-    shards: tuple[int, ...] = (0, 1, 2, 3)
+    topic_prefix: str = TOPIC_ROOT
+    shards: tuple[int, ...] = tuple(range(DEFAULT_SHARD_COUNT))
     client_id: str = "tagtrail-engine-0"
     # A persistent session keeps QoS 1 messages for us while we are down; finite runs (demo,
     # tests) use a clean one so that they leave no session behind in the broker.

@@ -8,9 +8,11 @@ from pydantic import BaseModel, Field, field_validator
 
 from api.request_model import RequestModel
 from api.security import id_number_valid
+from reader_gateway.wire import TAG_ID_PATTERN
 from track_engine.identifiers import frame_number_key, normalize_plate, remove_invisible
 
-TAG_PATTERN = r"^[0-9A-Fa-f]{1,124}$"
+# The decoders' rule (reader_gateway.wire): a tag id no reader can report is refused here.
+TAG_PATTERN = TAG_ID_PATTERN
 
 
 class TagBindingOut(BaseModel):

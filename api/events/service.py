@@ -59,7 +59,8 @@ def book(conn: psycopg.Connection, *, event_id: int, by: Principal, now: datetim
     if booking_id is None:
         raise ConflictError("you have already booked this event", code="already-booked")
     booking = events.get_booking(conn, booking_id)
-    assert booking is not None
+    if booking is None:
+        raise RuntimeError("book: the booking just written is gone")
     return booking_out(booking)
 
 
@@ -82,5 +83,6 @@ def check_in(
         remote_addr=by.remote_addr,
     )
     updated = events.get_booking(conn, booking_id)
-    assert updated is not None
+    if updated is None:
+        raise RuntimeError("check_in: the booking just updated is gone")
     return booking_out(updated)

@@ -24,6 +24,7 @@ from api.deps import Principal
 from api.errors import UnavailableError
 from api.network.service import NetworkCache
 from api.request_model import RequestModel
+from reader_gateway.wire import READER_PROTOCOL_PATTERN
 from track_engine.db import audit, fleet, registry
 from track_engine.db.reader_miss_rates import StoredMissRate
 from track_engine.roads import DEFAULT_MISS_RATE, project_lonlat
@@ -65,9 +66,7 @@ class ReaderIn(RequestModel):
     """A reader to import (its position is snapped to the active road network)."""
 
     reader_id: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$", examples=["R-0042"])
-    protocol: str = Field(
-        pattern=r"^(r2000|tagtrail-active|impinj-iot|zebra-iotc)$", examples=["r2000"]
-    )
+    protocol: str = Field(pattern=READER_PROTOCOL_PATTERN, examples=["r2000"])
     lon: float = Field(ge=-180, le=180, examples=[120.1551])
     lat: float = Field(ge=-90, le=90, examples=[30.2741])
     antennas: int = Field(default=1, ge=1, le=8)

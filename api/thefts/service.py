@@ -164,7 +164,8 @@ def arm(
         remote_addr=by.remote_addr,
     )
     watch = cases.get_watch(conn, watch_id)
-    assert watch is not None
+    if watch is None:
+        raise RuntimeError("arm: the watch just written is gone")
     return watch_out(watch)
 
 
@@ -184,7 +185,8 @@ def disarm(conn: psycopg.Connection, *, watch_id: int, by: Principal) -> WatchOu
         remote_addr=by.remote_addr,
     )
     closed = cases.get_watch(conn, watch_id)
-    assert closed is not None
+    if closed is None:
+        raise RuntimeError("disarm: the watch just closed is gone")
     return watch_out(closed)
 
 

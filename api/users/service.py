@@ -259,5 +259,6 @@ def set_disabled(
         remote_addr=remote_addr,
     )
     user = accounts.user_by_id(conn, user_id)
-    assert user is not None
+    if user is None:
+        raise RuntimeError("set_disabled: the account just updated is gone")
     return user

@@ -95,7 +95,8 @@ async def token(
 def me(conn: ConnDep, principal: AnyUserDep) -> UserOut:
     """The caller's own account. Roles: any."""
     user = accounts.user_by_id(conn, principal.user_id)
-    assert user is not None  # the principal was just read
+    if user is None:  # the principal was just read
+        raise RuntimeError("me: the account just read is gone")
     return service.to_out(user)
 
 

@@ -1,4 +1,4 @@
--- Distribute TagTrail's schema over a Citus cluster, by tag (docs/deploy.md, "Citus").
+-- Distribute TagTrail's schema over a Citus cluster, by tag (docs/deployment.md, "Citus").
 --
 -- Run once, as the schema owner, on the coordinator, right after the first
 -- `tagtrail db migrate` against it (the tables must exist and be empty or small):
@@ -22,7 +22,7 @@
 -- Not supported together with TimescaleDB in one database (use native partitions: migration
 -- 0003 falls back to them when timescaledb is not preloaded). The engines' alert/passage
 -- NOTIFY triggers (migration 0035) fire on the workers, where nobody LISTENs: the API's live
--- streams fall back to their poll interval on Citus (docs/deploy.md).
+-- streams fall back to their poll interval on Citus (docs/deployment.md).
 
 BEGIN;
 

@@ -20,6 +20,7 @@ from reader_gateway.protocols.llrp import LlrpDecoder
 from reader_gateway.protocols.r2000 import R2000Decoder, encode_realtime_inventory
 from reader_gateway.protocols.tagtrail_active import TagtrailActiveDecoder
 from reader_gateway.protocols.zebra_iotc import ZebraIotcDecoder
+from reader_gateway.wire import READER_PROTOCOLS
 
 
 class UnknownProtocolError(LookupError):
@@ -41,6 +42,13 @@ DECODERS: dict[str, Callable[[], Decoder]] = {
     # KEEPALIVE with KEEPALIVE_ACK. The ROSpec set-up exchange belongs to the transport.
     "llrp": LlrpDecoder,
 }
+
+# The names are listed once, in the wire contract (the readers API validates with that list):
+# a decoder added here without its name there, or the reverse, stops the gateway at import.
+if set(DECODERS) != set(READER_PROTOCOLS):
+    raise RuntimeError(
+        f"decoders {sorted(DECODERS)} differ from wire.READER_PROTOCOLS {sorted(READER_PROTOCOLS)}"
+    )
 
 
 # Bytes a transport writes when it opens a connection to a reader of this protocol. R2000

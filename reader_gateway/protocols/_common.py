@@ -13,10 +13,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import orjson
 
 from reader_gateway.protocols.base import DecodeResult, PayloadError, Reject
-from reader_gateway.wire import MAX_TAG_HEX_CHARS
-
-# re.ASCII matters: without it ``[0-9]`` is fine but ``\d`` would accept other scripts' digits.
-_HEX_RE = re.compile(r"[0-9A-Fa-f]+", re.ASCII)
+from reader_gateway.wire import tag_id_problem
 
 # RFC 3339 date-time. Impinj sends nanosecond fractions and "Z"; Zebra sends milliseconds and a
 # "+0800" offset without the colon (ISO 8601 basic form), so the colon is optional here.
@@ -32,14 +29,11 @@ _RFC3339_RE = re.compile(
 def canonical_tag_hex(value: str) -> str:
     """Return ``value`` as a canonical tag id (upper-case hex), or raise :class:`PayloadError`.
 
-    A tag id must be a whole number of bytes and at most a 496-bit EPC long.
+    The rule is :func:`reader_gateway.wire.tag_id_problem`, the one the registry validates with.
     """
-    if not value or _HEX_RE.fullmatch(value) is None:
-        raise PayloadError(f"tag id is not hex: {value[:40]!r}")
-    if len(value) % 2:
-        raise PayloadError(f"tag id has an odd number of hex digits: {value[:40]!r}")
-    if len(value) > MAX_TAG_HEX_CHARS:
-        raise PayloadError(f"tag id longer than {MAX_TAG_HEX_CHARS} hex digits")
+    problem = tag_id_problem(value)
+    if problem is not None:
+        raise PayloadError(problem)
     return value.upper()
 
 

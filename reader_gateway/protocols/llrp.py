@@ -268,43 +268,37 @@ def _micros_to_utc(micros: int) -> datetime:
 
 
 def _tag_read(data: bytes, received_at: datetime) -> TagRead:
-    epc: bytes | None = None
-    antenna: int | None = None
-    rssi: int | None = None
-    first_seen: int | None = None
-    last_seen: int | None = None
-    for p in parse_params(data):
-        if not p.tv:
-            if p.type == s.P_EPC_DATA:
-                if epc is not None:
-                    raise PayloadError("TagReportData with two EPCs")
-                epc = _epc_data(p.value)
-            continue  # other TLVs: OpSpecResults, vendor Custom
-        if p.type == s.TV_EPC_96:
-            if epc is not None:
-                raise PayloadError("TagReportData with two EPCs")
-            epc = p.value
-        elif p.type == s.TV_ANTENNA_ID:
-            antenna = int.from_bytes(p.value, "big")
-        elif p.type == s.TV_PEAK_RSSI:
-            rssi = struct.unpack(">b", p.value)[0]
-        elif p.type == s.TV_FIRST_SEEN_UTC:
-            first_seen = int.from_bytes(p.value, "big")
-        elif p.type == s.TV_LAST_SEEN_UTC:
-            last_seen = int.from_bytes(p.value, "big")
+    epc, tv = _tag_params(data)
     if epc is None:
         raise PayloadError("TagReportData without EPC-96 or EPCData")
+    antenna = int.from_bytes(tv[s.TV_ANTENNA_ID], "big") if s.TV_ANTENNA_ID in tv else None
     if antenna is None or antenna == 0:
         raise PayloadError("TagReportData without an AntennaID (enable it in the ROSpec)")
-    if rssi is None:
+    if s.TV_PEAK_RSSI not in tv:
         raise PayloadError("TagReportData without a PeakRSSI (enable it in the ROSpec)")
+    rssi: int = struct.unpack(">b", tv[s.TV_PEAK_RSSI])[0]
     if rssi > _RSSI_DBM_MAX:
         raise PayloadError(f"PeakRSSI {rssi} dBm is above {_RSSI_DBM_MAX} dBm")
-    micros = first_seen if first_seen is not None else last_seen
-    read_at = received_at if micros is None else _micros_to_utc(micros)
+    seen = tv.get(s.TV_FIRST_SEEN_UTC, tv.get(s.TV_LAST_SEEN_UTC))
+    read_at = received_at if seen is None else _micros_to_utc(int.from_bytes(seen, "big"))
     return TagRead(
         tag_id=canonical_tag_hex(epc.hex()), antenna=antenna, rssi_dbm=float(rssi), read_at=read_at
     )
+
+
+def _tag_params(data: bytes) -> tuple[bytes | None, dict[int, bytes]]:
+    """A TagReportData's EPC (a second one is refused) and the last value of each other TV."""
+    epc: bytes | None = None
+    tv: dict[int, bytes] = {}
+    for p in parse_params(data):
+        if p.tv and p.type != s.TV_EPC_96:
+            tv[p.type] = p.value
+        elif p.tv or p.type == s.P_EPC_DATA:
+            if epc is not None:
+                raise PayloadError("TagReportData with two EPCs")
+            epc = p.value if p.tv else _epc_data(p.value)
+        # other TLVs: OpSpecResults, vendor Custom
+    return epc, tv
 
 
 def _epc_data(value: bytes) -> bytes:

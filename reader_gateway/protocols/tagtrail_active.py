@@ -57,7 +57,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TIME_MIN_MS, _TIME_MAX_MS = 946_684_800_000, 7_258_118_400_000
 
 _BODY = struct.Struct(">BBII Q 8s bB")  # version, length, reader_id, seq, time, tag, rssi, flags
-assert _BODY.size == 2 + BODY_LEN
+if _BODY.size != 2 + BODY_LEN:
+    raise RuntimeError(f"frame body struct is {_BODY.size} bytes, not {2 + BODY_LEN}")
 
 
 def crc16_ccitt_false(data: bytes) -> int:
@@ -149,7 +150,8 @@ _FRAME = np.dtype(
         ("crc", ">u2"),
     ]
 )
-assert _FRAME.itemsize == FRAME_LEN
+if _FRAME.itemsize != FRAME_LEN:
+    raise RuntimeError(f"frame dtype is {_FRAME.itemsize} bytes, not {FRAME_LEN}")
 # Below this many whole frames in the buffer, one object per frame is cheaper than numpy's
 # set-up (a real serial port at 115200 baud hands over a few frames at a time).
 _BLOCK_MIN_FRAMES = 32

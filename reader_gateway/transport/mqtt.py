@@ -3,7 +3,7 @@
 Networked readers (Impinj IoT interface, Zebra IoT Connector) publish their own JSON to
 ``<prefix>/raw/<protocol>/<reader_id>``; this gateway subscribes to ``<prefix>/raw/+/+``,
 decodes each message with that reader's decoder, normalizes, spools and publishes wire batches
-to ``<prefix>/reads/<shard>`` with QoS 1. It is a :class:`~reader_gateway.transport.gateway.
+to ``<prefix>/reads/<shard>`` with QoS 1. It is a :class:`~reader_gateway.orchestrator.
 Gateway` built from a few settings; a gateway with serial ports or its own subscriptions is
 configured with a TOML file instead (:mod:`reader_gateway.config`).
 
@@ -29,7 +29,8 @@ from reader_gateway.config import (
     MqttSubscriptionConfig,
     SpoolConfig,
 )
-from reader_gateway.transport.gateway import Gateway
+from reader_gateway.orchestrator import Gateway
+from reader_gateway.wire import DEFAULT_SHARD_COUNT, TOPIC_ROOT
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,8 @@ class MqttGatewayConfig:
 
     mqtt_url: str
     gateway_id: str = "gw-0"
-    topic_prefix: str = "tagtrail/v1"
-    shard_count: int = 4
+    topic_prefix: str = TOPIC_ROOT
+    shard_count: int = DEFAULT_SHARD_COUNT
     max_batch_reads: int = 500
     max_batch_delay_s: float = 0.2
     max_inflight: int = 1000

@@ -218,7 +218,8 @@ class Http:
         return status, body
 
     def _fill(self) -> None:
-        assert self._sock is not None
+        if self._sock is None:
+            raise RuntimeError("_fill: the connection is not open")
         data = self._sock.recv(262144)
         if not data:
             self.close()

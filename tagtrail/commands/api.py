@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -79,7 +78,9 @@ def serve(
             return
         # uvicorn starts the workers as fresh processes that import the app factory by name;
         # they find the database (embedded or not) through the environment.
-        os.environ["TAGTRAIL_DATABASE_URL"] = svc.database_url
+        settings.model_copy(update={"database_url": svc.database_url}).export_to_children(
+            "database_url"
+        )
         uvicorn.run(
             f"{__name__}:worker_app",
             factory=True,

@@ -27,17 +27,20 @@ def engine(
     ] = None,
     worker_id: Annotated[str, typer.Option(help="Unique worker name (MQTT client id).")] = "0",
     metrics_port: Annotated[
-        int,
+        int | None,
         typer.Option(
             min=0,
             max=65535,
-            envvar="TAGTRAIL_ENGINE_METRICS_PORT",
-            help="Prometheus exporter port (0: no exporter).",
+            help="Prometheus exporter port (0: no exporter; default: the "
+            "TAGTRAIL_ENGINE_METRICS_PORT setting, 9108).",
         ),
-    ] = 9108,
+    ] = None,
     metrics_addr: Annotated[
-        str, typer.Option(envvar="TAGTRAIL_ENGINE_METRICS_ADDR", help="Exporter address.")
-    ] = "127.0.0.1",
+        str | None,
+        typer.Option(
+            help="Exporter address (default: the TAGTRAIL_ENGINE_METRICS_ADDR setting, 127.0.0.1)."
+        ),
+    ] = None,
     record_status: Annotated[
         bool,
         typer.Option(
@@ -63,6 +66,10 @@ def engine(
     from track_engine.reader_status import ReaderStatusRecorder
 
     settings = Settings()
+    if metrics_port is None:
+        metrics_port = settings.engine_metrics_port
+    if metrics_addr is None:
+        metrics_addr = settings.engine_metrics_addr
     owned = (
         tuple(int(s) for s in shards.split(",")) if shards else tuple(range(settings.shard_count))
     )
@@ -189,7 +196,7 @@ def bench_accuracy(
     the route-choice oracle (the bound the evidence allows)."""
     from rich.table import Table
 
-    from tagtrail.commands.engine_accuracy import AccuracyOptions, run_accuracy
+    from tagtrail.bench.engine_accuracy import AccuracyOptions, run_accuracy
 
     try:
         options = AccuracyOptions(
@@ -256,7 +263,7 @@ def bench_soak(
 
     from tagtrail.bench.broker import PRIVATE, broker_url
     from tagtrail.bench.common import ADMIN_URL, fresh_database
-    from tagtrail.commands.soak import result_document, run_soak
+    from tagtrail.bench.soak import result_document, run_soak
 
     settings = Settings()
     with ExitStack() as stack:

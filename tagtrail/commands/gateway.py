@@ -43,7 +43,7 @@ def gateway(
     """
     from reader_gateway.config import load_config
     from reader_gateway.errors import ConfigError
-    from reader_gateway.transport.gateway import Gateway
+    from reader_gateway.orchestrator import Gateway
     from reader_gateway.transport.mqtt import MqttGateway, MqttGatewayConfig
 
     settings = Settings()
@@ -124,7 +124,7 @@ def bench_gateway(
     from rich.console import Console
     from rich.table import Table
 
-    from reader_gateway.bench import run_bench
+    from tagtrail.bench.gateway import run_bench
 
     cpu = None
     if hasattr(os, "sched_setaffinity"):

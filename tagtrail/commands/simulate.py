@@ -200,7 +200,7 @@ def roads_import(
     """Import OpenStreetMap roads bikes use, store them as the active network.
 
     The several OSM nodes of one real junction become one node (readers go on junctions)."""
-    from simulators.network_files import load_roads, save_city
+    from citymap.network_files import load_roads, save_city
     from track_engine.db import registry
     from track_engine.db.migrate import migrate
 
@@ -237,7 +237,7 @@ def readers_import(
     """Import a reader deployment onto the active network (snapped to the nearest junction)."""
     import psycopg
 
-    from simulators.reader_files import (
+    from citymap.reader_files import (
         ReaderFileError,
         project,
         read_readers,

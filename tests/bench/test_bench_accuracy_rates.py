@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
+from tagtrail.bench.engine_accuracy import AccuracyOptions, run_accuracy
 from tagtrail.cli import app
-from tagtrail.commands.engine_accuracy import AccuracyOptions, run_accuracy
 
 
 def test_each_rate_source_is_scored_and_says_how_wrong_its_rates_were() -> None:

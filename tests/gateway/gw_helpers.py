@@ -23,8 +23,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from testsupport import free_port
 
 from reader_gateway.config import GatewayConfig
+from reader_gateway.orchestrator import Gateway
 from reader_gateway.protocols import tagtrail_active
-from reader_gateway.transport.gateway import Gateway
 from reader_gateway.wire import ReadBatch, decode_batch
 
 # Read times near the real clock: the gateway refuses reads far from it (ClockConfig).

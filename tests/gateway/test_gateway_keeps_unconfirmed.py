@@ -16,7 +16,7 @@ from gw_helpers import Collector, PtyReader, active_frames, wait_until
 from paho.mqtt.enums import CallbackAPIVersion
 
 from reader_gateway.config import GatewayConfig
-from reader_gateway.transport.gateway import Gateway
+from reader_gateway.orchestrator import Gateway
 from reader_gateway.wire import encode_stored, mqtt_endpoint, stored_topic
 
 

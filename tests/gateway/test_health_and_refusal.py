@@ -11,8 +11,8 @@ from testsupport import free_port
 
 from reader_gateway.config import GatewayConfig
 from reader_gateway.health import ReaderHealth
+from reader_gateway.orchestrator import Gateway
 from reader_gateway.spool import Spool
-from reader_gateway.transport.gateway import Gateway
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,8 @@ from gw_helpers import T0, Collector, wait_until
 from paho.mqtt.enums import CallbackAPIVersion
 
 from reader_gateway.config import GatewayConfig
+from reader_gateway.orchestrator import Gateway
 from reader_gateway.protocols import zebra_iotc
-from reader_gateway.transport.gateway import Gateway
 
 
 def test_zebra_reader_over_mqtt_is_deduplicated_and_published(

@@ -25,8 +25,8 @@ from gw_helpers import Collector, wait_until
 from paho.mqtt.enums import CallbackAPIVersion
 
 from reader_gateway.config import GatewayConfig
+from reader_gateway.orchestrator import Gateway
 from reader_gateway.protocols.impinj_iot import encode_tag_inventory_event
-from reader_gateway.transport.gateway import Gateway
 
 _MESSAGES = 30
 

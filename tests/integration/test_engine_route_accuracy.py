@@ -17,7 +17,7 @@ import pytest
 
 from simulators.emit import MqttEmitter, reader_messages
 from simulators.riders import trajectories
-from tagtrail.commands.engine_accuracy import START, prepare_truth
+from tagtrail.bench.engine_accuracy import START, prepare_truth
 from tagtrail.demo import DemoOptions, load_registry, running_pipeline, simulate
 from tagtrail.settings import Settings
 from track_engine.db import queries

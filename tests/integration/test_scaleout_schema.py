@@ -1,4 +1,4 @@
-"""Scale-out schema checks that can run on plain PostgreSQL (issue #10, docs/deploy.md).
+"""Scale-out schema checks that can run on plain PostgreSQL (issue #10, docs/deployment.md).
 
 - ``deploy/citus/distribute.sql`` against the real migrated schema (PostgreSQL's catalog):
   every table is listed exactly once, as distributed or as reference; each distributed table

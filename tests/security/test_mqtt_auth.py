@@ -21,8 +21,8 @@ from broker_helpers import ACCOUNTS, PREFIX, SecuredBroker, secured_mosquitto
 from gw_helpers import wait_until
 
 from reader_gateway.config import GatewayConfig
+from reader_gateway.orchestrator import Gateway
 from reader_gateway.protocols import tagtrail_active
-from reader_gateway.transport.gateway import Gateway
 from reader_gateway.wire import WireError, mqtt_target
 from simulators.emit import MqttEmitter, ReaderMessage
 from track_engine.consumer import EngineConfig, EngineService

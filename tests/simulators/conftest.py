@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 from sim_helpers import START
 
-from simulators.city import City, generate_city
+from citymap.network import City
+from simulators.city import generate_city
 from simulators.readers import SimReader, place_readers
 from simulators.riders import Population, generate_population, trajectories
 

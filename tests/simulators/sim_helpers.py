@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from simulators.city import City
+from citymap.network import City
 from simulators.readers import SimReader
 
 START = datetime(2025, 3, 3, 0, 0, tzinfo=UTC)  # 08:00 local time, morning peak

@@ -3,7 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simulators.city import City, generate_city, is_strongly_connected
+from citymap.network import City, is_strongly_connected
+from simulators.city import generate_city
 
 
 def _same(a: City, b: City) -> bool:

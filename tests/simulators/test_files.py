@@ -7,8 +7,9 @@ import pytest
 from sim_helpers import START
 from typer.testing import CliRunner
 
-from simulators.city import City
-from simulators.reader_files import ReaderFileError, read_readers, sim_readers, write_readers
+from citymap.network import City
+from citymap.reader_files import ReaderFileError, read_readers
+from simulators.deployments import sim_readers, write_readers
 from simulators.readers import SimReader, place_readers
 from tagtrail.cli import app
 

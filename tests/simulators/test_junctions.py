@@ -11,9 +11,9 @@ import pytest
 from scipy.spatial import cKDTree
 from typer.testing import CliRunner
 
-from simulators.city import City, is_strongly_connected
-from simulators.osm import read_osm
-from simulators.reader_files import ReaderFileError, snap_to_junctions
+from citymap.network import City, is_strongly_connected
+from citymap.osm import read_osm
+from citymap.reader_files import ReaderFileError, snap_to_junctions
 from simulators.readers import candidate_nodes, place_readers
 from tagtrail.cli import app
 

@@ -8,9 +8,9 @@ import osmium
 import pytest
 from sim_helpers import START
 
-from simulators.city import is_strongly_connected
-from simulators.network_files import load_city, load_roads, save_city
-from simulators.osm import OsmImportError, bike_class, oneway_direction, read_osm
+from citymap.network import is_strongly_connected
+from citymap.network_files import load_city, load_roads, save_city
+from citymap.osm import OsmImportError, bike_class, oneway_direction, read_osm
 from simulators.scenario import SimOptions, run
 
 OSM = Path(__file__).parent / "data" / "small_town.osm"

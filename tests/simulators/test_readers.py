@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from simulators.city import City
+from citymap.network import City
 from simulators.readers import candidate_nodes, place_readers
 
 

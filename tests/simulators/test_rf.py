@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sim_helpers import reader_at, straight_city, straight_traj
 
-from simulators.city import City
+from citymap.network import City
 from simulators.readers import SimReader
 from simulators.rf import RfParams, simulate_reads
 from simulators.riders import Population

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sim_helpers import START
 
-from simulators.city import City
+from citymap.network import City
 from simulators.riders import Population, generate_population, to_us, trajectories, trip_node_times
 
 

@@ -176,7 +176,8 @@ def add_flag(
            VALUES (%s, %s, %s, %s, %s, %s) RETURNING flag_id""",
         (match.kind, match.bike_id, match.theft_id, presented_by, event_id, Jsonb(detail)),
     ).fetchone()
-    assert row is not None
+    if row is None:
+        raise RuntimeError("add_flag: the database returned no row")
     conn.execute("NOTIFY tagtrail_alerts")
     return int(row[0])
 
@@ -201,7 +202,8 @@ def upsert_owner(
            RETURNING owner_id""",
         (name, phone, address, id_number_hash, id_number_tail, id_number_enc),
     ).fetchone()
-    assert row is not None
+    if row is None:
+        raise RuntimeError("upsert_owner: the database returned no row")
     return int(row[0])
 
 
@@ -240,7 +242,8 @@ def register_bike(conn: psycopg.Connection, *, owner_id: int, bike: NewBike) -> 
             bike.photo_url,
         ),
     ).fetchone()
-    assert row is not None
+    if row is None:
+        raise RuntimeError("register_bike: the database returned no row")
     bike_id = int(row[0])
     conn.execute(
         "INSERT INTO plates (plate, plate_key, bike_id, valid) "

@@ -43,7 +43,8 @@ def upsert_camera(
                 RETURNING {_COLUMNS}""",
             (camera_id, name, lon, lat, footage_url_template),
         ).fetchone()
-    assert row is not None
+    if row is None:
+        raise RuntimeError("upsert_camera: the database returned no row")
     return row
 
 

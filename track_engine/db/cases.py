@@ -131,7 +131,8 @@ def arm_watch(
            VALUES (%s, 'armed', %s, %s, %s) RETURNING watch_id""",
         (bike_id, user_id, starts_at, ends_at),
     ).fetchone()
-    assert row is not None
+    if row is None:
+        raise RuntimeError("arm_watch: the database returned no row")
     conn.execute("NOTIFY tagtrail_watches")
     return int(row[0])
 
@@ -235,7 +236,8 @@ def latest_ids(conn: psycopg.Connection) -> tuple[int, int]:
         "SELECT (SELECT coalesce(max(alert_id), 0) FROM alerts), "
         "(SELECT coalesce(max(flag_id), 0) FROM registration_flags)"
     ).fetchone()
-    assert row is not None
+    if row is None:
+        raise RuntimeError("latest_ids: the database returned no row")
     return int(row[0]), int(row[1])
 
 
@@ -250,7 +252,8 @@ def replay_floor(conn: psycopg.Connection, *, since: datetime) -> tuple[int, int
                            (SELECT max(flag_id) FROM registration_flags), 0)""",
         {"s": since},
     ).fetchone()
-    assert row is not None
+    if row is None:
+        raise RuntimeError("replay_floor: the database returned no row")
     return int(row[0]), int(row[1])
 
 
@@ -278,7 +281,8 @@ def replay_summary(
                         ORDER BY bike_id LIMIT %(m)s)""",
         {"a": after_alert, "f": after_flag, "s": raised_since, "m": max_bikes},
     ).fetchone()
-    assert row is not None
+    if row is None:
+        raise RuntimeError("replay_summary: the database returned no row")
     return {
         "alerts": int(row[0]),
         "alert_ids": [] if row[1] is None else [int(row[1]), int(row[2])],

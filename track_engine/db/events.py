@@ -65,7 +65,8 @@ def create_event(
            VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING event_id""",
         (name, place, lon, lat, starts_at, ends_at, capacity),
     ).fetchone()
-    assert row is not None
+    if row is None:
+        raise RuntimeError("create_event: the database returned no row")
     return int(row[0])
 
 

@@ -39,7 +39,8 @@ def store_road_network(
         "VALUES (%s, %s, %s, %s, true) RETURNING network_id",
         (name, source, origin_lat, origin_lon),
     ).fetchone()
-    assert row is not None
+    if row is None:
+        raise RuntimeError("store_road_network: the database returned no row")
     network_id = int(row[0])
     with conn.cursor() as cur:
         with cur.copy(
@@ -138,7 +139,8 @@ def register_bikes(
                 (reg.owner_name, reg.owner_phone, id_hash, reg.owner_id_number[-4:]),
             )
             owner = cur.fetchone()
-            assert owner is not None
+            if owner is None:
+                raise RuntimeError("register_bikes: the database returned no row")
             cur.execute(
                 """INSERT INTO bikes (owner_id, brand, colour, frame_number, frame_number_key,
                                       registered_at)
@@ -153,7 +155,8 @@ def register_bikes(
                 ),
             )
             bike = cur.fetchone()
-            assert bike is not None
+            if bike is None:
+                raise RuntimeError("register_bikes: the database returned no row")
             bike_id = int(bike[0])
             cur.execute(
                 "INSERT INTO plates (plate, plate_key, bike_id, valid) "
@@ -191,13 +194,15 @@ def open_theft(
            VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING theft_id""",
         (bike_id, reported_at, stolen_at, place, description, status, case_number, reported_by),
     ).fetchone()
-    assert theft is not None
+    if theft is None:
+        raise RuntimeError("open_theft: the database returned no row")
     watch = conn.execute(
         "INSERT INTO watches (bike_id, kind, theft_id, starts_at, created_by) "
         "VALUES (%s, 'theft', %s, %s, %s) RETURNING watch_id",
         (bike_id, theft[0], stolen_at, reported_by),
     ).fetchone()
-    assert watch is not None
+    if watch is None:
+        raise RuntimeError("open_theft: the database returned no row")
     conn.execute("NOTIFY tagtrail_watches")
     return int(theft[0]), int(watch[0])
 

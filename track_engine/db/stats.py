@@ -48,7 +48,8 @@ def case_figures(conn: psycopg.Connection, *, since: datetime, until: datetime) 
                FROM t""",
             (since, until),
         ).fetchone()
-    assert row is not None
+    if row is None:
+        raise RuntimeError("case_figures: the database returned no row")
     return dict(row)
 
 

@@ -565,7 +565,8 @@ async def audited_last_seen_async(
         _AUDITED_LAST_SEEN, {**_audit_params(record), **_last_seen_args(bike_id)}
     )
     row = await cur.fetchone()
-    assert row is not None  # one row, always
+    if row is None:  # one row, always
+        raise RuntimeError("audited_last_seen_async: the database returned no row")
     if not row[0]:
         raise NotFoundError(f"no bike {bike_id}")
     seen = None if row[1] is None else _last_seen_of(row[1:7])

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simulators.city import City
+from citymap.network import City
 
 FORMAT_VERSION = 1
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
@@ -83,13 +83,13 @@ def load_roads(path: str | Path, *, junction_tolerance_m: float | None = None) -
     """A road network from an ``.npz`` network file or OpenStreetMap data (.osm, .osm.pbf).
 
     OSM junctions are consolidated within ``junction_tolerance_m`` (default
-    :data:`simulators.junctions.DEFAULT_TOLERANCE_M`, 0: every OSM node stays); a network file
+    :data:`citymap.junctions.DEFAULT_TOLERANCE_M`, 0: every OSM node stays); a network file
     is loaded as it was saved.
     """
     name = str(path).lower()
     if name.endswith((".osm", ".osm.pbf", ".pbf", ".osm.bz2", ".osm.gz")):
-        from simulators.junctions import DEFAULT_TOLERANCE_M
-        from simulators.osm import read_osm  # osmium is only needed for OSM input
+        from citymap.junctions import DEFAULT_TOLERANCE_M
+        from citymap.osm import read_osm  # osmium is only needed for OSM input
 
         tolerance = DEFAULT_TOLERANCE_M if junction_tolerance_m is None else junction_tolerance_m
         return read_osm(path, junction_tolerance_m=tolerance)

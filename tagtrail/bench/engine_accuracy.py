@@ -12,7 +12,7 @@ the engine does, and reconstruct every tag's route three ways on the *same passa
   states on) of the reader positions in time order; where it gives no path between two
   sightings the shortest path is used, so it is never scored on less than the baseline draws;
 * ``route_choice_oracle`` — the engine's route building with a path chooser that knows the
-  simulator's own route-choice model (:mod:`tagtrail.commands.engine_oracle`): the bound the
+  simulator's own route-choice model (:mod:`tagtrail.bench.engine_oracle`): the bound the
   evidence allows, not a method a deployment can have.
 
 The ``tagtrail`` method weighs silent readers by their miss rates, taken one of three ways
@@ -41,14 +41,15 @@ import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
-from simulators.city import City, generate_city
+from citymap.network import City
+from citymap.network_files import load_roads
+from simulators.city import generate_city
 from simulators.fleet import plan_day
-from simulators.network_files import load_roads
 from simulators.readers import SimReader, place_readers
 from simulators.rf import simulate_reads
 from simulators.riders import generate_population, trajectories
-from tagtrail.commands.engine_hmm import HmmMatcher
-from tagtrail.commands.engine_oracle import RouteChoiceOracle
+from tagtrail.bench.engine_hmm import HmmMatcher
+from tagtrail.bench.engine_oracle import RouteChoiceOracle
 from track_engine.miss_rates import learn_miss_rates, tracks_from_passages
 from track_engine.passages import fold_passages
 from track_engine.paths import NegativeEvidenceChooser, score, shortest_path
@@ -707,7 +708,7 @@ def _row(trip: Any, cause: str, true_m: float, lost_m: float, false_m: float) ->
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m tagtrail.commands.engine_accuracy --diagnose``: the recall-loss breakdown."""
+    """``python -m tagtrail.bench.engine_accuracy --diagnose``: the recall-loss breakdown."""
     import argparse
     import json
 

@@ -1,5 +1,5 @@
-"""Reader deployment files (CSV and GeoJSON): what ``tagtrail readers import`` reads and what
-the simulator writes for its own readers.
+"""Reader deployment files (CSV and GeoJSON): what ``tagtrail readers import`` reads (the
+simulator writes them for its own readers: :mod:`simulators.deployments`).
 
 Columns (CSV header / GeoJSON feature properties; position from lon/lat or the Point):
 
@@ -18,84 +18,31 @@ clock_drift_ppm    optional (default 0)
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
-from simulators.city import EARTH_RADIUS_M, City
-from simulators.readers import PROTOCOLS, SimReader, reader_candidates
+from citymap.network import EARTH_RADIUS_M, reader_candidates
 
 COLUMNS = ("reader_id", "lon", "lat", "protocol", "antennas", "antenna_headings", "range_m",
            "miss_rate", "clock_offset_s", "clock_drift_ppm")  # fmt: skip
+# The protocols a deployment file may name, each with its default read range.
+# The protocols a deployment file may name, each with its default read range.
 _DEFAULT_RANGE_M = {"impinj-iot": 6.0, "zebra-iotc": 6.0, "r2000": 4.5, "tagtrail-active": 60.0}
+PROTOCOLS = tuple(_DEFAULT_RANGE_M)
+PROTOCOLS = tuple(_DEFAULT_RANGE_M)
 
 
 class ReaderFileError(ValueError):
     """A reader file that cannot be used (missing column, bad value, unknown protocol)."""
 
 
-def readers_table(readers: list[SimReader]) -> pd.DataFrame:
-    """The deployment table of simulated readers (the columns above)."""
-    return pd.DataFrame({
-        "reader_id": [r.reader_id for r in readers],
-        "lon": [round(r.lon, 8) for r in readers],
-        "lat": [round(r.lat, 8) for r in readers],
-        "protocol": [r.protocol for r in readers],
-        "antennas": [r.antennas for r in readers],
-        "antenna_headings": [list(r.antenna_heading_deg) for r in readers],
-        "range_m": [round(r.range_m, 2) for r in readers],
-        "miss_rate": [round(r.miss_rate, 4) for r in readers],
-        "clock_offset_s": [round(r.clock_offset_s, 6) for r in readers],
-        "clock_drift_ppm": [round(r.clock_drift_ppm, 3) for r in readers],
-    })  # fmt: skip
-
-
-def write_readers(readers: list[SimReader], path: str | Path) -> None:
-    """Write readers as CSV (``.csv``) or GeoJSON (``.geojson`` / ``.json``)."""
-    table = readers_table(readers)
-    if str(path).lower().endswith((".geojson", ".json")):
-        features = [
-            {
-                "type": "Feature",
-                "geometry": {"type": "Point", "coordinates": [row["lon"], row["lat"]]},
-                "properties": {k: row[k] for k in COLUMNS if k not in ("lon", "lat")},
-            }
-            for row in table.to_dict("records")
-        ]
-        doc = {"type": "FeatureCollection", "features": features}
-        Path(path).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
-        return
-    out = table.assign(
-        antenna_headings=[";".join(f"{h:g}" for h in hs) for hs in table["antenna_headings"]]
-    )
-    out.to_csv(path, index=False, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
-
-
 def read_readers(path: str | Path) -> pd.DataFrame:
     """Read and validate a reader file; optional columns get their defaults."""
-    name = str(path).lower()
-    try:
-        if name.endswith((".geojson", ".json")):
-            doc = json.loads(Path(path).read_text(encoding="utf-8"))
-            rows = []
-            for f in doc["features"]:
-                lon, lat = f["geometry"]["coordinates"][:2]
-                rows.append({**f["properties"], "lon": lon, "lat": lat})
-            table = pd.DataFrame(rows)
-        else:
-            table = pd.read_csv(path, dtype={"reader_id": str, "antenna_headings": str})
-            if "antenna_headings" in table.columns:
-                table["antenna_headings"] = [
-                    [float(h) for h in str(v).split(";") if h.strip()] if pd.notna(v) else []
-                    for v in table["antenna_headings"]
-                ]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ReaderFileError(f"{path}: {exc}") from exc
+    table = _read_table(path)
     missing = {"reader_id", "lon", "lat", "protocol"} - set(table.columns)
     if missing:
         raise ReaderFileError(f"{path}: missing columns {sorted(missing)}")
@@ -117,6 +64,27 @@ def read_readers(path: str | Path) -> pd.DataFrame:
     if not table["antennas"].between(1, 8).all():
         raise ReaderFileError(f"{path}: antennas must be 1-8")
     return table[list(COLUMNS)].reset_index(drop=True)
+
+
+def _read_table(path: str | Path) -> pd.DataFrame:
+    """The file's rows as written (GeoJSON properties or CSV columns), headings as lists."""
+    try:
+        if str(path).lower().endswith((".geojson", ".json")):
+            doc = json.loads(Path(path).read_text(encoding="utf-8"))
+            rows = []
+            for f in doc["features"]:
+                lon, lat = f["geometry"]["coordinates"][:2]
+                rows.append({**f["properties"], "lon": lon, "lat": lat})
+            return pd.DataFrame(rows)
+        table = pd.read_csv(path, dtype={"reader_id": str, "antenna_headings": str})
+        if "antenna_headings" in table.columns:
+            table["antenna_headings"] = [
+                [float(h) for h in str(v).split(";") if h.strip()] if pd.notna(v) else []
+                for v in table["antenna_headings"]
+            ]
+        return table
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ReaderFileError(f"{path}: {exc}") from exc
 
 
 def project(lonlat: np.ndarray, origin_lat: float, origin_lon: float) -> np.ndarray:
@@ -143,32 +111,3 @@ def snap_to_junctions(node_xy_m: np.ndarray, node_kind: np.ndarray, xy_m: np.nda
     if not len(candidates):
         raise ReaderFileError("the road network has no junction to put a reader on")
     return snap_nodes(node_xy_m, candidates, xy_m)
-
-
-def sim_readers(table: pd.DataFrame, city: City) -> list[SimReader]:
-    """Readers of a deployment table placed on ``city`` (snapped to the nearest junction)."""
-    xy = project(table[["lon", "lat"]].to_numpy(), city.origin_lat, city.origin_lon)
-    nodes = snap_to_junctions(city.node_xy_m, city.node_kind, xy)
-    out = []
-    rows: list[dict[Any, Any]] = table.to_dict("records")
-    for k, row in enumerate(rows):
-        headings = tuple(float(h) for h in row["antenna_headings"]) or (0.0,)
-        antennas = int(row["antennas"])
-        out.append(
-            SimReader(
-                reader_id=str(row["reader_id"]),
-                node=int(nodes[k]),
-                x_m=float(xy[k, 0]),
-                y_m=float(xy[k, 1]),
-                lat=float(row["lat"]),
-                lon=float(row["lon"]),
-                antennas=antennas,
-                antenna_heading_deg=headings[:antennas],
-                protocol=str(row["protocol"]),
-                range_m=float(row["range_m"]),
-                miss_rate=float(row["miss_rate"]),
-                clock_offset_s=float(row["clock_offset_s"]),
-                clock_drift_ppm=float(row["clock_drift_ppm"]),
-            )
-        )
-    return out

@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.sparse.csgraph import dijkstra
 
-from simulators.city import City
+from citymap.network import City
 from simulators.routing import VAN_VARIANT, Router
 from track_engine.paths import NegativeEvidenceChooser, PathModel
 from track_engine.roads import ReaderPaths

@@ -16,7 +16,7 @@ roads meet or end (other than two distinct neighbours) is a ``junction``; the re
 the points where OSM merely splits one road into two ways (a tag change, a bridge), are ``shape``
 (readers are placed only on junctions). The several nodes of one real junction (dual
 carriageways, turn lanes, short link ways, small roundabouts) are then merged into one at
-their centroid, within ``junction_tolerance_m`` (see :mod:`simulators.junctions`; 0 keeps
+their centroid, within ``junction_tolerance_m`` (see :mod:`citymap.junctions`; 0 keeps
 every OSM node). Nodes are projected like the generated city (equirectangular about the centre of
 the data's bounding box). Only the largest strongly connected component is kept: an island or
 a one-way dead end cannot be routed through, and the engine routes on this graph.
@@ -32,8 +32,8 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 from scipy.sparse.csgraph import connected_components
 
-from simulators.city import EARTH_RADIUS_M, City, xy_to_lonlat
-from simulators.junctions import DEFAULT_TOLERANCE_M, consolidate
+from citymap.junctions import DEFAULT_TOLERANCE_M, consolidate
+from citymap.network import EARTH_RADIUS_M, City, xy_to_lonlat
 
 _ARTERIAL = {"trunk", "trunk_link", "primary", "primary_link", "secondary", "secondary_link",
              "tertiary", "tertiary_link"}  # fmt: skip
@@ -97,7 +97,8 @@ def read_osm(path: str | Path, *, junction_tolerance_m: float = DEFAULT_TOLERANC
             .with_filter(osmium.filter.EntityFilter(osmium.osm.WAY))
         )
         for way in processor:
-            assert isinstance(way, osmium.osm.Way)  # the filter passes ways only
+            if not isinstance(way, osmium.osm.Way):  # the filter passes ways only
+                raise TypeError(f"osmium's way filter passed a {type(way).__name__}")
             tags = {t.k: t.v for t in way.tags}
             cls = bike_class(tags)
             if cls is None or len(way.nodes) < 2:
