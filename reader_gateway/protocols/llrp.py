@@ -20,14 +20,14 @@ Messages handled:
   gateway sends asks for all three).
 - KEEPALIVE: a ``keepalive`` event, and KEEPALIVE_ACK in ``reply``.
 - READER_EVENT_NOTIFICATION: a ``reader_event`` event at the reader's UTC timestamp.
-- Every *_RESPONSE and ERROR_MESSAGE: a ``response`` event with its LLRPStatus.
+- Every *_RESPONSE and ERROR_MESSAGE: a ``response`` event with its LLRPStatus (and, for a
+  successful GET_READER_CAPABILITIES_RESPONSE, the parsed ``capabilities``).
 - CUSTOM_MESSAGE: a ``custom_message`` event (vendor id and subtype).
 """
 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from reader_gateway.protocols import llrp_spec as s
@@ -42,7 +42,9 @@ from reader_gateway.protocols.base import (
     TagRead,
     TruncatedError,
 )
+from reader_gateway.protocols.llrp_caps import parse_capabilities
 from reader_gateway.protocols.llrp_encode import encode_keepalive_ack
+from reader_gateway.protocols.llrp_params import Param, parse_params
 
 NAME = "llrp"
 # Large enough for a report of ~30,000 TagReportData; a reader buffering more than that should
@@ -70,51 +72,6 @@ class UnknownMessageError(PayloadError):
     """A well-framed message of a type no reader sends (unknown, or client-only)."""
 
     reason = "unknown_message"
-
-
-@dataclass(frozen=True, slots=True)
-class Param:
-    """One parameter as found in a message body: TV or TLV, its type, value and raw bytes."""
-
-    tv: bool
-    type: int
-    value: bytes
-    raw: bytes
-
-
-def parse_params(data: bytes) -> list[Param]:
-    """Split a run of TV and TLV parameters; raise :class:`PayloadError` if it does not parse.
-
-    TLV lengths must cover their header and stay inside ``data``. A TV type not in the
-    specification cannot be skipped (its length is unknown), so it is an error too.
-    """
-    out: list[Param] = []
-    i = 0
-    while i < len(data):
-        first = data[i]
-        if first & 0x80:
-            ptype = first & 0x7F
-            size = s.TV_LENGTHS.get(ptype)
-            if size is None:
-                raise PayloadError(f"unknown TV parameter type {ptype} at byte {i}")
-            end = i + 1 + size
-            if end > len(data):
-                raise PayloadError(f"TV parameter {ptype} cut short at byte {i}")
-            out.append(Param(True, ptype, data[i + 1 : end], data[i:end]))
-        else:
-            if i + s.TLV_HEADER_LEN > len(data):
-                raise PayloadError(f"TLV parameter header cut short at byte {i}")
-            ptype_raw, length = struct.unpack_from(">HH", data, i)
-            ptype = ptype_raw & 0x3FF
-            end = i + length
-            if length < s.TLV_HEADER_LEN or end > len(data):
-                raise PayloadError(
-                    f"TLV parameter {ptype} at byte {i} has length {length}, "
-                    f"outside 4..{len(data) - i}"
-                )
-            out.append(Param(False, ptype, data[i + s.TLV_HEADER_LEN : end], data[i:end]))
-        i = end
-    return out
 
 
 class LlrpDecoder:
@@ -368,6 +325,9 @@ def _response(mtype: int, body: bytes, message_id: int, received_at: datetime) -
         "status": s.STATUS_CODES.get(code, str(code)),
         "error_description": status.value[4 : 4 + text_len].decode("utf-8", "replace"),
     }
+    if mtype == s.GET_READER_CAPABILITIES_RESPONSE and code == 0:
+        # The transport checks antennas and looks transmit powers up in it.
+        detail["capabilities"] = parse_capabilities(body)
     return ReaderEvent("response", received_at, detail=detail)
 
 
