@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import socket
 import struct
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reader_gateway.protocols import llrp_encode as enc
 from reader_gateway.protocols import llrp_spec as s
 from reader_gateway.protocols.llrp import LlrpDecoder
+from simulators import wire_columns as wc
 from simulators.emit import reader_messages
+from simulators.emit_files import EmitTables, order_reads, write_streams
 from simulators.llrp_readers import LlrpReaderServers
+from simulators.scenario import SimOptions, run
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 T0_US = 1_740_960_000_000_000
@@ -92,3 +99,74 @@ def test_server_greets_one_client_answers_and_keeps_alive() -> None:
         assert servers.connections("R0001") == 1
     finally:
         servers.close()
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+START = datetime(2025, 3, 3, 0, 0, tzinfo=UTC)  # 08:00 local time, morning peak
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.binary(min_size=1, max_size=31),  # EPC bytes: 12 (EPC-96) or any other length
+            st.integers(1, 0xFFFF),
+            st.floats(-128.4, 127.4, allow_nan=False),
+            st.integers(0, 253_402_300_799_999_999),  # up to 9999-12-31
+            st.integers(0, 2**40),
+        ),
+        min_size=1,
+        max_size=20,
+    ),
+    st.booleans(),
+)
+def test_column_encoder_gives_the_gateway_encoders_bytes(
+    rows: list[tuple[bytes, int, float, int, int]], epc96: bool
+) -> None:
+    rows = [((e * 12)[:12] if epc96 else e, a, r, t, m) for e, a, r, t, m in rows]
+    got = wc.llrp_reports(
+        message_id=np.array([m for *_, m in rows], np.int64),
+        epc=wc.epc_table([e.hex() for e, *_ in rows]),
+        antenna=np.array([a for _, a, *_ in rows], np.int64),
+        rssi_dbm=np.array([r for _, _, r, *_ in rows]),
+        read_at_us=np.array([t for *_, t, _ in rows], np.int64),
+    )
+    flat, lens = got.build()
+    ends = np.cumsum(lens)
+    split = [flat[e - n : e].tobytes() for e, n in zip(ends, lens, strict=True)]
+    assert split == [
+        enc.encode_ro_access_report(
+            [
+                enc.TagReport(
+                    e.hex(), a, int(np.rint(r)), first_seen=EPOCH + timedelta(microseconds=t)
+                )
+            ],
+            message_id=m & 0xFFFF_FFFF,
+        )
+        for e, a, r, t, m in rows
+    ]
+
+
+def test_llrp_reader_files_are_the_live_streams(tmp_path: Path) -> None:
+    sim = run(SimOptions(seed=6, bikes=60, hours=0.25, size_m=1500, coverage=0.25,
+                         protocol_mix={"llrp": 1.0, "r2000": 1.0}, active_fraction=0.0,
+                         thefts=0, clones=0, start=START))  # fmt: skip
+    protocols = {r.reader_id: r.protocol for r in sim.readers}
+    reads = sim.reads
+    coded = pd.DataFrame({
+        "reader": reads["reader_id"].cat.codes.to_numpy(np.int16),
+        "antenna": reads["antenna"].to_numpy(), "tag": reads["tag_id"].cat.codes.to_numpy(),
+        "rssi_dbm": reads["rssi_dbm"].to_numpy(), "read_at_us": reads["read_at_us"].to_numpy(),
+        "true_at_us": reads["true_at_us"].to_numpy(),
+    })  # fmt: skip
+    tables = EmitTables.build(sim.readers, list(reads["tag_id"].cat.categories), seed=3,
+                              garbage_prob=0.0)  # fmt: skip
+    write_streams(tmp_path, tables, order_reads(coded))
+    expected: dict[str, bytearray] = {}
+    for m in reader_messages(reads, protocols, seed=3):
+        if m.protocol == "llrp":
+            expected.setdefault(m.reader_id, bytearray()).extend(m.payload)
+    assert expected, "the scenario has LLRP readers with reads"
+    folder = tmp_path / "emitted" / "llrp"
+    got = {p.stem: p.read_bytes() for p in folder.glob("*.bin")}
+    assert got == {k: bytes(v) for k, v in expected.items()}
