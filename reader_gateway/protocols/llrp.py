@@ -15,7 +15,8 @@ Messages handled:
 
 - RO_ACCESS_REPORT: each TagReportData becomes a read — EPC from EPC-96 or EPCData,
   AntennaID, PeakRSSI (dBm), read time from FirstSeenTimestampUTC (else LastSeenTimestampUTC,
-  else the receive time); ChannelIndex, TagSeenCount and unknown TLV parameters are skipped.
+  else the receive time), ChannelIndex when present; TagSeenCount and unknown TLV parameters
+  are skipped.
   A TagReportData without an EPC, antenna or peak RSSI is rejected on its own (the ROSpec the
   gateway sends asks for all three).
 - KEEPALIVE: a ``keepalive`` event, and KEEPALIVE_ACK in ``reply``.
@@ -230,6 +231,7 @@ def _tag_read(data: bytes, received_at: datetime) -> TagRead:
     rssi: int | None = None
     first_seen: int | None = None
     last_seen: int | None = None
+    channel: int | None = None
     for p in parse_params(data):
         if not p.tv:
             if p.type == s.P_EPC_DATA:
@@ -249,6 +251,8 @@ def _tag_read(data: bytes, received_at: datetime) -> TagRead:
             first_seen = int.from_bytes(p.value, "big")
         elif p.type == s.TV_LAST_SEEN_UTC:
             last_seen = int.from_bytes(p.value, "big")
+        elif p.type == s.TV_CHANNEL_INDEX:
+            channel = int.from_bytes(p.value, "big")
     if epc is None:
         raise PayloadError("TagReportData without EPC-96 or EPCData")
     if antenna is None or antenna == 0:
@@ -260,7 +264,11 @@ def _tag_read(data: bytes, received_at: datetime) -> TagRead:
     micros = first_seen if first_seen is not None else last_seen
     read_at = received_at if micros is None else _micros_to_utc(micros)
     return TagRead(
-        tag_id=canonical_tag_hex(epc.hex()), antenna=antenna, rssi_dbm=float(rssi), read_at=read_at
+        tag_id=canonical_tag_hex(epc.hex()),
+        antenna=antenna,
+        rssi_dbm=float(rssi),
+        read_at=read_at,
+        channel=channel,
     )
 
 

@@ -173,8 +173,8 @@ def test_session_bytes_reads_keepalive_and_clean_stop(peer: ScriptedReader) -> N
     assert got[s.START_ROSPEC] == enc.encode_start_rospec(message_id=7, rospec_id=rid)
     assert acks == [enc.encode_keepalive_ack(message_id=77)]
     assert stop_sequence == [s.STOP_ROSPEC, s.DELETE_ROSPEC, s.CLOSE_CONNECTION]
-    assert [(r.tag_id, r.antenna, r.rssi_dbm, r.read_at) for r in sink.reads()] == [
-        (t.tag_id, t.antenna, float(t.rssi_dbm or 0), t.first_seen) for t in tags
+    assert [(r.tag_id, r.antenna, r.rssi_dbm, r.read_at, r.channel) for r in sink.reads()] == [
+        (t.tag_id, t.antenna, float(t.rssi_dbm or 0), t.first_seen, 3) for t in tags
     ]
     assert sink.phases()[-3:] == ["reading", "stopping", "disconnected"]
     assert sink.errors() == []

@@ -4,15 +4,19 @@ against an independent codec (llrpkit's, MIT) in both directions."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
+import orjson
 import pytest
 from llrpkit.emulator import LLRPEmulator
 from llrpkit.protocol import decode_message, impinj, messages, params
+from typer.testing import CliRunner
 
 from reader_gateway.protocols import llrp_encode as enc
 from reader_gateway.protocols.base import PayloadError
 from reader_gateway.protocols.llrp import LlrpDecoder
 from reader_gateway.protocols.llrp_caps import ReaderCapabilities, parse_capabilities
+from tagtrail.cli import app
 
 AT = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
 
@@ -72,8 +76,8 @@ def test_llrpkit_capabilities_read_by_ours() -> None:
     assert isinstance(caps, ReaderCapabilities)
     assert caps.max_antennas == 4
     assert caps.firmware == "llrpkit-emu 0.1"
-    assert caps.power_table_dbm[1] == 10.0
-    assert caps.power_table_dbm[21] == 30.0
+    assert caps.power_table_dbm[0] == (1, 10.0)
+    assert caps.power_table_dbm[-1] == (21, 30.0)
     assert caps.power_index(25.5) == 16
     assert caps.power_index(3.0) == 1  # below every level: the lowest
 
@@ -92,7 +96,7 @@ def test_our_capabilities_response_reads_back_and_in_llrpkit() -> None:
         (1, 1500), (2, 2000), (3, 2550)
     ]  # fmt: skip
     caps = parse_capabilities(raw[10:])
-    assert caps == ReaderCapabilities(2, "sim 1", 0, 0, {1: 15.0, 2: 20.0, 3: 25.5})
+    assert caps == ReaderCapabilities(2, "sim 1", 0, 0, ((1, 15.0), (2, 20.0), (3, 25.5)))
 
 
 def test_capabilities_without_general_device_capabilities_refused() -> None:
@@ -100,3 +104,33 @@ def test_capabilities_without_general_device_capabilities_refused() -> None:
         parse_capabilities(enc.encode_llrp_status())
     with pytest.raises(ValueError, match="no transmit power"):
         ReaderCapabilities(4).power_index(20.0)
+
+
+def test_decode_cli_shows_the_channel_and_the_capabilities(tmp_path: Path) -> None:
+    capture = tmp_path / "session.bin"
+    capture.write_bytes(
+        enc.encode_capabilities_response(
+            message_id=1, max_antennas=2, power_table_cdbm=[1000, 2000]
+        )
+        + enc.encode_ro_access_report(
+            [enc.TagReport("E2801160600002AAAAAAAAAA", 1, -50, first_seen=AT, channel=4)],
+            message_id=2,
+        )
+    )
+    result = CliRunner().invoke(app, ["decode", "--format", "llrp", "--events", str(capture)])
+    assert result.exit_code == 0, result.output
+    read, event = (orjson.loads(line) for line in result.stdout.splitlines())
+    assert read == {
+        "tag_id": "E2801160600002AAAAAAAAAA",
+        "antenna": 1,
+        "rssi_dbm": -50.0,
+        "read_at": "2026-12-07T08:00:00Z",
+        "channel": 4,
+    }
+    assert event["detail"]["capabilities"] == {
+        "max_antennas": 2,
+        "firmware": "",
+        "manufacturer": 0,
+        "model": 0,
+        "power_table_dbm": [[1, 10.0], [2, 20.0]],
+    }
