@@ -192,14 +192,14 @@ def _bad_bytes(kind: str) -> bytes:
     if kind == "error_status":
         return enc.encode_response(s.ERROR_MESSAGE, message_id=0, status_code=401,
                                    description="antenna fault")  # fmt: skip
-    if kind == "closed":
-        return b""
-    return b""  # keepalive_timeout: the reader goes quiet
+    if kind == "truncated":  # half a report, then the reader closes the connection
+        return enc.encode_ro_access_report(_tags(1, 99), message_id=9)[:20]
+    return b""  # closed: nothing more; keepalive_timeout: the reader goes quiet
 
 
 @pytest.mark.parametrize(
     "kind", ["version", "oversized", "unknown_message", "error_status", "keepalive_timeout",
-             "closed"],
+             "closed", "truncated"],
 )  # fmt: skip
 def test_bad_input_resets_the_connection_and_keeps_what_came_before(
     peer: ScriptedReader, kind: str
@@ -210,7 +210,7 @@ def test_bad_input_resets_the_connection_and_keeps_what_came_before(
     def script() -> None:
         peer.handshake()
         peer.send(_reports(tags[:3]) + _bad_bytes(kind))
-        if kind == "closed":
+        if kind in ("closed", "truncated"):
             peer.close_connection()
         elif kind != "keepalive_timeout":
             # The gateway resets: it closes its side without a word.
@@ -236,7 +236,11 @@ def test_bad_input_resets_the_connection_and_keeps_what_came_before(
     reader.stop()
     _join(thread)
     assert [r.tag_id for r in sink.reads()] == [t.tag_id for t in tags]
-    assert sink.errors() == [kind]
+    assert sink.errors() == ["closed" if kind == "truncated" else kind]
+    rejects = [j.reason for i in sink.seen if isinstance(i, LlrpChunk) for j in i.result.rejects]
+    expected = {"version": ["version"], "oversized": ["oversized"], "truncated": ["truncated"],
+                "unknown_message": ["unknown_message"]}  # fmt: skip
+    assert rejects == expected.get(kind, [])  # the bytes themselves: counted and quarantined
     assert reader.sessions == 2
     error = next(st.error for st in sink.states() if st.error is not None)
     assert str(error)  # a reason a person can read, also on the status topic
