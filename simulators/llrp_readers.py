@@ -81,16 +81,16 @@ class LlrpReaderServers:
 
     # -- the emitter's side ------------------------------------------------------------------
 
-    def write(self, message: ReaderMessage, timeout_s: float = 60.0) -> None:
-        """Send one RO_ACCESS_REPORT once the reader's ROSpec runs (waits up to ``timeout_s``
-        for a client to start it; raises ``TimeoutError`` after)."""
+    def write(self, message: ReaderMessage, timeout_s: float | None = None) -> None:
+        """Send one RO_ACCESS_REPORT once the reader's ROSpec runs: waits for a client to
+        start it (as long as it takes, or up to ``timeout_s``, then ``TimeoutError``)."""
         reader = self._readers[message.reader_id]
-        deadline = time.monotonic() + timeout_s
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             with reader.running:
                 if not reader.running.wait_for(
                     lambda: reader.started or self._closing.is_set(),
-                    max(0.0, deadline - time.monotonic()),
+                    None if deadline is None else max(0.0, deadline - time.monotonic()),
                 ):
                     raise TimeoutError(f"no client started reader {reader.reader_id}'s ROSpec")
                 conn = reader.conn

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,7 +18,7 @@ from reader_gateway.protocols import llrp_encode as enc
 from reader_gateway.protocols import llrp_spec as s
 from reader_gateway.protocols.llrp import LlrpDecoder
 from simulators import wire_columns as wc
-from simulators.emit import reader_messages
+from simulators.emit import ReaderMessage, reader_messages
 from simulators.emit_files import EmitTables, order_reads, write_streams
 from simulators.llrp_readers import LlrpReaderServers
 from simulators.scenario import SimOptions, run
@@ -170,3 +171,24 @@ def test_llrp_reader_files_are_the_live_streams(tmp_path: Path) -> None:
     folder = tmp_path / "emitted" / "llrp"
     got = {p.stem: p.read_bytes() for p in folder.glob("*.bin")}
     assert got == {k: bytes(v) for k, v in expected.items()}
+
+
+def test_reports_wait_for_a_started_rospec() -> None:
+    servers = LlrpReaderServers(["R0001"])
+    report = enc.encode_ro_access_report(
+        [enc.TagReport("E2801160600002AAAAAAAAAA", 1, -50, first_seen=AT)], message_id=1
+    )
+    message = ReaderMessage("llrp", "R0001", report, 0)
+    try:
+        with pytest.raises(TimeoutError, match="R0001"):
+            servers.write(message, timeout_s=0.2)  # no client: a reader reads nothing
+        client = socket.create_connection(servers.endpoints["R0001"], timeout=5)
+        assert _message(client)[0] == s.READER_EVENT_NOTIFICATION
+        client.sendall(enc.encode_start_rospec(message_id=5, rospec_id=1))
+        assert _message(client)[:2] == (s.START_ROSPEC_RESPONSE, 5)
+        servers.write(message, timeout_s=5)
+        assert _message(client) == (s.RO_ACCESS_REPORT, 1, report[10:])
+        assert servers.sent("R0001") == 1
+        client.close()
+    finally:
+        servers.close()
