@@ -225,34 +225,40 @@ def _micros_to_utc(micros: int) -> datetime:
         raise PayloadError(f"timestamp {micros} us is past year 9999") from exc
 
 
-def _tag_read(data: bytes, received_at: datetime) -> TagRead:
+# TV fields of a TagReportData the gateway reads, by type: (name, signed).
+_TAG_FIELDS: dict[int, tuple[str, bool]] = {
+    s.TV_ANTENNA_ID: ("antenna", False),
+    s.TV_PEAK_RSSI: ("rssi", True),
+    s.TV_FIRST_SEEN_UTC: ("first_seen", False),
+    s.TV_LAST_SEEN_UTC: ("last_seen", False),
+    s.TV_CHANNEL_INDEX: ("channel", False),
+}
+
+
+def _tag_fields(data: bytes) -> tuple[bytes | None, dict[str, int]]:
+    """The EPC and the numeric fields of one TagReportData's parameters."""
     epc: bytes | None = None
-    antenna: int | None = None
-    rssi: int | None = None
-    first_seen: int | None = None
-    last_seen: int | None = None
-    channel: int | None = None
+    fields: dict[str, int] = {}
     for p in parse_params(data):
-        if not p.tv:
-            if p.type == s.P_EPC_DATA:
-                if epc is not None:
-                    raise PayloadError("TagReportData with two EPCs")
-                epc = _epc_data(p.value)
-            continue  # other TLVs: OpSpecResults, vendor Custom
-        if p.type == s.TV_EPC_96:
-            if epc is not None:
-                raise PayloadError("TagReportData with two EPCs")
-            epc = p.value
-        elif p.type == s.TV_ANTENNA_ID:
-            antenna = int.from_bytes(p.value, "big")
-        elif p.type == s.TV_PEAK_RSSI:
-            rssi = struct.unpack(">b", p.value)[0]
-        elif p.type == s.TV_FIRST_SEEN_UTC:
-            first_seen = int.from_bytes(p.value, "big")
-        elif p.type == s.TV_LAST_SEEN_UTC:
-            last_seen = int.from_bytes(p.value, "big")
-        elif p.type == s.TV_CHANNEL_INDEX:
-            channel = int.from_bytes(p.value, "big")
+        if p.tv and p.type in _TAG_FIELDS:
+            name, signed = _TAG_FIELDS[p.type]
+            fields[name] = int.from_bytes(p.value, "big", signed=signed)
+            continue
+        if p.tv and p.type == s.TV_EPC_96:
+            value = p.value
+        elif not p.tv and p.type == s.P_EPC_DATA:
+            value = _epc_data(p.value)
+        else:
+            continue  # other TV fields; TLVs such as OpSpecResults, vendor Custom
+        if epc is not None:
+            raise PayloadError("TagReportData with two EPCs")
+        epc = value
+    return epc, fields
+
+
+def _tag_read(data: bytes, received_at: datetime) -> TagRead:
+    epc, fields = _tag_fields(data)
+    antenna, rssi = fields.get("antenna"), fields.get("rssi")
     if epc is None:
         raise PayloadError("TagReportData without EPC-96 or EPCData")
     if antenna is None or antenna == 0:
@@ -261,14 +267,14 @@ def _tag_read(data: bytes, received_at: datetime) -> TagRead:
         raise PayloadError("TagReportData without a PeakRSSI (enable it in the ROSpec)")
     if rssi > _RSSI_DBM_MAX:
         raise PayloadError(f"PeakRSSI {rssi} dBm is above {_RSSI_DBM_MAX} dBm")
-    micros = first_seen if first_seen is not None else last_seen
+    micros = fields.get("first_seen", fields.get("last_seen"))
     read_at = received_at if micros is None else _micros_to_utc(micros)
     return TagRead(
         tag_id=canonical_tag_hex(epc.hex()),
         antenna=antenna,
         rssi_dbm=float(rssi),
         read_at=read_at,
-        channel=channel,
+        channel=fields.get("channel"),
     )
 
 
