@@ -160,6 +160,9 @@ class LlrpReader:
                 session = _Session(cfg, sock, self._sink, self._stop)
                 try:
                     error = session.run()
+                except Exception as exc:  # a bug must not end the reader's thread for good
+                    log.exception("llrp %s: session failed", cfg.reader_id)
+                    error = LlrpSessionError("internal_error", f"{type(exc).__name__}: {exc}")
                 finally:
                     sock.close()
                 if session.reading:
@@ -191,7 +194,6 @@ class _Session:
         self.reading = False
         self._next_id = 0
         self._last_heard = time.monotonic()
-        self._responses: list[ReaderEvent] = []
         self._greeted = False
         self._capabilities: ReaderCapabilities | None = None
 
@@ -302,8 +304,7 @@ class _Session:
 
     def _read_until_stopped(self) -> None:
         while not self.stop.is_set():
-            self._receive()
-            self._responses.clear()  # unsolicited responses were checked in _receive
+            self._receive()  # unsolicited responses are checked there
 
     def _clean_stop(self) -> None:
         """STOP_ROSPEC, DELETE_ROSPEC and CLOSE_CONNECTION; reports keep being decoded until

@@ -263,3 +263,39 @@ def test_refused_connection_and_unreachable_reader_are_retried(peer: ScriptedRea
     _join(thread)
     assert sink.errors()[0] == "refused"
     assert not reader._thread.is_alive()  # stop() is not held up by the backoff
+
+
+def test_a_failing_session_is_logged_and_the_reader_reconnected(peer: ScriptedReader) -> None:
+    class FailingOnce(Sink):
+        failed = False
+
+        def __call__(self, item: LlrpItem) -> None:
+            if isinstance(item, LlrpChunk) and item.result.reads and not self.failed:
+                self.failed = True
+                raise RuntimeError("a bug downstream")
+            super().__call__(item)
+
+    sink = FailingOnce()
+    tags = _tags(2)
+
+    def script() -> None:
+        peer.handshake()
+        peer.send(_reports(tags[:1]))
+        peer.conn.settimeout(5)  # type: ignore[union-attr]
+        assert peer.conn.recv(1024) == b""  # type: ignore[union-attr]
+        peer.close_connection()
+        peer.handshake()
+        peer.send(_reports(tags[1:], 5000))
+        mid, _ = peer.expect(s.STOP_ROSPEC)
+        peer.send(enc.encode_response(s.STOP_ROSPEC_RESPONSE, message_id=mid))
+        peer.answer(s.DELETE_ROSPEC, s.DELETE_ROSPEC_RESPONSE)
+        peer.answer(s.CLOSE_CONNECTION, s.CLOSE_CONNECTION_RESPONSE)
+
+    thread = _run(peer, script)
+    reader = LlrpReader(_config(peer.port), sink)
+    reader.start()
+    wait_until(lambda: len(sink.reads()) >= 1, 15, "a read after the reconnect")
+    reader.stop()
+    _join(thread)
+    assert sink.errors() == ["internal_error"]
+    assert [r.tag_id for r in sink.reads()] == [tags[1].tag_id]
