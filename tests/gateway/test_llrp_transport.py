@@ -81,8 +81,9 @@ def _config(port: int, **extra: object) -> LlrpReaderConfig:
             "host": "127.0.0.1",
             "port": port,
             "reader_id": "LL-1",
-            "keepalive_s": 0.5,
-            "dead_after_s": 1.5,
+            # Long enough that a loaded machine's pauses are not taken for a dead reader.
+            "keepalive_s": 1.0,
+            "dead_after_s": 3.0,
             "response_timeout_s": 3.0,
             "reconnect_min_s": 0.05,
             "reconnect_max_s": 0.2,
@@ -163,7 +164,7 @@ def test_session_bytes_reads_keepalive_and_clean_stop(peer: ScriptedReader) -> N
     _join(thread)
 
     rid = cfg.rospec_id
-    assert got[s.SET_READER_CONFIG] == enc.encode_set_keepalive(message_id=2, period_ms=500)
+    assert got[s.SET_READER_CONFIG] == enc.encode_set_keepalive(message_id=2, period_ms=1000)
     assert got[s.CUSTOM_MESSAGE] == enc.encode_impinj_enable_extensions(message_id=3)
     assert got[s.DELETE_ROSPEC] == enc.encode_delete_rospec(message_id=4, rospec_id=rid)
     # 20.4 dBm: the highest level not above it is 20.0 dBm, index 11 of the reader's table.
