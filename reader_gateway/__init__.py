@@ -1,6 +1,6 @@
 """Reader gateway: the only part of TagTrail that talks to reader hardware.
 
-Pipeline (in order): transport (serial port or MQTT subscription) -> protocol decoder (pure,
+Pipeline (in order): transport (serial port, LLRP session or MQTT subscription) -> decoder (pure,
 bytes in, reads out) -> validation -> normalization (reader id, antenna map, UTC, reader clock
 estimate and fix, de-duplication) -> batching -> disk spool (fsync; a read is accepted once it
 is here) -> publish the wire contract (:mod:`reader_gateway.wire`) with bounded in-flight.

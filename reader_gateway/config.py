@@ -1,9 +1,10 @@
 """Gateway configuration: one TOML file per gateway, parsed and validated with pydantic.
 
-The file says which readers the gateway serves (serial ports and MQTT raw subscriptions, each
-with a reader id and a protocol), where the broker is, how reads are batched, de-duplicated and
-clock-corrected, where the disk spool lives and how much disk it may use, and where metrics are
-served. docs/gateway.md is the reference; :func:`load_config` reads a file.
+The file says which readers the gateway serves (serial ports, LLRP readers and MQTT raw
+subscriptions, each with a reader id and a protocol), where the broker is, how reads are
+batched, de-duplicated and clock-corrected, where the disk spool lives and how much disk it
+may use, and where metrics are served. docs/gateway.md is the reference; :func:`load_config`
+reads a file.
 """
 
 from __future__ import annotations
@@ -93,10 +94,49 @@ class SerialPortConfig(_Strict):
     @field_validator("protocol")
     @classmethod
     def _serial_protocol(cls, value: str) -> str:
-        # LLRP exists only over TCP; its transport is not built yet (docs/protocols/llrp.md).
+        # LLRP exists only over TCP: configure it in the [[llrp]] section.
         if value in TCP_ONLY_PROTOCOLS:
             raise ValueError(f"protocol {value!r} runs over TCP, not a serial port")
         return _known_protocol(value)
+
+
+class LlrpReaderConfig(_Strict):
+    """One fixed UHF reader spoken to over LLRP (TCP, the gateway as client); see
+    docs/protocols/llrp.md. Its reads are filed under ``reader_id``.
+
+    ``antennas`` empty means every antenna; ``power_dbm`` is looked up in the reader's power
+    table (the highest level not above it); ``session`` (Gen2 0-3) and ``search_mode``
+    (Impinj InventorySearchMode: Impinj readers only) are left to the reader when unset.
+    """
+
+    host: str = Field(min_length=1)
+    port: int = Field(default=5084, ge=1, le=65535)
+    reader_id: _ReaderId
+    antennas: list[Annotated[int, Field(ge=1, le=65535)]] = Field(default_factory=list)
+    power_dbm: float | None = Field(default=None, ge=-10, le=40)
+    session: int | None = Field(default=None, ge=0, le=3)
+    tag_population: int = Field(default=32, ge=1, le=65535)
+    search_mode: int | None = Field(default=None, ge=0, le=65535)
+    rospec_id: int = Field(default=0x7467, ge=1, le=0xFFFF_FFFF)  # "tg": ours, not another's
+    antenna_map: dict[int, int] = Field(default_factory=dict)
+    # The reader sends a KEEPALIVE every keepalive_s; nothing heard for dead_after_s (at
+    # least two keepalives) means the connection is dead and is reset.
+    keepalive_s: float = Field(default=5.0, gt=0, le=3600)
+    dead_after_s: float = Field(default=15.0, gt=0, le=36_000)
+    connect_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    # How long each configuration step may wait for its response.
+    response_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    reconnect_min_s: float = Field(default=0.5, gt=0)
+    reconnect_max_s: float = Field(default=30.0, gt=0)
+    max_message_bytes: int = Field(default=1 << 20, ge=1 << 10, le=1 << 28)
+
+    @model_validator(mode="after")
+    def _check(self) -> LlrpReaderConfig:
+        if self.dead_after_s < 2 * self.keepalive_s:
+            raise ValueError("dead_after_s must be at least two keepalive periods")
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s must not be below reconnect_min_s")
+        return self
 
 
 class MqttSubscriptionConfig(_Strict):
@@ -186,6 +226,7 @@ class GatewayConfig(_Strict):
     health: HealthConfig = Field(default_factory=HealthConfig)
     serial: list[SerialPortConfig] = Field(default_factory=list)
     mqtt: list[MqttSubscriptionConfig] = Field(default_factory=list)
+    llrp: list[LlrpReaderConfig] = Field(default_factory=list)
     # Reader ids that frames report themselves (active-tag ids, Impinj/Zebra host names)
     # mapped to the deployment's reader ids.
     reader_aliases: dict[str, _ReaderId] = Field(default_factory=dict)
@@ -198,6 +239,12 @@ class GatewayConfig(_Strict):
         ids = [s.reader_id for s in self.serial]
         if len(set(ids)) != len(ids):
             raise ValueError("two serial ports share a reader_id")
+        llrp_ids = [r.reader_id for r in self.llrp]
+        if len(set(llrp_ids)) != len(llrp_ids) or set(llrp_ids) & set(ids):
+            raise ValueError("an LLRP reader's reader_id is used twice")
+        endpoints = [(r.host, r.port) for r in self.llrp]
+        if len(set(endpoints)) != len(endpoints):
+            raise ValueError("an LLRP reader (host and port) is configured twice")
         if self.health.offline_after_s <= self.health.silent_after_s:
             raise ValueError("health.offline_after_s must be greater than silent_after_s")
         return self

@@ -39,6 +39,9 @@ class ReaderHealth:
     last_heard_s: float | None = None  # gateway receive time, seconds since the Unix epoch
     connected: bool = True  # False while a serial port is closed
     clock_offset_s: float = 0.0
+    # A connected transport's own state (LLRP: session phase, last reader event, last error),
+    # published as ``transport`` in the status message when set.
+    transport: dict[str, object] = field(default_factory=dict)
 
     def status(self, now_s: float, *, silent_after_s: float, offline_after_s: float) -> Status:
         """The reader's status at ``now_s`` (seconds since the Unix epoch)."""
@@ -63,7 +66,7 @@ class ReaderHealth:
             "duplicates": self.duplicates,
             "rejects": dict(self.rejects),
             "clock_offset_s": self.clock_offset_s,
-        }
+        } | ({"transport": self.transport} if self.transport else {})
 
 
 class GatewayMetrics:
@@ -100,6 +103,18 @@ class GatewayMetrics:
             "tagtrail_gateway_serial_port_open",
             "1 while the reader's serial port is open",
             ["reader"],
+            registry=r,
+        )
+        self.reader_connected = Gauge(
+            "tagtrail_gateway_reader_connected",
+            "1 while the gateway's connection to a networked (LLRP) reader is up and reading",
+            ["reader"],
+            registry=r,
+        )
+        self.reader_resets = PromCounter(
+            "tagtrail_gateway_reader_resets",
+            "Connections to a networked (LLRP) reader reset or lost, by reason",
+            ["reader", "reason"],
             registry=r,
         )
         self.clock_offset = Gauge(

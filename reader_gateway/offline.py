@@ -71,6 +71,8 @@ def result_lines(result: DecodeResult, *, events: bool = False) -> Iterator[dict
             line["reader_id"] = read.reader_id
         if read.reader_seq is not None:
             line["reader_seq"] = read.reader_seq
+        if read.channel is not None:
+            line["channel"] = read.channel
         if read.tamper or read.low_battery:
             line["tamper"], line["low_battery"] = read.tamper, read.low_battery
         yield line

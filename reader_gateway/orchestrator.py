@@ -44,6 +44,7 @@ from reader_gateway.protocols import DECODERS, make_decoder
 from reader_gateway.protocols.base import Decoder, DecodeResult, PayloadError, Reject
 from reader_gateway.quarantine import Quarantine, QuarantineEntry
 from reader_gateway.spool import Spool, SpoolError, SpoolFullError
+from reader_gateway.transport.llrp import LlrpChunk, LlrpReader, LlrpState, apply_state
 from reader_gateway.transport.mqtt_link import (
     MqttLink,
     RawMessage,
@@ -113,7 +114,7 @@ class Gateway:
         self.readers: dict[str, ReaderHealth] = {
             s.reader_id: ReaderHealth(s.reader_id, s.protocol, connected=False)
             for s in config.serial
-        }
+        } | {r.reader_id: ReaderHealth(r.reader_id, "llrp", connected=False) for r in config.llrp}
         self.messages_in = 0
         self.reads_accepted = 0
         self.reads_refused = 0  # serial reads the spool could not take: lost
@@ -124,7 +125,7 @@ class Gateway:
         # Reads of these readers come from serial ports, which cannot send them again.
         self._serial_names = {
             config.reader_aliases.get(s.reader_id, s.reader_id) for s in config.serial
-        }
+        } | {config.reader_aliases.get(r.reader_id, r.reader_id) for r in config.llrp}
         self._serial_buses = [p for s in config.serial for p in s.frame_readers]
         self.batches_out = 0
         self.reads_out = 0
@@ -164,12 +165,17 @@ class Gateway:
         self._closing = threading.Event()
         self._reads_by_reader: Counter[str] = Counter()  # accepted, not yet in the metrics
         self.serial = [SerialReader(s, self._from_serial) for s in config.serial]
+        # LLRP readers' reports, like serial bytes, exist nowhere else once read.
+        self.llrp = [LlrpReader(r, self._from_serial) for r in config.llrp]
 
-    def _from_serial(self, item: SerialChunk | PortState) -> None:
+    def _from_serial(self, item: SerialChunk | PortState | LlrpChunk | LlrpState) -> None:
         """Queue a serial reader's output, waiting while the gateway thread is behind."""
         while self._inbox.qsize() >= _MAX_QUEUED and not self._closing.is_set():
             self._closing.wait(_QUEUE_WAIT_S)  # backpressure, not synchronisation
         self._inbox.put(item)
+
+    def _ports(self) -> list[SerialReader | LlrpReader]:
+        return [*self.serial, *self.llrp]
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -181,7 +187,7 @@ class Gateway:
                 port, addr=self.config.health.metrics_host, registry=self.metrics.registry
             )
         self.link.start()
-        for reader in self.serial:
+        for reader in self._ports():
             reader.start()
 
     def run(self, stop: threading.Event) -> None:
@@ -198,10 +204,11 @@ class Gateway:
         step's item limit, within ``_FINISH_S`` (the broker side may still be delivering).
         """
         self._closing.set()  # a port waiting for room in the inbox puts its chunk and ends
-        for reader in self.serial:  # all asked first, so none reads on while another stops
-            reader.stop(timeout_s=0.0)
-        for reader in self.serial:
-            reader.stop()
+        ports = self._ports()
+        for port in ports:  # all asked first, so none reads on while another stops
+            port.stop(timeout_s=0.0)
+        for port in ports:
+            port.stop()
         deadline = time.monotonic() + _FINISH_S
         while not self._inbox.empty() and time.monotonic() < deadline:
             self._drain_inbox(block_s=0)
@@ -217,8 +224,8 @@ class Gateway:
     def close(self) -> None:
         """Stop the ports, say offline, disconnect, close the spool and the metrics server."""
         self._closing.set()
-        for reader in self.serial:
-            reader.stop()
+        for port in self._ports():
+            port.stop()
         self.link.close()
         self.spool.close()
         if self._metrics_server is not None:
@@ -302,8 +309,15 @@ class Gateway:
             except queue.Empty:
                 return
 
-    def _handle(self, item: RawMessage | SerialChunk | PortState) -> None:
-        if isinstance(item, RawMessage):
+    def _handle(self, item: RawMessage | SerialChunk | PortState | LlrpChunk | LlrpState) -> None:
+        if isinstance(item, LlrpChunk):
+            reader = item.config
+            self._apply(reader.reader_id, "llrp", item.result, item.received_at, reader.antenna_map)
+        elif isinstance(item, LlrpState):
+            apply_state(item, self._health(item.config.reader_id, "llrp"), self.metrics)
+            self._status_sent.pop(item.config.reader_id, None)  # publish the change now
+            self._next_status_check = 0.0
+        elif isinstance(item, RawMessage):
             self.messages_in += 1
             self._unacked_raw.append(item)
             self._handle_raw(item)

@@ -8,14 +8,17 @@ reader sends:
   reader's local zone, UTC+8), and a heartbeat every ``heartbeat_s`` of reader time;
 - ``r2000``: one tag frame per read and a round summary after the last read of each second;
 - ``tagtrail-active``: one 32-byte frame per read (``reader_seq`` counts per reader, the reader
-  id is the serial device id of :func:`device_ids`).
+  id is the serial device id of :func:`device_ids`);
+- ``llrp``: one RO_ACCESS_REPORT per read (message id counts per reader, PeakRSSI in whole
+  dBm, FirstSeenTimestampUTC the reader's clock), served by :mod:`simulators.llrp_readers`.
 
 Serial payloads are sometimes preceded by a few garbage bytes (line noise, a reader rebooting
 mid-frame) with probability ``garbage_prob``; the gateway's splitters must skip them.
 
 Networked readers publish their JSON to ``<prefix>/raw/<protocol>/<reader_id>`` (the topic the
 gateway subscribes to, :class:`MqttEmitter`); serial readers write their frames to ptys
-(:mod:`simulators.ptys`); either can also go to files (:mod:`simulators.output`).
+(:mod:`simulators.ptys`); LLRP readers serve theirs over TCP (:mod:`simulators.llrp_readers`);
+any can also go to files (:mod:`simulators.output`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from reader_gateway.protocols import r2000, tagtrail_active
 from reader_gateway.protocols.impinj_iot import encode_tag_inventory_event
+from reader_gateway.protocols.llrp_encode import TagReport, encode_ro_access_report
 from reader_gateway.protocols.zebra_iotc import encode_heartbeat, encode_tag_data_event
 from reader_gateway.wire import mqtt_target
 from simulators.keyed_random import KeyedRandom
@@ -128,6 +132,9 @@ def reader_messages(
             payload = r2000.encode_tag_frame(tag_id=tag, antenna=int(ant), rssi_dbm=rssi)
             if last:
                 payload += r2000.encode_round_end(antenna=int(ant), total_read=int(total))
+        elif protocol == "llrp":  # one TagReportData per RO_ACCESS_REPORT (the ROSpec's N = 1)
+            report = TagReport(tag, int(ant), int(np.rint(rssi)), first_seen=_at(r_at))
+            payload = encode_ro_access_report([report], message_id=int(n) & 0xFFFF_FFFF)
         elif protocol == "tagtrail-active":
             payload = tagtrail_active.encode_frame(
                 reader_id=devices[reader], reader_seq=int(n) & 0xFFFF_FFFF, read_at=_at(r_at),

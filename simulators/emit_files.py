@@ -138,9 +138,14 @@ def _encode(
             device_id=tables.device[rank], seq=seq, read_at_us=read_at,
             tag=(tables.epc[0][tag], tables.epc[1][tag]), rssi_dbm=rssi, antenna=ant,
         )  # fmt: skip
+    elif protocol == "llrp":
+        rows = wc.llrp_reports(message_id=seq, epc=(tables.epc[0][tag], tables.epc[1][tag]),
+                               antenna=ant, rssi_dbm=rssi, read_at_us=read_at)  # fmt: skip
     else:
         raise ValueError(f"no emitter for protocol {protocol!r}")
-    if protocol in SERIAL_PROTOCOLS:
+    if protocol == "llrp":
+        pass  # the reader-to-client TCP stream: no line noise, no line breaks
+    elif protocol in SERIAL_PROTOCOLS:
         rows.prepend(*garbage(tables.seed, rank, seq, np.ones(len(rank), bool),
                               tables.garbage_prob))  # fmt: skip
     else:
@@ -232,7 +237,7 @@ def _write_files(
 ) -> None:
     folder = out / "emitted" / protocol
     folder.mkdir(parents=True, exist_ok=True)
-    ext = "bin" if protocol in SERIAL_PROTOCOLS else "jsonl"
+    ext = "bin" if protocol in SERIAL_PROTOCOLS or protocol == "llrp" else "jsonl"
     ends = np.cumsum(lens)
     first = np.flatnonzero(np.append(True, owner[1:] != owner[:-1]))
     last = np.append(first[1:], len(owner)) - 1

@@ -20,7 +20,7 @@ import pandas as pd
 from citymap.network import City, reader_candidates
 
 DEFAULT_PROTOCOL = "impinj-iot"
-PROTOCOLS = ("impinj-iot", "r2000", "zebra-iotc", "tagtrail-active")
+PROTOCOLS = ("impinj-iot", "r2000", "zebra-iotc", "tagtrail-active", "llrp")
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,8 @@ _PROFILES: dict[str, _Profile] = {
     "impinj-iot": _Profile((4.0, 8.0), (0.02, 0.10), True),
     "zebra-iotc": _Profile((4.0, 8.0), (0.02, 0.10), True),
     "r2000": _Profile((3.0, 6.0), (0.04, 0.15), False),
+    # Fixed UHF readers (Impinj, Zebra) over LLRP: the same RF as the JSON-speaking ones.
+    "llrp": _Profile((4.0, 8.0), (0.02, 0.10), True),
     # 2.4 GHz active readers hear a beaconing tag 30-100 m away (open street vs. canyon).
     "tagtrail-active": _Profile((30.0, 100.0), (0.005, 0.03), False),
 }

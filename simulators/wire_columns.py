@@ -23,6 +23,7 @@ import numpy as np
 import orjson
 from numpy.typing import NDArray
 
+from reader_gateway.protocols import llrp_spec as s
 from reader_gateway.protocols import r2000, tagtrail_active
 
 U8 = np.uint8
@@ -341,4 +342,48 @@ def active_frames(
     rows = ByteRows(n)
     rows.const(tagtrail_active.SYNC)
     rows.fixed(np.concatenate([body, be(crc, 2)], 1).astype(U8))
+    return rows
+
+
+def llrp_reports(
+    *, message_id: NDArray[np.int64], epc: Table, antenna: NDArray[np.int64],
+    rssi_dbm: NDArray[np.float64], read_at_us: NDArray[np.int64],
+) -> ByteRows:  # fmt: skip
+    """LLRP RO_ACCESS_REPORTs with one TagReportData each: EPC-96 (TV) for 12-byte EPCs,
+    EPCData (TLV 241) otherwise, then AntennaID, PeakRSSI (whole dBm) and
+    FirstSeenTimestampUTC — what :func:`llrp_encode.encode_ro_access_report` builds."""
+    mat, length = epc
+    rssi = np.rint(rssi_dbm).astype(np.int64)
+    if np.any((rssi < -128) | (rssi > 127)) or np.any((antenna < 1) | (antenna > 0xFFFF)):
+        raise ValueError("PeakRSSI must fit a signed byte and antenna ids 1..65535")
+    if np.any(read_at_us < 0) or np.any(length == 0):
+        raise ValueError("LLRP timestamps cannot precede 1970 and EPCs cannot be empty")
+    n = len(length)
+    epc96 = length == 12
+    epc_part = np.where(epc96, 13, 6 + length)  # TV type + 12 bytes, or TLV head + bit count
+    trd_len = 4 + epc_part + 3 + 2 + 9
+    msg_len = s.HEADER_LEN + trd_len
+
+    def be(v: NDArray[np.int64], size: int) -> NDArray[np.int64]:
+        return np.stack([(v >> (8 * (size - 1 - k))) & 0xFF for k in range(size)], 1)
+
+    head = np.concatenate([
+        np.full((n, 1), (1 << 2) | (s.RO_ACCESS_REPORT >> 8)),
+        np.full((n, 1), s.RO_ACCESS_REPORT & 0xFF), be(msg_len, 4),
+        be(message_id & 0xFFFF_FFFF, 4), be(np.full(n, s.P_TAG_REPORT_DATA), 2), be(trd_len, 2),
+    ], 1)  # fmt: skip
+    epc_head = np.concatenate([
+        np.where(epc96, 0x80 | s.TV_EPC_96, 0)[:, None],
+        np.where(epc96, 0, s.P_EPC_DATA)[:, None], be(6 + length, 2), be(8 * length, 2),
+    ], 1)  # fmt: skip
+    tail = np.concatenate([
+        np.full((n, 1), 0x80 | s.TV_ANTENNA_ID), be(antenna, 2),
+        np.full((n, 1), 0x80 | s.TV_PEAK_RSSI), (rssi & 0xFF)[:, None],
+        np.full((n, 1), 0x80 | s.TV_FIRST_SEEN_UTC), be(read_at_us, 8),
+    ], 1)  # fmt: skip
+    rows = ByteRows(n)
+    rows.fixed(head.astype(U8))
+    rows.ragged(epc_head.astype(U8), np.where(epc96, 1, 6), right=False)
+    rows.ragged(mat, length, right=False)
+    rows.fixed(tail.astype(U8))
     return rows

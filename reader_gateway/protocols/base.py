@@ -69,6 +69,9 @@ class TagRead:
     reader_seq: int | None = None
     tamper: bool = False
     low_battery: bool = False
+    # The RF channel the tag answered on (LLRP ChannelIndex, 1-based into the reader's
+    # frequency table), when the protocol reports one; not carried in wire batches.
+    channel: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

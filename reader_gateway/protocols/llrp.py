@@ -15,19 +15,20 @@ Messages handled:
 
 - RO_ACCESS_REPORT: each TagReportData becomes a read — EPC from EPC-96 or EPCData,
   AntennaID, PeakRSSI (dBm), read time from FirstSeenTimestampUTC (else LastSeenTimestampUTC,
-  else the receive time); ChannelIndex, TagSeenCount and unknown TLV parameters are skipped.
+  else the receive time), ChannelIndex when present; TagSeenCount and unknown TLV parameters
+  are skipped.
   A TagReportData without an EPC, antenna or peak RSSI is rejected on its own (the ROSpec the
   gateway sends asks for all three).
 - KEEPALIVE: a ``keepalive`` event, and KEEPALIVE_ACK in ``reply``.
 - READER_EVENT_NOTIFICATION: a ``reader_event`` event at the reader's UTC timestamp.
-- Every *_RESPONSE and ERROR_MESSAGE: a ``response`` event with its LLRPStatus.
+- Every *_RESPONSE and ERROR_MESSAGE: a ``response`` event with its LLRPStatus (and, for a
+  successful GET_READER_CAPABILITIES_RESPONSE, the parsed ``capabilities``).
 - CUSTOM_MESSAGE: a ``custom_message`` event (vendor id and subtype).
 """
 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from reader_gateway.protocols import llrp_spec as s
@@ -42,7 +43,9 @@ from reader_gateway.protocols.base import (
     TagRead,
     TruncatedError,
 )
+from reader_gateway.protocols.llrp_caps import parse_capabilities
 from reader_gateway.protocols.llrp_encode import encode_keepalive_ack
+from reader_gateway.protocols.llrp_params import Param, parse_params
 
 NAME = "llrp"
 # Large enough for a report of ~30,000 TagReportData; a reader buffering more than that should
@@ -70,51 +73,6 @@ class UnknownMessageError(PayloadError):
     """A well-framed message of a type no reader sends (unknown, or client-only)."""
 
     reason = "unknown_message"
-
-
-@dataclass(frozen=True, slots=True)
-class Param:
-    """One parameter as found in a message body: TV or TLV, its type, value and raw bytes."""
-
-    tv: bool
-    type: int
-    value: bytes
-    raw: bytes
-
-
-def parse_params(data: bytes) -> list[Param]:
-    """Split a run of TV and TLV parameters; raise :class:`PayloadError` if it does not parse.
-
-    TLV lengths must cover their header and stay inside ``data``. A TV type not in the
-    specification cannot be skipped (its length is unknown), so it is an error too.
-    """
-    out: list[Param] = []
-    i = 0
-    while i < len(data):
-        first = data[i]
-        if first & 0x80:
-            ptype = first & 0x7F
-            size = s.TV_LENGTHS.get(ptype)
-            if size is None:
-                raise PayloadError(f"unknown TV parameter type {ptype} at byte {i}")
-            end = i + 1 + size
-            if end > len(data):
-                raise PayloadError(f"TV parameter {ptype} cut short at byte {i}")
-            out.append(Param(True, ptype, data[i + 1 : end], data[i:end]))
-        else:
-            if i + s.TLV_HEADER_LEN > len(data):
-                raise PayloadError(f"TLV parameter header cut short at byte {i}")
-            ptype_raw, length = struct.unpack_from(">HH", data, i)
-            ptype = ptype_raw & 0x3FF
-            end = i + length
-            if length < s.TLV_HEADER_LEN or end > len(data):
-                raise PayloadError(
-                    f"TLV parameter {ptype} at byte {i} has length {length}, "
-                    f"outside 4..{len(data) - i}"
-                )
-            out.append(Param(False, ptype, data[i + s.TLV_HEADER_LEN : end], data[i:end]))
-        i = end
-    return out
 
 
 class LlrpDecoder:
@@ -267,38 +225,57 @@ def _micros_to_utc(micros: int) -> datetime:
         raise PayloadError(f"timestamp {micros} us is past year 9999") from exc
 
 
+# TV fields of a TagReportData the gateway reads, by type: (name, signed).
+_TAG_FIELDS: dict[int, tuple[str, bool]] = {
+    s.TV_ANTENNA_ID: ("antenna", False),
+    s.TV_PEAK_RSSI: ("rssi", True),
+    s.TV_FIRST_SEEN_UTC: ("first_seen", False),
+    s.TV_LAST_SEEN_UTC: ("last_seen", False),
+    s.TV_CHANNEL_INDEX: ("channel", False),
+}
+
+
+def _tag_fields(data: bytes) -> tuple[bytes | None, dict[str, int]]:
+    """The EPC and the numeric fields of one TagReportData's parameters."""
+    epc: bytes | None = None
+    fields: dict[str, int] = {}
+    for p in parse_params(data):
+        if p.tv and p.type in _TAG_FIELDS:
+            name, signed = _TAG_FIELDS[p.type]
+            fields[name] = int.from_bytes(p.value, "big", signed=signed)
+            continue
+        if p.tv and p.type == s.TV_EPC_96:
+            value = p.value
+        elif not p.tv and p.type == s.P_EPC_DATA:
+            value = _epc_data(p.value)
+        else:
+            continue  # other TV fields; TLVs such as OpSpecResults, vendor Custom
+        if epc is not None:
+            raise PayloadError("TagReportData with two EPCs")
+        epc = value
+    return epc, fields
+
+
 def _tag_read(data: bytes, received_at: datetime) -> TagRead:
-    epc, tv = _tag_params(data)
+    epc, fields = _tag_fields(data)
+    antenna, rssi = fields.get("antenna"), fields.get("rssi")
     if epc is None:
         raise PayloadError("TagReportData without EPC-96 or EPCData")
-    antenna = int.from_bytes(tv[s.TV_ANTENNA_ID], "big") if s.TV_ANTENNA_ID in tv else None
     if antenna is None or antenna == 0:
         raise PayloadError("TagReportData without an AntennaID (enable it in the ROSpec)")
-    if s.TV_PEAK_RSSI not in tv:
+    if rssi is None:
         raise PayloadError("TagReportData without a PeakRSSI (enable it in the ROSpec)")
-    rssi: int = struct.unpack(">b", tv[s.TV_PEAK_RSSI])[0]
     if rssi > _RSSI_DBM_MAX:
         raise PayloadError(f"PeakRSSI {rssi} dBm is above {_RSSI_DBM_MAX} dBm")
-    seen = tv.get(s.TV_FIRST_SEEN_UTC, tv.get(s.TV_LAST_SEEN_UTC))
-    read_at = received_at if seen is None else _micros_to_utc(int.from_bytes(seen, "big"))
+    micros = fields.get("first_seen", fields.get("last_seen"))
+    read_at = received_at if micros is None else _micros_to_utc(micros)
     return TagRead(
-        tag_id=canonical_tag_hex(epc.hex()), antenna=antenna, rssi_dbm=float(rssi), read_at=read_at
+        tag_id=canonical_tag_hex(epc.hex()),
+        antenna=antenna,
+        rssi_dbm=float(rssi),
+        read_at=read_at,
+        channel=fields.get("channel"),
     )
-
-
-def _tag_params(data: bytes) -> tuple[bytes | None, dict[int, bytes]]:
-    """A TagReportData's EPC (a second one is refused) and the last value of each other TV."""
-    epc: bytes | None = None
-    tv: dict[int, bytes] = {}
-    for p in parse_params(data):
-        if p.tv and p.type != s.TV_EPC_96:
-            tv[p.type] = p.value
-        elif p.tv or p.type == s.P_EPC_DATA:
-            if epc is not None:
-                raise PayloadError("TagReportData with two EPCs")
-            epc = p.value if p.tv else _epc_data(p.value)
-        # other TLVs: OpSpecResults, vendor Custom
-    return epc, tv
 
 
 def _epc_data(value: bytes) -> bytes:
@@ -362,6 +339,9 @@ def _response(mtype: int, body: bytes, message_id: int, received_at: datetime) -
         "status": s.STATUS_CODES.get(code, str(code)),
         "error_description": status.value[4 : 4 + text_len].decode("utf-8", "replace"),
     }
+    if mtype == s.GET_READER_CAPABILITIES_RESPONSE and code == 0:
+        # The transport checks antennas and looks transmit powers up in it.
+        detail["capabilities"] = parse_capabilities(body)
     return ReaderEvent("response", received_at, detail=detail)
 
 

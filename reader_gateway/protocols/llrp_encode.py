@@ -100,6 +100,22 @@ def encode_close_connection(*, message_id: int) -> bytes:
     return encode_message(s.CLOSE_CONNECTION, message_id=message_id)
 
 
+def encode_set_keepalive(*, message_id: int, period_ms: int) -> bytes:
+    """SET_READER_CONFIG with only a periodic KeepaliveSpec (220): a KEEPALIVE every
+    ``period_ms``, whose absence tells the gateway the connection is dead."""
+    if not 0 < period_ms <= _U32:
+        raise ValueError(f"keepalive period must be 1..2**32-1 ms, got {period_ms}")
+    spec = tlv(s.P_KEEPALIVE_SPEC, struct.pack(">BI", 1, period_ms))  # 1 = Periodic
+    return encode_message(s.SET_READER_CONFIG, b"\x00" + spec, message_id=message_id)
+
+
+def encode_impinj_enable_extensions(*, message_id: int) -> bytes:
+    """IMPINJ_ENABLE_EXTENSIONS (CUSTOM_MESSAGE, Impinj subtype 21): lets an Impinj reader
+    accept its vendor parameters (the inventory search mode)."""
+    body = struct.pack(">IBI", s.IMPINJ_VENDOR_ID, s.IMPINJ_ENABLE_EXTENSIONS, 0)
+    return encode_message(s.CUSTOM_MESSAGE, body, message_id=message_id)
+
+
 # What the gateway needs in every TagReportData: the decoder refuses reports without antenna
 # or peak RSSI, and uses the first-seen UTC time as the read time.
 DEFAULT_REPORT_CONTENT = (
@@ -119,6 +135,53 @@ def encode_tag_report_content_selector(flags: int = DEFAULT_REPORT_CONTENT) -> b
     return tlv(s.P_TAG_REPORT_CONTENT_SELECTOR, struct.pack(">H", flags))
 
 
+def encode_custom(vendor_id: int, subtype: int, value: bytes = b"") -> bytes:
+    """A vendor Custom parameter (1023): vendor PEN, 32-bit subtype, vendor-defined bytes."""
+    return tlv(s.P_CUSTOM, struct.pack(">II", vendor_id, subtype) + value)
+
+
+def encode_antenna_configuration(
+    *,
+    antenna_id: int = 0,
+    power_index: int | None = None,
+    session: int | None = None,
+    tag_population: int = 32,
+    search_mode: int | None = None,
+) -> bytes:
+    """AntennaConfiguration (222) for ``antenna_id`` (0 = every antenna of the AISpec).
+
+    ``power_index`` is an index into the reader's TransmitPowerLevelTable (from its
+    capabilities), sent in an RFTransmitter (hop table 1, channel 1: a hopping reader ignores
+    the channel, a fixed-frequency one the hop table). ``session`` (0-3) goes in a
+    C1G2SingulationControl; ``search_mode`` is Impinj's InventorySearchMode (a vendor Custom
+    parameter that only Impinj readers accept). Fields left ``None`` keep the reader's own.
+    """
+    if not 0 <= antenna_id <= 0xFFFF:
+        raise ValueError(f"antenna id must be 0..65535, got {antenna_id}")
+    body = struct.pack(">H", antenna_id)
+    if power_index is not None:
+        if not 1 <= power_index <= 0xFFFF:
+            raise ValueError(f"power index must be 1..65535, got {power_index}")
+        body += tlv(s.P_RF_TRANSMITTER, struct.pack(">HHH", 1, 1, power_index))
+    if session is not None or search_mode is not None:
+        command = b"\x00"  # TagInventoryStateAware = 0
+        if session is not None:
+            if not 0 <= session <= 3:
+                raise ValueError(f"Gen2 session must be 0..3, got {session}")
+            if not 0 <= tag_population <= 0xFFFF:
+                raise ValueError(f"tag population must fit 16 bits, got {tag_population}")
+            control = struct.pack(">BHI", session << 6, tag_population, 0)
+            command += tlv(s.P_C1G2_SINGULATION_CONTROL, control)
+        if search_mode is not None:
+            if not 0 <= search_mode <= 0xFFFF:
+                raise ValueError(f"search mode must fit 16 bits, got {search_mode}")
+            command += encode_custom(
+                s.IMPINJ_VENDOR_ID, s.IMPINJ_INVENTORY_SEARCH_MODE, struct.pack(">H", search_mode)
+            )
+        body += tlv(s.P_C1G2_INVENTORY_COMMAND, command)
+    return tlv(s.P_ANTENNA_CONFIGURATION, body)
+
+
 def encode_rospec(
     *,
     rospec_id: int,
@@ -126,12 +189,14 @@ def encode_rospec(
     start_immediately: bool = False,
     report_every_n_tags: int = 1,
     content: int = DEFAULT_REPORT_CONTENT,
+    antenna_configurations: Sequence[bytes] = (),
 ) -> bytes:
     """A simple ROSpec (177): inventory Gen2 tags on ``antennas`` (0 = all) until stopped.
 
     The ROSpec starts disabled with a null start trigger (START_ROSPEC starts it) unless
     ``start_immediately``; it never stops by itself, and it reports every
-    ``report_every_n_tags`` tags or at the end of the ROSpec.
+    ``report_every_n_tags`` tags or at the end of the ROSpec. ``antenna_configurations``
+    (from :func:`encode_antenna_configuration`) go into its InventoryParameterSpec.
     """
     if not 0 < rospec_id <= _U32:
         raise ValueError(f"ROSpec id must be 1..2**32-1, got {rospec_id}")
@@ -143,7 +208,9 @@ def encode_rospec(
     stop = tlv(s.P_ROSPEC_STOP_TRIGGER, struct.pack(">BI", 0, 0))  # null: runs until stopped
     boundary = tlv(s.P_RO_BOUNDARY_SPEC, start + stop)
     ai_stop = tlv(s.P_AISPEC_STOP_TRIGGER, struct.pack(">BI", 0, 0))
-    inventory = tlv(s.P_INVENTORY_PARAMETER_SPEC, struct.pack(">HB", 1, 1))  # 1 = EPC C1G2
+    inventory = tlv(  # id 1, protocol 1 = EPC C1G2
+        s.P_INVENTORY_PARAMETER_SPEC, struct.pack(">HB", 1, 1) + b"".join(antenna_configurations)
+    )
     ai_spec = tlv(
         s.P_AISPEC,
         struct.pack(f">H{len(antennas)}H", len(antennas), *antennas) + ai_stop + inventory,
@@ -225,6 +292,66 @@ def encode_keepalive(*, message_id: int) -> bytes:
     return encode_message(s.KEEPALIVE, message_id=message_id)
 
 
+def encode_connection_attempt(*, at: datetime, status: int = 0, message_id: int = 0) -> bytes:
+    """READER_EVENT_NOTIFICATION with a ConnectionAttemptEvent (0 = Success): what a reader
+    sends first on every new connection."""
+    event = tlv(s.P_CONNECTION_ATTEMPT_EVENT, struct.pack(">H", status))
+    data = tlv(s.P_READER_EVENT_NOTIFICATION_DATA, tlv(s.P_UTC_TIMESTAMP, _utc_micros(at)) + event)
+    return encode_message(s.READER_EVENT_NOTIFICATION, data, message_id=message_id)
+
+
+def encode_capabilities_response(
+    *,
+    message_id: int,
+    max_antennas: int,
+    power_table_cdbm: Sequence[int],
+    firmware: str = "",
+    manufacturer: int = 0,
+    model: int = 0,
+) -> bytes:
+    """GET_READER_CAPABILITIES_RESPONSE with the parts the gateway reads: the
+    GeneralDeviceCapabilities (antenna count, firmware; one Gen2 protocol per antenna) and a
+    RegulatoryCapabilities whose transmit power table has ``power_table_cdbm`` (centi-dBm) at
+    indices 1, 2, ..."""
+    text = firmware.encode()
+    per_antenna = b"".join(
+        tlv(s.P_PER_ANTENNA_AIR_PROTOCOL, struct.pack(">HHB", a, 1, 1))
+        for a in range(1, max_antennas + 1)
+    )
+    general = tlv(
+        s.P_GENERAL_DEVICE_CAPABILITIES,
+        struct.pack(">HHII", max_antennas, 0x4000, manufacturer, model)  # has a UTC clock
+        + struct.pack(">H", len(text))
+        + text
+        + tlv(s.P_RECEIVE_SENSITIVITY_TABLE_ENTRY, struct.pack(">Hh", 1, 0))
+        + tlv(s.P_GPIO_CAPABILITIES, struct.pack(">HH", 0, 0))
+        + per_antenna,
+    )
+    powers = b"".join(
+        tlv(s.P_TRANSMIT_POWER_LEVEL_TABLE_ENTRY, struct.pack(">Hh", i, cdbm))
+        for i, cdbm in enumerate(power_table_cdbm, start=1)
+    )
+    # One fixed frequency (920.625 MHz) and one Gen2 mode (FM0, 640 kHz): the parameters a
+    # UHFBandCapabilities must hold besides the power table.
+    frequency = tlv(
+        s.P_FREQUENCY_INFORMATION,
+        b"\x00" + tlv(s.P_FIXED_FREQUENCY_TABLE, struct.pack(">HI", 1, 920_625)),
+    )
+    mode = tlv(
+        s.P_C1G2_UHF_RF_MODE_TABLE_ENTRY,
+        struct.pack(">IBBBBIIIII", 0, 0x80, 0, 0, 2, 640_000, 1500, 6250, 25000, 0),
+    )
+    band = tlv(
+        s.P_UHF_BAND_CAPABILITIES, powers + frequency + tlv(s.P_C1G2_UHF_RF_MODE_TABLE, mode)
+    )
+    regulatory = tlv(s.P_REGULATORY_CAPABILITIES, struct.pack(">HH", 0, 0) + band)
+    return encode_message(
+        s.GET_READER_CAPABILITIES_RESPONSE,
+        encode_llrp_status() + general + regulatory,
+        message_id=message_id,
+    )
+
+
 def encode_llrp_status(status_code: int = 0, description: str = "") -> bytes:
     """LLRPStatus (287): status code and a UTF-8 error description."""
     text = description.encode()
@@ -246,10 +373,15 @@ __all__ = [
     "DEFAULT_REPORT_CONTENT",
     "TagReport",
     "encode_add_rospec",
+    "encode_antenna_configuration",
+    "encode_capabilities_response",
     "encode_close_connection",
+    "encode_connection_attempt",
+    "encode_custom",
     "encode_delete_rospec",
     "encode_enable_rospec",
     "encode_get_reader_capabilities",
+    "encode_impinj_enable_extensions",
     "encode_keepalive",
     "encode_keepalive_ack",
     "encode_llrp_status",
@@ -257,6 +389,7 @@ __all__ = [
     "encode_response",
     "encode_ro_access_report",
     "encode_rospec",
+    "encode_set_keepalive",
     "encode_start_rospec",
     "encode_stop_rospec",
     "encode_tag_report_content_selector",

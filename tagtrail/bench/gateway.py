@@ -4,9 +4,10 @@ Each protocol decodes a capture of ``reads`` reads built with its own encoder, t
 gateway meets it: serial protocols as one byte stream cut into 4 KiB chunks (what a busy port
 hands over), Impinj both one MQTT message per read and as the NDJSON stream, Zebra one message
 per read and as 50-read array batches. The figure is the best of ``repeat`` runs, single thread.
-One more row runs the gateway's own path after decoding (normalize, cut 500-read batches,
-encode, append to a spool in a temporary directory with one fsync per cut) for the r2000
-capture, to show what decoding leaves for the rest.
+Rows for ``r2000`` and ``llrp`` also run the gateway's own path after decoding (normalize, cut
+500-read batches, encode, append to a spool in a temporary directory with one fsync per cut),
+to show what decoding leaves for the rest; ``llrp`` also runs whole sessions over loopback TCP
+through the LLRP transport.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from reader_gateway.protocols import (
 )
 from reader_gateway.spool import Spool
 from reader_gateway.wire import encode_batch
+from tagtrail.bench.gateway_llrp import time_session
 
 _T0 = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
 _CHUNK = 4096
@@ -85,11 +87,7 @@ def _captures(n: int) -> dict[tuple[str, str], list[bytes]]:
         for i, (t, a, r, at) in enumerate(reads)
     ]
     stream = impinj_iot.encode_stream(impinj)
-    llrp_tags = [llrp_encode.TagReport(t, a, int(r), first_seen=at) for t, a, r, at in reads]
-    # One TagReportData per RO_ACCESS_REPORT, as the gateway's ROSpec asks (N = 1).
-    llrp = b"".join(
-        llrp_encode.encode_ro_access_report([tag], message_id=i) for i, tag in enumerate(llrp_tags)
-    )
+    llrp, llrp_50 = _llrp_streams(reads)
 
     def chunks(data: bytes) -> list[bytes]:
         return [data[i : i + _CHUNK] for i in range(0, len(data), _CHUNK)]
@@ -101,10 +99,25 @@ def _captures(n: int) -> dict[tuple[str, str], list[bytes]]:
         ("impinj-iot-stream", "NDJSON stream"): chunks(stream),
         ("zebra-iotc", "MQTT message per read"): zebra,
         ("llrp", "TCP stream, report per read"): chunks(llrp),
+        ("llrp", "TCP stream, 50 tags per report"): chunks(llrp_50),
         ("zebra-iotc", "array of 50"): [
             zebra_iotc.encode_batch(zebra[i : i + 50]) for i in range(0, len(zebra), 50)
         ],
     }
+
+
+def _llrp_streams(reads: list[tuple[str, int, float, datetime]]) -> tuple[bytes, bytes]:
+    """LLRP captures: one TagReportData per RO_ACCESS_REPORT, as the gateway's ROSpec asks
+    (N = 1), and 50 per report, as a reader told to report less often sends them."""
+    tags = [llrp_encode.TagReport(t, a, int(r), first_seen=at) for t, a, r, at in reads]
+    one = b"".join(
+        llrp_encode.encode_ro_access_report([tag], message_id=i) for i, tag in enumerate(tags)
+    )
+    fifty = b"".join(
+        llrp_encode.encode_ro_access_report(tags[i : i + 50], message_id=i)
+        for i in range(0, len(tags), 50)
+    )
+    return one, fifty
 
 
 def _time(protocol: str, chunks: list[bytes], clock: Callable[[], float]) -> tuple[int, float]:
@@ -117,8 +130,10 @@ def _time(protocol: str, chunks: list[bytes], clock: Callable[[], float]) -> tup
     return count, clock() - start
 
 
-def _time_pipeline(chunks: list[bytes], clock: Callable[[], float]) -> tuple[int, float]:
-    decoder = make_decoder("r2000")
+def _time_pipeline(
+    chunks: list[bytes], clock: Callable[[], float], protocol: str = "r2000"
+) -> tuple[int, float]:
+    decoder = make_decoder(protocol)
     norm = Normalizer("gw-bench", shard_count=4, max_batch_reads=500)
     with tempfile.TemporaryDirectory(prefix="tagtrail-bench-spool-") as tmp:
         spool = Spool(Path(tmp), max_bytes=1 << 34, segment_bytes=4 << 20)
@@ -136,10 +151,23 @@ def _time_pipeline(chunks: list[bytes], clock: Callable[[], float]) -> tuple[int
     return reads, elapsed
 
 
-def run_bench(*, reads: int = 20_000, repeat: int = 3) -> list[BenchResult]:
-    """Decode each protocol's capture ``repeat`` times; keep the best time of each."""
+def run_bench(
+    *, reads: int = 20_000, repeat: int = 3, formats: frozenset[str] | None = None
+) -> list[BenchResult]:
+    """Decode each protocol's capture ``repeat`` times; keep the best time of each.
+
+    ``formats`` limits the run to those protocols (None: all). For ``r2000`` and ``llrp`` a
+    row also times the path after decoding (normalize, batch, spool); for ``llrp`` one more
+    times a whole LLRP session over loopback TCP (:mod:`tagtrail.bench.gateway_llrp`).
+    """
     out: list[BenchResult] = []
-    captures = _captures(reads)
+    captures = {
+        key: chunks
+        for key, chunks in _captures(reads).items()
+        if formats is None or key[0] in formats
+    }
+    if formats is not None and not captures:
+        raise ValueError(f"no benchmark for formats {sorted(formats)}")
     for (protocol, shape), chunks in captures.items():
         best = float("inf")
         count = 0
@@ -149,7 +177,16 @@ def run_bench(*, reads: int = 20_000, repeat: int = 3) -> list[BenchResult]:
         if count != reads:
             raise RuntimeError(f"{protocol}: decoded {count} of {reads} reads")
         out.append(BenchResult(protocol, shape, count, best))
-    r2k = captures[("r2000", "serial stream")]
-    best = min(_time_pipeline(r2k, time.perf_counter)[1] for _ in range(repeat))
-    out.append(BenchResult("r2000", "decode+normalize+spool", reads, best))
+    for protocol, shape in (("r2000", "serial stream"), ("llrp", "TCP stream, report per read")):
+        if (protocol, shape) in captures:
+            chunks = captures[(protocol, shape)]
+            runs = [_time_pipeline(chunks, time.perf_counter, protocol) for _ in range(repeat)]
+            if any(count != reads for count, _ in runs):
+                raise RuntimeError(f"{protocol}: normalized {runs[0][0]} of {reads} reads")
+            best = min(seconds for _, seconds in runs)
+            out.append(BenchResult(protocol, "decode+normalize+spool", reads, best))
+    if ("llrp", "TCP stream, report per read") in captures:
+        stream = b"".join(captures[("llrp", "TCP stream, report per read")])
+        best = min(time_session(stream, reads) for _ in range(repeat))
+        out.append(BenchResult("llrp", "loopback session (transport)", reads, best))
     return out

@@ -119,8 +119,16 @@ def bench_gateway(
     reads: Annotated[int, typer.Option(min=1000, help="Reads per protocol capture.")] = 50_000,
     repeat: Annotated[int, typer.Option(min=1, help="Runs per protocol; the best counts.")] = 3,
     json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+    fmt: Annotated[
+        list[str] | None,
+        typer.Option("--format", help="Only this protocol (repeatable), e.g. llrp; default all."),
+    ] = None,
 ) -> None:
-    """Decoded reads per second per protocol, on one core (the process pinned to one CPU)."""
+    """Decoded reads per second per protocol, on one core (the process pinned to one CPU).
+
+    ``--format llrp`` adds the LLRP path after decoding and whole LLRP sessions over loopback
+    TCP through the gateway's LLRP transport.
+    """
     from rich.console import Console
     from rich.table import Table
 
@@ -130,13 +138,19 @@ def bench_gateway(
     if hasattr(os, "sched_setaffinity"):
         cpu = min(os.sched_getaffinity(0))
         os.sched_setaffinity(0, {cpu})
-    results = run_bench(reads=reads, repeat=repeat)
+    try:
+        results = run_bench(reads=reads, repeat=repeat, formats=frozenset(fmt) if fmt else None)
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from exc
     if json:
         doc = {
             "benchmark": "gateway decoding",
             "cpu": cpu,
             "reads": reads,
             "repeat": repeat,
+            "formats": sorted(fmt) if fmt else None,
+            "load_average": list(os.getloadavg()),
             "results": [
                 {
                     "protocol": r.protocol,
@@ -150,7 +164,10 @@ def bench_gateway(
         }
         sys.stdout.write(orjson.dumps(doc).decode() + "\n")
         return
-    table = Table(title=f"Gateway decoding, one core ({reads:,} reads, best of {repeat})")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    table = Table(
+        title=f"Gateway decoding, one core ({reads:,} reads, best of {repeat}; load {load})"
+    )
     for name in ("protocol", "input shape", "reads/s", "µs/read"):
         table.add_column(name, justify="left" if name in ("protocol", "input shape") else "right")
     for r in results:

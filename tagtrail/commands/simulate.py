@@ -129,8 +129,10 @@ def _generate(options: Any, out: Path, garbage_prob: float, workers: int | None)
 
 
 def _emit_live(result: Any, messages: Any, speedup: float | None) -> Counter[str]:
-    """Serial readers to ptys (paths printed first), networked readers' JSON to MQTT."""
+    """Serial readers to ptys and LLRP readers on loopback TCP (paths and ports printed
+    first), networked readers' JSON to MQTT."""
     from simulators.emit import MqttEmitter
+    from simulators.llrp_readers import LlrpReaderServers
     from simulators.ptys import PtyPorts, paced
     from simulators.readers import SERIAL_PROTOCOLS
     from simulators.riders import to_us
@@ -138,10 +140,15 @@ def _emit_live(result: Any, messages: Any, speedup: float | None) -> Counter[str
     settings = Settings()
     serial = [r.reader_id for r in result.readers if r.protocol in SERIAL_PROTOCOLS]
     ports = PtyPorts(serial)
+    # LLRP readers listen on loopback TCP: the gateway's [[llrp]] entries connect to them.
+    llrp = LlrpReaderServers([r.reader_id for r in result.readers if r.protocol == "llrp"])
     table = Table("reader", "protocol", "device")
     for r in result.readers:
         if r.reader_id in ports.paths:
             table.add_row(r.reader_id, r.protocol, ports.paths[r.reader_id])
+        elif r.reader_id in llrp.endpoints:
+            host, port = llrp.endpoints[r.reader_id]
+            table.add_row(r.reader_id, r.protocol, f"{host}:{port}")
     err.print(table)
     counts: Counter[str] = Counter()
     stop = threading.Event()
@@ -153,6 +160,8 @@ def _emit_live(result: Any, messages: Any, speedup: float | None) -> Counter[str
             counts[message.protocol] += 1
             if message.protocol in SERIAL_PROTOCOLS:
                 ports.write(message)
+            elif message.protocol == "llrp":
+                llrp.write(message)  # waits for the gateway to start the reader's ROSpec
             else:
                 mqtt.publish(message)
 
@@ -165,6 +174,7 @@ def _emit_live(result: Any, messages: Any, speedup: float | None) -> Counter[str
         finally:
             mqtt.close()
             ports.close()
+            llrp.close()
     return counts
 
 

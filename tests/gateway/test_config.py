@@ -45,6 +45,16 @@ antenna_map = { 1 = 2, 2 = 1 }
 
 [[mqtt]]
 topic = "tagtrail/v1/raw/impinj-iot/+"
+
+[[llrp]]
+host = "10.20.0.31"
+reader_id = "R0103"
+antennas = [1, 2]
+power_dbm = 27.0
+session = 1
+search_mode = 2
+keepalive_s = 5
+dead_after_s = 15
 """
 
 
@@ -58,6 +68,8 @@ def test_the_documented_example_loads(tmp_path: Path) -> None:
     assert cfg.clock.offsets_s == {"R0101": 2.5}
     assert cfg.mqtt[0].protocol is None
     assert cfg.reader_aliases == {"AT-0000002A": "R0102"}
+    llrp = cfg.llrp[0]
+    assert (llrp.host, llrp.port, llrp.antennas, llrp.session) == ("10.20.0.31", 5084, [1, 2], 1)
 
 
 @pytest.mark.parametrize(
@@ -70,6 +82,10 @@ def test_the_documented_example_loads(tmp_path: Path) -> None:
         (('dir = "spool"', ""), "dir"),
         (("offline_after_s = 120", "offline_after_s = 10"), "offline_after_s"),
         (("gateway_id", "gateway_id = "), "cannot read"),
+        (("dead_after_s = 15", "dead_after_s = 6"), "two keepalive periods"),
+        (('reader_id = "R0103"', 'reader_id = "R0101"'), "reader_id is used twice"),
+        (("session = 1", "session = 4"), "session"),
+        (("antennas = [1, 2]", "antennas = [0]"), "antennas"),
     ],
 )
 def test_mistakes_are_refused_with_the_reason(

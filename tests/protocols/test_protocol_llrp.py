@@ -148,7 +148,7 @@ def test_failed_response_carries_status_and_description() -> None:
 
 def test_epcdata_report_fields_and_first_seen_time() -> None:
     result = run(LlrpDecoder, [fixture(P, "report_epcdata_128_bit_channel_and_count.bin")])
-    assert result.reads == [TagRead("E28011606000020528F904FA0001ABCD", 2, -61.0, T)]
+    assert result.reads == [TagRead("E28011606000020528F904FA0001ABCD", 2, -61.0, T, channel=7)]
 
 
 def test_last_seen_time_used_when_first_seen_is_absent() -> None:
@@ -312,7 +312,13 @@ def _expected(report: TagReport) -> TagRead:
     assert report.first_seen is not None
     assert report.antenna is not None
     assert report.rssi_dbm is not None
-    return TagRead(report.tag_id, report.antenna, float(report.rssi_dbm), report.first_seen)
+    return TagRead(
+        report.tag_id,
+        report.antenna,
+        float(report.rssi_dbm),
+        report.first_seen,
+        channel=report.channel,
+    )
 
 
 @given(reports=st.lists(tag_reports, max_size=5), message_id=st.integers(0, 2**32 - 1))
