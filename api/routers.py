@@ -12,6 +12,7 @@ from api.console.views import router as console_router
 from api.events.views import router as events_router
 from api.live.views import router as live_router
 from api.network.views import router as network_router
+from api.photos.views import router as photos_router
 from api.public.views import router as public_router
 from api.readers.views import router as readers_router
 from api.routes.views import router as routes_router
@@ -25,6 +26,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     users_router,
     events_router,
     bikes_router,
+    photos_router,
     thefts_router,
     routes_router,
     live_router,

@@ -3,6 +3,7 @@
 import { EventDesk } from "./events-desk.js";
 import { idNumberProblem } from "./idnumber.js";
 import { onLang, t } from "./i18n.js";
+import { uploadPhotos } from "./photos.js";
 import { scanTag, serialAvailable } from "./scanner.js";
 import { getText, postJson } from "./session.js";
 import { say, startPage } from "./shell.js";
@@ -69,7 +70,12 @@ function showConflict(err) {
   box.focus();
 }
 
+let registeredBike = null; // the bike just registered, for its photos
+
 async function showSlip(bike) {
+  registeredBike = bike;
+  $("photos").value = "";
+  say($("photos-status"), "");
   const done = $("done");
   $("done-title").textContent = t("reg.done", { id: bike.bike_id, plate: bike.plate || "" });
   $("slip").srcdoc = await getText(`/api/v1/bikes/${bike.bike_id}/slip`);
@@ -151,6 +157,9 @@ if (startPage({ roles: ["registrar", "admin"] })) {
   validateOnBlur(form, RULES);
   wireScanner();
   $("print-slip").addEventListener("click", () => $("slip").contentWindow.print());
+  $("photos").addEventListener("change", async (event) => {
+    if (registeredBike) await uploadPhotos(registeredBike.bike_id, [...event.target.files], $("photos-status"));
+  });
   $("next-bike").addEventListener("click", () => form.reset());
   onLang(() => {
     desk.renderEvents();

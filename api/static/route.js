@@ -9,6 +9,7 @@ import { dateTime, duration } from "./format.js";
 import { onLang, t } from "./i18n.js";
 import { baseMap, drawReaders } from "./map.js";
 import { PassageList } from "./passages.js";
+import { showPhotos } from "./photos.js";
 import { Replay } from "./replay.js";
 import { RouteLayer } from "./route-layer.js";
 import { WindowControl } from "./route-window.js";
@@ -212,6 +213,10 @@ async function showWindow(ctx) {
     }
   }
   if (feature) ctx.cameras.load(plate, routeQuery);
+  if (!ctx.photosShown) {
+    ctx.photosShown = true;
+    showPhotos($("photos-panel"), ctx.bikeId);
+  }
   if (!routeQuery.get("until")) followLive(ctx, ctx.bikeId);
   ctx.lastSeen.load(ctx.bikeId, why);
   ctx.next.load(ctx.bikeId, why).catch((err) => say($("status"), err.message, { error: true }));

@@ -53,7 +53,9 @@ function authHeaders(extra = {}) {
 
 async function send(method, url, body, extraHeaders = {}) {
   const init = { method, headers: authHeaders(extraHeaders) };
-  if (body !== undefined) {
+  if (body instanceof FormData) {
+    init.body = body; // multipart: the browser sets the Content-Type with its boundary
+  } else if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
@@ -74,6 +76,9 @@ export const getJson = async (url) => (await send("GET", url)).json();
 export const getText = async (url) => (await send("GET", url)).text();
 export const postJson = async (url, body = {}) => (await send("POST", url, body)).json();
 export const deleteJson = async (url) => (await send("DELETE", url)).json();
+export const postForm = async (url, form) => (await send("POST", url, form)).json();
+/** A resource the page may not link to directly (it needs the token), as an object URL. */
+export const blobUrl = async (url) => URL.createObjectURL(await (await send("GET", url)).blob());
 
 /** Fetch `url` with the token and hand it to the browser as a file download. */
 export async function download(url, fallbackName) {

@@ -1,0 +1,1 @@
+"""Photos of a bike: added at registration (or by its owner), shown on the case."""
