@@ -26,6 +26,7 @@ def notice_sender(settings: Settings, database_url: str) -> NoticeSender:
             username=settings.smtp_username,
             password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
             sender=settings.smtp_from,
+            ca_file=str(settings.smtp_ca_file) if settings.smtp_ca_file else None,
         )
     channels = build_channels(
         ChannelConfig(

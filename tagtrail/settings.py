@@ -125,6 +125,11 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_from: str = Field(default="TagTrail <tagtrail@localhost>", min_length=3)
+    smtp_ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of the CA(s) that alone are trusted for the relay's certificate "
+        "(a relay with a private CA); unset = the system's CAs",
+    )
     notify_max_attempts: int = Field(
         default=8, ge=1, le=50, description="a notice is failed after this many attempts"
     )

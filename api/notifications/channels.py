@@ -50,6 +50,7 @@ class SmtpConfig:
     username: str | None = None
     password: str | None = None
     sender: str = "TagTrail <tagtrail@localhost>"
+    ca_file: str | None = None  # PEM bundle that alone is trusted for the relay's certificate
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,13 +116,14 @@ class EmailChannel:
 
     def _connect(self) -> smtplib.SMTP:
         c = self._config
+        # The relay's certificate is verified (host name included) against the system's CAs,
+        # or only against ca_file for a relay with a private CA.
+        tls = ssl.create_default_context(cafile=c.ca_file)
         if c.security == "tls":
-            return smtplib.SMTP_SSL(
-                c.host, c.port, timeout=self._timeout_s, context=ssl.create_default_context()
-            )
+            return smtplib.SMTP_SSL(c.host, c.port, timeout=self._timeout_s, context=tls)
         smtp = smtplib.SMTP(c.host, c.port, timeout=self._timeout_s)
         if c.security == "starttls":
-            smtp.starttls(context=ssl.create_default_context())
+            smtp.starttls(context=tls)
         return smtp
 
     def send(self, message: Message, *, address: str, secret: str | None) -> None:
@@ -139,16 +141,18 @@ class EmailChannel:
                     smtp.login(self._config.username, self._config.password or "")
                 smtp.send_message(mail)
         except smtplib.SMTPRecipientsRefused as exc:
+            # "No such user" (5xx) will not change by retrying; a full mailbox (4xx) may.
             codes = [code for code, _ in exc.recipients.values()]
             raise DeliveryError(
                 f"recipient refused: {codes}", permanent=all(c >= 500 for c in codes)
             ) from exc
-        except smtplib.SMTPResponseException as exc:
+        except smtplib.SMTPAuthenticationError as exc:
+            # The relay's account, not this notice: retried, so a fixed password still sends.
             raise DeliveryError(
-                f"SMTP {exc.smtp_code}: {exc.smtp_error!r}",
-                permanent=exc.smtp_code >= 500 and exc.smtp_code != 554,
+                f"SMTP login refused ({exc.smtp_code}): check TAGTRAIL_SMTP_USERNAME/PASSWORD"
             ) from exc
         except (OSError, smtplib.SMTPException) as exc:
+            # Anything else (connection, TLS, the relay's own refusals) may heal: retried.
             raise DeliveryError(f"SMTP: {type(exc).__name__}: {exc}") from exc
 
 

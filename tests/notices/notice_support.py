@@ -26,10 +26,11 @@ from testsupport import free_port
 class SmtpSink:
     """An SMTP server on 127.0.0.1:``port`` keeping every message it accepts."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, **controller_options: Any) -> None:
         self.port = port
         self.messages: list[Message] = []
         self.recipients: list[list[str]] = []
+        self._options = controller_options  # aiosmtpd's: tls_context, authenticator, ...
         self._controller: Controller | None = None
 
     async def handle_DATA(self, server: SmtpServer, session: Session, envelope: Envelope) -> str:
@@ -42,7 +43,7 @@ class SmtpSink:
 
     def start(self) -> None:
         """Listen (again)."""
-        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port, **self._options)
         self._controller.start()
 
     def stop(self) -> None:

@@ -124,7 +124,6 @@ def test_tagtrail_notify_alone_retries_until_the_receiver_is_up(
     api_db: str, tmp_path: Path
 ) -> None:
 
-
     hook = receiver()
     with TestClient(create_app(config(api_db, notify_allow_private_targets=True))) as client:
         world = build_world(client, api_db, 602)
