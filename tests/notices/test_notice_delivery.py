@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -24,13 +25,15 @@ from notice_support import (
     report_theft,
     wait_for,
 )
-from scenarios import registration
+from scenarios import line_city, registration
 from testsupport import drop_database, free_port
 
 from api.app import create_app
 from api.notifications.channels import ChannelConfig, SmtpConfig, build_channels
 from api.notifications.sender import NoticeSender, RetryPolicy, start_sender
 from api.notifications.signing import SIGNATURE_HEADER, verify
+from reader_gateway.wire import batch_from_columns
+from track_engine.pipeline import Engine
 
 CONSOLE = "https://tagtrail.example"
 
@@ -334,3 +337,52 @@ def test_a_notice_to_a_subscription_removed_before_delivery_is_cancelled(
     assert notice["status"] == "cancelled"
     with psycopg.connect(api_db, autocommit=True) as conn:
         assert _sender(api_db, free_port()).drain(conn) == []
+
+
+def test_the_engine_s_own_alerts_queue_notices(api_db: str, client: TestClient) -> None:
+    """The track engine (its pipeline, logged in as its database role) folds a ride of the
+    stolen bike past two readers; the alerts it raises queue notices for the resident's
+    "alert me" watch and for the desk, and both are delivered."""
+    line_city(api_db)
+    world = build_world(client, api_db, 509)
+    hook = receiver()
+    _subscribe(client, world.officer, channel="webhook", address=hook.url, kinds=["stolen_seen"])
+    sink = SmtpSink(free_port())
+    _subscribe(client, world.resident, channel="email", address="r@example.org",
+               kinds=["bike_moved"])  # fmt: skip
+    report_theft(client, api_db, world)
+
+    # Read from now on: the "alert me" watch was armed a moment ago and alerts from its start.
+    start_us = int(datetime.now(UTC).timestamp() * 1e6)
+    readers, read_at_us = [], []
+    for k, reader in enumerate(["R0", "R1"]):
+        for i in range(11):
+            readers.append(reader)
+            read_at_us.append(start_us + k * 20_000_000 + i * 200_000)
+    batch = batch_from_columns(
+        gateway_id="gw-notices", batch_seq=1, sent_at_us=read_at_us[-1], reader_ids=readers,
+        antenna=[1] * len(readers), tag=[world.tag_id] * len(readers),
+        rssi_dbm=[-60.0] * len(readers), read_at_us=read_at_us, seq=list(range(len(readers))),
+    )  # fmt: skip
+    with psycopg.connect(api_db) as conn:
+        conn.execute("SET ROLE tagtrail_engine")
+        engine = Engine(conn, gap_s=5.0)
+        raised = engine.process([batch]).alerts
+        engine.flush()
+    assert raised
+
+    queued = notices(api_db)
+    assert {n["kind"] for n in queued} == {"bike_moved", "stolen_seen"}
+    sink.start()
+    hook.start()
+    try:
+        _drain_until(_sender(api_db, sink.port), api_db,
+                     "NOT EXISTS (SELECT 1 FROM notices WHERE status <> 'sent')")  # fmt: skip
+    finally:
+        sink.stop()
+        hook.stop()
+    assert len(sink.messages) == len([n for n in queued if n["kind"] == "bike_moved"])
+    assert len(hook.requests) == len([n for n in queued if n["kind"] == "stolen_seen"])
+    for request in hook.requests:
+        for reader in ("R0", "R1"):
+            assert f'"{reader}"' not in request.body.decode()
