@@ -23,7 +23,7 @@ import psycopg
 
 from api.notifications import store
 from api.notifications.channels import Channel, DeliveryError
-from api.notifications.message import compose
+from api.notifications.message import Message, compose
 from track_engine.db import audit
 
 log = logging.getLogger(__name__)
@@ -94,9 +94,7 @@ class NoticeSender:
         outcome, error, retry_in_s = "sent", "", None
         channel = self._channels.get(notice.channel)
         try:
-            if channel is None:
-                raise DeliveryError(f"channel {notice.channel} is not configured here")
-            channel.send(message, address=target.address, secret=target.webhook_secret)
+            _send(channel, message, target)
         except DeliveryError as exc:
             error = str(exc)[:500]
             attempt = notice.attempts + 1
@@ -140,12 +138,16 @@ class NoticeSender:
         return outcomes
 
     def run(self, stop: threading.Event) -> None:
-        """Deliver until ``stop`` is set, reconnecting after database errors."""
+        """Deliver until ``stop`` is set; after a database or any other error, log it and go
+        on after ``poll_s`` (a sender thread that died would silence every notice)."""
         while not stop.is_set():
             try:
                 self._serve(stop)
             except psycopg.OperationalError as exc:
                 log.warning("notice sender lost the database (%s); retrying", exc)
+                stop.wait(self._poll_s)
+            except Exception:
+                log.exception("notice sender failed; going on in %s s", self._poll_s)
                 stop.wait(self._poll_s)
 
     def _serve(self, stop: threading.Event) -> None:
@@ -161,6 +163,20 @@ class NoticeSender:
                 # Woken at once by a new notice (NOTIFY), else when the next retry is due.
                 for _ in listen.notifies(timeout=wait_s, stop_after=1):
                     pass
+
+
+def _send(channel: Channel | None, message: Message, target: store.Subscription) -> None:
+    """Deliver on the channel; whatever goes wrong becomes a DeliveryError to record (a bug
+    or surprise in a channel library must cost one attempt, not the sender)."""
+    if channel is None:
+        raise DeliveryError(f"channel {target.channel} is not configured here")
+    try:
+        channel.send(message, address=target.address, secret=target.webhook_secret)
+    except DeliveryError:
+        raise
+    except Exception as exc:
+        log.exception("channel %s raised", target.channel)
+        raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
 
 
 def start_sender(sender: NoticeSender) -> tuple[threading.Thread, threading.Event]:

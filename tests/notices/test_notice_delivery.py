@@ -386,3 +386,21 @@ def test_the_engine_s_own_alerts_queue_notices(api_db: str, client: TestClient) 
     for request in hook.requests:
         for reader in ("R0", "R1"):
             assert f'"{reader}"' not in request.body.decode()
+
+
+def test_email_without_a_relay_is_retried_with_the_reason(api_db: str, client: TestClient) -> None:
+    """A deployment without TAGTRAIL_SMTP_HOST has no e-mail channel: the notice waits (an
+    operator may configure the relay) and says why."""
+    world = build_world(client, api_db, 510)
+    _subscribe(client, world.resident, channel="email", address="d@example.org",
+               kinds=["bike_moved"])  # fmt: skip
+    alert_id = engine_alert(api_db, world.armed_watch_id, world.tag_id, "R-5")
+    sender = NoticeSender(
+        database_url=api_db, channels=build_channels(ChannelConfig()), policy=RetryPolicy(),
+        console_url=CONSOLE,
+    )  # fmt: skip
+    with psycopg.connect(api_db, autocommit=True) as conn:
+        assert [o.outcome for o in sender.drain(conn)] == ["retry"]
+    [notice] = notices(api_db, "alert_id = %s", alert_id)
+    assert notice["status"] == "pending"
+    assert notice["last_error"] == "channel email is not configured here"
