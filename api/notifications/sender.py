@@ -160,9 +160,19 @@ class NoticeSender:
                 self.drain(conn)
                 due_s = store.next_due_in_s(conn)
                 wait_s = self._poll_s if due_s is None else min(self._poll_s, max(due_s, 0.05))
-                # Woken at once by a new notice (NOTIFY), else when the next retry is due.
-                for _ in listen.notifies(timeout=wait_s, stop_after=1):
-                    pass
+                _wait(listen, stop, wait_s)
+
+
+def _wait(listen: psycopg.Connection, stop: threading.Event, wait_s: float) -> None:
+    """Until a new notice is queued (NOTIFY), ``wait_s`` passes, or ``stop`` is set: in short
+    slices, so that stopping (Ctrl-C on `tagtrail api` or the demo) is prompt."""
+    deadline = time.monotonic() + wait_s
+    while not stop.is_set():
+        left_s = deadline - time.monotonic()
+        if left_s <= 0:
+            return
+        for _ in listen.notifies(timeout=min(left_s, 0.25), stop_after=1):
+            return
 
 
 def _send(channel: Channel | None, message: Message, target: store.Subscription) -> None:
