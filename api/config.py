@@ -48,3 +48,7 @@ class ApiConfig:
     # How far back the duty desk's stream may replay when it resumes (Last-Event-ID): alerts
     # and flags raised in the last live_replay_max_s only, whatever the cursor asks for.
     live_replay_max_s: float = 600.0
+    # Notice subscriptions (api/notifications/): webhooks to loopback/private addresses are
+    # refused unless allowed; apprise URLs only with these schemes (settings.py has the list).
+    notify_allow_private_targets: bool = False
+    notify_apprise_schemes: tuple[str, ...] = ()

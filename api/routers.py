@@ -12,6 +12,7 @@ from api.console.views import router as console_router
 from api.events.views import router as events_router
 from api.live.views import router as live_router
 from api.network.views import router as network_router
+from api.notifications.views import router as notifications_router
 from api.photos.views import router as photos_router
 from api.public.views import router as public_router
 from api.readers.views import router as readers_router
@@ -28,6 +29,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     bikes_router,
     photos_router,
     thefts_router,
+    notifications_router,
     routes_router,
     live_router,
     cameras_router,

@@ -17,6 +17,7 @@ from tagtrail.commands import api as api_commands
 from tagtrail.commands import bench as bench_commands
 from tagtrail.commands import engine as engine_commands
 from tagtrail.commands import gateway as gateway_commands
+from tagtrail.commands import notify as notify_commands
 from tagtrail.commands import simulate as simulate_commands
 from tagtrail.runtime import database_services, err, exit_if_ports_taken, services
 from tagtrail.settings import Settings
@@ -30,7 +31,14 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks: print figures and ratios (--json for one document).")
 app.add_typer(db_app, name="db")
 app.add_typer(bench_app, name="bench")
-for module in (gateway_commands, engine_commands, api_commands, simulate_commands, bench_commands):
+for module in (
+    gateway_commands,
+    engine_commands,
+    api_commands,
+    notify_commands,
+    simulate_commands,
+    bench_commands,
+):
     module.register(app, bench_app)
 
 

@@ -524,6 +524,7 @@ def _run_live(
 
     from api.app import create_app
     from tagtrail.commands.api import api_config
+    from tagtrail.notices import running_notice_sender
 
     migrate(database_url)
     # Faster than real time, the simulated clock starts far enough in the past never to run
@@ -594,7 +595,8 @@ def _run_live(
             console.print("Press Ctrl-C to stop.")
             # Returns on Ctrl-C or SIGTERM; uvicorn then re-raises the signal, which
             # SigtermAsInterrupt turns into the KeyboardInterrupt that Ctrl-C gives.
-            server.run()
+            with running_notice_sender(settings, database_url):  # e-mail/webhook notices
+                server.run()
         except KeyboardInterrupt:
             pass
         finally:

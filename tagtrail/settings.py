@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
 from pydantic import Field, SecretStr, field_validator
@@ -12,6 +13,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from reader_gateway.wire import DEFAULT_SHARD_COUNT, TOPIC_ROOT
 
+# SMS and chat services reached through apprise (https://github.com/caronc/apprise/wiki).
+DEFAULT_APPRISE_SCHEMES = (
+    "twilio", "vonage", "nexmo", "sns", "tgram", "slack", "msteams", "matrix", "matrixs",
+    "ntfys", "signal", "signals", "discord", "mmost", "mmosts", "rocket", "rockets", "zulip",
+)  # fmt: skip
 _PLACEHOLDERS = {"changeme", "change-me", "secret", "please-change-this-secret-key-now!"}
 
 
@@ -106,6 +112,54 @@ class Settings(BaseSettings):
         default=None, description="signing key of API bearer tokens; unset = a key file in data_dir"
     )
 
+    # Notices (api/notifications/; docs/operations.md, "Notices"): the sender runs inside
+    # `tagtrail api` and `tagtrail demo`, or alone as `tagtrail notify`.
+    notify_enabled: bool = Field(
+        default=True, description="run the notice sender inside `tagtrail api` and the demo"
+    )
+    console_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://\S+$",
+        description="the console's address as recipients reach it, for the link in notices; "
+        "unset = http://api_host:api_port",
+    )
+    smtp_host: str | None = Field(default=None, description="SMTP relay; unset = no e-mail")
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_security: Literal["starttls", "tls", "none"] = Field(
+        default="starttls",
+        description="starttls: upgrade after EHLO (port 587); tls: implicit TLS (port 465); "
+        "none: plain (a relay on loopback only)",
+    )
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = Field(default="TagTrail <tagtrail@localhost>", min_length=3)
+    smtp_ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of the CA(s) that alone are trusted for the relay's certificate "
+        "(a relay with a private CA); unset = the system's CAs",
+    )
+    notify_max_attempts: int = Field(
+        default=8, ge=1, le=50, description="a notice is failed after this many attempts"
+    )
+    notify_backoff_s: float = Field(
+        default=30.0, gt=0, description="wait before the 2nd attempt; doubles after each"
+    )
+    notify_backoff_max_s: float = Field(default=3600.0, gt=0)
+    notify_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    notify_poll_s: float = Field(
+        default=5.0, gt=0, description="the sender looks for due notices at least this often"
+    )
+    notify_allow_private_targets: bool = Field(
+        default=False,
+        description="let webhooks reach loopback/private addresses (tests, an in-house "
+        "receiver); off, a user cannot make the server call internal services",
+    )
+    notify_apprise_schemes: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_APPRISE_SCHEMES),
+        description="apprise URL schemes users may subscribe with, as JSON; generic http "
+        "schemes (json, form, xml) are left out so a URL cannot reach internal services",
+    )
+
     @field_validator("id_hash_key", "id_enc_key", "jwt_secret")
     @classmethod
     def _refuse_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
@@ -137,6 +191,11 @@ class Settings(BaseSettings):
             with os.fdopen(fd, "w") as handle:
                 handle.write(secrets.token_hex(32))
         return path.read_text().strip().encode()
+
+    @property
+    def console_url_resolved(self) -> str:
+        """The console's base address for links in notices (no trailing slash)."""
+        return (self.console_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
 
     @property
     def read_max_age_days_resolved(self) -> float:

@@ -58,6 +58,11 @@ SELECT create_reference_table('alerts');
 -- are cheap at that rate, and the append-only triggers of migration 0002 stay in force.
 SELECT create_reference_table('audit_log');
 SELECT create_reference_table('registration_flags');
+-- Notices (migration 0095): few, written at alert rates. Whether its queueing triggers on
+-- alerts and registration_flags fire on a Citus cluster as on one node has not been tested.
+SELECT create_reference_table('notice_subscriptions');
+SELECT create_reference_table('notices');
+SELECT create_reference_table('notice_attempts');
 SELECT create_reference_table('quarantine');
 
 -- Distributed by tag, co-located.

@@ -38,6 +38,8 @@ def api_config(settings: Settings, database_url: str) -> ApiConfig:
         id_enc_key=settings.resolve_id_enc_key(),
         trusted_proxies=tuple(settings.trusted_proxies),
         max_body_bytes=settings.api_max_body_bytes,
+        notify_allow_private_targets=settings.notify_allow_private_targets,
+        notify_apprise_schemes=tuple(settings.notify_apprise_schemes),
     )
 
 
@@ -53,10 +55,12 @@ def serve(
         ),
     ] = 1,
 ) -> None:
-    """Serve the API and web console (uvicorn)."""
+    """Serve the API and web console (uvicorn), and deliver notices (unless
+    TAGTRAIL_NOTIFY_ENABLED=false: then run `tagtrail notify` elsewhere)."""
     import uvicorn
 
     from api.app import create_app
+    from tagtrail.notices import running_notice_sender
     from track_engine.db.migrate import migrate
 
     settings = Settings()
@@ -67,29 +71,31 @@ def serve(
         # are created once, and every worker then reads the same ones (a token signed by one
         # worker must verify in the others).
         config = api_config(settings, svc.database_url)
-        if workers == 1:
+        # One sender in this process, however many workers serve requests.
+        with running_notice_sender(settings, svc.database_url):
+            if workers == 1:
+                uvicorn.run(
+                    create_app(config),
+                    host=host or settings.api_host,
+                    port=port or settings.api_port,
+                    log_level="info",
+                    proxy_headers=False,  # the app applies settings.trusted_proxies itself
+                )
+                return
+            # uvicorn starts the workers as fresh processes that import the app factory by
+            # name; they find the database (embedded or not) through the environment.
+            settings.model_copy(update={"database_url": svc.database_url}).export_to_children(
+                "database_url"
+            )
             uvicorn.run(
-                create_app(config),
+                f"{__name__}:worker_app",
+                factory=True,
+                workers=workers,
                 host=host or settings.api_host,
                 port=port or settings.api_port,
                 log_level="info",
                 proxy_headers=False,  # the app applies settings.trusted_proxies itself
             )
-            return
-        # uvicorn starts the workers as fresh processes that import the app factory by name;
-        # they find the database (embedded or not) through the environment.
-        settings.model_copy(update={"database_url": svc.database_url}).export_to_children(
-            "database_url"
-        )
-        uvicorn.run(
-            f"{__name__}:worker_app",
-            factory=True,
-            workers=workers,
-            host=host or settings.api_host,
-            port=port or settings.api_port,
-            log_level="info",
-            proxy_headers=False,  # the app applies settings.trusted_proxies itself
-        )
 
 
 def worker_app() -> FastAPI:
