@@ -45,6 +45,7 @@ from reader_gateway.wire import ReadBatch
 from track_engine.core import alerts as alerting
 from track_engine.core import folding
 from track_engine.core.coding import Coding
+from track_engine.core.port import EngineStorage
 from track_engine.core.recovery import recovered_reads
 from track_engine.core.rows import ReadRows
 from track_engine.core.state import (
@@ -56,7 +57,6 @@ from track_engine.core.state import (
     ProcessResult,
 )
 from track_engine.memory import OpenReads
-from track_engine.storage.port import EngineStorage
 
 log = logging.getLogger(__name__)
 

@@ -28,9 +28,9 @@ import pyarrow.csv as pa_csv
 from psycopg import errors as pg_errors
 from psycopg.copy import QueuedLibpqWriter
 
+from track_engine.core.port import ReadCopy
 from track_engine.core.rows import ReadRows
 from track_engine.db.copy_binary import Fixed, PlainText, Text, Timestamp, copy_binary
-from track_engine.storage.port import ReadCopy
 
 __all__ = [
     "COPY_READS",

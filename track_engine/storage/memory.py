@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from track_engine.core.port import ReadCopy, Recent
 from track_engine.core.rows import ReadRows
 from track_engine.core.state import AlertDraft
 from track_engine.passages import PASSAGE_COLUMNS
-from track_engine.storage.port import ReadCopy, Recent
 
 _PassageKey = tuple[str, str, int]  # tag_id, reader_id, first_at_us
 

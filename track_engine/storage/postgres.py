@@ -16,11 +16,11 @@ import psycopg
 from numpy.typing import NDArray
 from psycopg.pq import TransactionStatus
 
+from track_engine.core.port import ReadCopy, Recent
 from track_engine.core.rows import ReadRows
 from track_engine.core.state import AlertDraft
 from track_engine.db import queries
 from track_engine.db.writer import PartitionKeeper, copying_reads, retire_passages, store_passages
-from track_engine.storage.port import ReadCopy, Recent
 
 _AT_US = "timestamptz 'epoch' + %s * interval '1 microsecond'"
 _INSERT_ALERT = f"""INSERT INTO alerts (watch_id, tag_id, reader_id, read_at)
