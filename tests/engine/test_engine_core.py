@@ -61,6 +61,14 @@ def _watched() -> pd.DataFrame:
     )
 
 
+def _process_then_fail(engine: Engine, batch: ReadBatch) -> None:
+    with engine.micro_batch():
+        result = engine.process([batch])
+        assert len(result.alerts) == 1
+        assert result.passages_stored == 1
+        raise RuntimeError("the transaction failed before COMMIT")
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_micro_batches_store_what_one_fold_over_every_read_gives(seed: int) -> None:
     reads = _city(seed)
@@ -89,11 +97,8 @@ def test_a_failed_micro_batch_keeps_the_state_from_before_and_can_be_redone() ->
     engine.process([_batch(_visit("AB", "R1", T0_US, n=3), 0)])  # AB's passage stays open
     before = engine.state
     later = _batch(_visit(WATCHED, "R1", T0_US + 100 * US, n=3), 1)  # closes AB's passage
-    with pytest.raises(RuntimeError), engine.micro_batch():
-        result = engine.process([later])
-        assert len(result.alerts) == 1
-        assert result.passages_stored == 1
-        raise RuntimeError("the transaction failed before COMMIT")
+    with pytest.raises(RuntimeError):
+        _process_then_fail(engine, later)
     assert engine.state is before
     assert storage.alerts() == []
     assert storage.passages().empty

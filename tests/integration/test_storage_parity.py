@@ -9,6 +9,7 @@ behaving as PostgreSQL does.
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 
 import numpy as np
@@ -59,7 +60,7 @@ def _reads() -> list[pd.DataFrame]:
             )
     reads = pd.concat(rows, ignore_index=True).sort_values("read_at_us", ignore_index=True)
     bounds = np.linspace(0, len(reads), 61).astype(int)
-    chunks = [reads.iloc[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+    chunks = [reads.iloc[lo:hi] for lo, hi in itertools.pairwise(bounds)]
     late = [c for k, c in enumerate(chunks) if k % 7 == 3]
     on_time = [c for k, c in enumerate(chunks) if k % 7 != 3]
     # Each late chunk arrives six chunks (about a minute of event time) after its turn.
