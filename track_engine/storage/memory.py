@@ -200,10 +200,13 @@ class MemoryStorage:
         return pd.concat(self._read_chunks, ignore_index=True)
 
     def passages(self) -> pd.DataFrame:
-        """Every stored passage (the passage columns), ordered by tag, first read, reader."""
+        """Every stored passage (the passage columns) in the order of
+        :func:`~track_engine.passages.fold_passages`: by tag, closest approach, reader."""
         rows = [(*key, *row[1:]) for key, row in self._passages.items()]
         frame = pd.DataFrame(rows, columns=PASSAGE_COLUMNS)
-        return frame.sort_values(["tag_id", "first_at_us", "reader_id"], ignore_index=True)
+        return frame.sort_values(
+            ["tag_id", "closest_at_us", "reader_id"], ignore_index=True, kind="stable"
+        )
 
     def alerts(self) -> list[tuple[int, AlertDraft]]:
         """Every stored alert with its id."""
