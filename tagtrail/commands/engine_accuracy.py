@@ -315,22 +315,24 @@ def reconstruct(
     oracle: RouteChoiceOracle | None = None,
 ) -> dict[str, Route]:
     """Every tag's route by one method."""
+    if method == "route_choice_oracle" and oracle is None:
+        raise ValueError("the route_choice_oracle method needs the oracle")
+    if method == "hmm" and hmm is None:
+        raise ValueError("the hmm method needs the HMM matcher")
     reader_nodes = {r.reader_id: r.node for r in readers}
     xy = {r.reader_id: (r.x_m, r.y_m) for r in readers}
     routes: dict[str, Route] = {}
     for tag, ps in passages.groupby("tag_id", sort=True):
         if method == "tagtrail":
             route = build_route(ps, graph, reader_nodes, reader_paths)
-        elif method == "route_choice_oracle":
-            assert oracle is not None
+        elif method == "route_choice_oracle" and oracle is not None:
             route = build_route(ps, graph, reader_nodes, reader_paths, path_chooser=oracle)
         elif method == "shortest_path":
             route = build_route(
                 ps, graph, reader_nodes, reader_paths, path_chooser=shortest_path,
                 drop_outliers=False,
             )  # fmt: skip
-        else:
-            assert hmm is not None
+        elif hmm is not None:
             ordered = ps.sort_values("closest_at_us", kind="mergesort")
             chooser = hmm.chooser(
                 [xy[r] for r in ordered["reader_id"]], ordered["closest_at_us"].tolist()
@@ -338,6 +340,8 @@ def reconstruct(
             route = build_route(
                 ps, graph, reader_nodes, reader_paths, path_chooser=chooser, drop_outliers=False
             )
+        else:
+            raise ValueError(f"unknown method {method!r}; one of {METHODS}")
         routes[str(tag)] = route
     return routes
 
