@@ -41,7 +41,7 @@ from tagtrail.bench.common import (
 from tagtrail.bench.preload import preload_reads
 from tagtrail.bench.services import PipelineUnderTest
 from tagtrail.bench.workload import Workload, engine_rows, frames, make_reads, reader_seq
-from track_engine.db.writer import COPY_READS, PartitionKeeper, ReadRows
+from track_engine.db.writer import COPY_READS, PartitionKeeper, ReadRows, read_copy_data
 
 _US = 1_000_000
 _CHUNK_PASSAGES = 50_000
@@ -81,7 +81,7 @@ class CopyReference:
         """Encode ``rows`` (``engine_rows``' columns), shifted 1 ms: new keys, same partition."""
         read_at = rows["read_at_us"].to_numpy(np.int64) + 1000
         rows = rows.assign(read_at_us=read_at)
-        self.chunks.append(ReadRows.from_frame(rows, gateway_id="bench-copy").copy_data())
+        self.chunks.append(read_copy_data(ReadRows.from_frame(rows, gateway_id="bench-copy")))
         first, last = int(read_at.min()), int(read_at.max())
         self.first_us = min(self.first_us, first) if self.rows else first
         self.last_us = max(self.last_us, last)

@@ -25,8 +25,8 @@ from reader_gateway.wire import (
     mqtt_endpoint,
     reads_topic,
 )
-from track_engine import pipeline
 from track_engine.consumer import EngineConfig, EngineService
+from track_engine.core import coding
 from track_engine.pipeline import Engine, PreparedBatch, ProcessResult
 
 pytestmark = pytest.mark.faults
@@ -78,7 +78,7 @@ def test_tag_codes_compacted_while_a_batch_waits_to_be_folded_stay_right(
 ) -> None:
     # The same bug as the 1,000,000-read batch, at a scale a unit test can afford: compaction
     # runs once 2,000 more tags are known than in use, instead of 500,000.
-    monkeypatch.setattr(pipeline, "_COMPACT_SLACK", 2_000)
+    monkeypatch.setattr(coding, "COMPACT_SLACK", 2_000)
     _big_batch_not_folded_then_compacted(db_url, 5_000)
 
 

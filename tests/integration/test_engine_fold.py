@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reader_gateway.wire import ReadBatch, batch_from_columns
-from track_engine import pipeline
+from track_engine.core import folding
 from track_engine.passages import Fold, fold_coded, fold_passages
 from track_engine.pipeline import Engine
 
@@ -112,7 +112,7 @@ def test_a_parked_tag_is_folded_only_on_sweeps_and_a_returning_tag_closes(
         folded.append(len(args[0]))
         return fold_coded(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "fold_coded", counting_fold)
+    monkeypatch.setattr(folding, "fold_coded", counting_fold)
     with psycopg.connect(db_url) as conn:
         engine = Engine(conn, gap_s=10.0, max_passage_s=300.0)
         # PARK is heard every second at R1 for 100 s; AWAY passes R2 at 0-4 s and again at

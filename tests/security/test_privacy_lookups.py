@@ -2,7 +2,7 @@
 grounds a lookup needs, in lookups that find nothing, and on the map's reader positions.
 
 Through the API on the machine's PostgreSQL. Alerts are stored with the engine's own
-statement (track_engine/pipeline.py), as the engine stores them when a watched tag is read.
+statement (track_engine/storage/postgres.py), as the engine stores them when a watched tag is read.
 """
 
 from __future__ import annotations

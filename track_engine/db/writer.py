@@ -16,9 +16,8 @@ consumer refuse them), so no quoting is needed.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -26,11 +25,24 @@ import pandas as pd
 import psycopg
 import pyarrow as pa
 import pyarrow.csv as pa_csv
-from numpy.typing import NDArray
 from psycopg import errors as pg_errors
 from psycopg.copy import QueuedLibpqWriter
 
+from track_engine.core.port import ReadCopy
+from track_engine.core.rows import ReadRows
 from track_engine.db.copy_binary import Fixed, PlainText, Text, Timestamp, copy_binary
+
+__all__ = [
+    "COPY_READS",
+    "PartitionKeeper",
+    "ReadCopy",
+    "ReadRows",
+    "copying_reads",
+    "read_copy_data",
+    "retire_passages",
+    "store_passages",
+    "store_reads",
+]
 
 _EPOCH = "timestamptz '1970-01-01 00:00:00+00'"
 _US = "interval '1 microsecond'"
@@ -103,62 +115,21 @@ def copy_text(frame: pd.DataFrame | pa.Table) -> bytes:
     return data
 
 
-@dataclass(frozen=True, slots=True)
-class ReadRows:
-    """Reads in ``reads`` column order, readers and gateways dictionary-encoded."""
-
-    tag_id: NDArray[np.object_]
-    read_at_us: NDArray[np.int64]
-    reader_code: NDArray[np.integer]
-    reader_names: Sequence[str]
-    antenna: NDArray[np.integer]
-    rssi_dbm: NDArray[np.floating]
-    reader_seq: NDArray[np.int64]
-    gateway_code: NDArray[np.integer]
-    gateway_names: Sequence[str]
-
-    def __len__(self) -> int:
-        return int(self.read_at_us.shape[0])
-
-    @classmethod
-    def from_frame(cls, reads: pd.DataFrame, *, gateway_id: str) -> ReadRows:
-        """Reads from a frame (columns tag_id, read_at_us, reader_id, antenna, rssi_dbm,
-        reader_seq), all from one gateway."""
-        reader_code, reader_names = pd.factorize(reads["reader_id"])
-        return cls(
-            tag_id=reads["tag_id"].to_numpy(dtype=object),
-            read_at_us=reads["read_at_us"].to_numpy(dtype=np.int64),
-            reader_code=reader_code,
-            reader_names=[str(r) for r in reader_names],
-            antenna=reads["antenna"].to_numpy(),
-            rssi_dbm=reads["rssi_dbm"].to_numpy(),
-            reader_seq=reads["reader_seq"].to_numpy(dtype=np.int64),
-            gateway_code=np.zeros(len(reads), dtype=np.int32),
-            gateway_names=[gateway_id],
-        )
-
-    def copy_data(self) -> bytes:
-        """The rows as binary COPY data for :data:`COPY_READS`."""
-        # Rounded to the wire's 0.01 dB as float64, then to the column's float4.
-        rssi = np.round(np.asarray(self.rssi_dbm, dtype=np.float64), 2).astype(">f4")
-        return copy_binary(
-            [
-                PlainText(self.tag_id),
-                Timestamp(self.read_at_us),
-                Text(self.reader_code, self.reader_names),
-                Fixed(np.asarray(self.antenna, dtype=">i2"), ">i2"),
-                Fixed(rssi, ">f4"),
-                Fixed(np.asarray(self.reader_seq, dtype=">i8"), ">i8"),
-                Text(self.gateway_code, self.gateway_names),
-            ]
-        )
-
-
-@dataclass(slots=True)
-class ReadCopy:
-    """How a :func:`copying_reads` block ended: how many reads were new."""
-
-    stored: int = 0
+def read_copy_data(rows: ReadRows) -> bytes:
+    """``rows`` as binary COPY data for :data:`COPY_READS`."""
+    # Rounded to the wire's 0.01 dB as float64, then to the column's float4.
+    rssi = np.round(np.asarray(rows.rssi_dbm, dtype=np.float64), 2).astype(">f4")
+    return copy_binary(
+        [
+            PlainText(rows.tag_id),
+            Timestamp(rows.read_at_us),
+            Text(rows.reader_code, rows.reader_names),
+            Fixed(np.asarray(rows.antenna, dtype=">i2"), ">i2"),
+            Fixed(rssi, ">f4"),
+            Fixed(np.asarray(rows.reader_seq, dtype=">i8"), ">i8"),
+            Text(rows.gateway_code, rows.gateway_names),
+        ]
+    )
 
 
 @contextmanager
@@ -178,7 +149,7 @@ def copying_reads(
         yield result
         return
     partitions.ensure(conn, "reads", rows.read_at_us)
-    data = rows.copy_data()
+    data = read_copy_data(rows)
     block_done = False
     # An enclosing transaction (a savepoint inside the caller's), so that the staged way's
     # temporary table lives in a transaction even on an autocommit connection.
