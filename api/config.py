@@ -48,3 +48,7 @@ class ApiConfig:
     # How far back the duty desk's stream may replay when it resumes (Last-Event-ID): alerts
     # and flags raised in the last live_replay_max_s only, whatever the cursor asks for.
     live_replay_max_s: float = 600.0
+    # The duty desk's "this shift": shifts of desk_shift_hours, the first of the day starting
+    # desk_shift_first_hour_utc hours after midnight UTC (06:00, 14:00, 22:00 by default).
+    desk_shift_hours: int = 8
+    desk_shift_first_hour_utc: int = 6

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from api.alerts.views import router as alerts_router
 from api.audit.views import router as audit_router
 from api.bikes.views import router as bikes_router
 from api.cameras.views import router as cameras_router
@@ -27,6 +28,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     thefts_router,
     routes_router,
     live_router,
+    alerts_router,
     cameras_router,
     readers_router,
     audit_router,
