@@ -120,4 +120,4 @@ async function main() {
   setInterval(() => refresh(layer), REFRESH_MS);
 }
 
-if (startPage({ roles: ["admin", "officer"] })) main();
+if (startPage({ roles: ["admin", "officer", "operator"] })) main();

@@ -104,7 +104,9 @@ def worker_app() -> FastAPI:
 def create_user(
     username: Annotated[str, typer.Option(help="Login name (3-64 of A-Z a-z 0-9 _ . @ -).")],
     password: Annotated[str, typer.Option(help="At least 10 characters, not a common password.")],
-    role: Annotated[str, typer.Option(help="admin, officer, registrar, resident or auditor.")],
+    role: Annotated[
+        str, typer.Option(help="admin, officer, registrar, resident, auditor or operator.")
+    ],
 ) -> None:
     """Create an API account (the first admin, or accounts for scripts)."""
     import psycopg

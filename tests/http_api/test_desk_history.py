@@ -185,7 +185,7 @@ def test_only_the_duty_desk_may_look(
 ) -> None:
     del scene
     assert _history(client, headers["admin"], period="shift")["total"] >= 0
-    for role in ("registrar", "resident", "auditor"):
+    for role in ("registrar", "resident", "auditor", "operator"):
         response = client.get("/api/v1/alerts", params=REASON, headers=headers[role])
         assert response.status_code == 403, (role, response.text)
 

@@ -1,0 +1,49 @@
+"""The operator's desk in a real browser (headless Chromium through Selenium, the real API on
+the real PostgreSQL): an operator lands on the readers' desk, sees every reader with its
+health, and is offered no desk that shows bikes; asking for one by its address sends the
+operator back. Screenshots go to test-artifacts/screenshots/.
+
+Helpers are this module's own (see test_console_audit.py on importing from conftest).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from browser_support import add_user, login, wait
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions as ec
+
+
+def table(browser: WebDriver, table_id: str) -> list[list[str]]:
+    """The cells' texts of a table's rows (the placeholder row of an empty table left out)."""
+    found: list[list[str]] = browser.execute_script(
+        """return [...document.querySelectorAll(`#${arguments[0]} tbody tr`)]
+             .filter((tr) => !tr.querySelector("td.muted[colspan]"))
+             .map((tr) => [...tr.cells].map((td) => td.innerText.trim()))""",
+        table_id,
+    )
+    return found
+
+
+@pytest.fixture(scope="module")
+def operator(console_db: str) -> str:
+    """An operator account."""
+    add_user(console_db, "the-operator", "operator")
+    return "the-operator"
+
+
+def test_operator_desk(browser: WebDriver, server: str, operator: str, screenshot: Any) -> None:
+    login(browser, server, operator)
+    wait(browser, ec.url_contains("/operator"))
+    wait(browser, lambda b: len(table(b, "readers")) == 6)
+    nav = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "#top nav a")]
+    assert [h.rsplit("/", 1)[-1] for h in nav] == ["operator"]
+    assert "operator" in browser.find_element(By.CSS_SELECTOR, "#top .who").text
+    screenshot("readers")
+    # Desks that show bikes are not the operator's: their addresses lead back here.
+    for page in ("/desk", "/officer", "/registration", "/resident"):
+        browser.get(f"{server}{page}")
+        wait(browser, ec.url_contains("/operator"))
