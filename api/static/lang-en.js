@@ -156,7 +156,7 @@ export default {
   "ops.reader": "Reader", "ops.health": "Health", "ops.lastRead": "Last read",
   "ops.readsMin": "Reads/min", "ops.none": "No readers imported.",
   "ops.noReads": "no reads today", "ops.updated": "Updated {at}.",
-  "health.online": "online", "health.silent": "silent", "health.offline": "offline",
+  "health.never_heard": "never heard", "ops.lastHeard": "Last heard", "health.online": "online", "health.silent": "silent", "health.offline": "offline",
   "health.deaf": "deaf", "ops.missRate": "Miss rate",
   "ops.missRegistry": "The registry's figure: nothing learned from the passages yet.",
   "ops.missLearned": "Learned from {passes} passes ({at}); the registry says {registry}. At 80% or more over 20 passes the reader is deaf: check its antenna.",

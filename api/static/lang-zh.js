@@ -155,7 +155,7 @@ export default {
   "ops.reader": "读卡器", "ops.health": "状态", "ops.lastRead": "最后读数",
   "ops.readsMin": "读数/分", "ops.none": "尚未导入读卡器。",
   "ops.noReads": "今日无读数", "ops.updated": "更新于 {at}。",
-  "health.online": "在线", "health.silent": "静默", "health.offline": "离线",
+  "health.never_heard": "从未收到", "ops.lastHeard": "最后联系", "health.online": "在线", "health.silent": "静默", "health.offline": "离线",
   "health.deaf": "失聪", "ops.missRate": "漏读率",
   "ops.missRegistry": "登记值：尚未从通行记录中学习。",
   "ops.missLearned": "从 {passes} 次通过中学得（{at}）；登记值为 {registry}。在 20 次以上通过中漏读达 80% 即为失聪：请检查天线。",

@@ -42,6 +42,16 @@ def test_operator_desk(browser: WebDriver, server: str, operator: str, screensho
     nav = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "#top nav a")]
     assert [h.rsplit("/", 1)[-1] for h in nav] == ["operator"]
     assert "operator" in browser.find_element(By.CSS_SELECTOR, "#top .who").text
+    # Nothing has been heard from any reader here: "never heard", not "offline"; the last
+    # heard column says so too.
+    heads = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#readers thead th")]
+    assert "Last heard" in heads
+    column = heads.index("Last heard")
+    rows = table(browser, "readers")
+    assert {r[1] for r in rows} == {"never heard"}
+    assert {r[column] for r in rows} == {"—"}
+    assert browser.find_element(By.ID, "kpi-never_heard").text == "6"
+    assert browser.find_element(By.ID, "kpi-offline").text == "0"
     screenshot("readers")
     # Desks that show bikes are not the operator's: their addresses lead back here.
     for page in ("/desk", "/officer", "/registration", "/resident"):
