@@ -17,6 +17,7 @@ from api.readers.views import router as readers_router
 from api.routes.views import router as routes_router
 from api.stats.views import router as stats_router
 from api.thefts.views import router as thefts_router
+from api.unknown_readers.views import router as unknown_readers_router
 from api.users.views import auth_router
 from api.users.views import router as users_router
 
@@ -31,6 +32,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     alerts_router,
     cameras_router,
     readers_router,
+    unknown_readers_router,
     audit_router,
     stats_router,
     network_router,

@@ -62,6 +62,7 @@ from track_engine.passages import (
     fold_coded,
     heading_of_reads,
 )
+from track_engine.unknown_readers import UnknownReaders
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +188,8 @@ class Engine:
         self._antenna_direction: dict[str, dict[int, str]] = {}
         self._heading_table = np.full((1, 33), -1, dtype=np.int64)
         self._heading_labels: list[str] = []
+        # Reads of readers the registry does not know are held apart (unknown_readers.py).
+        self.unknown_readers = UnknownReaders()
         self.refresh_watches()
         self.refresh_readers()
         self._recover_pending()
@@ -271,11 +274,13 @@ class Engine:
         self._watch_codes = np.unique(self._watch["tag_code"].to_numpy(dtype=np.int64))
 
     def refresh_readers(self) -> None:
-        """Reload which way each antenna of a two-antenna reader faces (direction of travel)."""
+        """Reload which way each antenna of a two-antenna reader faces (direction of travel),
+        and which readers the registry knows."""
         rows = self.conn.execute(
             "SELECT reader_id, antenna_headings FROM readers"
             " WHERE cardinality(antenna_headings) > 1"
         ).fetchall()
+        self.unknown_readers.load(self.conn)
         self.conn.commit()
         self._antenna_direction = {
             str(reader_id): {port + 1: f"{h:g}" for port, h in enumerate(headings)}
@@ -386,8 +391,10 @@ class Engine:
         """Code a micro-batch's reads and build its COPY table (memory only, no database).
 
         Call it outside any transaction: it may compact the tag codes, and a rollback must
-        only ever restore open reads coded before it.
+        only ever restore open reads coded before it. Reads of readers the registry does not
+        know are first held apart (stored on their own, :mod:`track_engine.unknown_readers`).
         """
+        batches = self.unknown_readers.hold_apart(self.conn, batches)
         batches = [b for b in batches if len(b)]
         if not batches:
             return PreparedBatch(OpenReads.empty(), None)

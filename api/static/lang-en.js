@@ -156,6 +156,7 @@ export default {
   "ops.reader": "Reader", "ops.health": "Health", "ops.lastRead": "Last read",
   "ops.readsMin": "Reads/min", "ops.none": "No readers imported.",
   "ops.noReads": "no reads today", "ops.updated": "Updated {at}.",
+  "ops.unknown": "Unknown readers", "ops.unknownIntro": "Reader ids not in the deployment that sent reads. Their reads are held apart: never a bike's position or last seen. Import the reader, or fix its gateway's configuration.", "ops.unknownReads": "Reads held apart", "ops.unknownTags": "Tags", "ops.gateways": "Gateways", "ops.unknownNone": "None: every reader that sent reads is in the deployment.", "ops.unknownImported": "Imported since: its new reads are tracked.",
   "health.never_heard": "never heard", "ops.lastHeard": "Last heard", "health.online": "online", "health.silent": "silent", "health.offline": "offline",
   "health.deaf": "deaf", "ops.missRate": "Miss rate",
   "ops.missRegistry": "The registry's figure: nothing learned from the passages yet.",

@@ -155,6 +155,7 @@ export default {
   "ops.reader": "读卡器", "ops.health": "状态", "ops.lastRead": "最后读数",
   "ops.readsMin": "读数/分", "ops.none": "尚未导入读卡器。",
   "ops.noReads": "今日无读数", "ops.updated": "更新于 {at}。",
+  "ops.unknown": "未登记读卡器", "ops.unknownIntro": "不在部署清单中、却发来读数的读卡器编号。其读数被单独存放：绝不作为车辆位置或最后出现地点。请导入该读卡器，或修正其网关配置。", "ops.unknownReads": "单独存放的读数", "ops.unknownTags": "标签数", "ops.gateways": "网关", "ops.unknownNone": "无：发来读数的读卡器都在部署清单中。", "ops.unknownImported": "已导入：其新读数会被跟踪。",
   "health.never_heard": "从未收到", "ops.lastHeard": "最后联系", "health.online": "在线", "health.silent": "静默", "health.offline": "离线",
   "health.deaf": "失聪", "ops.missRate": "漏读率",
   "ops.missRegistry": "登记值：尚未从通行记录中学习。",

@@ -1,7 +1,8 @@
 // The operator's view: readers on the map coloured by health (online / silent / deaf /
 // offline / never heard: the words of the gateways' retained status), when each was last
 // heard (a heartbeat or any frame) and last read a tag, their miss rates (learned from the passages, else the registry's), ingest lag and
-// reads per minute, refreshed every few seconds.
+// reads per minute, and the reader ids not in the deployment whose reads were held apart,
+// refreshed every few seconds.
 import { dateTime, duration, number, relative } from "./format.js";
 import { onLang, t } from "./i18n.js";
 import { fillTable, h, row } from "./dom.js";
@@ -24,6 +25,7 @@ const pct = (rate) => `${number(100 * rate)}%`;
 const $ = (id) => document.getElementById(id);
 let readers = [];
 let ingest = null;
+let unknown = [];
 
 async function allReaders() {
   const out = [];
@@ -84,6 +86,19 @@ function render(layer) {
     ),
     t("ops.none"),
   );
+  fillTable(
+    $("unknown"),
+    unknown.map((u) =>
+      row([
+        u.registered ? h("span", { title: t("ops.unknownImported") }, `${u.reader_id} ✓`) : u.reader_id,
+        number(u.reads),
+        number(u.tags),
+        ago(u.last_read_at),
+        u.gateway_ids.join(", "),
+      ]),
+    ),
+    t("ops.unknownNone"),
+  );
 }
 
 // The miss rate path choice uses: learned from the passages, else the registry's (greyed).
@@ -99,7 +114,13 @@ function missRate(r) {
 
 async function refresh(layer) {
   try {
-    [readers, ingest] = await Promise.all([allReaders(), getJson(`/api/v1/stats/ingest?window_minutes=${WINDOW_MIN}`)]);
+    let page;
+    [readers, ingest, page] = await Promise.all([
+      allReaders(),
+      getJson(`/api/v1/stats/ingest?window_minutes=${WINDOW_MIN}`),
+      getJson("/api/v1/unknown-readers?limit=50"),
+    ]);
+    unknown = page.items;
     render(layer);
     say($("ops-status"), t("ops.updated", { at: dateTime(new Date().toISOString()) }));
   } catch (err) {

@@ -612,6 +612,12 @@ def test_the_engine_merges_late_reads_but_retires_only_passages_a_merged_one_cov
     # watermark by more than the allowed lateness would rightly not merge.
     with psycopg.connect(logins.owner) as conn:
         newest = conn.execute("SELECT max(read_at) FROM reads").fetchone()
+        # Registered: an unknown reader's reads are held apart, never folded into passages.
+        conn.execute(
+            "INSERT INTO readers (reader_id, protocol, lon, lat, x_m, y_m) "
+            "VALUES ('R-merge', 'r2000', 120, 30, 0, 0), ('R-next', 'r2000', 120.1, 30, 0, 0) "
+            "ON CONFLICT DO NOTHING"
+        )
     start = max(datetime.now(UTC), newest[0] if newest and newest[0] else T0)
     start = start.replace(microsecond=0) + timedelta(minutes=1)
     start_us = int(start.timestamp()) * 1_000_000
