@@ -95,3 +95,5 @@ def test_operator_sees_health_told_apart_and_unknown_readers(
     assert (stray[0], stray[1], stray[2], stray[4]) == ("R-STRAY", "11", "1", "gw-browser")
     assert "R-STRAY" not in health  # never a reader of the deployment
     screenshot("health")
+    browser.execute_script("document.getElementById('unknown-title').scrollIntoView()")
+    screenshot("unknown")
