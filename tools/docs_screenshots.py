@@ -1,6 +1,7 @@
 """Re-take the console screenshots shown in docs/console.md from the browser tests.
 
-    TAGTRAIL_TEST_DATABASE_URL=... TAGTRAIL_TEST_MQTT_URL=... .venv/bin/python tools/docs_screenshots.py
+    export TAGTRAIL_TEST_DATABASE_URL=... TAGTRAIL_TEST_MQTT_URL=...
+    .venv/bin/python tools/docs_screenshots.py
 
 The browser tests (tests/browser/, real Chromium against the real API and PostgreSQL) save
 screenshots to test-artifacts/screenshots/; this runs the tests whose pictures the docs show
