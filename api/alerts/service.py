@@ -32,6 +32,10 @@ class Shifts:
     hours: int = 8
     first_hour_utc: int = 6
 
+    def __post_init__(self) -> None:
+        if not 1 <= self.hours <= 24 or not 0 <= self.first_hour_utc <= 23:
+            raise ValueError(f"shifts of {self.hours} h from {self.first_hour_utc}:00 UTC")
+
     def start(self, now: datetime) -> datetime:
         """When the shift running at ``now`` began."""
         step = timedelta(hours=self.hours)

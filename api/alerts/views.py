@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, Query
 
 from api.alerts import service, store
 from api.alerts.schemas import AcknowledgeIn, DeskHistoryOut, DeskItemOut, Kind, Period
-from api.deps import MAX_ID, ConnDep, DutyDeskDep, IdPath
+from api.deps import MAX_ID, ConfigDep, ConnDep, DutyDeskDep, IdPath
 from api.pagination import PageDep
 from api.thefts.schemas import CASE_PATTERN
 from track_engine.identifiers import normalize_plate
@@ -22,14 +22,9 @@ _ACK_RESPONSES: dict[int | str, dict[str, str]] = {
 Ack = Annotated[AcknowledgeIn | None, Body()]
 
 
-def _shifts(request: Request) -> service.Shifts:
-    config = request.app.state.config
-    return service.Shifts(config.desk_shift_hours, config.desk_shift_first_hour_utc)
-
-
 @router.get("", responses={400: {}, 404: {}, 422: {}})
 def desk_history(
-    request: Request,
+    config: ConfigDep,
     conn: ConnDep,
     principal: DutyDeskDep,
     page: PageDep,
@@ -48,7 +43,11 @@ def desk_history(
     Roles: admin, officer."""
     now = datetime.now(UTC)
     desk = store.DeskFilter(
-        since=service.period_start(period, now=now, shifts=_shifts(request)),
+        since=service.period_start(
+            period,
+            now=now,
+            shifts=service.Shifts(config.desk_shift_hours, config.desk_shift_first_hour_utc),
+        ),
         kind=kind,
         bike_id=bike_id,
         plate_key=normalize_plate(plate) if plate else None,

@@ -39,6 +39,8 @@ def api_config(settings: Settings, database_url: str) -> ApiConfig:
         id_enc_key=settings.resolve_id_enc_key(),
         trusted_proxies=tuple(settings.trusted_proxies),
         max_body_bytes=settings.api_max_body_bytes,
+        desk_shift_hours=settings.desk_shift_hours,
+        desk_shift_first_hour_utc=settings.desk_shift_first_hour_utc,
     )
 
 

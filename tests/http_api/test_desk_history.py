@@ -199,3 +199,5 @@ def test_shift_boundaries() -> None:
     at = datetime(2026, 12, 7, 13, 59, tzinfo=UTC)
     assert period_start("shift", now=at, shifts=shifts) == datetime(2026, 12, 7, 6, tzinfo=UTC)
     assert period_start("24h", now=at, shifts=shifts) == at - timedelta(hours=24)
+    with pytest.raises(ValueError, match="shifts of 0 h"):
+        Shifts(hours=0)
