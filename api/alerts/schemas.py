@@ -42,6 +42,9 @@ class DeskHistoryOut(BaseModel):
     limit: int
     offset: int
     since: datetime = Field(description="start of the period: this shift's, or 24 h ago")
+    waiting_since: datetime | None = Field(
+        description="this shift also lists what nobody acknowledged since then (24 h ago)"
+    )
     unacknowledged: int = Field(description="of those matching, how many wait for someone")
 
 

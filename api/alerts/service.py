@@ -49,9 +49,18 @@ class Shifts:
         return origin
 
 
+WAITING_FOR = timedelta(hours=24)
+
+
 def period_start(period: Period, *, now: datetime, shifts: Shifts) -> datetime:
     """The start of ``period`` at ``now``."""
-    return shifts.start(now) if period == "shift" else now - timedelta(hours=24)
+    return shifts.start(now) if period == "shift" else now - WAITING_FOR
+
+
+def waiting_start(period: Period, *, now: datetime) -> datetime | None:
+    """This shift also shows what still waits from before it (the last 24 h): a desk closed
+    over a change of shift must not lose an alert nobody took. None for the 24-hour view."""
+    return now - WAITING_FOR if period == "shift" else None
 
 
 def item_out(item: store.DeskItem) -> DeskItemOut:
@@ -92,6 +101,7 @@ def history(
             detail={
                 "period": period,
                 "since": desk.since.isoformat(),
+                "waiting_since": desk.waiting_since.isoformat() if desk.waiting_since else None,
                 "filters": {
                     "kind": desk.kind,
                     "bike_id": desk.bike_id,
@@ -110,6 +120,7 @@ def history(
         limit=page.limit,
         offset=page.offset,
         since=desk.since,
+        waiting_since=desk.waiting_since,
         unacknowledged=waiting,
     )
 

@@ -37,10 +37,12 @@ class DeskItem:
 
 @dataclass(frozen=True, slots=True)
 class DeskFilter:
-    """What the desk asks for: raised since ``since``, and optionally of one kind, one bike,
+    """What the desk asks for: raised since ``since`` (and, with ``waiting_since``, anything
+    raised since then that nobody has acknowledged yet), and optionally of one kind, one bike,
     one case, acknowledged or not."""
 
     since: datetime
+    waiting_since: datetime | None = None
     kind: str | None = None
     bike_id: int | None = None
     plate_key: str | None = None  # any plate the bike has had (normalized)
@@ -58,15 +60,16 @@ _ITEMS = """
     LEFT JOIN thefts t ON t.theft_id = w.theft_id
     LEFT JOIN readers r ON r.reader_id = a.reader_id
     LEFT JOIN users u ON u.user_id = a.acknowledged_by
-    WHERE a.raised_at >= %(since)s
+    WHERE a.raised_at >= %(floor)s
     UNION ALL
     SELECT 'flag', f.flag_id, f.kind, f.raised_at, NULL, f.stolen_bike_id, t.case_number,
            NULL, NULL, NULL, f.event_id, f.presented_by, u.username, f.acknowledged_at
     FROM registration_flags f JOIN thefts t USING (theft_id)
     LEFT JOIN users u ON u.user_id = f.acknowledged_by
-    WHERE f.raised_at >= %(since)s"""
+    WHERE f.raised_at >= %(floor)s"""
 
-_WHERE = """(%(kind)s::text IS NULL OR i.kind = %(kind)s)
+_WHERE = """(i.raised_at >= %(since)s OR i.acknowledged_at IS NULL)
+    AND (%(kind)s::text IS NULL OR i.kind = %(kind)s)
     AND (%(bike)s::bigint IS NULL OR i.bike_id = %(bike)s)
     AND (%(plate)s::text IS NULL OR EXISTS (
         SELECT 1 FROM plates p WHERE p.bike_id = i.bike_id AND p.plate_key = %(plate)s))
@@ -77,6 +80,7 @@ _WHERE = """(%(kind)s::text IS NULL OR i.kind = %(kind)s)
 def _params(f: DeskFilter) -> dict[str, Any]:
     return {
         "since": f.since,
+        "floor": min(f.since, f.waiting_since or f.since),
         "kind": f.kind,
         "bike": f.bike_id,
         "plate": f.plate_key,
@@ -114,7 +118,7 @@ def desk_item(conn: psycopg.Connection, source: Source, item_id: int) -> DeskIte
     with conn.cursor(row_factory=class_row(DeskItem)) as cur:
         return cur.execute(
             f"{_SELECT} WHERE i.source = %(source)s AND i.id = %(id)s",
-            {"since": "-infinity", "source": source, "id": item_id},
+            {"floor": "-infinity", "source": source, "id": item_id},
         ).fetchone()
 
 

@@ -38,7 +38,8 @@ def desk_history(
     case_number: Annotated[str | None, Query(pattern=CASE_PATTERN)] = None,
 ) -> DeskHistoryOut:
     """Alerts of watched bikes and stolen-match flags raised this shift or in the last 24 h
-    (also while no desk was open), newest first, with who acknowledged each and when. It shows
+    (also while no desk was open; this shift also lists what still waits from the last 24 h),
+    newest first, with who acknowledged each and when. It shows
     where bikes passed readers: it needs a case number or a reason and is audited.
     Roles: admin, officer."""
     now = datetime.now(UTC)
@@ -48,6 +49,7 @@ def desk_history(
             now=now,
             shifts=service.Shifts(config.desk_shift_hours, config.desk_shift_first_hour_utc),
         ),
+        waiting_since=service.waiting_start(period, now=now),
         kind=kind,
         bike_id=bike_id,
         plate_key=normalize_plate(plate) if plate else None,

@@ -82,7 +82,8 @@ async function load() {
     items = page.items;
     waiting = page.unacknowledged;
     render();
-    say($("desk-status"), t("desk.loaded", { since: dateTime(page.since) }));
+    const key = page.waiting_since ? "desk.loadedWaiting" : "desk.loaded";
+    say($("desk-status"), t(key, { since: dateTime(page.since) }));
   } catch (err) {
     say($("desk-status"), err.message, { error: true });
   }

@@ -91,7 +91,7 @@ export default {
   "desk.apply": "Show", "desk.list": "Alerts", "desk.ackCol": "Acknowledged",
   "desk.ackButton": "Acknowledge", "desk.ackedBy": "{who} · {at}",
   "desk.count": "{shown} shown · {waiting} waiting", "desk.loaded": "Showing what was raised since {since}.",
-  "desk.acked": "Acknowledged: {what}.",
+  "desk.loadedWaiting": "Showing what was raised since {since}, and what still waits from the last 24 hours.", "desk.acked": "Acknowledged: {what}.",
   "desk.event": "tagging event {id}", "desk.reason": "duty desk alert {id}",
 
   "reg.title": "Register a bike", "reg.owner": "Owner", "reg.name": "Name", "reg.phone": "Phone",

@@ -180,6 +180,26 @@ def test_acknowledge_records_who_and_when_once_and_audits(
     assert history[1] == REASON["reason"]
 
 
+def test_this_shift_keeps_what_still_waits_from_before_it(
+    api_db: str, client: TestClient, headers: dict[str, dict[str, str]], scene: dict[str, Any]
+) -> None:
+    """A desk closed over a change of shift: what nobody took stays on the shift's list; what
+    was taken before the shift began is only in the 24-hour view."""
+    del scene
+    officer = headers["officer"]
+    before_shift = Shifts().start(datetime.now(UTC)) - timedelta(minutes=1)
+    with psycopg.connect(api_db) as conn:  # as if raised during the last shift
+        conn.execute("UPDATE alerts SET raised_at = %s", (before_shift,))
+        conn.execute("UPDATE registration_flags SET raised_at = %s", (before_shift,))
+    shift = _history(client, officer)
+    assert [(i["source"], i["acknowledged_by"]) for i in shift["items"]] == [("alert", None)]
+    assert shift["waiting_since"] is not None
+    assert datetime.fromisoformat(shift["since"]) > before_shift
+    day = _history(client, officer, period="24h")
+    assert day["total"] == 3
+    assert day["waiting_since"] is None
+
+
 def test_only_the_duty_desk_may_look(
     client: TestClient, headers: dict[str, dict[str, str]], scene: dict[str, Any]
 ) -> None:
