@@ -92,7 +92,7 @@ def _split(
     if not codes:
         return batch, None
     held = np.isin(batch.reader, codes)
-    keep_codes = [i for i in range(len(batch.readers)) if i not in set(codes)]
+    keep_codes = [i for i, r in enumerate(batch.readers) if r not in unknown]
     remap = np.full(len(batch.readers), -1, dtype=batch.reader.dtype)
     remap[keep_codes] = np.arange(len(keep_codes), dtype=batch.reader.dtype)
     kept = ~held
