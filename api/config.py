@@ -52,3 +52,7 @@ class ApiConfig:
     # refused unless allowed; apprise URLs only with these schemes (settings.py has the list).
     notify_allow_private_targets: bool = False
     notify_apprise_schemes: tuple[str, ...] = ()
+    # The duty desk's "this shift": shifts of desk_shift_hours, the first of the day starting
+    # desk_shift_first_hour_utc hours after midnight UTC (06:00, 14:00, 22:00 by default).
+    desk_shift_hours: int = 8
+    desk_shift_first_hour_utc: int = 6

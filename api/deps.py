@@ -235,7 +235,9 @@ ResidentDep = Annotated[Principal, require("resident")]
 ReporterDep = Annotated[Principal, require("officer", "resident")]
 DutyDeskDep = Annotated[Principal, require("admin", "officer")]
 AuditorDep = Annotated[Principal, require("auditor", "admin")]
-OperatorDep = Annotated[Principal, require("admin", "officer")]
+# Readers' health and the deployment (readers, network, cameras, ingest figures): no bike,
+# no case, no location of anything but the city's own equipment.
+OperatorDep = Annotated[Principal, require("admin", "officer", "operator")]
 SupervisorDep = Annotated[Principal, require("auditor", "admin")]
 
 MAX_ID = 9_223_372_036_854_775_807

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from api.alerts.views import router as alerts_router
 from api.audit.views import router as audit_router
 from api.bikes.views import router as bikes_router
 from api.cameras.views import router as cameras_router
@@ -19,6 +20,7 @@ from api.readers.views import router as readers_router
 from api.routes.views import router as routes_router
 from api.stats.views import router as stats_router
 from api.thefts.views import router as thefts_router
+from api.unknown_readers.views import router as unknown_readers_router
 from api.users.views import auth_router
 from api.users.views import router as users_router
 
@@ -32,8 +34,10 @@ ROUTERS: tuple[APIRouter, ...] = (
     notifications_router,
     routes_router,
     live_router,
+    alerts_router,
     cameras_router,
     readers_router,
+    unknown_readers_router,
     audit_router,
     stats_router,
     network_router,

@@ -1,11 +1,17 @@
 """Reader health and gateway metrics.
 
 Per reader: messages, frames, reads accepted, duplicates, rejects by reason, last heard (the
-gateway's receive time of the last frame or event, read or not), and a status derived from it:
+gateway's receive time of the last frame or event, read or not: Impinj and Zebra health
+events and LLRP keepalives are heartbeats), last read (of the last frame carrying a tag), and
+a status derived from them -- the same four words the API's reader health uses
+(api/readers/service.py), so that the retained status and the console agree:
 
-- ``online``  -- heard within ``silent_after_s``;
-- ``silent``  -- connected but not heard for ``silent_after_s`` (no tags, or a stuck reader);
-- ``offline`` -- not heard for ``offline_after_s``, or its serial port is closed.
+- ``online``      -- a tag read within ``silent_after_s``;
+- ``silent``      -- up (heard, a heartbeat or any frame, within ``offline_after_s``) but no
+  tag read for ``silent_after_s``: an empty road at night, or a stuck antenna;
+- ``offline``     -- heard before, but nothing for ``offline_after_s``; or its serial port is
+  closed;
+- ``never_heard`` -- its port is open (or its topic subscribed) but nothing has come yet.
 
 Status is computed from times passed in (no clock here). Metrics live in one
 ``CollectorRegistry`` per gateway, not the process-wide default, so that several gateways (as
@@ -21,8 +27,8 @@ from typing import Literal
 from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client import Counter as PromCounter
 
-Status = Literal["online", "silent", "offline"]
-STATUSES: tuple[Status, ...] = ("online", "silent", "offline")
+Status = Literal["online", "silent", "offline", "never_heard"]
+STATUSES: tuple[Status, ...] = ("online", "silent", "offline", "never_heard")
 
 
 @dataclass
@@ -37,6 +43,7 @@ class ReaderHealth:
     duplicates: int = 0
     rejects: Counter[str] = field(default_factory=Counter)
     last_heard_s: float | None = None  # gateway receive time, seconds since the Unix epoch
+    last_read_s: float | None = None  # receive time of the last frame that carried a tag
     connected: bool = True  # False while a serial port is closed
     clock_offset_s: float = 0.0
     # A connected transport's own state (LLRP: session phase, last reader event, last error),
@@ -45,21 +52,29 @@ class ReaderHealth:
 
     def status(self, now_s: float, *, silent_after_s: float, offline_after_s: float) -> Status:
         """The reader's status at ``now_s`` (seconds since the Unix epoch)."""
-        if not self.connected or self.last_heard_s is None:
+        if not self.connected:
             return "offline"
-        quiet_s = now_s - self.last_heard_s
-        if quiet_s >= offline_after_s:
+        if self.last_heard_s is None:
+            return "never_heard"
+        if now_s - self.last_heard_s >= offline_after_s:
             return "offline"
-        return "silent" if quiet_s >= silent_after_s else "online"
+        if self.last_read_s is None or now_s - self.last_read_s >= silent_after_s:
+            return "silent"
+        return "online"
 
-    def document(self, status: Status, gateway_id: str) -> dict[str, object]:
-        """The retained status message body for ``<prefix>/status/readers/<reader_id>``."""
+    def document(
+        self, status: Status, gateway_id: str, at_s: float | None = None
+    ) -> dict[str, object]:
+        """The retained status message body for ``<prefix>/status/readers/<reader_id>``;
+        ``at_s``: when the status was judged (a retained copy read later is then known old)."""
         return {
             "reader_id": self.reader_id,
             "gateway_id": gateway_id,
             "protocol": self.protocol,
             "status": status,
+            "at_s": at_s,
             "last_heard_s": self.last_heard_s,
+            "last_read_s": self.last_read_s,
             "messages": self.messages,
             "frames": self.frames,
             "reads": self.reads,

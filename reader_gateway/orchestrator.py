@@ -441,6 +441,8 @@ class Gateway:
         if frames:
             health.frames += frames
             health.last_heard_s = received_at.timestamp()
+            if result.read_count:
+                health.last_read_s = health.last_heard_s
             self.metrics.frames.labels(reader_id).inc(frames)
             self.metrics.last_heard.labels(reader_id).set(health.last_heard_s)
         for rej in result.rejects:
@@ -754,7 +756,7 @@ class Gateway:
             sent = self._status_sent.get(reader_id)
             due = sent is None or sent[0] != status or now_s - sent[1] >= hc.status_interval_s
             if due and connected:
-                doc = health.document(status, self.config.gateway_id)
+                doc = health.document(status, self.config.gateway_id, at_s=now_s)
                 topic = reader_status_topic(self.config.topic_prefix, reader_id)
                 self.link.publish_retained(topic, doc)
                 self._status_sent[reader_id] = (status, now_s)

@@ -60,6 +60,12 @@ class Settings(BaseSettings):
         ge=1024,
         description="request bodies above this are refused with 413 as they stream in",
     )
+    desk_shift_hours: int = Field(
+        default=8, ge=1, le=24, description="the duty desk's shifts: this many hours each"
+    )
+    desk_shift_first_hour_utc: int = Field(
+        default=6, ge=0, le=23, description="the first shift of the day starts at this UTC hour"
+    )
     tile_url: str | None = Field(
         default=None,
         pattern=r"^https?://\S+$",

@@ -233,6 +233,7 @@ class EngineService:
             allowed_lateness_s=config.allowed_lateness_s,
             idle_skew_s=config.idle_skew_s,
         )
+        self.engine.unknown_readers.on_held = self.metrics.reads_unknown_reader.inc
         target = mqtt_target(config.mqtt_url)
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,

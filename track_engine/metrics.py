@@ -40,6 +40,12 @@ class EngineMetrics:
             ["reason"],
             registry=r,
         )
+        self.reads_unknown_reader = Counter(
+            "tagtrail_engine_reads_unknown_reader",
+            "reads of readers not in the deployment registry: held apart (unknown_reader_reads), "
+            "never tracked",
+            registry=r,
+        )
         self.db_reconnects = Counter(
             "tagtrail_engine_db_reconnects", "database connections re-established", registry=r
         )

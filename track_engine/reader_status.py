@@ -1,9 +1,12 @@
-"""Records reader heartbeats from the gateways' retained status topics into ``readers``.
+"""Records reader heartbeats and statuses from the gateways' retained status topics into
+``readers``.
 
 Gateways publish ``<prefix>/status/readers/<reader_id>`` whenever a reader's status changes
 and every few seconds (docs/gateway.md). The API's reader health needs the heartbeat in the
-database (``readers.last_heard_at``) beside the traffic it already sees in ``passages``; this
-small subscriber is the bridge. Callbacks only parse and enqueue; one thread writes, in batches,
+database (``readers.last_heard_at``) beside the traffic it already sees in ``passages``, and
+the gateway's own verdict (``gateway_status``, judged at ``gateway_status_at``: online, silent,
+offline, never_heard), so that the console says what the gateway says; this small subscriber
+is the bridge. Callbacks only parse and enqueue; one thread writes, in batches,
 so a burst of retained messages at connect costs one statement.
 """
 
@@ -25,47 +28,110 @@ from reader_gateway.wire import mqtt_target
 log = logging.getLogger(__name__)
 
 
+STATUSES = frozenset({"online", "silent", "offline", "never_heard"})
+
+
 @dataclass(frozen=True, slots=True)
 class Heartbeat:
-    """When a gateway last heard a reader."""
+    """When a gateway last heard a reader, and (when the document says) its status then."""
 
     reader_id: str
-    last_heard_at: datetime
+    last_heard_at: datetime | None
+    status: str | None = None
+    status_at: datetime | None = None  # when the gateway judged it
+    gateway_id: str = ""
+
+
+def _time(value: object) -> datetime | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        return None
+    try:
+        return datetime.fromtimestamp(value, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def parse_status(payload: bytes) -> Heartbeat | None:
-    """The heartbeat in a reader status document, or None if it has none or is malformed."""
+    """The heartbeat and status in a reader status document, or None if it has neither or is
+    malformed. A document without ``at_s`` (older gateways) is judged at its last heard."""
     try:
         doc = orjson.loads(payload)
     except orjson.JSONDecodeError:
         return None
-    if not isinstance(doc, dict):
+    if not isinstance(doc, dict) or not isinstance(doc.get("reader_id"), str):
         return None
-    reader_id, heard_s = doc.get("reader_id"), doc.get("last_heard_s")
-    if not isinstance(reader_id, str) or not isinstance(heard_s, int | float) or heard_s <= 0:
+    heard = _time(doc.get("last_heard_s"))
+    status = doc.get("status") if doc.get("status") in STATUSES else None
+    if heard is None and status is None:
         return None
-    return Heartbeat(reader_id, datetime.fromtimestamp(heard_s, tz=UTC))
+    gateway = doc.get("gateway_id")
+    return Heartbeat(
+        doc["reader_id"],
+        heard,
+        status=status,
+        status_at=(_time(doc.get("at_s")) or heard) if status else None,
+        gateway_id=gateway if isinstance(gateway, str) else "",
+    )
+
+
+def _latest(beats: list[Heartbeat]) -> tuple[dict[str, datetime], dict[str, Heartbeat]]:
+    """Per reader: the newest heartbeat time, and the newest judged status."""
+    heard: dict[str, datetime] = {}
+    judged: dict[str, Heartbeat] = {}
+    for beat in beats:
+        at = beat.last_heard_at
+        if at is not None and (beat.reader_id not in heard or at > heard[beat.reader_id]):
+            heard[beat.reader_id] = at
+        was = judged.get(beat.reader_id)
+        if beat.status_at is not None and (
+            was is None or was.status_at is None or beat.status_at > was.status_at
+        ):
+            judged[beat.reader_id] = beat
+    return heard, judged
 
 
 def record_heartbeats(conn: psycopg.Connection, beats: list[Heartbeat]) -> int:
-    """Move ``readers.last_heard_at`` forward (never back); returns rows changed.
+    """Move ``readers.last_heard_at`` and the gateway's status forward (never back); returns
+    how many readers changed.
 
     Unknown readers are ignored: a gateway may serve a reader not yet in the registry.
     """
-    latest: dict[str, datetime] = {}
-    for beat in beats:
-        if beat.reader_id not in latest or beat.last_heard_at > latest[beat.reader_id]:
-            latest[beat.reader_id] = beat.last_heard_at
-    if not latest:
-        return 0
-    ids, times = zip(*sorted(latest.items()), strict=True)
-    return conn.execute(
-        """UPDATE readers r SET last_heard_at = b.heard
-           FROM unnest(%s::text[], %s::timestamptz[]) AS b(reader_id, heard)
-           WHERE r.reader_id = b.reader_id
-             AND (r.last_heard_at IS NULL OR r.last_heard_at < b.heard)""",
-        (list(ids), list(times)),
-    ).rowcount
+    heard, judged = _latest(beats)
+    changed: set[str] = set()
+    if heard:
+        ids, times = zip(*sorted(heard.items()), strict=True)
+        changed.update(
+            r[0]
+            for r in conn.execute(
+                """UPDATE readers r SET last_heard_at = b.heard
+               FROM unnest(%s::text[], %s::timestamptz[]) AS b(reader_id, heard)
+               WHERE r.reader_id = b.reader_id
+                 AND (r.last_heard_at IS NULL OR r.last_heard_at < b.heard)
+               RETURNING r.reader_id""",
+                (list(ids), list(times)),
+            )
+        )
+    if judged:
+        rows = sorted(judged.values(), key=lambda b: b.reader_id)
+        changed.update(
+            r[0]
+            for r in conn.execute(
+                """UPDATE readers r SET gateway_status = b.status, gateway_status_at = b.at,
+                                    gateway_id = b.gateway_id
+               FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::text[])
+                    AS b(reader_id, status, at, gateway_id)
+               WHERE r.reader_id = b.reader_id
+                 AND (r.gateway_status_at IS NULL OR r.gateway_status_at < b.at)
+               RETURNING r.reader_id""",
+                (
+                    [b.reader_id for b in rows],
+                    [b.status for b in rows],
+                    [b.status_at for b in rows],
+                    [b.gateway_id for b in rows],
+                ),
+            )
+        )
+    return len(changed)
 
 
 class ReaderStatusRecorder:

@@ -54,7 +54,7 @@ def put_camera(conn: ConnDep, principal: AdminDep, body: CameraIn) -> CameraOut:
 
 @router.get("")
 def list_cameras(conn: ConnDep, principal: OperatorDep, page: PageDep) -> Page[CameraOut]:
-    """Registered cameras. Roles: admin, officer."""
+    """Registered cameras. Roles: admin, officer, operator."""
     del principal
     rows, total = cameras.list_cameras(conn, limit=page.limit, offset=page.offset)
     return page_of([CameraOut(**asdict(r)) for r in rows], total, page)

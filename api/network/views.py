@@ -16,6 +16,6 @@ router = APIRouter(prefix="/api/v1/network", tags=["network"])
 def get_network(conn: ConnDep, network: NetworkDep, principal: OperatorDep) -> dict[str, Any]:
     """Roads and readers of the active network as GeoJSON. Where every reader stands is for
     the staff whose pages draw the map (officer's case view, operator), not for anyone.
-    Roles: admin, officer."""
+    Roles: admin, officer, operator."""
     del principal
     return network_geojson(network.get(conn))

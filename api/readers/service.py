@@ -1,11 +1,24 @@
 """Reader health and import.
 
-Health: ``offline`` when neither a heartbeat nor a read arrived within OFFLINE_AFTER;
-``silent`` when the reader is up but has heard nothing for longer than its road's usual traffic
-explains (at least SILENT_EXPECTED passages would have been expected); ``deaf`` when it hears
-some tags but the passages say it misses most of those that pass it (learned miss rate at
-least 0.8 over at least 20 passes: ``DEAF_MISS_RATE``, ``DEAF_MIN_PASSES`` of the miss-rate
-job, :mod:`track_engine.db.reader_miss_rates`); ``online`` otherwise.
+Health, in the words the gateway's retained status uses (reader_gateway/health.py) plus one:
+
+- ``never_heard`` -- nothing ever came from it: no heartbeat, no read (its gateway may be
+  up and its port open; nothing tells whether the reader is);
+- ``offline``     -- its gateway says so (port closed, or nothing for the gateway's
+  ``offline_after_s``), or neither a heartbeat nor a read came within OFFLINE_AFTER;
+- ``silent``      -- up (heartbeats or a fresh gateway status) but no tag lately: the gateway
+  says silent, or longer than its road's usual traffic explains (at least SILENT_EXPECTED
+  passages would have been expected);
+- ``deaf``        -- up and hearing some tags, but the passages say it misses most of those
+  that pass it (learned miss rate at least 0.8 over at least 20 passes: ``DEAF_MISS_RATE``,
+  ``DEAF_MIN_PASSES`` of the miss-rate job, :mod:`track_engine.db.reader_miss_rates`);
+- ``online``      -- otherwise.
+
+The gateway's verdict stands while it is fresh (judged within OFFLINE_AFTER): the gateway
+sees every frame and heartbeat, the database only what was stored. A verdict of
+``never_heard`` from a restarted gateway gives way to what the database remembers. The API
+adds only what the gateway cannot know: ``deaf``, and ``silent`` by the road's traffic when
+no fresh verdict exists.
 
 An import sets the registry's miss rate (the survey figure, the prior of the learning); it
 leaves the learned one alone.
@@ -46,7 +59,11 @@ class ReaderOut(BaseModel):
     last_heard_at: datetime | None
     last_read_at: datetime | None
     passages_per_hour: float = Field(description="usual traffic: passages/hour over 7 days")
-    health: str = Field(description="online, silent, deaf or offline")
+    health: str = Field(description="online, silent, deaf, offline or never_heard")
+    gateway_status: str | None = Field(
+        default=None, description="what its gateway last said (retained status), if anything"
+    )
+    gateway_status_at: datetime | None = None
     miss_rate: float = Field(
         default=DEFAULT_MISS_RATE,
         description="the registry's (surveyed) share of passing tags it misses",
@@ -74,19 +91,39 @@ class ReaderIn(RequestModel):
     miss_rate: float = Field(default=DEFAULT_MISS_RATE, ge=0, lt=1)
 
 
+HEALTHS = ("online", "silent", "deaf", "offline", "never_heard")
+
+
 def health(
     activity: fleet.ReaderActivity, *, now: datetime, miss_rate: StoredMissRate | None = None
 ) -> str:
-    """online, silent, deaf or offline (see the module docstring)."""
+    """online, silent, deaf, offline or never_heard (see the module docstring)."""
+    verdict = _gateway_verdict(activity, now=now) or _by_times(activity, now=now)
+    if verdict == "online" and miss_rate is not None and miss_rate.deaf:
+        return "deaf"
+    return verdict
+
+
+def _gateway_verdict(activity: fleet.ReaderActivity, *, now: datetime) -> str | None:
+    """The gateway's retained status while fresh; None when there is none to go by."""
+    status, at = activity.gateway_status, activity.gateway_status_at
+    if status is None or at is None or now - at > OFFLINE_AFTER:
+        return None  # no gateway reports on it, or the gateway itself went quiet
+    if status == "never_heard" and (activity.last_heard_at or activity.last_read_at):
+        return None  # a restarted gateway has not heard it yet; the database has
+    return status
+
+
+def _by_times(activity: fleet.ReaderActivity, *, now: datetime) -> str:
     heard = [t for t in (activity.last_heard_at, activity.last_read_at) if t is not None]
-    if not heard or now - max(heard) > OFFLINE_AFTER:
+    if not heard:
+        return "never_heard"
+    if now - max(heard) > OFFLINE_AFTER:
         return "offline"
     per_hour = activity.passages_7d / _WEEK_H
     quiet_since = activity.last_read_at or activity.installed_at
     quiet_h = max((now - quiet_since).total_seconds(), 0.0) / 3600.0
-    if per_hour * quiet_h >= SILENT_EXPECTED:
-        return "silent"
-    return "deaf" if miss_rate is not None and miss_rate.deaf else "online"
+    return "silent" if per_hour * quiet_h >= SILENT_EXPECTED else "online"
 
 
 def reader_out(
@@ -102,6 +139,8 @@ def reader_out(
         antennas=activity.antennas,
         last_heard_at=activity.last_heard_at,
         last_read_at=activity.last_read_at,
+        gateway_status=activity.gateway_status,
+        gateway_status_at=activity.gateway_status_at,
         passages_per_hour=round(activity.passages_7d / _WEEK_H, 3),
         health=health(activity, now=now, miss_rate=miss_rate),
         miss_rate=DEFAULT_MISS_RATE if miss_rate is None else round(miss_rate.miss_rate, 4),

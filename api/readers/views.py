@@ -19,7 +19,7 @@ router = APIRouter(prefix="/api/v1/readers", tags=["readers"])
 @router.get("")
 def list_readers(conn: ConnDep, principal: OperatorDep, page: PageDep) -> Page[ReaderOut]:
     """Readers with health (online / silent / deaf / offline), last read and miss rates
-    (registry and learned). Roles: admin, officer."""
+    (registry and learned). Roles: admin, officer, operator."""
     del principal
     now = datetime.now(UTC)
     rows = fleet.reader_activity(conn, now=now)
@@ -37,7 +37,7 @@ def get_reader(
     principal: OperatorDep,
     reader_id: Annotated[str, Path(max_length=64)],
 ) -> ReaderOut:
-    """One reader with health, last read and miss rates. Roles: admin, officer."""
+    """One reader with health, last read and miss rates. Roles: admin, officer, operator."""
     del principal
     now = datetime.now(UTC)
     rows = fleet.reader_activity(conn, now=now, reader_id=reader_id)

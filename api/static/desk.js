@@ -1,21 +1,39 @@
-// The duty desk: every alert of a watched bike and every stolen frame presented at a desk,
-// newest on top, announced to screen readers, with a beep and a link to the bike's route.
+// The duty desk: alerts of watched bikes and stolen frames presented at a desk, this shift or
+// the last 24 hours (what came while no desk was open included), filtered, newest on top;
+// new ones arrive live, are announced to screen readers with a beep, and each is
+// acknowledged by whoever takes it (the API records who and when, and audits it).
 import { beep, setSound } from "./beep.js";
 import { dateTime } from "./format.js";
 import { onLang, t } from "./i18n.js";
 import { fillTable, h, row } from "./dom.js";
-import { follow, getJson } from "./session.js";
+import { ApiError, follow, getJson, postJson } from "./session.js";
 import { say, startPage } from "./shell.js";
 
 const MAX_ROWS = 200;
-const events = []; // newest first
-const plates = new Map(); // bike id -> plate (alerts carry the bike id only)
+// A history shows where bikes passed readers: like a resumed stream, it states its reason.
+const REASON = "duty desk: alerts of this shift";
+const RESUME = "duty desk: resume after a dropped connection";
+let items = []; // newest first
+let waiting = 0;
+const plates = new Map(); // bike id -> plate (live alerts carry the bike id only)
+const $ = (id) => document.getElementById(id);
+const keyOf = (item) => `${item.source}:${item.id}`;
 
 async function plateOf(bikeId) {
   if (!plates.has(bikeId)) {
     plates.set(bikeId, getJson(`/api/v1/bikes/${bikeId}`).then((b) => b.plate || "", () => ""));
   }
   return plates.get(bikeId);
+}
+
+function filters() {
+  const form = $("filters");
+  const out = {};
+  for (const name of ["period", "kind", "acknowledged", "plate", "case"]) {
+    const value = form.elements[name].value.trim();
+    if (value) out[name] = value;
+  }
+  return out;
 }
 
 function routeLink(item) {
@@ -27,47 +45,109 @@ function routeLink(item) {
 }
 
 function describe(item) {
-  if (item.event === "stolen_match") return t("desk.stolenMatch", { kind: item.data.kind || "" });
-  return item.data.kind === "armed" ? t("desk.armed") : t("desk.stolen");
+  if (item.source === "flag") return t("desk.stolenMatch", { kind: item.kind || "" });
+  return item.kind === "armed" ? t("desk.armed") : t("desk.stolen");
+}
+
+function ackCell(item) {
+  if (item.acknowledged_at) {
+    return h("span", { class: "acked" }, t("desk.ackedBy", { who: item.acknowledged_by || "?", at: dateTime(item.acknowledged_at) }));
+  }
+  const label = t("desk.ackButton");
+  return h("button", { type: "button", class: "ack", "data-key": keyOf(item), "aria-label": `${label}: ${describe(item)} ${item.plate || ""}`, onclick: () => acknowledge(item) }, label);
 }
 
 function render() {
-  const rows = events.map((item) =>
+  const rows = items.map((item) =>
     row(
       [
-        dateTime(item.at),
-        h("span", { class: `tag ${item.event}` }, describe(item)),
+        dateTime(item.read_at || item.raised_at),
+        h("span", { class: `tag ${item.source === "flag" ? "stolen_match" : "alert"}` }, describe(item)),
         [item.plate, item.case_number].filter(Boolean).join(" · ") || "—",
-        item.data.reader_id || (item.data.event_id ? t("desk.event", { id: item.data.event_id }) : "—"),
+        item.reader_id || (item.event_id ? t("desk.event", { id: item.event_id }) : "—"),
         routeLink(item),
+        ackCell(item),
       ],
-      { class: item.fresh ? "fresh" : null },
+      { class: [item.fresh ? "fresh" : "", item.acknowledged_at ? "" : "waiting"].join(" ").trim() || null, "data-key": keyOf(item) },
     ),
   );
-  fillTable(document.getElementById("alerts"), rows, t("desk.none"));
+  fillTable($("alerts"), rows, t("desk.none"));
+  $("count").textContent = t("desk.count", { shown: items.length, waiting });
+}
+
+let loading = 0; // bumped per load: an answer to filters changed since is dropped
+
+async function load() {
+  const query = new URLSearchParams({ ...filters(), reason: REASON, limit: String(MAX_ROWS) });
+  const mine = ++loading;
+  try {
+    const page = await getJson(`/api/v1/alerts?${query}`);
+    if (mine !== loading) return; // the officer changed the filters meanwhile
+    items = page.items;
+    waiting = page.unacknowledged;
+    render();
+    const key = page.waiting_since ? "desk.loadedWaiting" : "desk.loaded";
+    say($("desk-status"), t(key, { since: dateTime(page.since) }));
+  } catch (err) {
+    if (mine === loading) say($("desk-status"), err.message, { error: true });
+  }
+}
+
+async function acknowledge(item) {
+  const url = item.source === "flag" ? `/api/v1/alerts/flags/${item.id}/acknowledge` : `/api/v1/alerts/${item.id}/acknowledge`;
+  try {
+    const done = await postJson(url, {});
+    Object.assign(item, { acknowledged_by: done.acknowledged_by, acknowledged_at: done.acknowledged_at });
+    waiting = Math.max(0, waiting - 1);
+    render();
+    say($("desk-status"), t("desk.acked", { what: describe(item) }));
+  } catch (err) {
+    // Someone else was first (409): show who, from the API's own record.
+    if (err instanceof ApiError && err.status === 409) await load();
+    say($("desk-status"), err.message, { error: true });
+  }
+}
+
+// Does a new live item belong in the list the filters show?
+function shown(item) {
+  const f = filters();
+  if (f.kind && f.kind !== item.kind) return false;
+  if (f.acknowledged === "true") return false;
+  if (f.case && f.case !== item.case_number) return false;
+  if (f.plate && f.plate.replace(/\s+/g, "").toUpperCase() !== (item.plate || "").replace(/\s+/g, "").toUpperCase()) return false;
+  return true;
 }
 
 async function onEvent(event, data) {
+  const flag = event === "stolen_match";
   const bikeId = data.bike_id ?? data.stolen_bike_id;
   const item = {
-    event,
-    data,
-    id: data.alert_id ?? data.flag_id,
-    at: data.read_at || data.raised_at,
-    case_number: data.case_number,
+    source: flag ? "flag" : "alert",
+    id: flag ? data.flag_id : data.alert_id,
+    kind: data.kind,
+    raised_at: data.raised_at,
+    read_at: data.read_at || null,
+    bike_id: bikeId,
     plate: bikeId ? await plateOf(bikeId) : "",
+    case_number: data.case_number,
+    reader_id: data.reader_id || null,
+    event_id: data.event_id || null,
+    acknowledged_by: null,
+    acknowledged_at: null,
     fresh: true,
   };
-  for (const e of events) e.fresh = false;
-  events.unshift(item);
-  events.length = Math.min(events.length, MAX_ROWS);
+  if (items.some((e) => keyOf(e) === keyOf(item)) || !shown(item)) return;
+  for (const e of items) e.fresh = false;
+  items.unshift(item);
+  items.length = Math.min(items.length, MAX_ROWS);
+  waiting += 1;
   render();
-  say(document.getElementById("announce"), `${describe(item)}: ${item.plate} ${item.data.reader_id || ""}`);
+  say($("announce"), `${describe(item)}: ${item.plate} ${item.reader_id || ""}`);
   beep();
 }
 
 function wireSound() {
-  const button = document.getElementById("sound");
+  const button = $("sound");
   button.addEventListener("click", async () => {
     const on = await setSound(button.getAttribute("aria-pressed") !== "true");
     button.setAttribute("aria-pressed", String(on));
@@ -81,12 +161,18 @@ if (startPage({ roles: ["officer", "admin"] })) {
   wireSound();
   render();
   onLang(render);
-  const live = document.getElementById("live");
-  // A resume (the stream reconnecting with its last event id) replays what was raised
+  $("filters").addEventListener("submit", (e) => {
+    e.preventDefault();
+    load();
+  });
+  for (const id of ["f-period", "f-kind", "f-ack"]) $(id).addEventListener("change", load);
+  const live = $("live");
+  // The stream from now on, and the history (what came while no desk was open): an item in
+  // both is shown once. A resume (the stream reconnecting with its last event id) replays what was raised
   // meanwhile: like any location lookup it states its reason, and the API audits it.
-  const reason = encodeURIComponent("duty desk: resume after a dropped connection");
-  follow(`/api/v1/live/alerts?reason=${reason}`, onEvent, (state) => {
+  follow(`/api/v1/live/alerts?reason=${encodeURIComponent(RESUME)}`, onEvent, (state) => {
     live.textContent = state === "live" ? t("live.on") : t("live.reconnecting");
     live.classList.toggle("off", state !== "live");
   });
+  load();
 }

@@ -1,6 +1,8 @@
 // The operator's view: readers on the map coloured by health (online / silent / deaf /
-// offline), their miss rates (learned from the passages, else the registry's), ingest lag and
-// reads per minute, refreshed every few seconds.
+// offline / never heard: the words of the gateways' retained status), when each was last
+// heard (a heartbeat or any frame) and last read a tag, their miss rates (learned from the passages, else the registry's), ingest lag and
+// reads per minute, and the reader ids not in the deployment whose reads were held apart,
+// refreshed every few seconds.
 import { dateTime, duration, number, relative } from "./format.js";
 import { onLang, t } from "./i18n.js";
 import { fillTable, h, row } from "./dom.js";
@@ -11,15 +13,19 @@ import { say, startPage } from "./shell.js";
 const L = window.L;
 const REFRESH_MS = 15_000;
 const WINDOW_MIN = 15;
-const COLORS = { online: "#1a7f37", silent: "#bf8700", deaf: "#8250df", offline: "#cf222e" };
-const HEALTHS = ["online", "silent", "deaf", "offline"];
-// "deaf" has no class of its own in tagtrail.css: its colours go inline.
-const DEAF_TAG = "background:#fbefff;color:#6639ba";
-const dot = (health) => h("span", { class: `dot ${health}`, style: health === "deaf" ? `background:${COLORS.deaf}` : null });
+const COLORS = { online: "#1a7f37", silent: "#bf8700", deaf: "#8250df", offline: "#cf222e", never_heard: "#57606a" };
+const HEALTHS = ["online", "silent", "deaf", "offline", "never_heard"];
+// "deaf" and "never heard" have no class of their own in tagtrail.css: their colours go inline.
+const INLINE_TAG = { deaf: "background:#fbefff;color:#6639ba", never_heard: "background:#eaeef2;color:#424a53" };
+const dot = (health) => h("span", { class: `dot ${health}`, style: INLINE_TAG[health] ? `background:${COLORS[health]}` : null });
+const ago = (iso) => (iso ? h("span", { title: dateTime(iso) }, relative(iso)) : "—");
+// Last heard: a heartbeat or any frame (the gateway's), or a read stored since.
+const lastHeard = (r) => [r.last_heard_at, r.last_read_at].filter(Boolean).sort((a, b) => Date.parse(a) - Date.parse(b)).pop() || null;
 const pct = (rate) => `${number(100 * rate)}%`;
 const $ = (id) => document.getElementById(id);
 let readers = [];
 let ingest = null;
+let unknown = [];
 
 async function allReaders() {
   const out = [];
@@ -64,20 +70,34 @@ function render(layer) {
   $("kpi-rate").textContent = ingest ? number(ingest.reads_per_minute, 1) : "—";
   drawChart();
   const rate = ingest?.reads_per_reader_per_minute || {};
-  const order = { offline: 0, silent: 1, deaf: 2, online: 3 };
+  const order = { offline: 0, never_heard: 1, silent: 2, deaf: 3, online: 4 };
   const sorted = [...readers].sort((a, b) => order[a.health] - order[b.health] || a.reader_id.localeCompare(b.reader_id));
   fillTable(
     $("readers"),
     sorted.map((r) =>
       row([
         r.reader_id,
-        h("span", { class: `tag ${r.health}`, style: r.health === "deaf" ? DEAF_TAG : null }, t(`health.${r.health}`)),
+        h("span", { class: `tag ${r.health}`, style: INLINE_TAG[r.health] || null }, t(`health.${r.health}`)),
         missRate(r),
-        r.last_read_at ? h("span", { title: dateTime(r.last_read_at) }, relative(r.last_read_at)) : "—",
+        ago(lastHeard(r)),
+        ago(r.last_read_at),
         number(rate[r.reader_id] || 0, 1),
       ]),
     ),
     t("ops.none"),
+  );
+  fillTable(
+    $("unknown"),
+    unknown.map((u) =>
+      row([
+        u.registered ? h("span", { title: t("ops.unknownImported") }, `${u.reader_id} ✓`) : u.reader_id,
+        number(u.reads),
+        number(u.tags),
+        ago(u.last_read_at),
+        u.gateway_ids.join(", "),
+      ]),
+    ),
+    t("ops.unknownNone"),
   );
 }
 
@@ -94,7 +114,13 @@ function missRate(r) {
 
 async function refresh(layer) {
   try {
-    [readers, ingest] = await Promise.all([allReaders(), getJson(`/api/v1/stats/ingest?window_minutes=${WINDOW_MIN}`)]);
+    let page;
+    [readers, ingest, page] = await Promise.all([
+      allReaders(),
+      getJson(`/api/v1/stats/ingest?window_minutes=${WINDOW_MIN}`),
+      getJson("/api/v1/unknown-readers?limit=50"),
+    ]);
+    unknown = page.items;
     render(layer);
     say($("ops-status"), t("ops.updated", { at: dateTime(new Date().toISOString()) }));
   } catch (err) {
@@ -120,4 +146,4 @@ async function main() {
   setInterval(() => refresh(layer), REFRESH_MS);
 }
 
-if (startPage({ roles: ["admin", "officer"] })) main();
+if (startPage({ roles: ["admin", "officer", "operator"] })) main();

@@ -9,7 +9,7 @@ export const DESKS = [
   { href: "/desk", key: "nav.desk", roles: ["officer", "admin"] },
   { href: "/registration", key: "nav.registration", roles: ["registrar", "admin"] },
   { href: "/resident", key: "nav.resident", roles: ["resident"] },
-  { href: "/operator", key: "nav.operator", roles: ["admin", "officer"] },
+  { href: "/operator", key: "nav.operator", roles: ["admin", "officer", "operator"] },
   { href: "/audit", key: "nav.audit", roles: ["auditor", "admin"] },
 ];
 
@@ -17,6 +17,7 @@ export const DESKS = [
 const HOMES = {
   officer: "/officer",
   admin: "/operator",
+  operator: "/operator",
   registrar: "/registration",
   resident: "/resident",
   auditor: "/audit",

@@ -48,6 +48,6 @@ def get_ingest(
     window_minutes: Annotated[int, Query(ge=1, le=1440, description="minutes back from now")] = 15,
 ) -> IngestOut:
     """Ingest lag (now minus the newest stored read) and reads per minute, overall and per
-    reader. Roles: admin, officer."""
+    reader. Roles: admin, officer, operator."""
     del principal
     return ingest_figures(conn, now=datetime.now(UTC), window_minutes=window_minutes)

@@ -10,7 +10,7 @@ from pydantic import AfterValidator, BaseModel, Field
 from api.request_model import RequestModel
 from api.users.password_policy import MAX_LENGTH, MIN_LENGTH, check_password
 
-Role = Literal["admin", "officer", "registrar", "resident", "auditor"]
+Role = Literal["admin", "officer", "registrar", "resident", "auditor", "operator"]
 USERNAME_PATTERN = r"^[A-Za-z0-9_.@-]{3,64}$"
 # A password being set: long enough and not a common one (api/users/password_policy.py).
 NewPassword = Annotated[

@@ -40,6 +40,8 @@ def api_config(settings: Settings, database_url: str) -> ApiConfig:
         max_body_bytes=settings.api_max_body_bytes,
         notify_allow_private_targets=settings.notify_allow_private_targets,
         notify_apprise_schemes=tuple(settings.notify_apprise_schemes),
+        desk_shift_hours=settings.desk_shift_hours,
+        desk_shift_first_hour_utc=settings.desk_shift_first_hour_utc,
     )
 
 
@@ -111,7 +113,9 @@ def worker_app() -> FastAPI:
 def create_user(
     username: Annotated[str, typer.Option(help="Login name (3-64 of A-Z a-z 0-9 _ . @ -).")],
     password: Annotated[str, typer.Option(help="At least 10 characters, not a common password.")],
-    role: Annotated[str, typer.Option(help="admin, officer, registrar, resident or auditor.")],
+    role: Annotated[
+        str, typer.Option(help="admin, officer, registrar, resident, auditor or operator.")
+    ],
 ) -> None:
     """Create an API account (the first admin, or accounts for scripts)."""
     import psycopg

@@ -244,7 +244,7 @@ def test_operator_sees_reader_health(
     ride(console_db, body["tag_id"], datetime.now(UTC) - timedelta(minutes=3), ["R5"], batch_seq=4)
     login(browser, server, "the-admin", "/operator")
     wait(browser, lambda b: len(rows(b, "readers")) == 6)
-    # Readers that sent reads are online, the others never heard: offline; all on the map.
+    # Readers that sent reads are online, the others "never heard" (not offline); all on the map.
     wait(browser, lambda b: len(b.find_elements(By.CSS_SELECTOR, "#map path[fill='#1a7f37']")) >= 1)
     assert browser.find_element(By.ID, "kpi-rate").text not in ("", "—")
     assert "min" in browser.find_element(By.ID, "kpi-lag").text

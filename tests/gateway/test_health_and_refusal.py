@@ -20,10 +20,27 @@ from reader_gateway.spool import Spool
     [(True, 1, "online"), (True, 31, "silent"), (True, 121, "offline"), (False, 1, "offline")],
 )
 def test_reader_status(connected: bool, quiet_s: float, status: str) -> None:
-    health = ReaderHealth("R1", "r2000", last_heard_s=1000.0, connected=connected)
+    health = ReaderHealth(
+        "R1", "r2000", last_heard_s=1000.0, last_read_s=1000.0, connected=connected
+    )
     got = health.status(1000.0 + quiet_s, silent_after_s=30, offline_after_s=120)
     assert got == status
-    assert ReaderHealth("R2", "r2000").status(0, silent_after_s=1, offline_after_s=2) == "offline"
+
+
+def test_heartbeats_without_tags_are_silent_not_offline() -> None:
+    """A reader that sends health events (Impinj, Zebra) but no tag is up: silent. One that
+    has sent nothing at all is never heard, not offline; one whose port closed is offline."""
+    beats = ReaderHealth("R1", "zebra-iotc", last_heard_s=1000.0)
+    assert beats.status(1005.0, silent_after_s=30, offline_after_s=120) == "silent"
+    assert beats.status(1200.0, silent_after_s=30, offline_after_s=120) == "offline"
+    quiet = ReaderHealth("R2", "r2000")
+    assert quiet.status(0, silent_after_s=1, offline_after_s=2) == "never_heard"
+    closed = ReaderHealth("R3", "r2000", connected=False)
+    assert closed.status(0, silent_after_s=1, offline_after_s=2) == "offline"
+    doc = beats.document("silent", "gw-1", at_s=1005.0)
+    assert (doc["status"], doc["at_s"], doc["last_heard_s"], doc["last_read_s"]) == (
+        "silent", 1005.0, 1000.0, None,
+    )  # fmt: skip
 
 
 def test_full_spool_refuses_counts_and_stays_readable(

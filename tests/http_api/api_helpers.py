@@ -13,7 +13,7 @@ from api.users.service import create_user
 from track_engine.db import accounts
 from track_engine.db.migrate import migrate
 
-ROLES = ("admin", "officer", "registrar", "resident", "auditor")
+ROLES = ("admin", "officer", "registrar", "resident", "auditor", "operator")
 PASSWORD = "correct horse battery"
 KEYS = {"jwt_secret": b"j" * 32, "id_hash_key": b"h" * 32, "id_enc_key": b"e" * 32}
 

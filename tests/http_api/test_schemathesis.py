@@ -22,7 +22,9 @@ def road_network(api_db: str) -> None:
     line_city(api_db)
 
 
-@pytest.mark.parametrize("role", ["admin", "officer", "registrar", "resident", "auditor"])
+@pytest.mark.parametrize(
+    "role", ["admin", "officer", "registrar", "resident", "auditor", "operator"]
+)
 def test_no_server_errors_for_any_generated_request(
     client: TestClient, headers: dict[str, dict[str, str]], role: str
 ) -> None:

@@ -63,7 +63,13 @@ def _add_reader(conn: psycopg.Connection, reader_id: str) -> None:
 
 def test_parse_status_accepts_gateway_documents_only() -> None:
     doc = {"reader_id": "R1", "status": "online", "last_heard_s": T0.timestamp()}
-    assert parse_status(orjson.dumps(doc)) == Heartbeat("R1", T0)
+    assert parse_status(orjson.dumps(doc)) == Heartbeat("R1", T0, status="online", status_at=T0)
+    judged = {**doc, "gateway_id": "gw-1", "at_s": T0.timestamp() + 5, "last_heard_s": None}
+    judged["status"] = "never_heard"
+    assert parse_status(orjson.dumps(judged)) == Heartbeat(
+        "R1", None, status="never_heard", status_at=T0 + timedelta(seconds=5), gateway_id="gw-1"
+    )
+    assert parse_status(orjson.dumps({**doc, "status": "asleep", "last_heard_s": None})) is None
     assert parse_status(b"not json") is None
     assert parse_status(orjson.dumps({"reader_id": "R1", "last_heard_s": None})) is None
     assert parse_status(orjson.dumps([1, 2])) is None

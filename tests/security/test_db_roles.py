@@ -612,6 +612,12 @@ def test_the_engine_merges_late_reads_but_retires_only_passages_a_merged_one_cov
     # watermark by more than the allowed lateness would rightly not merge.
     with psycopg.connect(logins.owner) as conn:
         newest = conn.execute("SELECT max(read_at) FROM reads").fetchone()
+        # Registered: an unknown reader's reads are held apart, never folded into passages.
+        conn.execute(
+            "INSERT INTO readers (reader_id, protocol, lon, lat, x_m, y_m) "
+            "VALUES ('R-merge', 'r2000', 120, 30, 0, 0), ('R-next', 'r2000', 120.1, 30, 0, 0) "
+            "ON CONFLICT DO NOTHING"
+        )
     start = max(datetime.now(UTC), newest[0] if newest and newest[0] else T0)
     start = start.replace(microsecond=0) + timedelta(minutes=1)
     start_us = int(start.timestamp()) * 1_000_000
@@ -645,3 +651,44 @@ def test_the_engine_merges_late_reads_but_retires_only_passages_a_merged_one_cov
         assert removed == (0,)
         assert stored(conn) == [(start, 9)]
         conn.commit()
+
+
+def test_unknown_readers_and_acknowledgements_stay_in_their_lanes(logins: Logins) -> None:
+    """The engine login holds an unknown reader's reads apart (and may write nothing else of
+    them); the API login reads them but cannot forge any, and may record an acknowledgement
+    of an alert or flag but change nothing else of either."""
+    with psycopg.connect(logins.owner) as conn:
+        conn.execute(
+            "INSERT INTO readers (reader_id, protocol, lon, lat, x_m, y_m) "
+            "VALUES ('R-known', 'r2000', 120, 30, 0, 0) ON CONFLICT DO NOTHING"
+        )
+    now_us = int(datetime.now(UTC).timestamp()) * 1_000_000
+    batch = batch_from_columns(
+        gateway_id="gw-lanes", batch_seq=1, sent_at_us=now_us, reader_ids=["R-nobody"] * 3,
+        antenna=[1] * 3, tag=["E20000000000000000001A7E"] * 3, rssi_dbm=[-60.0] * 3,
+        read_at_us=[now_us + i * 100_000 for i in range(3)], seq=[0, 1, 2],
+    )  # fmt: skip
+    with psycopg.connect(logins.engine) as conn:
+        engine = Engine(conn, gap_s=2.0)
+        assert engine.process([batch]).reads_received == 0
+        engine.flush()
+        assert engine.unknown_readers.held_reads == 3
+    with psycopg.connect(logins.api) as conn:
+        held = conn.execute(
+            "SELECT count(*) FROM unknown_reader_reads WHERE reader_id = 'R-nobody'"
+        ).fetchone()
+        assert held == (3,)
+    _denied(
+        logins.api,
+        [
+            "INSERT INTO unknown_reader_reads (reader_id, tag_id, antenna, rssi_dbm, read_at, "
+            "gateway_id) VALUES ('R-x', 'AB', 1, -60, now(), 'forged')",
+            "UPDATE unknown_reader_reads SET reader_id = 'R-known'",
+            "UPDATE registration_flags SET kind = 'stolen_motor'",
+            "UPDATE alerts SET reader_id = 'R-known'",
+        ],
+    )
+    _denied(logins.engine, ["UPDATE unknown_reader_reads SET reader_id = 'R-known'"])
+    with psycopg.connect(logins.api) as conn:  # what it is for: who acknowledged, when
+        conn.execute("UPDATE alerts SET acknowledged_at = now() WHERE false")
+        conn.execute("UPDATE registration_flags SET acknowledged_at = now() WHERE false")

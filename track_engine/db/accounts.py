@@ -11,7 +11,7 @@ from datetime import datetime
 import psycopg
 from psycopg.rows import class_row
 
-ROLES = ("admin", "officer", "registrar", "resident", "auditor")
+ROLES = ("admin", "officer", "registrar", "resident", "auditor", "operator")
 
 
 @dataclass(frozen=True, slots=True)

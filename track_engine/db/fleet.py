@@ -1,8 +1,9 @@
 """The readers in the field as operators see them: registry rows, heartbeats, traffic.
 
-Health needs two signals: the reader's heartbeat (``readers.last_heard_at``) and its traffic
-compared with what that road usually carries, because a reader that answers heartbeats but
-hears no tags on a busy road is as useless as one that is off.
+Health needs three signals: the reader's heartbeat (``readers.last_heard_at``), the gateway's
+own verdict (``readers.gateway_status``) and its traffic compared with what that road usually
+carries, because a reader that answers heartbeats but hears no tags on a busy road is as
+useless as one that is off.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ class ReaderActivity:
     last_heard_at: datetime | None
     last_read_at: datetime | None
     passages_7d: int
+    gateway_status: str | None = None  # the gateway's retained verdict (reader_status.py)
+    gateway_status_at: datetime | None = None
 
 
 def reader_activity(
@@ -43,7 +46,8 @@ def reader_activity(
                          AND p.first_at <= %(now)s) AS last_read_at,
                       (SELECT count(*) FROM passages p
                        WHERE p.reader_id = r.reader_id AND p.first_at > %(week)s
-                         AND p.first_at <= %(now)s)::int AS passages_7d
+                         AND p.first_at <= %(now)s)::int AS passages_7d,
+                      r.gateway_status, r.gateway_status_at
                FROM readers r
                WHERE %(rid)s::text IS NULL OR r.reader_id = %(rid)s
                ORDER BY r.reader_id""",

@@ -1,0 +1,1 @@
+"""The duty desk's memory: the history of alerts and stolen-match flags, and acknowledgements."""

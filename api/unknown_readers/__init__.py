@@ -1,0 +1,1 @@
+"""Readers not in the deployment that send reads: what the engine held apart, for operators."""

@@ -1,0 +1,58 @@
+"""Re-take the console screenshots shown in docs/console.md from the browser tests.
+
+    export TAGTRAIL_TEST_DATABASE_URL=... TAGTRAIL_TEST_MQTT_URL=...
+    .venv/bin/python tools/docs_screenshots.py
+
+The browser tests (tests/browser/, real Chromium against the real API and PostgreSQL) save
+screenshots to test-artifacts/screenshots/; this runs the tests whose pictures the docs show
+and copies those pictures to docs/screenshots/ under stable names. A test that fails copies
+nothing: the docs never show a desk that did not pass its test.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+DOCS = ROOT / "docs" / "screenshots"
+# docs name -> (test file, screenshot the test saves)
+PICTURES = {
+    "desk-history.png": (
+        "tests/browser/test_console_desk.py",
+        "test_desk_shows_history_and_acknowledges-acknowledged.png",
+    ),
+    "desk-live.png": (
+        "tests/browser/test_console_desk.py",
+        "test_desk_shows_history_and_acknowledges-live.png",
+    ),
+    "operator-health.png": (
+        "tests/browser/test_console_operator.py",
+        "test_operator_sees_health_told_apart_and_unknown_readers-health.png",
+    ),
+    "operator-unknown-readers.png": (
+        "tests/browser/test_console_operator.py",
+        "test_operator_sees_health_told_apart_and_unknown_readers-unknown.png",
+    ),
+}
+
+
+def main() -> int:
+    """Run the tests, then copy their screenshots; the tests' exit status otherwise."""
+    tests = sorted({test for test, _ in PICTURES.values()})
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", *tests], cwd=ROOT, check=False)
+    if run.returncode != 0:
+        print("browser tests failed: docs/screenshots left as they were", file=sys.stderr)
+        return run.returncode
+    DOCS.mkdir(parents=True, exist_ok=True)
+    for name, (_, shot) in PICTURES.items():
+        shutil.copyfile(SHOTS / shot, DOCS / name)
+        print(f"docs/screenshots/{name}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
