@@ -44,7 +44,7 @@ class Habits:
     detour_prob: float = 0.08  # the way home makes an errand stop
     skip_prob: float = 0.05  # a working day without the commute
     evening_errand_prob: float = 0.25  # a commuter goes out again in the evening
-    weekend_outings: float = 1.5  # mean errand outings a weekend day (and a non-commuter's day)
+    weekend_outings: float = 0.8  # mean errand outings a weekend day (and a non-commuter's day)
     preferences: RoutePreferences | None = field(default_factory=RoutePreferences)
 
     def __post_init__(self) -> None:

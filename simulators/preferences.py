@@ -32,7 +32,7 @@ class RoutePreferences:
     arterial crossings nearest the centre.
     """
 
-    lane: float = 0.7
+    lane: float = 0.6
     arterial: float = 0.85
     favoured_bridge: float = 0.5
     other_bridges: float = 3.0

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 
 import numpy as np
 import pandas as pd
@@ -23,7 +23,7 @@ from simulators.bike_days import router_for
 from simulators.chunks import ChunkResult, World, simulate_chunk
 from simulators.city import generate_city
 from simulators.deployments import sim_readers
-from simulators.fleet import Population, plan_day
+from simulators.fleet import LOCAL_UTC_OFFSET_H, Population, plan_day
 from simulators.habits import Habits
 from simulators.readers import SimReader, outage_schedule, place_readers, reader_count_fraction
 from simulators.rf import RfParams
@@ -79,6 +79,15 @@ class SimResult:
 
 
 Progress = Callable[[str, float], None]
+
+
+def local_midnight(day: str) -> datetime:
+    """00:00 local time (UTC+8) of ``day`` (YYYY-MM-DD) as an aware UTC datetime."""
+    try:
+        midnight = datetime.combine(date.fromisoformat(day), time(), tzinfo=UTC)
+    except ValueError as exc:
+        raise ValueError(f"not a YYYY-MM-DD day: {day!r}") from exc
+    return midnight - timedelta(hours=LOCAL_UTC_OFFSET_H)
 
 
 def build_city(options: SimOptions) -> City:

@@ -55,6 +55,15 @@ def simulate(
         int | None, typer.Option(min=0, help="Reader count (default: coverage).")
     ] = None,
     hours: Annotated[float, typer.Option(min=0.01, max=168, help="Simulated hours.")] = 2.0,
+    days: Annotated[
+        int | None, typer.Option(min=1, max=28, help="Whole days instead of --hours.")
+    ] = None,
+    habits: Annotated[
+        bool, typer.Option(help="Riders keep personal routes and shared preferences.")
+    ] = False,
+    start_day: Annotated[
+        str | None, typer.Option(help="First local day, YYYY-MM-DD (default 2025-03-03).")
+    ] = None,
     size_m: Annotated[
         float, typer.Option(min=500, max=30000, help="Generated city size.")
     ] = 3000.0,
@@ -82,16 +91,23 @@ def simulate(
 ) -> None:
     """Simulate a city: readers' real bytes to files (--out) and/or live (--live), plus truth."""
     from simulators.emit import reader_messages
+    from simulators.habits import Habits
     from simulators.output import summary
-    from simulators.scenario import SimOptions, run
+    from simulators.scenario import DEFAULT_START, SimOptions, local_midnight, run
 
     if out is None and not live:
         raise typer.BadParameter("give --out DIR, --live, or both")
+    try:
+        start = local_midnight(start_day) if start_day else DEFAULT_START
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--start-day") from exc
     options = SimOptions(
         seed=seed, bikes=bikes, hours=hours, size_m=size_m, readers=readers,
         coverage=coverage, roads=str(roads) if roads else None,
         readers_file=str(readers_file) if readers_file else None, miss_rate=miss_rate,
-        active_fraction=active_fraction, thefts=thefts, chunk_bikes=chunk_bikes,
+        active_fraction=active_fraction, thefts=thefts, chunk_bikes=chunk_bikes, days=days,
+        habits=Habits() if habits else None,
+        start=start,
     )  # fmt: skip
     started = time.monotonic()
     if out is not None:
