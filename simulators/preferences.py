@@ -62,11 +62,13 @@ def favoured_bridge_edges(city: City) -> NDArray[np.int64]:
 
 
 def busy_junctions(city: City, count: int) -> NDArray[np.int64]:
-    """The ``count`` nodes where main roads cross (4+ arterial edge ends) nearest the centre."""
+    """The ``count`` nodes where main roads cross (4+ arterial edge ends) nearest the centre,
+    but not at the ends of the favoured bridge (the two tastes would cancel out)."""
     art = city.edge_class == "arterial"
     ends = np.bincount(city.edge_src[art], minlength=city.n_nodes) + np.bincount(
         city.edge_dst[art], minlength=city.n_nodes
     )
+    ends[city.edge_src[favoured_bridge_edges(city)]] = 0
     crossings = np.flatnonzero(ends >= 4)
     d = np.hypot(*(city.node_xy_m[crossings] - _centre(city)).T)
     return crossings[np.argsort(d, kind="stable")[:count]].astype(np.int64)

@@ -43,6 +43,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
     app.add_typer(readers_app, name="readers")
     readers_commands.register_readers(readers_app)
     bench.command("simulate")(bench_simulate)
+    bench.command("habits")(bench_habits)
 
 
 def simulate(
@@ -348,4 +349,21 @@ def bench_simulate(
         typer.echo(json.dumps(figures))
     else:
         _print_summary(data, seconds, None)
+        err.print(figures)
+
+
+def bench_habits(
+    seed: Annotated[int, typer.Option(help="Seed of the generated city and riders.")] = 1,
+    bikes: Annotated[int, typer.Option(min=1, help="Bikes.")] = 300,
+    days: Annotated[int, typer.Option(min=1, max=5, help="Working days from a Monday.")] = 5,
+    size_m: Annotated[float, typer.Option(min=500, help="City size in meters.")] = 3000.0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """How strong riders' habits are: usual-path share, route preferences' effect on km."""
+    from tagtrail.bench.sim_habits import measure
+
+    figures = measure(seed=seed, bikes=bikes, days=days, size_m=size_m)
+    if json_out:
+        typer.echo(json.dumps(figures))
+    else:
         err.print(figures)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -34,3 +35,14 @@ def test_a_bad_start_day_is_refused(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, [*ARGS[:-1], "2025-13-40", "--out", str(tmp_path)])
     assert res.exit_code != 0
     assert "YYYY-MM-DD" in res.output
+
+
+def test_bench_habits_reports_both_figures() -> None:
+    res = CliRunner().invoke(app, ["bench", "habits", "--bikes", "60", "--days", "3",
+                                   "--size-m", "1500", "--json"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    figures = json.loads(res.stdout)
+    assert figures["riders_measured"] > 20
+    assert 0.0 < figures["usual_path_share_without_habits"] < figures["usual_path_share"] <= 1.0
+    with_p, without = figures["with_preferences"], figures["without_preferences"]
+    assert with_p["arterial_km_share"] > without["arterial_km_share"]
