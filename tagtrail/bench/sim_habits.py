@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from citymap.network import City
+from citymap.network_files import load_roads
 from simulators.city import generate_city
 from simulators.habits import Habits
 from simulators.preferences import RoutePreferences, busy_junctions, favoured_bridge_edges
@@ -60,9 +61,12 @@ def ridden_shares(city: City, pop: Population, prefs: RoutePreferences) -> dict[
     }
 
 
-def measure(*, seed: int, bikes: int, days: int, size_m: float) -> dict[str, Any]:
-    """The habit figures of ``days`` working days (from a Monday) on a generated city."""
-    city = generate_city(seed=seed, size_m=size_m)
+def measure(
+    *, seed: int, bikes: int, days: int, size_m: float, roads: str | None = None
+) -> dict[str, Any]:
+    """The habit figures of ``days`` working days (from a Monday) on a generated city, or on
+    the ``roads`` file (``.npz``, ``.osm``, ``.osm.pbf``)."""
+    city = load_roads(roads) if roads else generate_city(seed=seed, size_m=size_m)
     common: dict[str, Any] = {"seed": seed + 2, "bikes": bikes, "start": DEFAULT_START,
                               "hours": 24.0 * days, "thefts": 0}  # fmt: skip
     prefs = RoutePreferences()
@@ -71,7 +75,8 @@ def measure(*, seed: int, bikes: int, days: int, size_m: float) -> dict[str, Any
     plain = generate_population(city, **common)
     with_habits, without = usual_path_shares(habits), usual_path_shares(plain)
     return {
-        "seed": seed, "bikes": bikes, "days": days, "size_m": size_m,
+        "seed": seed, "bikes": bikes, "days": days, "size_m": None if roads else size_m,
+        "roads": roads,
         "first_day": (DEFAULT_START + timedelta(hours=8)).date().isoformat(),
         "riders_measured": len(with_habits),
         "usual_path_share": round(float(np.mean(with_habits)), 3),

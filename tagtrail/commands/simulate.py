@@ -357,12 +357,14 @@ def bench_habits(
     bikes: Annotated[int, typer.Option(min=1, help="Bikes.")] = 300,
     days: Annotated[int, typer.Option(min=1, max=5, help="Working days from a Monday.")] = 5,
     size_m: Annotated[float, typer.Option(min=500, help="City size in meters.")] = 3000.0,
+    roads: Annotated[Path | None, typer.Option(help="Road network (.npz, .osm, .osm.pbf).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """How strong riders' habits are: usual-path share, route preferences' effect on km."""
     from tagtrail.bench.sim_habits import measure
 
-    figures = measure(seed=seed, bikes=bikes, days=days, size_m=size_m)
+    figures = measure(seed=seed, bikes=bikes, days=days, size_m=size_m,
+                      roads=str(roads) if roads else None)  # fmt: skip
     if json_out:
         typer.echo(json.dumps(figures))
     else:
