@@ -37,6 +37,12 @@ _RIDE_ON_KEY_BASE = 1 << 40
 _RIDE_ON_MAX_LEGS = 500
 
 
+def router_for(city: City, plan: DayPlan) -> Router:
+    """The router of ``plan``: its seed, variant count and shared route preferences."""
+    return Router(city, seed=plan.router_seed, variants=plan.route_variants,
+                  preferences=plan.route_preferences)  # fmt: skip
+
+
 def plan_bikes(
     city: City, router: Router, plan: DayPlan, b0: int, b1: int, *, paths: FlatPaths | None = None
 ) -> Population:

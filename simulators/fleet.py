@@ -28,6 +28,8 @@ from scipy.spatial import cKDTree
 
 from citymap.network import City
 from simulators import people
+from simulators.habits import Habits, habit_intentions
+from simulators.preferences import RoutePreferences
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 LOCAL_UTC_OFFSET_H = 8.0
@@ -192,6 +194,9 @@ class DayPlan:
     # After the fence the thief keeps riding the bike this long from the theft (0: parked at
     # the fence). A stolen e-bike is often the thief's own transport for days afterwards.
     ride_on_s: float = 0.0
+    # What the day's router needs besides its seed: see :func:`simulators.bike_days.router_for`.
+    route_variants: int = 4
+    route_preferences: RoutePreferences | None = None
 
     def intentions_of(self, b0: int, b1: int) -> NDArray[np.int64]:
         """Row indices of the intentions of bikes ``b0 <= bike < b1``."""
@@ -215,8 +220,13 @@ def plan_day(
     active_fraction: float = 0.0,
     route_variants: int = 4,
     thief_ride_on_s: float = 0.0,
+    habits: Habits | None = None,
 ) -> DayPlan:
     """Plan the fleet, its trip intentions and its thefts over ``[start, start + hours]``.
+
+    With ``habits`` the intentions follow :mod:`simulators.habits` (personal routes, working
+    days and weekends) and the router takes the shared route preferences; without, each trip
+    draws its own variant as it always did, so existing seeds keep their output.
 
     Each theft happens at ``start + f * hours`` with ``f`` uniform in ``theft_window``; a
     thief not loading the bike on a van rides on from the fence until ``thief_ride_on_s``
@@ -229,8 +239,12 @@ def plan_day(
     end_us = start_us + round(hours * 3.6e9)
     fleet = _make_bikes(city, rng, bikes, active_fraction)  # copies' tags: _ride_clones
     router_seed = int(rng.integers(2**31))
-    want, initial = _intentions(city, fleet, rng, start_us, end_us, trip_rate_scale)
-    variant = rng.integers(0, route_variants, size=len(want.bike))
+    if habits is None:
+        want, initial = _intentions(city, fleet, rng, start_us, end_us, trip_rate_scale)
+        variant = rng.integers(0, route_variants, size=len(want.bike))
+    else:
+        want, variant, initial = _habit_intentions(city, fleet, seed, start_us, end_us,
+                                                   habits, route_variants)  # fmt: skip
     speed = rng.uniform(2.8, 6.9, size=bikes)  # 10-25 km/h, per rider
     victims = np.sort(rng.choice(bikes, size=thefts, replace=False))
     lo, hi = theft_window
@@ -261,8 +275,28 @@ def plan_day(
         initial_node=initial, speed_mps=speed, want_bike=want.bike, want_us=want.t,
         want_from=want.src, want_to=want.dst, want_kind=want.kind,
         want_variant=variant.astype(np.int64), thefts=dice, router_seed=router_seed,
-        theft_key_base=key_base, ride_on_s=thief_ride_on_s,
+        theft_key_base=key_base, ride_on_s=thief_ride_on_s, route_variants=route_variants,
+        route_preferences=habits.preferences if habits is not None else None,
     )  # fmt: skip
+
+
+def _habit_intentions(
+    city: City,
+    fleet: list[Bike],
+    seed: int,
+    start_us: int,
+    end_us: int,
+    habits: Habits,
+    variants: int,
+) -> tuple[_Wanted, NDArray[np.int64], NDArray[np.int64]]:
+    """Intentions, variants and start nodes of riders with habits."""
+    home = np.array([b.home_node for b in fleet], dtype=np.int64)
+    work = np.array([b.work_node for b in fleet], dtype=np.int64)
+    got = habit_intentions(
+        city, home, work, seed=seed, start_us=start_us, end_us=end_us, habits=habits,
+        variants=variants, offset_h=LOCAL_UTC_OFFSET_H,
+    )  # fmt: skip
+    return _Wanted(got.bike, got.t, got.src, got.dst, got.kind), got.variant, got.initial
 
 
 def trip_rate_scale_for(start: datetime, hours: float, trips_per_bike_per_h: float) -> float:

@@ -21,9 +21,9 @@ from datetime import datetime
 import pandas as pd
 
 from citymap.network import City
-from simulators.bike_days import PARKING_S, plan_bikes, trajectories
+from simulators.bike_days import PARKING_S, plan_bikes, router_for, trajectories
 from simulators.fleet import EPOCH, Bike, Population, Theft, from_us, plan_day, to_us
-from simulators.routing import Router
+from simulators.habits import Habits
 
 __all__ = [
     "EPOCH", "PARKING_S", "Bike", "Population", "Theft", "from_us", "generate_population",
@@ -46,6 +46,7 @@ def generate_population(
     trip_rate_scale: float = 1.0,
     active_fraction: float = 0.0,
     thief_ride_on_s: float = 0.0,
+    habits: Habits | None = None,
 ) -> Population:
     """Generate ``bikes`` bikes, their trips over ``[start, start + hours]`` and ``thefts`` thefts.
 
@@ -53,14 +54,15 @@ def generate_population(
     (fractions of the window). ``clones`` bikes carry a copy of another bike's tag;
     ``active_fraction`` of the bikes carry an active 2.4 GHz tag instead of a UHF one.
     A thief who rides (no van) keeps riding the bike until ``thief_ride_on_s`` after the theft.
+    ``habits``: riders keep personal routes and shared preferences (:mod:`simulators.habits`).
     """
     plan = plan_day(
         city, seed=seed, bikes=bikes, start=start, hours=hours, thefts=thefts,
         theft_window=theft_window, van_prob=van_prob, tag_removal_prob=tag_removal_prob,
         clones=clones, trip_rate_scale=trip_rate_scale, active_fraction=active_fraction,
-        thief_ride_on_s=thief_ride_on_s,
+        thief_ride_on_s=thief_ride_on_s, habits=habits,
     )  # fmt: skip
-    return plan_bikes(city, Router(city, seed=plan.router_seed), plan, 0, bikes)
+    return plan_bikes(city, router_for(city, plan), plan, 0, bikes)
 
 
 def trip_node_times(population: Population) -> pd.DataFrame:

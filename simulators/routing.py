@@ -2,7 +2,9 @@
 
 Riders do not all take the exact shortest path: each trip uses one of a few *route variants*,
 the road lengths multiplied by a fixed random factor per edge, so that two riders between the
-same places may take different streets. Vans prefer arterials and avoid lanes.
+same places may take different streets. Vans prefer arterials and avoid lanes. With
+:class:`simulators.preferences.RoutePreferences` every rider variant's weights are also
+multiplied by the shared per-edge preference factors, so route choice follows them.
 
 Paths are computed with ``scipy.sparse.csgraph.dijkstra`` for many sources at once and only
 the predecessor rows needed for a chunk of sources are kept, so memory stays bounded on a
@@ -18,6 +20,7 @@ from numpy.typing import NDArray
 from scipy.sparse.csgraph import dijkstra
 
 from citymap.network import City
+from simulators.preferences import RoutePreferences, edge_factors
 
 VAN_VARIANT = -1
 _CHUNK = 64
@@ -26,17 +29,28 @@ _CHUNK = 64
 class Router:
     """Plans node paths on ``city`` for route variants 0..variants-1 and :data:`VAN_VARIANT`.
 
-    Variant 0 is the plain shortest path by length.
+    Variant 0 is the plain shortest path by length (by preferred length with
+    ``preferences``).
     """
 
-    def __init__(self, city: City, *, seed: int, variants: int = 4, spread: float = 0.15) -> None:
-        """Draw the per-edge weight factors of each variant from ``seed``."""
+    def __init__(
+        self,
+        city: City,
+        *,
+        seed: int,
+        variants: int = 4,
+        spread: float = 0.15,
+        preferences: RoutePreferences | None = None,
+    ) -> None:
+        """Draw the per-edge weight factors of each variant from ``seed``; ``preferences``
+        multiply every rider variant's weights (the draws do not change with them)."""
         rng = np.random.default_rng(seed)
         self.city = city
         length = city.edge_length_m
-        weights = [length]
+        felt = length if preferences is None else length * edge_factors(city, preferences)
+        weights = [felt]
         for _ in range(1, variants):
-            weights.append(length * rng.lognormal(0.0, spread, size=len(length)))
+            weights.append(felt * rng.lognormal(0.0, spread, size=len(length)))
         self._graphs = [city.graph(w) for w in weights]
         factor = np.select(
             [city.edge_class == "arterial", city.edge_class == "lane"], [0.6, 3.0], default=1.0

@@ -33,6 +33,7 @@ import pandas as pd
 import pyarrow as pa
 
 from simulators import output
+from simulators.bike_days import router_for
 from simulators.chunks import ChunkResult, World, simulate_chunk
 from simulators.emit_files import EmitTables, order_reads, write_streams
 from simulators.routing import FlatPaths, Router
@@ -57,7 +58,7 @@ _tables: EmitTables | None = None
 def _init(world: World, tables: EmitTables) -> None:
     global _world, _router, _tables
     _world, _tables = world, tables
-    _router = Router(world.city, seed=world.plan.router_seed)
+    _router = router_for(world.city, world.plan)
 
 
 def _worker() -> tuple[World, Router]:

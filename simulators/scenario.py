@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 
 import numpy as np
 import pandas as pd
@@ -19,13 +19,14 @@ import pandas as pd
 from citymap.network import City
 from citymap.network_files import load_roads
 from citymap.reader_files import read_readers
+from simulators.bike_days import router_for
 from simulators.chunks import ChunkResult, World, simulate_chunk
 from simulators.city import generate_city
 from simulators.deployments import sim_readers
-from simulators.fleet import Population, plan_day
+from simulators.fleet import LOCAL_UTC_OFFSET_H, Population, plan_day
+from simulators.habits import Habits
 from simulators.readers import SimReader, outage_schedule, place_readers, reader_count_fraction
 from simulators.rf import RfParams
-from simulators.routing import Router
 
 DEFAULT_START = datetime(2025, 3, 2, 16, 0, tzinfo=UTC)  # 00:00 local time (UTC+8)
 DEFAULT_MIX = {"impinj-iot": 0.4, "zebra-iotc": 0.2, "r2000": 0.2, "tagtrail-active": 0.2}
@@ -52,6 +53,15 @@ class SimOptions:
     outages_per_reader_day: float = 0.3
     chunk_bikes: int = 2000  # memory per chunk only: the output does not depend on it
     rf: RfParams = field(default_factory=RfParams)
+    # Riders with habits (personal routes, shared preferences, working days and weekends);
+    # None keeps every existing seed's output.
+    habits: Habits | None = None
+    days: int | None = None  # N consecutive days from ``start`` instead of ``hours``
+
+    @property
+    def window_hours(self) -> float:
+        """Length of the simulated window: ``days`` whole days, or ``hours``."""
+        return 24.0 * self.days if self.days is not None else self.hours
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,6 +79,15 @@ class SimResult:
 
 
 Progress = Callable[[str, float], None]
+
+
+def local_midnight(day: str) -> datetime:
+    """00:00 local time (UTC+8) of ``day`` (YYYY-MM-DD) as an aware UTC datetime."""
+    try:
+        midnight = datetime.combine(date.fromisoformat(day), time(), tzinfo=UTC)
+    except ValueError as exc:
+        raise ValueError(f"not a YYYY-MM-DD day: {day!r}") from exc
+    return midnight - timedelta(hours=LOCAL_UTC_OFFSET_H)
 
 
 def build_city(options: SimOptions) -> City:
@@ -102,8 +121,9 @@ def build_world(options: SimOptions, city: City | None = None) -> World:
     readers = build_readers(options, city)
     plan = plan_day(
         city, seed=options.seed + 2, bikes=options.bikes, start=options.start,
-        hours=options.hours, thefts=min(options.thefts, options.bikes),
+        hours=options.window_hours, thefts=min(options.thefts, options.bikes),
         clones=min(options.clones, options.bikes - 1), active_fraction=options.active_fraction,
+        habits=options.habits,
     )  # fmt: skip
     outages = outage_schedule(
         readers, seed=options.seed + 3, start_us=plan.start_us, end_us=plan.end_us,
@@ -130,7 +150,7 @@ def run(options: SimOptions, *, progress: Progress | None = None) -> SimResult:
     report = progress or (lambda _stage, _done: None)
     report("roads", 0.0)
     world = build_world(options)
-    router = Router(world.city, seed=world.plan.router_seed)
+    router = router_for(world.city, world.plan)
     parts: list[ChunkResult] = []
     ranges = chunk_ranges(options)
     for k, (b0, b1) in enumerate(ranges):

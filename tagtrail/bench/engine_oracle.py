@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 from scipy.sparse.csgraph import dijkstra
 
 from citymap.network import City
+from simulators.preferences import RoutePreferences
 from simulators.routing import VAN_VARIANT, Router
 from track_engine.paths import NegativeEvidenceChooser, PathModel
 from track_engine.roads import ReaderPaths
@@ -39,12 +40,19 @@ _VAN_LOGLIK = math.log(0.01)
 
 class RouteChoiceOracle:
     """A route chooser (``track_engine.routes.RouteChooser``) that knows the simulator's
-    route variants; build it with the simulated day's router seed."""
+    route variants; build it with the simulated day's router seed (and, for riders with
+    habits, its shared route preferences: ``DayPlan.route_preferences``)."""
 
     def __init__(
-        self, city: City, *, router_seed: int, variants: int = 4, model: PathModel | None = None
+        self,
+        city: City,
+        *,
+        router_seed: int,
+        variants: int = 4,
+        model: PathModel | None = None,
+        preferences: RoutePreferences | None = None,
     ) -> None:
-        router = Router(city, seed=router_seed, variants=variants)
+        router = Router(city, seed=router_seed, variants=variants, preferences=preferences)
         self._graphs = [router.variant_graph(v) for v in range(variants)]
         self._graphs.append(router.variant_graph(VAN_VARIANT))
         self._prior = np.zeros(len(self._graphs))

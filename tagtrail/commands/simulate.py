@@ -43,6 +43,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
     app.add_typer(readers_app, name="readers")
     readers_commands.register_readers(readers_app)
     bench.command("simulate")(bench_simulate)
+    bench.command("habits")(bench_habits)
 
 
 def simulate(
@@ -55,6 +56,15 @@ def simulate(
         int | None, typer.Option(min=0, help="Reader count (default: coverage).")
     ] = None,
     hours: Annotated[float, typer.Option(min=0.01, max=168, help="Simulated hours.")] = 2.0,
+    days: Annotated[
+        int | None, typer.Option(min=1, max=28, help="Whole days instead of --hours.")
+    ] = None,
+    habits: Annotated[
+        bool, typer.Option(help="Riders keep personal routes and shared preferences.")
+    ] = False,
+    start_day: Annotated[
+        str | None, typer.Option(help="First local day, YYYY-MM-DD (default 2025-03-03).")
+    ] = None,
     size_m: Annotated[
         float, typer.Option(min=500, max=30000, help="Generated city size.")
     ] = 3000.0,
@@ -82,16 +92,23 @@ def simulate(
 ) -> None:
     """Simulate a city: readers' real bytes to files (--out) and/or live (--live), plus truth."""
     from simulators.emit import reader_messages
+    from simulators.habits import Habits
     from simulators.output import summary
-    from simulators.scenario import SimOptions, run
+    from simulators.scenario import DEFAULT_START, SimOptions, local_midnight, run
 
     if out is None and not live:
         raise typer.BadParameter("give --out DIR, --live, or both")
+    try:
+        start = local_midnight(start_day) if start_day else DEFAULT_START
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--start-day") from exc
     options = SimOptions(
         seed=seed, bikes=bikes, hours=hours, size_m=size_m, readers=readers,
         coverage=coverage, roads=str(roads) if roads else None,
         readers_file=str(readers_file) if readers_file else None, miss_rate=miss_rate,
-        active_fraction=active_fraction, thefts=thefts, chunk_bikes=chunk_bikes,
+        active_fraction=active_fraction, thefts=thefts, chunk_bikes=chunk_bikes, days=days,
+        habits=Habits() if habits else None,
+        start=start,
     )  # fmt: skip
     started = time.monotonic()
     if out is not None:
@@ -332,4 +349,23 @@ def bench_simulate(
         typer.echo(json.dumps(figures))
     else:
         _print_summary(data, seconds, None)
+        err.print(figures)
+
+
+def bench_habits(
+    seed: Annotated[int, typer.Option(help="Seed of the generated city and riders.")] = 1,
+    bikes: Annotated[int, typer.Option(min=1, help="Bikes.")] = 300,
+    days: Annotated[int, typer.Option(min=1, max=5, help="Working days from a Monday.")] = 5,
+    size_m: Annotated[float, typer.Option(min=500, help="City size in meters.")] = 3000.0,
+    roads: Annotated[Path | None, typer.Option(help="Road network (.npz, .osm, .osm.pbf).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """How strong riders' habits are: usual-path share, route preferences' effect on km."""
+    from tagtrail.bench.sim_habits import measure
+
+    figures = measure(seed=seed, bikes=bikes, days=days, size_m=size_m,
+                      roads=str(roads) if roads else None)  # fmt: skip
+    if json_out:
+        typer.echo(json.dumps(figures))
+    else:
         err.print(figures)

@@ -49,4 +49,4 @@ def test_reader_fields(city: City) -> None:
 
 def test_unknown_protocol_rejected(city: City) -> None:
     with pytest.raises(ValueError, match="unknown protocols"):
-        place_readers(city, seed=1, protocol_mix={"llrp": 1.0})
+        place_readers(city, seed=1, protocol_mix={"no-such-protocol": 1.0})
