@@ -427,7 +427,7 @@ def ensure_demo_officer(conn: psycopg.Connection, settings: Settings) -> str:
     re-applied on every start, so a reused database and a new data directory still agree.
     """
     from api.security import hash_password, verify_password
-    from track_engine.db import accounts
+    from api.users import store as accounts
 
     path = settings.data_dir / "demo-officer.password"
     if not path.exists():

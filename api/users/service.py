@@ -21,8 +21,9 @@ from api.security import (
     needs_rehash,
     verify_password,
 )
+from api.users import store as accounts
 from api.users.schemas import TokenOut, UserOut
-from track_engine.db import accounts, audit
+from track_engine.db import audit
 from track_engine.errors import NotFoundError
 
 

@@ -72,7 +72,7 @@ class LatencyOptions:
 def officer(database_url: str) -> dict[str, str]:
     """Create the benchmark's officer account; returns its login form."""
     from api.security import hash_password
-    from track_engine.db import accounts
+    from api.users import store as accounts
 
     password = secrets.token_urlsafe(16)
     with psycopg.connect(database_url) as conn:

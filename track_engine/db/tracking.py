@@ -20,7 +20,7 @@ import pandas as pd
 import psycopg
 
 from track_engine.companions import SHARED_COLUMNS, score_companions
-from track_engine.db import accounts, audit
+from track_engine.db import audit
 from track_engine.errors import NotFoundError
 from track_engine.roads import ReaderPaths
 
@@ -457,18 +457,6 @@ async def configure_lookup_connection(conn: psycopg.AsyncConnection[Any]) -> Non
     short indexed lookups (a pool's ``configure``), instead of once per transaction."""
     await conn.execute(_LOOKUP_SESSION_SETTINGS)
     await conn.commit()
-
-
-async def account_async(
-    conn: psycopg.AsyncConnection[Any], user_id: int
-) -> accounts.UserRecord | None:
-    """:func:`track_engine.db.accounts.user_by_id` on an asyncio connection."""
-    cur = await conn.execute(
-        f"SELECT {accounts._COLUMNS} FROM users WHERE user_id = %s",  # the same statement
-        (user_id,),
-    )
-    row = await cur.fetchone()
-    return None if row is None else accounts.UserRecord(*row)
 
 
 @dataclass(frozen=True, slots=True)
