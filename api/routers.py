@@ -13,9 +13,9 @@ from api.events.views import router as events_router
 from api.live.views import router as live_router
 from api.network.views import router as network_router
 from api.readers.views import router as readers_router
-from api.routes.views import router as routes_router
 from api.stats.views import router as stats_router
 from api.thefts.views import router as thefts_router
+from api.tracking.views import router as routes_router
 from api.users.views import auth_router
 from api.users.views import router as users_router
 

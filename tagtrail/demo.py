@@ -24,7 +24,7 @@ import psycopg
 from rich.console import Console
 
 from api.network.service import NetworkCache
-from api.routes.service import RouteRequest, route_for_plate
+from api.tracking.service import RouteRequest, route_for_plate
 from reader_gateway.config import DEFAULT_MAX_READ_AGE_S, DEFAULT_MAX_READ_LEAD_S
 from reader_gateway.transport.mqtt import MqttGateway, MqttGatewayConfig
 from simulators.city import City, generate_city

@@ -14,8 +14,8 @@ from api.deps import Principal
 from api.errors import BadRequestError, LookupNotFoundError
 from api.grounds import check_case, check_case_async, check_reason
 from api.network.service import NetworkCache, active_network
-from api.routes.service import MAX_WINDOW
 from api.singleflight import SingleFlight
+from api.tracking.service import MAX_WINDOW
 from track_engine.db import audit, bikes, cases, queries, tracking
 from track_engine.errors import NotFoundError
 
