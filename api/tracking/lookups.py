@@ -15,8 +15,9 @@ from api.errors import BadRequestError, LookupNotFoundError
 from api.grounds import check_case, check_case_async, check_reason
 from api.network.service import NetworkCache, active_network
 from api.singleflight import SingleFlight
+from api.tracking import store as tracking
 from api.tracking.service import MAX_WINDOW
-from track_engine.db import audit, bikes, cases, queries, tracking
+from track_engine.db import audit, bikes, cases
 from track_engine.errors import NotFoundError
 
 
@@ -53,7 +54,7 @@ async def last_seen(
 
 async def _audited_last_seen(
     conn: psycopg.AsyncConnection[Any], bike_id: int, record: audit.AuditRow
-) -> tuple[queries.LastSeen | None, int | None]:
+) -> tuple[tracking.LastSeen | None, int | None]:
     try:
         return await tracking.audited_last_seen_async(conn, bike_id=bike_id, record=record)
     except NotFoundError as exc:
@@ -116,7 +117,7 @@ async def next_readers(
     }
 
 
-def _last_seen_doc(seen: queries.LastSeen) -> dict[str, Any]:
+def _last_seen_doc(seen: tracking.LastSeen) -> dict[str, Any]:
     """``asdict(seen)`` without its deep copy (every field is immutable)."""
     return {
         "tag_id": seen.tag_id,
@@ -195,7 +196,7 @@ def companions(
         end = min(until, binding.valid_to or until)
         if end - start < timedelta(seconds=1):
             continue
-        for c in queries.companions(conn, tag_id=binding.tag_id, since=start, until=end):
+        for c in tracking.companions(conn, tag_id=binding.tag_id, since=start, until=end):
             if c.tag_id in found or c.bike_id == theft.bike_id:
                 continue
             found[c.tag_id] = {
@@ -204,7 +205,7 @@ def companions(
                     {"reader_id": r, "target_at": a, "companion_at": b} for r, a, b in c.passages
                 ],
             }
-    plates = queries.current_plates(
+    plates = tracking.current_plates(
         conn, [c["bike_id"] for c in found.values() if c["bike_id"] is not None]
     )
     for doc in found.values():

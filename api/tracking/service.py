@@ -21,7 +21,8 @@ from api.errors import BadRequestError, LookupNotFoundError
 from api.grounds import check_case, check_case_async, check_reason
 from api.network.service import LoadedNetwork, NetworkCache, active_network
 from api.singleflight import SingleFlight
-from track_engine.db import audit, cameras, queries, tracking
+from api.tracking import store as tracking
+from track_engine.db import audit, cameras, queries
 from track_engine.routes import Route, build_route
 
 MAX_WINDOW = timedelta(days=31)
@@ -75,7 +76,7 @@ def route_for_plate(
     check_case(conn, request.miss())
     bike = _registered(tracking.plate_bike(conn, request.plate), request)
     since, until = _window(request.since, request.until, bike.stolen_at)
-    queries.lookup_settings(conn)
+    tracking.lookup_settings(conn)
     record = _route_record(request, bike, since, until)
     rows, _ = tracking.audited_bike_passage_rows(
         conn, bike_id=bike.bike_id, since=since, until=until, record=record

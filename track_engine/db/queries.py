@@ -1,7 +1,7 @@
-"""Read-side queries: the only SQL the API runs goes through these functions.
+"""Read-side queries: the road network and readers, watches, quarantine.
 
-Following a bike (``last_seen``, ``next_readers``, ``companions``) lives in
-:mod:`track_engine.db.tracking` and is re-exported here.
+Following a bike (``last_seen``, ``next_readers``, ``companions``) is the tracking domain's:
+:mod:`api.tracking.store`.
 """
 
 from __future__ import annotations
@@ -17,16 +17,6 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from track_engine.db.tracking import Companion as Companion
-from track_engine.db.tracking import LastSeen as LastSeen
-from track_engine.db.tracking import NextReader as NextReader
-from track_engine.db.tracking import bike_exists as bike_exists
-from track_engine.db.tracking import companions as companions
-from track_engine.db.tracking import current_plates as current_plates
-from track_engine.db.tracking import last_seen as last_seen
-from track_engine.db.tracking import lookup_settings as lookup_settings
-from track_engine.db.tracking import next_readers as next_readers
-from track_engine.db.tracking import start_last_seen as start_last_seen
 from track_engine.identifiers import frame_number_key, normalize_plate
 from track_engine.places import PROTOCOL_RANGE_M
 from track_engine.roads import ReaderPaths, RoadGraph, precompute_reader_paths

@@ -20,7 +20,7 @@ import pandas as pd
 import psycopg
 
 from track_engine.companions import SHARED_COLUMNS, score_companions
-from track_engine.db import audit
+from track_engine.db import audit, queries
 from track_engine.errors import NotFoundError
 from track_engine.roads import ReaderPaths
 
@@ -594,8 +594,6 @@ async def audited_bike_passage_rows_async(
 
 @functools.cache
 def _audited_bike_passages() -> str:
-    from track_engine.db import queries  # it imports this module
-
     # Its statement as a subquery (positional parameters), in the same order: by closest
     # approach (the fifth column, in microseconds).
     return f"""{_AUDIT_CTE_POSITIONAL}
