@@ -6,7 +6,6 @@ Following a bike (``last_seen``, ``next_readers``, ``companions``) is the tracki
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -133,38 +132,9 @@ PASSAGE_COLUMNS = [
 ]
 
 
-_BIKE_PASSAGES = f"""
-    SELECT p.tag_id, p.reader_id, {_EPOCH_US.format(col="p.first_at")},
-           {_EPOCH_US.format(col="p.last_at")}, {_EPOCH_US.format(col="p.closest_at")},
-           p.peak_rssi_dbm, p.read_count, p.direction
-    FROM tag_bindings tb
-    JOIN passages p ON p.tag_id = tb.tag_id AND p.closest_at <@ tb.valid
-    WHERE tb.bike_id = %s AND p.first_at >= %s - interval '1 hour'
-      AND p.closest_at BETWEEN %s AND %s
-    ORDER BY p.closest_at"""
-
-
-def bike_passages(
-    conn: psycopg.Connection, *, bike_id: int, since: datetime, until: datetime
-) -> pd.DataFrame:
-    """Passages of every tag bound to the bike, each within its binding, ordered by time."""
-    return passages_frame(
-        start_bike_passage_rows(conn, bike_id=bike_id, since=since, until=until)()
-    )
-
-
-def start_bike_passage_rows(
-    conn: psycopg.Connection, *, bike_id: int, since: datetime, until: datetime
-) -> Callable[[], list[tuple[Any, ...]]]:
-    """Send :func:`bike_passages`' query without waiting for the answer; call the result to
-    get its rows (``PASSAGE_COLUMNS``; :func:`passages_frame` makes the frame). In a pipeline
-    (``conn.pipeline()``) the query travels with whatever else is queued, in one round trip."""
-    cur = conn.execute(_BIKE_PASSAGES, (bike_id, since, since, until))
-    return cur.fetchall
-
-
 def passages_frame(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
-    """Rows of :func:`start_bike_passage_rows` as :func:`bike_passages`' frame."""
+    """Stored passage rows (``PASSAGE_COLUMNS``, times in microseconds) as the engine's
+    passages frame."""
     if not rows:
         return pd.DataFrame(rows, columns=PASSAGE_COLUMNS).astype(_PASSAGE_DTYPES)
     # Column by column from the rows: a bike's passages are few, and building the frame
