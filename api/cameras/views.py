@@ -10,8 +10,9 @@ from pydantic import Field
 
 from api.deps import AdminDep, ConnDep, OperatorDep
 from api.pagination import Page, PageDep, page_of
+from api.registry import audit
 from api.request_model import RequestModel
-from track_engine.db import audit, cameras
+from track_engine.db import cameras
 
 router = APIRouter(prefix="/api/v1/cameras", tags=["cameras"])
 

@@ -10,7 +10,8 @@ import psycopg
 from api.deps import Principal
 from api.errors import BadRequestError, ConflictError
 from api.events.schemas import BookingOut, EventIn, EventOut
-from track_engine.db import audit, events
+from api.registry import audit
+from track_engine.db import events
 from track_engine.errors import NotFoundError
 
 

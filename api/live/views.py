@@ -23,8 +23,9 @@ from api.live.service import (
     stream,
 )
 from api.openapi import LOOKUP_RESPONSES
+from api.registry import audit
 from api.thefts.schemas import CASE_PATTERN
-from track_engine.db import audit, bikes, cases
+from track_engine.db import bikes, cases
 
 router = APIRouter(prefix="/api/v1/live", tags=["live"])
 

@@ -18,10 +18,11 @@ from starlette.concurrency import run_in_threadpool
 from api.errors import BadRequestError, LookupNotFoundError
 from api.grounds import check_case, check_case_async, check_reason
 from api.network.service import LoadedNetwork, NetworkCache, active_network
+from api.registry import audit
 from api.tracking import store
 from api.tracking.caches import RouteCache, caches_of
 from api.tracking.values import PlateBike
-from track_engine.db import audit, cameras, queries
+from track_engine.db import cameras, queries
 from track_engine.routes import Route, build_route
 
 MAX_WINDOW = timedelta(days=31)

@@ -21,11 +21,12 @@ from typing import Any, Generic, TypeVar
 import pandas as pd
 import psycopg
 
+from api.registry import audit
 from api.tracking.caches import caches_of
 from api.tracking.prediction import HasReaderPaths, predict_next_readers
 from api.tracking.values import Companion, LastSeen, NextReader, PlateBike, Transitions
 from track_engine.companions import SHARED_COLUMNS, score_companions
-from track_engine.db import audit, queries
+from track_engine.db import queries
 from track_engine.errors import NotFoundError
 from track_engine.identifiers import normalize_plate
 

@@ -13,6 +13,7 @@ from api.config import ApiConfig
 from api.deps import Keys
 from api.errors import BadRequestError, ConflictError, TooManyRequestsError, UnauthorizedError
 from api.login_gate import BUSY_DETAIL
+from api.registry import audit
 from api.security import (
     HashGate,
     LoginLimiter,
@@ -23,7 +24,6 @@ from api.security import (
 )
 from api.users import store as accounts
 from api.users.schemas import TokenOut, UserOut
-from track_engine.db import audit
 from track_engine.errors import NotFoundError
 
 
