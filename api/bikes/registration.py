@@ -100,15 +100,13 @@ def register(
             for m in matches
         ]
         for m in matches:
-            audit.append(
+            audit.record(
                 conn,
-                actor=by.username,
-                role=by.role,
-                action="bike.stolen_match",
+                by,
+                "bike.stolen_match",
                 subject=f"bike:{m.bike_id}",
                 bike_id=m.bike_id,
                 case_number=m.case_number,
-                remote_addr=by.remote_addr,
                 detail={"kind": m.kind},
             )
         return RegistrationResult(bike_id=None, flag_ids=flag_ids)
@@ -133,14 +131,12 @@ def register(
         ),
     )
     _link_booking(conn, booking_id=body.booking_id, owner_id=owner_id)
-    audit.append(
+    audit.record(
         conn,
-        actor=by.username,
-        role=by.role,
-        action="bike.register",
+        by,
+        "bike.register",
         subject=f"bike:{bike_id}",
         bike_id=bike_id,
-        remote_addr=by.remote_addr,
         detail={"plate": body.plate, "tag_id": body.tag_id, "event_id": body.event_id},
     )
     return RegistrationResult(bike_id=bike_id)
@@ -160,14 +156,12 @@ def retag(conn: psycopg.Connection, *, bike_id: int, tag_id: str, by: Principal)
     _active(conn, bike_id)
     _raise_conflicts(conn, tag_id=tag_id, plate_key=None, frame_key=None)
     old = bikes.retag(conn, bike_id=bike_id, tag_id=tag_id)
-    audit.append(
+    audit.record(
         conn,
-        actor=by.username,
-        role=by.role,
-        action="bike.retag",
+        by,
+        "bike.retag",
         subject=f"bike:{bike_id}",
         bike_id=bike_id,
-        remote_addr=by.remote_addr,
         detail={"old": old, "new": tag_id},
     )
 
@@ -193,24 +187,20 @@ def change_owner(
     )
     _link_booking(conn, booking_id=booking_id, owner_id=owner_id)
     for watch_id in disarmed:
-        audit.append(
+        audit.record(
             conn,
-            actor=by.username,
-            role=by.role,
-            action="watch.disarm",
+            by,
+            "watch.disarm",
             subject=f"watch:{watch_id}",
             bike_id=bike_id,
-            remote_addr=by.remote_addr,
             detail={"why": "owner_change", "from_owner": before.owner_id, "to_owner": owner_id},
         )
-    audit.append(
+    audit.record(
         conn,
-        actor=by.username,
-        role=by.role,
-        action="bike.owner_change",
+        by,
+        "bike.owner_change",
         subject=f"bike:{bike_id}",
         bike_id=bike_id,
-        remote_addr=by.remote_addr,
         detail={"from_owner": before.owner_id, "to_owner": owner_id},
     )
 
@@ -219,12 +209,4 @@ def deregister(conn: psycopg.Connection, *, bike_id: int, by: Principal) -> None
     """Take the bike off the registry (plate and tag become free)."""
     _active(conn, bike_id)
     bikes.deregister(conn, bike_id=bike_id)
-    audit.append(
-        conn,
-        actor=by.username,
-        role=by.role,
-        action="bike.deregister",
-        subject=f"bike:{bike_id}",
-        bike_id=bike_id,
-        remote_addr=by.remote_addr,
-    )
+    audit.record(conn, by, "bike.deregister", subject=f"bike:{bike_id}", bike_id=bike_id)

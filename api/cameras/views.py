@@ -42,14 +42,7 @@ class CameraOut(CameraIn):
 def put_camera(conn: ConnDep, principal: AdminDep, body: CameraIn) -> CameraOut:
     """Add a camera, or update the one with the same id. Roles: admin."""
     record = cameras.upsert_camera(conn, **body.model_dump())
-    audit.append(
-        conn,
-        actor=principal.username,
-        role=principal.role,
-        action="camera.put",
-        subject=f"camera:{body.camera_id}",
-        remote_addr=principal.remote_addr,
-    )
+    audit.record(conn, principal, "camera.put", subject=f"camera:{body.camera_id}")
     return CameraOut(**asdict(record))
 
 

@@ -28,14 +28,7 @@ def booking_out(booking: events.BookingRecord) -> BookingOut:
 def create_event(conn: psycopg.Connection, *, body: EventIn, by: Principal) -> EventOut:
     """Create an event."""
     event_id = events.create_event(conn, **body.model_dump())
-    audit.append(
-        conn,
-        actor=by.username,
-        role=by.role,
-        action="event.create",
-        subject=f"event:{event_id}",
-        remote_addr=by.remote_addr,
-    )
+    audit.record(conn, by, "event.create", subject=f"event:{event_id}")
     return get_event(conn, event_id=event_id)
 
 
@@ -74,14 +67,7 @@ def check_in(
     if booking.checked_in_at is not None:
         raise BadRequestError(f"booking {booking_id} is already checked in")
     events.check_in(conn, booking_id=booking_id)
-    audit.append(
-        conn,
-        actor=by.username,
-        role=by.role,
-        action="event.check_in",
-        subject=f"booking:{booking_id}",
-        remote_addr=by.remote_addr,
-    )
+    audit.record(conn, by, "event.check_in", subject=f"booking:{booking_id}")
     updated = events.get_booking(conn, booking_id)
     assert updated is not None
     return booking_out(updated)

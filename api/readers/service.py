@@ -146,14 +146,7 @@ def import_readers(
     registry.upsert_readers(conn, frame, network_id=network_id)
     network.invalidate()
     ids = [r.reader_id for r in readers]
-    audit.append(
-        conn,
-        actor=by.username,
-        role=by.role,
-        action="readers.import",
-        remote_addr=by.remote_addr,
-        detail={"readers": ids},
-    )
+    audit.record(conn, by, "readers.import", detail={"readers": ids})
     return {
         "created": sorted(set(ids) - before),
         "updated": sorted(set(ids) & before),

@@ -1,15 +1,16 @@
 """The audit trail: who (and in which role) looked at or changed what, why, and from where.
 
 ``audit_log`` refuses UPDATE, DELETE and TRUNCATE in the database (migration 0002), so
-appending (:func:`append`, :func:`append_row`; the officers' hot lookups put :data:`INSERT`
-in front of their own statement, ``track_engine.db.tracking``) and searching are all there is.
+appending (:func:`record` for an API caller, :func:`append` / :func:`append_row` otherwise;
+the officers' hot lookups put :data:`INSERT` in front of their own statement,
+``api.tracking.store``) and searching are all there is.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from psycopg.rows import class_row
@@ -60,6 +61,63 @@ INSERT = f"INSERT INTO audit_log ({COLUMNS}) VALUES ({', '.join(['%s'] * 9)})"
 def append_row(conn: psycopg.Connection, row: AuditRow) -> None:
     """Append ``row``, in the caller's transaction (a lookup and its record commit together)."""
     conn.execute(INSERT, row.values())
+
+
+class Actor(Protocol):
+    """Who acts, in which role, from where: an API principal (``api.deps.Principal``) fits."""
+
+    @property
+    def username(self) -> str: ...
+
+    @property
+    def role(self) -> str: ...
+
+    @property
+    def remote_addr(self) -> str: ...
+
+
+def row_by(
+    by: Actor,
+    action: str,
+    *,
+    subject: str = "",
+    bike_id: int | None = None,
+    reason: str = "",
+    case_number: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> AuditRow:
+    """The entry of ``by`` doing ``action``: the one place a caller's name, role and address
+    become an audit row."""
+    return AuditRow(
+        actor=by.username,
+        role=by.role,
+        action=action,
+        subject=subject,
+        bike_id=bike_id,
+        reason=reason,
+        case_number=case_number,
+        remote_addr=by.remote_addr,
+        detail=detail or {},
+    )
+
+
+def record(
+    conn: psycopg.Connection,
+    by: Actor,
+    action: str,
+    *,
+    subject: str = "",
+    bike_id: int | None = None,
+    reason: str = "",
+    case_number: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Append :func:`row_by`'s entry, in the caller's transaction."""
+    append_row(
+        conn,
+        row_by(by, action, subject=subject, bike_id=bike_id, reason=reason,
+               case_number=case_number, detail=detail),
+    )  # fmt: skip
 
 
 def append(

@@ -136,15 +136,13 @@ def _audit_row(
     detail: dict[str, Any] | None = None,
 ) -> audit.AuditRow:
     """The audit entry of ``by``'s lookup of a bike."""
-    return audit.AuditRow(
-        actor=by.username,
-        role=by.role,
-        action=action,
+    return audit.row_by(
+        by,
+        action,
         subject=f"bike:{bike_id}",
         bike_id=bike_id,
         reason=reason,
         case_number=case_number,
-        remote_addr=by.remote_addr,
         detail=detail or {},
     )
 
@@ -164,14 +162,12 @@ def companions(
     theft's), recorded in the audit log."""
     theft = cases.get_theft(conn, theft_id)
     reason = check_reason(reason, case_number or (theft.case_number if theft else None))
-    asked = audit.AuditRow(
-        actor=by.username,
-        role=by.role,
-        action="case.companions",
+    asked = audit.row_by(
+        by,
+        "case.companions",
         subject=f"theft:{theft_id}",
         reason=reason,
         case_number=case_number,
-        remote_addr=by.remote_addr,
         detail={"theft_id": theft_id},
     )
     check_case(conn, asked)  # the officer's own case must be open; the theft's is its own
