@@ -23,9 +23,9 @@ from api.live.service import (
     stream,
 )
 from api.openapi import LOOKUP_RESPONSES
-from api.registry import audit
+from api.registry import audit, bikes
 from api.thefts.schemas import CASE_PATTERN
-from track_engine.db import bikes, cases
+from track_engine.db import cases
 
 router = APIRouter(prefix="/api/v1/live", tags=["live"])
 

@@ -15,6 +15,7 @@ import numpy as np
 import psycopg
 import pytest
 
+from api.registry import bikes
 from api.tracking import store as tracking
 from simulators.emit import MqttEmitter, reader_messages
 from simulators.riders import trajectories
@@ -67,7 +68,7 @@ def test_stored_route_matches_ground_truth(db_url: str, mqtt_url: str, topic_pre
 
     bike = sim.stolen_bike
     with psycopg.connect(db_url) as conn:
-        found = queries.find_bike(conn, plate=bike.plate)
+        found = bikes.find_bike(conn, plate=bike.plate)
         assert found is not None
         stored = tracking.bike_passages(
             conn, bike_id=found.bike_id, since=sim.start, until=now + timedelta(minutes=5)
