@@ -21,8 +21,7 @@ from typing import Any
 import psycopg
 
 from api.errors import BadRequestError, InvalidInputError, LookupNotFoundError
-from api.registry import audit
-from track_engine.db import cases
+from api.registry import audit, cases
 from track_engine.identifiers import remove_invisible
 
 MIN_REASON = 8  # letters or digits: 8 Latin ones, or 4 Chinese characters

@@ -24,6 +24,7 @@ import psycopg
 from rich.console import Console
 
 from api.network.service import NetworkCache
+from api.registry import cases
 from api.tracking.service import RouteRequest, route_for_plate
 from reader_gateway.config import DEFAULT_MAX_READ_AGE_S, DEFAULT_MAX_READ_LEAD_S
 from reader_gateway.transport.mqtt import MqttGateway, MqttGatewayConfig
@@ -35,7 +36,7 @@ from simulators.riders import Bike, Population, Theft, generate_population, traj
 from tagtrail.embedded import SigtermAsInterrupt
 from tagtrail.settings import Settings
 from track_engine.consumer import EngineConfig, EngineService
-from track_engine.db import queries, registry
+from track_engine.db import registry
 from track_engine.db.migrate import migrate
 from track_engine.identifiers import frame_number_key
 from track_engine.reader_status import ReaderStatusRecorder
@@ -317,7 +318,7 @@ def run_once(
     migrate(database_url)
     start = (now - timedelta(hours=options.hours)).replace(microsecond=0)
     with psycopg.connect(database_url) as conn:
-        run_index = queries.count_cases_with_prefix(conn, DEMO_CASE_PREFIX)
+        run_index = cases.count_cases_with_prefix(conn, DEMO_CASE_PREFIX)
     sim = simulate(options, start=start, run_index=run_index)
     source = network_source(options)
     with psycopg.connect(database_url) as conn:
@@ -485,7 +486,7 @@ def _run_live(
     now = utc_now()
     start = now - timedelta(minutes=options.lead_minutes)
     with psycopg.connect(database_url) as conn:
-        run_index = queries.count_cases_with_prefix(conn, DEMO_CASE_PREFIX)
+        run_index = cases.count_cases_with_prefix(conn, DEMO_CASE_PREFIX)
     sim = simulate(options, start=start, run_index=run_index)
     with psycopg.connect(database_url) as conn:
         case_number = load_registry(

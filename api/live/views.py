@@ -23,9 +23,8 @@ from api.live.service import (
     stream,
 )
 from api.openapi import LOOKUP_RESPONSES
-from api.registry import audit, bikes
+from api.registry import audit, bikes, cases
 from api.thefts.schemas import CASE_PATTERN
-from track_engine.db import cases
 
 router = APIRouter(prefix="/api/v1/live", tags=["live"])
 

@@ -10,7 +10,7 @@ import psycopg
 from api.bikes.service import visible_bike
 from api.deps import Principal
 from api.errors import BadRequestError, ConflictError
-from api.registry import audit
+from api.registry import audit, cases
 from api.thefts.schemas import (
     ReportAction,
     ResidentAlertOut,
@@ -19,7 +19,7 @@ from api.thefts.schemas import (
     WatchIn,
     WatchOut,
 )
-from track_engine.db import cases, registry
+from track_engine.db import registry
 from track_engine.errors import NotFoundError
 
 MAX_WATCH = timedelta(days=31)

@@ -14,13 +14,12 @@ from api.deps import Principal
 from api.errors import BadRequestError, LookupNotFoundError
 from api.grounds import check_case, check_case_async, check_reason
 from api.network.service import NetworkCache, active_network
-from api.registry import audit, bikes
+from api.registry import audit, bikes, cases
 from api.tracking import store
 from api.tracking.caches import caches_of
 from api.tracking.prediction import predict_next_readers
 from api.tracking.service import MAX_WINDOW
 from api.tracking.values import LastSeen, Transitions
-from track_engine.db import cases
 from track_engine.errors import NotFoundError
 
 

@@ -12,8 +12,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import psycopg
-from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
 
 from track_engine.places import PROTOCOL_RANGE_M
 from track_engine.roads import ReaderPaths, RoadGraph, precompute_reader_paths
@@ -216,51 +214,12 @@ def watched_tags(conn: psycopg.Connection) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["tag_id", "watch_id", "bike_id", "kind"])
 
 
-def recent_alerts(conn: psycopg.Connection, *, limit: int = 50) -> list[dict[str, Any]]:
-    """Newest alerts first, with the bike's plate."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
-            """SELECT a.alert_id, a.raised_at, a.tag_id, a.reader_id, a.read_at, w.kind,
-                      w.bike_id, p.plate
-               FROM alerts a JOIN watches w USING (watch_id)
-               LEFT JOIN plates p ON p.bike_id = w.bike_id AND upper_inf(p.valid)
-               ORDER BY a.raised_at DESC LIMIT %s""",
-            (limit,),
-        ).fetchall()
-
-
-def write_audit(
-    conn: psycopg.Connection,
-    *,
-    actor: str,
-    action: str,
-    subject: str,
-    reason: str = "",
-    case_number: str | None = None,
-    detail: dict[str, Any] | None = None,
-) -> None:
-    """Append one entry to the audit log (the table refuses updates and deletes)."""
-    conn.execute(
-        "INSERT INTO audit_log (actor, action, subject, reason, case_number, detail) "
-        "VALUES (%s, %s, %s, %s, %s, %s)",
-        (actor, action, subject, reason, case_number, Jsonb(detail or {})),
-    )
-
-
 def quarantine(conn: psycopg.Connection, *, source: str, reason: str, payload: bytes) -> None:
     """Keep a message the engine could not use, with the reason."""
     conn.execute(
         "INSERT INTO quarantine (source, reason, payload) VALUES (%s, %s, %s)",
         (source, reason, payload),
     )
-
-
-def count_cases_with_prefix(conn: psycopg.Connection, prefix: str) -> int:
-    """How many thefts have a case number starting with ``prefix``."""
-    row = conn.execute(
-        "SELECT count(*) FROM thefts WHERE case_number LIKE %s", (prefix.replace("%", r"\%") + "%",)
-    ).fetchone()
-    return int(row[0]) if row else 0
 
 
 def active_network_id(conn: psycopg.Connection) -> int | None:
