@@ -25,6 +25,7 @@ from rich.console import Console
 
 from api.network.service import NetworkCache
 from api.registry import cases
+from api.registry import loaders as registry
 from api.tracking.service import RouteRequest, route_for_plate
 from reader_gateway.config import DEFAULT_MAX_READ_AGE_S, DEFAULT_MAX_READ_LEAD_S
 from reader_gateway.transport.mqtt import MqttGateway, MqttGatewayConfig
@@ -36,7 +37,6 @@ from simulators.riders import Bike, Population, Theft, generate_population, traj
 from tagtrail.embedded import SigtermAsInterrupt
 from tagtrail.settings import Settings
 from track_engine.consumer import EngineConfig, EngineService
-from track_engine.db import registry
 from track_engine.db.migrate import migrate
 from track_engine.identifiers import frame_number_key
 from track_engine.reader_status import ReaderStatusRecorder

@@ -15,9 +15,9 @@ from api.bikes.schemas import OwnerIn, RegistrationIn
 from api.deps import Keys, Principal
 from api.errors import BadRequestError, ConflictError
 from api.registry import audit, bikes
+from api.registry.loaders import hash_id_number
 from api.users import store as accounts
 from track_engine.db import events
-from track_engine.db.registry import hash_id_number
 from track_engine.errors import NotFoundError
 from track_engine.identifiers import frame_number_key, normalize_plate
 

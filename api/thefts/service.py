@@ -11,6 +11,7 @@ from api.bikes.service import visible_bike
 from api.deps import Principal
 from api.errors import BadRequestError, ConflictError
 from api.registry import audit, cases
+from api.registry import loaders as registry
 from api.thefts.schemas import (
     ReportAction,
     ResidentAlertOut,
@@ -19,7 +20,6 @@ from api.thefts.schemas import (
     WatchIn,
     WatchOut,
 )
-from track_engine.db import registry
 from track_engine.errors import NotFoundError
 
 MAX_WATCH = timedelta(days=31)

@@ -99,8 +99,8 @@ def up(base: str) -> bool:
 
 def seed_watch(database_url: str, *, data_dir: Path) -> None:
     """Register the watched bike and open its theft (which opens the watch)."""
+    from api.registry import loaders as registry
     from tagtrail.settings import Settings
-    from track_engine.db import registry
 
     tag = str(tag_hex(np.array([WATCHED_TAG]))[0])
     key = Settings(data_dir=data_dir).resolve_id_hash_key()

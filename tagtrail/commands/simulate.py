@@ -200,8 +200,8 @@ def roads_import(
     """Import OpenStreetMap roads bikes use, store them as the active network.
 
     The several OSM nodes of one real junction become one node (readers go on junctions)."""
+    from api.registry import loaders as registry
     from simulators.network_files import load_roads, save_city
-    from track_engine.db import registry
     from track_engine.db.migrate import migrate
 
     city = load_roads(file, junction_tolerance_m=junction_tolerance_m)
@@ -237,13 +237,14 @@ def readers_import(
     """Import a reader deployment onto the active network (snapped to the nearest junction)."""
     import psycopg
 
+    from api.registry import loaders as registry
     from simulators.reader_files import (
         ReaderFileError,
         project,
         read_readers,
         snap_to_junctions,
     )
-    from track_engine.db import queries, registry
+    from track_engine.db import queries
     from track_engine.db.migrate import migrate
 
     table = read_readers(file)
