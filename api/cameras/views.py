@@ -8,11 +8,11 @@ from datetime import datetime
 from fastapi import APIRouter, status
 from pydantic import Field
 
+from api.cameras import store as cameras
 from api.deps import AdminDep, ConnDep, OperatorDep
 from api.pagination import Page, PageDep, page_of
 from api.registry import audit
 from api.request_model import RequestModel
-from track_engine.db import cameras
 
 router = APIRouter(prefix="/api/v1/cameras", tags=["cameras"])
 

@@ -15,6 +15,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 from starlette.concurrency import run_in_threadpool
 
+from api.cameras import service as cameras
 from api.errors import BadRequestError, LookupNotFoundError
 from api.grounds import check_case, check_case_async, check_reason
 from api.network.service import LoadedNetwork, NetworkCache, active_network
@@ -22,7 +23,7 @@ from api.registry import audit
 from api.tracking import store
 from api.tracking.caches import RouteCache, caches_of
 from api.tracking.values import PlateBike
-from track_engine.db import cameras, queries
+from track_engine.db import queries
 from track_engine.routes import Route, build_route
 
 MAX_WINDOW = timedelta(days=31)
