@@ -14,10 +14,10 @@ import psycopg
 from api.bikes.schemas import OwnerIn, RegistrationIn
 from api.deps import Keys, Principal
 from api.errors import BadRequestError, ConflictError
+from api.events import service as events
 from api.registry import audit, bikes
 from api.registry.loaders import hash_id_number
-from api.users import store as accounts
-from track_engine.db import events
+from api.users import service as users
 from track_engine.errors import NotFoundError
 from track_engine.identifiers import frame_number_key, normalize_plate
 
@@ -45,13 +45,11 @@ def _owner_id(conn: psycopg.Connection, *, owner: OwnerIn, keys: Keys) -> int:
 def _link_booking(conn: psycopg.Connection, *, booking_id: int | None, owner_id: int) -> None:
     if booking_id is None:
         return
-    booking = events.get_booking(conn, booking_id)
-    if booking is None:
+    user_id = events.booking_user_id(conn, booking_id)
+    if user_id is None:
         raise BadRequestError(f"no booking {booking_id}")
-    user = accounts.user_by_id(conn, booking.user_id)
-    if user is not None and user.role == "resident":
-        accounts.link_owner(conn, user_id=user.user_id, owner_id=owner_id)
-    events.check_in(conn, booking_id=booking_id)
+    users.link_resident(conn, user_id=user_id, owner_id=owner_id)
+    events.mark_arrived(conn, booking_id)
 
 
 def _raise_conflicts(
@@ -81,7 +79,7 @@ def register(
     """Register owner, bike, plate and tag; or flag a stolen match (nothing registered)."""
     frame_key = frame_number_key(body.frame_number)
     motor_key = frame_number_key(body.motor_number)
-    if body.event_id is not None and events.get_event(conn, body.event_id) is None:
+    if body.event_id is not None and not events.event_exists(conn, body.event_id):
         raise BadRequestError(f"no tagging event {body.event_id}")
     matches = bikes.stolen_matches(conn, frame_key=frame_key, motor_key=motor_key)
     if matches:

@@ -9,9 +9,9 @@ import psycopg
 
 from api.deps import Principal
 from api.errors import BadRequestError, ConflictError
+from api.events import store as events
 from api.events.schemas import BookingOut, EventIn, EventOut
 from api.registry import audit
-from track_engine.db import events
 from track_engine.errors import NotFoundError
 
 
@@ -71,3 +71,20 @@ def check_in(
     updated = events.get_booking(conn, booking_id)
     assert updated is not None
     return booking_out(updated)
+
+
+def event_exists(conn: psycopg.Connection, event_id: int) -> bool:
+    """Whether the tagging event exists (a registration may name the one it happens at)."""
+    return events.get_event(conn, event_id) is not None
+
+
+def booking_user_id(conn: psycopg.Connection, booking_id: int) -> int | None:
+    """The user who made the booking; None if there is no such booking."""
+    booking = events.get_booking(conn, booking_id)
+    return None if booking is None else booking.user_id
+
+
+def mark_arrived(conn: psycopg.Connection, booking_id: int) -> None:
+    """Mark the booking's resident as arrived: their bike is being registered at the event
+    (the registration is what the audit log records)."""
+    events.check_in(conn, booking_id=booking_id)

@@ -262,3 +262,11 @@ def set_disabled(
     user = accounts.user_by_id(conn, user_id)
     assert user is not None
     return user
+
+
+def link_resident(conn: psycopg.Connection, *, user_id: int, owner_id: int) -> None:
+    """Make a resident account the owner's, so it sees the owner's bikes (an account of any
+    other role, or none, is left alone)."""
+    user = accounts.user_by_id(conn, user_id)
+    if user is not None and user.role == "resident":
+        accounts.link_owner(conn, user_id=user.user_id, owner_id=owner_id)
