@@ -23,10 +23,10 @@ from pydantic import BaseModel, Field
 from api.deps import Principal
 from api.errors import UnavailableError
 from api.network.service import NetworkCache
+from api.readers import store as fleet
 from api.registry import audit
 from api.registry import loaders as registry
 from api.request_model import RequestModel
-from track_engine.db import fleet
 from track_engine.db.reader_miss_rates import StoredMissRate
 from track_engine.roads import DEFAULT_MISS_RATE, project_lonlat
 
