@@ -45,7 +45,7 @@ from psycopg.pq import TransactionStatus
 
 from reader_gateway.wire import ReadBatch
 from track_engine import late_reads
-from track_engine.db import queries
+from track_engine.db import watchlist
 from track_engine.db.writer import (
     PartitionKeeper,
     ReadRows,
@@ -261,7 +261,7 @@ class Engine:
 
     def refresh_watches(self) -> None:
         """Reload the watch list (called at start and whenever a watch changes)."""
-        watch = queries.watched_tags(self.conn)
+        watch = watchlist.watched_tags(self.conn)
         self.conn.commit()
         self._watch = watch.assign(
             tag_code=self._tags.codes(watch["tag_id"].to_numpy(dtype=object))

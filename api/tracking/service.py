@@ -23,7 +23,7 @@ from api.registry import audit
 from api.tracking import store
 from api.tracking.caches import RouteCache, caches_of
 from api.tracking.values import PlateBike
-from track_engine.db import queries
+from track_engine.db import passage_rows
 from track_engine.routes import Route, build_route
 
 MAX_WINDOW = timedelta(days=31)
@@ -196,7 +196,7 @@ def _feature(
 
 
 def stitched_route(loaded: LoadedNetwork, rows: list[tuple[Any, ...]]) -> Route | None:
-    """The route through a bike's passage rows (``queries.PASSAGE_COLUMNS``, in time order);
+    """The route through a bike's passage rows (``passage_rows.PASSAGE_COLUMNS``, in time order);
     None when no passage is at a reader on the road network."""
     job = _stitch_job(loaded, rows)
     if job is None:
@@ -219,7 +219,7 @@ def _stitch_job(
     last_tag = rows[-1][0]
 
     def build() -> Route:
-        passages = queries.passages_frame(known)
+        passages = passage_rows.passages_frame(known)
         if any(row[0] != last_tag for row in known):
             passages = passages.assign(tag_id=last_tag)
         return build_route(

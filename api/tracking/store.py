@@ -26,7 +26,7 @@ from api.tracking.caches import caches_of
 from api.tracking.prediction import HasReaderPaths, predict_next_readers
 from api.tracking.values import Companion, LastSeen, NextReader, PlateBike, Transitions
 from track_engine.companions import SHARED_COLUMNS, score_companions
-from track_engine.db import queries
+from track_engine.db import passage_rows
 from track_engine.errors import NotFoundError
 from track_engine.identifiers import normalize_plate
 
@@ -194,9 +194,9 @@ def bike_passages(
     conn: psycopg.Connection, *, bike_id: int, since: datetime, until: datetime
 ) -> pd.DataFrame:
     """Passages of every tag bound to the bike, each within its binding, ordered by time
-    (``queries.PASSAGE_COLUMNS``)."""
+    (``passage_rows.PASSAGE_COLUMNS``)."""
     rows = conn.execute(_BIKE_PASSAGES, (bike_id, since, since, until)).fetchall()
-    return queries.passages_frame(rows)
+    return passage_rows.passages_frame(rows)
 
 
 def _passage_rows_of(rows: list[Row]) -> tuple[list[Row], int | None]:
@@ -208,8 +208,8 @@ def audited_bike_passage_rows(
     *, bike_id: int, since: datetime, until: datetime, record: audit.AuditRow
 ) -> Lookup[tuple[list[Row], int | None]]:
     """In one round trip: ``record`` appended to the audit log, the rows of
-    :func:`bike_passages` (``queries.PASSAGE_COLUMNS``; :func:`queries.passages_frame` makes
-    the frame) and the active network's id (None also when there are no rows)."""
+    :func:`bike_passages` (``passage_rows.PASSAGE_COLUMNS``; ``passage_rows.passages_frame``
+    makes the frame) and the active network's id (None also when there are no rows)."""
     params = (*record.values(), bike_id, since, since, until)
     return Lookup(_AUDITED_BIKE_PASSAGES, params, _passage_rows_of)
 

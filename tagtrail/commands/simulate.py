@@ -244,14 +244,14 @@ def readers_import(
         read_readers,
         snap_to_junctions,
     )
-    from track_engine.db import queries
+    from track_engine.db import network
     from track_engine.db.migrate import migrate
 
     table = read_readers(file)
     with services(Settings()) as svc:
         migrate(svc.database_url)
         with psycopg.connect(svc.database_url) as conn:
-            net = queries.load_network(conn)
+            net = network.load_network(conn)
             if net is None:
                 err.print("no active road network: run `tagtrail roads import` first")
                 raise typer.Exit(1)

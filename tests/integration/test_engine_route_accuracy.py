@@ -22,7 +22,7 @@ from simulators.riders import trajectories
 from tagtrail.commands.engine_accuracy import START, prepare_truth
 from tagtrail.demo import DemoOptions, load_registry, running_pipeline, simulate
 from tagtrail.settings import Settings
-from track_engine.db import queries
+from track_engine.db import network as queries
 from track_engine.roads import RoadGraph, precompute_reader_paths
 from track_engine.routes import build_route
 from track_engine.scoring import score_routes

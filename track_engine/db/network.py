@@ -1,13 +1,10 @@
-"""Read-side queries: the road network and readers, watches, quarantine.
-
-Following a bike (``last_seen``, ``next_readers``, ``companions``) is the tracking domain's:
-:mod:`api.tracking.store`.
-"""
+"""The road network and its readers as the engine (and the API's route stitching) load
+them: node and edge arrays, each reader's node and the miss rate path choice weighs its
+silence by, clock offsets, and a digest that says when the rates changed."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,49 +12,6 @@ import psycopg
 
 from track_engine.places import PROTOCOL_RANGE_M
 from track_engine.roads import ReaderPaths, RoadGraph, precompute_reader_paths
-
-_EPOCH_US = "(extract(epoch from {col}) * 1000000)::bigint"
-
-
-_PASSAGE_DTYPES: dict[str, Any] = {
-    "first_at_us": np.int64,
-    "last_at_us": np.int64,
-    "closest_at_us": np.int64,
-    "peak_rssi_dbm": np.float32,
-    "read_count": np.int32,
-}
-PASSAGE_COLUMNS = [
-    "tag_id",
-    "reader_id",
-    "first_at_us",
-    "last_at_us",
-    "closest_at_us",
-    "peak_rssi_dbm",
-    "read_count",
-    "direction",
-]
-
-
-def passages_frame(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
-    """Stored passage rows (``PASSAGE_COLUMNS``, times in microseconds) as the engine's
-    passages frame."""
-    if not rows:
-        return pd.DataFrame(rows, columns=PASSAGE_COLUMNS).astype(_PASSAGE_DTYPES)
-    # Column by column from the rows: a bike's passages are few, and building the frame
-    # from typed columns skips pandas' row inference and a cast.
-    tag, reader, first, last, closest, peak, count, direction = zip(*rows, strict=True)
-    return pd.DataFrame(
-        {
-            "tag_id": list(tag),
-            "reader_id": list(reader),
-            "first_at_us": np.array(first, dtype=np.int64),
-            "last_at_us": np.array(last, dtype=np.int64),
-            "closest_at_us": np.array(closest, dtype=np.int64),
-            "peak_rssi_dbm": np.array(peak, dtype=np.float64).astype(np.float32),
-            "read_count": np.array(count, dtype=np.int64).astype(np.int32),
-            "direction": list(direction),
-        }
-    )
 
 
 @dataclass(frozen=True)
@@ -201,25 +155,6 @@ def reader_clock_offsets_ms(conn: psycopg.Connection) -> dict[str, float]:
     return {
         str(r): float(o) for r, o in conn.execute("SELECT reader_id, clock_offset_ms FROM readers")
     }
-
-
-def watched_tags(conn: psycopg.Connection) -> pd.DataFrame:
-    """Tags under an open watch right now: tag_id, watch_id, bike_id, kind."""
-    rows = conn.execute(
-        """SELECT tb.tag_id, w.watch_id, w.bike_id, w.kind
-           FROM watches w
-           JOIN tag_bindings tb ON tb.bike_id = w.bike_id AND upper_inf(tb.valid)
-           WHERE w.closed_at IS NULL AND (w.ends_at IS NULL OR w.ends_at > now())"""
-    ).fetchall()
-    return pd.DataFrame(rows, columns=["tag_id", "watch_id", "bike_id", "kind"])
-
-
-def quarantine(conn: psycopg.Connection, *, source: str, reason: str, payload: bytes) -> None:
-    """Keep a message the engine could not use, with the reason."""
-    conn.execute(
-        "INSERT INTO quarantine (source, reason, payload) VALUES (%s, %s, %s)",
-        (source, reason, payload),
-    )
 
 
 def active_network_id(conn: psycopg.Connection) -> int | None:
