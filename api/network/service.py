@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import psycopg
@@ -42,10 +43,11 @@ class LoadedNetwork:
     reader_paths: ReaderPaths
     arrays: stored_network.NetworkArrays
 
-    @property
+    @cached_property
     def reader_ranges_m(self) -> dict[str, float]:
-        """Read ranges of the long-range readers (active tags), for places and clone tests."""
-        return self.reader_paths.memo("api.network.reader_ranges_m", self.arrays.reader_ranges_m)
+        """Read ranges of the long-range readers (active tags), for places and clone tests
+        (worked out once per loaded network)."""
+        return self.arrays.reader_ranges_m()
 
 
 class NetworkCache:

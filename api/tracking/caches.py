@@ -16,14 +16,13 @@ Per loaded road network (its :class:`~track_engine.roads.ReaderPaths`) and per p
 All of it goes when the network is replaced: a reload (another network made active, readers
 added, removed or moved) or a rebuild with new miss rates (``api.network.service``) makes a
 new ``ReaderPaths``, and its caches start empty; the old ones are dropped with the old paths
-(weak references: nothing here keeps a replaced network alive).
+(:class:`track_engine.roads.Derived`: nothing here keeps a replaced network alive).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from typing import Any
 from api.singleflight import SingleFlight
 from api.tracking.prediction import HasReaderPaths
 from api.tracking.values import Transitions
-from track_engine.roads import ReaderPaths
+from track_engine.roads import Derived
 from track_engine.routes import Route
 
 
@@ -120,15 +119,9 @@ class TrackingCaches:
     transition_flights: SingleFlight[Transitions] = field(default_factory=SingleFlight)
 
 
-_BY_NETWORK: weakref.WeakKeyDictionary[ReaderPaths, TrackingCaches] = weakref.WeakKeyDictionary()
-_LOCK = threading.Lock()
+_CACHES: Derived[None, TrackingCaches] = Derived()
 
 
 def caches_of(network: HasReaderPaths) -> TrackingCaches:
     """The caches of ``network`` (its reader paths), made empty on first use."""
-    paths = network.reader_paths
-    with _LOCK:
-        caches = _BY_NETWORK.get(paths)
-        if caches is None:
-            caches = _BY_NETWORK[paths] = TrackingCaches()
-        return caches
+    return _CACHES.get(network.reader_paths, None, TrackingCaches)
