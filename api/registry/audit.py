@@ -57,6 +57,22 @@ class AuditRow:
 COLUMNS = "actor, role, action, subject, bike_id, reason, case_number, remote_addr, detail"
 INSERT = f"INSERT INTO audit_log ({COLUMNS}) VALUES ({', '.join(['%s'] * 9)})"
 
+# INSERT as a data-modifying WITH in front of a lookup (its record and its answer in one
+# round trip: api.tracking.store), with named parameters (:func:`named_params`) or positional
+# ones (:meth:`AuditRow.values`), to suit the lookup's.
+_CTE_NAMES = tuple(f"audit_{c.strip()}" for c in COLUMNS.split(","))
+CTE_NAMED = f"""
+    WITH audit_row AS (
+        INSERT INTO audit_log ({COLUMNS})
+        VALUES ({", ".join(f"%({n})s" for n in _CTE_NAMES)}))"""
+CTE_POSITIONAL = f"""
+    WITH audit_row AS ({INSERT})"""
+
+
+def named_params(row: AuditRow) -> dict[str, Any]:
+    """``row`` as the named parameters of :data:`CTE_NAMED`."""
+    return dict(zip(_CTE_NAMES, row.values(), strict=True))
+
 
 def append_row(conn: psycopg.Connection, row: AuditRow) -> None:
     """Append ``row``, in the caller's transaction (a lookup and its record commit together)."""

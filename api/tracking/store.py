@@ -134,20 +134,11 @@ def last_seen(conn: psycopg.Connection, *, bike_id: int) -> LastSeen | None:
     return last_seen_lookup(bike_id).run(conn)
 
 
-# audit's INSERT, as a data-modifying WITH in front of a lookup (with named or with
-# positional parameters, to suit the lookup's).
-_AUDIT_NAMES = tuple(f"audit_{c.strip()}" for c in audit.COLUMNS.split(","))
-_AUDIT_CTE = f"""
-    WITH audit_row AS (
-        INSERT INTO audit_log ({audit.COLUMNS})
-        VALUES ({", ".join(f"%({n})s" for n in _AUDIT_NAMES)}))"""
-_AUDIT_CTE_POSITIONAL = f"""
-    WITH audit_row AS ({audit.INSERT})"""
 _ACTIVE_NETWORK = "(SELECT network_id FROM road_networks WHERE active)"
 
 # The bike's existence, its last sighting (_LAST_SEEN, columns 2-7, NULL when never seen) and
 # the active network's id, with the audit row.
-_AUDITED_LAST_SEEN = f"""{_AUDIT_CTE},
+_AUDITED_LAST_SEEN = f"""{audit.CTE_NAMED},
     seen AS ({_LAST_SEEN})
     SELECT EXISTS (SELECT 1 FROM bikes b JOIN owners o USING (owner_id)
                    WHERE b.bike_id = %(bike)s),
@@ -169,7 +160,7 @@ def audited_last_seen(
         seen = None if row[1] is None else _last_seen_of(row[1:7])
         return seen, None if row[7] is None else int(row[7])
 
-    params = {**dict(zip(_AUDIT_NAMES, record.values(), strict=True)), "bike": bike_id}
+    params = {**audit.named_params(record), "bike": bike_id}
     return Lookup(_AUDITED_LAST_SEEN, params, answer)
 
 
@@ -186,7 +177,7 @@ _BIKE_PASSAGES = f"""
 
 # The same statement as a subquery (positional parameters), in the same order: by closest
 # approach (the fifth column, in microseconds), with the active network's id first.
-_AUDITED_BIKE_PASSAGES = f"""{_AUDIT_CTE_POSITIONAL}
+_AUDITED_BIKE_PASSAGES = f"""{audit.CTE_POSITIONAL}
     SELECT {_ACTIVE_NETWORK}, q.* FROM ({_BIKE_PASSAGES}) AS q ORDER BY 6"""
 
 
@@ -215,7 +206,7 @@ def audited_bike_passage_rows(
 
 
 # --- The bike a plate names, current plates ---------------------------------------------------
-# The bike ``bikes.find_bike(plate=…)`` finds (same joins, filter and order), without its
+# The bike ``bike_search.find_bike(plate=…)`` finds (same joins, filter and order), without its
 # owner, tags and case: only what a route lookup uses.
 _PLATE_BIKE = """
     SELECT b.bike_id, p.plate, th.stolen_at
@@ -237,7 +228,7 @@ def _plate_bike_of(rows: list[Row]) -> PlateBike | None:
 
 
 def plate_bike(plate: str) -> Lookup[PlateBike | None]:
-    """The registered bike a plate (normalized) names, as ``bikes.find_bike`` finds it."""
+    """The registered bike a plate (normalized) names, as ``bike_search.find_bike`` finds it."""
     return Lookup(_PLATE_BIKE, (normalize_plate(plate),), _plate_bike_of)
 
 

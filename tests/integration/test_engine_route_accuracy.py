@@ -15,7 +15,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from api.registry import bikes
+from api.registry import bike_search as bikes
 from api.tracking import store as tracking
 from simulators.emit import MqttEmitter, reader_messages
 from simulators.riders import trajectories
