@@ -92,6 +92,16 @@ class Actor(Protocol):
     def remote_addr(self) -> str: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """An :class:`Actor` from its parts, where no principal is at hand (a login attempt, a
+    service handed the admin's name, role and address, a route request)."""
+
+    username: str
+    role: str
+    remote_addr: str
+
+
 def row_by(
     by: Actor,
     action: str,

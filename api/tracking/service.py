@@ -57,14 +57,12 @@ class RouteRequest:
 
     def miss(self) -> audit.AuditRow:
         """The audit entry of this lookup when the plate names no registered bike."""
-        return audit.AuditRow(
-            actor=self.actor,
-            role=self.role,
-            action=self.action,
+        return audit.row_by(
+            audit.Caller(self.actor, self.role, self.remote_addr),
+            self.action,
             subject=f"plate:{self.plate}",
             reason=self.reason,
             case_number=self.case_number,
-            remote_addr=self.remote_addr,
             detail={"plate": self.plate},
         )
 
@@ -126,15 +124,13 @@ def _registered(bike: PlateBike | None, request: RouteRequest) -> PlateBike:
 def _route_record(
     request: RouteRequest, bike: PlateBike, since: datetime, until: datetime
 ) -> audit.AuditRow:
-    return audit.AuditRow(
-        actor=request.actor,
-        role=request.role,
-        action=request.action,
+    return audit.row_by(
+        audit.Caller(request.actor, request.role, request.remote_addr),
+        request.action,
         subject=f"bike:{bike.bike_id}",
         bike_id=bike.bike_id,
         reason=request.reason,
         case_number=request.case_number,
-        remote_addr=request.remote_addr,
         detail={"plate": bike.plate, "since": since.isoformat(), "until": until.isoformat()},
     )
 

@@ -78,12 +78,10 @@ def login(
             limiter.failed(username, client)
         reason = "unknown-user" if user is None else "wrong-password" if not matches else "disabled"
         with pool.connection() as conn:
-            audit.append(
+            audit.record(
                 conn,
-                actor=username,
-                role=user.role if user else "",
-                action="auth.login_failed",
-                remote_addr=client,
+                audit.Caller(username, user.role if user else "", client),
+                "auth.login_failed",
                 detail={"reason": reason},
             )
         if reason == "disabled":
@@ -94,9 +92,7 @@ def login(
     with pool.connection() as conn:
         if upgraded:
             accounts.set_password_hash(conn, user_id=user.user_id, password_hash=upgraded)
-        audit.append(
-            conn, actor=user.username, role=user.role, action="auth.login", remote_addr=client
-        )
+        audit.record(conn, audit.Caller(user.username, user.role, client), "auth.login")
     return _token_out(user, version=user.token_version, config=config, keys=keys, now=now)
 
 
@@ -126,25 +122,21 @@ def change_own_password(
     with hash_slot(gate):
         if not verify_password(user.password_hash, current_password):
             limiter.failed(user.username, client)
-            audit.append(
+            audit.record(
                 conn,
-                actor=user.username,
-                role=user.role,
-                action="auth.login_failed",
+                audit.Caller(user.username, user.role, client),
+                "auth.login_failed",
                 subject=f"user:{user_id}",
-                remote_addr=client,
                 detail={"reason": "wrong-password", "during": "password change"},
             )
             return None
         new_hash = hash_password(new_password)
     accounts.change_password(conn, user_id=user_id, password_hash=new_hash)
-    audit.append(
+    audit.record(
         conn,
-        actor=user.username,
-        role=user.role,
-        action="user.password_change",
+        audit.Caller(user.username, user.role, client),
+        "user.password_change",
         subject=f"user:{user_id}",
-        remote_addr=client,
     )
     # The change bumped the account's token version: the fresh token carries the new one.
     return _token_out(user, version=user.token_version + 1, config=config, keys=keys, now=now)
@@ -171,13 +163,11 @@ def reset_password(
         new_hash = hash_password(new_password)
     if not accounts.change_password(conn, user_id=user_id, password_hash=new_hash):
         raise NotFoundError(f"no user {user_id}")
-    audit.append(
+    audit.record(
         conn,
-        actor=actor,
-        role=actor_role,
-        action="user.password_reset",
+        audit.Caller(actor, actor_role, remote_addr),
+        "user.password_reset",
         subject=f"user:{user_id}",
-        remote_addr=remote_addr,
     )
 
 
@@ -227,13 +217,11 @@ def create_user(
     )
     if user is None:
         raise ConflictError(f"the username {username!r} is taken", code="username-taken")
-    audit.append(
+    audit.record(
         conn,
-        actor=actor,
-        role=actor_role,
-        action="user.create",
+        audit.Caller(actor, actor_role, remote_addr),
+        "user.create",
         subject=f"user:{user.user_id}",
-        remote_addr=remote_addr,
         detail={"username": username, "role": role},
     )
     return user
@@ -251,13 +239,11 @@ def set_disabled(
     """Disable or re-enable an account (it takes effect on the next request)."""
     if not accounts.set_disabled(conn, user_id=user_id, disabled=disabled):
         raise NotFoundError(f"no user {user_id}")
-    audit.append(
+    audit.record(
         conn,
-        actor=actor,
-        role=actor_role,
-        action="user.disable" if disabled else "user.enable",
+        audit.Caller(actor, actor_role, remote_addr),
+        "user.disable" if disabled else "user.enable",
         subject=f"user:{user_id}",
-        remote_addr=remote_addr,
     )
     user = accounts.user_by_id(conn, user_id)
     assert user is not None
