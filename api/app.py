@@ -29,7 +29,7 @@ from api.network.service import NetworkCache
 from api.openapi import install_openapi
 from api.routers import ROUTERS
 from api.security import HashGate, IdCipher, LoginLimiter, hash_executor
-from track_engine.db import tracking
+from api.tracking import store as tracking
 from track_engine.routes import warm_path_choice
 
 log = logging.getLogger(__name__)

@@ -30,7 +30,7 @@ from api.security import (
     TokenClaims,
     read_token,
 )
-from track_engine.db import accounts, tracking
+from api.users import store as accounts
 
 ALL_ROLES = frozenset(accounts.ROLES)
 _oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
@@ -160,7 +160,7 @@ async def current_principal_async(
     """:func:`current_principal` for the views on the event loop: the same checks, the account
     re-read on the request's asyncio connection (in its transaction, before anything else)."""
     claims = _claims(token, keys)
-    return _principal(await tracking.account_async(conn, claims.user_id), claims, client)
+    return _principal(await accounts.user_by_id_async(conn, claims.user_id), claims, client)
 
 
 def _claims(token: str | None, keys: Keys) -> TokenClaims:

@@ -30,7 +30,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from track_engine.db import audit
+from api.registry import audit
 from track_engine.errors import NotFoundError
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 
 from api.errors import BadRequestError, InvalidInputError, LookupNotFoundError
-from track_engine.db import audit, cases
+from api.registry import audit, cases
 from track_engine.identifiers import remove_invisible
 
 MIN_REASON = 8  # letters or digits: 8 Latin ones, or 4 Chinese characters

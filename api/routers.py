@@ -17,9 +17,9 @@ from api.notifications.views import router as notifications_router
 from api.photos.views import router as photos_router
 from api.public.views import router as public_router
 from api.readers.views import router as readers_router
-from api.routes.views import router as routes_router
 from api.stats.views import router as stats_router
 from api.thefts.views import router as thefts_router
+from api.tracking.views import router as routes_router
 from api.unknown_readers.views import router as unknown_readers_router
 from api.users.views import auth_router
 from api.users.views import router as users_router

@@ -24,7 +24,9 @@ import psycopg
 from rich.console import Console
 
 from api.network.service import NetworkCache
-from api.routes.service import RouteRequest, route_for_plate
+from api.registry import cases
+from api.registry import loaders as registry
+from api.tracking.service import RouteRequest, route_for_plate
 from citymap.network import City
 from reader_gateway.config import DEFAULT_MAX_READ_AGE_S, DEFAULT_MAX_READ_LEAD_S
 from reader_gateway.transport.mqtt import MqttGateway, MqttGatewayConfig
@@ -37,7 +39,6 @@ from simulators.riders import Bike, Population, Theft, generate_population, traj
 from tagtrail.embedded import SigtermAsInterrupt
 from tagtrail.settings import Settings
 from track_engine.consumer import EngineConfig, EngineService
-from track_engine.db import queries, registry
 from track_engine.db.migrate import migrate
 from track_engine.identifiers import frame_number_key
 from track_engine.reader_status import ReaderStatusRecorder
@@ -361,7 +362,7 @@ def run_once(
     migrate(database_url)
     start = (now - timedelta(hours=options.hours)).replace(microsecond=0)
     with psycopg.connect(database_url) as conn:
-        run_index = queries.count_cases_with_prefix(conn, DEMO_CASE_PREFIX)
+        run_index = cases.count_cases_with_prefix(conn, DEMO_CASE_PREFIX)
     sim = simulate(options, start=start, run_index=run_index)
     source = network_source(options)
     with psycopg.connect(database_url) as conn:
@@ -471,7 +472,7 @@ def ensure_demo_officer(conn: psycopg.Connection, settings: Settings) -> str:
     re-applied on every start, so a reused database and a new data directory still agree.
     """
     from api.security import hash_password, verify_password
-    from track_engine.db import accounts
+    from api.users import store as accounts
 
     path = settings.data_dir / "demo-officer.password"
     if not path.exists():
@@ -534,7 +535,7 @@ def _run_live(
     sim_now = utc_now() - timedelta(minutes=live_min * (1 - 1 / options.speedup))
     start = sim_now - timedelta(minutes=options.lead_minutes)
     with psycopg.connect(database_url) as conn:
-        run_index = queries.count_cases_with_prefix(conn, DEMO_CASE_PREFIX)
+        run_index = cases.count_cases_with_prefix(conn, DEMO_CASE_PREFIX)
     sim = simulate(options, start=start, run_index=run_index, live=True)
     with psycopg.connect(database_url) as conn:
         case_number = load_registry(

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import psycopg
 
-from track_engine.db import registry
+from api.registry import loaders as registry
 
 SPACING_M = 300.0
 LAT0, LON0 = 30.0, 120.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from track_engine.db.queries import mask_phone
+from api.registry.bike_search import mask_phone
 from track_engine.identifiers import frame_number_key, normalize_plate
 
 

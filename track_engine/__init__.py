@@ -5,6 +5,8 @@ idempotent) -> raise alerts for watched tags -> fold reads into passages -> stor
 passages. Routes are stitched from passages on the road graph (:mod:`track_engine.routes`).
 
 The pure core (``passages``, ``roads``, ``routes``) never touches the database or the broker;
-``db/`` owns the schema (numbered SQL migrations), the COPY writer and the read-side queries
-that the API calls. Errors raised here derive from :class:`track_engine.errors.EngineError`.
+``db/`` owns the engine's own storage: the schema (numbered SQL migrations), the COPY writer,
+the road network it loads, its watch list, quarantine and the periodic miss-rate job. The
+registry and tracking queries are the API's (``api/<domain>/store.py``, ``api/registry/``).
+Errors raised here derive from :class:`track_engine.errors.EngineError`.
 """

@@ -55,7 +55,7 @@ from reader_gateway.wire import (
     stored_topic,
     topic_safe_id,
 )
-from track_engine.db import queries
+from track_engine.db import quarantine
 from track_engine.metrics import EngineMetrics
 from track_engine.pipeline import Alert, Engine, ProcessResult
 from track_engine.retention import apply_retention
@@ -486,7 +486,7 @@ class EngineService:
 
     def _quarantine(self, msg: mqtt.MQTTMessage, reason: str) -> None:
         log.warning("quarantined a message on %s: %s", msg.topic, reason)
-        queries.quarantine(
+        quarantine.keep(
             self._conn, source=f"engine:{msg.topic}", reason=reason, payload=bytes(msg.payload)
         )
 

@@ -38,7 +38,7 @@ from numpy.typing import NDArray
 
 from track_engine.path_candidates import Candidate, PathCandidates
 from track_engine.path_direction import direction_loglik, travel_heading
-from track_engine.roads import NoPathError, ReaderPaths, RoadGraph
+from track_engine.roads import Derived, NoPathError, ReaderPaths, RoadGraph
 
 __all__ = [
     "Candidate",
@@ -136,6 +136,10 @@ class _Segment:
     loglik: NDArray[np.float64]
 
 
+# Candidate indexes by (reader paths, model): built once each, dropped with the reader paths.
+_CANDIDATES: Derived[PathModel, PathCandidates] = Derived()
+
+
 class NegativeEvidenceChooser:
     """A path chooser weighing time, detour, readers passed and direction of travel.
 
@@ -148,8 +152,8 @@ class NegativeEvidenceChooser:
 
     def candidates_for(self, reader_paths: ReaderPaths) -> PathCandidates:
         """The (cached) candidate index of these reader paths under this model."""
-        return reader_paths.memo(
-            f"candidates:{self.model!r}", lambda: PathCandidates(reader_paths, self.model)
+        return _CANDIDATES.get(
+            reader_paths, self.model, lambda: PathCandidates(reader_paths, self.model)
         )
 
     def ranked(

@@ -8,10 +8,12 @@ move, so the distances between every pair of reader nodes are computed once up f
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import scipy.sparse
@@ -31,6 +33,7 @@ _PREDECESSOR_CACHE_ROWS = 512
 DEFAULT_MISS_RATE = 0.3
 
 T = TypeVar("T")
+K = TypeVar("K")
 
 
 class NoPathError(EngineError, LookupError):
@@ -240,8 +243,6 @@ class ReaderPaths:
     # readers not listed get DEFAULT_MISS_RATE, the schema's default.
     miss_rate: Mapping[str, float] = field(default_factory=dict)
     _index: dict[str, int] = field(default_factory=dict, init=False, repr=False)
-    # Helpers other modules derive from these paths (e.g. path candidates), built once each.
-    _memo: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
     _paths: dict[tuple[str, str], tuple[int, ...]] = field(
         default_factory=dict, init=False, repr=False
     )
@@ -270,18 +271,38 @@ class ReaderPaths:
         """The reader's miss rate, ``DEFAULT_MISS_RATE`` when unknown."""
         return float(self.miss_rate.get(reader_id, DEFAULT_MISS_RATE))
 
-    def memo(self, key: str, factory: Callable[[], T]) -> T:
-        """A derived helper built once per ReaderPaths (readers never move, so it never ages)."""
-        if key not in self._memo:
-            self._memo[key] = factory()
-        value: T = self._memo[key]
-        return value
-
     def _position(self, reader_id: str) -> int:
         try:
             return self._index[reader_id]
         except KeyError:
             raise KeyError(f"unknown reader {reader_id!r}") from None
+
+
+class Derived(Generic[K, T]):
+    """Helpers derived from a :class:`ReaderPaths` (per key), each built once and dropped with
+    the paths.
+
+    Readers never move, so a derived helper never ages; a new ReaderPaths (another network, or
+    the same one with new miss rates) starts empty, and a replaced one takes its helpers with
+    it (weak references). The module that uses a helper declares its ``Derived``, typed,
+    beside the code: who keeps what, and until when, is read there.
+    """
+
+    def __init__(self) -> None:
+        self._by_paths: weakref.WeakKeyDictionary[ReaderPaths, dict[K, T]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._lock = threading.Lock()
+
+    def get(self, paths: ReaderPaths, key: K, build: Callable[[], T]) -> T:
+        """The helper of ``paths`` for ``key``, built by ``build()`` the first time (outside
+        the lock: two threads may both build it; the first one kept is the answer)."""
+        kept = self._by_paths.get(paths)
+        if kept is not None and key in kept:
+            return kept[key]
+        value = build()
+        with self._lock:
+            return self._by_paths.setdefault(paths, {}).setdefault(key, value)
 
 
 class NodeDistances:

@@ -61,7 +61,7 @@ from numpy.typing import NDArray
 
 from track_engine.paths import NegativeEvidenceChooser, PathModel, shortest_path
 from track_engine.places import SURE_REACH_M, PlaceModel, clone_moves, group_sightings
-from track_engine.roads import ReaderPaths, RoadGraph, precompute_reader_paths
+from track_engine.roads import Derived, ReaderPaths, RoadGraph, precompute_reader_paths
 from track_engine.route_geometry import (
     DRAWN_KINDS,
     POINT_COLUMNS,
@@ -100,7 +100,8 @@ _US_PER_S = 1_000_000
 # second, and a reader's pole stands a few meters from its road node at either end.
 _IMPOSSIBLE_SLACK_S = 2.0
 _IMPOSSIBLE_SLACK_M = 20.0
-_SHAPES_MEMO = "route_geometry.path_shapes"
+# The path shapes of each reader paths' graph, built once, dropped with the reader paths.
+_SHAPES: Derived[None, PathShapes] = Derived()
 # A passage is "passed by" only when crossing the reader's node is this much less likely
 # (natural log) than the way past it: 1 in 100, i.e. a reader hearing another road close to
 # its node is not rare, but not the default explanation of a read either.
@@ -481,7 +482,7 @@ def build_route(
 
 def _path_shapes(graph: RoadGraph, reader_paths: ReaderPaths) -> PathShapes:
     """The path shapes of ``graph``, kept with the reader paths so later routes reuse them."""
-    shapes = reader_paths.memo(_SHAPES_MEMO, lambda: PathShapes(reader_paths.graph))
+    shapes = _SHAPES.get(reader_paths, None, lambda: PathShapes(reader_paths.graph))
     return shapes if shapes.graph is graph else PathShapes(graph)
 
 

@@ -20,7 +20,7 @@ from api.deps import Principal
 from api.errors import ConflictError
 from api.grounds import check_case, check_reason
 from api.pagination import PageParams
-from track_engine.db import audit
+from api.registry import audit
 from track_engine.errors import NotFoundError
 
 

@@ -11,7 +11,7 @@ from pydantic import AwareDatetime, BaseModel
 
 from api.deps import MAX_ID, AuditorDep, ConnDep
 from api.pagination import Page, PageDep, page_of
-from track_engine.db import audit
+from api.registry import audit
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 

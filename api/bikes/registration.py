@@ -14,8 +14,10 @@ import psycopg
 from api.bikes.schemas import OwnerIn, RegistrationIn
 from api.deps import Keys, Principal
 from api.errors import BadRequestError, ConflictError
-from track_engine.db import accounts, audit, bikes, events
-from track_engine.db.registry import hash_id_number
+from api.events import service as events
+from api.registry import audit, bikes
+from api.registry.loaders import hash_id_number
+from api.users import service as users
 from track_engine.errors import NotFoundError
 from track_engine.identifiers import frame_number_key, normalize_plate
 
@@ -43,13 +45,11 @@ def _owner_id(conn: psycopg.Connection, *, owner: OwnerIn, keys: Keys) -> int:
 def _link_booking(conn: psycopg.Connection, *, booking_id: int | None, owner_id: int) -> None:
     if booking_id is None:
         return
-    booking = events.get_booking(conn, booking_id)
-    if booking is None:
+    user_id = events.booking_user_id(conn, booking_id)
+    if user_id is None:
         raise BadRequestError(f"no booking {booking_id}")
-    user = accounts.user_by_id(conn, booking.user_id)
-    if user is not None and user.role == "resident":
-        accounts.link_owner(conn, user_id=user.user_id, owner_id=owner_id)
-    events.check_in(conn, booking_id=booking_id)
+    users.link_resident(conn, user_id=user_id, owner_id=owner_id)
+    events.mark_arrived(conn, booking_id)
 
 
 def _raise_conflicts(
@@ -79,7 +79,7 @@ def register(
     """Register owner, bike, plate and tag; or flag a stolen match (nothing registered)."""
     frame_key = frame_number_key(body.frame_number)
     motor_key = frame_number_key(body.motor_number)
-    if body.event_id is not None and events.get_event(conn, body.event_id) is None:
+    if body.event_id is not None and not events.event_exists(conn, body.event_id):
         raise BadRequestError(f"no tagging event {body.event_id}")
     matches = bikes.stolen_matches(conn, frame_key=frame_key, motor_key=motor_key)
     if matches:
@@ -98,15 +98,13 @@ def register(
             for m in matches
         ]
         for m in matches:
-            audit.append(
+            audit.record(
                 conn,
-                actor=by.username,
-                role=by.role,
-                action="bike.stolen_match",
+                by,
+                "bike.stolen_match",
                 subject=f"bike:{m.bike_id}",
                 bike_id=m.bike_id,
                 case_number=m.case_number,
-                remote_addr=by.remote_addr,
                 detail={"kind": m.kind},
             )
         return RegistrationResult(bike_id=None, flag_ids=flag_ids)
@@ -131,14 +129,12 @@ def register(
         ),
     )
     _link_booking(conn, booking_id=body.booking_id, owner_id=owner_id)
-    audit.append(
+    audit.record(
         conn,
-        actor=by.username,
-        role=by.role,
-        action="bike.register",
+        by,
+        "bike.register",
         subject=f"bike:{bike_id}",
         bike_id=bike_id,
-        remote_addr=by.remote_addr,
         detail={"plate": body.plate, "tag_id": body.tag_id, "event_id": body.event_id},
     )
     return RegistrationResult(bike_id=bike_id)
@@ -158,14 +154,12 @@ def retag(conn: psycopg.Connection, *, bike_id: int, tag_id: str, by: Principal)
     _active(conn, bike_id)
     _raise_conflicts(conn, tag_id=tag_id, plate_key=None, frame_key=None)
     old = bikes.retag(conn, bike_id=bike_id, tag_id=tag_id)
-    audit.append(
+    audit.record(
         conn,
-        actor=by.username,
-        role=by.role,
-        action="bike.retag",
+        by,
+        "bike.retag",
         subject=f"bike:{bike_id}",
         bike_id=bike_id,
-        remote_addr=by.remote_addr,
         detail={"old": old, "new": tag_id},
     )
 
@@ -191,24 +185,20 @@ def change_owner(
     )
     _link_booking(conn, booking_id=booking_id, owner_id=owner_id)
     for watch_id in disarmed:
-        audit.append(
+        audit.record(
             conn,
-            actor=by.username,
-            role=by.role,
-            action="watch.disarm",
+            by,
+            "watch.disarm",
             subject=f"watch:{watch_id}",
             bike_id=bike_id,
-            remote_addr=by.remote_addr,
             detail={"why": "owner_change", "from_owner": before.owner_id, "to_owner": owner_id},
         )
-    audit.append(
+    audit.record(
         conn,
-        actor=by.username,
-        role=by.role,
-        action="bike.owner_change",
+        by,
+        "bike.owner_change",
         subject=f"bike:{bike_id}",
         bike_id=bike_id,
-        remote_addr=by.remote_addr,
         detail={"from_owner": before.owner_id, "to_owner": owner_id},
     )
 
@@ -217,12 +207,4 @@ def deregister(conn: psycopg.Connection, *, bike_id: int, by: Principal) -> None
     """Take the bike off the registry (plate and tag become free)."""
     _active(conn, bike_id)
     bikes.deregister(conn, bike_id=bike_id)
-    audit.append(
-        conn,
-        actor=by.username,
-        role=by.role,
-        action="bike.deregister",
-        subject=f"bike:{bike_id}",
-        bike_id=bike_id,
-        remote_addr=by.remote_addr,
-    )
+    audit.record(conn, by, "bike.deregister", subject=f"bike:{bike_id}", bike_id=bike_id)

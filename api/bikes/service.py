@@ -8,25 +8,25 @@ import psycopg
 from api.bikes.schemas import BikeDetailOut, BikeOut, OwnerOut, TagBindingOut, TheftSummary
 from api.deps import Principal
 from api.errors import BadRequestError
+from api.registry import bike_search, bikes
 from api.security import mask_id_number
-from track_engine.db import bikes, queries
 from track_engine.errors import NotFoundError
 
 
 def lookup_bike(
     conn: psycopg.Connection, *, plate: str | None, frame_number: str | None
-) -> queries.BikeRecord:
+) -> bike_search.BikeRecord:
     """Find a bike by plate or frame number; NotFoundError if none."""
     if not (plate or frame_number):
         raise BadRequestError("give a plate or a frame_number")
-    bike = queries.find_bike(conn, plate=plate or None, frame_number=frame_number or None)
+    bike = bike_search.find_bike(conn, plate=plate or None, frame_number=frame_number or None)
     if bike is None:
         what = f"plate {plate}" if plate else f"frame number {frame_number}"
         raise NotFoundError(f"no registered bike with {what}")
     return bike
 
 
-def to_out(bike: queries.BikeRecord) -> BikeOut:
+def to_out(bike: bike_search.BikeRecord) -> BikeOut:
     """Response model of a bike record."""
     return BikeOut(
         bike_id=bike.bike_id,
@@ -68,7 +68,7 @@ def detail_out(detail: bikes.BikeDetail) -> BikeDetailOut:
         owner=OwnerOut(
             owner_id=detail.owner_id,
             name=detail.owner_name,
-            phone=queries.mask_phone(detail.owner_phone),
+            phone=bike_search.mask_phone(detail.owner_phone),
             id_number=mask_id_number(detail.id_number_tail),
             address=detail.owner_address,
         ),

@@ -8,10 +8,11 @@ from datetime import datetime
 from fastapi import APIRouter, status
 from pydantic import Field
 
+from api.cameras import store as cameras
 from api.deps import AdminDep, ConnDep, OperatorDep
 from api.pagination import Page, PageDep, page_of
+from api.registry import audit
 from api.request_model import RequestModel
-from track_engine.db import audit, cameras
 
 router = APIRouter(prefix="/api/v1/cameras", tags=["cameras"])
 
@@ -41,14 +42,7 @@ class CameraOut(CameraIn):
 def put_camera(conn: ConnDep, principal: AdminDep, body: CameraIn) -> CameraOut:
     """Add a camera, or update the one with the same id. Roles: admin."""
     record = cameras.upsert_camera(conn, **body.model_dump())
-    audit.append(
-        conn,
-        actor=principal.username,
-        role=principal.role,
-        action="camera.put",
-        subject=f"camera:{body.camera_id}",
-        remote_addr=principal.remote_addr,
-    )
+    audit.record(conn, principal, "camera.put", subject=f"camera:{body.camera_id}")
     return CameraOut(**asdict(record))
 
 

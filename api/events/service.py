@@ -9,8 +9,9 @@ import psycopg
 
 from api.deps import Principal
 from api.errors import BadRequestError, ConflictError
+from api.events import store as events
 from api.events.schemas import BookingOut, EventIn, EventOut
-from track_engine.db import audit, events
+from api.registry import audit
 from track_engine.errors import NotFoundError
 
 
@@ -27,14 +28,7 @@ def booking_out(booking: events.BookingRecord) -> BookingOut:
 def create_event(conn: psycopg.Connection, *, body: EventIn, by: Principal) -> EventOut:
     """Create an event."""
     event_id = events.create_event(conn, **body.model_dump())
-    audit.append(
-        conn,
-        actor=by.username,
-        role=by.role,
-        action="event.create",
-        subject=f"event:{event_id}",
-        remote_addr=by.remote_addr,
-    )
+    audit.record(conn, by, "event.create", subject=f"event:{event_id}")
     return get_event(conn, event_id=event_id)
 
 
@@ -74,15 +68,25 @@ def check_in(
     if booking.checked_in_at is not None:
         raise BadRequestError(f"booking {booking_id} is already checked in")
     events.check_in(conn, booking_id=booking_id)
-    audit.append(
-        conn,
-        actor=by.username,
-        role=by.role,
-        action="event.check_in",
-        subject=f"booking:{booking_id}",
-        remote_addr=by.remote_addr,
-    )
+    audit.record(conn, by, "event.check_in", subject=f"booking:{booking_id}")
     updated = events.get_booking(conn, booking_id)
     if updated is None:
         raise RuntimeError("check_in: the booking just updated is gone")
     return booking_out(updated)
+
+
+def event_exists(conn: psycopg.Connection, event_id: int) -> bool:
+    """Whether the tagging event exists (a registration may name the one it happens at)."""
+    return events.get_event(conn, event_id) is not None
+
+
+def booking_user_id(conn: psycopg.Connection, booking_id: int) -> int | None:
+    """The user who made the booking; None if there is no such booking."""
+    booking = events.get_booking(conn, booking_id)
+    return None if booking is None else booking.user_id
+
+
+def mark_arrived(conn: psycopg.Connection, booking_id: int) -> None:
+    """Mark the booking's resident as arrived: their bike is being registered at the event
+    (the registration is what the audit log records)."""
+    events.check_in(conn, booking_id=booking_id)

@@ -10,9 +10,9 @@ from pydantic import AwareDatetime
 
 from api.deps import AnyUserDep, ConnDep, IdPath, RegistryDep, ResidentDep
 from api.events import service
+from api.events import store as events
 from api.events.schemas import BookingOut, EventIn, EventOut
 from api.pagination import Page, PageDep, page_of
-from track_engine.db import events
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
 

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 import psycopg
 
-from track_engine.db import live_notify
+from api.live import store as live_notify
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from psycopg_pool import ConnectionPool
 from api.errors import BadRequestError, UnavailableError
 from api.live.listener import LiveHub
 from api.network.service import LoadedNetwork, NetworkCache
-from track_engine.db import cases
+from api.registry import cases
 from track_engine.errors import EngineError
 
 HEARTBEAT_S = 15.0

@@ -23,8 +23,8 @@ from api.live.service import (
     stream,
 )
 from api.openapi import LOOKUP_RESPONSES
+from api.registry import audit, bikes, cases
 from api.thefts.schemas import CASE_PATTERN
-from track_engine.db import audit, bikes, cases
 
 router = APIRouter(prefix="/api/v1/live", tags=["live"])
 
@@ -98,15 +98,13 @@ def live_bike(
     last_event_id: LastEventId = None,
 ) -> StreamingResponse:
     """New passages (with the route's extension) and alerts of one bike. Roles: officer."""
-    record = audit.AuditRow(
-        actor=principal.username,
-        role=principal.role,
-        action="live.bike",
+    record = audit.row_by(
+        principal,
+        "live.bike",
         subject=f"bike:{bike_id}",
         bike_id=bike_id,
         reason=check_reason(reason, case_number),
         case_number=case_number,
-        remote_addr=principal.remote_addr,
     )
     check_case(conn, record)
     if bikes.bike_detail(conn, bike_id) is None:
@@ -139,13 +137,8 @@ def live_case(
     last_event_id: LastEventId = None,
 ) -> StreamingResponse:
     """The stream of the case's bike (the open case's number is the reason). Roles: officer."""
-    record = audit.AuditRow(
-        actor=principal.username,
-        role=principal.role,
-        action="live.case",
-        subject=f"case:{case_number}",
-        case_number=case_number,
-        remote_addr=principal.remote_addr,
+    record = audit.row_by(
+        principal, "live.case", subject=f"case:{case_number}", case_number=case_number
     )
     check_case(conn, record)
     theft = cases.theft_by_case(conn, case_number)
@@ -188,13 +181,11 @@ def live_alerts(
     # A fresh stream needs no grounds (it shows what happens from now on), but grounds given
     # are checked like any; a resume replays the past, so it needs them.
     resume = bool(last_event_id)
-    record = audit.AuditRow(
-        actor=principal.username,
-        role=principal.role,
-        action="live.alerts",
+    record = audit.row_by(
+        principal,
+        "live.alerts",
         reason=check_reason(reason, case_number) if resume or reason.strip() else "",
         case_number=case_number,
-        remote_addr=principal.remote_addr,
     )
     check_case(conn, record)
     since: datetime | None = None

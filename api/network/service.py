@@ -1,7 +1,7 @@
 """Loads the active road network once and keeps the engine's graph and reader paths.
 
 The readers' miss rates (learned from the passages where known, else the registry's figure;
-:func:`track_engine.db.queries.load_network`) are looked at again every ``refresh_s``: when a
+:func:`track_engine.db.network.load_network`) are looked at again every ``refresh_s``: when a
 learning run (``tagtrail readers learn-miss-rates`` or the engine's periodic one) or an import
 in another API process changed them, the reader paths are rebuilt with the new rates in a
 thread of their own, warmed, and swapped in (the routes stitched with the old ones are
@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import psycopg
@@ -22,7 +23,7 @@ from psycopg_pool import ConnectionPool
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import UnavailableError
-from track_engine.db import queries
+from track_engine.db import network as stored_network
 from track_engine.roads import ReaderPaths, RoadGraph
 from track_engine.routes import warm_path_choice
 
@@ -40,12 +41,13 @@ class LoadedNetwork:
     graph: RoadGraph
     reader_nodes: dict[str, int]
     reader_paths: ReaderPaths
-    arrays: queries.NetworkArrays
+    arrays: stored_network.NetworkArrays
 
-    @property
+    @cached_property
     def reader_ranges_m(self) -> dict[str, float]:
-        """Read ranges of the long-range readers (active tags), for places and clone tests."""
-        return self.reader_paths.memo("api.network.reader_ranges_m", self.arrays.reader_ranges_m)
+        """Read ranges of the long-range readers (active tags), for places and clone tests
+        (worked out once per loaded network)."""
+        return self.arrays.reader_ranges_m()
 
 
 class NetworkCache:
@@ -56,7 +58,7 @@ class NetworkCache:
         self._lock = threading.Lock()
         self._loaded: LoadedNetwork | None = None
         self.refresh_s = refresh_s
-        self._stamp = ""  # queries.network_miss_rates_stamp of the loaded miss rates
+        self._stamp = ""  # stored_network.network_miss_rates_stamp of the loaded miss rates
         self._refreshing: threading.Thread | None = None  # a rebuild with new rates
         self._checked_at = 0.0  # time.monotonic() of the last look at them
 
@@ -78,15 +80,15 @@ class NetworkCache:
 
     def get(self, conn: psycopg.Connection) -> LoadedNetwork:
         """The active network, loading it if it is new; raises UnavailableError if none."""
-        network_id = queries.active_network_id(conn)
+        network_id = stored_network.active_network_id(conn)
         if network_id is None:
             raise UnavailableError("no road network has been loaded yet")
         with self._lock:
             loaded = self._loaded
             if loaded is None or loaded.network_id != network_id:
                 # The stamp first: a learning run committing in between is seen next time.
-                stamp = queries.network_miss_rates_stamp(conn, network_id)
-                arrays = queries.load_network(conn)
+                stamp = stored_network.network_miss_rates_stamp(conn, network_id)
+                arrays = stored_network.load_network(conn)
                 if arrays is None:
                     raise UnavailableError("no road network has been loaded yet")
                 graph = arrays.road_graph()
@@ -120,10 +122,10 @@ class NetworkCache:
         A failed look is logged and tried again at the next one.
         """
         try:
-            new_stamp = queries.network_miss_rates_stamp(conn, loaded.network_id)
+            new_stamp = stored_network.network_miss_rates_stamp(conn, loaded.network_id)
             if new_stamp == stamp:
                 return loaded
-            readers = queries.network_reader_rates(conn, loaded.network_id)
+            readers = stored_network.network_reader_rates(conn, loaded.network_id)
         except psycopg.Error:
             log.warning("network: could not look at the readers' miss rates", exc_info=True)
             return loaded

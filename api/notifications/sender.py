@@ -24,7 +24,7 @@ import psycopg
 from api.notifications import store
 from api.notifications.channels import Channel, DeliveryError
 from api.notifications.message import Message, compose
-from track_engine.db import audit
+from api.registry import audit
 
 log = logging.getLogger(__name__)
 

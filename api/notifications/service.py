@@ -26,7 +26,7 @@ from api.notifications.schemas import (
     SubscriptionOut,
     SubscriptionPatch,
 )
-from track_engine.db import audit
+from api.registry import audit
 from track_engine.errors import NotFoundError
 
 KINDS_BY_ROLE = {

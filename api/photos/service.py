@@ -10,7 +10,7 @@ from api.errors import BadRequestError
 from api.photos import store
 from api.photos.images import prepare_image
 from api.photos.schemas import PhotoOut
-from track_engine.db import audit
+from api.registry import audit
 from track_engine.errors import NotFoundError
 
 MAX_PHOTOS_PER_BIKE = 8

@@ -10,7 +10,7 @@ import psycopg
 from api.errors import BadRequestError
 from api.public import store
 from api.public.schemas import StolenCheckOut
-from track_engine.db import audit
+from api.registry import audit
 from track_engine.identifiers import frame_number_key, normalize_plate
 
 ADVICE_STOLEN = (

@@ -36,9 +36,11 @@ from pydantic import BaseModel, Field
 from api.deps import Principal
 from api.errors import UnavailableError
 from api.network.service import NetworkCache
+from api.readers import store as fleet
+from api.registry import audit
+from api.registry import loaders as registry
 from api.request_model import RequestModel
 from reader_gateway.wire import READER_PROTOCOL_PATTERN
-from track_engine.db import audit, fleet, registry
 from track_engine.db.reader_miss_rates import StoredMissRate
 from track_engine.roads import DEFAULT_MISS_RATE, project_lonlat
 
@@ -183,14 +185,7 @@ def import_readers(
     registry.upsert_readers(conn, frame, network_id=network_id)
     network.invalidate()
     ids = [r.reader_id for r in readers]
-    audit.append(
-        conn,
-        actor=by.username,
-        role=by.role,
-        action="readers.import",
-        remote_addr=by.remote_addr,
-        detail={"readers": ids},
-    )
+    audit.record(conn, by, "readers.import", detail={"readers": ids})
     return {
         "created": sorted(set(ids) - before),
         "updated": sorted(set(ids) & before),

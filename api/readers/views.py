@@ -9,8 +9,9 @@ from fastapi import APIRouter, Body, Path
 
 from api.deps import AdminDep, ConnDep, NetworkDep, OperatorDep
 from api.pagination import Page, PageDep, page_of
+from api.readers import store as fleet
 from api.readers.service import ReaderIn, ReaderOut, import_readers, reader_out
-from track_engine.db import fleet, reader_miss_rates
+from track_engine.db import reader_miss_rates
 from track_engine.errors import NotFoundError
 
 router = APIRouter(prefix="/api/v1/readers", tags=["readers"])

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 import psycopg
 from pydantic import BaseModel, Field
 
-from track_engine.db import fleet
+from api.stats import store
 
 
 class MinuteOut(BaseModel):
@@ -33,7 +33,7 @@ class IngestOut(BaseModel):
 
 def ingest_figures(conn: psycopg.Connection, *, now: datetime, window_minutes: int) -> IngestOut:
     """Ingest lag and reads per minute, overall and per reader, over the last minutes."""
-    activity = fleet.ingest_activity(conn, now=now, window=timedelta(minutes=window_minutes))
+    activity = store.ingest_activity(conn, now=now, window=timedelta(minutes=window_minutes))
     lag_s = None
     if activity.newest_read_at is not None:
         # A reader whose clock runs ahead can store reads "from the future": that is not lag.

@@ -12,8 +12,8 @@ from pydantic import AwareDatetime
 
 from api.deps import ConnDep, OperatorDep, SupervisorDep
 from api.errors import BadRequestError
+from api.stats import store as stats
 from api.stats.service import IngestOut, ingest_figures
-from track_engine.db import stats
 
 router = APIRouter(prefix="/api/v1/stats", tags=["statistics"])
 MAX_SPAN = timedelta(days=366)

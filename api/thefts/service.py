@@ -10,6 +10,8 @@ import psycopg
 from api.bikes.service import visible_bike
 from api.deps import Principal
 from api.errors import BadRequestError, ConflictError
+from api.registry import audit, cases
+from api.registry import loaders as registry
 from api.thefts.schemas import (
     ReportAction,
     ResidentAlertOut,
@@ -18,7 +20,6 @@ from api.thefts.schemas import (
     WatchIn,
     WatchOut,
 )
-from track_engine.db import audit, cases, registry
 from track_engine.errors import NotFoundError
 
 MAX_WATCH = timedelta(days=31)
@@ -61,15 +62,7 @@ def report(conn: psycopg.Connection, *, body: TheftIn, by: Principal, now: datet
         case_number=None,
         reported_by=by.user_id,
     )
-    audit.append(
-        conn,
-        actor=by.username,
-        role=by.role,
-        action="theft.report",
-        subject=f"theft:{theft_id}",
-        bike_id=bike.bike_id,
-        remote_addr=by.remote_addr,
-    )
+    audit.record(conn, by, "theft.report", subject=f"theft:{theft_id}", bike_id=bike.bike_id)
     return get_theft(conn, theft_id=theft_id, by=by)
 
 
@@ -105,15 +98,13 @@ def confirm(
             code="case-number-taken",
         )
     cases.confirm_theft(conn, theft_id=theft_id, case_number=case_number)
-    audit.append(
+    audit.record(
         conn,
-        actor=by.username,
-        role=by.role,
-        action="theft.confirm",
+        by,
+        "theft.confirm",
         subject=f"theft:{theft_id}",
         bike_id=theft.bike_id,
         case_number=case_number,
-        remote_addr=by.remote_addr,
     )
     return get_theft(conn, theft_id=theft_id, by=by)
 
@@ -128,15 +119,13 @@ def recover(conn: psycopg.Connection, *, theft_id: int, at: datetime, by: Princi
     if at < theft.stolen_at:
         raise BadRequestError("recovered_at is before the theft")
     cases.recover_theft(conn, theft_id=theft_id, at=at)
-    audit.append(
+    audit.record(
         conn,
-        actor=by.username,
-        role=by.role,
-        action="theft.recover",
+        by,
+        "theft.recover",
         subject=f"theft:{theft_id}",
         bike_id=theft.bike_id,
         case_number=theft.case_number,
-        remote_addr=by.remote_addr,
     )
     return get_theft(conn, theft_id=theft_id, by=by)
 
@@ -154,15 +143,7 @@ def arm(
     watch_id = cases.arm_watch(
         conn, bike_id=bike.bike_id, user_id=by.user_id, starts_at=starts_at, ends_at=body.ends_at
     )
-    audit.append(
-        conn,
-        actor=by.username,
-        role=by.role,
-        action="watch.arm",
-        subject=f"watch:{watch_id}",
-        bike_id=bike.bike_id,
-        remote_addr=by.remote_addr,
-    )
+    audit.record(conn, by, "watch.arm", subject=f"watch:{watch_id}", bike_id=bike.bike_id)
     watch = cases.get_watch(conn, watch_id)
     if watch is None:
         raise RuntimeError("arm: the watch just written is gone")
@@ -175,15 +156,7 @@ def disarm(conn: psycopg.Connection, *, watch_id: int, by: Principal) -> WatchOu
     if watch is None or watch.kind != "armed" or watch.created_by != by.user_id:
         raise NotFoundError(f"no armed watch {watch_id} of yours")
     cases.close_watch(conn, watch_id=watch_id)
-    audit.append(
-        conn,
-        actor=by.username,
-        role=by.role,
-        action="watch.disarm",
-        subject=f"watch:{watch_id}",
-        bike_id=watch.bike_id,
-        remote_addr=by.remote_addr,
-    )
+    audit.record(conn, by, "watch.disarm", subject=f"watch:{watch_id}", bike_id=watch.bike_id)
     closed = cases.get_watch(conn, watch_id)
     if closed is None:
         raise RuntimeError("disarm: the watch just closed is gone")

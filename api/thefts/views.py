@@ -19,6 +19,7 @@ from api.deps import (
 )
 from api.deps import Principal as _Principal
 from api.pagination import Page, PageDep, page_of
+from api.registry import cases
 from api.thefts import service
 from api.thefts.schemas import (
     ConfirmIn,
@@ -29,7 +30,6 @@ from api.thefts.schemas import (
     WatchIn,
     WatchOut,
 )
-from track_engine.db import cases
 
 router = APIRouter(prefix="/api/v1", tags=["thefts and watches"])
 TheftViewerDep = Annotated[_Principal, require("admin", "officer", "resident")]

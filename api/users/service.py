@@ -13,6 +13,7 @@ from api.config import ApiConfig
 from api.deps import Keys
 from api.errors import BadRequestError, ConflictError, TooManyRequestsError, UnauthorizedError
 from api.login_gate import BUSY_DETAIL
+from api.registry import audit
 from api.security import (
     HashGate,
     LoginLimiter,
@@ -21,8 +22,8 @@ from api.security import (
     needs_rehash,
     verify_password,
 )
+from api.users import store as accounts
 from api.users.schemas import TokenOut, UserOut
-from track_engine.db import accounts, audit
 from track_engine.errors import NotFoundError
 
 
@@ -77,12 +78,10 @@ def login(
             limiter.failed(username, client)
         reason = "unknown-user" if user is None else "wrong-password" if not matches else "disabled"
         with pool.connection() as conn:
-            audit.append(
+            audit.record(
                 conn,
-                actor=username,
-                role=user.role if user else "",
-                action="auth.login_failed",
-                remote_addr=client,
+                audit.Caller(username, user.role if user else "", client),
+                "auth.login_failed",
                 detail={"reason": reason},
             )
         if reason == "disabled":
@@ -93,9 +92,7 @@ def login(
     with pool.connection() as conn:
         if upgraded:
             accounts.set_password_hash(conn, user_id=user.user_id, password_hash=upgraded)
-        audit.append(
-            conn, actor=user.username, role=user.role, action="auth.login", remote_addr=client
-        )
+        audit.record(conn, audit.Caller(user.username, user.role, client), "auth.login")
     return _token_out(user, version=user.token_version, config=config, keys=keys, now=now)
 
 
@@ -125,25 +122,21 @@ def change_own_password(
     with hash_slot(gate):
         if not verify_password(user.password_hash, current_password):
             limiter.failed(user.username, client)
-            audit.append(
+            audit.record(
                 conn,
-                actor=user.username,
-                role=user.role,
-                action="auth.login_failed",
+                audit.Caller(user.username, user.role, client),
+                "auth.login_failed",
                 subject=f"user:{user_id}",
-                remote_addr=client,
                 detail={"reason": "wrong-password", "during": "password change"},
             )
             return None
         new_hash = hash_password(new_password)
     accounts.change_password(conn, user_id=user_id, password_hash=new_hash)
-    audit.append(
+    audit.record(
         conn,
-        actor=user.username,
-        role=user.role,
-        action="user.password_change",
+        audit.Caller(user.username, user.role, client),
+        "user.password_change",
         subject=f"user:{user_id}",
-        remote_addr=client,
     )
     # The change bumped the account's token version: the fresh token carries the new one.
     return _token_out(user, version=user.token_version + 1, config=config, keys=keys, now=now)
@@ -170,13 +163,11 @@ def reset_password(
         new_hash = hash_password(new_password)
     if not accounts.change_password(conn, user_id=user_id, password_hash=new_hash):
         raise NotFoundError(f"no user {user_id}")
-    audit.append(
+    audit.record(
         conn,
-        actor=actor,
-        role=actor_role,
-        action="user.password_reset",
+        audit.Caller(actor, actor_role, remote_addr),
+        "user.password_reset",
         subject=f"user:{user_id}",
-        remote_addr=remote_addr,
     )
 
 
@@ -226,13 +217,11 @@ def create_user(
     )
     if user is None:
         raise ConflictError(f"the username {username!r} is taken", code="username-taken")
-    audit.append(
+    audit.record(
         conn,
-        actor=actor,
-        role=actor_role,
-        action="user.create",
+        audit.Caller(actor, actor_role, remote_addr),
+        "user.create",
         subject=f"user:{user.user_id}",
-        remote_addr=remote_addr,
         detail={"username": username, "role": role},
     )
     return user
@@ -250,15 +239,21 @@ def set_disabled(
     """Disable or re-enable an account (it takes effect on the next request)."""
     if not accounts.set_disabled(conn, user_id=user_id, disabled=disabled):
         raise NotFoundError(f"no user {user_id}")
-    audit.append(
+    audit.record(
         conn,
-        actor=actor,
-        role=actor_role,
-        action="user.disable" if disabled else "user.enable",
+        audit.Caller(actor, actor_role, remote_addr),
+        "user.disable" if disabled else "user.enable",
         subject=f"user:{user_id}",
-        remote_addr=remote_addr,
     )
     user = accounts.user_by_id(conn, user_id)
     if user is None:
         raise RuntimeError("set_disabled: the account just updated is gone")
     return user
+
+
+def link_resident(conn: psycopg.Connection, *, user_id: int, owner_id: int) -> None:
+    """Make a resident account the owner's, so it sees the owner's bikes (an account of any
+    other role, or none, is left alone)."""
+    user = accounts.user_by_id(conn, user_id)
+    if user is not None and user.role == "resident":
+        accounts.link_owner(conn, user_id=user.user_id, owner_id=owner_id)

@@ -26,6 +26,7 @@ from api.deps import (
 from api.errors import TooManyRequestsError
 from api.pagination import Page, PageDep, page_of
 from api.users import service
+from api.users import store as accounts
 from api.users.schemas import (
     PasswordChange,
     PasswordReset,
@@ -34,7 +35,6 @@ from api.users.schemas import (
     UserOut,
     UserPatch,
 )
-from track_engine.db import accounts
 from track_engine.errors import NotFoundError
 
 auth_router = APIRouter(prefix="/api/v1/auth", tags=["auth"])

@@ -72,7 +72,7 @@ class LatencyOptions:
 def officer(database_url: str) -> dict[str, str]:
     """Create the benchmark's officer account; returns its login form."""
     from api.security import hash_password
-    from track_engine.db import accounts
+    from api.users import store as accounts
 
     password = secrets.token_urlsafe(16)
     with psycopg.connect(database_url) as conn:
@@ -99,8 +99,8 @@ def up(base: str) -> bool:
 
 def seed_watch(database_url: str, *, data_dir: Path) -> None:
     """Register the watched bike and open its theft (which opens the watch)."""
+    from api.registry import loaders as registry
     from tagtrail.settings import Settings
-    from track_engine.db import registry
 
     tag = str(tag_hex(np.array([WATCHED_TAG]))[0])
     key = Settings(data_dir=data_dir).resolve_id_hash_key()

@@ -87,7 +87,7 @@ class Tally:
 def _accounts(database_url: str, count: int) -> list[tuple[str, str]]:
     """``count`` resident accounts with random passwords; their (username, password)."""
     from api.security import hash_password
-    from track_engine.db import accounts
+    from api.users import store as accounts
 
     made = []
     with psycopg.connect(database_url) as conn:

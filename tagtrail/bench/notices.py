@@ -24,9 +24,10 @@ import psycopg
 
 from api.notifications.channels import ChannelConfig, build_channels
 from api.notifications.sender import NoticeSender, RetryPolicy, start_sender
+from api.registry import loaders as registry
 from api.security import hash_password
+from api.users import store as accounts
 from tagtrail.bench.common import fresh_database, machine, percentiles_ms
-from track_engine.db import accounts, registry
 
 TAG = "E28011A1BE0C0000000000AA"
 

@@ -227,8 +227,8 @@ def roads_import(
     """Import OpenStreetMap roads bikes use, store them as the active network.
 
     The several OSM nodes of one real junction become one node (readers go on junctions)."""
+    from api.registry import loaders as registry
     from citymap.network_files import load_roads, save_city
-    from track_engine.db import registry
     from track_engine.db.migrate import migrate
 
     city = load_roads(file, junction_tolerance_m=junction_tolerance_m)
@@ -264,20 +264,21 @@ def readers_import(
     """Import a reader deployment onto the active network (snapped to the nearest junction)."""
     import psycopg
 
+    from api.registry import loaders as registry
     from citymap.reader_files import (
         ReaderFileError,
         project,
         read_readers,
         snap_to_junctions,
     )
-    from track_engine.db import queries, registry
+    from track_engine.db import network
     from track_engine.db.migrate import migrate
 
     table = read_readers(file)
     with services(Settings()) as svc:
         migrate(svc.database_url)
         with psycopg.connect(svc.database_url) as conn:
-            net = queries.load_network(conn)
+            net = network.load_network(conn)
             if net is None:
                 err.print("no active road network: run `tagtrail roads import` first")
                 raise typer.Exit(1)

@@ -24,9 +24,9 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from api.config import ApiConfig
+from api.users import store as accounts
 from api.users.service import create_user
 from reader_gateway.wire import batch_from_columns
-from track_engine.db import accounts
 from track_engine.pipeline import Engine
 
 PASSWORD = "correct horse battery"

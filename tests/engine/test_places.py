@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from track_engine.db.queries import NetworkArrays
+from track_engine.db.network import NetworkArrays
 from track_engine.passages import PASSAGE_COLUMNS
 from track_engine.places import PROTOCOL_RANGE_M, PlaceModel
 from track_engine.roads import RoadGraph, precompute_reader_paths

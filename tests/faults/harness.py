@@ -39,9 +39,9 @@ from gw_helpers import Mosquitto, wait_until
 from paho.mqtt.enums import CallbackAPIVersion
 from testsupport import free_port
 
+from api.registry import loaders as registry
 from reader_gateway.protocols import tagtrail_active
 from reader_gateway.wire import mqtt_endpoint
-from track_engine.db import registry
 from track_engine.db.migrate import migrate
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")

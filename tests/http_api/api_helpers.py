@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 from testsupport import create_database
 
 from api.config import ApiConfig
+from api.users import store as accounts
 from api.users.service import create_user
-from track_engine.db import accounts
 from track_engine.db.migrate import migrate
 
 ROLES = ("admin", "officer", "registrar", "resident", "auditor", "operator")

@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from scenarios import registration
 
-from api.routes.exports import to_kml
+from api.tracking.exports import to_kml
 
 KML = "{http://www.opengis.net/kml/2.2}"
 # Every location lookup: route, exports, cameras, last seen, next readers, companions, live.

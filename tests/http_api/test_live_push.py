@@ -30,7 +30,7 @@ from testsupport import free_port
 
 from api.app import create_app
 from api.live.listener import Bell, LiveHub, Notice, parse_notice
-from track_engine.db import registry
+from api.registry import loaders as registry
 
 PUSH_S = 0.5  # an event must arrive this soon after its commit
 SLOW_POLL_S = 60.0  # so slow that only a push can explain a prompt event

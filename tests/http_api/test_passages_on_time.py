@@ -25,9 +25,9 @@ from fastapi.testclient import TestClient
 from paho.mqtt.enums import CallbackAPIVersion
 from scenarios import line_city, valid_id_number
 
+from api.registry import loaders as registry
 from reader_gateway.wire import batch_from_columns, encode_batch, mqtt_endpoint, reads_topic
 from track_engine.consumer import EngineConfig, EngineService
-from track_engine.db import registry
 from track_engine.passages import fold_passages
 
 GAP_S = 5.0

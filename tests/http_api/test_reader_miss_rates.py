@@ -28,13 +28,14 @@ from testsupport import drop_database
 from typer.testing import CliRunner
 
 from api.network.service import NetworkCache
+from api.registry import loaders as registry
 from simulators.city import generate_city
 from simulators.readers import place_readers
 from simulators.rf import simulate_reads
 from simulators.riders import generate_population, trajectories
-from tagtrail.bench.engine_accuracy import estimate_passages
+from tagtrail.bench.engine_replay import estimate_passages
 from tagtrail.cli import app
-from track_engine.db import reader_miss_rates, registry
+from track_engine.db import reader_miss_rates
 from track_engine.db.reader_miss_rates import JobOptions, LearnRun, learn_periodically
 from track_engine.db.writer import PartitionKeeper, store_passages
 

@@ -10,7 +10,8 @@ import pandas as pd
 import psycopg
 import pytest
 
-from track_engine.db import queries, registry
+from api.registry import loaders as registry
+from api.tracking import store as queries
 from track_engine.db.writer import PartitionKeeper, store_passages, store_reads
 from track_engine.passages import PASSAGE_COLUMNS
 from track_engine.roads import ReaderPaths, RoadGraph, precompute_reader_paths

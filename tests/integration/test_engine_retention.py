@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import psycopg
 
-from track_engine.db import registry
+from api.registry import loaders as registry
 from track_engine.db.writer import PartitionKeeper, store_reads
 from track_engine.retention import apply_retention
 

@@ -15,12 +15,14 @@ import numpy as np
 import psycopg
 import pytest
 
+from api.registry import bike_search as bikes
+from api.tracking import store as tracking
 from simulators.emit import MqttEmitter, reader_messages
 from simulators.riders import trajectories
 from tagtrail.bench.engine_accuracy import START, prepare_truth
 from tagtrail.demo import DemoOptions, load_registry, running_pipeline, simulate
 from tagtrail.settings import Settings
-from track_engine.db import queries
+from track_engine.db import network as queries
 from track_engine.roads import RoadGraph, precompute_reader_paths
 from track_engine.routes import build_route
 from track_engine.scoring import score_routes
@@ -66,9 +68,9 @@ def test_stored_route_matches_ground_truth(db_url: str, mqtt_url: str, topic_pre
 
     bike = sim.stolen_bike
     with psycopg.connect(db_url) as conn:
-        found = queries.find_bike(conn, plate=bike.plate)
+        found = bikes.find_bike(conn, plate=bike.plate)
         assert found is not None
-        stored = queries.bike_passages(
+        stored = tracking.bike_passages(
             conn, bike_id=found.bike_id, since=sim.start, until=now + timedelta(minutes=5)
         )
         arrays = queries.load_network(conn)

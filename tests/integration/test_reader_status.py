@@ -12,8 +12,8 @@ import pandas as pd
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
+from api.registry import loaders as registry
 from reader_gateway.wire import mqtt_endpoint
-from track_engine.db import registry
 from track_engine.reader_status import Heartbeat, ReaderStatusRecorder, parse_status
 
 T0 = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)

@@ -12,7 +12,7 @@ batches goes over the machine's Mosquitto, under a topic prefix of each run's ow
 each storing into a fresh database with the real schema and the same registry. Then the
 stored reads and passages are compared row for row, the alerts raised for the stolen bike's
 watch are compared, and every bike's route is built by the API's own route service
-(:func:`api.routes.service.route_for_plate`, stitched on the stored road network) in both
+(:func:`api.tracking.service.route_for_plate`, stitched on the stored road network) in both
 databases and compared as GeoJSON.
 """
 
@@ -35,7 +35,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from testsupport import create_database, drop_database
 
 from api.network.service import NetworkCache
-from api.routes.service import RouteRequest, route_for_plate
+from api.tracking.service import RouteRequest, route_for_plate
 from reader_gateway.wire import (
     batch_from_columns,
     encode_batch,

@@ -20,7 +20,7 @@ from api_helpers import create_migrated_database
 from psycopg import sql
 from testsupport import drop_database
 
-from track_engine.db import registry
+from api.registry import loaders as registry
 from track_engine.retention import apply_retention
 
 HELD = "E28011A100000000000000C1"

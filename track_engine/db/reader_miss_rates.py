@@ -10,7 +10,7 @@ it next to it (migration 0045)::
     miss_rate_learned_at  when this job wrote them
 
 Everything that builds reader paths from the database then uses
-``coalesce(miss_rate_learned, miss_rate)`` (:func:`track_engine.db.queries.load_network`).
+``coalesce(miss_rate_learned, miss_rate)`` (:func:`track_engine.db.network.load_network`).
 
 One run reads about ``max_passages`` passages of the last ``days`` — all the passages of whole
 tags, taken by smallest ``md5(tag_id)``: a deterministic sample, so two runs over the same week
@@ -42,7 +42,7 @@ import pandas as pd
 import psycopg
 from psycopg.rows import class_row
 
-from track_engine.db import queries
+from track_engine.db import network, passage_rows
 from track_engine.miss_rates import learn_miss_rates, tracks_from_passages
 
 log = logging.getLogger(__name__)
@@ -157,14 +157,14 @@ def sample_passages(
 ) -> pd.DataFrame:
     """Passages at ``readers`` with ``first_at`` in ``[since, until)``, all of each tag's,
     of whole tags taken by smallest ``md5(tag_id)`` (the same tags every time) while fewer
-    than ``max_passages`` are taken, as ``queries.PASSAGE_COLUMNS``."""
+    than ``max_passages`` are taken, as ``passage_rows.PASSAGE_COLUMNS``."""
     if max_passages < 1:
         raise ValueError("max_passages must be at least 1")
     rows = conn.execute(
         _SAMPLE,
         {"since": since, "until": until, "max_passages": max_passages, "readers": readers},
     ).fetchall()
-    return queries.passages_frame(rows)
+    return passage_rows.passages_frame(rows)
 
 
 def learn(
@@ -184,7 +184,7 @@ def learn(
     now = now or datetime.now(UTC)
     since = now - timedelta(days=days)
     with conn.transaction():
-        arrays = queries.load_network(conn, learned=False)  # the registry's figures: the prior
+        arrays = network.load_network(conn, learned=False)  # the registry's figures: the prior
         if arrays is None:
             return None
         readers = arrays.readers["reader_id"].astype(str).tolist()

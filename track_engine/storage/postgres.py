@@ -19,7 +19,7 @@ from psycopg.pq import TransactionStatus
 from track_engine.core.port import ReadCopy, Recent
 from track_engine.core.rows import ReadRows
 from track_engine.core.state import AlertDraft
-from track_engine.db import queries
+from track_engine.db import watchlist
 from track_engine.db.writer import PartitionKeeper, copying_reads, retire_passages, store_passages
 
 _AT_US = "timestamptz 'epoch' + %s * interval '1 microsecond'"
@@ -47,7 +47,7 @@ class PostgresStorage:
 
     def watched_tags(self) -> pd.DataFrame:
         """Tags under an open watch right now (committed: no transaction left open)."""
-        watch = queries.watched_tags(self.conn)
+        watch = watchlist.watched_tags(self.conn)
         self.conn.commit()
         return watch
 

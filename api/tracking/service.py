@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,11 +15,15 @@ import psycopg
 from psycopg_pool import ConnectionPool
 from starlette.concurrency import run_in_threadpool
 
+from api.cameras import service as cameras
 from api.errors import BadRequestError, LookupNotFoundError
 from api.grounds import check_case, check_case_async, check_reason
 from api.network.service import LoadedNetwork, NetworkCache, active_network
-from api.singleflight import SingleFlight
-from track_engine.db import audit, cameras, queries, tracking
+from api.registry import audit
+from api.tracking import store
+from api.tracking.caches import RouteCache, caches_of
+from api.tracking.values import PlateBike
+from track_engine.db import passage_rows
 from track_engine.routes import Route, build_route
 
 MAX_WINDOW = timedelta(days=31)
@@ -55,14 +57,12 @@ class RouteRequest:
 
     def miss(self) -> audit.AuditRow:
         """The audit entry of this lookup when the plate names no registered bike."""
-        return audit.AuditRow(
-            actor=self.actor,
-            role=self.role,
-            action=self.action,
+        return audit.row_by(
+            audit.Caller(self.actor, self.role, self.remote_addr),
+            self.action,
             subject=f"plate:{self.plate}",
             reason=self.reason,
             case_number=self.case_number,
-            remote_addr=self.remote_addr,
             detail={"plate": self.plate},
         )
 
@@ -73,13 +73,13 @@ def route_for_plate(
     """The bike's route as a GeoJSON Feature (LineString, a time per point, passages)."""
     request = request.checked()
     check_case(conn, request.miss())
-    bike = _registered(tracking.plate_bike(conn, request.plate), request)
+    bike = _registered(store.plate_bike(request.plate).run(conn), request)
     since, until = _window(request.since, request.until, bike.stolen_at)
-    queries.lookup_settings(conn)
+    store.lookup_settings(conn)
     record = _route_record(request, bike, since, until)
-    rows, _ = tracking.audited_bike_passage_rows(
-        conn, bike_id=bike.bike_id, since=since, until=until, record=record
-    )
+    rows, _ = store.audited_bike_passage_rows(
+        bike_id=bike.bike_id, since=since, until=until, record=record
+    ).run(conn)
     _seen(rows, bike, since, until, record)  # "not seen" comes before "no network"
     cache, key, build = _stitch_job_or_404(network.get(conn), rows, bike, record)
     return _feature(cache.get(key, build), bike.plate, bike.bike_id, since, until)
@@ -97,23 +97,23 @@ async def route_for_plate_async(
     loads the road network if it is not loaded yet."""
     request = request.checked()
     await check_case_async(conn, request.miss())
-    bike = _registered(await tracking.plate_bike_async(conn, request.plate), request)
+    bike = _registered(await store.plate_bike(request.plate).run_async(conn), request)
     since, until = _window(request.since, request.until, bike.stolen_at)
     record = _route_record(request, bike, since, until)
-    rows, network_id = await tracking.audited_bike_passage_rows_async(
-        conn, bike_id=bike.bike_id, since=since, until=until, record=record
-    )
+    rows, network_id = await store.audited_bike_passage_rows(
+        bike_id=bike.bike_id, since=since, until=until, record=record
+    ).run_async(conn)
     _seen(rows, bike, since, until, record)  # "not seen" comes before "no network"
     loaded = await active_network(network, pool, network_id)
     cache, key, build = _stitch_job_or_404(loaded, rows, bike, record)
     route = cache.peek(key)
     if route is None:  # stitched once however many requests ask for it meanwhile
-        flights: SingleFlight[Route] = loaded.reader_paths.memo(_STITCH_FLIGHTS, SingleFlight)
+        flights = caches_of(loaded).route_flights
         route = await flights.run(key, lambda: run_in_threadpool(cache.get, key, build))
     return _feature(route, bike.plate, bike.bike_id, since, until)
 
 
-def _registered(bike: tracking.PlateBike | None, request: RouteRequest) -> tracking.PlateBike:
+def _registered(bike: PlateBike | None, request: RouteRequest) -> PlateBike:
     if bike is None:
         raise LookupNotFoundError(
             f"no registered bike with plate {request.plate}", record=request.miss()
@@ -122,24 +122,22 @@ def _registered(bike: tracking.PlateBike | None, request: RouteRequest) -> track
 
 
 def _route_record(
-    request: RouteRequest, bike: tracking.PlateBike, since: datetime, until: datetime
+    request: RouteRequest, bike: PlateBike, since: datetime, until: datetime
 ) -> audit.AuditRow:
-    return audit.AuditRow(
-        actor=request.actor,
-        role=request.role,
-        action=request.action,
+    return audit.row_by(
+        audit.Caller(request.actor, request.role, request.remote_addr),
+        request.action,
         subject=f"bike:{bike.bike_id}",
         bike_id=bike.bike_id,
         reason=request.reason,
         case_number=request.case_number,
-        remote_addr=request.remote_addr,
         detail={"plate": bike.plate, "since": since.isoformat(), "until": until.isoformat()},
     )
 
 
 def _seen(
     rows: list[tuple[Any, ...]],
-    bike: tracking.PlateBike,
+    bike: PlateBike,
     since: datetime,
     until: datetime,
     record: audit.AuditRow,
@@ -153,7 +151,7 @@ def _seen(
 def _stitch_job_or_404(
     loaded: LoadedNetwork,
     rows: list[tuple[Any, ...]],
-    bike: tracking.PlateBike,
+    bike: PlateBike,
     record: audit.AuditRow,
 ) -> tuple[RouteCache, tuple[Any, ...], Callable[[], Route]]:
     job = _stitch_job(loaded, rows)
@@ -193,46 +191,8 @@ def _feature(
     return feature
 
 
-_STITCHED_MEMO = "api.routes.stitched"
-_STITCH_FLIGHTS = "api.routes.stitching"
-
-
-class RouteCache:
-    """Routes stitched from the same passages on the same network, most recent ``size``.
-
-    A route depends only on its passages and the loaded network (graph, reader paths and miss
-    rates), so an officer refreshing a route, or several following one theft, stitch it once.
-    Routes are immutable; each answer is made from the cached route afresh.
-    """
-
-    def __init__(self, size: int = 512) -> None:
-        self.size = size
-        self._routes: OrderedDict[tuple[Any, ...], Route] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[Any, ...], build: Callable[[], Route]) -> Route:
-        """The route for ``key``, built by ``build()`` on a miss."""
-        route = self.peek(key)
-        if route is not None:
-            return route
-        route = build()
-        with self._lock:
-            self._routes[key] = route
-            while len(self._routes) > self.size:
-                self._routes.popitem(last=False)
-        return route
-
-    def peek(self, key: tuple[Any, ...]) -> Route | None:
-        """The route for ``key`` if it is kept; None otherwise."""
-        with self._lock:
-            route = self._routes.get(key)
-            if route is not None:
-                self._routes.move_to_end(key)
-            return route
-
-
 def stitched_route(loaded: LoadedNetwork, rows: list[tuple[Any, ...]]) -> Route | None:
-    """The route through a bike's passage rows (``queries.PASSAGE_COLUMNS``, in time order);
+    """The route through a bike's passage rows (``passage_rows.PASSAGE_COLUMNS``, in time order);
     None when no passage is at a reader on the road network."""
     job = _stitch_job(loaded, rows)
     if job is None:
@@ -255,7 +215,7 @@ def _stitch_job(
     last_tag = rows[-1][0]
 
     def build() -> Route:
-        passages = queries.passages_frame(known)
+        passages = passage_rows.passages_frame(known)
         if any(row[0] != last_tag for row in known):
             passages = passages.assign(tag_id=last_tag)
         return build_route(
@@ -263,7 +223,7 @@ def _stitch_job(
             reader_range_m=loaded.reader_ranges_m,
         )  # fmt: skip
 
-    cache = loaded.reader_paths.memo(_STITCHED_MEMO, RouteCache)
+    cache = caches_of(loaded).routes
     return cache, (last_tag, tuple(known)), build
 
 

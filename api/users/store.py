@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import psycopg
 from psycopg.rows import class_row
@@ -57,12 +58,20 @@ def user_by_name(conn: psycopg.Connection, username: str) -> UserRecord | None:
         ).fetchone()
 
 
+_BY_ID = f"SELECT {_COLUMNS} FROM users WHERE user_id = %s"
+
+
 def user_by_id(conn: psycopg.Connection, user_id: int) -> UserRecord | None:
     """The account with this id, if any."""
     with conn.cursor(row_factory=class_row(UserRecord)) as cur:
-        return cur.execute(
-            f"SELECT {_COLUMNS} FROM users WHERE user_id = %s", (user_id,)
-        ).fetchone()
+        return cur.execute(_BY_ID, (user_id,)).fetchone()
+
+
+async def user_by_id_async(conn: psycopg.AsyncConnection[Any], user_id: int) -> UserRecord | None:
+    """:func:`user_by_id` on an asyncio connection (the API authenticates on its event loop)."""
+    cur = await conn.execute(_BY_ID, (user_id,))
+    row = await cur.fetchone()
+    return None if row is None else UserRecord(*row)
 
 
 def list_users(

@@ -1,9 +1,11 @@
 """Figures for supervisors: registrations, thefts, watches hit, recoveries, response times,
-and traffic per reader per day. Each is one aggregate query over a time window."""
+and traffic per reader per day, each one aggregate query over a time window; and operators'
+ingest figures (how fresh the stored reads are, how many arrive)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -65,3 +67,42 @@ def reader_days(
                GROUP BY 1, 2 ORDER BY 2, 1""",
             (since, until),
         ).fetchall()
+
+
+@dataclass(frozen=True, slots=True)
+class IngestActivity:
+    """How fresh the stored reads are and how many arrive, over a recent window."""
+
+    newest_read_at: datetime | None
+    reads_per_minute: list[tuple[datetime, int]]  # (minute, reads), oldest first
+    reads_per_reader: dict[str, int]  # reads in the whole window
+
+
+def ingest_activity(
+    conn: psycopg.Connection, *, now: datetime, window: timedelta
+) -> IngestActivity:
+    """Stored reads in ``window`` before ``now``, per minute and per reader, and the newest one.
+
+    The newest stored read is searched for in the last day only, so that the query touches
+    the newest partitions; a silent fleet shows as no newest read rather than a full scan.
+    """
+    since = now - window
+    newest = conn.execute(
+        "SELECT max(read_at) FROM reads WHERE read_at > %s AND read_at <= %s",
+        (now - timedelta(days=1), now),
+    ).fetchone()
+    minutes = conn.execute(
+        """SELECT date_trunc('minute', read_at) AS minute, count(*)::bigint
+           FROM reads WHERE read_at > %s AND read_at <= %s GROUP BY 1 ORDER BY 1""",
+        (since, now),
+    ).fetchall()
+    readers = conn.execute(
+        """SELECT reader_id, count(*)::bigint FROM reads
+           WHERE read_at > %s AND read_at <= %s GROUP BY 1""",
+        (since, now),
+    ).fetchall()
+    return IngestActivity(
+        newest_read_at=None if newest is None else newest[0],
+        reads_per_minute=[(m, int(n)) for m, n in minutes],
+        reads_per_reader={str(r): int(n) for r, n in readers},
+    )

@@ -21,17 +21,17 @@ from api.deps import (
     Principal,
 )
 from api.openapi import LOOKUP_RESPONSES
-from api.routes import tracking
-from api.routes.case_sheet import MEDIA_TYPE as PDF_MEDIA_TYPE
-from api.routes.case_sheet import RoadContext, SheetHeader, sheet_zone, to_pdf
-from api.routes.exports import MEDIA_TYPES, RENDERERS
-from api.routes.service import (
+from api.thefts.schemas import CASE_PATTERN
+from api.tracking import lookups
+from api.tracking.case_sheet import MEDIA_TYPE as PDF_MEDIA_TYPE
+from api.tracking.case_sheet import RoadContext, SheetHeader, sheet_zone, to_pdf
+from api.tracking.exports import MEDIA_TYPES, RENDERERS
+from api.tracking.service import (
     RouteRequest,
     cameras_near_passages,
     route_for_plate,
     route_for_plate_async,
 )
-from api.thefts.schemas import CASE_PATTERN
 
 router = APIRouter(prefix="/api/v1", tags=["routes"], responses=LOOKUP_RESPONSES)
 
@@ -174,7 +174,7 @@ async def last_seen(
 ) -> Response:
     """Where and when the bike was last heard. Roles: officer."""
     return json_response(
-        await tracking.last_seen(
+        await lookups.last_seen(
             conn, bike_id=bike_id, by=principal, reason=reason, case_number=case_number
         )
     )
@@ -193,7 +193,7 @@ async def next_readers(
 ) -> Response:
     """The readers the bike will likely pass next, with probability and ETA. Roles: officer."""
     return json_response(
-        await tracking.next_readers(
+        await lookups.next_readers(
             conn,
             network,
             pool,
@@ -218,7 +218,7 @@ def companions(
 ) -> dict[str, Any]:
     """Tags that travelled with the stolen bike, with their bikes' current plates. The
     officer's case number (else the theft's) counts as the reason. Roles: officer."""
-    return tracking.companions(
+    return lookups.companions(
         conn,
         theft_id=theft_id,
         by=principal,

@@ -1,4 +1,4 @@
-"""A route (the GeoJSON Feature of :func:`api.routes.service.route_for_plate`) as GPX, KML
+"""A route (the GeoJSON Feature of :func:`api.tracking.service.route_for_plate`) as GPX, KML
 and CSV for case files. Inferred stretches keep their kind, so nobody mistakes a drawn
 road path for an observed one."""
 

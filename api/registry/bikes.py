@@ -1,7 +1,7 @@
 """One bike at a time: registration at a tagging event, re-tagging, owner change,
 deregistration, and the reads the API needs around them (by id, by owner, conflicts).
 
-The bulk loaders are in :mod:`track_engine.db.registry`. The caller owns the transaction;
+The bulk loaders are in :mod:`api.registry.loaders`. The caller owns the transaction;
 ``NOTIFY tagtrail_watches`` is sent whenever the set of watched tags may change.
 """
 
@@ -14,7 +14,14 @@ import psycopg
 from psycopg.rows import class_row, dict_row
 from psycopg.types.json import Jsonb
 
-from track_engine.db.queries import TagBinding
+
+@dataclass(frozen=True, slots=True)
+class TagBinding:
+    """A tag bound to a bike over ``[valid_from, valid_to)`` (open when ``valid_to`` is None)."""
+
+    tag_id: str
+    valid_from: datetime
+    valid_to: datetime | None
 
 
 @dataclass(frozen=True, slots=True)

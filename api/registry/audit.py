@@ -1,15 +1,16 @@
 """The audit trail: who (and in which role) looked at or changed what, why, and from where.
 
 ``audit_log`` refuses UPDATE, DELETE and TRUNCATE in the database (migration 0002), so
-appending (:func:`append`, :func:`append_row`; the officers' hot lookups put :data:`INSERT`
-in front of their own statement, ``track_engine.db.tracking``) and searching are all there is.
+appending (:func:`record` for an API caller, :func:`append` / :func:`append_row` otherwise;
+the officers' hot lookups put :data:`INSERT` in front of their own statement,
+``api.tracking.store``) and searching are all there is.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from psycopg.rows import class_row
@@ -56,10 +57,93 @@ class AuditRow:
 COLUMNS = "actor, role, action, subject, bike_id, reason, case_number, remote_addr, detail"
 INSERT = f"INSERT INTO audit_log ({COLUMNS}) VALUES ({', '.join(['%s'] * 9)})"
 
+# INSERT as a data-modifying WITH in front of a lookup (its record and its answer in one
+# round trip: api.tracking.store), with named parameters (:func:`named_params`) or positional
+# ones (:meth:`AuditRow.values`), to suit the lookup's.
+_CTE_NAMES = tuple(f"audit_{c.strip()}" for c in COLUMNS.split(","))
+CTE_NAMED = f"""
+    WITH audit_row AS (
+        INSERT INTO audit_log ({COLUMNS})
+        VALUES ({", ".join(f"%({n})s" for n in _CTE_NAMES)}))"""
+CTE_POSITIONAL = f"""
+    WITH audit_row AS ({INSERT})"""
+
+
+def named_params(row: AuditRow) -> dict[str, Any]:
+    """``row`` as the named parameters of :data:`CTE_NAMED`."""
+    return dict(zip(_CTE_NAMES, row.values(), strict=True))
+
 
 def append_row(conn: psycopg.Connection, row: AuditRow) -> None:
     """Append ``row``, in the caller's transaction (a lookup and its record commit together)."""
     conn.execute(INSERT, row.values())
+
+
+class Actor(Protocol):
+    """Who acts, in which role, from where: an API principal (``api.deps.Principal``) fits."""
+
+    @property
+    def username(self) -> str: ...
+
+    @property
+    def role(self) -> str: ...
+
+    @property
+    def remote_addr(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """An :class:`Actor` from its parts, where no principal is at hand (a login attempt, a
+    service handed the admin's name, role and address, a route request)."""
+
+    username: str
+    role: str
+    remote_addr: str
+
+
+def row_by(
+    by: Actor,
+    action: str,
+    *,
+    subject: str = "",
+    bike_id: int | None = None,
+    reason: str = "",
+    case_number: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> AuditRow:
+    """The entry of ``by`` doing ``action``: the one place a caller's name, role and address
+    become an audit row."""
+    return AuditRow(
+        actor=by.username,
+        role=by.role,
+        action=action,
+        subject=subject,
+        bike_id=bike_id,
+        reason=reason,
+        case_number=case_number,
+        remote_addr=by.remote_addr,
+        detail=detail or {},
+    )
+
+
+def record(
+    conn: psycopg.Connection,
+    by: Actor,
+    action: str,
+    *,
+    subject: str = "",
+    bike_id: int | None = None,
+    reason: str = "",
+    case_number: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Append :func:`row_by`'s entry, in the caller's transaction."""
+    append_row(
+        conn,
+        row_by(by, action, subject=subject, bike_id=bike_id, reason=reason,
+               case_number=case_number, detail=detail),
+    )  # fmt: skip
 
 
 def append(

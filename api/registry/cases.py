@@ -311,3 +311,11 @@ def passages_after(
                ORDER BY p.closest_at LIMIT %(l)s""",
             {"b": bike_id, "a": after_us, "l": limit},
         ).fetchall()
+
+
+def count_cases_with_prefix(conn: psycopg.Connection, prefix: str) -> int:
+    """How many thefts have a case number starting with ``prefix``."""
+    row = conn.execute(
+        "SELECT count(*) FROM thefts WHERE case_number LIKE %s", (prefix.replace("%", r"\%") + "%",)
+    ).fetchone()
+    return int(row[0]) if row else 0

@@ -1,4 +1,4 @@
-"""Writes to the registry tables: road networks, readers, bikes with owners, plates and tags.
+"""Bulk writes to the registry tables: road networks, readers, bikes with owners, plates, tags.
 
 Bulk loaders used by imports, the simulator bridge and the demo. Single registrations at a
 tagging event go through the API's registration service, which calls these same functions.

@@ -14,9 +14,12 @@ from api.deps import Principal
 from api.errors import BadRequestError, LookupNotFoundError
 from api.grounds import check_case, check_case_async, check_reason
 from api.network.service import NetworkCache, active_network
-from api.routes.service import MAX_WINDOW
-from api.singleflight import SingleFlight
-from track_engine.db import audit, bikes, cases, queries, tracking
+from api.registry import audit, bikes, cases
+from api.tracking import store
+from api.tracking.caches import caches_of
+from api.tracking.prediction import predict_next_readers
+from api.tracking.service import MAX_WINDOW
+from api.tracking.values import LastSeen, Transitions
 from track_engine.errors import NotFoundError
 
 
@@ -25,9 +28,6 @@ def _bike(conn: psycopg.Connection, bike_id: int) -> bikes.BikeDetail:
     if detail is None:
         raise NotFoundError(f"no bike {bike_id}")
     return detail
-
-
-_HISTORY_FLIGHTS = "api.routes.history_counting"
 
 
 async def last_seen(
@@ -53,9 +53,9 @@ async def last_seen(
 
 async def _audited_last_seen(
     conn: psycopg.AsyncConnection[Any], bike_id: int, record: audit.AuditRow
-) -> tuple[queries.LastSeen | None, int | None]:
+) -> tuple[LastSeen | None, int | None]:
     try:
-        return await tracking.audited_last_seen_async(conn, bike_id=bike_id, record=record)
+        return await store.audited_last_seen(bike_id=bike_id, record=record).run_async(conn)
     except NotFoundError as exc:
         raise LookupNotFoundError(str(exc), record=record) from exc
 
@@ -83,22 +83,20 @@ async def next_readers(
     loaded = await active_network(network, pool, network_id)  # 503 before "never seen"
     if seen is None:
         raise LookupNotFoundError(f"bike {bike_id} has never been seen", record=record)
-    cache = tracking.transition_cache(loaded)
+    caches = caches_of(loaded)
+    cache = caches.transitions
     key = (seen.reader_id, seen.at)
     history = cache.peek(key)
     if history is None:  # counted once however many requests ask for it meanwhile
 
-        async def count() -> list[tuple[str, int, float]]:
+        async def count() -> Transitions:
             asked_at = time.monotonic()
-            rows = await tracking.transitions_async(conn, seen.reader_id, seen.at)
+            rows = await store.transitions(seen.reader_id, seen.at).run_async(conn)
             cache.put(key, rows, asked_at)
             return rows
 
-        flights: SingleFlight[list[tuple[str, int, float]]] = loaded.reader_paths.memo(
-            _HISTORY_FLIGHTS, SingleFlight
-        )
-        history = await flights.run(key, count)
-    predicted = tracking.predict_next_readers(loaded, seen, history, limit)
+        history = await caches.transition_flights.run(key, count)
+    predicted = predict_next_readers(loaded, seen, history, limit)
     return {
         "bike_id": bike_id,
         "last_seen": _last_seen_doc(seen),
@@ -116,7 +114,7 @@ async def next_readers(
     }
 
 
-def _last_seen_doc(seen: queries.LastSeen) -> dict[str, Any]:
+def _last_seen_doc(seen: LastSeen) -> dict[str, Any]:
     """``asdict(seen)`` without its deep copy (every field is immutable)."""
     return {
         "tag_id": seen.tag_id,
@@ -137,15 +135,13 @@ def _audit_row(
     detail: dict[str, Any] | None = None,
 ) -> audit.AuditRow:
     """The audit entry of ``by``'s lookup of a bike."""
-    return audit.AuditRow(
-        actor=by.username,
-        role=by.role,
-        action=action,
+    return audit.row_by(
+        by,
+        action,
         subject=f"bike:{bike_id}",
         bike_id=bike_id,
         reason=reason,
         case_number=case_number,
-        remote_addr=by.remote_addr,
         detail=detail or {},
     )
 
@@ -165,14 +161,12 @@ def companions(
     theft's), recorded in the audit log."""
     theft = cases.get_theft(conn, theft_id)
     reason = check_reason(reason, case_number or (theft.case_number if theft else None))
-    asked = audit.AuditRow(
-        actor=by.username,
-        role=by.role,
-        action="case.companions",
+    asked = audit.row_by(
+        by,
+        "case.companions",
         subject=f"theft:{theft_id}",
         reason=reason,
         case_number=case_number,
-        remote_addr=by.remote_addr,
         detail={"theft_id": theft_id},
     )
     check_case(conn, asked)  # the officer's own case must be open; the theft's is its own
@@ -195,7 +189,7 @@ def companions(
         end = min(until, binding.valid_to or until)
         if end - start < timedelta(seconds=1):
             continue
-        for c in queries.companions(conn, tag_id=binding.tag_id, since=start, until=end):
+        for c in store.companions(conn, tag_id=binding.tag_id, since=start, until=end):
             if c.tag_id in found or c.bike_id == theft.bike_id:
                 continue
             found[c.tag_id] = {
@@ -204,7 +198,7 @@ def companions(
                     {"reader_id": r, "target_at": a, "companion_at": b} for r, a, b in c.passages
                 ],
             }
-    plates = queries.current_plates(
+    plates = store.current_plates(
         conn, [c["bike_id"] for c in found.values() if c["bike_id"] is not None]
     )
     for doc in found.values():

@@ -1,0 +1,393 @@
+"""The tracking domain's SQL: a bike's last sighting and passages, reader-to-reader
+transitions, companions, current plates and the bike a plate names.
+
+Each hot lookup is a :class:`Lookup` (one statement, its parameters, and how its rows become
+the answer), written once and run on a blocking connection (:meth:`Lookup.run`) or on the
+API's asyncio one (:meth:`Lookup.run_async`): no sync and async twins to fix twice. The audited
+lookups put the audit row in front of their own statement as a data-modifying ``WITH``
+(always executed, in the caller's transaction, which rolls it back with a 404) and fetch the
+active network's id as a scalar subquery: one statement per round trip (a pipeline of four
+statements costs ~0.35 ms of client CPU in psycopg async, one statement ~0.1 ms). Times come
+back as aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Generic, TypeVar
+
+import pandas as pd
+import psycopg
+
+from api.registry import audit
+from api.tracking.caches import caches_of
+from api.tracking.prediction import HasReaderPaths, predict_next_readers
+from api.tracking.values import Companion, LastSeen, NextReader, PlateBike, Transitions
+from track_engine.companions import SHARED_COLUMNS, score_companions
+from track_engine.db import passage_rows
+from track_engine.errors import NotFoundError
+from track_engine.identifiers import normalize_plate
+
+T = TypeVar("T")
+Row = tuple[Any, ...]
+
+_EPOCH_US = "(extract(epoch from {col}) * 1000000)::bigint"
+# A next passage further away than this is another trip, not a transition.
+_TRANSITION_MAX = timedelta(minutes=30)
+# History looked at for reader-to-reader transitions, and how many departures at most.
+_HISTORY = timedelta(days=30)
+_HISTORY_DEPARTURES = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup(Generic[T]):
+    """One statement with its parameters, and how its rows become the answer."""
+
+    statement: str
+    params: Mapping[str, Any] | Sequence[Any]
+    answer: Callable[[list[Row]], T]
+
+    def run(self, conn: psycopg.Connection) -> T:
+        """The answer, on a blocking connection."""
+        return self.answer(conn.execute(self.statement, self.params).fetchall())
+
+    async def run_async(self, conn: psycopg.AsyncConnection[Any]) -> T:
+        """The answer, on an asyncio connection."""
+        cur = await conn.execute(self.statement, self.params)
+        return self.answer(await cur.fetchall())
+
+
+# --- Session settings ------------------------------------------------------------------------
+# No JIT (the planner's cost of a LIMIT 1 lookup over a large partition passes
+# jit_above_cost, and compiling took 0.5-1 s a query, against ~1 ms to run it) and no parallel
+# workers (starting them costs more than these short scans).
+_LOOKUP_SETTINGS = (
+    "SELECT set_config('jit', 'off', {local}), "
+    "set_config('max_parallel_workers_per_gather', '0', {local})"
+)
+
+
+def lookup_settings(conn: psycopg.Connection) -> None:
+    """Tune the rest of this transaction for short indexed lookups (no JIT, no parallel
+    workers). Queue it first in a pipeline and it costs no round trip of its own."""
+    conn.execute(_LOOKUP_SETTINGS.format(local="true"))
+
+
+async def configure_lookup_connection(conn: psycopg.AsyncConnection[Any]) -> None:
+    """:func:`lookup_settings` for the whole session of a connection that serves only these
+    short indexed lookups (a pool's ``configure``), instead of once per transaction."""
+    await conn.execute(_LOOKUP_SETTINGS.format(local="false"))
+    await conn.commit()
+
+
+# --- Last seen -------------------------------------------------------------------------------
+# The bike's last sighting, in one statement: the newest closed passage of each tag bound to
+# it (by its primary key, tag first) and the newest alert of its watches (an alert is raised
+# per read of a watched tag, before the passage closes), then the reader's position. Raw reads
+# are not searched: ``reads`` is keyed by time first (migration 0025, for ingest), so "the
+# newest read of a tag" would be a scan of recent reads (at 20k reads/s, 600k rows for 30 s).
+# A passage is stored about ``passage_gap_s`` + 3 s after its last read, on the engine's clock
+# even when no later read comes (Engine.tick), so for a bike nobody watches the answer lags by
+# that much; a watched bike's alerts are live.
+_LAST_SEEN = """
+    WITH tags AS (SELECT tag_id, valid FROM tag_bindings WHERE bike_id = %(bike)s)
+    SELECT s.tag_id, s.reader_id, s.at, s.source, rd.lon, rd.lat FROM (
+      (SELECT p.tag_id, p.reader_id, p.closest_at AS at, 'passage' AS source
+       FROM tags t CROSS JOIN LATERAL (
+         SELECT p.tag_id, p.reader_id, p.closest_at, p.first_at FROM passages p
+         WHERE p.tag_id = t.tag_id AND p.closest_at <@ t.valid
+         ORDER BY p.first_at DESC LIMIT 1) p
+       ORDER BY p.first_at DESC LIMIT 1)
+      UNION ALL
+      (SELECT a.tag_id, a.reader_id, a.read_at AS at, 'read' AS source
+       FROM tags t JOIN alerts a ON a.tag_id = t.tag_id AND a.read_at <@ t.valid
+       WHERE a.watch_id IN (SELECT watch_id FROM watches WHERE bike_id = %(bike)s)
+       ORDER BY a.read_at DESC LIMIT 1)) s
+    LEFT JOIN readers rd ON rd.reader_id = s.reader_id
+    ORDER BY s.at DESC, s.source LIMIT 1"""
+
+
+def _last_seen_of(row: Row | None) -> LastSeen | None:
+    if row is None:
+        return None
+    return LastSeen(
+        tag_id=str(row[0]),
+        reader_id=str(row[1]),
+        at=row[2].astimezone(UTC),
+        lon=None if row[4] is None else float(row[4]),
+        lat=None if row[5] is None else float(row[5]),
+        source=str(row[3]),
+    )
+
+
+def last_seen_lookup(bike_id: int) -> Lookup[LastSeen | None]:
+    """The newest sighting of any tag bound to the bike: its newest closed passage (at the
+    closest approach), or a newer raw read (an alert of a watched tag); a tie goes to the
+    passage."""
+    return Lookup(_LAST_SEEN, {"bike": bike_id}, lambda rows: _last_seen_of(_first(rows)))
+
+
+def last_seen(conn: psycopg.Connection, *, bike_id: int) -> LastSeen | None:
+    """:func:`last_seen_lookup`'s answer on a blocking connection."""
+    return last_seen_lookup(bike_id).run(conn)
+
+
+_ACTIVE_NETWORK = "(SELECT network_id FROM road_networks WHERE active)"
+
+# The bike's existence, its last sighting (_LAST_SEEN, columns 2-7, NULL when never seen) and
+# the active network's id, with the audit row.
+_AUDITED_LAST_SEEN = f"""{audit.CTE_NAMED},
+    seen AS ({_LAST_SEEN})
+    SELECT EXISTS (SELECT 1 FROM bikes b JOIN owners o USING (owner_id)
+                   WHERE b.bike_id = %(bike)s),
+           seen.*, {_ACTIVE_NETWORK}
+    FROM (VALUES (1)) AS one (x) LEFT JOIN seen ON true"""
+
+
+def audited_last_seen(
+    *, bike_id: int, record: audit.AuditRow
+) -> Lookup[tuple[LastSeen | None, int | None]]:
+    """In one round trip: ``record`` appended to the audit log, the bike's last sighting
+    (:func:`last_seen_lookup`) and the active network's id. The answer raises
+    :class:`NotFoundError` for an unknown bike."""
+
+    def answer(rows: list[Row]) -> tuple[LastSeen | None, int | None]:
+        row = rows[0]  # one row, always (VALUES (1) LEFT JOIN)
+        if not row[0]:
+            raise NotFoundError(f"no bike {bike_id}")
+        seen = None if row[1] is None else _last_seen_of(row[1:7])
+        return seen, None if row[7] is None else int(row[7])
+
+    params = {**audit.named_params(record), "bike": bike_id}
+    return Lookup(_AUDITED_LAST_SEEN, params, answer)
+
+
+# --- A bike's passages -----------------------------------------------------------------------
+_BIKE_PASSAGES = f"""
+    SELECT p.tag_id, p.reader_id, {_EPOCH_US.format(col="p.first_at")},
+           {_EPOCH_US.format(col="p.last_at")}, {_EPOCH_US.format(col="p.closest_at")},
+           p.peak_rssi_dbm, p.read_count, p.direction
+    FROM tag_bindings tb
+    JOIN passages p ON p.tag_id = tb.tag_id AND p.closest_at <@ tb.valid
+    WHERE tb.bike_id = %s AND p.first_at >= %s - interval '1 hour'
+      AND p.closest_at BETWEEN %s AND %s
+    ORDER BY p.closest_at"""
+
+# The same statement as a subquery (positional parameters), in the same order: by closest
+# approach (the fifth column, in microseconds), with the active network's id first.
+_AUDITED_BIKE_PASSAGES = f"""{audit.CTE_POSITIONAL}
+    SELECT {_ACTIVE_NETWORK}, q.* FROM ({_BIKE_PASSAGES}) AS q ORDER BY 6"""
+
+
+def bike_passages(
+    conn: psycopg.Connection, *, bike_id: int, since: datetime, until: datetime
+) -> pd.DataFrame:
+    """Passages of every tag bound to the bike, each within its binding, ordered by time
+    (``passage_rows.PASSAGE_COLUMNS``)."""
+    rows = conn.execute(_BIKE_PASSAGES, (bike_id, since, since, until)).fetchall()
+    return passage_rows.passages_frame(rows)
+
+
+def _passage_rows_of(rows: list[Row]) -> tuple[list[Row], int | None]:
+    network_id = rows[0][0] if rows else None
+    return [row[1:] for row in rows], None if network_id is None else int(network_id)
+
+
+def audited_bike_passage_rows(
+    *, bike_id: int, since: datetime, until: datetime, record: audit.AuditRow
+) -> Lookup[tuple[list[Row], int | None]]:
+    """In one round trip: ``record`` appended to the audit log, the rows of
+    :func:`bike_passages` (``passage_rows.PASSAGE_COLUMNS``; ``passage_rows.passages_frame``
+    makes the frame) and the active network's id (None also when there are no rows)."""
+    params = (*record.values(), bike_id, since, since, until)
+    return Lookup(_AUDITED_BIKE_PASSAGES, params, _passage_rows_of)
+
+
+# --- The bike a plate names, current plates ---------------------------------------------------
+# The bike ``bike_search.find_bike(plate=…)`` finds (same joins, filter and order), without its
+# owner, tags and case: only what a route lookup uses.
+_PLATE_BIKE = """
+    SELECT b.bike_id, p.plate, th.stolen_at
+    FROM bikes b
+    JOIN owners o USING (owner_id)
+    JOIN plates p ON p.bike_id = b.bike_id AND upper_inf(p.valid)
+    LEFT JOIN LATERAL (
+        SELECT stolen_at FROM thefts
+        WHERE bike_id = b.bike_id AND status IN ('reported', 'confirmed')
+        ORDER BY stolen_at DESC LIMIT 1) th ON true
+    WHERE p.plate_key = %s
+    ORDER BY b.deregistered_at NULLS FIRST, b.registered_at DESC
+    LIMIT 1"""
+
+
+def _plate_bike_of(rows: list[Row]) -> PlateBike | None:
+    row = _first(rows)
+    return None if row is None else PlateBike(int(row[0]), str(row[1]), row[2])
+
+
+def plate_bike(plate: str) -> Lookup[PlateBike | None]:
+    """The registered bike a plate (normalized) names, as ``bike_search.find_bike`` finds it."""
+    return Lookup(_PLATE_BIKE, (normalize_plate(plate),), _plate_bike_of)
+
+
+def current_plates(conn: psycopg.Connection, bike_ids: list[int]) -> dict[int, str]:
+    """The plate each of ``bike_ids`` carries now (bikes without one are left out)."""
+    if not bike_ids:
+        return {}
+    rows = conn.execute(
+        "SELECT bike_id, plate FROM plates WHERE bike_id = ANY(%s) AND valid @> now()",
+        (bike_ids,),
+    ).fetchall()
+    return {int(b): str(p) for b, p in rows}
+
+
+# --- Transitions and next readers ------------------------------------------------------------
+_TRANSITIONS = f"""
+    SELECT nx.reader_id, count(*) AS n,
+           percentile_cont(0.5) WITHIN GROUP (
+               ORDER BY extract(epoch FROM nx.closest_at - p.closest_at)) AS travel_s
+    FROM (SELECT tag_id, first_at, closest_at FROM passages
+          WHERE reader_id = %(r)s AND first_at >= %(since)s AND first_at < %(before)s
+          ORDER BY first_at DESC LIMIT {_HISTORY_DEPARTURES}) p
+    CROSS JOIN LATERAL (
+        SELECT q.reader_id, q.closest_at FROM passages q
+        WHERE q.tag_id = p.tag_id AND q.first_at > p.first_at
+          AND q.first_at < p.first_at + %(gap)s
+        ORDER BY q.first_at LIMIT 1) nx
+    WHERE nx.reader_id <> %(r)s
+    GROUP BY nx.reader_id
+    ORDER BY n DESC, travel_s"""
+
+
+def _transitions_of(rows: list[Row]) -> Transitions:
+    return [(str(r), int(n), float(s)) for r, n, s in rows]
+
+
+def transitions(reader_id: str, before: datetime) -> Lookup[Transitions]:
+    """Where tags that passed ``reader_id`` in the 30 days before ``before`` went next (within
+    30 minutes): (next reader, departures, median travel seconds), most frequent first."""
+    params = {"r": reader_id, "since": before - _HISTORY, "before": before, "gap": _TRANSITION_MAX}
+    return Lookup(_TRANSITIONS, params, _transitions_of)
+
+
+def next_readers(
+    conn: psycopg.Connection,
+    *,
+    bike_id: int,
+    network: HasReaderPaths,
+    limit: int = 5,
+    seen: LastSeen | None = None,
+) -> list[NextReader]:
+    """Likely next readers after the bike's last passage, most probable first
+    (:func:`api.tracking.prediction.predict_next_readers` on :func:`transitions`, kept in the
+    network's caches, :mod:`api.tracking.caches`). ``seen``: the bike's :func:`last_seen`,
+    when the caller has it already."""
+    seen = seen or last_seen(conn, bike_id=bike_id)
+    if seen is None:
+        return []
+    history = caches_of(network).transitions.get(
+        (seen.reader_id, seen.at), lambda: transitions(seen.reader_id, seen.at).run(conn)
+    )
+    return predict_next_readers(network, seen, history, limit)
+
+
+# --- Companions ------------------------------------------------------------------------------
+def companions(
+    conn: psycopg.Connection,
+    *,
+    tag_id: str,
+    since: datetime,
+    until: datetime,
+    window_s: float = 10.0,
+    min_shared: int = 2,
+    limit: int = 20,
+) -> list[Companion]:
+    """Tags that passed the target's readers within ``window_s`` more than by chance.
+
+    Scored by :func:`track_engine.companions.score_companions`; each comes with its shared
+    passages (reader, target's time, companion's time) and its bike when bound.
+    """
+    if since.tzinfo is None or until.tzinfo is None or until <= since:
+        raise ValueError("since and until must be aware and since < until")
+    window = timedelta(seconds=window_s)
+    target = pd.DataFrame(
+        conn.execute(
+            "SELECT reader_id, first_at, last_at, closest_at FROM passages "
+            "WHERE tag_id = %s AND first_at >= %s AND first_at < %s",
+            (tag_id, since, until),
+        ).fetchall(),
+        columns=["reader_id", "first_at", "last_at", "closest_at"],
+    )
+    if target.empty:
+        return []
+    co_rows = conn.execute(
+        f"""SELECT q.tag_id, q.reader_id, {_EPOCH_US.format(col="t.closest_at")},
+                   {_EPOCH_US.format(col="q.closest_at")}
+            FROM passages t
+            JOIN passages q ON q.reader_id = t.reader_id
+             AND q.first_at BETWEEN t.first_at - %(w)s - interval '1 hour' AND t.last_at + %(w)s
+             AND abs(extract(epoch FROM q.closest_at - t.closest_at)) <= %(ws)s
+            WHERE t.tag_id = %(tag)s AND t.first_at >= %(since)s AND t.first_at < %(until)s
+              AND q.tag_id <> %(tag)s""",
+        {"w": window, "ws": window_s, "tag": tag_id, "since": since, "until": until},
+    ).fetchall()
+    co = pd.DataFrame(co_rows, columns=SHARED_COLUMNS)
+    candidates = co.groupby("tag_id")["target_at_us"].nunique()
+    candidates = candidates[candidates >= min_shared]
+    if candidates.empty:
+        return []
+    readers = sorted(set(target["reader_id"]))
+    counts = pd.DataFrame(
+        conn.execute(
+            """SELECT tag_id, reader_id, count(*) FROM passages
+               WHERE tag_id = ANY(%s) AND reader_id = ANY(%s)
+                 AND first_at >= %s AND first_at < %s
+               GROUP BY tag_id, reader_id""",
+            (list(candidates.index), readers, since, until),
+        ).fetchall(),
+        columns=["tag_id", "reader_id", "passages"],
+    )
+    scored = score_companions(
+        co,
+        counts,
+        target,
+        window_s=window_s,
+        duration_s=(until - since).total_seconds(),
+        min_shared=min_shared,
+    ).head(limit)
+    bikes: dict[str, int] = dict(
+        conn.execute(
+            "SELECT tag_id, bike_id FROM tag_bindings WHERE tag_id = ANY(%s) AND valid @> %s",
+            (list(scored["tag_id"]), until),
+        ).fetchall()
+    )
+    return [_companion(rec, co, bikes) for rec in scored.to_dict("records")]
+
+
+def _companion(rec: dict[Hashable, Any], co: pd.DataFrame, bikes: dict[str, int]) -> Companion:
+    tag = str(rec["tag_id"])
+    mine = co[co["tag_id"] == tag].sort_values("target_at_us")
+    return Companion(
+        tag_id=tag,
+        bike_id=None if tag not in bikes else int(bikes[tag]),
+        shared=int(rec["shared"]),
+        readers=int(rec["readers"]),
+        expected=float(rec["expected"]),
+        score=float(rec["score"]),
+        passages=[
+            (str(r), _utc(a), _utc(b))
+            for r, a, b in zip(
+                mine["reader_id"], mine["target_at_us"], mine["companion_at_us"], strict=True
+            )
+        ],
+    )
+
+
+def _utc(t_us: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(t_us))
+
+
+def _first(rows: list[Row]) -> Row | None:
+    return rows[0] if rows else None

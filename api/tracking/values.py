@@ -1,0 +1,59 @@
+"""What the tracking domain answers with: plain immutable values, no SQL and no I/O.
+
+Times are aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+# The transitions query's rows: (next reader, departures, median travel seconds), most
+# frequent first.
+Transitions = list[tuple[str, int, float]]
+
+
+@dataclass(frozen=True, slots=True)
+class LastSeen:
+    """Where and when a bike was last heard."""
+
+    tag_id: str
+    reader_id: str
+    at: datetime
+    lon: float | None
+    lat: float | None
+    source: str  # "passage" (closed passage, closest approach) or "read" (a watched tag's alert)
+
+
+@dataclass(frozen=True, slots=True)
+class NextReader:
+    """A reader the bike will likely pass next, with the estimated time of arrival."""
+
+    reader_id: str
+    probability: float
+    eta: datetime
+    travel_s: float
+    distance_m: float
+    source: str  # "history" (transitions seen at this reader) or "road" (graph neighbours)
+
+
+@dataclass(frozen=True, slots=True)
+class Companion:
+    """A tag that passed the same readers as the target, together, more often than chance."""
+
+    tag_id: str
+    bike_id: int | None
+    shared: int
+    readers: int
+    expected: float
+    score: float
+    passages: list[tuple[str, datetime, datetime]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class PlateBike:
+    """What a route needs of the bike a plate names."""
+
+    bike_id: int
+    plate: str
+    stolen_at: datetime | None

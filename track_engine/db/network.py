@@ -1,0 +1,163 @@
+"""The road network and its readers as the engine (and the API's route stitching) load
+them: node and edge arrays, each reader's node and the miss rate path choice weighs its
+silence by, clock offsets, and a digest that says when the rates changed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import psycopg
+
+from track_engine.places import PROTOCOL_RANGE_M
+from track_engine.roads import ReaderPaths, RoadGraph, precompute_reader_paths
+
+
+@dataclass(frozen=True)
+class NetworkArrays:
+    """The active road network and the readers on it, as arrays for the engine's RoadGraph."""
+
+    network_id: int
+    node_xy_m: np.ndarray
+    node_lonlat: np.ndarray
+    edge_src: np.ndarray
+    edge_dst: np.ndarray
+    edge_length_m: np.ndarray
+    readers: pd.DataFrame  # reader_id, node_id, lon, lat, x_m, y_m, antennas, miss_rate, protocol
+
+    def road_graph(self) -> RoadGraph:
+        """The engine's routing graph of these arrays."""
+        return RoadGraph.from_arrays(
+            node_lonlat=self.node_lonlat,
+            node_xy_m=self.node_xy_m,
+            edge_src=self.edge_src,
+            edge_dst=self.edge_dst,
+            edge_length_m=self.edge_length_m,
+        )
+
+    def reader_nodes(self) -> dict[str, int]:
+        """Each reader's road node."""
+        return {
+            str(r): int(n)
+            for r, n in zip(self.readers["reader_id"], self.readers["node_id"], strict=True)
+        }
+
+    def miss_rates(self) -> dict[str, float]:
+        """Each reader's miss rate as loaded (learned where known, see :func:`load_network`)."""
+        return dict(
+            zip(
+                self.readers["reader_id"].astype(str).tolist(),
+                self.readers["miss_rate"].astype(float).tolist(),
+                strict=True,
+            )
+        )
+
+    def reader_ranges_m(self) -> dict[str, float]:
+        """How far readers of long-range protocols hear a tag (``places.PROTOCOL_RANGE_M``):
+        their read zones, for places and the clone test. Others are not listed."""
+        if "protocol" not in self.readers:
+            return {}
+        return {
+            str(r): PROTOCOL_RANGE_M[str(p)]
+            for r, p in zip(self.readers["reader_id"], self.readers["protocol"], strict=True)
+            if str(p) in PROTOCOL_RANGE_M
+        }
+
+    def reader_paths(self, graph: RoadGraph) -> ReaderPaths:
+        """Paths between the readers on ``graph`` (from :meth:`road_graph`), each reader's
+        silence weighed by its miss rate in path choice."""
+        return precompute_reader_paths(graph, self.reader_nodes(), miss_rate=self.miss_rates())
+
+
+# The miss rate path choice uses: learned from the passages (track_engine.db.reader_miss_rates)
+# where there was evidence, the registry's (survey / operator) figure otherwise.
+EFFECTIVE_MISS_RATE = "coalesce(miss_rate_learned, miss_rate)"
+
+
+def load_network(conn: psycopg.Connection, *, learned: bool = True) -> NetworkArrays | None:
+    """Load the active road network (node ids are dense 0..N-1) and its readers.
+
+    The readers' ``miss_rate`` is the learned one where there is one (``learned=False``: the
+    registry's figure, the prior of the learning job)."""
+    miss_rate = EFFECTIVE_MISS_RATE if learned else "miss_rate"
+    network_id = active_network_id(conn)
+    if network_id is None:
+        return None
+    nodes = np.array(
+        conn.execute(
+            "SELECT x_m, y_m, lon, lat FROM road_nodes WHERE network_id = %s ORDER BY node_id",
+            (network_id,),
+        ).fetchall(),
+        dtype=np.float64,
+    ).reshape(-1, 4)
+    edges = conn.execute(
+        "SELECT src, dst, length_m FROM road_edges WHERE network_id = %s ORDER BY edge_id",
+        (network_id,),
+    ).fetchall()
+    edge_arr = np.array(edges, dtype=np.float64).reshape(-1, 3)
+    readers = pd.DataFrame(
+        conn.execute(
+            f"""SELECT reader_id, node_id, lon, lat, x_m, y_m, antennas,
+                       {miss_rate} AS miss_rate, protocol
+               FROM readers WHERE network_id = %s ORDER BY reader_id""",
+            (network_id,),
+        ).fetchall(),
+        columns=[
+            "reader_id",
+            "node_id",
+            "lon",
+            "lat",
+            "x_m",
+            "y_m",
+            "antennas",
+            "miss_rate",
+            "protocol",
+        ],
+    )
+    return NetworkArrays(
+        network_id=network_id,
+        node_xy_m=nodes[:, 0:2].copy(),
+        node_lonlat=nodes[:, 2:4].copy(),
+        edge_src=edge_arr[:, 0].astype(np.int32),
+        edge_dst=edge_arr[:, 1].astype(np.int32),
+        edge_length_m=edge_arr[:, 2].copy(),
+        readers=readers,
+    )
+
+
+def network_reader_rates(conn: psycopg.Connection, network_id: int) -> dict[str, tuple[int, float]]:
+    """Each reader of network ``network_id``: its road node and the miss rate path choice
+    uses (learned, else the registry's)."""
+    rows = conn.execute(
+        f"SELECT reader_id, node_id, {EFFECTIVE_MISS_RATE} FROM readers WHERE network_id = %s",
+        (network_id,),
+    ).fetchall()
+    return {str(r): (int(n), float(m)) for r, n, m in rows}
+
+
+def network_miss_rates_stamp(conn: psycopg.Connection, network_id: int) -> str:
+    """A digest of :func:`network_reader_rates`: it changes when any reader's node or rate
+    does, or a reader comes or goes (a learning run, an import), so that a holder of the
+    loaded network knows when to look again."""
+    row = conn.execute(
+        f"""SELECT md5(coalesce(string_agg(
+                reader_id || '@' || node_id::text || '=' || {EFFECTIVE_MISS_RATE}::text, ','
+                ORDER BY reader_id), ''))
+            FROM readers WHERE network_id = %s""",
+        (network_id,),
+    ).fetchone()
+    return "" if row is None else str(row[0])
+
+
+def reader_clock_offsets_ms(conn: psycopg.Connection) -> dict[str, float]:
+    """Each reader's estimated clock offset (reader minus true time), in milliseconds."""
+    return {
+        str(r): float(o) for r, o in conn.execute("SELECT reader_id, clock_offset_ms FROM readers")
+    }
+
+
+def active_network_id(conn: psycopg.Connection) -> int | None:
+    """Id of the road network routes are drawn on, or None before any is loaded."""
+    row = conn.execute("SELECT network_id FROM road_networks WHERE active").fetchone()
+    return None if row is None else int(row[0])
