@@ -99,6 +99,7 @@ def demo(
     http://127.0.0.1:8000; Ctrl-C stops everything cleanly.
     """
     from tagtrail import demo as demo_mod
+    from tagtrail import demo_live, demo_once
 
     settings = Settings()
     options = demo_mod.DemoOptions(
@@ -108,7 +109,7 @@ def demo(
     exit_if_ports_taken(settings, need_api=not once)
     with services(settings) as svc:
         if once:
-            result = demo_mod.run_once(
+            result = demo_once.run_once(
                 settings,
                 options,
                 database_url=svc.database_url,
@@ -124,7 +125,7 @@ def demo(
                     f"{stats['engine_reads_stored']} reads stored in {stats['pipeline_seconds']} s"
                 )
             return
-        demo_mod.run_live(
+        demo_live.run_live(
             settings,
             options,
             database_url=svc.database_url,

@@ -8,8 +8,6 @@ No stage is skipped or short-circuited; the demo only wires the parts together a
 from __future__ import annotations
 
 import logging
-import os
-import secrets
 import threading
 import time
 import uuid
@@ -21,25 +19,18 @@ from typing import Any
 
 import pandas as pd
 import psycopg
-from rich.console import Console
 
-from api.network.service import NetworkCache
-from api.registry import cases
 from api.registry import loaders as registry
-from api.tracking.service import RouteRequest, route_for_plate
 from citymap.network import City
 from reader_gateway.config import DEFAULT_MAX_READ_AGE_S, DEFAULT_MAX_READ_LEAD_S
 from reader_gateway.transport.mqtt import MqttGateway, MqttGatewayConfig
 from simulators.city import generate_city
-from simulators.emit import MqttEmitter, reader_messages
 from simulators.fleet import trip_rate_scale_for
 from simulators.readers import SimReader, place_readers
 from simulators.rf import simulate_reads
 from simulators.riders import Bike, Population, Theft, generate_population, trajectories
-from tagtrail.embedded import SigtermAsInterrupt
 from tagtrail.settings import Settings
 from track_engine.consumer import EngineConfig, EngineService
-from track_engine.db.migrate import migrate
 from track_engine.identifiers import frame_number_key
 from track_engine.reader_status import ReaderStatusRecorder
 
@@ -351,258 +342,6 @@ def _wait_for(
         time.sleep(0.05)
 
 
-def run_once(
-    settings: Settings, options: DemoOptions, *, database_url: str, mqtt_url: str, now: datetime
-) -> dict[str, Any]:
-    """Simulate ``options.hours`` ending at ``now`` as fast as possible; return the result.
-
-    Waits for every stage to drain: all reader messages acknowledged by the broker and decoded
-    by the gateway, every batch processed by the engine, then the open passages closed.
-    """
-    migrate(database_url)
-    start = (now - timedelta(hours=options.hours)).replace(microsecond=0)
-    with psycopg.connect(database_url) as conn:
-        run_index = cases.count_cases_with_prefix(conn, DEMO_CASE_PREFIX)
-    sim = simulate(options, start=start, run_index=run_index)
-    source = network_source(options)
-    with psycopg.connect(database_url) as conn:
-        case_number = load_registry(
-            conn, sim, source=source, id_hash_key=settings.resolve_id_hash_key()
-        )
-    protocols = {r.reader_id: r.protocol for r in sim.readers}
-    started = time.monotonic()
-    with running_pipeline(
-        settings,
-        database_url=database_url,
-        mqtt_url=mqtt_url,
-        simulated_s=options.hours * 3600,
-    ) as pipe:
-        emitter = MqttEmitter(
-            mqtt_url,
-            topic_prefix=settings.topic_prefix,
-            client_id=f"tagtrail-sim-{uuid.uuid4().hex[:10]}",
-        )
-        try:
-            gateway = pipe.gateway
-            emitter.replay(
-                reader_messages(sim.reads, protocols),
-                stop=pipe.stop,
-                backlog=lambda: emitter.published - gateway.messages_in,
-            )
-            if not emitter.drain(60):
-                raise DemoError("the broker did not acknowledge every reader message")
-        finally:
-            emitter.close()
-        timeout = 120 + len(sim.reads) / 500
-        _wait_for(
-            lambda: pipe.gateway.messages_in >= emitter.published,
-            timeout,
-            lambda: f"the gateway ({pipe.gateway.messages_in} of {emitter.published} messages in)",
-        )
-        _wait_for(pipe.gateway.idle, timeout, "the gateway to publish its batches")
-        _wait_for(
-            lambda: pipe.engine.counters.reads_received >= pipe.gateway.reads_out,
-            timeout,
-            "the engine",
-        )
-        pipe.stop.set()
-        for thread in pipe.threads:
-            thread.join(10)
-        pipe.engine.flush()
-        counters = pipe.engine.counters
-        gateway_counts = (pipe.gateway.messages_in, pipe.gateway.reads_out)
-    elapsed = time.monotonic() - started
-    plate = sim.stolen_bike.plate
-    with psycopg.connect(database_url) as conn:
-        route = route_for_plate(
-            conn,
-            NetworkCache(),
-            RouteRequest(
-                plate=plate,
-                since=sim.theft.stolen_at,
-                until=now,
-                reason="demo run of a simulated theft",
-                case_number=case_number,
-                actor="system:demo",
-            ),
-        )
-    passages = [
-        {"reader_id": p["reader_id"], "time": p["closest_at"]}
-        for p in route["properties"]["passages"]
-    ]
-    return {
-        "plate": plate,
-        "case_number": case_number,
-        "stolen_at": sim.theft.stolen_at.isoformat(),
-        "passages": passages,
-        "route": route,
-        "stats": {
-            "run_index": run_index,
-            "simulated_from": start.isoformat(),
-            "simulated_to": now.isoformat(),
-            "bikes": options.bikes,
-            "readers": len(sim.readers),
-            "reader_messages": emitter.published,
-            "gateway_messages_in": gateway_counts[0],
-            "gateway_reads_out": gateway_counts[1],
-            "engine_reads_received": counters.reads_received,
-            "engine_reads_stored": counters.reads_stored,
-            "engine_passages_stored": counters.passages_stored,
-            "alerts": counters.alerts,
-            "true_passages_of_stolen_bike": int(
-                (sim.truth["heard"] & (sim.truth["tag_id"] == sim.stolen_bike.tag_id)).sum()
-            ),
-            "pipeline_seconds": round(elapsed, 2),
-        },
-    }
-
-
 def utc_now() -> datetime:
     """Current time, whole seconds, aware UTC."""
     return datetime.now(UTC).replace(microsecond=0)
-
-
-DEMO_OFFICER = "duty-officer"
-
-
-def ensure_demo_officer(conn: psycopg.Connection, settings: Settings) -> str:
-    """Make sure the demo's officer account exists; returns its password.
-
-    The password is random, kept in ``data_dir/demo-officer.password`` (mode 0600) and
-    re-applied on every start, so a reused database and a new data directory still agree.
-    """
-    from api.security import hash_password, verify_password
-    from api.users import store as accounts
-
-    path = settings.data_dir / "demo-officer.password"
-    if not path.exists():
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(12))
-    password = path.read_text().strip()
-    user = accounts.user_by_name(conn, DEMO_OFFICER)
-    if user is None:
-        accounts.create_user(
-            conn, username=DEMO_OFFICER, password_hash=hash_password(password), role="officer"
-        )
-    elif not verify_password(user.password_hash, password):
-        # a new data directory's password: a change like any other, so older tokens stop
-        accounts.change_password(conn, user_id=user.user_id, password_hash=hash_password(password))
-    return password
-
-
-def run_live(
-    settings: Settings,
-    options: DemoOptions,
-    *,
-    database_url: str,
-    mqtt_url: str,
-    console: Console,
-) -> None:
-    """Run the city live: the first ``lead_minutes`` replay at once, the rest in real time.
-
-    Serves the API and console until Ctrl-C or SIGTERM, then stops every thread and closes
-    every connection (the caller stops the embedded services).
-    """
-    sigterm = SigtermAsInterrupt()  # a no-op under the embedded services, which installed one
-    sigterm.install()
-    try:
-        _run_live(settings, options, database_url=database_url, mqtt_url=mqtt_url, console=console)
-    finally:
-        sigterm.restore()
-
-
-def _run_live(
-    settings: Settings,
-    options: DemoOptions,
-    *,
-    database_url: str,
-    mqtt_url: str,
-    console: Console,
-) -> None:
-    import uvicorn
-
-    from api.app import create_app
-    from tagtrail.commands.api import api_config
-    from tagtrail.notices import running_notice_sender
-
-    migrate(database_url)
-    # Faster than real time, the simulated clock starts far enough in the past never to run
-    # ahead of the real one: the engine rightly holds reads "from the future" (a reader whose
-    # clock is wrong) and would not close their passages.
-    live_min = options.hours * 60 - options.lead_minutes
-    sim_now = utc_now() - timedelta(minutes=live_min * (1 - 1 / options.speedup))
-    start = sim_now - timedelta(minutes=options.lead_minutes)
-    with psycopg.connect(database_url) as conn:
-        run_index = cases.count_cases_with_prefix(conn, DEMO_CASE_PREFIX)
-    sim = simulate(options, start=start, run_index=run_index, live=True)
-    with psycopg.connect(database_url) as conn:
-        case_number = load_registry(
-            conn, sim, source=network_source(options), id_hash_key=settings.resolve_id_hash_key()
-        )
-        password = ensure_demo_officer(conn, settings)
-    protocols = {r.reader_id: r.protocol for r in sim.readers}
-    plate = sim.stolen_bike.plate
-    url = f"http://{settings.api_host}:{settings.api_port}/routes/{plate}?case_number={case_number}"
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(api_config(settings, database_url)),
-            host=settings.api_host,
-            port=settings.api_port,
-            log_level="warning",
-        )
-    )
-    with running_pipeline(
-        settings,
-        database_url=database_url,
-        mqtt_url=mqtt_url,
-        simulated_s=options.hours * 3600,
-    ) as pipe:
-        emitter = MqttEmitter(
-            mqtt_url,
-            topic_prefix=settings.topic_prefix,
-            client_id=f"tagtrail-sim-{uuid.uuid4().hex[:10]}",
-        )
-        feeder = threading.Thread(
-            target=emitter.replay,
-            args=(reader_messages(sim.reads, protocols),),
-            kwargs={
-                "stop": pipe.stop,
-                "speedup": options.speedup,
-                "wall_start": time.time() - options.lead_minutes * 60 / options.speedup,
-                "sim_start_us": int(start.timestamp() * 1e6),
-            },
-            name="simulator",
-            daemon=True,
-        )
-        # From the moment "Press Ctrl-C" may be on screen, Ctrl-C or SIGTERM stops cleanly,
-        # also when it comes before uvicorn has taken over the signals.
-        try:
-            feeder.start()
-            console.print(
-                f"Simulating {options.bikes} bikes and {len(sim.readers)} readers; "
-                f"bike [bold]{plate}[/] was stolen at {sim.theft.stolen_at:%H:%M:%S} UTC "
-                f"(case {case_number}) and the thief is riding it now: its route grows until "
-                f"about {last_ridden(sim):%H:%M} UTC (simulated time)."
-            )
-            console.print(f"Its route, live: [link={url}]{url}[/]")
-            console.print(f"Log in as [bold]{DEMO_OFFICER}[/] with password [bold]{password}[/]")
-            if options.speedup != 1:
-                console.print(
-                    f"Simulated time runs {options.speedup:g}x real time; it is now "
-                    f"{sim_now:%H:%M:%S} UTC there."
-                )
-            console.print("Press Ctrl-C to stop.")
-            # Returns on Ctrl-C or SIGTERM; uvicorn then re-raises the signal, which
-            # SigtermAsInterrupt turns into the KeyboardInterrupt that Ctrl-C gives.
-            with running_notice_sender(settings, database_url):  # e-mail/webhook notices
-                server.run()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            pipe.stop.set()
-            if feeder.is_alive():
-                feeder.join(5)
-            emitter.close()
-    console.print("stopped cleanly")
