@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import psycopg
 
+from api.registry import loaders as registry
 from reader_gateway.wire import ReadBatch, batch_from_columns
 from track_engine.core.engine import Engine as CoreEngine
-from track_engine.db import registry
 from track_engine.pipeline import Engine
 from track_engine.storage.memory import MemoryStorage
 

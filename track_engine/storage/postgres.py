@@ -1,7 +1,7 @@
 """The PostgreSQL adapter of the engine's storage port: the engine's own SQL.
 
 Reads and passages go through the COPY writer (:mod:`track_engine.db.writer`); the watch
-list is :func:`track_engine.db.queries.watched_tags`. The engine shell owns the connection's
+list is :func:`track_engine.db.watchlist.watched_tags`. The engine shell owns the connection's
 transactions through :meth:`PostgresStorage.transaction`.
 """
 
