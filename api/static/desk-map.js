@@ -18,6 +18,7 @@ let map = null;
 let readers = new Map(); // reader id -> [lat, lon]
 const thefts = new Map(); // bike id -> {theft, marker, label}
 let reloading = null;
+let pending = []; // live alerts that came while the map or the list was loading
 
 function routeHref(theft) {
   const query = new URLSearchParams(
@@ -65,15 +66,18 @@ function place(entry) {
   entry.marker.bindTooltip(entry.label, { permanent: true, interactive: true, direction: "auto", className: "theft-tip" });
 }
 
+// Beside the map: a theft never seen, or seen only at a reader with no position.
+function offMapItem(theft) {
+  const seen = theft.last_seen;
+  const when = seen ? [t("desk.map.noPosition", { reader: seen.reader_id }), " ", age(seen.at)] : [t("desk.map.stolen"), " ", age(theft.stolen_at)];
+  return h("li", { "data-bike": theft.bike_id }, h("a", { href: routeHref(theft) }, theft.plate || `#${theft.bike_id}`),
+    theft.case_number ? ` · ${theft.case_number}` : "", " · ", ...when);
+}
+
 function renderUnseen() {
   const unseen = [...thefts.values()].filter((e) => !e.marker);
   const list = $("not-seen");
-  list.replaceChildren(
-    ...unseen.map((e) =>
-      h("li", { "data-bike": e.theft.bike_id }, h("a", { href: routeHref(e.theft) }, e.theft.plate || `#${e.theft.bike_id}`),
-        e.theft.case_number ? ` · ${e.theft.case_number}` : "", " · ", t("desk.map.stolen"), " ", age(e.theft.stolen_at)),
-    ),
-  );
+  list.replaceChildren(...unseen.map((e) => offMapItem(e.theft)));
   if (!unseen.length) list.append(h("li", { class: "muted" }, t("desk.map.allSeen")));
   $("map-count").textContent = t("desk.map.count", { open: thefts.size, unseen: unseen.length });
 }
@@ -102,13 +106,21 @@ export function refreshOverview() {
     .catch((err) => say($("map-status"), err.message, { error: true }))
     .finally(() => {
       reloading = null;
+      if (!map) return;
+      const queued = pending;
+      pending = [];
+      for (const data of queued) overviewAlert(data);
     });
   return reloading;
 }
 
 /** A live alert: move and flash the marker of its bike, with its new last sighting. */
 export function overviewAlert(data) {
-  if (!map || data.kind !== "theft") return;
+  if (data.kind !== "theft") return;
+  if (!map || reloading) {
+    pending.push(data); // applied once the map and the open thefts are in
+    return;
+  }
   const entry = thefts.get(data.bike_id);
   if (!entry) {
     refreshOverview();
