@@ -29,6 +29,10 @@ PICTURES = {
         "tests/browser/test_console_desk.py",
         "test_desk_shows_history_and_acknowledges-live.png",
     ),
+    "desk-overview.png": (
+        "tests/browser/test_console_desk_map.py",
+        "test_overview_map_follows_a_stolen_bike_live-overview.png",
+    ),
     "operator-health.png": (
         "tests/browser/test_console_operator.py",
         "test_operator_sees_health_told_apart_and_unknown_readers-health.png",

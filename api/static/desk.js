@@ -3,6 +3,7 @@
 // new ones arrive live, are announced to screen readers with a beep, and each is
 // acknowledged by whoever takes it (the API records who and when, and audits it).
 import { beep, setSound } from "./beep.js";
+import { overviewAlert, startOverview } from "./desk-map.js";
 import { dateTime } from "./format.js";
 import { onLang, t } from "./i18n.js";
 import { fillTable, h, row } from "./dom.js";
@@ -119,6 +120,7 @@ function shown(item) {
 }
 
 async function onEvent(event, data) {
+  if (event === "alert") overviewAlert(data);
   const flag = event === "stolen_match";
   const bikeId = data.bike_id ?? data.stolen_bike_id;
   const item = {
@@ -175,4 +177,5 @@ if (startPage({ roles: ["officer", "admin"] })) {
     live.classList.toggle("off", state !== "live");
   });
   load();
+  startOverview();
 }

@@ -105,6 +105,11 @@ export default {
   "desk.count": "{shown} shown · {waiting} waiting", "desk.loaded": "Showing what was raised since {since}.",
   "desk.loadedWaiting": "Showing what was raised since {since}, and what still waits from the last 24 hours.", "desk.acked": "Acknowledged: {what}.",
   "desk.event": "tagging event {id}", "desk.reason": "duty desk alert {id}",
+  "desk.map.title": "Open thefts: last seen", "desk.map.refresh": "Refresh",
+  "desk.map.label": "Map of open thefts at their last sighting", "desk.map.notSeen": "Not seen yet",
+  "desk.map.allSeen": "Every open theft has been seen.", "desk.map.stolen": "stolen",
+  "desk.map.count": "{open} open · {unseen} not seen yet", "desk.map.reason": "duty desk overview, theft {id}",
+  "desk.map.noPosition": "seen at {reader} (no position)",
 
   "reg.title": "Register a bike", "reg.owner": "Owner", "reg.name": "Name", "reg.phone": "Phone",
   "reg.idNumber": "National ID number",

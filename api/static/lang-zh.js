@@ -106,6 +106,11 @@ export default {
   "desk.count": "显示 {shown} 条 · {waiting} 条待确认", "desk.loaded": "显示自 {since} 以来的告警。",
   "desk.loadedWaiting": "显示自 {since} 以来的告警，以及最近 24 小时内仍待确认的告警。", "desk.acked": "已确认：{what}。",
   "desk.event": "登记活动 {id}", "desk.reason": "值班台告警 {id}",
+  "desk.map.title": "未结案被盗车辆：最后出现", "desk.map.refresh": "刷新",
+  "desk.map.label": "未结案被盗车辆最后出现位置地图", "desk.map.notSeen": "尚未出现",
+  "desk.map.allSeen": "所有未结案被盗车辆均已出现。", "desk.map.stolen": "被盗于",
+  "desk.map.count": "{open} 起未结案 · {unseen} 辆尚未出现", "desk.map.reason": "值班台总览，案件 {id}",
+  "desk.map.noPosition": "出现于 {reader}（无位置）",
 
   "reg.title": "登记车辆", "reg.owner": "车主", "reg.name": "姓名", "reg.phone": "电话",
   "reg.idNumber": "身份证号",

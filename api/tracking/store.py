@@ -24,7 +24,14 @@ import psycopg
 from api.registry import audit
 from api.tracking.caches import caches_of
 from api.tracking.prediction import HasReaderPaths, predict_next_readers
-from api.tracking.values import Companion, LastSeen, NextReader, PlateBike, Transitions
+from api.tracking.values import (
+    Companion,
+    LastSeen,
+    NextReader,
+    OpenTheftSeen,
+    PlateBike,
+    Transitions,
+)
 from track_engine.companions import SHARED_COLUMNS, score_companions
 from track_engine.db import passage_rows
 from track_engine.errors import NotFoundError
@@ -91,8 +98,8 @@ async def configure_lookup_connection(conn: psycopg.AsyncConnection[Any]) -> Non
 # A passage is stored about ``passage_gap_s`` + 3 s after its last read, on the engine's clock
 # even when no later read comes (Engine.tick), so for a bike nobody watches the answer lags by
 # that much; a watched bike's alerts are live.
-_LAST_SEEN = """
-    WITH tags AS (SELECT tag_id, valid FROM tag_bindings WHERE bike_id = %(bike)s)
+_LAST_SEEN_OF = """
+    WITH tags AS (SELECT tag_id, valid FROM tag_bindings WHERE bike_id = {bike})
     SELECT s.tag_id, s.reader_id, s.at, s.source, rd.lon, rd.lat FROM (
       (SELECT p.tag_id, p.reader_id, p.closest_at AS at, 'passage' AS source
        FROM tags t CROSS JOIN LATERAL (
@@ -103,10 +110,11 @@ _LAST_SEEN = """
       UNION ALL
       (SELECT a.tag_id, a.reader_id, a.read_at AS at, 'read' AS source
        FROM tags t JOIN alerts a ON a.tag_id = t.tag_id AND a.read_at <@ t.valid
-       WHERE a.watch_id IN (SELECT watch_id FROM watches WHERE bike_id = %(bike)s)
+       WHERE a.watch_id IN (SELECT watch_id FROM watches WHERE bike_id = {bike})
        ORDER BY a.read_at DESC LIMIT 1)) s
     LEFT JOIN readers rd ON rd.reader_id = s.reader_id
     ORDER BY s.at DESC, s.source LIMIT 1"""
+_LAST_SEEN = _LAST_SEEN_OF.format(bike="%(bike)s")
 
 
 def _last_seen_of(row: Row | None) -> LastSeen | None:
@@ -162,6 +170,38 @@ def audited_last_seen(
 
     params = {**audit.named_params(record), "bike": bike_id}
     return Lookup(_AUDITED_LAST_SEEN, params, answer)
+
+
+# --- Open thefts' last sightings (the duty desk's overview map) -------------------------------
+# Every open theft with its bike's current plate and the bike's last sighting (_LAST_SEEN per
+# bike, NULLs when never seen). Not a hot lookup: the caller audits what it showed.
+_OPEN_THEFTS_LAST_SEEN = f"""
+    SELECT th.theft_id, th.bike_id,
+           (SELECT p.plate FROM plates p WHERE p.bike_id = th.bike_id
+            ORDER BY upper_inf(p.valid) DESC, lower(p.valid) DESC LIMIT 1) AS plate,
+           th.case_number, th.status, th.stolen_at, seen.*
+    FROM thefts th
+    LEFT JOIN LATERAL ({_LAST_SEEN_OF.format(bike="th.bike_id")}) seen ON true
+    WHERE th.status IN ('reported', 'confirmed')
+    ORDER BY th.stolen_at DESC, th.theft_id DESC"""
+
+
+def open_thefts_last_seen(conn: psycopg.Connection) -> list[OpenTheftSeen]:
+    """Every open theft (reported or confirmed), newest theft first, with its bike's last
+    sighting (:func:`last_seen_lookup`)."""
+    rows = conn.execute(_OPEN_THEFTS_LAST_SEEN).fetchall()
+    return [
+        OpenTheftSeen(
+            theft_id=int(r[0]),
+            bike_id=int(r[1]),
+            plate=r[2],
+            case_number=r[3],
+            status=str(r[4]),
+            stolen_at=r[5].astimezone(UTC),
+            last_seen=None if r[6] is None else _last_seen_of(r[6:12]),
+        )
+        for r in rows
+    ]
 
 
 # --- A bike's passages -----------------------------------------------------------------------

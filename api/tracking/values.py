@@ -57,3 +57,16 @@ class PlateBike:
     bike_id: int
     plate: str
     stolen_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class OpenTheftSeen:
+    """An open theft and its bike's last sighting (None when it was never seen)."""
+
+    theft_id: int
+    bike_id: int
+    plate: str | None
+    case_number: str | None
+    status: str
+    stolen_at: datetime
+    last_seen: LastSeen | None

@@ -12,6 +12,7 @@ from fastapi.responses import Response
 
 from api.deps import (
     ConnDep,
+    DutyDeskDep,
     IdPath,
     LookupConnDep,
     NetworkDep,
@@ -22,10 +23,11 @@ from api.deps import (
 )
 from api.openapi import LOOKUP_RESPONSES
 from api.thefts.schemas import CASE_PATTERN
-from api.tracking import lookups
+from api.tracking import lookups, overview
 from api.tracking.case_sheet import MEDIA_TYPE as PDF_MEDIA_TYPE
 from api.tracking.case_sheet import RoadContext, SheetHeader, sheet_zone, to_pdf
 from api.tracking.exports import MEDIA_TYPES, RENDERERS
+from api.tracking.schemas import OpenTheftsOut
 from api.tracking.service import (
     RouteRequest,
     cameras_near_passages,
@@ -162,6 +164,21 @@ def route_cameras(
     )
     feature = route_for_plate(conn, network, request)
     return cameras_near_passages(conn, feature=feature, radius_m=radius_m)
+
+
+@router.get("/thefts/open/last-seen")
+def open_thefts_last_seen(
+    conn: ConnDep,
+    principal: DutyDeskDep,
+    reason: Reason = "",
+    case_number: CaseNumber = None,
+) -> OpenTheftsOut:
+    """Every open theft (reported or confirmed), newest first, with its plate, case number,
+    when it was stolen and its bike's last sighting (reader, position, time; null when not
+    seen yet): the duty desk's overview map. Roles: admin, officer."""
+    return overview.open_thefts_last_seen(
+        conn, by=principal, reason=reason, case_number=case_number
+    )
 
 
 @router.get("/bikes/{bike_id}/last-seen", response_model=dict[str, Any])

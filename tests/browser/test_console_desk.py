@@ -35,6 +35,11 @@ def desk_rows(browser: WebDriver) -> list[dict[str, str]]:
     return found
 
 
+def show_list(browser: WebDriver) -> None:
+    """Scroll the list into view (the overview map is above it) before a screenshot."""
+    browser.execute_script("document.getElementById('filters').scrollIntoView()")
+
+
 @pytest.fixture(scope="module")
 def scene(api: httpx.Client, console_db: str) -> dict[str, Any]:
     """A stolen bike under a case passes R1 and R2, and its frame is presented at a desk
@@ -81,6 +86,7 @@ def test_desk_shows_history_and_acknowledges(
     assert all(body["plate"] in r["bike"] and CASE in r["bike"] for r in rows)
     assert {r["where"] for r in rows if r["key"].startswith("alert")} == {"R1", "R2"}
     assert "3 waiting" in browser.find_element(By.ID, "count").text
+    show_list(browser)
     screenshot("history")
 
     # Acknowledge the flag: the row says who and when; the API says the same.
@@ -94,6 +100,7 @@ def test_desk_shows_history_and_acknowledges(
     assert [(f"{i['source']}:{i['id']}", i["acknowledged_by"]) for i in page.json()["items"]] == [
         (flag_key, "the-officer")
     ]
+    show_list(browser)
     screenshot("acknowledged")
 
     # Filters: only what waits; only flags (none waits now).
@@ -111,6 +118,7 @@ def test_desk_shows_history_and_acknowledges(
     ride(console_db, body["tag_id"], datetime.now(UTC) - timedelta(minutes=2), ["R4"], batch_seq=72)
     wait(browser, lambda b: len(desk_rows(b)) == 4 and desk_rows(b)[0]["where"] == "R4")
     assert "Acknowledge" in desk_rows(browser)[0]["ack"]
+    show_list(browser)
     screenshot("live")
 
 
