@@ -21,6 +21,42 @@ SHOTS = ROOT / "test-artifacts" / "screenshots"
 DOCS = ROOT / "docs" / "screenshots"
 # docs name -> (test file, screenshot the test saves)
 PICTURES = {
+    "officer-search.png": (
+        "tests/browser/test_console.py",
+        "test_officer_follows_stolen_bike_live-search.png",
+    ),
+    "officer-route-live.png": (
+        "tests/browser/test_console.py",
+        "test_officer_follows_stolen_bike_live-live.png",
+    ),
+    "officer-missed-eta.png": (
+        "tests/browser/test_console_case_sheet.py",
+        "test_a_passed_eta_is_missed_and_the_sheet_has_times_and_a_fitted_map-missed-eta.png",
+    ),
+    "officer-print-sheet.png": (
+        "tests/browser/test_console_case_sheet.py",
+        "test_a_passed_eta_is_missed_and_the_sheet_has_times_and_a_fitted_map-print-sheet.png",
+    ),
+    "registration-done.png": (
+        "tests/browser/test_console.py",
+        "test_registrar_registers_and_meets_conflict-registered.png",
+    ),
+    "registration-conflict.png": (
+        "tests/browser/test_console.py",
+        "test_registrar_registers_and_meets_conflict-conflict.png",
+    ),
+    "registration-photo.png": (
+        "tests/browser/test_console_photos.py",
+        "test_registrar_adds_a_photo_and_the_officer_sees_it-photo-added.png",
+    ),
+    "officer-case-photos.png": (
+        "tests/browser/test_console_photos.py",
+        "test_registrar_adds_a_photo_and_the_officer_sees_it-case-photos.png",
+    ),
+    "resident-reported.png": (
+        "tests/browser/test_console.py",
+        "test_resident_reports_theft-reported.png",
+    ),
     "desk-history.png": (
         "tests/browser/test_console_desk.py",
         "test_desk_shows_history_and_acknowledges-acknowledged.png",
