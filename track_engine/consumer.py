@@ -54,6 +54,8 @@ from reader_gateway.wire import (
     topic_safe_id,
 )
 from track_engine.db import queries
+from track_engine.db.distributed import is_worker_unavailable
+from track_engine.db.live_notify import AfterCommit
 from track_engine.metrics import EngineMetrics
 from track_engine.pipeline import Alert, Engine, ProcessResult
 from track_engine.retention import apply_retention
@@ -231,6 +233,7 @@ class EngineService:
             allowed_lateness_s=config.allowed_lateness_s,
             idle_skew_s=config.idle_skew_s,
         )
+        self._live = AfterCommit(self._conn)
         target = mqtt_target(config.mqtt_url)
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -375,6 +378,7 @@ class EngineService:
 
     def _add_passages_stored(self, stored: int) -> None:
         """Passages stored outside a micro-batch (a tick, the final flush): metric and counter."""
+        self._live.passages(self._conn, stored)
         if stored:
             self.metrics.passages_stored.inc(stored)
             with self.counters.lock:
@@ -391,6 +395,10 @@ class EngineService:
                 if self._stop.is_set():
                     return  # not acknowledged: the broker redelivers to the next worker
             except Exception as exc:
+                if self._worker_unavailable(exc):
+                    if self._stop.is_set():
+                        return  # not acknowledged: the broker redelivers to the next worker
+                    continue
                 # The database refused something in a wire-valid batch (or the engine failed
                 # on it: a bug, which must not stop the worker and have the broker redeliver
                 # the batch to every restart). Find the message(s), quarantine them, store
@@ -440,11 +448,13 @@ class EngineService:
         # Alerts first, committed on their own: the duty desk hears a stolen bike without
         # waiting for the micro-batch's COPY and fold (and on MQTT right away).
         alerts = self.engine.raise_alerts(prepared)
+        self._live.alerts(self._conn, [(a.alert_id, a.bike_id) for a in alerts])
         self._publish_alerts(alerts)
         with self.engine.micro_batch():
             for msg, reason in bad:
                 self._quarantine(msg, reason)
             result = self.engine.process(prepared, alerts=False)
+        self._live.passages(self._conn, result.passages_stored)
         result.alerts = alerts
         self._observe(len(messages), result, time.monotonic() - started)
         refused: dict[Refusal, int] = {}
@@ -463,6 +473,10 @@ class EngineService:
                 if self._stop.is_set():
                     raise
             except Exception as exc:
+                if self._worker_unavailable(exc):
+                    if self._stop.is_set():
+                        raise
+                    continue
                 by_database = isinstance(exc, psycopg.Error)
                 who = "database refused" if by_database else "engine failed on"
                 reason = f"{who} the batch: {type(exc).__name__}: {exc}"
@@ -534,6 +548,15 @@ class EngineService:
             self.metrics.db_reconnects.inc()
             log.warning("database connection restored")
             return
+
+    def _worker_unavailable(self, exc: Exception) -> bool:
+        """A Citus worker was away (track_engine.db.distributed): reconnect, wait a moment and
+        redo the micro-batch, as for a lost connection of our own; never quarantine it."""
+        if not is_worker_unavailable(exc):
+            return False
+        self._reconnect(exc)
+        self._stop.wait(self.config.reconnect_min_s)  # backoff, not synchronisation
+        return True
 
     def _observe(self, messages: int, result: ProcessResult, seconds: float) -> None:
         m = self.metrics

@@ -27,10 +27,10 @@ import psycopg
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 from numpy.typing import NDArray
-from psycopg import errors as pg_errors
 from psycopg.copy import QueuedLibpqWriter
 
 from track_engine.db.copy_binary import Fixed, PlainText, Text, Timestamp, copy_binary
+from track_engine.db.distributed import is_duplicate_key
 
 _EPOCH = "timestamptz '1970-01-01 00:00:00+00'"
 _US = "interval '1 microsecond'"
@@ -193,9 +193,10 @@ def copying_reads(
                 yield result
                 block_done = True
             result.stored = len(rows)
-        except pg_errors.UniqueViolation:
-            if not block_done:
-                raise  # not the COPY's: the caller's block failed
+        except psycopg.Error as exc:
+            # Citus reports a duplicate in a distributed COPY as XX000 (track_engine.db.distributed)
+            if not (block_done and is_duplicate_key(exc)):
+                raise  # not a duplicate, or not the COPY's: the caller's block failed
             result.stored = _store_reads_staged(conn, data)
 
 
@@ -224,8 +225,11 @@ def _store_reads_staged(conn: psycopg.Connection, data: bytes) -> int:
     with conn.cursor() as cur:
         with cur.copy(COPY_READS.replace("COPY reads ", "COPY reads_stage ")) as copy:
             copy.write(data)
-        cur.execute("INSERT INTO reads SELECT * FROM reads_stage ON CONFLICT DO NOTHING")
-        inserted = cur.rowcount
+        # Counted from RETURNING: Citus's command tag counts the rows attempted, not inserted.
+        cur.execute(
+            "INSERT INTO reads SELECT * FROM reads_stage ON CONFLICT DO NOTHING RETURNING 1"
+        )
+        inserted = len(cur.fetchall())
         cur.execute("TRUNCATE reads_stage")
     return inserted
 

@@ -1,0 +1,100 @@
+"""TagTrail on a real Citus cluster (a coordinator and two workers, issue #19).
+
+The schema is migrated against the coordinator and distributed by deploy/citus/distribute.sql
+as written; then the shard-equivalence run of tests/integration/test_shards.py (one simulated
+morning, published as a gateway would, into two engine workers) goes once into plain
+PostgreSQL and once into Citus, and the two must agree row for row: reads, passages, alerts
+and every bike's route built by the API's route service through the coordinator.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import psycopg
+import pytest
+from citus_setup import distribution, migrate_and_distribute
+from test_shards import ID_KEY, SHARDS, _routes, _run, _table, _wire_messages
+from testsupport import create_database, drop_database
+
+from tagtrail.commands.engine_accuracy import START
+from tagtrail.demo import DemoOptions, load_registry, simulate
+from track_engine.db.migrate import migrate
+
+pytestmark = [pytest.mark.citus, pytest.mark.slow]
+
+BY_TAG = ("reads", "passages", "held_reads", "alerts")
+
+
+def test_distribute_sql_runs_as_written_and_colocates_by_tag(citus_db: str) -> None:
+    migrate_and_distribute(citus_db)
+    tables = distribution(citus_db)
+    colocation = {tables[t][2] for t in BY_TAG}
+    assert all(tables[t][:2] == ("distributed", "tag_id") for t in BY_TAG), tables
+    assert len(colocation) == 1, "reads, passages, held reads and alerts are not co-located"
+    assert tables["watches"][0] == "reference"
+    with psycopg.connect(citus_db) as conn:
+        shards = conn.execute(
+            "SELECT count(DISTINCT nodeport) FROM citus_shards WHERE table_name = 'reads'::regclass"
+        ).fetchone()
+        triggers = conn.execute(
+            "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgname LIKE '%live_notify'"
+        ).fetchall()
+    assert shards is not None
+    assert shards[0] == 2, "reads' shards are not spread over 2 workers"
+    assert triggers == [], "a live NOTIFY trigger survived on a distributed table"
+
+
+def _results(
+    url: str, mqtt_url: str, sim: Any, messages: list[tuple[int, bytes, int]]
+) -> dict[str, Any]:
+    with psycopg.connect(url) as conn:
+        load_registry(conn, sim, source="generated:shards", id_hash_key=ID_KEY)
+    per_worker = _run(url, mqtt_url, messages, [range(0, 2), range(2, SHARDS)])
+    assert all(n > 0 for n in per_worker), per_worker
+    return {
+        "reads": _table(
+            url,
+            "SELECT tag_id, read_at, reader_id, antenna, rssi_dbm, reader_seq "
+            "FROM reads ORDER BY 1, 2, 3, 4",
+        ),
+        "passages": _table(url, "SELECT * FROM passages ORDER BY 1, 2, 3, 4"),
+        "alerts": _table(
+            url,
+            "SELECT w.bike_id, w.kind, a.tag_id, a.reader_id, a.read_at "
+            "FROM alerts a JOIN watches w USING (watch_id) ORDER BY a.read_at, 4",
+        ),
+        "routes": _routes(url, sim),
+    }
+
+
+def test_citus_stores_what_plain_postgresql_stores(
+    pg_admin_url: str, mqtt_url: str, citus_db: str
+) -> None:
+    sim = simulate(DemoOptions(seed=11, bikes=150, hours=1.0), start=START)
+    messages = _wire_messages(sim)
+    reads = len(sim.reads.drop_duplicates(["tag_id", "read_at_us", "reader_id", "antenna"]))
+    name, plain = create_database(pg_admin_url)
+    try:
+        migrate(plain)
+        expected = _results(plain, mqtt_url, sim, messages)
+    finally:
+        drop_database(pg_admin_url, name)
+    migrate_and_distribute(citus_db)
+    # The API's live channel, heard on the coordinator: the engine notifies after its commits.
+    with psycopg.connect(citus_db, autocommit=True) as listener:
+        listener.execute("LISTEN tagtrail_live")
+        got = _results(citus_db, mqtt_url, sim, messages)
+        heard = [orjson.loads(n.payload) for n in listener.notifies(timeout=1)]
+    assert len(got["reads"]) == reads
+    assert got["reads"] == expected["reads"]
+    assert len(got["passages"]) > 200
+    assert got["passages"] == expected["passages"]
+    assert got["alerts"], "the stolen bike's alerts were not raised"
+    assert got["alerts"] == expected["alerts"]
+    assert got["routes"] == expected["routes"]
+    with psycopg.connect(citus_db) as conn:
+        alert_ids = {r[0] for r in conn.execute("SELECT alert_id FROM alerts").fetchall()}
+    assert {n["id"] for n in heard if n["t"] == "alert"} == alert_ids
+    assert any(n["t"] == "passage" for n in heard)
