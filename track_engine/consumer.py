@@ -56,6 +56,7 @@ from reader_gateway.wire import (
 from track_engine.db import queries
 from track_engine.db.distributed import is_worker_unavailable
 from track_engine.db.live_notify import AfterCommit
+from track_engine.db.timescale_jobs import PolicyRunner
 from track_engine.metrics import EngineMetrics
 from track_engine.pipeline import Alert, Engine, ProcessResult
 from track_engine.retention import apply_retention
@@ -234,6 +235,7 @@ class EngineService:
             idle_skew_s=config.idle_skew_s,
         )
         self._live = AfterCommit(self._conn)
+        self._policies = PolicyRunner(config.database_url)
         target = mqtt_target(config.mqtt_url)
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -301,6 +303,7 @@ class EngineService:
             self.engine.partitions.ensure_ahead(
                 self._conn, int(now.timestamp() * 1e6), self.config.partition_ahead_days
             )
+        self._run_timescale_jobs()
         if self.config.retention_days is not None:
             result = apply_retention(self._conn, retention_days=self.config.retention_days, now=now)
             if result.partitions_dropped:
@@ -309,6 +312,19 @@ class EngineService:
                     len(result.partitions_dropped),
                     result.reads_held,
                 )
+
+    def _run_timescale_jobs(self) -> None:
+        """TimescaleDB policies its scheduler fails to run (track_engine.db.timescale_jobs)."""
+        try:
+            done = self._policies.run_due()
+        except psycopg.OperationalError:
+            raise  # the database is away: step() reconnects and retries housekeeping
+        except psycopg.Error as exc:
+            log.error("timescaledb: policy jobs not checked: %s", exc)
+            return
+        self.metrics.timescale_jobs.labels(outcome="ran").inc(len(done.ran))
+        self.metrics.timescale_jobs.labels(outcome="failed").inc(len(done.failed))
+        self.metrics.timescale_jobs_failing.set(done.scheduler_failing)
 
     def run(self, stop: threading.Event) -> None:
         """Process micro-batches until ``stop`` is set, then store every open passage.
