@@ -44,11 +44,12 @@ import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
 from reader_gateway.wire import (
+    BrokerFailover,
     ReadBatch,
     WireError,
     decode_batch,
     encode_stored,
-    mqtt_target,
+    mqtt_targets,
     reads_topic,
     stored_topic,
     topic_safe_id,
@@ -236,7 +237,9 @@ class EngineService:
         )
         self._live = AfterCommit(self._conn)
         self._policies = PolicyRunner(config.database_url)
-        target = mqtt_target(config.mqtt_url)
+        # A cluster's brokers as a list (mqtt://a:1883,b:1883,c:1883): reconnects go round them.
+        self._brokers = BrokerFailover(mqtt_targets(config.mqtt_url))
+        target = self._brokers.current
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=config.client_id,
@@ -247,6 +250,7 @@ class EngineService:
         self._client.on_connect = self._on_connect
         self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message
+        self._client.on_disconnect = self._client.on_connect_fail = self._next_broker
         self._client.reconnect_delay_set(min_delay=1, max_delay=10)
         self._client.connect_async(target.host, target.port, keepalive=30)
         self.connected = threading.Event()
@@ -265,6 +269,11 @@ class EngineService:
             return
         prefix = f"{self.config.topic_prefix}/reads"
         client.subscribe([(reads_topic(shard, prefix), 1) for shard in self.config.shards])
+
+    def _next_broker(self, client: mqtt.Client, *_: object) -> None:
+        target = self._brokers.next(client)
+        if len(self._brokers.targets) > 1:
+            log.warning("mqtt: connection lost or refused; next try %s", target.redacted_url())
 
     def _on_subscribe(self, client: mqtt.Client, *_: object) -> None:
         # Ready only once the broker has acknowledged the subscriptions: a message published

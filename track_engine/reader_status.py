@@ -20,7 +20,7 @@ import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
-from reader_gateway.wire import mqtt_target
+from reader_gateway.wire import BrokerFailover, mqtt_targets
 
 log = logging.getLogger(__name__)
 
@@ -78,13 +78,19 @@ class ReaderStatusRecorder:
         self._inbox: queue.Queue[Heartbeat] = queue.Queue()
         self.recorded = 0
         self.connected = threading.Event()
-        target = mqtt_target(mqtt_url)
+        brokers = BrokerFailover(mqtt_targets(mqtt_url))  # a cluster: reconnects go round it
+        target = brokers.current
         self._topic = f"{topic_prefix}/status/readers/+"
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
         target.configure(self._client)  # credentials and TLS from the URL
         self._client.on_connect = lambda c, *_: c.subscribe(self._topic, qos=1)
         self._client.on_subscribe = lambda *_: self.connected.set()
         self._client.on_message = self._on_message
+
+        def next_broker(client: mqtt.Client, *_: object) -> None:
+            brokers.next(client)
+
+        self._client.on_disconnect = self._client.on_connect_fail = next_broker
         self._client.reconnect_delay_set(min_delay=1, max_delay=10)
         self._client.connect_async(target.host, target.port, keepalive=30)
 
