@@ -27,7 +27,6 @@ Topics: ``tagtrail/v1/reads/<shard>`` carries batches; a gateway puts each tag o
 
 from __future__ import annotations
 
-import contextlib
 import re
 import zlib
 from collections.abc import Sequence
@@ -380,10 +379,9 @@ def mqtt_targets(url: str) -> list[MqttTarget]:
 
 
 class _ReconnectingClient(Protocol):
-    """What :class:`BrokerFailover` sets on a paho client between connection attempts."""
+    """The paho client method :class:`BrokerFailover` calls between connection attempts."""
 
-    host: str
-    port: int
+    def connect_async(self, host: str, port: int = 1883, keepalive: int = 60) -> None: ...
 
 
 @dataclass(slots=True)
@@ -391,13 +389,15 @@ class BrokerFailover:
     """Round-robin over a cluster's brokers: after a lost connection or a failed attempt the
     client's next (automatic) reconnect goes to the next node.
 
-    paho reconnects to the host it last used; calling :meth:`next` from its ``on_disconnect``
-    and ``on_connect_fail`` callbacks (the connection is closed then, so the host may change)
-    moves it on. With one broker it does nothing. A persistent session lives in the cluster
-    (NATS keeps MQTT sessions in JetStream, EMQX replicates them), so it is found on any node.
+    paho reconnects to the host it last used, and refuses to change ``host`` while it is
+    reconnecting; ``connect_async`` from its ``on_connect_fail`` and (for an unexpected loss)
+    ``on_disconnect`` callbacks sets the next node for the network thread's next attempt. With
+    one broker it does nothing. A persistent session lives in the cluster (NATS keeps MQTT
+    sessions in JetStream, EMQX replicates them), so it is found on any node.
     """
 
     targets: list[MqttTarget]
+    keepalive: int = 60
     index: int = 0
 
     @property
@@ -405,12 +405,14 @@ class BrokerFailover:
         """The broker the client connects to now."""
         return self.targets[self.index]
 
-    def next(self, client: _ReconnectingClient) -> MqttTarget:
-        """Point ``client`` at the next broker (for its next reconnect) and return it."""
-        if len(self.targets) > 1:
+    def next(self, client: _ReconnectingClient, reason: object = None) -> MqttTarget:
+        """Point ``client`` at the next broker (for its next reconnect) and return it.
+
+        ``reason``: the disconnect's reason code, if any; a clean, requested disconnect
+        (not a failure) is left alone, so that a stopping client stays stopped."""
+        if len(self.targets) > 1 and getattr(reason, "is_failure", True):
             self.index = (self.index + 1) % len(self.targets)
-            with contextlib.suppress(RuntimeError):  # still connected: it keeps its broker
-                client.host, client.port = self.current.host, self.current.port
+            client.connect_async(self.current.host, self.current.port, self.keepalive)
         return self.current
 
 

@@ -238,7 +238,7 @@ class EngineService:
         self._live = AfterCommit(self._conn)
         self._policies = PolicyRunner(config.database_url)
         # A cluster's brokers as a list (mqtt://a:1883,b:1883,c:1883): reconnects go round them.
-        self._brokers = BrokerFailover(mqtt_targets(config.mqtt_url))
+        self._brokers = BrokerFailover(mqtt_targets(config.mqtt_url), keepalive=30)
         target = self._brokers.current
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -270,8 +270,10 @@ class EngineService:
         prefix = f"{self.config.topic_prefix}/reads"
         client.subscribe([(reads_topic(shard, prefix), 1) for shard in self.config.shards])
 
-    def _next_broker(self, client: mqtt.Client, *_: object) -> None:
-        target = self._brokers.next(client)
+    def _next_broker(
+        self, client: mqtt.Client, _u: object, _f: object = None, reason: object = None, *_: object
+    ) -> None:
+        target = self._brokers.next(client, reason)
         if len(self._brokers.targets) > 1:
             log.warning("mqtt: connection lost or refused; next try %s", target.redacted_url())
 

@@ -117,7 +117,7 @@ class MqttLink:
         self._client.on_publish = self._on_publish
         self._pending_subs: set[int] = set()
         # A cluster's brokers as a list (mqtt://a:1883,b:1883,c:1883): reconnects go round them.
-        self._brokers = BrokerFailover(mqtt_targets(broker.url))
+        self._brokers = BrokerFailover(mqtt_targets(broker.url), keepalive=broker.keepalive_s)
         self._client.on_connect_fail = self._next_broker
 
     def _status(self, *, online: bool) -> bytes:
@@ -147,13 +147,17 @@ class MqttLink:
             if mid is not None:
                 self._pending_subs.add(mid)
 
-    def _on_disconnect(self, client: mqtt.Client, *_: object) -> None:
+    def _on_disconnect(
+        self, client: mqtt.Client, _u: object, _f: object = None, reason: object = None, *_: object
+    ) -> None:
         self.is_connected.clear()
         self.ready.clear()
-        self._next_broker(client)
+        self._next_broker(client, _u, _f, reason)
 
-    def _next_broker(self, client: mqtt.Client, *_: object) -> None:
-        target = self._brokers.next(client)
+    def _next_broker(
+        self, client: mqtt.Client, _u: object, _f: object = None, reason: object = None, *_: object
+    ) -> None:
+        target = self._brokers.next(client, reason)
         if len(self._brokers.targets) > 1:
             log.warning("mqtt: connection lost or refused; next try %s", target.redacted_url())
 

@@ -36,14 +36,26 @@ def test_a_bad_list_is_refused_with_a_clear_error(url: str) -> None:
 class _Client:
     host: str = ""
     port: int = 0
+    keepalive: int = 0
+
+    def connect_async(self, host: str, port: int = 1883, keepalive: int = 60) -> None:
+        self.host, self.port, self.keepalive = host, port, keepalive
+
+
+@dataclass
+class _Reason:
+    is_failure: bool
 
 
 def test_failover_goes_round_the_brokers() -> None:
-    failover = BrokerFailover(mqtt_targets("mqtt://a:1,b:2,c:3"))
+    failover = BrokerFailover(mqtt_targets("mqtt://a:1,b:2,c:3"), keepalive=30)
     client = _Client()
     seen = [failover.current.host] + [failover.next(client).host for _ in range(4)]
     assert seen == ["a", "b", "c", "a", "b"]
-    assert (client.host, client.port) == ("b", 2)
+    assert (client.host, client.port, client.keepalive) == ("b", 2, 30)
+    # A requested, clean disconnect is left alone: the stopping client stays stopped.
+    assert failover.next(client, _Reason(is_failure=False)).host == "b"
+    assert failover.next(client, _Reason(is_failure=True)).host == "c"
     single = BrokerFailover(mqtt_targets("mqtt://a:1"))
     assert single.next(client).host == "a"
-    assert client.host == "b"  # one broker: the client is left alone
+    assert client.host == "c"  # one broker: the client is left alone

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
-# The shard-equivalence helpers (simulated morning -> wire batches -> engine workers) are
-# reused from tests/integration/test_shards.py.
+# Reused: the shard-equivalence run (tests/integration/test_shards.py) and the fault stack
+# (tests/faults/harness.py, which needs tests/gateway's helpers).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "faults"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gateway"))
 
 from engine_clusters import (
     CitusCluster,
@@ -25,6 +27,7 @@ from engine_clusters import (
     ensure_extensions,
     missing_nats,
 )
+from harness import PgCluster
 
 
 @pytest.fixture(scope="session")
@@ -82,6 +85,17 @@ def nats_cluster() -> Iterator[NatsCluster]:
     if why is not None:
         pytest.skip(f"NATS cluster cannot start: {why}")
     cluster = NatsCluster(size=3)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture(scope="session")
+def plain_pg_cluster() -> Iterator[PgCluster]:
+    """A plain PostgreSQL 15 cluster of the session's own (the fault stack's database)."""
+    cluster = PgCluster()
     try:
         cluster.start()
         yield cluster

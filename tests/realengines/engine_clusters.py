@@ -272,7 +272,7 @@ class NatsNode:
             f" routes: [{route_list}] }}\n"
             # ack_wait: how long JetStream waits for a consumer's PUBACK before redelivering;
             # NATS's default is 30 s (issue #19: a killed engine's batches came back that late).
-            f"mqtt {{ listen: 127.0.0.1:{self.mqtt_port}, ack_wait: 5s }}\n"
+            f"mqtt {{ listen: 127.0.0.1:{self.mqtt_port}, ack_wait: 5s, stream_replicas: 3 }}\n"
         )
 
     def start(self) -> None:
@@ -351,3 +351,46 @@ def _mqtt_connack(port: int) -> bool:
     except OSError:
         return False
     return len(reply) == 4 and reply[0] == 0x20 and reply[3] == 0
+
+
+class NatsBroker:
+    """The session's NATS cluster in the fault stack's place of a broker (tests/faults/harness):
+    its URL lists every node, so gateway, engine and reader stream fail over between them."""
+
+    def __init__(self, cluster: NatsCluster) -> None:
+        self.cluster = cluster
+        self.url = cluster.mqtt_url
+
+    def start(self) -> None:
+        """Restart any node a test killed, and wait until the cluster serves MQTT again."""
+        for node in self.cluster.nodes:
+            if node.proc is None:
+                node.start()
+                wait_until(node.listening, 30, f"nats node {node.index} back")
+        wait_until(self.cluster.ready, 60, "the NATS cluster")
+
+    def stop(self) -> None:
+        """Leave the cluster running (the session fixture removes it); restore killed nodes."""
+        self.start()
+
+
+class CitusFaultDatabase:
+    """The Citus cluster in the fault stack's place of a PostgreSQL cluster: a database made
+    by :meth:`create_database` is migrated and distributed (deploy/citus/distribute.sql)."""
+
+    def __init__(self, cluster: CitusCluster, distribute: Callable[[str], None]) -> None:
+        self.cluster = cluster
+        self._distribute = distribute
+        self.names: list[str] = []
+
+    def create_database(self, _name: str) -> str:
+        """A new distributed database; returns the coordinator URL."""
+        name, url = self.cluster.create_database()
+        self.names.append(name)
+        self._distribute(url)
+        return url
+
+    def drop_all(self) -> None:
+        """Drop the databases made here."""
+        for name in self.names:
+            self.cluster.drop_database(name)
