@@ -200,7 +200,12 @@ class CitusCluster:
     """A Citus coordinator and ``workers`` workers, each a private PostgreSQL 15 node."""
 
     def __init__(self, workers: int = 2) -> None:
-        self.coordinator = PgNode("citus", name="citus-coord")
+        # A worker stopped between PREPARE and COMMIT PREPARED holds its part of a committed
+        # transaction until the coordinator's 2PC recovery commits it: every minute by
+        # default, every 2 s here (docs/deploy.md recommends a short interval too).
+        self.coordinator = PgNode(
+            "citus", name="citus-coord", extra="citus.recover_2pc_interval = '2s'\n"
+        )
         self.workers = [PgNode("citus", name=f"citus-w{i}") for i in range(workers)]
 
     @property

@@ -72,7 +72,9 @@ def _results(
 def test_citus_stores_what_plain_postgresql_stores(
     pg_admin_url: str, mqtt_url: str, citus_db: str
 ) -> None:
-    sim = simulate(DemoOptions(seed=11, bikes=150, hours=1.0), start=START)
+    # Smaller than test_shards.py's morning (150 bikes, 1 h): Citus stores a few hundred
+    # reads a second here, and this runs in `make test`.
+    sim = simulate(DemoOptions(seed=11, bikes=100, hours=0.5), start=START)
     messages = _wire_messages(sim)
     reads = len(sim.reads.drop_duplicates(["tag_id", "read_at_us", "reader_id", "antenna"]))
     name, plain = create_database(pg_admin_url)
@@ -89,7 +91,7 @@ def test_citus_stores_what_plain_postgresql_stores(
         heard = [orjson.loads(n.payload) for n in listener.notifies(timeout=1)]
     assert len(got["reads"]) == reads
     assert got["reads"] == expected["reads"]
-    assert len(got["passages"]) > 200
+    assert len(got["passages"]) > 100
     assert got["passages"] == expected["passages"]
     assert got["alerts"], "the stolen bike's alerts were not raised"
     assert got["alerts"] == expected["alerts"]

@@ -64,14 +64,18 @@ def citus_faults(citus_cluster: CitusCluster) -> Iterator[CitusFaultDatabase]:
 def test_citus_worker_restarted_mid_stream_loses_nothing(
     citus_faults: CitusFaultDatabase, citus_cluster: CitusCluster, tmp_path: Path
 ) -> None:
-    with fault_stack(citus_faults, tmp_path) as stack:  # type: ignore[arg-type]
+    # 150 reads/s: a coordinator and two workers on this shared 2-core machine store a few
+    # hundred a second (docs/scaling.md); faster, the test would time the backlog, not the fault.
+    stream = {"rate_per_s": 150.0, "watch_every": 31}
+    with fault_stack(citus_faults, tmp_path, stream_kwargs=stream) as stack:  # type: ignore[arg-type]
         stack.stream.start()
-        stack.wait_more(400, 40, "the stream to flow into Citus")
+        stack.wait_more(300, 40, "the stream to flow into Citus")
         worker = citus_cluster.workers[0]
         worker.stop()
         stack.wait_accepted(300, 30, "reads accepted while a worker is down")
         worker.start()
-        stack.wait_more(400, 60, "storage after the worker came back")
+        stack.wait_more(300, 60, "storage after the worker came back")
         figures = check_invariant(stack, timeout_s=90)
-    assert figures["acked"] > 1000
+    assert figures["acked"] > 900
     assert figures["alerts"] > 10
+    assert "database connection restored" in stack.engine.log()  # it did meet the fault

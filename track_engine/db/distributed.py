@@ -20,6 +20,7 @@ _DUPLICATE = "duplicate key value violates unique constraint"
 # Messages Citus gives when a worker cannot be reached, or went away mid-statement.
 _WORKER_GONE = (
     "connection to the remote node",
+    "failure on connection marked as essential",
     "could not connect to",
     "connection not open",
     "server closed the connection unexpectedly",
