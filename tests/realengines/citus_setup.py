@@ -3,20 +3,11 @@ coordinator, then run deploy/citus/distribute.sql as written."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import psycopg
 
-from track_engine.db.migrate import migrate
+from tagtrail.bench.engines import migrate_and_distribute
 
-DISTRIBUTE_SQL = Path(__file__).resolve().parents[2] / "deploy" / "citus" / "distribute.sql"
-
-
-def migrate_and_distribute(url: str) -> None:
-    """``tagtrail db migrate``, then ``psql -v ON_ERROR_STOP=1 -f deploy/citus/distribute.sql``."""
-    migrate(url)
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(DISTRIBUTE_SQL.read_text().encode())
+__all__ = ["distribution", "migrate_and_distribute"]
 
 
 def distribution(url: str) -> dict[str, tuple[str, str | None, int]]:

@@ -24,7 +24,7 @@ from engine_clusters import (
     CitusCluster,
     NatsCluster,
     TimescaleCluster,
-    ensure_extensions,
+    ensure_extension,
     missing_nats,
 )
 from harness import PgCluster
@@ -33,7 +33,7 @@ from harness import PgCluster
 @pytest.fixture(scope="session")
 def timescale_cluster() -> Iterator[TimescaleCluster]:
     """A private PostgreSQL 15 with TimescaleDB preloaded."""
-    why = ensure_extensions("timescaledb")
+    why = ensure_extension("timescaledb")
     if why is not None:
         pytest.skip(f"TimescaleDB cluster cannot start: {why}")
     cluster = TimescaleCluster()
@@ -57,7 +57,7 @@ def timescale_db(timescale_cluster: TimescaleCluster) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def citus_cluster() -> Iterator[CitusCluster]:
     """A private Citus coordinator and two workers."""
-    why = ensure_extensions("citus")
+    why = ensure_extension("citus")
     if why is not None:
         pytest.skip(f"Citus cluster cannot start: {why}")
     cluster = CitusCluster(workers=2)

@@ -1,87 +1,46 @@
 """Private TimescaleDB, Citus and NATS clusters for the real-engine tests (issue #19).
 
-Each is started from the machine's own binaries on free loopback ports in a temporary
-directory and removed afterwards; the machine's shared services are never touched.
-
-- :class:`PgNode`: a PostgreSQL 15 cluster (``initdb`` + ``pg_ctl``, as the ``postgres`` OS user
-  when we are root: PostgreSQL refuses to run as root) with ``shared_preload_libraries`` set.
-- :class:`CitusCluster`: a coordinator and two workers, each such a node with ``citus``.
-- :class:`NatsCluster`: three ``nats-server`` processes routed into one cluster, each with its
-  MQTT listener and JetStream (the MQTT sessions and QoS 1 messages live in JetStream).
-
-:func:`missing` says why one of them cannot start here (a reason the fixture prints when it
-skips); when the extension files are missing, we are root and the built files are at hand
-(``../shared/pg15-ext/install`` or ``$TAGTRAIL_PG15_EXT``), :func:`ensure_extensions` installs
-them first, as the issue's set-up does.
+The PostgreSQL ones are :mod:`tagtrail.bench.engines`' (the benchmarks start the same): a
+TimescaleDB node, a Citus coordinator and two workers, each from the machine's PostgreSQL 15
+binaries on free loopback ports in a temporary directory. Here: a 3-node NATS cluster
+(:class:`NatsCluster`: ``nats-server`` processes routed into one cluster, each with its MQTT
+listener and JetStream, where MQTT sessions and QoS 1 messages live), and adapters that put
+these clusters in the fault suite's stack (tests/faults/harness.py).
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-import psycopg
 from testsupport import free_port
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
-PG_LIB = Path("/usr/lib/postgresql/15/lib")
-PG_EXTENSIONS = Path("/usr/share/postgresql/15/extension")
-_EXT_FILES = {"timescaledb": "timescaledb.so", "citus": "citus.so"}
-_INSTALLERS = (
-    os.environ.get("TAGTRAIL_PG15_EXT", ""),
-    str(Path(__file__).resolve().parents[3] / "shared" / "pg15-ext"),
-    "/work/shared/pg15-ext",
+from tagtrail.bench.engines import (
+    CitusCluster,
+    PgNode,
+    TimescaleCluster,
+    ensure_extension,
+    migrate_and_distribute,
 )
 
-
-def _root() -> bool:
-    return os.geteuid() == 0
-
-
-def _installer() -> Path | None:
-    for candidate in _INSTALLERS:
-        if not candidate:
-            continue
-        path = Path(candidate)
-        path = path / "install" if path.is_dir() else path
-        if path.is_file() and os.access(path, os.X_OK):
-            return path
-    return None
-
-
-def _installed(extension: str) -> bool:
-    return (PG_LIB / _EXT_FILES[extension]).exists() and (
-        PG_EXTENSIONS / f"{extension}.control"
-    ).exists()
-
-
-def ensure_extensions(extension: str) -> str | None:
-    """Install the PostgreSQL 15 extension files if they are missing and we may; returns why
-    the extension cannot be used here, or None when it can."""
-    if not (PG_BIN / "initdb").exists():
-        return f"PostgreSQL 15 is not installed ({PG_BIN}/initdb missing)"
-    if _installed(extension):
-        return None
-    installer = _installer()
-    if installer is None:
-        return (
-            f"the {extension} extension is not installed in PostgreSQL 15 and no installer was "
-            "found (set TAGTRAIL_PG15_EXT to ../shared/pg15-ext/install)"
-        )
-    if not _root():
-        return f"the {extension} extension is not installed; run {installer} as root"
-    done = subprocess.run([str(installer)], capture_output=True, text=True, check=False)
-    if done.returncode != 0 or not _installed(extension):
-        return f"{installer} failed ({done.returncode}): {(done.stderr or done.stdout)[-500:]}"
-    return None
+__all__ = [
+    "CitusCluster",
+    "CitusFaultDatabase",
+    "NatsBroker",
+    "NatsCluster",
+    "PgNode",
+    "TimescaleCluster",
+    "ensure_extension",
+    "migrate_and_distribute",
+    "missing_nats",
+    "wait_until",
+]
 
 
 def missing_nats() -> str | None:
@@ -91,10 +50,6 @@ def missing_nats() -> str | None:
     return None
 
 
-def _as_postgres(*args: str) -> list[str]:
-    return ["runuser", "-u", "postgres", "--", *args] if _root() else list(args)
-
-
 def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
     """Poll ``condition`` until it holds; fail with ``what`` after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
@@ -102,149 +57,6 @@ def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> No
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
         time.sleep(0.05)
-
-
-class PgNode:
-    """A private PostgreSQL 15 cluster on a free loopback port (trust auth, fsync off)."""
-
-    def __init__(self, preload: str, *, name: str = "pg", extra: str = "") -> None:
-        # Not pytest's tmp_path: its parents are 0700 and the server runs as postgres.
-        self.root = Path(tempfile.mkdtemp(prefix=f"tagtrail-{name}-"))
-        self.root.chmod(0o755)
-        self.data = self.root / "data"
-        self.port = free_port()
-        self.admin_url = self.url("postgres")
-        if _root():
-            shutil.chown(self.root, "postgres", "postgres")
-        subprocess.run(
-            _as_postgres(str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U",
-                         "postgres", "--no-sync", "-E", "UTF8"),
-            check=True, stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        with (self.data / "postgresql.conf").open("a") as conf:
-            conf.write(
-                f"port = {self.port}\nlisten_addresses = '127.0.0.1'\n"
-                f"unix_socket_directories = '{self.root}'\nfsync = off\n"
-                "synchronous_commit = off\nfull_page_writes = off\nshared_buffers = 64MB\n"
-                f"max_connections = 100\nshared_preload_libraries = '{preload}'\n"
-                "max_prepared_transactions = 100\n" + extra
-            )
-
-    def url(self, dbname: str) -> str:
-        """URL of database ``dbname`` on this node."""
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
-
-    def _pg_ctl(self, *args: str, check: bool = True) -> None:
-        subprocess.run(
-            _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), *args),
-            check=check, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-
-    def start(self) -> None:
-        """Start the server and wait until it accepts connections (pg_ctl -w)."""
-        self._pg_ctl("-w", "-t", "60", "-l", str(self.root / "server.log"), "start")
-
-    def stop(self, mode: str = "fast") -> None:
-        """Stop the server (``fast``: clients are cut off, as in a failover)."""
-        self._pg_ctl("-w", "-m", mode, "stop")
-
-    def log_tail(self, chars: int = 3000) -> str:
-        """The end of the server log (for a failure message)."""
-        path = self.root / "server.log"
-        return path.read_text(errors="replace")[-chars:] if path.exists() else ""
-
-    def destroy(self) -> None:
-        """Stop (if running) and remove the cluster."""
-        self._pg_ctl("-m", "immediate", "stop", check=False)
-        shutil.rmtree(self.root, ignore_errors=True)
-
-
-def _new_db_name() -> str:
-    return f"tagtrail_test_{uuid.uuid4().hex[:12]}"
-
-
-class TimescaleCluster:
-    """One PostgreSQL 15 node with TimescaleDB preloaded."""
-
-    def __init__(self) -> None:
-        # The extension's own scheduler fails every job on PostgreSQL 15.20 (issue #19): the
-        # engine's maintenance runs them. Off here, so tests see only what TagTrail runs.
-        self.node = PgNode(
-            "timescaledb",
-            name="timescaledb",
-            extra="timescaledb.telemetry_level = off\ntimescaledb.max_background_workers = 0\n",
-        )
-
-    def start(self) -> None:
-        """Start the node."""
-        self.node.start()
-
-    def create_database(self) -> tuple[str, str]:
-        """A new empty database (TimescaleDB is created in it by migration 0003)."""
-        name = _new_db_name()
-        with psycopg.connect(self.node.admin_url, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        return name, self.node.url(name)
-
-    def drop_database(self, name: str) -> None:
-        """Drop a database made by :meth:`create_database`."""
-        with psycopg.connect(self.node.admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    def destroy(self) -> None:
-        """Stop and remove the node."""
-        self.node.destroy()
-
-
-class CitusCluster:
-    """A Citus coordinator and ``workers`` workers, each a private PostgreSQL 15 node."""
-
-    def __init__(self, workers: int = 2) -> None:
-        # A worker stopped between PREPARE and COMMIT PREPARED holds its part of a committed
-        # transaction until the coordinator's 2PC recovery commits it: every minute by
-        # default, every 2 s here (docs/deploy.md recommends a short interval too).
-        self.coordinator = PgNode(
-            "citus", name="citus-coord", extra="citus.recover_2pc_interval = '2s'\n"
-        )
-        self.workers = [PgNode("citus", name=f"citus-w{i}") for i in range(workers)]
-
-    @property
-    def nodes(self) -> list[PgNode]:
-        """The coordinator, then the workers."""
-        return [self.coordinator, *self.workers]
-
-    def start(self) -> None:
-        """Start every node."""
-        for node in self.nodes:
-            node.start()
-
-    def create_database(self) -> tuple[str, str]:
-        """A new database on every node, with the citus extension and the workers added, as
-        docs/deploy.md sets one up; returns (name, coordinator URL)."""
-        name = _new_db_name()
-        for node in self.nodes:
-            with psycopg.connect(node.admin_url, autocommit=True) as conn:
-                conn.execute(f'CREATE DATABASE "{name}"')
-            with psycopg.connect(node.url(name), autocommit=True) as conn:
-                conn.execute("CREATE EXTENSION citus")
-        with psycopg.connect(self.coordinator.url(name), autocommit=True) as conn:
-            conn.execute(
-                "SELECT citus_set_coordinator_host('127.0.0.1', %s)", (self.coordinator.port,)
-            )
-            for worker in self.workers:
-                conn.execute("SELECT citus_add_node('127.0.0.1', %s)", (worker.port,))
-        return name, self.coordinator.url(name)
-
-    def drop_database(self, name: str) -> None:
-        """Drop a database made by :meth:`create_database` on every node."""
-        for node in self.nodes:
-            with psycopg.connect(node.admin_url, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    def destroy(self) -> None:
-        """Stop and remove every node."""
-        for node in self.nodes:
-            node.destroy()
 
 
 class NatsNode:
@@ -383,16 +195,15 @@ class CitusFaultDatabase:
     """The Citus cluster in the fault stack's place of a PostgreSQL cluster: a database made
     by :meth:`create_database` is migrated and distributed (deploy/citus/distribute.sql)."""
 
-    def __init__(self, cluster: CitusCluster, distribute: Callable[[str], None]) -> None:
+    def __init__(self, cluster: CitusCluster) -> None:
         self.cluster = cluster
-        self._distribute = distribute
         self.names: list[str] = []
 
     def create_database(self, _name: str) -> str:
         """A new distributed database; returns the coordinator URL."""
         name, url = self.cluster.create_database()
         self.names.append(name)
-        self._distribute(url)
+        migrate_and_distribute(url)
         return url
 
     def drop_all(self) -> None:

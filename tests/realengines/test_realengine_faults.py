@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from citus_setup import migrate_and_distribute
 from engine_clusters import CitusCluster, CitusFaultDatabase, NatsBroker, NatsCluster
 from harness import PgCluster, check_invariant, fault_stack
 
@@ -53,7 +52,7 @@ def test_nats_node_and_engine_killed_mid_stream_lose_nothing(
 
 @pytest.fixture
 def citus_faults(citus_cluster: CitusCluster) -> Iterator[CitusFaultDatabase]:
-    databases = CitusFaultDatabase(citus_cluster, migrate_and_distribute)
+    databases = CitusFaultDatabase(citus_cluster)
     try:
         yield databases
     finally:
