@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pandas as pd
 import psycopg
 import pytest
 from citus_setup import distribution, migrate_and_distribute
@@ -21,6 +22,7 @@ from testsupport import create_database, drop_database
 from tagtrail.commands.engine_accuracy import START
 from tagtrail.demo import DemoOptions, load_registry, simulate
 from track_engine.db.migrate import migrate
+from track_engine.db.writer import PartitionKeeper, store_reads
 
 pytestmark = [pytest.mark.citus, pytest.mark.slow]
 
@@ -100,3 +102,30 @@ def test_citus_stores_what_plain_postgresql_stores(
         alert_ids = {r[0] for r in conn.execute("SELECT alert_id FROM alerts").fetchall()}
     assert {n["id"] for n in heard if n["t"] == "alert"} == alert_ids
     assert any(n["t"] == "passage" for n in heard)
+
+
+def test_redelivered_reads_are_duplicates_and_counted_as_stored(citus_db: str) -> None:
+    """A distributed COPY meeting stored reads fails with XX000, not 23505: still a duplicate,
+    and ``reads_stored`` counts only the new rows (Citus's INSERT counts attempted ones)."""
+    migrate_and_distribute(citus_db)
+    at = int(START.timestamp() * 1e6)
+    first = pd.DataFrame(
+        {
+            "tag_id": [f"E2801100000000000000{i:04X}" for i in range(40)],
+            "read_at_us": [at + i for i in range(40)],
+            "reader_id": ["R0001"] * 40,
+            "antenna": [1] * 40,
+            "rssi_dbm": [-60.0] * 40,
+            "reader_seq": list(range(40)),
+        }
+    )
+    more = first.assign(read_at_us=first["read_at_us"] + 1_000_000)
+    with psycopg.connect(citus_db) as conn:
+        keeper = PartitionKeeper()
+        assert store_reads(conn, first, gateway_id="gw-1", partitions=keeper) == 40
+        conn.commit()
+        again = pd.concat([first, more.iloc[:7]])
+        assert store_reads(conn, again, gateway_id="gw-1", partitions=keeper) == 7
+        conn.commit()
+        row = conn.execute("SELECT count(*), count(DISTINCT (tag_id, read_at)) FROM reads")
+        assert row.fetchone() == (47, 47)
