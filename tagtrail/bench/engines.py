@@ -70,11 +70,21 @@ def _installed(extension: str) -> bool:
     ).exists()
 
 
+def missing_pg15() -> str | None:
+    """Why a private PostgreSQL 15 cluster cannot start here, or None."""
+    if not (PG_BIN / "initdb").exists():
+        return f"PostgreSQL 15 is not installed ({PG_BIN}/initdb missing)"
+    if _root() and shutil.which("runuser") is None:
+        return "running as root, and runuser (to start PostgreSQL as postgres) is not on PATH"
+    return None
+
+
 def ensure_extension(extension: str) -> str | None:
     """Install the PostgreSQL 15 extension files if they are missing and we may; returns why
     the extension cannot be used here, or None when it can."""
-    if not (PG_BIN / "initdb").exists():
-        return f"PostgreSQL 15 is not installed ({PG_BIN}/initdb missing)"
+    why = missing_pg15()
+    if why is not None:
+        return why
     if _installed(extension):
         return None
     installer = _installer()

@@ -26,6 +26,7 @@ from engine_clusters import (
     TimescaleCluster,
     ensure_extension,
     missing_nats,
+    missing_pg15,
 )
 from harness import PgCluster
 
@@ -95,6 +96,9 @@ def nats_cluster() -> Iterator[NatsCluster]:
 @pytest.fixture(scope="session")
 def plain_pg_cluster() -> Iterator[PgCluster]:
     """A plain PostgreSQL 15 cluster of the session's own (the fault stack's database)."""
+    why = missing_pg15()
+    if why is not None:
+        pytest.skip(f"PostgreSQL 15 cluster cannot start: {why}")
     cluster = PgCluster()
     try:
         cluster.start()

@@ -27,6 +27,7 @@ from tagtrail.bench.engines import (
     TimescaleCluster,
     ensure_extension,
     migrate_and_distribute,
+    missing_pg15,
 )
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "ensure_extension",
     "migrate_and_distribute",
     "missing_nats",
+    "missing_pg15",
     "wait_until",
 ]
 

@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.timeout(240)]
 
 @pytest.mark.nats
 def test_nats_node_and_engine_killed_mid_stream_lose_nothing(
-    plain_pg_cluster: PgCluster, nats_cluster: NatsCluster, tmp_path: Path
+    nats_cluster: NatsCluster, plain_pg_cluster: PgCluster, tmp_path: Path
 ) -> None:
     broker = NatsBroker(nats_cluster)
     with fault_stack(plain_pg_cluster, tmp_path, broker=broker) as stack:  # type: ignore[arg-type]
