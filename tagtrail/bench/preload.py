@@ -36,6 +36,7 @@ def preload_reads(database_url: str, *, rows: int, before_us: int, tags: int) ->
         direct = _direct(conn, "reads")
         if direct:
             part = "reads"
+            _ensure_day(conn, "reads", day)
         else:
             conn.execute(f"CREATE TABLE {part} (LIKE reads INCLUDING DEFAULTS)")
         conn.execute(
@@ -81,6 +82,7 @@ def preload_passages(
         direct = _direct(conn, "passages")
         if direct:
             part = "passages"
+            _ensure_day(conn, "passages", day)
         else:
             conn.execute(f"CREATE TABLE {part} (LIKE passages INCLUDING DEFAULTS)")
         conn.execute(
@@ -123,6 +125,11 @@ def _direct(conn: psycopg.Connection, table: str) -> bool:
         (table,),
     ).fetchone()
     return bool(row and row[0])
+
+
+def _ensure_day(conn: psycopg.Connection, table: str, day: datetime) -> None:
+    """The day's partition (native partitions, as on Citus; a no-op on TimescaleDB)."""
+    conn.execute("SELECT tagtrail_ensure_partitions(%s, %s, %s)", (table, day, day))
 
 
 def _since(started: float) -> float:
