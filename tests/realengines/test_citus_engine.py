@@ -21,6 +21,7 @@ from testsupport import create_database, drop_database
 
 from tagtrail.commands.engine_accuracy import START
 from tagtrail.demo import DemoOptions, load_registry, simulate
+from track_engine.db import bikes, registry
 from track_engine.db.migrate import migrate
 from track_engine.db.writer import PartitionKeeper, store_reads
 
@@ -129,3 +130,34 @@ def test_redelivered_reads_are_duplicates_and_counted_as_stored(citus_db: str) -
         conn.commit()
         row = conn.execute("SELECT count(*), count(DISTINCT (tag_id, read_at)) FROM reads")
         assert row.fetchone() == (47, 47)
+
+
+def test_a_stolen_match_flag_is_notified_without_its_trigger(citus_db: str) -> None:
+    """distribute.sql drops the flag's NOTIFY trigger; the API's add_flag sends it instead."""
+    migrate_and_distribute(citus_db)
+    with psycopg.connect(citus_db) as conn:
+        ids = registry.register_bikes(
+            conn,
+            [
+                registry.Registration(
+                    owner_name="Wang Fang", owner_phone="13700000000",
+                    owner_id_number="110101199003074258", brand="Yadea", colour="black",
+                    frame_number="FRAMEFLAG80", plate="ZBFLAG80", tag_id="E28011A1000000000000F1A9",
+                )
+            ],
+            registered_at=START,
+            id_hash_key=b"k" * 32,
+        )  # fmt: skip
+        theft_id, _ = registry.open_theft(
+            conn, bike_id=ids["ZBFLAG80"], stolen_at=START, reported_at=START,
+            place="gate", description="", case_number="C-FLAG-80",
+        )  # fmt: skip
+    with psycopg.connect(citus_db, autocommit=True) as listener:
+        listener.execute("LISTEN tagtrail_live")
+        with psycopg.connect(citus_db) as conn:
+            match = bikes.StolenMatch("stolen_frame", ids["ZBFLAG80"], theft_id, "C-FLAG-80")
+            flag_id = bikes.add_flag(
+                conn, match=match, presented_by="registrar", event_id=None, detail={}
+            )
+        heard = [orjson.loads(n.payload) for n in listener.notifies(timeout=2, stop_after=1)]
+    assert heard == [{"t": "flag", "id": flag_id}]

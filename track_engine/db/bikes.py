@@ -14,6 +14,7 @@ import psycopg
 from psycopg.rows import class_row, dict_row
 from psycopg.types.json import Jsonb
 
+from track_engine.db.live_notify import notify_flag_untriggered
 from track_engine.db.queries import TagBinding
 
 
@@ -178,6 +179,7 @@ def add_flag(
     ).fetchone()
     assert row is not None
     conn.execute("NOTIFY tagtrail_alerts")
+    notify_flag_untriggered(conn, int(row[0]))  # Citus has no trigger for it (issue #19)
     return int(row[0])
 
 

@@ -70,3 +70,18 @@ class AfterCommit:
                 )
         except psycopg.Error as exc:
             log.warning("live notification not sent: %s", exc)
+
+
+def notify_flag_untriggered(conn: psycopg.Connection, flag_id: int) -> None:
+    """Send a stolen-match flag's live notification where migration 0035's trigger is gone
+    (Citus: deploy/citus/distribute.sql drops it), in the caller's transaction on the
+    coordinator; where the trigger exists it has sent it already, and this sends nothing.
+
+    On the coordinator a NOTIFY is safe: Citus two-phase commits the workers' transactions,
+    not the coordinator's own, which is where this one runs (a trigger fired on a worker's
+    placement is what cannot be prepared)."""
+    conn.execute(
+        "SELECT pg_notify(%s, %s) WHERE NOT EXISTS (SELECT 1 FROM pg_trigger"
+        " WHERE tgname = 'registration_flags_live_notify' AND NOT tgisinternal)",
+        (CHANNEL, orjson.dumps({"t": "flag", "id": flag_id}).decode()),
+    )
