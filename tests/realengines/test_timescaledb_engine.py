@@ -16,12 +16,13 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import psycopg
 import pytest
+from engine_clusters import PgNode, wait_until
 from psycopg import sql
 
 from track_engine.consumer import EngineConfig, EngineService
 from track_engine.db import registry
 from track_engine.db.migrate import migrate
-from track_engine.db.timescale_jobs import PolicyRunner
+from track_engine.db.timescale_jobs import POLICY_PROCS, PolicyRunner
 from track_engine.db.writer import PartitionKeeper, store_reads
 from track_engine.retention import apply_retention
 
@@ -181,3 +182,46 @@ def test_retention_as_the_engine_login_keeps_held_reads(timescale_db: str) -> No
     assert _one(timescale_db, f"SELECT count(*) FROM held_reads WHERE tag_id = '{HELD}'") == 3
     with psycopg.connect(engine_url) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
         conn.execute("SELECT tagtrail_drop_chunks('reads', now())")
+
+
+def test_jobs_the_scheduler_fails_are_detected_and_run_by_the_engine(
+    timescale_cluster: object,  # the extension is installed (or the test is skipped)
+) -> None:
+    """With TimescaleDB's own scheduler running, as in production: on PostgreSQL 15.20 it
+    fails every job; the engine sees the failures and runs the policies itself."""
+    node = PgNode(
+        "timescaledb", name="timescaledb-bgw", extra="timescaledb.telemetry_level = off\n"
+    )
+    try:
+        node.start()
+        with psycopg.connect(node.admin_url, autocommit=True) as conn:
+            conn.execute("CREATE DATABASE t")
+        url = node.url("t")
+        migrate(url)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                "SELECT alter_job(job_id, next_start => now())"
+                " FROM timescaledb_information.jobs WHERE proc_name = ANY(%s)",
+                (list(POLICY_PROCS),),
+            )
+
+            def all_failed() -> bool:
+                row = conn.execute(
+                    "SELECT count(*) FROM timescaledb_information.job_stats s"
+                    " JOIN timescaledb_information.jobs j USING (job_id)"
+                    " WHERE j.proc_name = ANY(%s) AND s.last_run_status = 'Failed'",
+                    (list(POLICY_PROCS),),
+                ).fetchone()
+                return row is not None and row[0] == 3
+
+            wait_until(all_failed, 60, "the scheduler's first runs")
+            errors = conn.execute(
+                "SELECT DISTINCT err_message FROM timescaledb_information.job_errors"
+            ).fetchall()
+        done = PolicyRunner(url).run_due()
+    finally:
+        node.destroy()
+    assert done.scheduler_failing == 3
+    assert len(done.ran) == 3
+    assert done.failed == []
+    assert errors  # what the scheduler said (on 15.20: cannot drop portal "" …)

@@ -35,7 +35,9 @@ GRACE_S = 300.0
 
 _JOBS = """
     SELECT j.job_id, j.proc_name, extract(epoch FROM j.schedule_interval)::float8,
-           extract(epoch FROM now() - s.last_successful_finish)::float8,
+           -- -infinity when it never succeeded under a running scheduler (NULL: never ran)
+           CASE WHEN isfinite(s.last_successful_finish)
+                THEN extract(epoch FROM now() - s.last_successful_finish)::float8 END,
            s.last_run_status, coalesce(s.total_failures, 0)
     FROM timescaledb_information.jobs j
     LEFT JOIN timescaledb_information.job_stats s USING (job_id)
