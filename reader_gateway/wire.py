@@ -412,8 +412,66 @@ class MqttTarget:
 _TLS_PARAMS = {"ca": "ca_file", "cert": "cert_file", "key": "key_file"}
 
 
+def mqtt_targets(url: str) -> list[MqttTarget]:
+    """Every broker of an MQTT URL that may list several, for failover between the nodes of a
+    cluster: ``mqtt://[user:password@]a:1883,b:1883,c:1883[?…]``. Credentials, scheme and TLS
+    parameters apply to every node. A URL with one host gives one target."""
+    scheme, sep, rest = url.partition("://")
+    end = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    userinfo, at, hosts = rest[:end].rpartition("@")
+    if not sep or "," not in hosts:
+        return [_single_target(url)]
+    nodes = [h.strip() for h in hosts.split(",")]
+    if not all(nodes):
+        raise WireError("MQTT URL lists an empty broker address (mqtt://a:1883,b:1883,…)")
+    return [_single_target(f"{scheme}://{userinfo}{at}{node}{rest[end:]}") for node in nodes]
+
+
+class _ReconnectingClient(Protocol):
+    """The paho client method :class:`BrokerFailover` calls between connection attempts."""
+
+    def connect_async(self, host: str, port: int = 1883, keepalive: int = 60) -> None: ...
+
+
+@dataclass(slots=True)
+class BrokerFailover:
+    """Round-robin over a cluster's brokers: after a lost connection or a failed attempt the
+    client's next (automatic) reconnect goes to the next node.
+
+    paho reconnects to the host it last used, and refuses to change ``host`` while it is
+    reconnecting; ``connect_async`` from its ``on_connect_fail`` and (for an unexpected loss)
+    ``on_disconnect`` callbacks sets the next node for the network thread's next attempt. With
+    one broker it does nothing. A persistent session lives in the cluster (NATS keeps MQTT
+    sessions in JetStream, EMQX replicates them), so it is found on any node.
+    """
+
+    targets: list[MqttTarget]
+    keepalive: int = 60
+    index: int = 0
+
+    @property
+    def current(self) -> MqttTarget:
+        """The broker the client connects to now."""
+        return self.targets[self.index]
+
+    def next(self, client: _ReconnectingClient, reason: object = None) -> MqttTarget:
+        """Point ``client`` at the next broker (for its next reconnect) and return it.
+
+        ``reason``: the disconnect's reason code, if any; a clean, requested disconnect
+        (not a failure) is left alone, so that a stopping client stays stopped."""
+        if len(self.targets) > 1 and getattr(reason, "is_failure", True):
+            self.index = (self.index + 1) % len(self.targets)
+            client.connect_async(self.current.host, self.current.port, self.keepalive)
+        return self.current
+
+
 def mqtt_target(url: str) -> MqttTarget:
-    """Parse an MQTT URL with optional credentials and TLS settings (see :class:`MqttTarget`)."""
+    """Parse an MQTT URL with optional credentials and TLS settings (see :class:`MqttTarget`);
+    of a list of brokers (:func:`mqtt_targets`), the first."""
+    return mqtt_targets(url)[0]
+
+
+def _single_target(url: str) -> MqttTarget:
     try:
         parts = urlsplit(url)
         port = parts.port

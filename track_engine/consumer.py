@@ -46,16 +46,20 @@ from paho.mqtt.enums import CallbackAPIVersion
 from reader_gateway.wire import (
     DEFAULT_SHARD_COUNT,
     TOPIC_ROOT,
+    BrokerFailover,
     ReadBatch,
     WireError,
     decode_batch,
     encode_stored,
-    mqtt_target,
+    mqtt_targets,
     reads_topic,
     stored_topic,
     topic_safe_id,
 )
 from track_engine.db import quarantine
+from track_engine.db.distributed import is_worker_unavailable
+from track_engine.db.live_notify import AfterCommit
+from track_engine.db.timescale_jobs import PolicyRunner
 from track_engine.metrics import EngineMetrics
 from track_engine.pipeline import Alert, Engine, ProcessResult
 from track_engine.retention import apply_retention
@@ -234,7 +238,11 @@ class EngineService:
             idle_skew_s=config.idle_skew_s,
         )
         self.engine.unknown_readers.on_held = self.metrics.reads_unknown_reader.inc
-        target = mqtt_target(config.mqtt_url)
+        self._live = AfterCommit(self._conn)
+        self._policies = PolicyRunner(config.database_url)
+        # A cluster's brokers as a list (mqtt://a:1883,b:1883,c:1883): reconnects go round them.
+        self._brokers = BrokerFailover(mqtt_targets(config.mqtt_url), keepalive=30)
+        target = self._brokers.current
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=config.client_id,
@@ -245,6 +253,7 @@ class EngineService:
         self._client.on_connect = self._on_connect
         self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message
+        self._client.on_disconnect = self._client.on_connect_fail = self._next_broker
         self._client.reconnect_delay_set(min_delay=1, max_delay=10)
         self._client.connect_async(target.host, target.port, keepalive=30)
         self.connected = threading.Event()
@@ -263,6 +272,13 @@ class EngineService:
             return
         prefix = f"{self.config.topic_prefix}/reads"
         client.subscribe([(reads_topic(shard, prefix), 1) for shard in self.config.shards])
+
+    def _next_broker(
+        self, client: mqtt.Client, _u: object, _f: object = None, reason: object = None, *_: object
+    ) -> None:
+        target = self._brokers.next(client, reason)
+        if len(self._brokers.targets) > 1:
+            log.warning("mqtt: connection lost or refused; next try %s", target.redacted_url())
 
     def _on_subscribe(self, client: mqtt.Client, *_: object) -> None:
         # Ready only once the broker has acknowledged the subscriptions: a message published
@@ -301,6 +317,7 @@ class EngineService:
             self.engine.partitions.ensure_ahead(
                 self._conn, int(now.timestamp() * 1e6), self.config.partition_ahead_days
             )
+        self._run_timescale_jobs()
         if self.config.retention_days is not None:
             result = apply_retention(self._conn, retention_days=self.config.retention_days, now=now)
             if result.partitions_dropped:
@@ -309,6 +326,19 @@ class EngineService:
                     len(result.partitions_dropped),
                     result.reads_held,
                 )
+
+    def _run_timescale_jobs(self) -> None:
+        """TimescaleDB policies its scheduler fails to run (track_engine.db.timescale_jobs)."""
+        try:
+            done = self._policies.run_due()
+        except psycopg.OperationalError:
+            raise  # the database is away: step() reconnects and retries housekeeping
+        except psycopg.Error as exc:
+            log.error("timescaledb: policy jobs not checked: %s", exc)
+            return
+        self.metrics.timescale_jobs.labels(outcome="ran").inc(len(done.ran))
+        self.metrics.timescale_jobs.labels(outcome="failed").inc(len(done.failed))
+        self.metrics.timescale_jobs_failing.set(done.scheduler_failing)
 
     def run(self, stop: threading.Event) -> None:
         """Process micro-batches until ``stop`` is set, then store every open passage.
@@ -378,6 +408,7 @@ class EngineService:
 
     def _add_passages_stored(self, stored: int) -> None:
         """Passages stored outside a micro-batch (a tick, the final flush): metric and counter."""
+        self._live.passages(self._conn, stored)
         if stored:
             self.metrics.passages_stored.inc(stored)
             with self.counters.lock:
@@ -394,6 +425,10 @@ class EngineService:
                 if self._stop.is_set():
                     return  # not acknowledged: the broker redelivers to the next worker
             except Exception as exc:
+                if self._worker_unavailable(exc):
+                    if self._stop.is_set():
+                        return  # not acknowledged: the broker redelivers to the next worker
+                    continue
                 # The database refused something in a wire-valid batch (or the engine failed
                 # on it: a bug, which must not stop the worker and have the broker redeliver
                 # the batch to every restart). Find the message(s), quarantine them, store
@@ -443,11 +478,13 @@ class EngineService:
         # Alerts first, committed on their own: the duty desk hears a stolen bike without
         # waiting for the micro-batch's COPY and fold (and on MQTT right away).
         alerts = self.engine.raise_alerts(prepared)
+        self._live.alerts(self._conn, [(a.alert_id, a.bike_id) for a in alerts])
         self._publish_alerts(alerts)
         with self.engine.micro_batch():
             for msg, reason in bad:
                 self._quarantine(msg, reason)
             result = self.engine.process(prepared, alerts=False)
+        self._live.passages(self._conn, result.passages_stored)
         result.alerts = alerts
         self._observe(len(messages), result, time.monotonic() - started)
         refused: dict[Refusal, int] = {}
@@ -466,6 +503,10 @@ class EngineService:
                 if self._stop.is_set():
                     raise
             except Exception as exc:
+                if self._worker_unavailable(exc):
+                    if self._stop.is_set():
+                        raise
+                    continue
                 by_database = isinstance(exc, psycopg.Error)
                 who = "database refused" if by_database else "engine failed on"
                 reason = f"{who} the batch: {type(exc).__name__}: {exc}"
@@ -537,6 +578,15 @@ class EngineService:
             self.metrics.db_reconnects.inc()
             log.warning("database connection restored")
             return
+
+    def _worker_unavailable(self, exc: Exception) -> bool:
+        """A Citus worker was away (track_engine.db.distributed): reconnect, wait a moment and
+        redo the micro-batch, as for a lost connection of our own; never quarantine it."""
+        if not is_worker_unavailable(exc):
+            return False
+        self._reconnect(exc)
+        self._stop.wait(self.config.reconnect_min_s)  # backoff, not synchronisation
+        return True
 
     def _observe(self, messages: int, result: ProcessResult, seconds: float) -> None:
         m = self.metrics

@@ -49,6 +49,17 @@ class EngineMetrics:
         self.db_reconnects = Counter(
             "tagtrail_engine_db_reconnects", "database connections re-established", registry=r
         )
+        self.timescale_jobs = Counter(
+            "tagtrail_engine_timescale_jobs",
+            "TimescaleDB policy jobs the engine ran itself (its scheduler had not), by outcome",
+            ["outcome"],
+            registry=r,
+        )
+        self.timescale_jobs_failing = Gauge(
+            "tagtrail_engine_timescale_jobs_failing",
+            "TimescaleDB policy jobs whose background runs failed or never succeeded",
+            registry=r,
+        )
         self.batch_reads = Histogram(
             "tagtrail_engine_batch_reads", "reads per micro-batch", buckets=_BATCH_BUCKETS,
             registry=r,

@@ -23,7 +23,7 @@ import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
-from reader_gateway.wire import mqtt_target
+from reader_gateway.wire import BrokerFailover, mqtt_targets
 
 log = logging.getLogger(__name__)
 
@@ -144,13 +144,23 @@ class ReaderStatusRecorder:
         self._inbox: queue.Queue[Heartbeat] = queue.Queue()
         self.recorded = 0
         self.connected = threading.Event()
-        target = mqtt_target(mqtt_url)
+        brokers = BrokerFailover(
+            mqtt_targets(mqtt_url), keepalive=30
+        )  # a cluster: reconnects go round it
+        target = brokers.current
         self._topic = f"{topic_prefix}/status/readers/+"
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
         target.configure(self._client)  # credentials and TLS from the URL
         self._client.on_connect = lambda c, *_: c.subscribe(self._topic, qos=1)
         self._client.on_subscribe = lambda *_: self.connected.set()
         self._client.on_message = self._on_message
+
+        def next_broker(
+            client: mqtt.Client, _u: object, _f: object = None, reason: object = None, *_: object
+        ) -> None:
+            brokers.next(client, reason)
+
+        self._client.on_disconnect = self._client.on_connect_fail = next_broker
         self._client.reconnect_delay_set(min_delay=1, max_delay=10)
         self._client.connect_async(target.host, target.port, keepalive=30)
 
@@ -178,10 +188,14 @@ class ReaderStatusRecorder:
                 if conn is None or conn.closed:
                     conn = psycopg.connect(self._database_url, autocommit=True)
                 self.recorded += record_heartbeats(conn, beats)
-            except psycopg.OperationalError as exc:
+            except psycopg.Error as exc:
                 # Heartbeats are refreshed every few seconds: dropping a batch loses nothing
-                # that the next status message will not bring again.
+                # that the next status message will not bring again. Not only a lost
+                # connection: on Citus a worker that is away fails the statement (readers is
+                # a reference table, written on every worker), and the thread must live on.
                 log.warning("could not record %d reader heartbeats: %s", len(beats), exc)
+                if conn is not None:
+                    conn.close()
                 conn = None
                 stop.wait(1.0)
         if conn is not None:

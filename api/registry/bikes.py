@@ -10,9 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import orjson
 import psycopg
 from psycopg.rows import class_row, dict_row
 from psycopg.types.json import Jsonb
+
+from track_engine.live_channel import LIVE_CHANNEL
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +189,7 @@ def add_flag(
     if row is None:
         raise RuntimeError("add_flag: the database returned no row")
     conn.execute("NOTIFY tagtrail_alerts")
+    notify_flag_untriggered(conn, int(row[0]))  # Citus has no trigger for it (issue #19)
     return int(row[0])
 
 
@@ -319,3 +323,18 @@ def deregister(conn: psycopg.Connection, *, bike_id: int) -> None:
         (bike_id,),
     )
     conn.execute("NOTIFY tagtrail_watches")
+
+
+def notify_flag_untriggered(conn: psycopg.Connection, flag_id: int) -> None:
+    """Send a stolen-match flag's live notification where migration 0035's trigger is gone
+    (Citus: deploy/citus/distribute.sql drops it), in the caller's transaction on the
+    coordinator; where the trigger exists it has sent it already, and this sends nothing.
+
+    On the coordinator a NOTIFY is safe: Citus two-phase commits the workers' transactions,
+    not the coordinator's own, which is where this one runs (a trigger fired on a worker's
+    placement is what cannot be prepared)."""
+    conn.execute(
+        "SELECT pg_notify(%s, %s) WHERE NOT EXISTS (SELECT 1 FROM pg_trigger"
+        " WHERE tgname = 'registration_flags_live_notify' AND NOT tgisinternal)",
+        (LIVE_CHANNEL, orjson.dumps({"t": "flag", "id": flag_id}).decode()),
+    )

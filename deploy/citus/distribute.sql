@@ -20,15 +20,30 @@
 -- foreign keys point to. A migration that adds a table must add it here too.
 --
 -- Not supported together with TimescaleDB in one database (use native partitions: migration
--- 0003 falls back to them when timescaledb is not preloaded). The engines' alert/passage
--- NOTIFY triggers (migration 0035) fire on the workers, where nobody LISTENs: the API's live
--- streams fall back to their poll interval on Citus (docs/deployment.md).
+-- 0003 falls back to them when timescaledb is not preloaded).
+--
+-- Live notifications: a NOTIFY inside a transaction that writes to several workers cannot be
+-- two-phase committed ("cannot PREPARE a transaction that has executed LISTEN, UNLISTEN, or
+-- NOTIFY"), and triggers on distributed tables fire on the workers, where nobody listens. So
+-- the NOTIFY triggers of migration 0035 are dropped here; without them the engine and the API
+-- send the same notifications themselves, on the coordinator, right after their commit
+-- (track_engine/db/live_notify.py). Tested on a coordinator and two workers:
+-- tests/realengines/test_citus_engine.py.
 
 BEGIN;
 
 -- Shards per distributed table: several per worker core, so workers can be added later and
 -- shards moved to them (citus_rebalance_start) without re-sharding.
 SET LOCAL citus.shard_count = 64;
+
+-- The live NOTIFY triggers (see above): the engine and the API notify after commit instead.
+DROP TRIGGER IF EXISTS alerts_live_notify ON alerts;
+DROP TRIGGER IF EXISTS passages_live_notify ON passages;
+DROP TRIGGER IF EXISTS registration_flags_live_notify ON registration_flags;
+-- audit_log keeps its append-only triggers (migration 0002): they only raise an error, which
+-- is as right on a worker's placement as on the coordinator. Citus copies a table's triggers
+-- to its shards only when told that this is safe.
+SET LOCAL citus.enable_unsafe_triggers = on;
 
 -- Reference tables, each after the tables its foreign keys point to.
 SELECT create_reference_table('schema_migrations');
@@ -49,11 +64,6 @@ SELECT create_reference_table('event_bookings');
 SELECT create_reference_table('thefts');
 SELECT create_reference_table('watches');
 SELECT create_reference_table('case_holds');
--- Alerts grow with open watches (one row per watched tag's visit to a reader), not with the
--- fleet, and the API pages them by a global alert_id cursor: a reference table. If they ever
--- reach millions a day, distribute them by tag_id after a migration that puts tag_id into
--- their primary key and unique constraint and pages by (raised_at, alert_id).
-SELECT create_reference_table('alerts');
 -- Written by the API at lookup rates (an officer's click, a registration): replicated writes
 -- are cheap at that rate, and the append-only triggers of migration 0002 stay in force.
 SELECT create_reference_table('audit_log');
@@ -69,5 +79,8 @@ SELECT create_reference_table('quarantine');
 SELECT create_distributed_table('reads', 'tag_id');
 SELECT create_distributed_table('passages', 'tag_id', colocate_with => 'reads');
 SELECT create_distributed_table('held_reads', 'tag_id', colocate_with => 'reads');
+-- Alerts by tag as well (their keys include tag_id since migration 0080): the engine's alert
+-- INSERT goes to one shard; the API's pages by alert_id are answered through the coordinator.
+SELECT create_distributed_table('alerts', 'tag_id', colocate_with => 'reads');
 
 COMMIT;

@@ -30,7 +30,13 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from reader_gateway.config import GatewayConfig
-from reader_gateway.wire import WireError, decode_stored, mqtt_target, stored_topic
+from reader_gateway.wire import (
+    BrokerFailover,
+    WireError,
+    decode_stored,
+    mqtt_targets,
+    stored_topic,
+)
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +116,9 @@ class MqttLink:
         self._client.on_message = self._on_message
         self._client.on_publish = self._on_publish
         self._pending_subs: set[int] = set()
+        # A cluster's brokers as a list (mqtt://a:1883,b:1883,c:1883): reconnects go round them.
+        self._brokers = BrokerFailover(mqtt_targets(broker.url), keepalive=broker.keepalive_s)
+        self._client.on_connect_fail = self._next_broker
 
     def _status(self, *, online: bool) -> bytes:
         doc = {
@@ -138,9 +147,19 @@ class MqttLink:
             if mid is not None:
                 self._pending_subs.add(mid)
 
-    def _on_disconnect(self, *_: object) -> None:
+    def _on_disconnect(
+        self, client: mqtt.Client, _u: object, _f: object = None, reason: object = None, *_: object
+    ) -> None:
         self.is_connected.clear()
         self.ready.clear()
+        self._next_broker(client, _u, _f, reason)
+
+    def _next_broker(
+        self, client: mqtt.Client, _u: object, _f: object = None, reason: object = None, *_: object
+    ) -> None:
+        target = self._brokers.next(client, reason)
+        if len(self._brokers.targets) > 1:
+            log.warning("mqtt: connection lost or refused; next try %s", target.redacted_url())
 
     def _on_subscribe(self, _c: mqtt.Client, _u: object, mid: int, *_: object) -> None:
         # Ready only once the broker acknowledged every subscription: a message published
@@ -169,7 +188,7 @@ class MqttLink:
 
     def start(self) -> None:
         """Connect in the background and start paho's network thread."""
-        target = mqtt_target(self.config.broker.url)
+        target = self._brokers.current
         target.configure(self._client)
         self._client.connect_async(
             target.host, target.port, keepalive=self.config.broker.keepalive_s

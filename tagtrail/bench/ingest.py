@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -38,6 +40,7 @@ from tagtrail.bench.common import (
     machine,
     run_prefix,
 )
+from tagtrail.bench.engines import Kind, engine_cluster, storage
 from tagtrail.bench.preload import preload_reads
 from tagtrail.bench.services import PipelineUnderTest
 from tagtrail.bench.workload import Workload, engine_rows, frames, make_reads, reader_seq
@@ -65,6 +68,10 @@ class IngestOptions:
     admin_url: str = ADMIN_URL
     mqtt_url: str = MQTT_URL
     workload: Workload = field(default_factory=Workload)
+    # Where each phase's database comes from: the machine's PostgreSQL, or a real-engine
+    # cluster's (tagtrail.bench.engines.Engine.fresh_database, ``--database``).
+    fresh: Callable[[str], AbstractContextManager[str]] = fresh_database
+    measure_storage: bool = False  # bytes per read (and compressed, on TimescaleDB)
 
 
 @dataclass
@@ -265,15 +272,17 @@ def run_ingest(opts: IngestOptions) -> dict[str, Any]:
             "reads_per_passage": opts.workload.reads_per_passage,
         },
     }
-    with fresh_database(opts.admin_url) as url:
+    with opts.fresh(opts.admin_url) as url:
         doc["machine"] = machine(url)
         empty = _phase(opts, url, t0_us, "empty")
+        if opts.measure_storage:
+            empty["storage"] = storage(url, compress=True)
     doc["phases"] = [empty]
     doc["reads_per_s"] = empty["reads_per_s"]
     doc["copy_reads_per_s"] = empty["copy_reads_per_s"]
     doc["ratio"] = empty["ratio"]
     if opts.stored_rows > 0:
-        with fresh_database(opts.admin_url) as url:
+        with opts.fresh(opts.admin_url) as url:
             loaded = preload_reads(
                 url, rows=opts.stored_rows, before_us=t0_us - 600 * _US, tags=opts.workload.tags
             )
@@ -312,4 +321,45 @@ def report_rows(doc: dict[str, Any]) -> list[tuple[str, str]]:
         ]
     if "stored_vs_empty" in doc:
         rows.append((f"with {doc['stored_rows']:,} stored vs empty", f"{doc['stored_vs_empty']}"))
+    return rows
+
+
+def run_ingest_compared(opts: IngestOptions, kind: Kind) -> dict[str, Any]:
+    """The same ingest run on the machine's plain PostgreSQL and on a private ``kind``
+    cluster (TimescaleDB, or Citus with two workers), one after the other; their ratio, and
+    bytes per stored read on each (and compressed, on TimescaleDB)."""
+    plain = run_ingest(replace(opts, measure_storage=True))
+    with engine_cluster(kind) as engine:
+        real = run_ingest(
+            replace(
+                opts, admin_url=engine.admin_url, fresh=engine.fresh_database, measure_storage=True
+            )
+        )
+    return {
+        "benchmark": f"ingest end to end, {kind} vs plain PostgreSQL",
+        "database": kind,
+        "plain": plain,
+        kind: real,
+        "ratio_to_plain": round(real["reads_per_s"] / max(1, plain["reads_per_s"]), 3),
+        "copy_ratio_to_plain": round(
+            real["copy_reads_per_s"] / max(1, plain["copy_reads_per_s"]), 3
+        ),
+    }
+
+
+def compared_report_rows(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    """The table rows of a :func:`run_ingest_compared` document."""
+    kind = doc["database"]
+    rows: list[tuple[str, str]] = []
+    for name in ("plain", kind):
+        rows += [(f"{name} {label}", value) for label, value in report_rows(doc[name])]
+        stored = doc[name]["phases"][0].get("storage", {})
+        if "bytes_per_read" in stored:
+            rows.append((f"{name} bytes per stored read", f"{stored['bytes_per_read']}"))
+        if "bytes_per_read_compressed" in stored:
+            rows.append(
+                (f"{name} bytes per read, compressed", f"{stored['bytes_per_read_compressed']}")
+            )
+    rows.append((f"{kind} / plain pipeline reads/s", f"{doc['ratio_to_plain']:.2f}"))
+    rows.append((f"{kind} / plain raw COPY reads/s", f"{doc['copy_ratio_to_plain']:.2f}"))
     return rows

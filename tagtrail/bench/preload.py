@@ -3,10 +3,12 @@
 Rows are made by ``generate_series`` inside PostgreSQL (nothing crosses the socket) into a
 plain table shaped like one daily partition of ``reads``; its primary key is then built in one
 sort (much faster than maintaining a B-tree row by row) and the table is attached as the
-partition of its day, named as ``tagtrail_ensure_partitions`` names partitions so the engine
-finds it. The rows end before ``before_us`` and start at most six hours earlier, within one
-UTC day, so they sit in the very partition the workload then writes to: that is the index
-that grows with stored rows (older days are other partitions and cost inserts nothing).
+partition of its day (on TimescaleDB and Citus, where nothing can be attached, the same rows
+are inserted into the table itself), named as ``tagtrail_ensure_partitions`` names
+partitions so the engine finds it. The rows end before ``before_us`` and start at most six
+hours earlier, within one UTC day, so they sit in the very partition the workload then
+writes to: that is the index that grows with stored rows (older days are other partitions and
+cost inserts nothing).
 """
 
 from __future__ import annotations
@@ -31,7 +33,12 @@ def preload_reads(database_url: str, *, rows: int, before_us: int, tags: int) ->
     started = time.perf_counter()
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("SET maintenance_work_mem = '1GB'")
-        conn.execute(f"CREATE TABLE {part} (LIKE reads INCLUDING DEFAULTS)")
+        direct = _direct(conn, "reads")
+        if direct:
+            part = "reads"
+            _ensure_day(conn, "reads", day)
+        else:
+            conn.execute(f"CREATE TABLE {part} (LIKE reads INCLUDING DEFAULTS)")
         conn.execute(
             f"""INSERT INTO {part} (tag_id, read_at, reader_id, antenna, rssi_dbm, reader_seq,
                                     gateway_id)
@@ -42,6 +49,9 @@ def preload_reads(database_url: str, *, rows: int, before_us: int, tags: int) ->
                 FROM generate_series(0::bigint, %(rows)s::bigint - 1) AS i""",
             {"start": start_us, "step": step_us, "rows": rows},
         )
+        if direct:
+            conn.execute("ANALYZE reads")
+            return {"rows": rows, "partition": "reads", "seconds": _since(started)}
         conn.execute(f"ALTER TABLE {part} ADD PRIMARY KEY (read_at, tag_id, reader_id, antenna)")
         # DDL takes no parameters; both bounds are formatted dates, not user input.
         lo, hi = day.isoformat(), (day + timedelta(days=1)).isoformat()
@@ -69,7 +79,12 @@ def preload_passages(
     started = time.perf_counter()
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("SET maintenance_work_mem = '1GB'")
-        conn.execute(f"CREATE TABLE {part} (LIKE passages INCLUDING DEFAULTS)")
+        direct = _direct(conn, "passages")
+        if direct:
+            part = "passages"
+            _ensure_day(conn, "passages", day)
+        else:
+            conn.execute(f"CREATE TABLE {part} (LIKE passages INCLUDING DEFAULTS)")
         conn.execute(
             f"""INSERT INTO {part} (tag_id, reader_id, first_at, last_at, closest_at,
                                     peak_rssi_dbm, read_count, direction)
@@ -88,6 +103,9 @@ def preload_passages(
                 "step": step_us,
             },
         )
+        if direct:
+            conn.execute("ANALYZE passages")
+            return {"rows": rows, "partition": "passages", "seconds": _since(started)}
         conn.execute(f"ALTER TABLE {part} ADD PRIMARY KEY (tag_id, first_at, reader_id)")
         conn.execute(f"CREATE INDEX ON {part} (reader_id, first_at)")
         lo, hi = day.isoformat(), (day + timedelta(days=1)).isoformat()
@@ -96,6 +114,26 @@ def preload_passages(
         )
         conn.execute(f"ANALYZE {part}")
     return {"rows": rows, "partition": part, "seconds": round(time.perf_counter() - started, 1)}
+
+
+def _direct(conn: psycopg.Connection, table: str) -> bool:
+    """True where a partition cannot be attached (a TimescaleDB hypertable, or a Citus
+    distributed table): the rows are then inserted into ``table`` itself, in one statement."""
+    row = conn.execute(
+        "SELECT (SELECT mode FROM partition_policy WHERE table_name = %s) <> 'native'"
+        " OR EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')",
+        (table,),
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def _ensure_day(conn: psycopg.Connection, table: str, day: datetime) -> None:
+    """The day's partition (native partitions, as on Citus; a no-op on TimescaleDB)."""
+    conn.execute("SELECT tagtrail_ensure_partitions(%s, %s, %s)", (table, day, day))
+
+
+def _since(started: float) -> float:
+    return round(time.perf_counter() - started, 1)
 
 
 def checkpoint(database_url: str) -> float:

@@ -26,9 +26,9 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -52,6 +52,7 @@ from tagtrail.bench.common import (
     service_env,
     wait_for,
 )
+from tagtrail.bench.engines import Kind, engine_cluster, storage
 from tagtrail.bench.latency import login, officer, up
 from tagtrail.bench.preload import checkpoint, preload_passages, preload_reads
 from tagtrail.bench.services import free_port
@@ -76,6 +77,10 @@ class QueryOptions:
     # Requests started in the first seconds are also reported apart: each API worker meets
     # every bike and reader for the first time then (a cold cache: stitching, history counts).
     warmup_s: float = 10.0
+    # Where the database comes from (``--database``: tagtrail.bench.engines) and, on
+    # TimescaleDB, whether every chunk is compressed before the clients ask.
+    fresh: Callable[[str], AbstractContextManager[str]] = fresh_database
+    compress: bool = False
 
 
 def seed_city(database_url: str, *, data_dir: Path, hours: float, bikes: int) -> dict[str, Any]:
@@ -376,7 +381,7 @@ def run_query(opts: QueryOptions) -> dict[str, Any]:
             "warmup_s": opts.warmup_s,
         },
     }
-    with fresh_database(opts.admin_url) as url, tempfile.TemporaryDirectory() as tmp:
+    with opts.fresh(opts.admin_url) as url, tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "data"
         start_us = int((datetime.now(UTC) - timedelta(hours=opts.hours)).timestamp() * _US)
         readers = _city_readers()
@@ -392,6 +397,8 @@ def run_query(opts: QueryOptions) -> dict[str, Any]:
                 tags=1_000_000,
             )
         seeded = seed_city(url, data_dir=data_dir, hours=opts.hours, bikes=opts.bikes)
+        if opts.compress:
+            doc["storage"] = storage(url, compress=True)
         doc["checkpoint_seconds"] = checkpoint(url)
         form = officer(url)
         doc["machine"] = machine(url)
@@ -476,3 +483,53 @@ def api_service(
         yield port, api
     finally:
         api.stop()
+
+
+def run_query_compared(opts: QueryOptions, kind: Kind) -> dict[str, Any]:
+    """The same query run on the machine's plain PostgreSQL and on a private ``kind`` cluster
+    (on TimescaleDB with every chunk compressed); the ratios of their p50 and p99."""
+    plain = run_query(opts)
+    with engine_cluster(kind) as engine:
+        real = run_query(
+            replace(
+                opts,
+                admin_url=engine.admin_url,
+                fresh=engine.fresh_database,
+                compress=kind == "timescaledb",
+            )
+        )
+    doc: dict[str, Any] = {
+        "benchmark": f"query latency, {kind} vs plain PostgreSQL",
+        "database": kind,
+        "plain": plain,
+        kind: real,
+    }
+    for name in ENDPOINTS:
+        for stat in ("p50_ms", "p99_ms"):
+            doc[f"{name}_{stat}_ratio_to_plain"] = round(
+                real[name][stat] / max(plain[name][stat], 1e-9), 2
+            )
+    return doc
+
+
+def compared_report_rows(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    """The table rows of a :func:`run_query_compared` document."""
+    kind = doc["database"]
+    rows = [(f"plain {label}", value) for label, value in report_rows(doc["plain"])]
+    rows += [(f"{kind} {label}", value) for label, value in report_rows(doc[kind])]
+    stored = doc[kind].get("storage", {})
+    if "bytes_per_read_compressed" in stored:
+        rows.append(
+            (
+                f"{kind} bytes per read: plain chunks → compressed",
+                f"{stored['bytes_per_read']} → {stored['bytes_per_read_compressed']}",
+            )
+        )
+    for name in ENDPOINTS:
+        rows.append(
+            (
+                f"{name}: {kind} / plain p50, p99",
+                f"{doc[f'{name}_p50_ms_ratio_to_plain']}, {doc[f'{name}_p99_ms_ratio_to_plain']}",
+            )
+        )
+    return rows

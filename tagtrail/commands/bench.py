@@ -9,7 +9,7 @@ table, or one JSON document with ``--json``. See docs/performance.md for what ea
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -34,6 +34,16 @@ MqttUrl = Annotated[
     ),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+Database = Annotated[
+    str,
+    typer.Option(
+        "--database",
+        help="plain: the machine's PostgreSQL (--admin-url). timescaledb or citus: the same run "
+        "on plain PostgreSQL and then on a private TimescaleDB node or Citus coordinator + 2 "
+        "workers (started from PostgreSQL 15 with ../shared/pg15-ext; docs/deployment.md), and "
+        "their ratio.",
+    ),
+]
 
 
 def register(app: typer.Typer, bench: typer.Typer) -> None:
@@ -83,6 +93,7 @@ def bench_ingest(
     tags: Annotated[int, typer.Option(min=100, help="Tags in the workload.")] = 1_000_000,
     admin_url: AdminUrl = _ADMIN,
     mqtt_url: MqttUrl = _MQTT,
+    database: Database = "plain",
     json: Json = False,
 ) -> None:
     """Sustained reads/s end to end (ptys → gateway → Mosquitto → engine → PostgreSQL), the
@@ -111,9 +122,13 @@ def bench_ingest(
         mqtt_url=mqtt_url,
         workload=Workload(tags=tags),
     )
+    kind = _database_kind(database)
     with broker_url(mqtt_url) as url:
         opts = replace(opts, mqtt_url=url)
-        if len(counts) == 1:
+        if kind is not None:
+            doc = ingest.run_ingest_compared(opts, kind)
+            rows = ingest.compared_report_rows(doc)
+        elif len(counts) == 1:
             doc = ingest.run_ingest(opts)
             rows = ingest.report_rows(doc)
         else:
@@ -182,28 +197,39 @@ def bench_query(
         ),
     ] = 10.0,
     admin_url: AdminUrl = _ADMIN,
+    database: Database = "plain",
     json: Json = False,
 ) -> None:
     """Route, last-seen and next-readers latency (p50/p99) through the API, with concurrent
     officer clients, on a database holding --stored-rows reads."""
     from tagtrail.bench.common import print_report
-    from tagtrail.bench.query import QueryOptions, report_rows, run_query
+    from tagtrail.bench.query import (
+        QueryOptions,
+        compared_report_rows,
+        report_rows,
+        run_query,
+        run_query_compared,
+    )
 
     if client not in ("processes", "threads"):
         raise typer.BadParameter("processes or threads", param_hint="--client")
-    doc = run_query(
-        QueryOptions(
-            client="processes" if client == "processes" else "threads",
-            warmup_s=warmup_s,
-            stored_rows=stored_rows,
-            clients=clients,
-            seconds=seconds,
-            bikes=bikes,
-            hours=hours,
-            api_workers=api_workers,
-            admin_url=admin_url,
-        )
+    kind = _database_kind(database)
+    opts = QueryOptions(
+        client="processes" if client == "processes" else "threads",
+        warmup_s=warmup_s,
+        stored_rows=stored_rows,
+        clients=clients,
+        seconds=seconds,
+        bikes=bikes,
+        hours=hours,
+        api_workers=api_workers,
+        admin_url=admin_url,
     )
+    if kind is not None:
+        doc = run_query_compared(opts, kind)
+        print_report(doc, compared_report_rows(doc), json=json)
+        return
+    doc = run_query(opts)
     print_report(doc, report_rows(doc), json=json)
 
 
@@ -287,3 +313,12 @@ def bench_memory(
             )
         )
     print_report(doc, report_rows(doc), json=json)
+
+
+def _database_kind(database: str) -> Literal["timescaledb", "citus"] | None:
+    """``--database``: None for plain PostgreSQL, else the real engine to compare with."""
+    if database == "plain":
+        return None
+    if database in ("timescaledb", "citus"):
+        return "timescaledb" if database == "timescaledb" else "citus"
+    raise typer.BadParameter("plain, timescaledb or citus", param_hint="--database")

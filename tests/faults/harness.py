@@ -41,7 +41,7 @@ from testsupport import free_port
 
 from api.registry import loaders as registry
 from reader_gateway.protocols import tagtrail_active
-from reader_gateway.wire import mqtt_endpoint
+from reader_gateway.wire import BrokerFailover, mqtt_targets
 from track_engine.db.migrate import migrate
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -302,9 +302,14 @@ class ActiveReaderStream:
         self._seq = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        host, port = mqtt_endpoint(mqtt_url)
+        # A list of a cluster's brokers (tests/realengines): reconnects go round them.
+        brokers = BrokerFailover(mqtt_targets(mqtt_url), keepalive=10)
+        host, port = brokers.current.host, brokers.current.port
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=f"reader-{prefix}", clean_session=False
+        )
+        self._client.on_disconnect = self._client.on_connect_fail = (
+            lambda c, _u, _f=None, r=None, *_: brokers.next(c, r)
         )
         self._client.max_queued_messages_set(0)
         self._client.max_inflight_messages_set(100)

@@ -25,12 +25,12 @@ import pandas as pd
 import psycopg
 import pyarrow as pa
 import pyarrow.csv as pa_csv
-from psycopg import errors as pg_errors
 from psycopg.copy import QueuedLibpqWriter
 
 from track_engine.core.port import ReadCopy
 from track_engine.core.rows import ReadRows
 from track_engine.db.copy_binary import Fixed, PlainText, Text, Timestamp, copy_binary
+from track_engine.db.distributed import is_duplicate_key
 
 __all__ = [
     "COPY_READS",
@@ -164,9 +164,10 @@ def copying_reads(
                 yield result
                 block_done = True
             result.stored = len(rows)
-        except pg_errors.UniqueViolation:
-            if not block_done:
-                raise  # not the COPY's: the caller's block failed
+        except psycopg.Error as exc:
+            # Citus reports a duplicate in a distributed COPY as XX000 (track_engine.db.distributed)
+            if not (block_done and is_duplicate_key(exc)):
+                raise  # not a duplicate, or not the COPY's: the caller's block failed
             result.stored = _store_reads_staged(conn, data)
 
 
@@ -195,8 +196,11 @@ def _store_reads_staged(conn: psycopg.Connection, data: bytes) -> int:
     with conn.cursor() as cur:
         with cur.copy(COPY_READS.replace("COPY reads ", "COPY reads_stage ")) as copy:
             copy.write(data)
-        cur.execute("INSERT INTO reads SELECT * FROM reads_stage ON CONFLICT DO NOTHING")
-        inserted = cur.rowcount
+        # Counted from RETURNING: Citus's command tag counts the rows attempted, not inserted.
+        cur.execute(
+            "INSERT INTO reads SELECT * FROM reads_stage ON CONFLICT DO NOTHING RETURNING 1"
+        )
+        inserted = len(cur.fetchall())
         cur.execute("TRUNCATE reads_stage")
     return inserted
 

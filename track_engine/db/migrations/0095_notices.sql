@@ -29,7 +29,7 @@ CREATE TABLE notices (
     notice_id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     created_at       timestamptz NOT NULL DEFAULT now(),
     kind             text NOT NULL CHECK (kind IN ('bike_moved', 'stolen_seen', 'stolen_frame')),
-    alert_id         bigint REFERENCES alerts,
+    alert_id         bigint,  -- an alert's id; no foreign key: alerts are keyed (tag_id, alert_id) since 0080 and distributed by tag on Citus
     flag_id          bigint REFERENCES registration_flags,
     bike_id          bigint NOT NULL REFERENCES bikes,
     user_id          bigint NOT NULL REFERENCES users,
