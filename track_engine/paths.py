@@ -39,6 +39,7 @@ from numpy.typing import NDArray
 from track_engine.path_candidates import Candidate, PathCandidates
 from track_engine.path_direction import direction_loglik, travel_heading
 from track_engine.roads import Derived, NoPathError, ReaderPaths, RoadGraph
+from track_engine.stretch_confidence import StretchConfidence, normalise, stretch_confidence
 
 __all__ = [
     "Candidate",
@@ -216,6 +217,41 @@ class NegativeEvidenceChooser:
             return [list(c.nodes) if c else None for c in first]
         return [list(c.nodes) if c else None for c in
                 self._pick(readers, dts, directions, reader_paths, own, excused)]  # fmt: skip
+
+    def choose_route_with_confidence(
+        self,
+        readers: Sequence[str],
+        times_us: Sequence[int],
+        directions: Sequence[str],
+        reader_paths: ReaderPaths,
+        *,
+        heard: Sequence[frozenset[str]] | None = None,
+    ) -> tuple[list[list[int] | None], list[StretchConfidence | None]]:
+        """:meth:`choose_route`'s paths and, per segment, how sure that choice is.
+
+        The posteriors are the forward-backward marginals under the same evidence as the
+        choice (the rider's own speed, the readers excused by ``heard``); see
+        :mod:`track_engine.stretch_confidence`. None where a segment has no road path.
+        """
+        dts = [(times_us[i + 1] - times_us[i]) / _US_PER_S for i in range(len(readers) - 1)]
+        excused = _excused(heard, len(dts))
+        first = self._pick(readers, dts, directions, reader_paths, None, excused)
+        own = self._own_speed(first, dts)
+        chosen = (
+            first
+            if own is None
+            else self._pick(readers, dts, directions, reader_paths, own, excused)
+        )
+        segs = self._segments(readers, dts, reader_paths, own, excused)
+        marg = self.marginals(segs, readers, directions, reader_paths)
+        confidence: list[StretchConfidence | None] = []
+        for seg, logp, pick in zip(segs, marg, chosen, strict=True):
+            if not seg.cands or pick is None:
+                confidence.append(None)
+                continue
+            ways = [c.nodes for c in seg.cands]
+            confidence.append(stretch_confidence(ways, normalise(logp), pick.nodes))
+        return [list(c.nodes) if c else None for c in chosen], confidence
 
     def posteriors(
         self,

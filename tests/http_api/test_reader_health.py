@@ -21,12 +21,12 @@ import pytest
 from fastapi.testclient import TestClient
 from paho.mqtt.enums import CallbackAPIVersion
 from scenarios import line_city
+from track_engine.db.fleet import ReaderActivity
 
 from api.readers.service import health
 from reader_gateway.config import GatewayConfig
 from reader_gateway.orchestrator import Gateway
 from reader_gateway.protocols import impinj_iot, zebra_iotc
-from track_engine.db.fleet import ReaderActivity
 from track_engine.reader_status import ReaderStatusRecorder
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
