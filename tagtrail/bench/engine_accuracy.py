@@ -186,7 +186,7 @@ def calibration_record(routes: dict[str, Route], sc: Scenario, graph: RoadGraph)
         "calibrated_stretches": cal.stretches,
         "reliability": [
             {
-                "lo": b.lo,
+                "lo": round(b.lo, 2),
                 "hi": round(b.hi, 2),
                 "stretches": b.stretches,
                 "stated": None if not b.stretches else round(b.stated, 4),
