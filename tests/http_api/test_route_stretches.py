@@ -3,10 +3,13 @@ readers at opposite corners, so each stretch is a coin toss with the other way b
 
 from __future__ import annotations
 
+import io
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from pypdf import PdfReader
 from scenarios import registration, square_city
 from test_story import _ride
 
@@ -59,3 +62,15 @@ def test_the_route_carries_each_stretch_s_probability_and_alternatives(
         assert len(coords) == 3  # corner, the other corner of the block, corner
         assert coords[0] == pytest.approx(corner[s["from_reader"]])
         assert coords[-1] == pytest.approx(corner[s["to_reader"]])
+
+    # The printed case sheet lists the coin-toss stretches with their shares.
+    sheet = client.get(
+        f"/api/v1/routes/{body['plate']}/export",
+        params={**params, "format": "pdf"},
+        headers=headers["officer"],
+    )
+    assert sheet.status_code == 200, sheet.text
+    text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(sheet.content)).pages)
+    assert "other possible ways" in text
+    for a, b in (("S0", "S3"), ("S3", "S0")):
+        assert re.search(rf"{a} → {b}: drawn way \d+% sure; other ways \d+%", text), text
