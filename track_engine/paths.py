@@ -237,12 +237,13 @@ class NegativeEvidenceChooser:
         excused = _excused(heard, len(dts))
         first = self._pick(readers, dts, directions, reader_paths, None, excused)
         own = self._own_speed(first, dts)
-        chosen = (
-            first
-            if own is None
-            else self._pick(readers, dts, directions, reader_paths, own, excused)
-        )
         segs = self._segments(readers, dts, reader_paths, own, excused)
+        if own is None:
+            chosen = first
+        elif self.model.decision == "map":  # the same choice as _pick, on segments at hand
+            chosen = self._decode(readers, dts, directions, reader_paths, own, excused, segs)
+        else:
+            chosen = self._pick(readers, dts, directions, reader_paths, own, excused)
         marg = self.marginals(segs, readers, directions, reader_paths)
         confidence: list[StretchConfidence | None] = []
         for seg, logp, pick in zip(segs, marg, chosen, strict=True):
@@ -399,9 +400,13 @@ class NegativeEvidenceChooser:
         reader_paths: ReaderPaths,
         own_speed_mps: float | None,
         excused: list[frozenset[str]] | None = None,
+        segs: list[_Segment] | None = None,
     ) -> list[Candidate | None]:
-        """Viterbi over the segments' candidates; direction couples neighbouring segments."""
-        segs = self._segments(readers, dts, reader_paths, own_speed_mps, excused)
+        """Viterbi over the segments' candidates; direction couples neighbouring segments.
+
+        ``segs``: the segments under this evidence when the caller has them already."""
+        if segs is None:
+            segs = self._segments(readers, dts, reader_paths, own_speed_mps, excused)
         xy = reader_paths.graph.node_xy_m
         nodes = [reader_paths.reader_node[r] for r in readers]
         best: list[Candidate | None] = [None] * len(segs)
