@@ -93,6 +93,7 @@ export class RouteLayer {
     this.lines = L.layerGroup().addTo(map);
     this.dots = L.layerGroup().addTo(map);
     this.runs = [];
+    this.others = [];
     this.passages = [];
     this.bike = L.circleMarker([0, 0], {
       radius: 9,
@@ -115,7 +116,7 @@ export class RouteLayer {
       }
       return { ...run, line: line.addTo(this.lines) };
     });
-    this.drawAlternatives(feature.properties.stretches || []);
+    this.drawAlternatives(feature.properties.stretches || [], feature.properties.passages || []);
     const passages = feature.properties.passages || [];
     const label = passages.length <= MAX_LABELS;
     this.passages = passages
@@ -138,14 +139,19 @@ export class RouteLayer {
     this.bike.addTo(this.map);
   }
 
-  /** The plausible other ways of every stretch, faint, opacity by their share. */
-  drawAlternatives(stretches) {
+  /** The plausible other ways of every stretch, faint, opacity by their share; each
+   * shown in the replay from the time its stretch begins (its first passage). */
+  drawAlternatives(stretches, passages) {
+    this.others = [];
     for (const stretch of stretches) {
+      const from = passages[stretch.segment];
+      const time = from ? Date.parse(from.closest_at) : -Infinity;
       for (const alt of stretch.alternatives || []) {
         const latlngs = alt.coordinates.map(([lon, lat]) => [lat, lon]);
-        L.polyline(latlngs, { ...ALTERNATIVE, opacity: 0.2 + 0.6 * alt.probability })
+        const line = L.polyline(latlngs, { ...ALTERNATIVE, opacity: 0.2 + 0.6 * alt.probability })
           .bindTooltip(say("route.alternative", { p: percent(alt.probability) }), { sticky: true })
           .addTo(this.alternatives);
+        this.others.push({ time, line });
       }
     }
   }
@@ -182,6 +188,10 @@ export class RouteLayer {
       const part = clip(run, t);
       run.line.setLatLngs(part);
       if (part.length) position = part[part.length - 1];
+    }
+    for (const o of this.others) {
+      if (o.time < t && !this.alternatives.hasLayer(o.line)) o.line.addTo(this.alternatives);
+      if (o.time >= t && this.alternatives.hasLayer(o.line)) this.alternatives.removeLayer(o.line);
     }
     for (const p of this.passages) {
       if (p.time <= t && !this.dots.hasLayer(p.dot)) p.dot.addTo(this.dots);

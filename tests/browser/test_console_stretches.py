@@ -80,3 +80,20 @@ def test_the_route_shows_how_sure_each_stretch_is_and_the_other_way(
     screenshot("coin-toss")
     _hover_shows(browser, "#map path.route-alternative", "other possible way · ")
     _hover_shows(browser, "#map path.route-unsure", "likely way · ")
+
+    # Replayed to the first passage, no stretch has begun: no other way is shown yet; at the
+    # end both are back.
+    def replay_to(value: str) -> None:
+        browser.execute_script(
+            """const s = document.getElementById("slider");
+               s.value = arguments[0] === "max" ? s.max : arguments[0];
+               s.dispatchEvent(new Event("input"));""",
+            value,
+        )
+
+    replay_to("0")
+    wait(browser, lambda b: not b.find_elements(By.CSS_SELECTOR, "#map path.route-alternative"))
+    replay_to("max")
+    wait(
+        browser, lambda b: len(b.find_elements(By.CSS_SELECTOR, "#map path.route-alternative")) == 2
+    )
