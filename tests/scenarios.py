@@ -89,3 +89,61 @@ def line_city(url: str, n: int = 6, spacing_m: float = SPACING_M) -> None:
             edges=edges,
         )
         registry.upsert_readers(conn, readers, network_id=network_id)
+
+
+def square_city(url: str, side_m: float = 200.0) -> None:
+    """A square block of two-way roads with readers S0 and S3 at opposite corners: between
+    them two equal ways (0-1-3 and 0-2-3), ``2 * side_m`` long, no reader on either.
+
+        2 ---- 3 (S3)
+        |      |
+        0 ---- 1
+      (S0)
+    """
+    x = np.array([0.0, side_m, 0.0, side_m])
+    y = np.array([0.0, 0.0, side_m, side_m])
+    lon = LON0 + x / (111_320.0 * np.cos(np.radians(LAT0)))
+    lat = LAT0 + y / 110_540.0
+    nodes = pd.DataFrame(
+        {"node_id": range(4), "lon": lon, "lat": lat, "x_m": x, "y_m": y, "kind": "junction"}
+    )
+    pairs = [(0, 1), (1, 3), (0, 2), (2, 3)]
+    src = [a for a, b in pairs] + [b for a, b in pairs]
+    dst = [b for a, b in pairs] + [a for a, b in pairs]
+    edges = pd.DataFrame(
+        {
+            "edge_id": range(len(src)),
+            "src": src,
+            "dst": dst,
+            "length_m": side_m,
+            "road_class": "primary",
+            "oneway": False,
+        }
+    )
+    corners = [0, 3]
+    readers = pd.DataFrame(
+        {
+            "reader_id": [f"S{i}" for i in corners],
+            "protocol": "r2000",
+            "lon": lon[corners],
+            "lat": lat[corners],
+            "x_m": x[corners],
+            "y_m": y[corners],
+            "node_id": corners,
+            "antennas": 1,
+            "antenna_headings": [[90.0]] * len(corners),
+            "clock_offset_ms": 0.0,
+            "miss_rate": 0.1,
+        }
+    )
+    with psycopg.connect(url) as conn:
+        network_id = registry.store_road_network(
+            conn,
+            name="square",
+            source="test:square",
+            origin_lat=LAT0,
+            origin_lon=LON0,
+            nodes=nodes,
+            edges=edges,
+        )
+        registry.upsert_readers(conn, readers, network_id=network_id)

@@ -39,6 +39,7 @@ from numpy.typing import NDArray
 from track_engine.path_candidates import Candidate, PathCandidates
 from track_engine.path_direction import direction_loglik, travel_heading
 from track_engine.roads import Derived, NoPathError, ReaderPaths, RoadGraph
+from track_engine.stretch_confidence import StretchConfidence, normalise, stretch_confidence
 
 __all__ = [
     "Candidate",
@@ -217,6 +218,42 @@ class NegativeEvidenceChooser:
         return [list(c.nodes) if c else None for c in
                 self._pick(readers, dts, directions, reader_paths, own, excused)]  # fmt: skip
 
+    def choose_route_with_confidence(
+        self,
+        readers: Sequence[str],
+        times_us: Sequence[int],
+        directions: Sequence[str],
+        reader_paths: ReaderPaths,
+        *,
+        heard: Sequence[frozenset[str]] | None = None,
+    ) -> tuple[list[list[int] | None], list[StretchConfidence | None]]:
+        """:meth:`choose_route`'s paths and, per segment, how sure that choice is.
+
+        The posteriors are the forward-backward marginals under the same evidence as the
+        choice (the rider's own speed, the readers excused by ``heard``); see
+        :mod:`track_engine.stretch_confidence`. None where a segment has no road path.
+        """
+        dts = [(times_us[i + 1] - times_us[i]) / _US_PER_S for i in range(len(readers) - 1)]
+        excused = _excused(heard, len(dts))
+        first = self._pick(readers, dts, directions, reader_paths, None, excused)
+        own = self._own_speed(first, dts)
+        segs = self._segments(readers, dts, reader_paths, own, excused)
+        if own is None:
+            chosen = first
+        elif self.model.decision == "map":  # the same choice as _pick, on segments at hand
+            chosen = self._decode(readers, dts, directions, reader_paths, own, excused, segs)
+        else:
+            chosen = self._pick(readers, dts, directions, reader_paths, own, excused)
+        marg = self.marginals(segs, readers, directions, reader_paths)
+        confidence: list[StretchConfidence | None] = []
+        for seg, logp, pick in zip(segs, marg, chosen, strict=True):
+            if not seg.cands or pick is None:
+                confidence.append(None)
+                continue
+            ways = [c.nodes for c in seg.cands]
+            confidence.append(stretch_confidence(ways, normalise(logp), pick.nodes))
+        return [list(c.nodes) if c else None for c in chosen], confidence
+
     def posteriors(
         self,
         readers: Sequence[str],
@@ -363,9 +400,13 @@ class NegativeEvidenceChooser:
         reader_paths: ReaderPaths,
         own_speed_mps: float | None,
         excused: list[frozenset[str]] | None = None,
+        segs: list[_Segment] | None = None,
     ) -> list[Candidate | None]:
-        """Viterbi over the segments' candidates; direction couples neighbouring segments."""
-        segs = self._segments(readers, dts, reader_paths, own_speed_mps, excused)
+        """Viterbi over the segments' candidates; direction couples neighbouring segments.
+
+        ``segs``: the segments under this evidence when the caller has them already."""
+        if segs is None:
+            segs = self._segments(readers, dts, reader_paths, own_speed_mps, excused)
         xy = reader_paths.graph.node_xy_m
         nodes = [reader_paths.reader_node[r] for r in readers]
         best: list[Candidate | None] = [None] * len(segs)

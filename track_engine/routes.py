@@ -76,6 +76,7 @@ from track_engine.route_geometry import (
     per_second,
     vertices_of,
 )
+from track_engine.stretch_confidence import StretchConfidence
 
 __all__ = [
     "POINT_COLUMNS",
@@ -176,6 +177,8 @@ class Route:
     flags: list[RouteFlag]
     graph: RoadGraph = field(repr=False)
     _parts: _RouteParts = field(repr=False)
+    # Per segment, how sure its path is (None: no road path, or a chooser that does not say).
+    confidence: tuple[StretchConfidence | None, ...] = field(default=(), repr=False)
 
     @cached_property
     def passages(self) -> pd.DataFrame:
@@ -226,7 +229,36 @@ class Route:
             [f.to_dict() for f in self.flags],
         )
         feature["properties"]["merged_passages"] = self._merged_records()
+        feature["properties"]["stretches"] = self.stretch_records()
         return feature
+
+    def stretch_records(self) -> list[dict[str, Any]]:
+        """Per segment: its readers, ``probability`` (the posterior of the way drawn; None
+        when unknown) and ``alternatives`` (``coordinates`` as [lon, lat] pairs,
+        ``probability``), see :mod:`track_engine.stretch_confidence`."""
+        lonlat = self.graph.node_lonlat
+        out = []
+        for i, seg in enumerate(self.segments):
+            conf = self.confidence[i] if i < len(self.confidence) else None
+            out.append(
+                {
+                    "segment": i,
+                    "from_reader": seg.from_reader,
+                    "to_reader": seg.to_reader,
+                    "kind": seg.kind,
+                    "probability": None if conf is None else round(conf.probability, 4),
+                    "alternatives": []
+                    if conf is None
+                    else [
+                        {
+                            "coordinates": lonlat[np.asarray(a.nodes, np.int64)].tolist(),
+                            "probability": round(a.probability, 4),
+                        }
+                        for a in conf.alternatives
+                    ],
+                }
+            )
+        return out
 
     def _merged_records(self) -> list[dict[str, Any]]:
         merged = self.merged
@@ -428,10 +460,11 @@ def build_route(
     node = np.asarray([reader_nodes[raw_readers[i]] for i in kept.tolist()], dtype=np.int64)
 
     segments: list[RouteSegment] = []
-    for i, nodes in enumerate(
-        _choose_paths(path_chooser, passages, raw_directions, kept, readers, times, graph,
-                      reader_nodes, reader_paths, heard)
-    ):  # fmt: skip
+    paths, confidence = _choose_paths(
+        path_chooser, passages, raw_directions, kept, readers, times, graph, reader_nodes,
+        reader_paths, heard,
+    )  # fmt: skip
+    for i, nodes in enumerate(paths):
         segment = _classify(
             readers[i],
             readers[i + 1],
@@ -477,6 +510,7 @@ def build_route(
             closest_at_us=times,
             directions=raw_directions,
         ),
+        confidence=tuple(confidence),
     )
 
 
@@ -497,26 +531,38 @@ def _choose_paths(
     reader_nodes: Mapping[str, int],
     reader_paths: ReaderPaths,
     heard: list[frozenset[str]],
-) -> list[list[int] | None]:
-    """The path of every segment: jointly when the chooser can, else pair by pair."""
+) -> tuple[list[list[int] | None], list[StretchConfidence | None]]:
+    """The path of every segment (jointly when the chooser can, else pair by pair) and how
+    sure each is (all None for a chooser that does not say)."""
     if isinstance(chooser, RouteChooser):
         if all(type(d) is str for d in raw_directions):
             every = raw_directions
         else:  # missing values: exactly what pandas makes of them
             every = passages["direction"].fillna("").astype(str).tolist()
         directions = [every[i] for i in kept.tolist()]
+        if isinstance(chooser, NegativeEvidenceChooser):
+            return chooser.choose_route_with_confidence(
+                readers,
+                times.tolist(),
+                directions,
+                reader_paths,
+                heard=heard if any(heard) else None,
+            )
         if any(heard):
-            return chooser.choose_route(
+            paths = chooser.choose_route(
                 readers, times.tolist(), directions, reader_paths, heard=heard
             )
-        return chooser.choose_route(readers, times.tolist(), directions, reader_paths)
-    return [
+        else:
+            paths = chooser.choose_route(readers, times.tolist(), directions, reader_paths)
+        return paths, [None] * len(paths)
+    paths = [
         chooser(
             readers[i], readers[i + 1], start_us=int(times[i]), end_us=int(times[i + 1]),
             graph=graph, reader_nodes=reader_nodes, reader_paths=reader_paths,
         )
         for i in range(len(readers) - 1)
     ]  # fmt: skip
+    return paths, [None] * len(paths)
 
 
 def route_length_m(route: Route) -> float:

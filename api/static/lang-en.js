@@ -45,6 +45,8 @@ export default {
   "route.notSeen": "{plate} has not been seen by any reader in this window yet. Waiting for it live…",
   "kind.observed": "observed", "kind.inferred": "inferred", "kind.gap": "gap (no road path)",
   "kind.live": "new, live",
+  "kind.unsure": "likely way, unsure (fainter: less sure)", "kind.alternative": "other possible way",
+  "route.likely": "likely way · {p} sure", "route.alternative": "other possible way · {p}",
   "live.on": "● live", "live.reconnecting": "○ reconnecting…", "live.new": "● new passage at {reader}",
   "replay.title": "Replay", "replay.play": "Play", "replay.pause": "Pause",
   "replay.slider": "Time on the route", "replay.now": "{time} (latest)",

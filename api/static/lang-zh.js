@@ -45,6 +45,8 @@ export default {
   "route.notSeen": "{plate} 在此时间段内尚未被任何读卡器读到，正在实时等待…",
   "kind.observed": "实测", "kind.inferred": "推断", "kind.gap": "缺口（无道路路径）",
   "kind.live": "实时新增",
+  "kind.unsure": "可能路径，不确定（越淡越不确定）", "kind.alternative": "其他可能路径",
+  "route.likely": "可能路径 · 把握 {p}", "route.alternative": "其他可能路径 · {p}",
   "live.on": "● 实时", "live.reconnecting": "○ 正在重连…", "live.new": "● 新经过：{reader}",
   "replay.title": "回放", "replay.play": "播放", "replay.pause": "暂停",
   "replay.slider": "轨迹时间", "replay.now": "{time}（最新）",

@@ -51,6 +51,8 @@ _FALLBACK_KIND = "inferred"
 PAGE_W_MM = 210.0
 MARGIN_MM = 12.0
 MAP_H_MM = 120.0
+ALTERNATIVE_COLOUR = (11, 61, 145)  # the console's alternative ways
+SURE = 0.95  # below this a stretch's way is listed as uncertain (as in the console)
 MAX_ROAD_EDGES = 20_000  # context roads drawn at most (the densest city centres)
 
 
@@ -249,7 +251,9 @@ def _draw_map(pdf: _Sheet, feature: dict[str, Any], roads: RoadContext | None) -
     pdf.set_draw_color(150, 150, 150)
     pdf.set_line_width(0.3)
     pdf.rect(*box)
+    alternatives = [a for s in props.get("stretches") or [] for a in s.get("alternatives") or []]
     points = [c[:2] for c in coords] + [[p["lon"], p["lat"]] for p in passages]
+    points += [c[:2] for a in alternatives for c in a["coordinates"]]
     if not points:
         pdf.set_xy(box[0], box[1] + box[3] / 2)
         pdf.cell(box[2], 5, "No position in this window.", align="C")
@@ -257,6 +261,7 @@ def _draw_map(pdf: _Sheet, feature: dict[str, Any], roads: RoadContext | None) -
         return
     proj = _Projection(np.asarray(points, dtype=np.float64), box)
     _draw_roads(pdf, proj, roads)
+    _draw_alternatives(pdf, proj, alternatives)
     kinds = props.get("kinds") or ["observed"] * len(coords)
     for kind, run in _stretches(coords, kinds):
         colour, width, dash = STRETCH_STYLES[kind]
@@ -276,6 +281,42 @@ def _draw_map(pdf: _Sheet, feature: dict[str, Any], roads: RoadContext | None) -
         pdf.text(x + 1.6, y - 0.8, str(number))
     _draw_scale_bar(pdf, proj)
     pdf.set_y(box[1] + box[3] + 3)
+
+
+def _draw_alternatives(pdf: _Sheet, proj: _Projection, alternatives: list[dict[str, Any]]) -> None:
+    """The other plausible ways (docs/console.md), thin dotted blue under the route."""
+    pdf.set_draw_color(*ALTERNATIVE_COLOUR)
+    pdf.set_line_width(0.35)
+    pdf.set_dash_pattern(dash=0.5, gap=1.2)
+    for alt in alternatives:
+        pdf.polyline([proj.xy(lon, lat) for lon, lat, *_ in alt["coordinates"]])
+    pdf.set_dash_pattern()
+
+
+def _stretch_notes(pdf: _Sheet, stretches: list[dict[str, Any]]) -> None:
+    """One line per stretch the engine is less than ``SURE`` of: how sure, and the others."""
+    unsure = [s for s in stretches if s.get("probability") is not None and s["probability"] < SURE]
+    if not unsure:
+        return
+    pdf.set_font("sheet", size=8)
+    pdf.cell(
+        0,
+        5,
+        "Stretches whose way is uncertain (dotted blue: other possible ways)",
+        new_x="LMARGIN",
+        new_y="NEXT",
+    )
+    for s in unsure:
+        others = ", ".join(f"{a['probability']:.0%}" for a in s.get("alternatives") or [])
+        pdf.cell(
+            0,
+            4,
+            f"{s['from_reader']} → {s['to_reader']}: drawn way {s['probability']:.0%} sure"
+            + (f"; other ways {others}" if others else ""),
+            new_x="LMARGIN",
+            new_y="NEXT",
+        )
+    pdf.ln(2)
 
 
 def _legend(pdf: _Sheet) -> None:
@@ -343,5 +384,6 @@ def to_pdf(feature: dict[str, Any], header: SheetHeader, roads: RoadContext | No
     _header(pdf, header, props)
     _draw_map(pdf, feature, roads)
     _legend(pdf)
+    _stretch_notes(pdf, props.get("stretches") or [])
     _passage_table(pdf, [p for p in props.get("passages") or []], header.zone)
     return bytes(pdf.output())

@@ -51,6 +51,7 @@ from tagtrail.bench.engine_hmm import HmmMatcher
 from tagtrail.bench.engine_oracle import RouteChoiceOracle
 from tagtrail.bench.engine_replay import estimate_passages
 from tagtrail.bench.engine_truth import Truth, clone_kinds, prepare_truth
+from track_engine.calibration_scoring import score_calibration
 from track_engine.miss_rates import learn_miss_rates, tracks_from_passages
 from track_engine.paths import shortest_path
 from track_engine.roads import NodeDistances, ReaderPaths, RoadGraph, precompute_reader_paths
@@ -122,6 +123,7 @@ def run_accuracy(options: AccuracyOptions) -> list[dict[str, Any]]:
                 scores = score_scenario(routes, sc, graph)
                 record = _record(method, coverage, miss, scores)
                 record |= clone_kinds(routes, sc.truth)
+                record |= calibration_record(routes, sc, graph)
                 record |= reader_spacing(sc.readers)
                 record["reader_rates"] = rates
                 record["deaf_readers"] = options.deaf_readers
@@ -169,6 +171,30 @@ def score_scenario(routes: dict[str, Route], sc: Scenario, graph: RoadGraph) -> 
         true_positions=sc.truth.positions,
         cloned_tags=sc.truth.cloned_tags,
     )
+
+
+def calibration_record(routes: dict[str, Route], sc: Scenario, graph: RoadGraph) -> dict[str, Any]:
+    """How well the stated stretch probabilities match the truth (None: the method states
+    none): ``calibration_ece``, ``alternatives_coverage`` and the ``reliability`` table."""
+    cal = score_calibration(routes, graph=graph, spans=sc.truth.spans, true_edges=sc.truth.edges)
+    if cal.stretches == 0:
+        return {"calibration_ece": None, "alternatives_coverage": None, "reliability": None,
+                "calibrated_stretches": 0}  # fmt: skip
+    return {
+        "calibration_ece": round(cal.ece, 4),
+        "alternatives_coverage": round(cal.alternatives_coverage, 4),
+        "calibrated_stretches": cal.stretches,
+        "reliability": [
+            {
+                "lo": round(b.lo, 2),
+                "hi": round(b.hi, 2),
+                "stretches": b.stretches,
+                "stated": None if not b.stretches else round(b.stated, 4),
+                "right": None if not b.stretches else round(b.right, 4),
+            }
+            for b in cal.bins
+        ],
+    }
 
 
 def rate_paths(

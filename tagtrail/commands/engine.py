@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -225,7 +225,7 @@ def bench_accuracy(
     table = Table(title=f"Route accuracy (seed {seed}, {bikes} bikes, {hours:g} h)")
     heads = ("coverage", "miss", "method", "rates", "recall", "precision", "time p50 s",
              "time p95 s", "pos p50 m", "pos p95 m", "trips", "clones hit",
-             "false alarms", "readers", "spacing p50 m")  # fmt: skip
+             "false alarms", "readers", "spacing p50 m", "ECE", "alt cover")  # fmt: skip
     for h in heads:
         table.add_column(h, justify="left" if h == "method" else "right")
     for r in results:
@@ -237,8 +237,31 @@ def bench_accuracy(
             _fmt(r["position_error_p95_m"], 1), str(r["trips"]),
             f"{r['clone_hits']}/{r['clone_tags']}", str(r["clone_false_alarms"]),
             str(r["readers"]), _fmt(r["reader_spacing_median_m"], 1),
+            _fmt(r["calibration_ece"], 3), _fmt(r["alternatives_coverage"], 3),
         )  # fmt: skip
     err.print(table)
+    for r in results:
+        if r["reliability"]:
+            err.print(_reliability_table(r))
+
+
+def _reliability_table(r: dict[str, Any]) -> Any:
+    """Stretches by stated probability vs how often the drawn way was the true one."""
+    from rich.table import Table
+
+    table = Table(
+        title=f"Reliability: {r['method']}, coverage {r['coverage']:g}, miss {r['miss_rate']:g}"
+        f" (ECE {r['calibration_ece']:.3f})"
+    )
+    for h in ("stated", "stretches", "mean stated", "right"):
+        table.add_column(h, justify="right")
+    for b in r["reliability"]:
+        if b["stretches"]:
+            table.add_row(
+                f"{b['lo']:.1f}–{b['hi']:.1f}", str(b["stretches"]), _fmt(b["stated"], 3),
+                _fmt(b["right"], 3),
+            )  # fmt: skip
+    return table
 
 
 def _fmt(value: float | None, digits: int) -> str:
