@@ -35,8 +35,14 @@ def store_road_network(
     """
     if "name" not in edges.columns:
         edges = edges.assign(name="")
-    # An unnamed road is stored as NULL, not as an empty name.
-    edges = edges.assign(name=edges["name"].fillna("").astype(str).replace("", None))
+    # An unnamed road is stored as NULL, not as an empty name (nor pandas' "nan").
+    edges = edges.assign(
+        name=pd.Series(
+            [str(n) if isinstance(n, str) and n else None for n in edges["name"].tolist()],
+            index=edges.index,
+            dtype=object,
+        )
+    )
     conn.execute("UPDATE road_networks SET active = false WHERE active")
     row = conn.execute(
         "INSERT INTO road_networks (name, source, origin_lat, origin_lon, active) "

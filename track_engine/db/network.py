@@ -194,9 +194,11 @@ def node_addresses(
             if node in wanted:
                 counts = at_node.setdefault(node, {})
                 counts[name] = counts.get(name, 0) + 1
-    out: dict[str, str] = {}
-    for key, node in nodes.items():
-        counts = at_node.get(node, {})
-        best = sorted(counts, key=lambda n: (-counts[n], n))[:2]
-        out[key] = " × ".join(best)
-    return out
+    return {key: address_of(at_node.get(node, {})) for key, node in nodes.items()}
+
+
+def address_of(edges_per_name: dict[str, int]) -> str:
+    """An address from the street names at a node and how many edges of each meet there: the
+    two with the most edges (then by name), joined with " × "; ``""`` for none."""
+    best = sorted(edges_per_name, key=lambda n: (-edges_per_name[n], n))[:2]
+    return " × ".join(best)
