@@ -44,6 +44,11 @@ class LoadedNetwork:
     arrays: stored_network.NetworkArrays
 
     @cached_property
+    def base_map(self) -> dict[str, Any]:
+        """The base map's GeoJSON (:func:`network_geojson`), built once per loaded network."""
+        return network_geojson(self)
+
+    @cached_property
     def reader_addresses(self) -> dict[str, str]:
         """Each reader's address, the streets meeting at its node (worked out once)."""
         return self.arrays.reader_addresses()
