@@ -32,6 +32,8 @@ class City:
     way into a housing estate), ``"estate"`` (the estate's inside, where bikes are parked),
     ``"campus_gate"`` and ``"campus"`` (a campus centre). ``edge_class`` is one of
     ``"arterial"``, ``"street"``, ``"lane"`` (inside estates and campuses) or ``"bridge"``.
+    ``edge_name`` is each edge's street name (OSM ``name``, else ``ref``; ``""`` when the road
+    has none), or None for a network that carries no names.
     """
 
     origin_lat: float
@@ -45,6 +47,7 @@ class City:
     edge_oneway: NDArray[np.bool_]
     node_kind: NDArray[np.object_]
     river_y_m: float | None = None
+    edge_name: NDArray[np.object_] | None = None
 
     @property
     def n_nodes(self) -> int:
@@ -55,6 +58,12 @@ class City:
     def n_edges(self) -> int:
         """Number of directed edges."""
         return int(self.edge_src.shape[0])
+
+    def edge_names(self) -> NDArray[np.object_]:
+        """Each edge's street name, ``""`` where it has none (or the network carries none)."""
+        if self.edge_name is None:
+            return np.full(self.n_edges, "", dtype=object)
+        return self.edge_name
 
     def graph(self, weight_m: NDArray[np.float64] | None = None) -> sp.csr_matrix:
         """Directed adjacency matrix (row = source node) weighted by length or ``weight_m``."""

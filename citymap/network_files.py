@@ -8,6 +8,7 @@ Layout (format version 1; every array is a plain numpy array, no pickles)::
     edge_src        int32 (E,)        edge_dst     int32 (E,)
     edge_length_m   float64 (E,)      edge_class   str (E,)          edge_oneway bool (E,)
     river_y_m       float64 (0,) or (1,)
+    edge_name       str (E,), optional: street names ("" for none); absent in older files
 
 The zip entries carry a fixed timestamp, so the same network always gives the same bytes.
 """
@@ -45,6 +46,8 @@ def save_city(city: City, path: str | Path) -> None:
         "edge_oneway": city.edge_oneway,
         "river_y_m": np.array([] if city.river_y_m is None else [city.river_y_m], np.float64),
     }
+    if city.edge_name is not None:
+        arrays["edge_name"] = city.edge_name.astype(str)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, array in arrays.items():
             buf = io.BytesIO()
@@ -74,6 +77,7 @@ def load_city(path: str | Path) -> City:
                 edge_oneway=data["edge_oneway"].astype(np.bool_),
                 node_kind=data["node_kind"].astype(object),
                 river_y_m=float(river[0]) if len(river) else None,
+                edge_name=data["edge_name"].astype(object) if "edge_name" in data.files else None,
             )
     except (OSError, KeyError, zipfile.BadZipFile) as exc:
         raise NetworkFileError(f"{path}: not a road-network file ({exc})") from exc

@@ -11,6 +11,9 @@ One-way: ``oneway=yes|true|1`` runs along the way, ``oneway=-1|reverse`` against
 ``junction=roundabout|circular`` implies one-way; ``oneway:bicycle=no`` or an ``opposite*``
 cycleway makes a one-way street two-way *for bikes*, which is what matters here.
 
+Each edge keeps its street name (:func:`street_name`: ``name``, else ``ref``), for the map's
+labels, the readers' addresses and search by street.
+
 Every node of a kept way becomes a graph node, so edges follow the real geometry. A node where
 roads meet or end (other than two distinct neighbours) is a ``junction``; the rest, including
 the points where OSM merely splits one road into two ways (a tag change, a bridge), are ``shape``
@@ -68,6 +71,11 @@ def bike_class(tags: dict[str, str]) -> str | None:
     return "bridge" if tags.get("bridge", "no") != "no" else cls
 
 
+def street_name(tags: dict[str, str]) -> str:
+    """The name a reader of the map knows the road by: ``name``, else ``ref`` (e.g. "S9")."""
+    return (tags.get("name") or tags.get("ref") or "").strip()
+
+
 def oneway_direction(tags: dict[str, str]) -> int:
     """+1 one-way along the way, -1 against it, 0 two-way (for bikes)."""
     if tags.get("oneway:bicycle") == "no" or tags.get("cycleway", "").startswith("opposite"):
@@ -88,6 +96,7 @@ def read_osm(path: str | Path, *, junction_tolerance_m: float = DEFAULT_TOLERANC
     seg_b: list[int] = []
     seg_cls: list[str] = []
     seg_dir: list[int] = []
+    seg_name: list[str] = []
     locs: dict[int, tuple[float, float]] = {}
     try:
         # Nodes must be read for their locations; only ways are handed to the loop.
@@ -112,6 +121,7 @@ def read_osm(path: str | Path, *, junction_tolerance_m: float = DEFAULT_TOLERANC
             seg_b += ids[1:]
             seg_cls += [cls] * (len(ids) - 1)
             seg_dir += [direction] * (len(ids) - 1)
+            seg_name += [street_name(tags)] * (len(ids) - 1)
     except RuntimeError as exc:  # osmium reports unreadable input as RuntimeError
         raise OsmImportError(f"{path}: {exc}") from exc
     a = np.asarray(seg_a, np.int64)
@@ -123,6 +133,7 @@ def read_osm(path: str | Path, *, junction_tolerance_m: float = DEFAULT_TOLERANC
     a, b = a[known], b[known]
     cls = np.asarray(seg_cls, dtype=object)[known]
     direction = np.asarray(seg_dir, np.int8)[known]
+    names = np.asarray(seg_name, dtype=object)[known]
     osm_ids, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
     ia, ib = inverse[: len(a)], inverse[len(a) :]
     lonlat = np.array([locs[int(n)] for n in osm_ids], dtype=np.float64)
@@ -140,12 +151,13 @@ def read_osm(path: str | Path, *, junction_tolerance_m: float = DEFAULT_TOLERANC
         ia, ib = merged.new_node[ia], merged.new_node[ib]
         inside = (ia >= 0) & (ib >= 0) & (ia != ib)
         ia, ib, cls, direction = ia[inside], ib[inside], cls[inside], direction[inside]
+        names = names[inside]
         # A junction whose short stub went may now just continue one road: a bend.
         bends_now = _node_kind(len(merged.xy_m), ia, ib) == "shape"
         new_kind[bends_now & (new_kind == "junction")] = "shape"
         xy, kind = merged.xy_m, new_kind
         lonlat = xy_to_lonlat(xy, lat0, lon0)
-    return _build(xy, lonlat, (lat0, lon0), kind, ia, ib, cls, direction)
+    return _build(xy, lonlat, (lat0, lon0), kind, ia, ib, (cls, names), direction)
 
 
 def _node_kind(n: int, a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.object_]:
@@ -170,28 +182,32 @@ def _build(
     kind: NDArray[np.object_],
     a: NDArray[np.int64],
     b: NDArray[np.int64],
-    cls: NDArray[np.object_],
+    cls_names: tuple[NDArray[np.object_], NDArray[np.object_]],
     direction: NDArray[np.int8],
 ) -> City:
     lat0, lon0 = origin
+    cls, names = cls_names
     fwd, back = direction >= 0, direction <= 0
     src = np.concatenate([a[fwd], b[back]])
     dst = np.concatenate([b[fwd], a[back]])
     e_cls = np.concatenate([cls[fwd], cls[back]])
     e_ow = np.concatenate([direction[fwd] != 0, direction[back] != 0])
+    e_name = np.concatenate([names[fwd], names[back]])
     # Two ways over the same node pair (a dual carriageway drawn twice): keep one edge.
     n = len(xy)
     _, first = np.unique(src * n + dst, return_index=True)
     src, dst, e_cls, e_ow = src[first], dst[first], e_cls[first], e_ow[first]
+    e_name = e_name[first]
     graph = sp.csr_matrix((np.ones(len(src)), (src, dst)), shape=(n, n))
     _, labels = connected_components(graph, directed=True, connection="strong")
     inside = labels == np.bincount(labels).argmax()
     keep = inside[src] & inside[dst]
     new_id = np.cumsum(inside) - 1
     src, dst = new_id[src[keep]], new_id[dst[keep]]
-    e_cls, e_ow = e_cls[keep], e_ow[keep]
+    e_cls, e_ow, e_name = e_cls[keep], e_ow[keep], e_name[keep]
     order = np.lexsort((dst, src))
     src, dst, e_cls, e_ow = src[order], dst[order], e_cls[order], e_ow[order]
+    e_name = e_name[order]
     xy = np.ascontiguousarray(xy[inside])
     return City(
         origin_lat=lat0,
@@ -204,4 +220,5 @@ def _build(
         edge_class=e_cls,
         edge_oneway=e_ow.astype(np.bool_),
         node_kind=kind[inside],
+        edge_name=e_name,
     )

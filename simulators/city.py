@@ -4,7 +4,8 @@ The city is an irregular street grid: column and row spacings vary around ``bloc
 are jittered, a few street segments are missing, every few blocks a row or column is an
 arterial, a few streets are one-way, a river crosses the city with a handful of bridges (the
 bottlenecks a thief cannot avoid), housing estates hang off the grid behind a single gate, and
-campuses sit inside the grid behind two to four gates.
+campuses sit inside the grid behind two to four gates. Each straight grid line has a street
+name (deterministic by seed; lanes inside estates and campuses have none).
 
 Coordinates: a local east/north plane in meters (``node_xy_m``) around a projection origin,
 and longitude/latitude in degrees (``node_lonlat``) from an equirectangular projection about
@@ -60,6 +61,7 @@ def generate_city(
     # One generator drawn from in a fixed order (the steps below): the same seed, the same city.
     rng = np.random.default_rng(seed)
     g = _grid(rng, size_m, block_m, arterial_every)
+    g.name = _street_names(g, seed)
     crossing = _bridges(g, rng, size_m)
     plain = (g.cls == "street") & ~crossing
     g.keep[plain & (rng.random(len(g.seg_a)) < removed_fraction)] = False
@@ -73,10 +75,12 @@ def generate_city(
     all_cls = np.concatenate([g.cls[keep], np.asarray(extra.cls, dtype=object)])
     all_ow = np.concatenate([g.oneway[keep], np.asarray(extra.oneway, bool)])
     all_rev = np.concatenate([g.reverse[keep], np.asarray(extra.reverse, bool)])
+    all_name = np.concatenate([g.name[keep], np.asarray(extra.name, dtype=object)])
+    all_name[all_cls == "lane"] = ""  # paths inside estates and campuses have no street name
     pts = np.concatenate([g.xy.reshape(-1, 2), *extra.xy])
     return _assemble(
         pts, np.asarray(kinds, dtype=object), all_a, all_b, all_cls, all_ow, all_rev,
-        origin_lat, origin_lon, g.river_y,
+        origin_lat, origin_lon, g.river_y, all_name,
     )  # fmt: skip
 
 
@@ -104,6 +108,7 @@ class _Grid:
     keep: NDArray[np.bool_]
     oneway: NDArray[np.bool_]
     reverse: NDArray[np.bool_]  # one-way b -> a instead of a -> b
+    name: NDArray[np.object_] = field(default_factory=lambda: np.empty(0, dtype=object))
 
 
 @dataclass
@@ -116,6 +121,7 @@ class _Extra:
     cls: list[str] = field(default_factory=list)
     oneway: list[bool] = field(default_factory=list)
     reverse: list[bool] = field(default_factory=list)
+    name: list[str] = field(default_factory=list)
 
 
 def _grid(rng: np.random.Generator, size_m: float, block_m: float, arterial_every: int) -> _Grid:
@@ -162,6 +168,45 @@ def _grid(rng: np.random.Generator, size_m: float, block_m: float, arterial_ever
         keep=np.ones(len(seg_a), bool), oneway=np.zeros(len(seg_a), bool),
         reverse=np.zeros(len(seg_a), bool),
     )  # fmt: skip
+
+
+_NAME_BASES = (
+    "Jiefang", "Zhongshan", "Renmin", "Heping", "Jianshe", "Xinhua", "Wenhua", "Yingbin",
+    "Dongfeng", "Chang'an", "Minzhu", "Huaihai", "Yan'an", "Qingnian", "Gongnong", "Shengli",
+    "Guangming", "Xingfu", "Tianmu", "Baita", "Fuxing", "Hongqi", "Kaiyuan", "Jiangnan",
+    "Binhe", "Wulin", "Huancheng", "Chaohui", "Moganshan", "Fengqi", "Qingchun", "Yan'guan",
+    "Hushu", "Shixiang", "Wensan", "Xueyuan", "Gudun", "Tianmushan", "Wenyi", "Jiaogong",
+    "Xixi", "Dengyun", "Shangtang", "Zhonghe", "Yanan", "Qiutao", "Fuchun", "Meihua",
+)  # fmt: skip
+_NAME_PREFIXES = ("", "New ", "Upper ", "East ", "North ")
+
+
+def _ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, ..., 11th, 12th, 13th, 21st."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _street_names(g: _Grid, seed: int) -> NDArray[np.object_]:
+    """A plausible name per straight grid line, so the demo's map has street names: columns
+    are "<name> Road", arterial rows "<name> Avenue", other rows "<n>th Street" from the
+    south. Drawn from a generator of its own, so the city itself is the same as without."""
+    rng = np.random.default_rng([seed % 2**63, 0x57EE7])
+    bases = [p + b for p in _NAME_PREFIXES for b in rng.permutation(_NAME_BASES).tolist()]
+    col_names = [
+        f"{bases[i % len(bases)]} {'Boulevard' if g.art_cols[i] else 'Road'}" for i in range(g.nx)
+    ]
+    row_names: list[str] = []
+    street_no = 0
+    for j in range(g.ny):
+        if g.art_rows[j]:
+            row_names.append(f"{bases[(g.nx + j) % len(bases)]} Avenue")
+        else:
+            street_no += 1
+            row_names.append(f"{_ordinal(street_no)} Street")
+    rows = np.asarray(row_names, dtype=object)[g.seg_row]
+    cols = np.asarray(col_names, dtype=object)[g.seg_col]
+    return np.where(g.horizontal, rows, cols).astype(object)
 
 
 def _bridges(g: _Grid, rng: np.random.Generator, size_m: float) -> NDArray[np.bool_]:
@@ -280,6 +325,7 @@ def _estates(
         extra.cls += [cls, cls, "lane"]
         extra.oneway += [ow, ow, False]
         extra.reverse += [rev, rev, False]
+        extra.name += [str(g.name[side]), str(g.name[side]), ""]
         estates += 1
     return extra
 
@@ -307,6 +353,7 @@ def _assemble(
     origin_lat: float,
     origin_lon: float,
     river_y: float | None,
+    names: NDArray[np.object_],
 ) -> City:
     """Make the graph strongly connected, reindex the surviving nodes and build the City."""
     n = len(pts)
@@ -340,4 +387,5 @@ def _assemble(
         edge_oneway=ow[seg].astype(np.bool_),
         node_kind=kinds[inside],
         river_y_m=river_y,
+        edge_name=names[seg],
     )

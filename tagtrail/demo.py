@@ -180,6 +180,7 @@ def load_registry(
                     "length_m": city.edge_length_m,
                     "road_class": city.edge_class,
                     "oneway": city.edge_oneway,
+                    "name": city.edge_names(),
                 }
             ),
         )

@@ -77,6 +77,10 @@ PICTURES = {
         "tests/browser/test_console_operator.py",
         "test_operator_sees_health_told_apart_and_unknown_readers-unknown.png",
     ),
+    "street-names.png": (
+        "tests/browser/test_console_street_names.py",
+        "test_case_view_names_readers_and_the_map_its_streets-street-names.png",
+    ),
 }
 
 

@@ -44,6 +44,16 @@ class LoadedNetwork:
     arrays: stored_network.NetworkArrays
 
     @cached_property
+    def base_map(self) -> dict[str, Any]:
+        """The base map's GeoJSON (:func:`network_geojson`), built once per loaded network."""
+        return network_geojson(self)
+
+    @cached_property
+    def reader_addresses(self) -> dict[str, str]:
+        """Each reader's address, the streets meeting at its node (worked out once)."""
+        return self.arrays.reader_addresses()
+
+    @cached_property
     def reader_ranges_m(self) -> dict[str, float]:
         """Read ranges of the long-range readers (active tags), for places and clone tests
         (worked out once per loaded network)."""
@@ -200,23 +210,30 @@ def _load(cache: NetworkCache, pool: ConnectionPool) -> LoadedNetwork:
 
 
 def network_geojson(network: LoadedNetwork) -> dict[str, Any]:
-    """Roads as one MultiLineString (two-way streets drawn once) and readers as points."""
+    """The base map as GeoJSON features, each with a ``layer`` property:
+
+    - ``roads``: the unnamed roads as one MultiLineString (two-way roads drawn once);
+    - ``streets``: one MultiLineString per street name (``name``), its edges merged into as
+      few lines as walking them allows, so a 30k-edge city stays a small answer;
+    - ``readers``: points with ``reader_id`` and ``address`` (the streets meeting there).
+    """
     arrays = network.arrays
-    lonlat = arrays.node_lonlat.round(7)
-    seen: set[tuple[int, int]] = set()
-    lines: list[list[list[float]]] = []
-    for s, d in zip(arrays.edge_src.tolist(), arrays.edge_dst.tolist(), strict=True):
+    lonlat = arrays.node_lonlat.round(7).tolist()
+    unnamed: set[tuple[int, int]] = set()
+    named: dict[str, set[tuple[int, int]]] = {}
+    for s, d, name in zip(
+        arrays.edge_src.tolist(), arrays.edge_dst.tolist(), arrays.edge_names().tolist(),
+        strict=True,
+    ):  # fmt: skip
         key = (min(s, d), max(s, d))
-        if key not in seen:
-            seen.add(key)
-            lines.append([lonlat[s].tolist(), lonlat[d].tolist()])
+        (named.setdefault(name, set()) if name else unnamed).add(key)
     features: list[dict[str, Any]] = [
-        {
-            "type": "Feature",
-            "geometry": {"type": "MultiLineString", "coordinates": lines},
-            "properties": {"layer": "roads"},
-        }
+        _lines_feature([[lonlat[s], lonlat[d]] for s, d in sorted(unnamed)], {"layer": "roads"})
     ]
+    for name in sorted(named):
+        lines = [[lonlat[n] for n in line] for line in _chains(named[name])]
+        features.append(_lines_feature(lines, {"layer": "streets", "name": name}))
+    addresses = network.reader_addresses
     readers = arrays.readers
     for reader_id, lon, lat in zip(
         readers["reader_id"].tolist(), readers["lon"].tolist(), readers["lat"].tolist(), strict=True
@@ -225,7 +242,47 @@ def network_geojson(network: LoadedNetwork) -> dict[str, Any]:
             {
                 "type": "Feature",
                 "geometry": {"type": "Point", "coordinates": [round(lon, 7), round(lat, 7)]},
-                "properties": {"layer": "readers", "reader_id": reader_id},
+                "properties": {
+                    "layer": "readers",
+                    "reader_id": reader_id,
+                    "address": addresses.get(reader_id, ""),
+                },
             }
         )
     return {"type": "FeatureCollection", "features": features}
+
+
+def _lines_feature(lines: list[list[list[float]]], properties: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "Feature",
+        "geometry": {"type": "MultiLineString", "coordinates": lines},
+        "properties": properties,
+    }
+
+
+def _chains(segments: set[tuple[int, int]]) -> list[list[int]]:
+    """Undirected segments walked into node sequences, each segment once. Walks start at the
+    ends and branch points (odd degree) first, so a straight street is one line."""
+    adjacent: dict[int, list[int]] = {}
+    for a, b in sorted(segments):
+        adjacent.setdefault(a, []).append(b)
+        adjacent.setdefault(b, []).append(a)
+    used: set[tuple[int, int]] = set()
+    lines: list[list[int]] = []
+    for start in sorted(adjacent, key=lambda n: (len(adjacent[n]) % 2 == 0, n)):
+        while line := _walk(start, adjacent, used):
+            lines.append(line)
+    return lines
+
+
+def _walk(start: int, adjacent: dict[int, list[int]], used: set[tuple[int, int]]) -> list[int]:
+    """One line from ``start`` along segments not used yet (marking them); [] if none."""
+    line = [start]
+    node = start
+    while True:
+        step = next((m for m in adjacent[node] if (min(node, m), max(node, m)) not in used), None)
+        if step is None:
+            return line if len(line) > 1 else []
+        used.add((min(node, step), max(node, step)))
+        line.append(step)
+        node = step

@@ -54,6 +54,9 @@ class ReaderOut(BaseModel):
 
     reader_id: str
     name: str
+    address: str = Field(
+        default="", description='the streets meeting where it stands ("Jiefang Road × 3rd Street")'
+    )
     protocol: str
     lon: float
     lat: float
@@ -129,12 +132,18 @@ def _by_times(activity: fleet.ReaderActivity, *, now: datetime) -> str:
 
 
 def reader_out(
-    activity: fleet.ReaderActivity, *, now: datetime, miss_rate: StoredMissRate | None = None
+    activity: fleet.ReaderActivity,
+    *,
+    now: datetime,
+    miss_rate: StoredMissRate | None = None,
+    address: str = "",
 ) -> ReaderOut:
-    """Response model of a reader (``miss_rate``: its stored miss rates, when known)."""
+    """Response model of a reader (``miss_rate``: its stored miss rates, when known;
+    ``address``: the streets meeting where it stands)."""
     return ReaderOut(
         reader_id=activity.reader_id,
         name=activity.name,
+        address=address,
         protocol=activity.protocol,
         lon=activity.lon,
         lat=activity.lat,

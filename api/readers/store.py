@@ -14,6 +14,8 @@ from datetime import datetime, timedelta
 import psycopg
 from psycopg.rows import class_row
 
+from track_engine.db.network import address_of
+
 
 @dataclass(frozen=True, slots=True)
 class ReaderActivity:
@@ -66,3 +68,24 @@ def network_origin(conn: psycopg.Connection) -> tuple[int, float, float] | None:
 def reader_ids(conn: psycopg.Connection) -> set[str]:
     """Ids of every registered reader."""
     return {str(r[0]) for r in conn.execute("SELECT reader_id FROM readers")}
+
+
+def reader_addresses(conn: psycopg.Connection, *, reader_id: str | None = None) -> dict[str, str]:
+    """Each reader's address (or one's): the named streets meeting at its road node
+    (:func:`track_engine.db.network.address_of`); readers with none are left out."""
+    rows = conn.execute(
+        """SELECT reader_id, name, count(*)::int FROM (
+               SELECT r.reader_id, e.name FROM readers r JOIN road_edges e
+                 ON e.network_id = r.network_id AND e.src = r.node_id
+               WHERE %(rid)s::text IS NULL OR r.reader_id = %(rid)s
+               UNION ALL
+               SELECT r.reader_id, e.name FROM readers r JOIN road_edges e
+                 ON e.network_id = r.network_id AND e.dst = r.node_id
+               WHERE %(rid)s::text IS NULL OR r.reader_id = %(rid)s
+           ) at_node WHERE name IS NOT NULL GROUP BY reader_id, name""",
+        {"rid": reader_id},
+    ).fetchall()
+    per_reader: dict[str, dict[str, int]] = {}
+    for rid, name, count in rows:
+        per_reader.setdefault(str(rid), {})[str(name)] = int(count)
+    return {rid: address_of(counts) for rid, counts in per_reader.items()}

@@ -19,14 +19,18 @@ router = APIRouter(prefix="/api/v1/readers", tags=["readers"])
 
 @router.get("")
 def list_readers(conn: ConnDep, principal: OperatorDep, page: PageDep) -> Page[ReaderOut]:
-    """Readers with health (online / silent / deaf / offline), last read and miss rates
-    (registry and learned). Roles: admin, officer, operator."""
+    """Readers with health (online / silent / deaf / offline), last read, miss rates
+    (registry and learned) and address (the streets meeting where each stands).
+    Roles: admin, officer, operator."""
     del principal
     now = datetime.now(UTC)
     rows = fleet.reader_activity(conn, now=now)
     rates = reader_miss_rates.stored_miss_rates(conn)
+    addresses = fleet.reader_addresses(conn)
     items = [
-        reader_out(r, now=now, miss_rate=rates.get(r.reader_id))
+        reader_out(
+            r, now=now, miss_rate=rates.get(r.reader_id), address=addresses.get(r.reader_id, "")
+        )
         for r in rows[page.offset : page.offset + page.limit]
     ]
     return page_of(items, len(rows), page)
@@ -45,7 +49,8 @@ def get_reader(
     if not rows:
         raise NotFoundError(f"no reader {reader_id}")
     rates = reader_miss_rates.stored_miss_rates(conn, reader_id=reader_id)
-    return reader_out(rows[0], now=now, miss_rate=rates.get(reader_id))
+    address = fleet.reader_addresses(conn, reader_id=reader_id).get(reader_id, "")
+    return reader_out(rows[0], now=now, miss_rate=rates.get(reader_id), address=address)
 
 
 @router.post("/import")

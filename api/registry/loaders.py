@@ -31,8 +31,18 @@ def store_road_network(
     """Store a road network and make it the active one; returns its ``network_id``.
 
     ``nodes``: node_id, lon, lat, x_m, y_m, kind. ``edges``: edge_id, src, dst, length_m,
-    road_class, oneway.
+    road_class, oneway and, optionally, name (the street name; ``""`` or missing: none).
     """
+    if "name" not in edges.columns:
+        edges = edges.assign(name="")
+    # An unnamed road is stored as NULL, not as an empty name (nor pandas' "nan").
+    edges = edges.assign(
+        name=pd.Series(
+            [str(n) if isinstance(n, str) and n else None for n in edges["name"].tolist()],
+            index=edges.index,
+            dtype=object,
+        )
+    )
     conn.execute("UPDATE road_networks SET active = false WHERE active")
     row = conn.execute(
         "INSERT INTO road_networks (name, source, origin_lat, origin_lon, active) "
@@ -51,11 +61,11 @@ def store_road_network(
             ):
                 copy.write_row((network_id, *rec))
         with cur.copy(
-            "COPY road_edges (network_id, edge_id, src, dst, length_m, road_class, oneway) "
-            "FROM STDIN"
+            "COPY road_edges (network_id, edge_id, src, dst, length_m, road_class, oneway, "
+            "name) FROM STDIN"
         ) as copy:
             for rec in edges[
-                ["edge_id", "src", "dst", "length_m", "road_class", "oneway"]
+                ["edge_id", "src", "dst", "length_m", "road_class", "oneway", "name"]
             ].itertuples(index=False):
                 copy.write_row((network_id, *rec))
     return network_id

@@ -5,6 +5,7 @@ import { age, etaAttrs, missedLabel } from "./ages.js";
 import { dateTime, duration, number } from "./format.js";
 import { t } from "./i18n.js";
 import { fillTable, h, row } from "./dom.js";
+import { readerLabel } from "./reader-names.js";
 import { getJson } from "./session.js";
 import { say } from "./shell.js";
 
@@ -35,7 +36,7 @@ export class LastSeen {
       return;
     }
     this.element.replaceChildren(
-      h("strong", {}, seen.reader_id),
+      h("strong", {}, readerLabel(seen.reader_id)),
       " · ",
       dateTime(seen.at),
       h("span", { class: "muted" }, " (", age(seen.at), ")"),
@@ -75,10 +76,10 @@ export class NextReaders {
       const latlng = this.readers.get(n.reader_id);
       if (latlng) {
         L.circleMarker(latlng, { radius: 14, color: "#e65100", weight: 3, dashArray: "4 4", fill: false })
-          .bindTooltip(t("next.tooltip", { reader: n.reader_id, eta: dateTime(n.eta) }))
+          .bindTooltip(t("next.tooltip", { reader: readerLabel(n.reader_id), eta: dateTime(n.eta) }))
           .addTo(this.layer);
       }
-      return row([n.reader_id, eta, `${number(n.probability * 100)} %`], etaAttrs(n.eta));
+      return row([readerLabel(n.reader_id), eta, `${number(n.probability * 100)} %`], etaAttrs(n.eta));
     });
     fillTable(this.table, rows, t("next.none"));
   }

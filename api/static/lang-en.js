@@ -40,6 +40,7 @@ export default {
   "theft.reported": "reported", "theft.confirmed": "confirmed", "theft.recovered": "recovered",
   "theft.closed": "closed",
 
+  "map.search": "Find a street", "map.noStreet": "No street by that name",
   "route.map": "Route map", "route.legend": "Legend", "route.loading": "Loading route…",
   "route.summary": "{n} passages", "route.window": "From {since} to {until}",
   "route.notSeen": "{plate} has not been seen by any reader in this window yet. Waiting for it live…",

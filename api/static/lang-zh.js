@@ -40,6 +40,7 @@ export default {
   "theft.reported": "已报案", "theft.confirmed": "已立案", "theft.recovered": "已找回",
   "theft.closed": "已结案",
 
+  "map.search": "查找街道", "map.noStreet": "没有这个名字的街道",
   "route.map": "轨迹地图", "route.legend": "图例", "route.loading": "正在加载轨迹…",
   "route.summary": "{n} 次经过", "route.window": "{since} 至 {until}",
   "route.notSeen": "{plate} 在此时间段内尚未被任何读卡器读到，正在实时等待…",

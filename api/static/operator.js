@@ -46,7 +46,7 @@ function drawMarkers(layer) {
       fillColor: COLORS[r.health] || "#57606a",
       fillOpacity: 1,
     })
-      .bindTooltip(`${r.reader_id} · ${t(`health.${r.health}`)}`)
+      .bindTooltip([r.reader_id, r.address, t(`health.${r.health}`)].filter(Boolean).join(" · "))
       .addTo(layer);
   }
 }

@@ -3,6 +3,7 @@
 import { dateTime, zoneName } from "./format.js";
 import { t } from "./i18n.js";
 import { fillTable, h, row } from "./dom.js";
+import { readerLabel } from "./reader-names.js";
 
 export class PassageList {
   constructor(table, { onChoose }) {
@@ -42,7 +43,7 @@ export class PassageList {
         dateTime(p.closest_at),
       );
       const live = this.liveKeys.has(PassageList.key(p));
-      return row([button, p.reader_id, String(p.read_count ?? "")], {
+      return row([button, readerLabel(p.reader_id), String(p.read_count ?? "")], {
         class: live ? "live" : null,
         "data-time": String(time),
       });

@@ -252,6 +252,7 @@ def roads_import(
                     "edge_id": np.arange(city.n_edges), "src": city.edge_src,
                     "dst": city.edge_dst, "length_m": city.edge_length_m,
                     "road_class": city.edge_class, "oneway": city.edge_oneway,
+                    "name": city.edge_names(),
                 }),
             )  # fmt: skip
     err.print(f"network {network_id}: {city.n_nodes:,} nodes, {city.n_edges:,} edges (active)")

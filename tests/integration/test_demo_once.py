@@ -114,7 +114,11 @@ def test_api_serves_the_route_and_audits_it(demo_run: tuple[dict[str, Any], str]
         assert "leaflet.js" in page.text
         assert client.get("/static/leaflet/leaflet.js").status_code == 200
         network = client.get("/api/v1/network", headers=officer).json()
-        assert {f["properties"]["layer"] for f in network["features"]} == {"roads", "readers"}
+        assert {f["properties"]["layer"] for f in network["features"]} == {
+            "roads",
+            "streets",
+            "readers",
+        }
 
     import psycopg
 

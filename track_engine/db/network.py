@@ -25,6 +25,20 @@ class NetworkArrays:
     edge_dst: np.ndarray
     edge_length_m: np.ndarray
     readers: pd.DataFrame  # reader_id, node_id, lon, lat, x_m, y_m, antennas, miss_rate, protocol
+    edge_name: np.ndarray | None = None  # street name per edge, "" for none (None: not loaded)
+
+    def edge_names(self) -> np.ndarray:
+        """Each edge's street name, ``""`` where it has none."""
+        if self.edge_name is None:
+            return np.full(len(self.edge_src), "", dtype=object)
+        return self.edge_name
+
+    def reader_addresses(self) -> dict[str, str]:
+        """Each reader's address: the names of the streets meeting at its node, the busiest
+        first ("Jiefang Road × 3rd Street"); ``""`` where none of them has a name."""
+        return node_addresses(
+            self.edge_src, self.edge_dst, self.edge_names(), dict(self.reader_nodes())
+        )
 
     def road_graph(self) -> RoadGraph:
         """The engine's routing graph of these arrays."""
@@ -92,10 +106,12 @@ def load_network(conn: psycopg.Connection, *, learned: bool = True) -> NetworkAr
         dtype=np.float64,
     ).reshape(-1, 4)
     edges = conn.execute(
-        "SELECT src, dst, length_m FROM road_edges WHERE network_id = %s ORDER BY edge_id",
+        "SELECT src, dst, length_m, coalesce(name, '') FROM road_edges WHERE network_id = %s "
+        "ORDER BY edge_id",
         (network_id,),
     ).fetchall()
-    edge_arr = np.array(edges, dtype=np.float64).reshape(-1, 3)
+    edge_arr = np.array([e[:3] for e in edges], dtype=np.float64).reshape(-1, 3)
+    edge_name = np.array([e[3] for e in edges], dtype=object)
     readers = pd.DataFrame(
         conn.execute(
             f"""SELECT reader_id, node_id, lon, lat, x_m, y_m, antennas,
@@ -123,6 +139,7 @@ def load_network(conn: psycopg.Connection, *, learned: bool = True) -> NetworkAr
         edge_dst=edge_arr[:, 1].astype(np.int32),
         edge_length_m=edge_arr[:, 2].copy(),
         readers=readers,
+        edge_name=edge_name,
     )
 
 
@@ -161,3 +178,27 @@ def active_network_id(conn: psycopg.Connection) -> int | None:
     """Id of the road network routes are drawn on, or None before any is loaded."""
     row = conn.execute("SELECT network_id FROM road_networks WHERE active").fetchone()
     return None if row is None else int(row[0])
+
+
+def node_addresses(
+    edge_src: np.ndarray, edge_dst: np.ndarray, edge_name: np.ndarray, nodes: dict[str, int]
+) -> dict[str, str]:
+    """For each key, the names of the streets meeting at its node joined with " × " (at most
+    two: the ones with the most edges there, then by name); ``""`` where none is named."""
+    wanted = set(nodes.values())
+    at_node: dict[int, dict[str, int]] = {}
+    for s, d, name in zip(edge_src.tolist(), edge_dst.tolist(), edge_name.tolist(), strict=True):
+        if not name:
+            continue
+        for node in (s, d):
+            if node in wanted:
+                counts = at_node.setdefault(node, {})
+                counts[name] = counts.get(name, 0) + 1
+    return {key: address_of(at_node.get(node, {})) for key, node in nodes.items()}
+
+
+def address_of(edges_per_name: dict[str, int]) -> str:
+    """An address from the street names at a node and how many edges of each meet there: the
+    two with the most edges (then by name), joined with " × "; ``""`` for none."""
+    best = sorted(edges_per_name, key=lambda n: (-edges_per_name[n], n))[:2]
+    return " × ".join(best)
