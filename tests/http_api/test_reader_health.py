@@ -21,7 +21,6 @@ import pytest
 from fastapi.testclient import TestClient
 from paho.mqtt.enums import CallbackAPIVersion
 from scenarios import line_city
-from track_engine.db.fleet import ReaderActivity
 
 from api.readers.service import health
 from api.readers.store import ReaderActivity
