@@ -25,6 +25,7 @@ from citymap.network import City
 from reader_gateway.config import DEFAULT_MAX_READ_AGE_S, DEFAULT_MAX_READ_LEAD_S
 from reader_gateway.transport.mqtt import MqttGateway, MqttGatewayConfig
 from simulators.city import generate_city
+from simulators.emit import MqttEmitter
 from simulators.fleet import trip_rate_scale_for
 from simulators.readers import SimReader, place_readers
 from simulators.rf import simulate_reads
@@ -330,6 +331,15 @@ def running_pipeline(
         gateway.close()
         engine.close()
         recorder.close()
+
+
+def simulator_emitter(settings: Settings, mqtt_url: str) -> MqttEmitter:
+    """The simulated readers' MQTT publisher, with a client id of this run only."""
+    return MqttEmitter(
+        mqtt_url,
+        topic_prefix=settings.topic_prefix,
+        client_id=f"tagtrail-sim-{uuid.uuid4().hex[:10]}",
+    )
 
 
 def _wait_for(

@@ -8,14 +8,13 @@ import os
 import secrets
 import threading
 import time
-import uuid
 from datetime import timedelta
 
 import psycopg
 from rich.console import Console
 
 from api.registry import cases
-from simulators.emit import MqttEmitter, reader_messages
+from simulators.emit import reader_messages
 from tagtrail.demo import (
     DEMO_CASE_PREFIX,
     DemoOptions,
@@ -24,6 +23,7 @@ from tagtrail.demo import (
     network_source,
     running_pipeline,
     simulate,
+    simulator_emitter,
     utc_now,
 )
 from tagtrail.embedded import SigtermAsInterrupt
@@ -127,11 +127,7 @@ def _run_live(
         mqtt_url=mqtt_url,
         simulated_s=options.hours * 3600,
     ) as pipe:
-        emitter = MqttEmitter(
-            mqtt_url,
-            topic_prefix=settings.topic_prefix,
-            client_id=f"tagtrail-sim-{uuid.uuid4().hex[:10]}",
-        )
+        emitter = simulator_emitter(settings, mqtt_url)
         feeder = threading.Thread(
             target=emitter.replay,
             args=(reader_messages(sim.reads, protocols),),

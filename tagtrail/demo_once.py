@@ -4,7 +4,6 @@ can go, then the stolen bike's route as one JSON document (:func:`run_once`)."""
 from __future__ import annotations
 
 import time
-import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,7 +12,7 @@ import psycopg
 from api.network.service import NetworkCache
 from api.registry import cases
 from api.tracking.service import RouteRequest, route_for_plate
-from simulators.emit import MqttEmitter, reader_messages
+from simulators.emit import reader_messages
 from tagtrail.demo import (
     DEMO_CASE_PREFIX,
     DemoError,
@@ -23,6 +22,7 @@ from tagtrail.demo import (
     network_source,
     running_pipeline,
     simulate,
+    simulator_emitter,
 )
 from tagtrail.settings import Settings
 from track_engine.db.migrate import migrate
@@ -54,11 +54,7 @@ def run_once(
         mqtt_url=mqtt_url,
         simulated_s=options.hours * 3600,
     ) as pipe:
-        emitter = MqttEmitter(
-            mqtt_url,
-            topic_prefix=settings.topic_prefix,
-            client_id=f"tagtrail-sim-{uuid.uuid4().hex[:10]}",
-        )
+        emitter = simulator_emitter(settings, mqtt_url)
         try:
             gateway = pipe.gateway
             emitter.replay(
