@@ -1,0 +1,235 @@
+"""Where a bike can be now: a probability map from its last sighting, pure (no SQL, no I/O).
+
+The model. From the last sighting's node the rider goes on along the roads at an e-bike speed
+``v`` (uniform over :class:`SpeedModel`'s range) and keeps riding for a remaining time ``T``
+(exponential: trips end and bikes get parked), so at ``t`` seconds after the sighting the
+distance ridden is ``D = v * min(t, T)``. The probability of ``D`` falling in a distance band
+is shared equally by the road positions at that band's distance (shortest road distance, a
+Dijkstra bounded by the reach ``v_max * t``). Every reader on the way from the sighting to a
+position has stayed silent since; each multiplies that position's probability by its miss
+rate (a silent reader makes a way less likely, not impossible), and the map is renormalized.
+
+Probability is put on points along every road segment of the shortest-path tree, then summed
+into square cells: the smallest set of cells holding 90% of it is "the region", whose area is
+compared with the reach circle (``pi * (v_max * t)**2``) an officer would draw without it.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.sparse.csgraph import dijkstra
+
+from track_engine.roads import RoadGraph
+
+# Distances are binned this finely when sharing a band's probability among its positions.
+_BAND_M = 50.0
+# Points along each segment carry its probability (a cell then gets its share of a long one).
+_POINT_SPACING_M = 20.0
+_TIME_STEPS = 64
+
+_AFFINE: weakref.WeakKeyDictionary[RoadGraph, NDArray[np.float64]] = weakref.WeakKeyDictionary()
+
+
+@dataclass(frozen=True, slots=True)
+class SpeedModel:
+    """How a stolen e-bike moves after a sighting: speeds (km/h, uniform) and how long it is
+    still ridden (exponential with mean ``mean_ride_s``; after that it stands still)."""
+
+    min_kmh: float = 10.0
+    max_kmh: float = 32.0
+    steps: int = 12
+    mean_ride_s: float = 1200.0
+
+    def max_reach_m(self, elapsed_s: float) -> float:
+        """The farthest the bike can have ridden in ``elapsed_s`` (the reach circle's radius)."""
+        return self.max_kmh / 3.6 * max(elapsed_s, 0.0)
+
+    def distance_distribution(
+        self, elapsed_s: float, band_edges_m: NDArray[np.float64]
+    ) -> NDArray[np.float64]:
+        """Probability of the distance ridden falling in each band ``[edges[i], edges[i+1])``."""
+        speeds = np.linspace(self.min_kmh, self.max_kmh, self.steps) / 3.6
+        t = max(elapsed_s, 0.0)
+        # Riding time: min(t, T), T ~ Exp(mean); a grid of stop times plus "still riding".
+        grid = np.linspace(0.0, t, _TIME_STEPS + 1)
+        cdf = 1.0 - np.exp(-grid / self.mean_ride_s)
+        times = np.append((grid[:-1] + grid[1:]) / 2, t)
+        weights = np.append(np.diff(cdf), 1.0 - cdf[-1])
+        dist = np.outer(speeds, times).ravel()
+        mass = np.tile(weights / len(speeds), len(speeds))
+        hist, _ = np.histogram(
+            np.minimum(dist, band_edges_m[-1] - 1e-9), band_edges_m, weights=mass
+        )
+        return hist
+
+
+@dataclass(frozen=True)
+class WhereNow:
+    """A probability map over square cells of ``cell_m`` meters (indices ``cell_ix``,
+    ``cell_iy`` into the graph's metric plane), most probable first; probabilities sum to 1."""
+
+    elapsed_s: float
+    reach_m: float
+    cell_m: float
+    cell_ix: NDArray[np.int64]
+    cell_iy: NDArray[np.int64]
+    cell_prob: NDArray[np.float64]
+
+    def region_size(self, mass: float = 0.9) -> int:
+        """How many of the most probable cells it takes to hold ``mass`` of the probability."""
+        if self.cell_prob.size == 0:
+            return 0
+        held = np.cumsum(self.cell_prob)
+        return min(int(np.searchsorted(held, mass - 1e-12)) + 1, len(held))
+
+    def region_area_km2(self, mass: float = 0.9) -> float:
+        """Area of the smallest set of cells holding ``mass`` of the probability."""
+        return self.region_size(mass) * self.cell_m**2 / 1e6
+
+    def reach_area_km2(self) -> float:
+        """Area of the reach circle (radius: the farthest ride at top speed)."""
+        return float(np.pi * self.reach_m**2 / 1e6)
+
+    def contains(self, x_m: float, y_m: float, mass: float = 0.9) -> bool:
+        """Whether the metric position lies in a cell of the ``mass`` region."""
+        k = self.region_size(mass)
+        ix, iy = int(np.floor(x_m / self.cell_m)), int(np.floor(y_m / self.cell_m))
+        return bool(np.any((self.cell_ix[:k] == ix) & (self.cell_iy[:k] == iy)))
+
+    def region_geojson(self, graph: RoadGraph, mass: float = 0.9) -> dict[str, object]:
+        """The region's cells as a GeoJSON FeatureCollection of lon/lat squares, each with its
+        ``probability``."""
+        k = self.region_size(mass)
+        to_lonlat = _affine(graph)
+        features: list[dict[str, object]] = []
+        for ix, iy, p in zip(
+            self.cell_ix[:k].tolist(), self.cell_iy[:k].tolist(), self.cell_prob[:k].tolist(),
+            strict=True,
+        ):  # fmt: skip
+            corners = (
+                np.array(
+                    [[ix, iy], [ix + 1, iy], [ix + 1, iy + 1], [ix, iy + 1], [ix, iy]], dtype=float
+                )
+                * self.cell_m
+            )
+            ring = np.column_stack([corners, np.ones(5)]) @ to_lonlat
+            features.append(
+                {
+                    "type": "Feature",
+                    "geometry": {"type": "Polygon", "coordinates": [np.round(ring, 7).tolist()]},
+                    "properties": {"probability": round(p, 6)},
+                }
+            )
+        return {"type": "FeatureCollection", "features": features}
+
+
+def where_now(
+    graph: RoadGraph,
+    start_node: int,
+    elapsed_s: float,
+    silent_miss_rate: Mapping[int, float],
+    *,
+    speeds: SpeedModel | None = None,
+    cell_m: float = 100.0,
+) -> WhereNow:
+    """The probability map of where the bike seen at ``start_node`` is ``elapsed_s`` later.
+
+    ``silent_miss_rate``: node -> miss rate of the reader(s) there that have not heard the bike
+    since (pass several readers at one node as the product of their rates; leave out the
+    sighting's own place).
+    """
+    if not 0 <= start_node < graph.node_count:
+        raise ValueError(f"start node {start_node} is not in the graph")
+    if cell_m <= 0:
+        raise ValueError("cell_m must be positive")
+    model = speeds or SpeedModel()
+    reach = model.max_reach_m(elapsed_s)
+    dist, pred = dijkstra(
+        graph.csr(), directed=True, indices=start_node, return_predecessors=True, limit=reach
+    )
+    reached = np.flatnonzero(np.isfinite(dist))
+    d = dist[reached]
+    edges = np.arange(0.0, reach + _BAND_M, _BAND_M)
+    if len(edges) < 2:
+        edges = np.array([0.0, _BAND_M])
+    band = np.minimum(np.searchsorted(edges, d, side="right") - 1, len(edges) - 2)
+    per_band = np.bincount(band, minlength=len(edges) - 1)
+    weight = model.distance_distribution(elapsed_s, edges)[band] / per_band[band]
+    weight = weight * np.exp(_silence_log(graph.node_count, pred, reached, silent_miss_rate))
+    if weight.sum() <= 0:  # every way blocked by certain readers: fall back to the start
+        weight = (reached == start_node).astype(float)
+    weight = weight / weight.sum()
+    x, y, mass = _points_along_tree(graph, pred, reached, weight)
+    ix = np.floor(x / cell_m).astype(np.int64)
+    iy = np.floor(y / cell_m).astype(np.int64)
+    keys, inverse = np.unique(np.column_stack([ix, iy]), axis=0, return_inverse=True)
+    prob = np.bincount(inverse.ravel(), weights=mass, minlength=len(keys))
+    order = np.argsort(-prob, kind="stable")
+    prob = prob[order] / prob.sum()
+    return WhereNow(
+        elapsed_s=float(elapsed_s),
+        reach_m=float(reach),
+        cell_m=float(cell_m),
+        cell_ix=keys[order, 0],
+        cell_iy=keys[order, 1],
+        cell_prob=prob,
+    )
+
+
+def _silence_log(
+    n: int, pred: NDArray[np.int32], reached: NDArray[np.int64], miss: Mapping[int, float]
+) -> NDArray[np.float64]:
+    """log of the product of the silent readers' miss rates on the tree path to each reached
+    node (its own included), by pointer jumping: O(log depth) vectorised rounds."""
+    own = np.zeros(n)
+    for node, rate in miss.items():
+        if 0 <= node < n:
+            own[node] += np.log(min(max(rate, 1e-6), 1.0))
+    acc = own.copy()
+    up = np.where(pred >= 0, pred, -1).astype(np.int64)
+    while np.any(up[reached] >= 0):
+        has = up >= 0
+        acc = acc + np.where(has, acc[np.where(has, up, 0)], 0.0)
+        up = np.where(has, up[np.where(has, up, 0)], -1)
+    return acc[reached]
+
+
+def _points_along_tree(
+    graph: RoadGraph,
+    pred: NDArray[np.int32],
+    reached: NDArray[np.int64],
+    weight: NDArray[np.float64],
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Each node's probability spread over points along its tree segment (from its
+    predecessor to it); the start node keeps its own."""
+    xy = graph.node_xy_m
+    parent = pred[reached].astype(np.int64)
+    root = parent < 0
+    parent = np.where(root, reached, parent)
+    a, b = xy[parent], xy[reached]
+    length = np.hypot(*(b - a).T)
+    count = np.maximum(np.ceil(length / _POINT_SPACING_M).astype(np.int64), 1)
+    which = np.repeat(np.arange(len(reached)), count)
+    first = np.repeat(np.cumsum(count) - count, count)
+    frac = (np.arange(len(which)) - first + 1) / count[which]
+    pts = a[which] + (b[which] - a[which]) * frac[:, None]
+    return pts[:, 0], pts[:, 1], weight[which] / count[which]
+
+
+def _affine(graph: RoadGraph) -> NDArray[np.float64]:
+    """A (3, 2) matrix taking ``[x_m, y_m, 1]`` to lon/lat, fitted on the graph's nodes (the
+    projection is equirectangular, so an affine map is exact)."""
+    kept = _AFFINE.get(graph)
+    if kept is None:
+        design = np.column_stack([graph.node_xy_m, np.ones(graph.node_count)])
+        fitted = np.asarray(
+            np.linalg.lstsq(design, graph.node_lonlat, rcond=None)[0], dtype=np.float64
+        )
+        _AFFINE[graph] = fitted
+        return fitted
+    return kept
