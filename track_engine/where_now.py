@@ -24,13 +24,14 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.sparse.csgraph import dijkstra
 
-from track_engine.roads import RoadGraph
+from track_engine.roads import ReaderPaths, RoadGraph
 
 # Distances are binned this finely when sharing a band's probability among its positions.
 _BAND_M = 50.0
 # Points along each segment carry its probability (a cell then gets its share of a long one).
 _POINT_SPACING_M = 20.0
 _TIME_STEPS = 64
+_EDGE_MARGIN_M = 300.0
 
 _AFFINE: weakref.WeakKeyDictionary[RoadGraph, NDArray[np.float64]] = weakref.WeakKeyDictionary()
 
@@ -149,24 +150,24 @@ def where_now(
         raise ValueError("cell_m must be positive")
     model = speeds or SpeedModel()
     reach = model.max_reach_m(elapsed_s)
+    # A little beyond the reach, so that the road leading out of it is partly covered.
     dist, pred = dijkstra(
-        graph.csr(), directed=True, indices=start_node, return_predecessors=True, limit=reach
-    )
+        graph.csr(), directed=True, indices=start_node, return_predecessors=True,
+        limit=reach + _EDGE_MARGIN_M,
+    )  # fmt: skip
     reached = np.flatnonzero(np.isfinite(dist))
-    d = dist[reached]
-    edges = np.arange(0.0, reach + _BAND_M, _BAND_M)
-    if len(edges) < 2:
-        edges = np.array([0.0, _BAND_M])
-    band = np.minimum(np.searchsorted(edges, d, side="right") - 1, len(edges) - 2)
-    per_band = np.bincount(band, minlength=len(edges) - 1)
-    weight = model.distance_distribution(elapsed_s, edges)[band] / per_band[band]
-    weight = weight * np.exp(_silence_log(graph.node_count, pred, reached, silent_miss_rate))
-    if weight.sum() <= 0:  # every way blocked by certain readers: fall back to the start
-        weight = (reached == start_node).astype(float)
-    weight = weight / weight.sum()
-    x, y, mass = _points_along_tree(graph, pred, reached, weight)
-    ix = np.floor(x / cell_m).astype(np.int64)
-    iy = np.floor(y / cell_m).astype(np.int64)
+    silence = _silence_log(graph.node_count, pred, reached, silent_miss_rate)
+    pts = _points_along_tree(graph, pred, dist, reached, silence)
+    edges = np.arange(0.0, reach + 2 * _BAND_M, _BAND_M)
+    band = np.minimum(np.searchsorted(edges, pts.distance_m, side="right") - 1, len(edges) - 2)
+    # Each band's probability is shared by the road length at that distance, then silenced.
+    per_band = np.bincount(band, weights=pts.length_m, minlength=len(edges) - 1)
+    mass = model.distance_distribution(elapsed_s, edges)[band] * pts.length_m / per_band[band]
+    mass = np.where(pts.distance_m <= reach + 1e-9, mass, 0.0) * np.exp(pts.silence_log)
+    if mass.sum() <= 0:  # nothing reachable (or only past certain readers): the start
+        mass = (pts.distance_m == 0).astype(float)
+    ix = np.floor(pts.x_m / cell_m).astype(np.int64)
+    iy = np.floor(pts.y_m / cell_m).astype(np.int64)
     keys, inverse = np.unique(np.column_stack([ix, iy]), axis=0, return_inverse=True)
     prob = np.bincount(inverse.ravel(), weights=mass, minlength=len(keys))
     order = np.argsort(-prob, kind="stable")
@@ -199,26 +200,52 @@ def _silence_log(
     return acc[reached]
 
 
+@dataclass(frozen=True, slots=True)
+class _Points:
+    """Points along the shortest-path tree's segments: position, road distance from the
+    start, the road length each stands for, and the log of the silence on the way to it."""
+
+    x_m: NDArray[np.float64]
+    y_m: NDArray[np.float64]
+    distance_m: NDArray[np.float64]
+    length_m: NDArray[np.float64]
+    silence_log: NDArray[np.float64]
+
+
 def _points_along_tree(
     graph: RoadGraph,
     pred: NDArray[np.int32],
+    dist: NDArray[np.float64],
     reached: NDArray[np.int64],
-    weight: NDArray[np.float64],
-) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-    """Each node's probability spread over points along its tree segment (from its
-    predecessor to it); the start node keeps its own."""
+    silence: NDArray[np.float64],
+) -> _Points:
+    """Points every ~20 m along each tree segment (predecessor to node); a point is past the
+    readers up to the predecessor, and past the node's own only at the node."""
     xy = graph.node_xy_m
     parent = pred[reached].astype(np.int64)
     root = parent < 0
     parent = np.where(root, reached, parent)
-    a, b = xy[parent], xy[reached]
-    length = np.hypot(*(b - a).T)
-    count = np.maximum(np.ceil(length / _POINT_SPACING_M).astype(np.int64), 1)
+    position = np.full(graph.node_count, -1, dtype=np.int64)
+    position[reached] = np.arange(len(reached))
+    d_to, d_from = dist[reached], dist[parent]
+    span = d_to - d_from
+    count = np.maximum(np.ceil(span / _POINT_SPACING_M).astype(np.int64), 1)
     which = np.repeat(np.arange(len(reached)), count)
     first = np.repeat(np.cumsum(count) - count, count)
     frac = (np.arange(len(which)) - first + 1) / count[which]
-    pts = a[which] + (b[which] - a[which]) * frac[:, None]
-    return pts[:, 0], pts[:, 1], weight[which] / count[which]
+    a, b = xy[parent[which]], xy[reached[which]]
+    pts = a + (b - a) * frac[:, None]
+    at_node = frac >= 1.0
+    own_silence = silence[which]
+    parent_silence = silence[position[parent[which]]]
+    length = np.where(root[which], _POINT_SPACING_M / 2, span[which] / count[which])
+    return _Points(
+        x_m=pts[:, 0],
+        y_m=pts[:, 1],
+        distance_m=d_from[which] + span[which] * frac,
+        length_m=length,
+        silence_log=np.where(at_node, own_silence, parent_silence),
+    )
 
 
 def _affine(graph: RoadGraph) -> NDArray[np.float64]:
@@ -233,3 +260,22 @@ def _affine(graph: RoadGraph) -> NDArray[np.float64]:
         _AFFINE[graph] = fitted
         return fitted
     return kept
+
+
+def silent_readers(
+    paths: ReaderPaths, seen_reader: str, *, place_m: float = 40.0
+) -> dict[int, float]:
+    """Node -> product of miss rates of the readers that have stayed silent since a sighting at
+    ``seen_reader``: every reader of ``paths`` but those of the sighting's own place (within
+    ``place_m`` by road either way: one place, heard as one passage)."""
+    own = paths.reader_ids.index(seen_reader) if seen_reader in paths.reader_node else -1
+    out: dict[int, float] = {}
+    for i, reader in enumerate(paths.reader_ids):
+        if (
+            own >= 0
+            and min(paths.distance_matrix_m[own, i], paths.distance_matrix_m[i, own]) <= place_m
+        ):
+            continue
+        node = paths.reader_node[reader]
+        out[node] = out.get(node, 1.0) * paths.miss_rate_of(reader)
+    return out
