@@ -9,7 +9,7 @@ Dijkstra bounded by the reach ``v_max * t``). Every reader on the way from the s
 position has stayed silent since; each multiplies that position's probability by its miss
 rate (a silent reader makes a way less likely, not impossible), and the map is renormalized.
 
-Probability is put on points along every road segment of the shortest-path tree, then summed
+Probability is put on points along every road segment within reach, then summed
 into square cells: the smallest set of cells holding 90% of it is "the region", whose area is
 compared with the reach circle (``pi * (v_max * t)**2``) an officer would draw without it.
 """
@@ -157,7 +157,7 @@ def where_now(
     )  # fmt: skip
     reached = np.flatnonzero(np.isfinite(dist))
     silence = _silence_log(graph.node_count, pred, reached, silent_miss_rate)
-    pts = _points_along_tree(graph, pred, dist, reached, silence)
+    pts = _points_along_edges(graph, dist, reached, silence)
     edges = np.arange(0.0, reach + 2 * _BAND_M, _BAND_M)
     band = np.minimum(np.searchsorted(edges, pts.distance_m, side="right") - 1, len(edges) - 2)
     # Each band's probability is shared by the road length at that distance, then silenced.
@@ -202,7 +202,7 @@ def _silence_log(
 
 @dataclass(frozen=True, slots=True)
 class _Points:
-    """Points along the shortest-path tree's segments: position, road distance from the
+    """Points along the road segments: position, road distance from the
     start, the road length each stands for, and the log of the silence on the way to it."""
 
     x_m: NDArray[np.float64]
@@ -212,39 +212,34 @@ class _Points:
     silence_log: NDArray[np.float64]
 
 
-def _points_along_tree(
+def _points_along_edges(
     graph: RoadGraph,
-    pred: NDArray[np.int32],
     dist: NDArray[np.float64],
     reached: NDArray[np.int64],
     silence: NDArray[np.float64],
 ) -> _Points:
-    """Points every ~20 m along each tree segment (predecessor to node); a point is past the
-    readers up to the predecessor, and past the node's own only at the node."""
-    xy = graph.node_xy_m
-    parent = pred[reached].astype(np.int64)
-    root = parent < 0
-    parent = np.where(root, reached, parent)
+    """Points every ~20 m along each road segment leaving a reached node (not only the
+    shortest-path tree's: a bike parked on a cross street is somewhere too), at their road
+    distance through that node and past the readers up to it; the start keeps a point."""
     position = np.full(graph.node_count, -1, dtype=np.int64)
     position[reached] = np.arange(len(reached))
-    d_to, d_from = dist[reached], dist[parent]
-    span = d_to - d_from
+    src, dst = graph.edge_src.astype(np.int64), graph.edge_dst.astype(np.int64)
+    keep = np.isfinite(dist[src])
+    src, dst, span = src[keep], dst[keep], graph.edge_length_m[keep]
     count = np.maximum(np.ceil(span / _POINT_SPACING_M).astype(np.int64), 1)
-    which = np.repeat(np.arange(len(reached)), count)
+    which = np.repeat(np.arange(len(src)), count)
     first = np.repeat(np.cumsum(count) - count, count)
-    frac = (np.arange(len(which)) - first + 1) / count[which]
-    a, b = xy[parent[which]], xy[reached[which]]
+    frac = (np.arange(len(which)) - first + 0.5) / count[which]
+    xy = graph.node_xy_m
+    a, b = xy[src[which]], xy[dst[which]]
     pts = a + (b - a) * frac[:, None]
-    at_node = frac >= 1.0
-    own_silence = silence[which]
-    parent_silence = silence[position[parent[which]]]
-    length = np.where(root[which], _POINT_SPACING_M / 2, span[which] / count[which])
+    root = reached[dist[reached] == 0][:1]
     return _Points(
-        x_m=pts[:, 0],
-        y_m=pts[:, 1],
-        distance_m=d_from[which] + span[which] * frac,
-        length_m=length,
-        silence_log=np.where(at_node, own_silence, parent_silence),
+        x_m=np.concatenate([pts[:, 0], xy[root, 0]]),
+        y_m=np.concatenate([pts[:, 1], xy[root, 1]]),
+        distance_m=np.concatenate([dist[src[which]] + span[which] * frac, np.zeros(len(root))]),
+        length_m=np.concatenate([span[which] / count[which], np.full(len(root), _POINT_SPACING_M)]),
+        silence_log=np.concatenate([silence[position[src[which]]], np.zeros(len(root))]),
     )
 
 

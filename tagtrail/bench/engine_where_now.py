@@ -52,6 +52,7 @@ def score_where_now(
     skip_tags: frozenset[str],
     seed: int,
     cases: int = 150,
+    speeds: SpeedModel | None = None,
 ) -> dict[str, Any]:
     """Hit rate and mean area of the 90% region (and of the reach circle), by minutes after
     the last sighting. ``positions``: tag_id, t_us, x_m, y_m of every tag's bike over the day
@@ -80,7 +81,11 @@ def score_where_now(
             if true_xy is None:
                 continue
             found = where_now(
-                graph, reader_paths.reader_node[reader], minutes * 60.0, silent[reader]
+                graph,
+                reader_paths.reader_node[reader],
+                minutes * 60.0,
+                silent[reader],
+                speeds=speeds,
             )
             hit = found.contains(*true_xy, mass=MASS)
             hits.append(hit)
