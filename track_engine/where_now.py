@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.sparse.csgraph import dijkstra
 
-from track_engine.roads import ReaderPaths, RoadGraph
+from track_engine.roads import EARTH_RADIUS_M, ReaderPaths, RoadGraph
 
 # Distances are binned this finely when sharing a band's probability among its positions.
 _BAND_M = 50.0
@@ -245,16 +245,23 @@ def _points_along_edges(
 
 def _affine(graph: RoadGraph) -> NDArray[np.float64]:
     """A (3, 2) matrix taking ``[x_m, y_m, 1]`` to lon/lat, fitted on the graph's nodes (the
-    projection is equirectangular, so an affine map is exact)."""
+    projection is equirectangular: lon follows x, lat follows y). Along an axis the nodes do
+    not spread on (a single street), the sphere's scale stands in for the fit."""
     kept = _AFFINE.get(graph)
-    if kept is None:
-        design = np.column_stack([graph.node_xy_m, np.ones(graph.node_count)])
-        fitted = np.asarray(
-            np.linalg.lstsq(design, graph.node_lonlat, rcond=None)[0], dtype=np.float64
-        )
-        _AFFINE[graph] = fitted
-        return fitted
-    return kept
+    if kept is not None:
+        return kept
+    xy, ll = graph.node_xy_m, graph.node_lonlat
+    deg_per_m = 180.0 / np.pi / EARTH_RADIUS_M
+    lat0 = float(np.mean(ll[:, 1])) if len(ll) else 0.0
+    fitted = np.zeros((3, 2))
+    for axis, fallback in ((0, deg_per_m / np.cos(np.radians(lat0))), (1, deg_per_m)):
+        coord, deg = xy[:, axis], ll[:, axis]
+        spread = len(coord) > 1 and float(np.ptp(coord)) > 1.0
+        slope = float(np.polyfit(coord, deg, 1)[0]) if spread else fallback
+        fitted[axis, axis] = slope
+        fitted[2, axis] = float(np.mean(deg - slope * coord)) if len(coord) else 0.0
+    _AFFINE[graph] = fitted
+    return fitted
 
 
 def silent_readers(

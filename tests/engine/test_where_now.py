@@ -93,3 +93,16 @@ def test_contains_and_geojson_region() -> None:
     assert ring.shape == (5, 2)
     assert ring[:, 0].min() > 119.9
     assert ring[:, 1].max() < 30.1
+
+
+def test_cells_of_a_single_street_are_squares_on_the_map() -> None:
+    graph, start = line_graph()  # every node at one latitude: nothing to fit lat on
+    ring = np.asarray(
+        where_now(graph, start, 120.0, {}).region_geojson(graph)["features"][0]["geometry"][
+            "coordinates"
+        ][0]
+    )
+    height_m = (ring[:, 1].max() - ring[:, 1].min()) * 111_195
+    width_m = (ring[:, 0].max() - ring[:, 0].min()) * 90_000
+    assert abs(height_m - 100) < 1
+    assert abs(width_m - 100) < 1
