@@ -60,7 +60,7 @@ def test_region_grows_with_time() -> None:
 def test_a_silent_reliable_reader_cuts_its_way() -> None:
     graph, start = line_graph()
     east_reader = start + 6  # 300 m east of the sighting
-    silent = where_now(graph, start, 600.0, {east_reader: 0.05})
+    silent = where_now(graph, start, 600.0, {east_reader: 0.02})
     open_way = where_now(graph, start, 600.0, {})
     x0 = graph.node_xy_m[start, 0]
 
