@@ -130,7 +130,7 @@ def score_intercept(
     steps = steps[steps["next_reader"].isin(reader_paths.reader_node)]
     if steps.empty:
         return {"intercept_top3": None, "eta_window_hit": None, "nearest_top3": None,
-                "intercept_cases": 0}  # fmt: skip
+                "intercept_cases": 0, "intercept_from_history": None}  # fmt: skip
     rng = np.random.default_rng(seed)
     steps = steps.iloc[rng.choice(len(steps), min(cases, len(steps)), replace=False)]
     fleet = _next_steps(passages, TRANSITION_MAX_S)
@@ -139,6 +139,7 @@ def score_intercept(
     top3: list[bool] = []
     window: list[bool] = []
     nearest: list[bool] = []
+    from_history: list[bool] = []
     for tag, reader, at_us, next_reader, next_us in zip(
         steps["tag_id"].astype(str).tolist(), steps["reader_id"].astype(str).tolist(),
         steps["closest_at_us"].astype(np.int64).tolist(),
@@ -150,6 +151,7 @@ def score_intercept(
         )  # fmt: skip
         answer = predict_next_readers(net, seen, _history(fleet, reader, at_us, tag), 3)
         top3.append(next_reader in [n.reader_id for n in answer])
+        from_history.append(bool(answer) and answer[0].source == "history")
         d = reader_paths.distance_m(reader, next_reader)
         travel = (next_us - at_us) / _US
         window.append(bool(d / (speeds.max_kmh / 3.6) <= travel <= d / (speeds.min_kmh / 3.6)))
@@ -160,6 +162,7 @@ def score_intercept(
         "eta_window_hit": _mean(window, 3),
         "nearest_top3": _mean(nearest, 3),
         "intercept_cases": len(top3),
+        "intercept_from_history": _mean(from_history, 3),
     }
 
 
