@@ -65,6 +65,7 @@ def score_where_now(
     rng = np.random.default_rng(seed)
     out: dict[str, Any] = {k: {} for k in ("where_now_hit", "where_now_area_km2")}
     out |= {"reach_area_km2": {}, "where_now_cases": {}, "where_now_stolen_hit": {}}
+    out["where_now_stolen_cases"] = {}
     for minutes in MINUTES:
         pool = ordered[gap_s.to_numpy() > minutes * 60]
         pool = pool[pool["reader_id"].isin(reader_paths.reader_node)]
@@ -99,6 +100,7 @@ def score_where_now(
         out["reach_area_km2"][key] = _mean(reach, 3)
         out["where_now_cases"][key] = len(hits)
         out["where_now_stolen_hit"][key] = _mean(stolen_hits, 3)
+        out["where_now_stolen_cases"][key] = len(stolen_hits)
     return out
 
 
