@@ -163,7 +163,7 @@ def where_now(
         limit=reach + _EDGE_MARGIN_M,
     )  # fmt: skip
     reached = np.flatnonzero(np.isfinite(dist))
-    silence = silence_weight * _silence_log(graph.node_count, pred, reached, silent_miss_rate)
+    silence = silence_weight * silence_log(graph.node_count, pred, reached, silent_miss_rate)
     pts = _points_along_edges(graph, dist, reached, silence)
     edges = np.arange(0.0, reach + 2 * _BAND_M, _BAND_M)
     band = np.minimum(np.searchsorted(edges, pts.distance_m, side="right") - 1, len(edges) - 2)
@@ -189,7 +189,7 @@ def where_now(
     )
 
 
-def _silence_log(
+def silence_log(
     n: int, pred: NDArray[np.int32], reached: NDArray[np.int64], miss: Mapping[int, float]
 ) -> NDArray[np.float64]:
     """log of the product of the silent readers' miss rates on the tree path to each reached

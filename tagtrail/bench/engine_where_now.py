@@ -26,6 +26,7 @@ import pandas as pd
 
 from api.tracking.prediction import predict_next_readers
 from api.tracking.values import LastSeen, Transitions
+from track_engine.intercept import next_readers_by_model
 from track_engine.roads import ReaderPaths, RoadGraph
 from track_engine.where_now import SpeedModel, silent_readers, where_now
 
@@ -132,7 +133,8 @@ def score_intercept(
     steps = steps[steps["next_reader"].isin(reader_paths.reader_node)]
     if steps.empty:
         return {"intercept_top3": None, "eta_window_hit": None, "nearest_top3": None,
-                "intercept_cases": 0, "intercept_from_history": None}  # fmt: skip
+                "intercept_cases": 0, "intercept_from_history": None,
+                "model_top3": None}  # fmt: skip
     rng = np.random.default_rng(seed)
     steps = steps.iloc[rng.choice(len(steps), min(cases, len(steps)), replace=False)]
     fleet = _next_steps(passages, TRANSITION_MAX_S)
@@ -142,6 +144,7 @@ def score_intercept(
     window: list[bool] = []
     nearest: list[bool] = []
     from_history: list[bool] = []
+    by_model: list[bool] = []
     for tag, reader, at_us, next_reader, next_us in zip(
         steps["tag_id"].astype(str).tolist(), steps["reader_id"].astype(str).tolist(),
         steps["closest_at_us"].astype(np.int64).tolist(),
@@ -157,6 +160,11 @@ def score_intercept(
         d = reader_paths.distance_m(reader, next_reader)
         travel = (next_us - at_us) / _US
         window.append(bool(d / (speeds.max_kmh / 3.6) <= travel <= d / (speeds.min_kmh / 3.6)))
+        model = next_readers_by_model(
+            reader_paths.graph, reader_paths.reader_node[reader], _elsewhere(reader_paths, reader),
+            {r: reader_paths.miss_rate_of(r) for r in reader_paths.reader_ids},
+        )  # fmt: skip
+        by_model.append(next_reader in [i.reader_id for i in model])
         base = predict_next_readers(net, seen, [], 3)
         nearest.append(next_reader in [n.reader_id for n in base])
     return {
@@ -165,6 +173,18 @@ def score_intercept(
         "nearest_top3": _mean(nearest, 3),
         "intercept_cases": len(top3),
         "intercept_from_history": _mean(from_history, 3),
+        "model_top3": _mean(by_model, 3),
+    }
+
+
+def _elsewhere(paths: ReaderPaths, seen: str, place_m: float = 40.0) -> dict[str, int]:
+    """Reader -> node of every reader but those of ``seen``'s own place."""
+    i = paths.reader_ids.index(seen)
+    row, col = paths.distance_matrix_m[i], paths.distance_matrix_m[:, i]
+    return {
+        r: paths.reader_node[r]
+        for j, r in enumerate(paths.reader_ids)
+        if min(row[j], col[j]) > place_m
     }
 
 

@@ -23,7 +23,7 @@ def test_where_now_and_intercept_are_scored_on_tagtrail_rows() -> None:
         # The 90% region is far smaller than the reach circle it replaces.
         assert 0.0 < row["where_now_area_km2"][minutes] < row["reach_area_km2"][minutes]
     assert row["intercept_cases"] > 0
-    for key in ("intercept_top3", "eta_window_hit", "nearest_top3"):
+    for key in ("intercept_top3", "eta_window_hit", "nearest_top3", "model_top3"):
         assert 0.0 <= row[key] <= 1.0
 
 
