@@ -60,6 +60,7 @@ export default {
   "photos.uploading": "Uploading photo {n} of {of}…", "photos.done": "{n} photo(s) added.",
   "photos.failed": "{name} was not added: {reason}",
   "seen.title": "Last seen", "seen.never": "Not seen yet.",
+  "where.note": "Where now (shaded on the map, {minutes} min after): 90% within {area} km², of the {reach} km² it could reach.",
   "next.title": "Likely next readers", "next.reader": "Reader", "next.eta": "ETA",
   "next.probability": "Chance", "next.none": "No prediction yet.",
   "next.tooltip": "next: {reader}, about {eta}", "next.missed": "— missed, not seen there",

@@ -60,6 +60,7 @@ export default {
   "photos.uploading": "正在上传第 {n} 张，共 {of} 张…", "photos.done": "已添加 {n} 张照片。",
   "photos.failed": "{name} 未添加：{reason}",
   "seen.title": "最后出现", "seen.never": "尚未被读到。",
+  "where.note": "现在可能的位置（地图阴影，最后出现后 {minutes} 分钟）：90% 在 {area} 平方公里内，可达范围 {reach} 平方公里。",
   "next.title": "可能经过的下一个读卡器", "next.reader": "读卡器", "next.eta": "预计到达",
   "next.probability": "可能性", "next.none": "暂无预测。",
   "next.tooltip": "下一个：{reader}，约 {eta}",

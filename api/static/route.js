@@ -15,6 +15,7 @@ import { RouteLayer } from "./route-layer.js";
 import { WindowControl } from "./route-window.js";
 import { follow, getJson } from "./session.js";
 import { say, startPage } from "./shell.js";
+import { WhereNow } from "./where-now.js";
 
 const $ = (id) => document.getElementById(id);
 const RELOAD_AFTER_MS = 2500; // after live passages settle, fetch the stitched route again
@@ -84,6 +85,7 @@ async function loadSides(ctx, bikeId) {
   ctx.companions.refresh();
   await Promise.all([
     ctx.lastSeen.load(bikeId, why),
+    ctx.whereNow.load(bikeId, why),
     ctx.next.load(bikeId, why).catch((err) => say($("status"), err.message, { error: true })),
   ]);
 }
@@ -220,6 +222,7 @@ async function showWindow(ctx) {
   if (!routeQuery.get("until")) followLive(ctx, ctx.bikeId);
   ctx.lastSeen.load(ctx.bikeId, why);
   ctx.next.load(ctx.bikeId, why).catch((err) => say($("status"), err.message, { error: true }));
+  if (ctx.bikeId != null) ctx.whereNow.start(ctx.bikeId, why);
   const theftError = await findTheft(ctx);
   if (gen !== generation) return;
   if (theftError) ctx.companions.clear(theftError);
@@ -279,6 +282,7 @@ async function main() {
   ctx.passages = new PassageList($("passages"), { onChoose: (time) => ctx.replay.jump(time) });
   ctx.next = new NextReaders($("next"), map, readers);
   ctx.lastSeen = new LastSeen($("last-seen"));
+  ctx.whereNow = new WhereNow($("where-now"), map);
   ctx.cameras = new Cameras($("cameras"), $("cameras-status"));
   const companions = h("section", { id: "companions-panel" });
   $("passages").closest("section").before(companions);
@@ -310,6 +314,7 @@ async function main() {
     renderTitle();
     renderWindow();
     ctx.lastSeen.render();
+    ctx.whereNow.render();
     if (live) $("live").textContent = $("live").classList.contains("off") ? t("live.reconnecting") : t("live.on");
     ctx.passages.render();
     ctx.next.render();

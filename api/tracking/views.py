@@ -34,6 +34,7 @@ from api.tracking.service import (
     route_for_plate,
     route_for_plate_async,
 )
+from api.tracking.where_now import where_now_lookup
 
 router = APIRouter(prefix="/api/v1", tags=["routes"], responses=LOOKUP_RESPONSES)
 
@@ -244,3 +245,26 @@ def companions(
         since=since,
         until=until,
     )
+
+
+@router.get("/bikes/{bike_id}/where-now", response_model=dict[str, Any])
+async def where_now(
+    conn: LookupConnDep,
+    network: NetworkDep,
+    pool: PoolDep,
+    principal: OfficerLookupDep,
+    bike_id: IdPath,
+    reason: Reason = "",
+    case_number: CaseNumber = None,
+    at: Annotated[datetime | None, Query(description="default: now")] = None,
+) -> Response:
+    """Where the bike can be now (or ``at``): the road cells holding 90% of the probability
+    (GeoJSON, each with its ``probability``), from its last sighting, the readers silent since
+    (each by its miss rate) and e-bike speeds; the region's area (km²) and the reach circle's
+    radius for comparison. Roles: officer."""
+    return json_response(
+        await where_now_lookup(
+            conn, network, pool, bike_id=bike_id, by=principal, reason=reason,
+            case_number=case_number, at=at,
+        )
+    )  # fmt: skip

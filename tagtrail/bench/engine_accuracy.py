@@ -51,6 +51,7 @@ from tagtrail.bench.engine_hmm import HmmMatcher
 from tagtrail.bench.engine_oracle import RouteChoiceOracle
 from tagtrail.bench.engine_replay import estimate_passages
 from tagtrail.bench.engine_truth import Truth, clone_kinds, prepare_truth
+from tagtrail.bench.engine_where_now import tag_positions, where_now_columns
 from track_engine.calibration_scoring import score_calibration
 from track_engine.miss_rates import learn_miss_rates, tracks_from_passages
 from track_engine.paths import shortest_path
@@ -85,6 +86,7 @@ class AccuracyOptions:
     deaf_readers: float = 0.0  # share of readers deaf (DEAF_MISS_RATE) unknown to the registry
     history_bikes: int = 600  # the day the ``learned`` rates are learned from
     history_hours: float = 8.0
+    where_now: bool = False  # score where-now and intercept (engine_where_now) on tagtrail rows
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.reader_rates) - set(READER_RATES))
@@ -103,6 +105,7 @@ def run_accuracy(options: AccuracyOptions) -> list[dict[str, Any]]:
     # their road distances are computed once, from each node the first time it is needed.
     sites = place_readers(city, seed=options.seed, fraction=max(options.coverages))
     distances = NodeDistances(graph, [r.node for r in sites])
+    positions = tag_positions(population, traj) if options.where_now else None
     results: list[dict[str, Any]] = []
     for coverage in options.coverages:
         for miss in options.miss_rates:
@@ -130,6 +133,12 @@ def run_accuracy(options: AccuracyOptions) -> list[dict[str, Any]]:
                 record["rate_error_mean"] = (
                     _rate_error(reader_paths, sc.true_rates) if reader_paths else None
                 )
+                if method == "tagtrail" and positions is not None:
+                    record |= where_now_columns(
+                        graph, reader_paths or sc.reader_paths, sc.passages, sc.truth.heard,
+                        positions, population, cloned_tags=sc.truth.cloned_tags,
+                        seed=options.seed,
+                    )  # fmt: skip
                 results.append(record | learning)
     return results
 

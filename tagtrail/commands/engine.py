@@ -190,6 +190,14 @@ def bench_accuracy(
     history_hours: Annotated[
         float, typer.Option(min=0.25, help="Hours of the day the learned rates come from.")
     ] = 8.0,
+    where_now: Annotated[
+        bool,
+        typer.Option(
+            "--where-now",
+            help="Also score where-now (90% region hit rate and area, 5/15/30 min after the "
+            "last sighting) and the next-readers answer (top 3, ETA window) on tagtrail rows.",
+        ),
+    ] = False,
     json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Route accuracy against simulator ground truth: TagTrail vs shortest path vs HMM, and
@@ -215,6 +223,7 @@ def bench_accuracy(
             deaf_readers=deaf_readers,
             history_bikes=history_bikes,
             history_hours=history_hours,
+            where_now=where_now,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
@@ -243,6 +252,8 @@ def bench_accuracy(
     for r in results:
         if r["reliability"]:
             err.print(_reliability_table(r))
+    if where_now:
+        err.print(_where_now_table(results))
 
 
 def _reliability_table(r: dict[str, Any]) -> Any:
@@ -260,6 +271,30 @@ def _reliability_table(r: dict[str, Any]) -> Any:
             table.add_row(
                 f"{b['lo']:.1f}–{b['hi']:.1f}", str(b["stretches"]), _fmt(b["stated"], 3),
                 _fmt(b["right"], 3),
+            )  # fmt: skip
+    return table
+
+
+def _where_now_table(results: list[dict[str, Any]]) -> Any:
+    """Where now (90% region vs reach circle) and intercept scores of the tagtrail rows."""
+    from rich.table import Table
+
+    table = Table(title="Where now (90% region) and intercept")
+    heads = ("coverage", "miss", "min", "cases", "hit", "stolen hit", "area km²",
+             "reach km²", "top-3", "model top-3", "ETA window", "nearest top-3")  # fmt: skip
+    for h in heads:
+        table.add_column(h, justify="right")
+    for r in results:
+        if "where_now_hit" not in r:
+            continue
+        for m in r["where_now_hit"]:
+            table.add_row(
+                f"{r['coverage']:g}", f"{r['miss_rate']:g}", m, str(r["where_now_cases"][m]),
+                _fmt(r["where_now_hit"][m], 3), _fmt(r["where_now_stolen_hit"][m], 3),
+                _fmt(r["where_now_area_km2"][m], 2), _fmt(r["reach_area_km2"][m], 2),
+                _fmt(r["intercept_top3"], 3), _fmt(r["model_top3"], 3),
+                _fmt(r["eta_window_hit"], 3),
+                _fmt(r["nearest_top3"], 3),
             )  # fmt: skip
     return table
 
