@@ -100,6 +100,12 @@ class Settings(BaseSettings):
         description="hours between the engine's runs of the reader miss-rate learning job "
         "(`tagtrail readers learn-miss-rates`); 0: never",
     )
+    pg15_ext: Path | None = Field(
+        default=None,
+        description="TimescaleDB/Citus installer for PostgreSQL 15 (a folder holding `install`, "
+        "or the script) the real-engine clusters of tests and benchmarks run as root when the "
+        "extensions are missing; default: ../shared/pg15-ext beside the checkout",
+    )
     engine_metrics_port: int = Field(
         default=9108, ge=0, le=65535, description="the engine's Prometheus exporter port; 0: none"
     )

@@ -74,6 +74,8 @@ SELECT create_reference_table('notice_subscriptions');
 SELECT create_reference_table('notices');
 SELECT create_reference_table('notice_attempts');
 SELECT create_reference_table('quarantine');
+-- Bike photos (migration 0121): written by the API at registration rates.
+SELECT create_reference_table('bike_photos');
 
 -- Distributed by tag, co-located.
 SELECT create_distributed_table('reads', 'tag_id');
@@ -82,5 +84,8 @@ SELECT create_distributed_table('held_reads', 'tag_id', colocate_with => 'reads'
 -- Alerts by tag as well (their keys include tag_id since migration 0080): the engine's alert
 -- INSERT goes to one shard; the API's pages by alert_id are answered through the coordinator.
 SELECT create_distributed_table('alerts', 'tag_id', colocate_with => 'reads');
+-- Reads of readers not in the registry (migration 0093), held apart by the engine: keyed
+-- with the tag like reads, so by tag as well.
+SELECT create_distributed_table('unknown_reader_reads', 'tag_id', colocate_with => 'reads');
 
 COMMIT;

@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 import psycopg
 
+from tagtrail.settings import Settings
 from track_engine.db.migrate import migrate
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -36,7 +37,6 @@ PG_EXTENSIONS = Path("/usr/share/postgresql/15/extension")
 DISTRIBUTE_SQL = Path(__file__).resolve().parents[2] / "deploy" / "citus" / "distribute.sql"
 _EXT_FILES = {"timescaledb": "timescaledb.so", "citus": "citus.so"}
 _INSTALLERS = (
-    os.environ.get("TAGTRAIL_PG15_EXT", ""),
     str(Path(__file__).resolve().parents[3] / "shared" / "pg15-ext"),
     "/work/shared/pg15-ext",
 )
@@ -55,7 +55,8 @@ def _root() -> bool:
 
 
 def _installer() -> Path | None:
-    for candidate in _INSTALLERS:
+    configured = Settings().pg15_ext
+    for candidate in (str(configured or ""), *_INSTALLERS):
         if candidate:
             path = Path(candidate)
             path = path / "install" if path.is_dir() else path
