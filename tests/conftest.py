@@ -63,13 +63,3 @@ def mqtt_url() -> str:
 def topic_prefix() -> str:
     """A topic root of this test's own, so that concurrent runs never see each other."""
     return f"tagtrail-test-{uuid.uuid4().hex[:12]}/v1"
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (``make test``: two workers, ``--dist loadgroup``) a test file runs on
-    one worker, so its module-scoped fixtures start once; the real-engine tests share one
-    worker, so their clusters (TimescaleDB, Citus, NATS) start once per run, not per worker."""
-    del config
-    for item in items:
-        group = "realengines" if "realengines" in item.path.parts else str(item.path)
-        item.add_marker(pytest.mark.xdist_group(group))
