@@ -143,13 +143,13 @@ def _encode(
                                antenna=ant, rssi_dbm=rssi, read_at_us=read_at)  # fmt: skip
     else:
         raise ValueError(f"no emitter for protocol {protocol!r}")
-    if protocol == "llrp":
-        pass  # the reader-to-client TCP stream: no line noise, no line breaks
-    elif protocol in SERIAL_PROTOCOLS:
+    # Serial streams carry line noise; JSON is one MQTT payload per line; LLRP (the
+    # reader-to-client TCP stream) has neither noise nor line breaks.
+    if protocol in SERIAL_PROTOCOLS:
         rows.prepend(*garbage(tables.seed, rank, seq, np.ones(len(rank), bool),
                               tables.garbage_prob))  # fmt: skip
-    else:
-        rows.const(b"\n")  # JSON lines: one MQTT payload per line
+    elif protocol != "llrp":
+        rows.const(b"\n")
     flat, lens = rows.build()
     if protocol == "zebra-iotc":
         true_at = reads["true_at_us"].to_numpy(np.int64)
