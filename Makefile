@@ -43,7 +43,7 @@ contracts: $(STAMP)
 	$(BIN)/lint-imports
 
 unit: $(STAMP) browser
-	$(BIN)/pytest -q -rfEs --durations=15
+	$(BIN)/pytest -q -rfEs -n 2 --dist loadfile --durations=15
 
 ## browser: the headless Chromium and ChromeDriver the console tests drive, and the CJK font of
 ## the console's screenshots and the PDF case sheet (Debian packages)

@@ -12,12 +12,15 @@ from __future__ import annotations
 import socket
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
 from testsupport import ADMIN_URL, MQTT_URL, create_database, drop_database
 
 from track_engine.db.migrate import migrate
+
+REAL_ENGINES = "realengines"  # tests/realengines: TimescaleDB, Citus and NATS clusters
 
 
 @pytest.fixture(scope="session")
@@ -63,3 +66,28 @@ def mqtt_url() -> str:
 def topic_prefix() -> str:
     """A topic root of this test's own, so that concurrent runs never see each other."""
     return f"tagtrail-test-{uuid.uuid4().hex[:12]}/v1"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The real-engine tests first: under ``make test``'s two workers they are the longest unit
+    of work (see ``pytest_xdist_make_scheduler``), so starting them first keeps the run short."""
+    del config
+    items.sort(key=lambda item: REAL_ENGINES not in item.path.parts)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``make test`` runs on two workers (pytest-xdist, ``--dist loadfile``): a test file stays
+    on one worker, so its module-scoped fixtures start once and its tests run in order; all
+    real-engine tests share one worker, so their clusters (TimescaleDB, Citus, NATS) start once
+    per run, not once per worker."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class FileOrRealEngines(LoadFileScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.startswith(f"tests/{REAL_ENGINES}/"):
+                return REAL_ENGINES
+            return str(super()._split_scope(nodeid))
+
+    return FileOrRealEngines(config, log)
