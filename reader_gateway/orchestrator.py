@@ -44,7 +44,8 @@ from reader_gateway.protocols import DECODERS, make_decoder
 from reader_gateway.protocols.base import Decoder, DecodeResult, PayloadError, Reject
 from reader_gateway.quarantine import Quarantine, QuarantineEntry
 from reader_gateway.spool import Spool, SpoolError, SpoolFullError
-from reader_gateway.transport.llrp import LlrpChunk, LlrpReader, LlrpState, apply_state
+from reader_gateway.transport.llrp import LlrpReader, apply_state
+from reader_gateway.transport.llrp_session import LlrpChunk, LlrpState
 from reader_gateway.transport.mqtt_link import (
     MqttLink,
     RawMessage,
