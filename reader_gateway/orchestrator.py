@@ -39,7 +39,9 @@ from prometheus_client import start_http_server
 
 from reader_gateway.config import GatewayConfig, MqttSubscriptionConfig
 from reader_gateway.health import GatewayMetrics, ReaderHealth, Status
-from reader_gateway.pipeline import ClockEstimator, Normalizer, ReadWindow
+from reader_gateway.pipeline.clock import ClockEstimator
+from reader_gateway.pipeline.normalize import Normalizer
+from reader_gateway.pipeline.refusals import ReadWindow
 from reader_gateway.protocols import DECODERS, make_decoder
 from reader_gateway.protocols.base import Decoder, DecodeResult, PayloadError, Reject
 from reader_gateway.quarantine import Quarantine, QuarantineEntry
