@@ -17,7 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from reader_gateway.brokers import mqtt_endpoint
 from reader_gateway.config import GatewayConfig
-from reader_gateway.orchestrator import Gateway
+from reader_gateway.orchestrator.gateway import Gateway
 from reader_gateway.wire import encode_stored, stored_topic
 
 

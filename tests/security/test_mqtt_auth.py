@@ -22,7 +22,7 @@ from gw_helpers import wait_until
 
 from reader_gateway.brokers import mqtt_target
 from reader_gateway.config import GatewayConfig
-from reader_gateway.orchestrator import Gateway
+from reader_gateway.orchestrator.gateway import Gateway
 from reader_gateway.protocols import tagtrail_active
 from reader_gateway.wire import WireError
 from simulators.emit import MqttEmitter, ReaderMessage
