@@ -15,9 +15,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from reader_gateway.brokers import mqtt_target
 from reader_gateway.errors import ConfigError
 from reader_gateway.protocols import DECODERS
-from reader_gateway.wire import DEFAULT_SHARD_COUNT, TOPIC_ROOT, WireError, mqtt_target
+from reader_gateway.wire import DEFAULT_SHARD_COUNT, TOPIC_ROOT, WireError
 
 # Accepted read times around the gateway's clock (see ClockConfig): two days back covers a
 # reader that buffered through a night-long outage; five minutes ahead covers a fast reader
@@ -47,7 +48,7 @@ class BrokerConfig(_Strict):
     """The MQTT broker batches go to (and raw reader messages come from).
 
     ``url`` may carry credentials and TLS settings (``mqtts://user:password@host:8883?ca=…``,
-    see :func:`reader_gateway.wire.mqtt_target`); errors never echo it, since it may hold a
+    see :func:`reader_gateway.brokers.mqtt_target`); errors never echo it, since it may hold a
     password.
     """
 

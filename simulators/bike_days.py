@@ -1,7 +1,7 @@
 """A chunk of bikes' day: their routed and timed trips, thefts, and positions every second.
 
 :func:`plan_bikes` takes the intentions of bikes ``b0 <= bike < b1`` from a
-:class:`simulators.fleet.DayPlan` and
+:class:`simulators.day_plan.DayPlan` and
 
 1. routes them (unless the plan carries paths already) and times them
    (:func:`simulators.motion.time_paths`: per-rider speed, per-edge jitter, junction stops);
@@ -24,7 +24,8 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from citymap.network import City
-from simulators.fleet import Bike, DayPlan, Population, Theft, from_us, to_us
+from simulators.day_plan import DayPlan
+from simulators.fleet import Bike, Population, Theft, from_us, to_us
 from simulators.keyed_random import KeyedRandom
 from simulators.motion import TimedPaths, sample_trajectories, time_paths
 from simulators.routing import VAN_VARIANT, FlatPaths, Router

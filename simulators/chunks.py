@@ -22,7 +22,8 @@ from numpy.typing import NDArray
 
 from citymap.network import City
 from simulators.bike_days import plan_bikes, trajectories
-from simulators.fleet import DayPlan, Theft
+from simulators.day_plan import DayPlan
+from simulators.fleet import Theft
 from simulators.readers import SimReader
 from simulators.rf import RfParams, simulate_reads
 from simulators.routing import FlatPaths, Router

@@ -35,11 +35,11 @@ import pandas as pd
 from numpy.typing import NDArray
 from paho.mqtt.enums import CallbackAPIVersion
 
+from reader_gateway.brokers import mqtt_target
 from reader_gateway.protocols import r2000, tagtrail_active
 from reader_gateway.protocols.impinj_iot import encode_tag_inventory_event
 from reader_gateway.protocols.llrp_encode import TagReport, encode_ro_access_report
 from reader_gateway.protocols.zebra_iotc import encode_heartbeat, encode_tag_data_event
-from reader_gateway.wire import mqtt_target
 from simulators.keyed_random import KeyedRandom
 from simulators.readers import SERIAL_PROTOCOLS
 

@@ -1,6 +1,6 @@
 """Riders with habits: the same commute most working days, errands at the weekend.
 
-Without habits every trip draws its own route variant (:mod:`simulators.fleet`). With
+Without habits every trip draws its own route variant (:mod:`simulators.intentions`). With
 :class:`Habits` each rider keeps personal routes: a usual route variant from home to work and
 one back, ridden at about the same time every working day (Monday to Friday, local time),
 with occasional variation — another variant (``vary_prob``), an errand stop on the way home

@@ -1,6 +1,6 @@
 """Bikes, their owners' trips and thefts, with ground truth: the whole-population entry points.
 
-A population is planned in two stages (see :mod:`simulators.fleet` and
+A population is planned in two stages (see :mod:`simulators.day_plan` and
 :mod:`simulators.bike_days`): the fleet, trip intentions and theft dice for the whole city
 from one seeded generator, then per chunk of bikes the paths (:class:`simulators.routing.
 Router`), timing (per-rider speed 10-25 km/h, per-edge jitter, junction stops), trips
@@ -22,7 +22,8 @@ import pandas as pd
 
 from citymap.network import City
 from simulators.bike_days import PARKING_S, plan_bikes, router_for, trajectories
-from simulators.fleet import EPOCH, Bike, Population, Theft, from_us, plan_day, to_us
+from simulators.day_plan import plan_day
+from simulators.fleet import EPOCH, Bike, Population, Theft, from_us, to_us
 from simulators.habits import Habits
 
 __all__ = [

@@ -1,7 +1,7 @@
 """One simulation run, end to end: roads, readers, riders and thefts, reads, ground truth.
 
 The fleet, trip intentions and theft dice are planned for the whole city at once
-(:func:`simulators.fleet.plan_day`); paths, timing, positions and reads are then computed per
+(:func:`simulators.day_plan.plan_day`); paths, timing, positions and reads are then computed per
 chunk of ``chunk_bikes`` bikes (:mod:`simulators.chunks`) from draws keyed by bike, so the
 output does not depend on the chunk size. :func:`run` keeps everything in memory (tests,
 demos, live emission); :mod:`simulators.run_files` streams a large run to files.
@@ -22,8 +22,9 @@ from citymap.reader_files import read_readers
 from simulators.bike_days import router_for
 from simulators.chunks import ChunkResult, World, simulate_chunk
 from simulators.city import generate_city
+from simulators.day_plan import plan_day
 from simulators.deployments import sim_readers
-from simulators.fleet import LOCAL_UTC_OFFSET_H, Population, plan_day
+from simulators.fleet import LOCAL_UTC_OFFSET_H, Population
 from simulators.habits import Habits
 from simulators.readers import SimReader, outage_schedule, place_readers, reader_count_fraction
 from simulators.rf import RfParams

@@ -26,7 +26,7 @@ from reader_gateway.config import DEFAULT_MAX_READ_AGE_S, DEFAULT_MAX_READ_LEAD_
 from reader_gateway.transport.mqtt import MqttGateway, MqttGatewayConfig
 from simulators.city import generate_city
 from simulators.emit import MqttEmitter
-from simulators.fleet import trip_rate_scale_for
+from simulators.intentions import trip_rate_scale_for
 from simulators.readers import SimReader, place_readers
 from simulators.rf import simulate_reads
 from simulators.riders import Bike, Population, Theft, generate_population, trajectories

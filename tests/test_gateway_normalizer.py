@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from reader_gateway.pipeline import Normalizer
+from reader_gateway.pipeline.normalize import Normalizer
 from reader_gateway.protocols.base import TagRead
 from reader_gateway.wire import shard_of
 

@@ -9,13 +9,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from reader_gateway.brokers import mqtt_endpoint
 from reader_gateway.wire import (
     WireError,
     batch_from_columns,
     canonical_tag_id,
     decode_batch,
     encode_batch,
-    mqtt_endpoint,
     shard_of,
 )
 

@@ -43,15 +43,14 @@ import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
+from reader_gateway.brokers import BrokerFailover, mqtt_targets
 from reader_gateway.wire import (
     DEFAULT_SHARD_COUNT,
     TOPIC_ROOT,
-    BrokerFailover,
     ReadBatch,
     WireError,
     decode_batch,
     encode_stored,
-    mqtt_targets,
     reads_topic,
     stored_topic,
     topic_safe_id,

@@ -23,7 +23,7 @@ import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
-from reader_gateway.wire import BrokerFailover, mqtt_targets
+from reader_gateway.brokers import BrokerFailover, mqtt_targets
 
 log = logging.getLogger(__name__)
 

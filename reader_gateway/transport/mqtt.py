@@ -3,9 +3,10 @@
 Networked readers (Impinj IoT interface, Zebra IoT Connector) publish their own JSON to
 ``<prefix>/raw/<protocol>/<reader_id>``; this gateway subscribes to ``<prefix>/raw/+/+``,
 decodes each message with that reader's decoder, normalizes, spools and publishes wire batches
-to ``<prefix>/reads/<shard>`` with QoS 1. It is a :class:`~reader_gateway.orchestrator.
-Gateway` built from a few settings; a gateway with serial ports or its own subscriptions is
-configured with a TOML file instead (:mod:`reader_gateway.config`).
+to ``<prefix>/reads/<shard>`` with QoS 1. It is a
+:class:`~reader_gateway.orchestrator.gateway.Gateway` built from a few settings; a gateway with
+serial ports or its own subscriptions is configured with a TOML file instead
+(:mod:`reader_gateway.config`).
 
 paho's message ids are 16-bit: a publisher with more than 65,535 unacknowledged QoS 1 messages
 loses some silently, so the gateway caps what it has in flight and leaves the rest in its spool.
@@ -29,7 +30,7 @@ from reader_gateway.config import (
     MqttSubscriptionConfig,
     SpoolConfig,
 )
-from reader_gateway.orchestrator import Gateway
+from reader_gateway.orchestrator.gateway import Gateway
 from reader_gateway.wire import DEFAULT_SHARD_COUNT, TOPIC_ROOT
 
 

@@ -29,14 +29,9 @@ import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
+from reader_gateway.brokers import BrokerFailover, mqtt_targets
 from reader_gateway.config import GatewayConfig
-from reader_gateway.wire import (
-    BrokerFailover,
-    WireError,
-    decode_stored,
-    mqtt_targets,
-    stored_topic,
-)
+from reader_gateway.wire import WireError, decode_stored, stored_topic
 
 log = logging.getLogger(__name__)
 

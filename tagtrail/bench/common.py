@@ -169,7 +169,7 @@ def clear_mqtt_sessions(mqtt_url: str, client_ids: Sequence[str]) -> None:
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
-    from reader_gateway.wire import mqtt_target
+    from reader_gateway.brokers import mqtt_target
 
     target = mqtt_target(mqtt_url)
     for client_id in client_ids:

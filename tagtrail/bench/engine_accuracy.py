@@ -43,7 +43,7 @@ from scipy.spatial import cKDTree
 from citymap.network import City
 from citymap.network_files import load_roads
 from simulators.city import generate_city
-from simulators.fleet import plan_day
+from simulators.day_plan import plan_day
 from simulators.readers import SimReader, place_readers
 from simulators.rf import simulate_reads
 from simulators.riders import generate_population, trajectories

@@ -1,9 +1,10 @@
 """Simulated reads through the real gateway normalizer and the real engine, in memory.
 
 What a deployment does to a read before path choice sees it, without a broker or a database:
-the gateway's :class:`~reader_gateway.pipeline.Normalizer` takes each reader's surveyed clock
-offset off and cuts wire batches, and the engine (:class:`track_engine.core.engine.Engine`)
-folds them into passages, stored by :class:`~track_engine.storage.memory.MemoryStorage`.
+the gateway's :class:`~reader_gateway.pipeline.normalize.Normalizer` takes each reader's
+surveyed clock offset off and cuts wire batches, and the engine
+(:class:`track_engine.core.engine.Engine`) folds them into passages, stored by
+:class:`~track_engine.storage.memory.MemoryStorage`.
 The benchmarks that score routes (``tagtrail bench accuracy``) read their passages from here,
 so they measure the engine itself, not a copy of its fold.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from reader_gateway.pipeline import Normalizer
+from reader_gateway.pipeline.normalize import Normalizer
 from reader_gateway.protocols.base import ReadBlock
 from simulators.readers import SimReader
 from track_engine.core.engine import Engine

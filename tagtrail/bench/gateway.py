@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reader_gateway.pipeline import Normalizer
+from reader_gateway.pipeline.normalize import Normalizer
 from reader_gateway.protocols import (
     impinj_iot,
     llrp_encode,

@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 from reader_gateway.config import LlrpReaderConfig
 from reader_gateway.protocols import llrp_encode as enc
 from reader_gateway.protocols import llrp_spec as s
-from reader_gateway.transport.llrp import LlrpChunk, LlrpItem, LlrpReader
+from reader_gateway.transport.llrp import LlrpReader
+from reader_gateway.transport.llrp_session import LlrpChunk, LlrpItem
 
 _ANSWERS = {
     s.SET_READER_CONFIG: s.SET_READER_CONFIG_RESPONSE,

@@ -23,7 +23,8 @@ import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
-from reader_gateway.wire import batch_from_columns, encode_batch, mqtt_target, reads_topic, shard_of
+from reader_gateway.brokers import mqtt_target
+from reader_gateway.wire import batch_from_columns, encode_batch, reads_topic, shard_of
 from tagtrail.bench.common import (
     ADMIN_URL,
     MQTT_URL,

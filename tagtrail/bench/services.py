@@ -23,7 +23,8 @@ import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
-from reader_gateway.wire import batch_from_columns, encode_batch, mqtt_target, reads_topic
+from reader_gateway.brokers import mqtt_target
+from reader_gateway.wire import batch_from_columns, encode_batch, reads_topic
 from tagtrail.bench.common import (
     Service,
     clear_mqtt_sessions,

@@ -31,8 +31,8 @@ import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
+from reader_gateway.brokers import mqtt_target
 from reader_gateway.protocols import tagtrail_active
-from reader_gateway.wire import mqtt_target
 
 _FRAMES_PER_MESSAGE = 200
 _TAGS = 20_000

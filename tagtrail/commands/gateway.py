@@ -43,7 +43,7 @@ def gateway(
     """
     from reader_gateway.config import load_config
     from reader_gateway.errors import ConfigError
-    from reader_gateway.orchestrator import Gateway
+    from reader_gateway.orchestrator.gateway import Gateway
     from reader_gateway.transport.mqtt import MqttGateway, MqttGatewayConfig
 
     settings = Settings()

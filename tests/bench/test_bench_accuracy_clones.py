@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from simulators.city import generate_city
-from simulators.fleet import plan_day
+from simulators.day_plan import plan_day
 from simulators.riders import generate_population
 from tagtrail.bench.engine_accuracy import AccuracyOptions, run_accuracy
 from tagtrail.bench.engine_oracle import RouteChoiceOracle

@@ -37,7 +37,8 @@ import psycopg
 from numpy.typing import NDArray
 from paho.mqtt.enums import CallbackAPIVersion
 
-from reader_gateway.wire import ReadBatch, encode_batch, mqtt_endpoint, reads_topic
+from reader_gateway.brokers import mqtt_endpoint
+from reader_gateway.wire import ReadBatch, encode_batch, reads_topic
 from track_engine.consumer import EngineConfig, EngineService
 from track_engine.screening import READ_AT_MAX_US, READ_AT_MIN_US, Refusal
 

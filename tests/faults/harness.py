@@ -40,8 +40,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from testsupport import free_port
 
 from api.registry import loaders as registry
+from reader_gateway.brokers import BrokerFailover, mqtt_targets
 from reader_gateway.protocols import tagtrail_active
-from reader_gateway.wire import BrokerFailover, mqtt_targets
 from track_engine.db.migrate import migrate
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")

@@ -22,7 +22,8 @@ import pytest
 from harness import PgCluster
 from paho.mqtt.enums import CallbackAPIVersion
 
-from reader_gateway.wire import batch_from_columns, encode_batch, mqtt_endpoint, reads_topic
+from reader_gateway.brokers import mqtt_endpoint
+from reader_gateway.wire import batch_from_columns, encode_batch, reads_topic
 from track_engine.consumer import EngineConfig, EngineService
 from track_engine.pipeline import Engine
 

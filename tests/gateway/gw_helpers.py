@@ -23,7 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from testsupport import free_port
 
 from reader_gateway.config import GatewayConfig
-from reader_gateway.orchestrator import Gateway
+from reader_gateway.orchestrator.gateway import Gateway
 from reader_gateway.protocols import tagtrail_active
 from reader_gateway.wire import ReadBatch, decode_batch
 

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import pytest
 
+from reader_gateway.brokers import BrokerFailover, mqtt_target, mqtt_targets
 from reader_gateway.config import BrokerConfig
-from reader_gateway.wire import BrokerFailover, WireError, mqtt_target, mqtt_targets
+from reader_gateway.wire import WireError
 
 
 def test_a_list_of_brokers_shares_credentials_and_tls() -> None:

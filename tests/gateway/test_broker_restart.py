@@ -21,7 +21,7 @@ from gw_helpers import Collector, Mosquitto, PtyReader, active_frames, wait_unti
 from testsupport import free_port
 
 from reader_gateway.config import GatewayConfig
-from reader_gateway.orchestrator import Gateway
+from reader_gateway.orchestrator.gateway import Gateway
 from reader_gateway.protocols import tagtrail_active
 
 PREFIX = "tagtrail-test/v1"

@@ -15,9 +15,10 @@ import paho.mqtt.client as mqtt
 from gw_helpers import Collector, PtyReader, active_frames, wait_until
 from paho.mqtt.enums import CallbackAPIVersion
 
+from reader_gateway.brokers import mqtt_endpoint
 from reader_gateway.config import GatewayConfig
-from reader_gateway.orchestrator import Gateway
-from reader_gateway.wire import encode_stored, mqtt_endpoint, stored_topic
+from reader_gateway.orchestrator.gateway import Gateway
+from reader_gateway.wire import encode_stored, stored_topic
 
 
 def test_batches_stay_spooled_until_confirmed_and_unconfirmed_ones_go_again(

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from gw_helpers import PtyReader, active_frames, spool_only_config, wait_until
 
-from reader_gateway.orchestrator import Gateway
+from reader_gateway.orchestrator.gateway import Gateway
 from tagtrail.runtime import run_until_interrupted
 
 _FRAMES = 400

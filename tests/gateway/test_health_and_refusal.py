@@ -11,7 +11,7 @@ from testsupport import free_port
 
 from reader_gateway.config import GatewayConfig
 from reader_gateway.health import ReaderHealth
-from reader_gateway.orchestrator import Gateway
+from reader_gateway.orchestrator.gateway import Gateway
 from reader_gateway.spool import Spool
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from gw_helpers import PtyReader, active_frames, spool_only_config, wait_until
 
-from reader_gateway import orchestrator as gateway_module
-from reader_gateway.orchestrator import Gateway
+from reader_gateway.orchestrator import gateway as gateway_module
+from reader_gateway.orchestrator.gateway import Gateway
 from reader_gateway.transport.serial import SerialChunk
 
 _LIMIT = 2

@@ -18,7 +18,8 @@ from reader_gateway.config import LlrpReaderConfig
 from reader_gateway.protocols import llrp_encode as enc
 from reader_gateway.protocols import llrp_spec as s
 from reader_gateway.protocols.base import TagRead
-from reader_gateway.transport.llrp import LlrpChunk, LlrpItem, LlrpReader, LlrpState
+from reader_gateway.transport.llrp import LlrpReader
+from reader_gateway.transport.llrp_session import LlrpChunk, LlrpItem, LlrpState
 
 T0 = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
 

@@ -12,7 +12,7 @@ from gw_helpers import T0, Collector, wait_until
 from paho.mqtt.enums import CallbackAPIVersion
 
 from reader_gateway.config import GatewayConfig
-from reader_gateway.orchestrator import Gateway
+from reader_gateway.orchestrator.gateway import Gateway
 from reader_gateway.protocols import zebra_iotc
 
 

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reader_gateway.pipeline import ClockEstimator, Normalizer
+from reader_gateway.pipeline.clock import ClockEstimator
+from reader_gateway.pipeline.normalize import Normalizer
 from reader_gateway.protocols.base import TagRead
 
 T0 = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)

@@ -14,7 +14,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reader_gateway.pipeline import ClockEstimator, Normalizer, ReadWindow
+from reader_gateway.pipeline.clock import ClockEstimator
+from reader_gateway.pipeline.normalize import Normalizer
+from reader_gateway.pipeline.refusals import ReadWindow
 from reader_gateway.protocols.base import ReadBlock
 
 T0_US = int(datetime(2026, 11, 29, 6, 0, tzinfo=UTC).timestamp()) * 1_000_000

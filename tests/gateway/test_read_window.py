@@ -18,7 +18,9 @@ import pytest
 from gw_helpers import RunningGateway, raw_gateway_config, wait_until
 
 from reader_gateway.config import GatewayConfig
-from reader_gateway.pipeline import ClockEstimator, Normalizer, ReadWindow
+from reader_gateway.pipeline.clock import ClockEstimator
+from reader_gateway.pipeline.normalize import Normalizer
+from reader_gateway.pipeline.refusals import ReadWindow
 from reader_gateway.protocols.base import TagRead
 from reader_gateway.protocols.impinj_iot import encode_tag_inventory_event
 

@@ -28,7 +28,8 @@ from gw_helpers import (
     wait_until,
 )
 
-from reader_gateway.orchestrator import Gateway, decode_record
+from reader_gateway.orchestrator.gateway import Gateway
+from reader_gateway.orchestrator.records import decode_record
 from reader_gateway.protocols import tagtrail_active
 from reader_gateway.protocols.impinj_iot import encode_tag_inventory_event
 from reader_gateway.protocols.zebra_iotc import encode_tag_data_event

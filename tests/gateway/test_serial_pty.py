@@ -12,7 +12,7 @@ import pytest
 from gw_helpers import Collector, PtyReader, wait_until
 
 from reader_gateway.config import GatewayConfig
-from reader_gateway.orchestrator import Gateway
+from reader_gateway.orchestrator.gateway import Gateway
 from reader_gateway.protocols import r2000
 
 

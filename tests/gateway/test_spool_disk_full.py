@@ -25,7 +25,7 @@ from gw_helpers import Collector, wait_until
 from paho.mqtt.enums import CallbackAPIVersion
 
 from reader_gateway.config import GatewayConfig
-from reader_gateway.orchestrator import Gateway
+from reader_gateway.orchestrator.gateway import Gateway
 from reader_gateway.protocols.impinj_iot import encode_tag_inventory_event
 
 _MESSAGES = 30

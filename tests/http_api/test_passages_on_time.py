@@ -26,7 +26,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from scenarios import line_city, valid_id_number
 
 from api.registry import loaders as registry
-from reader_gateway.wire import batch_from_columns, encode_batch, mqtt_endpoint, reads_topic
+from reader_gateway.brokers import mqtt_endpoint
+from reader_gateway.wire import batch_from_columns, encode_batch, reads_topic
 from track_engine.consumer import EngineConfig, EngineService
 from track_engine.passages import fold_passages
 

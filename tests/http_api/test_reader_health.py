@@ -25,7 +25,7 @@ from scenarios import line_city
 from api.readers.service import health
 from api.readers.store import ReaderActivity
 from reader_gateway.config import GatewayConfig
-from reader_gateway.orchestrator import Gateway
+from reader_gateway.orchestrator.gateway import Gateway
 from reader_gateway.protocols import impinj_iot, zebra_iotc
 from track_engine.reader_status import ReaderStatusRecorder
 

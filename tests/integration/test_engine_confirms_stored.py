@@ -16,11 +16,11 @@ import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
+from reader_gateway.brokers import mqtt_endpoint
 from reader_gateway.wire import (
     batch_from_columns,
     decode_stored,
     encode_batch,
-    mqtt_endpoint,
     reads_topic,
     stored_topic,
 )

@@ -19,7 +19,7 @@ from llrpkit.emulator import LLRPEmulator
 from llrpkit.protocol import LLRPMessage, messages
 
 from reader_gateway.config import GatewayConfig
-from reader_gateway.orchestrator import Gateway
+from reader_gateway.orchestrator.gateway import Gateway
 from track_engine.consumer import EngineConfig, EngineService
 
 READER = "EMU-1"

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from reader_gateway.config import GatewayConfig
-from reader_gateway.orchestrator import Gateway
+from reader_gateway.orchestrator.gateway import Gateway
 from simulators.emit import reader_messages
 from simulators.llrp_readers import LlrpReaderServers
 from simulators.ptys import paced

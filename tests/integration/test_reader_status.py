@@ -13,7 +13,7 @@ import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
 from api.registry import loaders as registry
-from reader_gateway.wire import mqtt_endpoint
+from reader_gateway.brokers import mqtt_endpoint
 from track_engine.reader_status import Heartbeat, ReaderStatusRecorder, parse_status
 
 T0 = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)

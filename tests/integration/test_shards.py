@@ -36,13 +36,8 @@ from testsupport import create_database, drop_database
 
 from api.network.service import NetworkCache
 from api.tracking.service import RouteRequest, route_for_plate
-from reader_gateway.wire import (
-    batch_from_columns,
-    encode_batch,
-    mqtt_target,
-    reads_topic,
-    shard_of,
-)
+from reader_gateway.brokers import mqtt_target
+from reader_gateway.wire import batch_from_columns, encode_batch, reads_topic, shard_of
 from tagtrail.bench.engine_accuracy import START
 from tagtrail.demo import DemoOptions, SimulatedCity, load_registry, simulate
 from track_engine.consumer import EngineConfig, EngineService

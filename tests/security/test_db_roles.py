@@ -31,7 +31,8 @@ from testsupport import create_database, drop_database
 from api.app import create_app
 from api.openapi import route_roles
 from api.registry import loaders as registry
-from reader_gateway.wire import batch_from_columns, encode_batch, mqtt_endpoint, reads_topic
+from reader_gateway.brokers import mqtt_endpoint
+from reader_gateway.wire import batch_from_columns, encode_batch, reads_topic
 from track_engine.consumer import EngineConfig, EngineService
 from track_engine.db.migrate import migrate
 from track_engine.pipeline import Engine

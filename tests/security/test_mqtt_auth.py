@@ -3,7 +3,7 @@
 A reader (the simulator's ``MqttEmitter``) publishes as ``R0001`` on its own raw topic; the
 gateway, logged in as ``gw-1``, turns it into batches; the engine, logged in as ``engine-0``
 over the TLS listener (``mqtts://`` with the test CA), stores them. Credentials and TLS all
-come from the MQTT URL (``reader_gateway.wire.mqtt_target``). A wrong password is refused
+come from the MQTT URL (``reader_gateway.brokers.mqtt_target``). A wrong password is refused
 loudly, and no password ever reaches a log.
 """
 
@@ -20,10 +20,11 @@ import pytest
 from broker_helpers import ACCOUNTS, PREFIX, SecuredBroker, secured_mosquitto
 from gw_helpers import wait_until
 
+from reader_gateway.brokers import mqtt_target
 from reader_gateway.config import GatewayConfig
-from reader_gateway.orchestrator import Gateway
+from reader_gateway.orchestrator.gateway import Gateway
 from reader_gateway.protocols import tagtrail_active
-from reader_gateway.wire import WireError, mqtt_target
+from reader_gateway.wire import WireError
 from simulators.emit import MqttEmitter, ReaderMessage
 from track_engine.consumer import EngineConfig, EngineService
 
