@@ -62,7 +62,7 @@ def engine(
     from track_engine.consumer import EngineConfig, EngineService
     from track_engine.db.connect import wait_for_database
     from track_engine.db.migrate import migrate
-    from track_engine.db.reader_miss_rates import learn_periodically
+    from track_engine.db.miss_rate_schedule import learn_periodically
     from track_engine.reader_status import ReaderStatusRecorder
 
     settings = Settings()
