@@ -38,7 +38,8 @@ from numpy.typing import NDArray
 from paho.mqtt.enums import CallbackAPIVersion
 
 from reader_gateway.wire import ReadBatch, encode_batch, mqtt_endpoint, reads_topic
-from track_engine.consumer import EngineConfig, EngineService
+from track_engine.consumer.config import EngineConfig
+from track_engine.consumer.service import EngineService
 from track_engine.screening import READ_AT_MAX_US, READ_AT_MIN_US, Refusal
 
 MAX_AGE_S = 2 * 86_400.0

@@ -23,7 +23,8 @@ from harness import PgCluster
 from paho.mqtt.enums import CallbackAPIVersion
 
 from reader_gateway.wire import batch_from_columns, encode_batch, mqtt_endpoint, reads_topic
-from track_engine.consumer import EngineConfig, EngineService
+from track_engine.consumer.config import EngineConfig
+from track_engine.consumer.service import EngineService
 from track_engine.pipeline import Engine
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(120)]

@@ -25,7 +25,8 @@ from reader_gateway.wire import (
     mqtt_endpoint,
     reads_topic,
 )
-from track_engine.consumer import EngineConfig, EngineService
+from track_engine.consumer.config import EngineConfig
+from track_engine.consumer.service import EngineService
 from track_engine.core import coding
 from track_engine.pipeline import Engine, PreparedBatch, ProcessResult
 

@@ -45,7 +45,8 @@ from reader_gateway.wire import (
 )
 from tagtrail.bench.engine_accuracy import START
 from tagtrail.demo import DemoOptions, SimulatedCity, load_registry, simulate
-from track_engine.consumer import EngineConfig, EngineService
+from track_engine.consumer.config import EngineConfig
+from track_engine.consumer.service import EngineService
 from track_engine.db.migrate import migrate
 from track_engine.errors import NotFoundError
 

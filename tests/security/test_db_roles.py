@@ -32,7 +32,8 @@ from api.app import create_app
 from api.openapi import route_roles
 from api.registry import loaders as registry
 from reader_gateway.wire import batch_from_columns, encode_batch, mqtt_endpoint, reads_topic
-from track_engine.consumer import EngineConfig, EngineService
+from track_engine.consumer.config import EngineConfig
+from track_engine.consumer.service import EngineService
 from track_engine.db.migrate import migrate
 from track_engine.pipeline import Engine
 from track_engine.reader_status import Heartbeat, record_heartbeats
