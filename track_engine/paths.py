@@ -63,7 +63,7 @@ _CANDIDATES: Derived[PathModel, PathCandidates] = Derived()
 class NegativeEvidenceChooser:
     """A path chooser weighing time, detour, readers passed and direction of travel.
 
-    Usable per pair (the :class:`track_engine.routes.PathChooser` protocol) and, better, per
+    Usable per pair (the :class:`track_engine.route_choice.PathChooser` protocol) and, better, per
     route (:meth:`choose_route`, which :func:`track_engine.routes.build_route` prefers).
     """
 
