@@ -30,7 +30,7 @@ from api.openapi import install_openapi
 from api.routers import ROUTERS
 from api.security import HashGate, IdCipher, LoginLimiter, hash_executor
 from api.tracking import store as tracking
-from track_engine.routes import warm_path_choice
+from track_engine.route_choice import warm_path_choice
 
 log = logging.getLogger(__name__)
 # A login form is a username (64) and a password (256), form-encoded: well under this.

@@ -31,7 +31,8 @@ from simulators.readers import SimReader, place_readers
 from simulators.rf import simulate_reads
 from simulators.riders import Bike, Population, Theft, generate_population, trajectories
 from tagtrail.settings import Settings
-from track_engine.consumer import EngineConfig, EngineService
+from track_engine.consumer.config import EngineConfig
+from track_engine.consumer.service import EngineService
 from track_engine.identifiers import frame_number_key
 from track_engine.reader_status import ReaderStatusRecorder
 

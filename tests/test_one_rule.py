@@ -28,7 +28,7 @@ from reader_gateway.transport.mqtt import MqttGatewayConfig
 from reader_gateway.wire import DEFAULT_SHARD_COUNT, READER_PROTOCOLS, TOPIC_ROOT
 from simulators.readers import PROTOCOLS as SIMULATED_PROTOCOLS
 from tagtrail.settings import Settings
-from track_engine.consumer import EngineConfig
+from track_engine.consumer.config import EngineConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCTION = ("tagtrail", "reader_gateway", "track_engine", "api", "simulators")

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from track_engine.roads import RoadGraph
-from track_engine.routes import Route
+from track_engine.route_result import Route
 
 _SPAN_SLACK_US = 5 * 1_000_000  # as track_engine.scoring: passage time error while moving
 

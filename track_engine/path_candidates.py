@@ -51,7 +51,7 @@ _MIN_TREE_SOURCES = 16
 
 
 class CandidateModel(Protocol):
-    """The parameters candidate generation needs (a :class:`track_engine.paths.PathModel`)."""
+    """The parameters candidate generation needs (a :class:`track_engine.path_model.PathModel`)."""
 
     @property
     def penalties_m(self) -> tuple[float, ...]: ...

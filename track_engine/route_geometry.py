@@ -1,7 +1,7 @@
 """Route geometry: road-exact vertices with times, per-second points, GeoJSON helpers.
 
-Split from :mod:`track_engine.routes` by job: that module decides *which* path and *what kind*
-each stretch is; this one turns the decided segments into coordinates and times, vectorized.
+Split from :mod:`track_engine.routes` by job: it and its step modules decide *which* path and
+*what kind* each stretch is; this one turns those segments into coordinates and times, vectorized.
 
 Everything on the way to a GeoJSON answer works on numpy arrays and Python lists (a route has
 tens of passages, where pandas' per-call overhead would dominate); data frames are built only

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from track_engine.roads import RoadGraph
-from track_engine.routes import Route
+from track_engine.route_result import Route
 
 _US_PER_S = 1_000_000
 # A segment may start or end this much outside its trip (passage time error while moving).

@@ -1,6 +1,6 @@
 """How sure each stretch of a route is: the chosen way's posterior and its plausible rivals.
 
-Between two sightings the path model (:mod:`track_engine.paths`) scores a handful of candidate
+Between two sightings the path model (:mod:`track_engine.path_model`) scores a handful of candidate
 ways; the posterior of each is its share of the evidence: the candidates' log-likelihoods
 (with the direction seen at the readers at both ends, from the forward-backward pass over the
 route) normalised to sum to 1 over the candidates kept. A stretch states

@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from api.errors import UnavailableError
 from track_engine.db import network as stored_network
 from track_engine.roads import ReaderPaths, RoadGraph
-from track_engine.routes import warm_path_choice
+from track_engine.route_choice import warm_path_choice
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from api.singleflight import SingleFlight
 from api.tracking.prediction import HasReaderPaths
 from api.tracking.values import Transitions
 from track_engine.roads import Derived
-from track_engine.routes import Route
+from track_engine.route_result import Route
 
 
 class RouteCache:

@@ -24,7 +24,8 @@ from api.tracking import store
 from api.tracking.caches import RouteCache, caches_of
 from api.tracking.values import PlateBike
 from track_engine.db import passage_rows
-from track_engine.routes import Route, build_route
+from track_engine.route_result import Route
+from track_engine.routes import build_route
 
 MAX_WINDOW = timedelta(days=31)
 FOOTAGE_MARGIN = timedelta(seconds=60)

@@ -56,7 +56,8 @@ from track_engine.calibration_scoring import score_calibration
 from track_engine.miss_rates import learn_miss_rates, tracks_from_passages
 from track_engine.paths import shortest_path
 from track_engine.roads import NodeDistances, ReaderPaths, RoadGraph, precompute_reader_paths
-from track_engine.routes import Route, build_route
+from track_engine.route_result import Route
+from track_engine.routes import build_route
 from track_engine.scoring import Scores, score_routes
 
 METHODS = ("tagtrail", "shortest_path", "hmm", "route_choice_oracle")

@@ -19,9 +19,10 @@ from tagtrail.bench.engine_accuracy import (
     score_scenario,
     simulate_city,
 )
-from track_engine.paths import NegativeEvidenceChooser, score
+from track_engine.path_model import score
+from track_engine.paths import NegativeEvidenceChooser
 from track_engine.roads import RoadGraph
-from track_engine.routes import Route
+from track_engine.route_result import Route
 
 _US_PER_S = 1_000_000
 

@@ -29,7 +29,8 @@ from scipy.sparse.csgraph import dijkstra
 from citymap.network import City
 from simulators.preferences import RoutePreferences
 from simulators.routing import VAN_VARIANT, Router
-from track_engine.paths import NegativeEvidenceChooser, PathModel
+from track_engine.path_model import PathModel
+from track_engine.paths import NegativeEvidenceChooser
 from track_engine.roads import ReaderPaths
 
 _US_PER_S = 1_000_000
@@ -39,7 +40,7 @@ _VAN_LOGLIK = math.log(0.01)
 
 
 class RouteChoiceOracle:
-    """A route chooser (``track_engine.routes.RouteChooser``) that knows the simulator's
+    """A route chooser (``track_engine.route_choice.RouteChooser``) that knows the simulator's
     route variants; build it with the simulated day's router seed (and, for riders with
     habits, its shared route preferences: ``DayPlan.route_preferences``)."""
 

@@ -11,7 +11,7 @@ import pandas as pd
 
 from citymap.network import City
 from simulators.readers import SimReader
-from track_engine.routes import Route
+from track_engine.route_result import Route
 
 _US_PER_S = 1_000_000
 

@@ -59,10 +59,11 @@ def engine(
     TAGTRAIL_READ_MAX_AHEAD_S ahead of the engine's clock are quarantined, not stored.
     Started while its database is down, it waits for it (a warning per attempt).
     """
-    from track_engine.consumer import EngineConfig, EngineService
+    from track_engine.consumer.config import EngineConfig
+    from track_engine.consumer.service import EngineService
     from track_engine.db.connect import wait_for_database
     from track_engine.db.migrate import migrate
-    from track_engine.db.reader_miss_rates import learn_periodically
+    from track_engine.db.miss_rate_schedule import learn_periodically
     from track_engine.reader_status import ReaderStatusRecorder
 
     settings = Settings()

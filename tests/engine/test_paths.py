@@ -9,9 +9,12 @@ import pytest
 from test_routes import READERS, T0_US, US, grid_graph, passages
 
 from track_engine.path_candidates import Candidate, PathCandidates
-from track_engine.paths import NegativeEvidenceChooser, PathModel, most_overlap, shortest_path
+from track_engine.path_decoding import most_overlap
+from track_engine.path_model import PathModel
+from track_engine.paths import NegativeEvidenceChooser, shortest_path
 from track_engine.roads import NoPathError, RoadGraph, precompute_reader_paths
-from track_engine.routes import build_route, warm_path_choice
+from track_engine.route_choice import warm_path_choice
+from track_engine.routes import build_route
 
 #   8 -- 9 -- 10 -- 11
 #   4 -- 5 -- 6  -- 7

@@ -12,13 +12,9 @@ import pytest
 
 from track_engine.passages import PASSAGE_COLUMNS
 from track_engine.roads import RoadGraph, precompute_reader_paths
-from track_engine.routes import (
-    POINT_COLUMNS,
-    POINT_KINDS,
-    Route,
-    build_route,
-    route_length_m,
-)
+from track_engine.route_geometry import POINT_COLUMNS
+from track_engine.route_result import POINT_KINDS, Route
+from track_engine.routes import build_route, route_length_m
 
 T0_US = 1_764_400_000_000_000  # a whole second
 US = 1_000_000

@@ -39,7 +39,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from reader_gateway.brokers import mqtt_endpoint
 from reader_gateway.wire import ReadBatch, encode_batch, reads_topic
-from track_engine.consumer import EngineConfig, EngineService
+from track_engine.consumer.config import EngineConfig
+from track_engine.consumer.service import EngineService
 from track_engine.screening import READ_AT_MAX_US, READ_AT_MIN_US, Refusal
 
 MAX_AGE_S = 2 * 86_400.0

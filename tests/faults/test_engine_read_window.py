@@ -24,7 +24,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from reader_gateway.brokers import mqtt_endpoint
 from reader_gateway.wire import batch_from_columns, encode_batch, reads_topic
-from track_engine.consumer import EngineConfig, EngineService
+from track_engine.consumer.config import EngineConfig
+from track_engine.consumer.service import EngineService
 from track_engine.pipeline import Engine
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(120)]

@@ -20,7 +20,8 @@ from harness import Broker, PgCluster, Service, publish_twice
 
 from reader_gateway.brokers import mqtt_endpoint
 from reader_gateway.wire import ReadBatch, batch_from_arrays, encode_batch, reads_topic
-from track_engine.consumer import EngineConfig, EngineService
+from track_engine.consumer.config import EngineConfig
+from track_engine.consumer.service import EngineService
 from track_engine.core import coding
 from track_engine.pipeline import Engine, PreparedBatch, ProcessResult
 

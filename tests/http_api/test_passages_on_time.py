@@ -28,7 +28,8 @@ from scenarios import line_city, valid_id_number
 from api.registry import loaders as registry
 from reader_gateway.brokers import mqtt_endpoint
 from reader_gateway.wire import batch_from_columns, encode_batch, reads_topic
-from track_engine.consumer import EngineConfig, EngineService
+from track_engine.consumer.config import EngineConfig
+from track_engine.consumer.service import EngineService
 from track_engine.passages import fold_passages
 
 GAP_S = 5.0

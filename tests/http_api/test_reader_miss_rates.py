@@ -36,7 +36,8 @@ from simulators.riders import generate_population, trajectories
 from tagtrail.bench.engine_replay import estimate_passages
 from tagtrail.cli import app
 from track_engine.db import reader_miss_rates
-from track_engine.db.reader_miss_rates import JobOptions, LearnRun, learn_periodically
+from track_engine.db.miss_rate_schedule import JobOptions, learn_periodically, run_in_process
+from track_engine.db.reader_miss_rates import LearnRun
 from track_engine.db.writer import PartitionKeeper, store_passages
 
 # The morning peak (07:00 local): a busy city. The job is told it is three hours later.
@@ -373,7 +374,7 @@ def test_the_engine_schedule_runs_the_job_in_a_child_process_when_due_only(line:
 
     def runner(options: JobOptions, stop_: threading.Event) -> bool:
         runs.append(options)
-        ok = reader_miss_rates.run_in_process(options, stop_)  # what the engine runs
+        ok = run_in_process(options, stop_)  # what the engine runs
         threading.Timer(0.3, stop.set).start()  # a few more looks, then stop
         return ok
 

@@ -24,7 +24,8 @@ from reader_gateway.wire import (
     reads_topic,
     stored_topic,
 )
-from track_engine.consumer import EngineConfig, EngineService
+from track_engine.consumer.config import EngineConfig
+from track_engine.consumer.service import EngineService
 
 T0_US = 1_764_396_000_000_000  # 2025-11-29T06:00:00Z
 

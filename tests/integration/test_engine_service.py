@@ -17,7 +17,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from api.registry import loaders as registry
 from reader_gateway.brokers import mqtt_endpoint
 from reader_gateway.wire import batch_from_columns, encode_batch, reads_topic
-from track_engine.consumer import EngineConfig, EngineService
+from track_engine.consumer.config import EngineConfig
+from track_engine.consumer.service import EngineService
 from track_engine.passages import fold_passages
 
 T0_US = 1_764_396_000_000_000  # 2025-11-29T06:00:00Z

@@ -20,7 +20,8 @@ from llrpkit.protocol import LLRPMessage, messages
 
 from reader_gateway.config import GatewayConfig
 from reader_gateway.orchestrator.gateway import Gateway
-from track_engine.consumer import EngineConfig, EngineService
+from track_engine.consumer.config import EngineConfig
+from track_engine.consumer.service import EngineService
 
 READER = "EMU-1"
 

@@ -20,7 +20,8 @@ from simulators.emit import reader_messages
 from simulators.llrp_readers import LlrpReaderServers
 from simulators.ptys import paced
 from simulators.scenario import SimOptions, run
-from track_engine.consumer import EngineConfig, EngineService
+from track_engine.consumer.config import EngineConfig
+from track_engine.consumer.service import EngineService
 
 START = datetime(2025, 3, 3, 0, 0, tzinfo=UTC)
 

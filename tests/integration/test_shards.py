@@ -40,7 +40,8 @@ from reader_gateway.brokers import mqtt_target
 from reader_gateway.wire import batch_from_columns, encode_batch, reads_topic, shard_of
 from tagtrail.bench.engine_accuracy import START
 from tagtrail.demo import DemoOptions, SimulatedCity, load_registry, simulate
-from track_engine.consumer import EngineConfig, EngineService
+from track_engine.consumer.config import EngineConfig
+from track_engine.consumer.service import EngineService
 from track_engine.db.migrate import migrate
 from track_engine.errors import NotFoundError
 

@@ -20,7 +20,8 @@ from engine_clusters import PgNode, wait_until
 from psycopg import sql
 
 from api.registry import loaders as registry
-from track_engine.consumer import EngineConfig, EngineService
+from track_engine.consumer.config import EngineConfig
+from track_engine.consumer.service import EngineService
 from track_engine.db.migrate import migrate
 from track_engine.db.timescale_jobs import POLICY_PROCS, PolicyRunner
 from track_engine.db.writer import PartitionKeeper, store_reads

@@ -33,7 +33,8 @@ from api.openapi import route_roles
 from api.registry import loaders as registry
 from reader_gateway.brokers import mqtt_endpoint
 from reader_gateway.wire import batch_from_columns, encode_batch, reads_topic
-from track_engine.consumer import EngineConfig, EngineService
+from track_engine.consumer.config import EngineConfig
+from track_engine.consumer.service import EngineService
 from track_engine.db.migrate import migrate
 from track_engine.pipeline import Engine
 from track_engine.reader_status import Heartbeat, record_heartbeats

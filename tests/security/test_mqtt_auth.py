@@ -26,7 +26,8 @@ from reader_gateway.orchestrator.gateway import Gateway
 from reader_gateway.protocols import tagtrail_active
 from reader_gateway.wire import WireError
 from simulators.emit import MqttEmitter, ReaderMessage
-from track_engine.consumer import EngineConfig, EngineService
+from track_engine.consumer.config import EngineConfig
+from track_engine.consumer.service import EngineService
 
 
 @pytest.fixture(scope="module")
