@@ -107,7 +107,7 @@ export default {
   "desk.apply": "Show", "desk.list": "Alerts", "desk.ackCol": "Acknowledged",
   "desk.ackButton": "Acknowledge", "desk.ackedBy": "{who} · {at}",
   "desk.count": "{shown} shown · {waiting} waiting", "desk.loaded": "Showing what was raised since {since}.",
-  "desk.loadedWaiting": "Showing what was raised since {since}, and what still waits from the last 24 hours.", "desk.acked": "Acknowledged: {what}.",
+  "desk.loadedWaiting": "Showing what was raised since {since}, and what still waits from the last 24 hours.", "desk.ackedElsewhere": "{who} acknowledged: {what}.", "desk.acked": "Acknowledged: {what}.",
   "desk.event": "tagging event {id}", "desk.reason": "duty desk alert {id}",
   "desk.map.title": "Open thefts: last seen", "desk.map.refresh": "Refresh",
   "desk.map.label": "Map of open thefts at their last sighting", "desk.map.notSeen": "Not seen yet",

@@ -108,7 +108,7 @@ export default {
   "desk.apply": "显示", "desk.list": "告警", "desk.ackCol": "确认",
   "desk.ackButton": "确认", "desk.ackedBy": "{who} · {at}",
   "desk.count": "显示 {shown} 条 · {waiting} 条待确认", "desk.loaded": "显示自 {since} 以来的告警。",
-  "desk.loadedWaiting": "显示自 {since} 以来的告警，以及最近 24 小时内仍待确认的告警。", "desk.acked": "已确认：{what}。",
+  "desk.loadedWaiting": "显示自 {since} 以来的告警，以及最近 24 小时内仍待确认的告警。", "desk.ackedElsewhere": "{who} 已确认：{what}。", "desk.acked": "已确认：{what}。",
   "desk.event": "登记活动 {id}", "desk.reason": "值班台告警 {id}",
   "desk.map.title": "未结案被盗车辆：最后出现", "desk.map.refresh": "刷新",
   "desk.map.label": "未结案被盗车辆最后出现位置地图", "desk.map.notSeen": "尚未出现",
