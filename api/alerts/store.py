@@ -4,11 +4,10 @@ which sends in one of its own after the caller's commit)."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
-
-import logging
 
 import orjson
 import psycopg

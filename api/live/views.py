@@ -176,7 +176,8 @@ def live_alerts(
     last_event_id: LastEventId = None,
 ) -> StreamingResponse:
     """The duty desk: every alert of a watched bike and every stolen-match flag, as they
-    happen, and every acknowledgement (``ack``: source, id, by whom, when). Resuming (``Last-Event-ID``) replays what was raised meanwhile, at most the last
+    happen, and every acknowledgement (``ack``: source, id, by whom, when). Resuming
+    (``Last-Event-ID``) replays what was raised meanwhile, at most the last
     ``live_replay_max_s`` (10 minutes by default), and needs a case number or a reason like
     any location lookup; its audit entry says what was replayed. Roles: admin, officer."""
     # A fresh stream needs no grounds (it shows what happens from now on), but grounds given

@@ -48,11 +48,10 @@ def test_an_acknowledgement_shows_on_the_other_open_desk(
     now = datetime.now(UTC)
     bind_since(console_db, bike.json()["bike_id"], now - timedelta(hours=1))
     officer = token_headers(api, "the-officer")
+    stolen_at = (now - timedelta(minutes=30)).isoformat()
     theft = api.post(
-        "/thefts",
-        json={"bike_id": bike.json()["bike_id"], "stolen_at": (now - timedelta(minutes=30)).isoformat()},
-        headers=officer,
-    )  # fmt: skip
+        "/thefts", json={"bike_id": bike.json()["bike_id"], "stolen_at": stolen_at}, headers=officer
+    )
     assert theft.status_code == 201, theft.text
     confirmed = api.post(
         f"/thefts/{theft.json()['theft_id']}/confirm", json={"case_number": CASE}, headers=officer
