@@ -113,7 +113,7 @@ export default {
   "desk.map.label": "Map of open thefts at their last sighting", "desk.map.notSeen": "Not seen yet",
   "desk.map.allSeen": "Every open theft has been seen.", "desk.map.stolen": "stolen",
   "desk.map.count": "{open} open · {unseen} not seen yet", "desk.map.reason": "duty desk overview, theft {id}",
-  "desk.map.noPosition": "seen at {reader} (no position)",
+  "desk.map.whereNow": "Where now", "desk.map.whereNowCount": "Where now shaded for {n} bike(s): 90% of where each can be now.", "desk.map.noPosition": "seen at {reader} (no position)",
 
   "reg.title": "Register a bike", "reg.owner": "Owner", "reg.name": "Name", "reg.phone": "Phone",
   "reg.idNumber": "National ID number",

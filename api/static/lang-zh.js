@@ -114,7 +114,7 @@ export default {
   "desk.map.label": "未结案被盗车辆最后出现位置地图", "desk.map.notSeen": "尚未出现",
   "desk.map.allSeen": "所有未结案被盗车辆均已出现。", "desk.map.stolen": "被盗于",
   "desk.map.count": "{open} 起未结案 · {unseen} 辆尚未出现", "desk.map.reason": "值班台总览，案件 {id}",
-  "desk.map.noPosition": "出现于 {reader}（无位置）",
+  "desk.map.whereNow": "现在可能位置", "desk.map.whereNowCount": "现在可能位置：已标出 {n} 辆（每辆车现在可能所在位置的 90%）。", "desk.map.noPosition": "出现于 {reader}（无位置）",
 
   "reg.title": "登记车辆", "reg.owner": "车主", "reg.name": "姓名", "reg.phone": "电话",
   "reg.idNumber": "身份证号",
