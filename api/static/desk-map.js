@@ -106,7 +106,7 @@ async function loadThefts() {
     place(entry);
   }
   renderUnseen();
-  whereNow?.refresh();
+  whereNow?.prune(open);
 }
 
 /** Reload the open thefts (once at a time): a theft the map does not know yet was seen. */
@@ -162,8 +162,9 @@ function startWhereNow() {
   const open = () => [...thefts.values()].map((e) => e.theft);
   box.checked = OverviewWhereNow.remembered();
   box.addEventListener("change", () => whereNow.set(box.checked, open));
-  if (box.checked) whereNow.set(true, open);
   onLang(() => sayWhereNow(...shown));
+  // Left on: once the open thefts are in, ask for them one after the other.
+  return () => box.checked && !whereNow.on && whereNow.set(true, open);
 }
 
 /** Draw the map in #overview and put the open thefts on it. */
@@ -171,8 +172,9 @@ export async function startOverview() {
   try {
     ({ map, readers } = await baseMap($("overview"), { label: t("desk.map.label") }));
     drawReaders(map, readers);
-    startWhereNow();
+    const resumeWhereNow = startWhereNow();
     await refreshOverview();
+    resumeWhereNow();
     $("map-refresh").addEventListener("click", () => refreshOverview());
   } catch (err) {
     say($("map-status"), err.message, { error: true });

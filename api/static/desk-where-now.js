@@ -23,6 +23,7 @@ export class OverviewWhereNow {
     this.asked = new Map(); // bike id -> the sighting time last asked about (a newer one asks again)
     this.refused = "";
     this.on = false;
+    this.busy = false; // a refresh is running
     this.timer = null;
     this.thefts = () => [];
   }
@@ -50,15 +51,23 @@ export class OverviewWhereNow {
     this.timer = setInterval(() => this.refresh(), EVERY_MS);
   }
 
-  /** Ask again for every open theft seen at a place. */
-  refresh() {
-    if (!this.on) return;
-    const open = new Set();
-    for (const theft of this.thefts()) {
-      open.add(theft.bike_id);
-      this.load(theft);
+  /** Ask again for every open theft seen at a place, one after the other (each look costs
+   * the API a computation: a desk with many open thefts must not ask for all at once). */
+  async refresh() {
+    if (!this.on || this.busy) return;
+    this.busy = true;
+    try {
+      const open = this.thefts();
+      this.prune(new Set(open.map((theft) => theft.bike_id)));
+      for (const theft of open) if (this.on) await this.load(theft);
+    } finally {
+      this.busy = false;
     }
-    for (const bikeId of [...this.layers.keys()]) if (!open.has(bikeId)) this.drop(bikeId);
+  }
+
+  /** Drop the heat of thefts no longer open. */
+  prune(openBikeIds) {
+    for (const bikeId of [...this.layers.keys()]) if (!openBikeIds.has(bikeId)) this.drop(bikeId);
   }
 
   /** A theft's last sighting changed (a live alert, a reload): ask if it is new to us. */

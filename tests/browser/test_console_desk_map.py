@@ -8,6 +8,7 @@ the bike's route. Screenshots go to test-artifacts/screenshots/.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -172,7 +173,15 @@ def test_overview_map_shows_where_now_when_switched_on(
     wait(browser, lambda b: len(_where_now_lookups(console_db, seen["bike_id"])) == before + 2)
     wait(browser, lambda b: _where_now_cells(b, seen["bike_id"]) > 0)
 
+    # Left on, it is on again after a reload: one lookup per bike seen, not one per redraw.
+    browser.refresh()
+    wait(browser, lambda b: b.find_element(By.ID, "map-where-now").is_selected())
+    wait(browser, lambda b: _where_now_cells(b, seen["bike_id"]) > 0)
+    time.sleep(1.0)  # a second lookup, were there one, would be in by now
+    assert len(_where_now_lookups(console_db, seen["bike_id"])) == before + 3
+
     # Switched off: the layer goes, and the choice is remembered in this browser.
+    box = browser.find_element(By.ID, "map-where-now")
     box.click()
     wait(browser, lambda b: _where_now_cells(b, seen["bike_id"]) == 0)
     assert browser.execute_script("return localStorage.getItem('tagtrail.desk.whereNow')") == "off"
