@@ -1,12 +1,13 @@
 """Re-take the console screenshots shown in docs/console.md from the browser tests.
 
     export TAGTRAIL_TEST_DATABASE_URL=... TAGTRAIL_TEST_MQTT_URL=...
-    .venv/bin/python tools/docs_screenshots.py
+    .venv/bin/python tools/docs_screenshots.py [picture.png ...]
 
 The browser tests (tests/browser/, real Chromium against the real API and PostgreSQL) save
 screenshots to test-artifacts/screenshots/; this runs the tests whose pictures the docs show
 and copies those pictures to docs/screenshots/ under stable names. A test that fails copies
-nothing: the docs never show a desk that did not pass its test.
+nothing: the docs never show a desk that did not pass its test. Naming pictures re-takes only
+those (and runs only the tests that take them).
 """
 
 from __future__ import annotations
@@ -69,6 +70,18 @@ PICTURES = {
         "tests/browser/test_console_desk_map.py",
         "test_overview_map_follows_a_stolen_bike_live-overview.png",
     ),
+    "desk-where-now.png": (
+        "tests/browser/test_console_desk_map.py",
+        "test_overview_map_shows_where_now_when_switched_on-where-now.png",
+    ),
+    "desk-acked-elsewhere.png": (
+        "tests/browser/test_console_desk_acks_live.py",
+        "test_an_acknowledgement_shows_on_the_other_open_desk-acked-elsewhere.png",
+    ),
+    "notices.png": (
+        "tests/browser/test_console_notices.py",
+        "test_officer_adds_changes_and_deletes_notice_subscriptions-subscriptions.png",
+    ),
     "operator-health.png": (
         "tests/browser/test_console_operator.py",
         "test_operator_sees_health_told_apart_and_unknown_readers-health.png",
@@ -84,19 +97,25 @@ PICTURES = {
 }
 
 
-def main() -> int:
-    """Run the tests, then copy their screenshots; the tests' exit status otherwise."""
-    tests = sorted({test for test, _ in PICTURES.values()})
+def main(names: list[str]) -> int:
+    """Run the tests of the pictures named (all if none), then copy their screenshots; the
+    tests' exit status otherwise."""
+    unknown = sorted(set(names) - set(PICTURES))
+    if unknown:
+        print(f"no such picture: {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    wanted = {name: PICTURES[name] for name in names} if names else PICTURES
+    tests = sorted({test for test, _ in wanted.values()})
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", *tests], cwd=ROOT, check=False)
     if run.returncode != 0:
         print("browser tests failed: docs/screenshots left as they were", file=sys.stderr)
         return run.returncode
     DOCS.mkdir(parents=True, exist_ok=True)
-    for name, (_, shot) in PICTURES.items():
+    for name, (_, shot) in wanted.items():
         shutil.copyfile(SHOTS / shot, DOCS / name)
         print(f"docs/screenshots/{name}")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))

@@ -154,3 +154,10 @@ def acknowledge(
         detail={"note": note, "kind": item.kind, "raised_at": item.raised_at.isoformat()},
     )
     return item_out(item)
+
+
+def announce_acknowledged(conn: psycopg.Connection, *, source: store.Source, item_id: int) -> None:
+    """Commit the acknowledgement just made on ``conn``, then tell the other open desks (a
+    notification sent before the commit could wake a desk that still reads the old row)."""
+    conn.commit()
+    store.notify_acknowledged(conn, source, item_id)

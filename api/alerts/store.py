@@ -1,14 +1,21 @@
 """SQL of the duty desk's history: alerts of watched bikes and stolen-match flags as one list,
-and their acknowledgement. The caller owns the transaction."""
+and their acknowledgement. The caller owns the transaction (but for :func:`notify_acknowledged`,
+which sends in one of its own after the caller's commit)."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+import orjson
 import psycopg
 from psycopg.rows import class_row
+
+from track_engine.live_channel import LIVE_CHANNEL
+
+log = logging.getLogger(__name__)
 
 Source = Literal["alert", "flag"]
 
@@ -134,3 +141,20 @@ def acknowledge(conn: psycopg.Connection, source: Source, item_id: int, *, user_
     """Record that ``user_id`` acknowledged the alert or flag now; False if it was already
     acknowledged (or does not exist): the first acknowledgement stands."""
     return conn.execute(_ACK[source], {"user": user_id, "id": item_id}).rowcount == 1
+
+
+def notify_acknowledged(conn: psycopg.Connection, source: Source, item_id: int) -> None:
+    """Tell every open duty desk (their live streams, :mod:`api.live`) that an alert or flag
+    was acknowledged: ``NOTIFY tagtrail_live`` with ids only, in a short transaction of its
+    own, on a connection whose acknowledgement is committed already.
+
+    Not a trigger: on Citus a trigger on the distributed ``alerts`` fires on a worker, where
+    nobody listens, and a NOTIFY in a transaction that wrote to workers cannot be two-phase
+    committed; this transaction touches no table, so it commits plainly on the coordinator.
+    A lost notification only delays the other desks to their streams' next safety poll."""
+    payload = orjson.dumps({"t": "ack", "src": source, "id": item_id}).decode()
+    try:
+        with conn.transaction():
+            conn.execute("SELECT pg_notify(%s, %s)", (LIVE_CHANNEL, payload))
+    except psycopg.Error as exc:
+        log.warning("acknowledgement notification not sent: %s", exc)

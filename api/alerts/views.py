@@ -71,15 +71,21 @@ def desk_history(
 def acknowledge_alert(
     conn: ConnDep, principal: DutyDeskDep, alert_id: IdPath, body: Ack = None
 ) -> DeskItemOut:
-    """Acknowledge an alert: you, now (audited). Roles: admin, officer."""
+    """Acknowledge an alert: you, now (audited); every open desk's live stream then shows it
+    acknowledged (an ``ack`` event). Roles: admin, officer."""
     note = body.note if body else ""
-    return service.acknowledge(conn, source="alert", item_id=alert_id, by=principal, note=note)
+    done = service.acknowledge(conn, source="alert", item_id=alert_id, by=principal, note=note)
+    service.announce_acknowledged(conn, source="alert", item_id=alert_id)
+    return done
 
 
 @router.post("/flags/{flag_id}/acknowledge", responses=_ACK_RESPONSES)
 def acknowledge_flag(
     conn: ConnDep, principal: DutyDeskDep, flag_id: IdPath, body: Ack = None
 ) -> DeskItemOut:
-    """Acknowledge a stolen-match flag: you, now (audited). Roles: admin, officer."""
+    """Acknowledge a stolen-match flag: you, now (audited); every open desk's live stream then
+    shows it acknowledged (an ``ack`` event). Roles: admin, officer."""
     note = body.note if body else ""
-    return service.acknowledge(conn, source="flag", item_id=flag_id, by=principal, note=note)
+    done = service.acknowledge(conn, source="flag", item_id=flag_id, by=principal, note=note)
+    service.announce_acknowledged(conn, source="flag", item_id=flag_id)
+    return done

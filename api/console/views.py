@@ -28,6 +28,7 @@ PAGES = {
     "/operator": "operator.html",
     "/audit": "audit.html",
     "/check": "check.html",
+    "/notices": "notices.html",
 }
 
 

@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Notice:
-    """What one notification says: its kind ("alert", "flag", "passage") and the bike."""
+    """What one notification says: its kind ("alert", "flag", "passage", "ack": a desk
+    acknowledged an alert or flag) and the bike."""
 
     kind: str
     bike_id: int | None = None
@@ -41,7 +42,7 @@ def parse_notice(payload: str) -> Notice | None:
         doc: Any = orjson.loads(payload)
     except orjson.JSONDecodeError:
         return None
-    if not isinstance(doc, dict) or doc.get("t") not in ("alert", "flag", "passage"):
+    if not isinstance(doc, dict) or doc.get("t") not in ("alert", "flag", "passage", "ack"):
         return None
     bike = doc.get("bike")
     return Notice(str(doc["t"]), bike if isinstance(bike, int) else None)
@@ -51,7 +52,7 @@ def parse_notice(payload: str) -> Notice | None:
 class Bell:
     """One stream's doorbell: what it listens for, and the event that wakes it."""
 
-    bike_id: int | None  # None: the duty desk (every alert and flag)
+    bike_id: int | None  # None: the duty desk (every alert, flag and acknowledgement)
     event: asyncio.Event = field(default_factory=asyncio.Event)
 
     def concerns(self, notice: Notice | None) -> bool:
@@ -59,7 +60,7 @@ class Bell:
         if notice is None:
             return True
         if self.bike_id is None:
-            return notice.kind in ("alert", "flag")
+            return notice.kind in ("alert", "flag", "ack")
         if notice.kind == "alert":
             return notice.bike_id is None or notice.bike_id == self.bike_id
         return notice.kind == "passage"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
@@ -123,11 +123,20 @@ def bike_poller(
     return poll
 
 
+# An acknowledgement's time is its transaction's start: one that commits late can carry a time
+# before the newest already sent. Each look reaches this far back (the ones sent are skipped).
+ACK_OVERLAP = timedelta(seconds=30)
+
+
 def desk_poller(
-    pool: ConnectionPool, *, raised_since: datetime | None = None
+    pool: ConnectionPool, *, raised_since: datetime | None = None, acks_since: datetime
 ) -> Callable[[Cursor], list[Event]]:
     """What is new for the duty desk after a cursor: every alert and stolen-match flag (of
-    those raised since ``raised_since``, for a resumed stream: the replay's bound)."""
+    those raised since ``raised_since``, for a resumed stream: the replay's bound), and every
+    acknowledgement made since ``acks_since`` (who and when: other desks mark the row). An
+    acknowledgement does not move the cursor; one sent twice (a resume) only marks again."""
+    acked_after = [acks_since]
+    sent: dict[tuple[str, int], datetime] = {}
 
     def poll(cursor: Cursor) -> list[Event]:
         with pool.connection() as conn:
@@ -135,6 +144,7 @@ def desk_poller(
                 conn, after_id=cursor.a, bike_id=None, raised_since=raised_since
             )
             flags = cases.flags_after(conn, after_id=cursor.b, raised_since=raised_since)
+            acks = cases.acks_after(conn, after=acked_after[0] - ACK_OVERLAP)
         events: list[Event] = []
         a, b = cursor.a, cursor.b
         for row in alerts:
@@ -143,6 +153,16 @@ def desk_poller(
         for row in flags:
             b = int(row["flag_id"])
             events.append(("stolen_match", row, Cursor(a, b)))
+        for row in acks:
+            key = (str(row["source"]), int(row["id"]))
+            if key in sent:
+                continue
+            sent[key] = row["acknowledged_at"]
+            acked_after[0] = max(acked_after[0], row["acknowledged_at"])
+            events.append(("ack", row, Cursor(a, b)))
+        floor = acked_after[0] - ACK_OVERLAP
+        for key in [k for k, at in sent.items() if at < floor]:
+            del sent[key]
         return events
 
     return poll

@@ -37,6 +37,7 @@ LastEventId = Annotated[str | None, Header(max_length=40, description="resume af
 MaxEvents = Annotated[int | None, Query(ge=1, le=10_000, description="close after N events")]
 MaxSeconds = Annotated[float | None, Query(gt=0, le=86_400, description="close after N s")]
 Reason = Annotated[str, Query(max_length=500)]
+_FRESH_ACKS = timedelta(minutes=1)
 Since = Annotated[AwareDatetime | None, Query(description="replay passages from this time")]
 
 
@@ -175,7 +176,8 @@ def live_alerts(
     last_event_id: LastEventId = None,
 ) -> StreamingResponse:
     """The duty desk: every alert of a watched bike and every stolen-match flag, as they
-    happen. Resuming (``Last-Event-ID``) replays what was raised meanwhile, at most the last
+    happen, and every acknowledgement (``ack``: source, id, by whom, when). Resuming
+    (``Last-Event-ID``) replays what was raised meanwhile, at most the last
     ``live_replay_max_s`` (10 minutes by default), and needs a case number or a reason like
     any location lookup; its audit entry says what was replayed. Roles: admin, officer."""
     # A fresh stream needs no grounds (it shows what happens from now on), but grounds given
@@ -200,7 +202,11 @@ def live_alerts(
     audit.append_row(conn, record)
     return _response(
         stream(
-            desk_poller(pool, raised_since=since),
+            # A fresh desk loaded its history a moment ago: acknowledgements of the last
+            # minute cover that gap; a resumed one gets those of its replay window.
+            desk_poller(
+                pool, raised_since=since, acks_since=since or datetime.now(UTC) - _FRESH_ACKS
+            ),
             cursor,
             hub=hub,
             bike_id=None,

@@ -230,6 +230,27 @@ def flags_after(
         ).fetchall()
 
 
+def acks_after(
+    conn: psycopg.Connection, *, after: datetime, limit: int = 500
+) -> list[dict[str, Any]]:
+    """Alerts and stolen-match flags acknowledged after ``after`` (who and when, no place),
+    oldest first: what the duty desks' streams tell every open desk."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            """SELECT * FROM (
+                   SELECT 'alert' AS source, a.alert_id AS id, u.username AS acknowledged_by,
+                          a.acknowledged_at
+                   FROM alerts a LEFT JOIN users u ON u.user_id = a.acknowledged_by
+                   WHERE a.acknowledged_at > %(after)s
+                   UNION ALL
+                   SELECT 'flag', f.flag_id, u.username, f.acknowledged_at
+                   FROM registration_flags f LEFT JOIN users u ON u.user_id = f.acknowledged_by
+                   WHERE f.acknowledged_at > %(after)s) k
+               ORDER BY k.acknowledged_at, k.source, k.id LIMIT %(limit)s""",
+            {"after": after, "limit": limit},
+        ).fetchall()
+
+
 def latest_ids(conn: psycopg.Connection) -> tuple[int, int]:
     """The newest alert id and flag id (where a fresh live stream starts)."""
     row = conn.execute(

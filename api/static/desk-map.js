@@ -1,9 +1,11 @@
 // The duty desk's overview map: every open theft at its bike's last sighting (plate, case,
 // an age that ticks), the thefts never seen listed beside it. Live alerts (the desk's own
 // stream, passed in by desk.js) move and flash their bike's marker; a click opens the route.
+// A switch adds the "where now" heat of each theft seen at a place (desk-where-now.js).
 import { age } from "./ages.js";
+import { OverviewWhereNow } from "./desk-where-now.js";
 import { h } from "./dom.js";
-import { t } from "./i18n.js";
+import { onLang, t } from "./i18n.js";
 import { baseMap, drawReaders } from "./map.js";
 import { getJson } from "./session.js";
 import { say } from "./shell.js";
@@ -15,16 +17,21 @@ const FLASH_MS = 6_000;
 const $ = (id) => document.getElementById(id);
 
 let map = null;
+let whereNow = null;
 let readers = new Map(); // reader id -> [lat, lon]
 const thefts = new Map(); // bike id -> {theft, marker, label}
 let reloading = null;
 let pending = []; // live alerts that came while the map or the list was loading
 
-function routeHref(theft) {
-  const query = new URLSearchParams(
+// A look at a stolen bike states its grounds: the case's number, else a reason.
+function grounds(theft) {
+  return new URLSearchParams(
     theft.case_number ? { case_number: theft.case_number } : { reason: t("desk.map.reason", { id: theft.theft_id }) },
   );
-  return `/routes/${encodeURIComponent(theft.plate || "")}?${query}`;
+}
+
+function routeHref(theft) {
+  return `/routes/${encodeURIComponent(theft.plate || "")}?${grounds(theft)}`;
 }
 
 function positionOf(seen) {
@@ -64,6 +71,7 @@ function place(entry) {
   }
   entry.marker.unbindTooltip();
   entry.marker.bindTooltip(entry.label, { permanent: true, interactive: true, direction: "auto", className: "theft-tip" });
+  whereNow?.update(entry.theft);
 }
 
 // Beside the map: a theft never seen, or seen only at a reader with no position.
@@ -98,6 +106,7 @@ async function loadThefts() {
     place(entry);
   }
   renderUnseen();
+  whereNow?.prune(open);
 }
 
 /** Reload the open thefts (once at a time): a theft the map does not know yet was seen. */
@@ -138,12 +147,34 @@ export function overviewAlert(data) {
   }
 }
 
+function sayWhereNow(shaded, refused) {
+  const note = $("where-now-note");
+  if (!$("map-where-now").checked) note.textContent = "";
+  else if (refused) say(note, refused, { error: true });
+  else say(note, t("desk.map.whereNowCount", { n: shaded }));
+}
+
+// The "where now" switch: off unless the officer left it on in this browser.
+function startWhereNow() {
+  const box = $("map-where-now");
+  let shown = [0, ""];
+  whereNow = new OverviewWhereNow(map, grounds, (...state) => sayWhereNow(...(shown = state)));
+  const open = () => [...thefts.values()].map((e) => e.theft);
+  box.checked = OverviewWhereNow.remembered();
+  box.addEventListener("change", () => whereNow.set(box.checked, open));
+  onLang(() => sayWhereNow(...shown));
+  // Left on: once the open thefts are in, ask for them one after the other.
+  return () => box.checked && !whereNow.on && whereNow.set(true, open);
+}
+
 /** Draw the map in #overview and put the open thefts on it. */
 export async function startOverview() {
   try {
     ({ map, readers } = await baseMap($("overview"), { label: t("desk.map.label") }));
     drawReaders(map, readers);
+    const resumeWhereNow = startWhereNow();
     await refreshOverview();
+    resumeWhereNow();
     $("map-refresh").addEventListener("click", () => refreshOverview());
   } catch (err) {
     say($("map-status"), err.message, { error: true });

@@ -1,7 +1,8 @@
 // The duty desk: alerts of watched bikes and stolen frames presented at a desk, this shift or
 // the last 24 hours (what came while no desk was open included), filtered, newest on top;
 // new ones arrive live, are announced to screen readers with a beep, and each is
-// acknowledged by whoever takes it (the API records who and when, and audits it).
+// acknowledged by whoever takes it (the API records who and when, and audits it); every other
+// open desk sees the acknowledgement at once, through the same live stream.
 import { beep, setSound } from "./beep.js";
 import { overviewAlert, startOverview } from "./desk-map.js";
 import { dateTime } from "./format.js";
@@ -119,7 +120,22 @@ function shown(item) {
   return true;
 }
 
+// Another desk (or this one) acknowledged an alert or flag: mark its row, who and when.
+function onAck(data) {
+  const item = items.find((e) => keyOf(e) === `${data.source}:${data.id}`);
+  if (!item || item.acknowledged_at) return;
+  Object.assign(item, { acknowledged_by: data.acknowledged_by, acknowledged_at: data.acknowledged_at });
+  waiting = Math.max(0, waiting - 1);
+  render();
+  say($("announce"), t("desk.ackedElsewhere", { what: describe(item), who: data.acknowledged_by || "?" }));
+}
+
 async function onEvent(event, data) {
+  if (event === "ack") {
+    onAck(data);
+    return;
+  }
+  if (event !== "alert" && event !== "stolen_match") return;
   if (event === "alert") overviewAlert(data);
   const flag = event === "stolen_match";
   const bikeId = data.bike_id ?? data.stolen_bike_id;

@@ -76,6 +76,11 @@ export const getJson = async (url) => (await send("GET", url)).json();
 export const getText = async (url) => (await send("GET", url)).text();
 export const postJson = async (url, body = {}) => (await send("POST", url, body)).json();
 export const deleteJson = async (url) => (await send("DELETE", url)).json();
+export const patchJson = async (url, body = {}) => (await send("PATCH", url, body)).json();
+/** DELETE a resource that answers 204 (no body to read). */
+export const deleteOnly = async (url) => {
+  await send("DELETE", url);
+};
 export const postForm = async (url, form) => (await send("POST", url, form)).json();
 /** A resource the page may not link to directly (it needs the token), as an object URL. */
 export const blobUrl = async (url) => URL.createObjectURL(await (await send("GET", url)).blob());

@@ -11,6 +11,7 @@ export const DESKS = [
   { href: "/resident", key: "nav.resident", roles: ["resident"] },
   { href: "/operator", key: "nav.operator", roles: ["admin", "officer", "operator"] },
   { href: "/audit", key: "nav.audit", roles: ["auditor", "admin"] },
+  { href: "/notices", key: "nav.notices", roles: ["resident", "officer", "admin"] },
 ];
 
 // Where each role starts after logging in (administrators run the readers).

@@ -8,6 +8,7 @@ the bike's route. Screenshots go to test-artifacts/screenshots/.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -116,3 +117,71 @@ def test_overview_map_follows_a_stolen_bike_live(
         By.CSS_SELECTOR, f'#overview .theft-label[data-bike="{seen["bike_id"]}"] a'
     ).click()
     wait(browser, lambda b: "/routes/" in b.current_url and f"case_number={CASE}" in b.current_url)
+
+
+def _where_now_cells(browser: WebDriver, bike_id: int) -> int:
+    count: int = browser.execute_script(
+        "return document.querySelectorAll(`#overview path.where-now-bike-${arguments[0]}`).length",
+        bike_id,
+    )
+    return count
+
+
+def _where_now_lookups(console_db: str, bike_id: int) -> list[str | None]:
+    """The case numbers of the officer's where-now lookups of the bike, oldest first."""
+    with psycopg.connect(console_db) as conn:
+        rows = conn.execute(
+            "SELECT case_number FROM audit_log WHERE action = 'bike.where_now'"
+            " AND actor = 'the-officer' AND bike_id = %s ORDER BY audit_id",
+            (bike_id,),
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def test_overview_map_shows_where_now_when_switched_on(
+    browser: WebDriver, server: str, console_db: str, scene: dict[str, Any], screenshot: Any
+) -> None:
+    seen, unseen = scene["seen"], scene["unseen"]
+    login(browser, server, "the-officer")
+    browser.get(f"{server}/desk")
+    wait(browser, lambda b: _marker(b, seen["bike_id"]) is not None)
+    box = browser.find_element(By.ID, "map-where-now")
+    assert not box.is_selected()  # off until switched on: each look is an audited lookup
+    assert _where_now_cells(browser, seen["bike_id"]) == 0
+    before = len(_where_now_lookups(console_db, seen["bike_id"]))
+
+    # Switched on: the faint heat of where the seen bike can be now; none for the unseen one.
+    box.click()
+    wait(browser, lambda b: _where_now_cells(b, seen["bike_id"]) > 0)
+    assert _where_now_cells(browser, unseen["bike_id"]) == 0
+    wait(browser, lambda b: "shaded for 1 bike" in b.find_element(By.ID, "where-now-note").text)
+    lookups = _where_now_lookups(console_db, seen["bike_id"])
+    assert len(lookups) == before + 1
+    assert lookups[-1] == CASE  # asked under the bike's case, and audited
+    opacity = browser.execute_script(
+        """return Math.max(...[...document.querySelectorAll('#overview path.where-now-cell')]
+             .map((p) => Number(p.getAttribute('fill-opacity'))))"""
+    )
+    assert 0 < opacity <= 0.3  # faint: the markers stay readable
+    screenshot("where-now")
+
+    # Live: a new sighting moves the marker and asks again for that bike.
+    wait(browser, lambda b: "live" in b.find_element(By.ID, "live").text)
+    ride(console_db, seen["tag_id"], datetime.now(UTC) - timedelta(minutes=1), ["R1"],
+         batch_seq=83)  # fmt: skip
+    wait(browser, lambda b: (_marker(b, seen["bike_id"]) or {}).get("reader") == "R1")
+    wait(browser, lambda b: len(_where_now_lookups(console_db, seen["bike_id"])) == before + 2)
+    wait(browser, lambda b: _where_now_cells(b, seen["bike_id"]) > 0)
+
+    # Left on, it is on again after a reload: one lookup per bike seen, not one per redraw.
+    browser.refresh()
+    wait(browser, lambda b: b.find_element(By.ID, "map-where-now").is_selected())
+    wait(browser, lambda b: _where_now_cells(b, seen["bike_id"]) > 0)
+    time.sleep(1.0)  # a second lookup, were there one, would be in by now
+    assert len(_where_now_lookups(console_db, seen["bike_id"])) == before + 3
+
+    # Switched off: the layer goes, and the choice is remembered in this browser.
+    box = browser.find_element(By.ID, "map-where-now")
+    box.click()
+    wait(browser, lambda b: _where_now_cells(b, seen["bike_id"]) == 0)
+    assert browser.execute_script("return localStorage.getItem('tagtrail.desk.whereNow')") == "off"
