@@ -43,7 +43,7 @@ from reader_gateway.wire import (
     reads_topic,
     shard_of,
 )
-from tagtrail.bench.engine_accuracy import START
+from tagtrail.bench.engine_scenario import START
 from tagtrail.demo import DemoOptions, SimulatedCity, load_registry, simulate
 from track_engine.consumer import EngineConfig, EngineService
 from track_engine.db.migrate import migrate
