@@ -108,11 +108,8 @@ def bike_poller(
                 network: LoadedNetwork | None = cache.get(conn) if passages else None
             except UnavailableError:  # no network only means no extension drawn
                 network = None
-        events: list[Event] = []
-        a, b = cursor.a, cursor.b
-        for row in alerts:
-            a = int(row["alert_id"])
-            events.append(("alert", _alert_data(row), Cursor(a, b)))
+        events, a = _alert_events(alerts, cursor)
+        b = cursor.b
         for row in passages:
             b = int(row.pop("closest_at_us"))
             row["route_extension"] = _extension(network, last_reader[0], str(row["reader_id"]))
@@ -121,6 +118,17 @@ def bike_poller(
         return events
 
     return poll
+
+
+def _alert_events(alerts: list[dict[str, Any]], cursor: Cursor) -> tuple[list[Event], int]:
+    """``alerts`` (newer than ``cursor``, oldest first) as events, each cursor at its alert;
+    and the last alert's id (the cursor's own when there is none)."""
+    events: list[Event] = []
+    a = cursor.a
+    for row in alerts:
+        a = int(row["alert_id"])
+        events.append(("alert", _alert_data(row), Cursor(a, cursor.b)))
+    return events, a
 
 
 def desk_poller(
@@ -135,11 +143,8 @@ def desk_poller(
                 conn, after_id=cursor.a, bike_id=None, raised_since=raised_since
             )
             flags = cases.flags_after(conn, after_id=cursor.b, raised_since=raised_since)
-        events: list[Event] = []
-        a, b = cursor.a, cursor.b
-        for row in alerts:
-            a = int(row["alert_id"])
-            events.append(("alert", _alert_data(row), Cursor(a, b)))
+        events, a = _alert_events(alerts, cursor)
+        b = cursor.b
         for row in flags:
             b = int(row["flag_id"])
             events.append(("stolen_match", row, Cursor(a, b)))
