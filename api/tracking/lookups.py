@@ -45,15 +45,17 @@ async def last_seen(
     # One round trip: the bike's existence, the audit row and the sighting. For an unknown
     # bike the request's transaction, audit row included, rolls back; the 404 is audited by
     # the handler of LookupNotFoundError, in a transaction of its own.
-    seen, _ = await _audited_last_seen(conn, bike_id, record)
+    seen, _ = await audited_last_seen(conn, bike_id, record)
     if seen is None:
         raise LookupNotFoundError(f"bike {bike_id} has never been seen", record=record)
     return {"bike_id": bike_id, **seen.doc()}
 
 
-async def _audited_last_seen(
+async def audited_last_seen(
     conn: psycopg.AsyncConnection[Any], bike_id: int, record: audit.AuditRow
 ) -> tuple[LastSeen | None, int | None]:
+    """The bike's last sighting and the active network's id, ``record`` appended in the same
+    round trip; an unknown bike is a 404 that is audited too."""
     try:
         return await store.audited_last_seen(bike_id=bike_id, record=record).run_async(conn)
     except NotFoundError as exc:
@@ -79,7 +81,7 @@ async def next_readers(
     # One round trip: the bike's existence (an unknown bike is a 404 before anything else),
     # the audit row, the sighting and the active network's id; the reader's history is a
     # second one when it is not kept.
-    seen, network_id = await _audited_last_seen(conn, bike_id, record)
+    seen, network_id = await audited_last_seen(conn, bike_id, record)
     loaded = await active_network(network, pool, network_id)  # 503 before "never seen"
     if seen is None:
         raise LookupNotFoundError(f"bike {bike_id} has never been seen", record=record)

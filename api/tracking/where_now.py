@@ -13,10 +13,8 @@ from api.deps import Principal
 from api.errors import BadRequestError, LookupNotFoundError
 from api.grounds import check_case_async, check_reason
 from api.network.service import LoadedNetwork, NetworkCache, active_network
-from api.tracking import store
-from api.tracking.lookups import bike_lookup_row
+from api.tracking.lookups import audited_last_seen, bike_lookup_row
 from api.tracking.values import LastSeen
-from track_engine.errors import NotFoundError
 from track_engine.where_now import silent_readers, where_now
 
 # Past this the map is most of the city: the officer is told so rather than shown it.
@@ -44,12 +42,7 @@ async def where_now_lookup(
         by, "bike.where_now", bike_id, reason, case_number, {"at": at.isoformat()} if at else {}
     )
     await check_case_async(conn, record)
-    try:
-        seen, network_id = await store.audited_last_seen(bike_id=bike_id, record=record).run_async(
-            conn
-        )
-    except NotFoundError as exc:
-        raise LookupNotFoundError(str(exc), record=record) from exc
+    seen, network_id = await audited_last_seen(conn, bike_id, record)
     loaded = await active_network(network, pool, network_id)  # 503 before "never seen"
     if seen is None:
         raise LookupNotFoundError(f"bike {bike_id} has never been seen", record=record)
