@@ -8,11 +8,11 @@ back from each route's dependencies.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import psycopg
 from fastapi import Depends, Path, Request
@@ -33,6 +33,7 @@ from api.security import (
 from api.users import store as accounts
 
 ALL_ROLES = frozenset(accounts.ROLES)
+T = TypeVar("T")
 _oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 
@@ -60,9 +61,30 @@ class Principal:
 # dependency in a worker thread, a hop (and GIL hand-over) per dependency per request.
 
 
-async def _pool(request: Request) -> ConnectionPool:
-    pool: ConnectionPool = request.app.state.pool
-    return pool
+def _app_state(name: str, kind: type[T]) -> Callable[[Request], Coroutine[Any, Any, T]]:
+    """A dependency answering what create_app put on ``app.state`` as ``name`` (a ``kind``)."""
+    del kind  # the type checker's only
+
+    async def get(request: Request) -> T:
+        value: T = getattr(request.app.state, name)
+        return value
+
+    get.__name__ = get.__qualname__ = f"get_{name}"
+    return get
+
+
+# What create_app put on app.state, shared by every request: the pool of synchronous
+# connections, the road network cache (loaded on first use, reloaded when the active network
+# changes), the API's configuration, the process's secrets, the login rate limiter, the bound
+# on concurrent password hashes and the threads logins check passwords on
+# (:func:`api.security.hash_executor`).
+_pool = _app_state("pool", ConnectionPool)
+get_network = _app_state("network", NetworkCache)
+get_config = _app_state("config", ApiConfig)
+get_keys = _app_state("keys", Keys)
+get_limiter = _app_state("login_limiter", LoginLimiter)
+get_hash_gate = _app_state("hash_gate", HashGate)
+get_hash_executor = _app_state("hash_executor", Executor)
 
 
 def get_conn(pool: Annotated[ConnectionPool, Depends(_pool)]) -> Iterator[psycopg.Connection]:
@@ -77,42 +99,6 @@ async def get_lookup_conn(request: Request) -> AsyncIterator[psycopg.AsyncConnec
     pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = request.app.state.lookup_pool
     async with pool.connection() as conn:
         yield conn
-
-
-async def get_network(request: Request) -> NetworkCache:
-    """The road network cache (loaded on first use, reloaded when the active network changes)."""
-    cache: NetworkCache = request.app.state.network
-    return cache
-
-
-async def get_config(request: Request) -> ApiConfig:
-    """The API's configuration."""
-    config: ApiConfig = request.app.state.config
-    return config
-
-
-async def get_keys(request: Request) -> Keys:
-    """The process's secrets."""
-    keys: Keys = request.app.state.keys
-    return keys
-
-
-async def get_limiter(request: Request) -> LoginLimiter:
-    """The login rate limiter."""
-    limiter: LoginLimiter = request.app.state.login_limiter
-    return limiter
-
-
-async def get_hash_gate(request: Request) -> HashGate:
-    """The bound on concurrent password hashes."""
-    gate: HashGate = request.app.state.hash_gate
-    return gate
-
-
-async def get_hash_executor(request: Request) -> Executor:
-    """The threads logins check passwords on (:func:`api.security.hash_executor`)."""
-    executor: Executor = request.app.state.hash_executor
-    return executor
 
 
 async def client_address(request: Request) -> str:

@@ -3,12 +3,15 @@ resident sees their own bikes only; anything else is "not found", so ids reveal 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import psycopg
 
 from api.bikes.schemas import BikeDetailOut, BikeOut, OwnerOut, TagBindingOut, TheftSummary
 from api.deps import Principal
 from api.errors import BadRequestError
 from api.registry import bike_search, bikes
+from api.registry.bikes import TagBinding
 from api.security import mask_id_number
 from track_engine.errors import NotFoundError
 
@@ -26,6 +29,13 @@ def lookup_bike(
     return bike
 
 
+def _tags_out(tags: Iterable[TagBinding]) -> list[TagBindingOut]:
+    """Response models of a bike's tag bindings."""
+    return [
+        TagBindingOut(tag_id=t.tag_id, valid_from=t.valid_from, valid_to=t.valid_to) for t in tags
+    ]
+
+
 def to_out(bike: bike_search.BikeRecord) -> BikeOut:
     """Response model of a bike record."""
     return BikeOut(
@@ -36,10 +46,7 @@ def to_out(bike: bike_search.BikeRecord) -> BikeOut:
         colour=bike.colour,
         owner_name=bike.owner_name,
         owner_phone=bike.owner_phone_masked,
-        tags=[
-            TagBindingOut(tag_id=t.tag_id, valid_from=t.valid_from, valid_to=t.valid_to)
-            for t in bike.tags
-        ],
+        tags=_tags_out(bike.tags),
         stolen_at=bike.stolen_at,
         case_number=bike.case_number,
     )
@@ -72,10 +79,7 @@ def detail_out(detail: bikes.BikeDetail) -> BikeDetailOut:
             id_number=mask_id_number(detail.id_number_tail),
             address=detail.owner_address,
         ),
-        tags=[
-            TagBindingOut(tag_id=t.tag_id, valid_from=t.valid_from, valid_to=t.valid_to)
-            for t in detail.tags
-        ],
+        tags=_tags_out(detail.tags),
         registered_at=detail.registered_at,
         deregistered_at=detail.deregistered_at,
         theft=None

@@ -108,11 +108,8 @@ def bike_poller(
                 network: LoadedNetwork | None = cache.get(conn) if passages else None
             except UnavailableError:  # no network only means no extension drawn
                 network = None
-        events: list[Event] = []
-        a, b = cursor.a, cursor.b
-        for row in alerts:
-            a = int(row["alert_id"])
-            events.append(("alert", _alert_data(row), Cursor(a, b)))
+        events, a = _alert_events(alerts, cursor)
+        b = cursor.b
         for row in passages:
             b = int(row.pop("closest_at_us"))
             row["route_extension"] = _extension(network, last_reader[0], str(row["reader_id"]))
@@ -126,6 +123,17 @@ def bike_poller(
 # An acknowledgement's time is its transaction's start: one that commits late can carry a time
 # before the newest already sent. Each look reaches this far back (the ones sent are skipped).
 ACK_OVERLAP = timedelta(seconds=30)
+
+
+def _alert_events(alerts: list[dict[str, Any]], cursor: Cursor) -> tuple[list[Event], int]:
+    """``alerts`` (newer than ``cursor``, oldest first) as events, each cursor at its alert;
+    and the last alert's id (the cursor's own when there is none)."""
+    events: list[Event] = []
+    a = cursor.a
+    for row in alerts:
+        a = int(row["alert_id"])
+        events.append(("alert", _alert_data(row), Cursor(a, cursor.b)))
+    return events, a
 
 
 def desk_poller(
@@ -145,11 +153,8 @@ def desk_poller(
             )
             flags = cases.flags_after(conn, after_id=cursor.b, raised_since=raised_since)
             acks = cases.acks_after(conn, after=acked_after[0] - ACK_OVERLAP)
-        events: list[Event] = []
-        a, b = cursor.a, cursor.b
-        for row in alerts:
-            a = int(row["alert_id"])
-            events.append(("alert", _alert_data(row), Cursor(a, b)))
+        events, a = _alert_events(alerts, cursor)
+        b = cursor.b
         for row in flags:
             b = int(row["flag_id"])
             events.append(("stolen_match", row, Cursor(a, b)))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict, Unpack
 
 import psycopg
 from psycopg.rows import class_row
@@ -102,48 +102,26 @@ class Caller:
     remote_addr: str
 
 
-def row_by(
-    by: Actor,
-    action: str,
-    *,
-    subject: str = "",
-    bike_id: int | None = None,
-    reason: str = "",
-    case_number: str | None = None,
-    detail: dict[str, Any] | None = None,
-) -> AuditRow:
+class AuditFields(TypedDict, total=False):
+    """What an entry says beyond who did what (each as in :class:`AuditRow`, which defaults
+    what is left out)."""
+
+    subject: str
+    bike_id: int | None
+    reason: str
+    case_number: str | None
+    detail: dict[str, Any]
+
+
+def row_by(by: Actor, action: str, **fields: Unpack[AuditFields]) -> AuditRow:
     """The entry of ``by`` doing ``action``: the one place a caller's name, role and address
     become an audit row."""
-    return AuditRow(
-        actor=by.username,
-        role=by.role,
-        action=action,
-        subject=subject,
-        bike_id=bike_id,
-        reason=reason,
-        case_number=case_number,
-        remote_addr=by.remote_addr,
-        detail=detail or {},
-    )
+    return AuditRow(by.username, by.role, action, remote_addr=by.remote_addr, **fields)
 
 
-def record(
-    conn: psycopg.Connection,
-    by: Actor,
-    action: str,
-    *,
-    subject: str = "",
-    bike_id: int | None = None,
-    reason: str = "",
-    case_number: str | None = None,
-    detail: dict[str, Any] | None = None,
-) -> None:
+def record(conn: psycopg.Connection, by: Actor, action: str, **fields: Unpack[AuditFields]) -> None:
     """Append :func:`row_by`'s entry, in the caller's transaction."""
-    append_row(
-        conn,
-        row_by(by, action, subject=subject, bike_id=bike_id, reason=reason,
-               case_number=case_number, detail=detail),
-    )  # fmt: skip
+    append_row(conn, row_by(by, action, **fields))
 
 
 def append(
@@ -152,19 +130,11 @@ def append(
     actor: str,
     role: str,
     action: str,
-    subject: str = "",
-    bike_id: int | None = None,
-    reason: str = "",
-    case_number: str | None = None,
     remote_addr: str = "",
-    detail: dict[str, Any] | None = None,
+    **fields: Unpack[AuditFields],
 ) -> None:
     """Append one entry, in the caller's transaction (a lookup and its record commit together)."""
-    append_row(
-        conn,
-        AuditRow(actor, role, action, subject, bike_id, reason, case_number, remote_addr,
-                 detail or {}),
-    )  # fmt: skip
+    record(conn, Caller(actor, role, remote_addr), action, **fields)
 
 
 def search(

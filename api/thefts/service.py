@@ -82,15 +82,21 @@ def get_theft(conn: psycopg.Connection, *, theft_id: int, by: Principal) -> Thef
     return theft_out(theft)
 
 
-def confirm(
-    conn: psycopg.Connection, *, theft_id: int, case_number: str, by: Principal
-) -> TheftOut:
-    """An officer confirms a reported theft under a case number (unique)."""
+def _open_theft(conn: psycopg.Connection, theft_id: int) -> cases.TheftRecord:
+    """The theft, still open (reported or confirmed): not found, or a conflict if it closed."""
     theft = cases.get_theft(conn, theft_id)
     if theft is None:
         raise NotFoundError(f"no theft {theft_id}")
     if theft.status not in _OPEN:
         raise ConflictError(f"theft {theft_id} is {theft.status}", code="theft-closed")
+    return theft
+
+
+def confirm(
+    conn: psycopg.Connection, *, theft_id: int, case_number: str, by: Principal
+) -> TheftOut:
+    """An officer confirms a reported theft under a case number (unique)."""
+    theft = _open_theft(conn, theft_id)
     other = cases.theft_by_case(conn, case_number)
     if other is not None and other.theft_id != theft_id:
         raise ConflictError(
@@ -111,11 +117,7 @@ def confirm(
 
 def recover(conn: psycopg.Connection, *, theft_id: int, at: datetime, by: Principal) -> TheftOut:
     """The bike is back: the theft closes as recovered and its watch closes."""
-    theft = cases.get_theft(conn, theft_id)
-    if theft is None:
-        raise NotFoundError(f"no theft {theft_id}")
-    if theft.status not in _OPEN:
-        raise ConflictError(f"theft {theft_id} is {theft.status}", code="theft-closed")
+    theft = _open_theft(conn, theft_id)
     if at < theft.stolen_at:
         raise BadRequestError("recovered_at is before the theft")
     cases.recover_theft(conn, theft_id=theft_id, at=at)

@@ -25,6 +25,7 @@ from fpdf.fonts import FontFace
 from numpy.typing import NDArray
 
 from api.errors import BadRequestError, UnavailableError
+from api.tracking.exports import kind_runs
 
 MEDIA_TYPE = "application/pdf"
 
@@ -165,17 +166,8 @@ class _Projection:
 
 
 def _stretches(coords: list[list[float]], kinds: list[str]) -> list[tuple[str, list[Any]]]:
-    """Runs of route points of one kind; each run ends on the next run's first point."""
-    runs: list[tuple[str, list[Any]]] = []
-    for point, raw in zip(coords, kinds, strict=True):
-        kind = raw if raw in STRETCH_STYLES else _FALLBACK_KIND
-        if runs and runs[-1][0] == kind:
-            runs[-1][1].append(point)
-            continue
-        if runs:
-            runs[-1][1].append(point)
-        runs.append((kind, [point]))
-    return [(kind, run) for kind, run in runs if len(run) >= 2]
+    """Runs of route points of one kind (an unknown kind drawn as the fallback's)."""
+    return kind_runs(coords, [k if k in STRETCH_STYLES else _FALLBACK_KIND for k in kinds])
 
 
 class _Sheet(FPDF):

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, TypeVar
 from xml.sax.saxutils import escape, quoteattr
 
 MEDIA_TYPES = {
@@ -76,13 +77,14 @@ def _kml_styles() -> str:
     return lines + passage + track
 
 
-def _stretches(
-    points: list[tuple[float, float, str, str]],
-) -> list[tuple[str, list[tuple[float, float, str, str]]]]:
-    """Runs of points of one kind; each run ends on the next run's first point (no holes)."""
-    runs: list[tuple[str, list[tuple[float, float, str, str]]]] = []
-    for point in points:
-        kind = point[3] if point[3] in KML_STYLES else _KML_FALLBACK_STYLE
+P = TypeVar("P")
+
+
+def kind_runs(points: Iterable[P], kinds: Iterable[str]) -> list[tuple[str, list[P]]]:
+    """Runs of points of one kind (``kinds``: each point's); each run ends on the next run's
+    first point (no holes), and a run of fewer than two points is left out."""
+    runs: list[tuple[str, list[P]]] = []
+    for point, kind in zip(points, kinds, strict=True):
         if runs and runs[-1][0] == kind:
             runs[-1][1].append(point)
             continue
@@ -90,6 +92,13 @@ def _stretches(
             runs[-1][1].append(point)
         runs.append((kind, [point]))
     return [(kind, run) for kind, run in runs if len(run) >= 2]
+
+
+def _stretches(
+    points: list[tuple[float, float, str, str]],
+) -> list[tuple[str, list[tuple[float, float, str, str]]]]:
+    """Runs of points of one KML style (an unknown kind drawn as the fallback's)."""
+    return kind_runs(points, [p[3] if p[3] in KML_STYLES else _KML_FALLBACK_STYLE for p in points])
 
 
 def to_kml(feature: dict[str, Any]) -> str:

@@ -40,20 +40,22 @@ async def last_seen(
 ) -> dict[str, Any]:
     """Where and when the bike was last heard (on the request's asyncio connection)."""
     reason = check_reason(reason, case_number)
-    record = _audit_row(by, "bike.last_seen", bike_id, reason, case_number)
+    record = bike_lookup_row(by, "bike.last_seen", bike_id, reason, case_number)
     await check_case_async(conn, record)
     # One round trip: the bike's existence, the audit row and the sighting. For an unknown
     # bike the request's transaction, audit row included, rolls back; the 404 is audited by
     # the handler of LookupNotFoundError, in a transaction of its own.
-    seen, _ = await _audited_last_seen(conn, bike_id, record)
+    seen, _ = await audited_last_seen(conn, bike_id, record)
     if seen is None:
         raise LookupNotFoundError(f"bike {bike_id} has never been seen", record=record)
-    return {"bike_id": bike_id, **_last_seen_doc(seen)}
+    return {"bike_id": bike_id, **seen.doc()}
 
 
-async def _audited_last_seen(
+async def audited_last_seen(
     conn: psycopg.AsyncConnection[Any], bike_id: int, record: audit.AuditRow
 ) -> tuple[LastSeen | None, int | None]:
+    """The bike's last sighting and the active network's id, ``record`` appended in the same
+    round trip; an unknown bike is a 404 that is audited too."""
     try:
         return await store.audited_last_seen(bike_id=bike_id, record=record).run_async(conn)
     except NotFoundError as exc:
@@ -74,12 +76,12 @@ async def next_readers(
     """The readers the bike will likely pass next, with ETAs (on the request's asyncio
     connection; ``pool`` loads the road network if it is not loaded yet)."""
     reason = check_reason(reason, case_number)
-    record = _audit_row(by, "bike.next_readers", bike_id, reason, case_number)
+    record = bike_lookup_row(by, "bike.next_readers", bike_id, reason, case_number)
     await check_case_async(conn, record)
     # One round trip: the bike's existence (an unknown bike is a 404 before anything else),
     # the audit row, the sighting and the active network's id; the reader's history is a
     # second one when it is not kept.
-    seen, network_id = await _audited_last_seen(conn, bike_id, record)
+    seen, network_id = await audited_last_seen(conn, bike_id, record)
     loaded = await active_network(network, pool, network_id)  # 503 before "never seen"
     if seen is None:
         raise LookupNotFoundError(f"bike {bike_id} has never been seen", record=record)
@@ -99,7 +101,7 @@ async def next_readers(
     predicted = predict_next_readers(loaded, seen, history, limit)
     return {
         "bike_id": bike_id,
-        "last_seen": _last_seen_doc(seen),
+        "last_seen": seen.doc(),
         "next_readers": [
             {
                 "reader_id": n.reader_id,
@@ -114,19 +116,7 @@ async def next_readers(
     }
 
 
-def _last_seen_doc(seen: LastSeen) -> dict[str, Any]:
-    """``asdict(seen)`` without its deep copy (every field is immutable)."""
-    return {
-        "tag_id": seen.tag_id,
-        "reader_id": seen.reader_id,
-        "at": seen.at,
-        "lon": seen.lon,
-        "lat": seen.lat,
-        "source": seen.source,
-    }
-
-
-def _audit_row(
+def bike_lookup_row(
     by: Principal,
     action: str,
     bike_id: int,
@@ -180,7 +170,7 @@ def companions(
         raise BadRequestError("since must be before until, and the window at most 31 days")
     audit.append_row(
         conn,
-        _audit_row(by, "case.companions", theft.bike_id, reason, case_number,
+        bike_lookup_row(by, "case.companions", theft.bike_id, reason, case_number,
                    detail={"theft_id": theft_id}),
     )  # fmt: skip
     found: dict[str, dict[str, Any]] = {}

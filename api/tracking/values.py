@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 # The transitions query's rows: (next reader, departures, median travel seconds), most
 # frequent first.
@@ -23,6 +24,18 @@ class LastSeen:
     lon: float | None
     lat: float | None
     source: str  # "passage" (closed passage, closest approach) or "read" (a watched tag's alert)
+
+    def doc(self) -> dict[str, Any]:
+        """The sighting as a JSON-ready dict: ``asdict`` without its deep copy (every field
+        is immutable)."""
+        return {
+            "tag_id": self.tag_id,
+            "reader_id": self.reader_id,
+            "at": self.at,
+            "lon": self.lon,
+            "lat": self.lat,
+            "source": self.source,
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,10 +13,8 @@ from api.deps import Principal
 from api.errors import BadRequestError, LookupNotFoundError
 from api.grounds import check_case_async, check_reason
 from api.network.service import LoadedNetwork, NetworkCache, active_network
-from api.registry import audit
-from api.tracking import store
+from api.tracking.lookups import audited_last_seen, bike_lookup_row
 from api.tracking.values import LastSeen
-from track_engine.errors import NotFoundError
 from track_engine.where_now import silent_readers, where_now
 
 # Past this the map is most of the city: the officer is told so rather than shown it.
@@ -40,17 +38,11 @@ async def where_now_lookup(
     reason = check_reason(reason, case_number)
     if at is not None and at.tzinfo is None:
         raise BadRequestError("at needs a time zone, e.g. 2026-11-29T06:00:00Z")
-    record = audit.row_by(
-        by, "bike.where_now", subject=f"bike:{bike_id}", bike_id=bike_id, reason=reason,
-        case_number=case_number, detail={"at": at.isoformat()} if at else {},
-    )  # fmt: skip
+    record = bike_lookup_row(
+        by, "bike.where_now", bike_id, reason, case_number, {"at": at.isoformat()} if at else {}
+    )
     await check_case_async(conn, record)
-    try:
-        seen, network_id = await store.audited_last_seen(bike_id=bike_id, record=record).run_async(
-            conn
-        )
-    except NotFoundError as exc:
-        raise LookupNotFoundError(str(exc), record=record) from exc
+    seen, network_id = await audited_last_seen(conn, bike_id, record)
     loaded = await active_network(network, pool, network_id)  # 503 before "never seen"
     if seen is None:
         raise LookupNotFoundError(f"bike {bike_id} has never been seen", record=record)
@@ -66,7 +58,7 @@ async def where_now_lookup(
             f" {MAX_ELAPSED.total_seconds() / 3600:g} hours after it"
         )
     doc = await run_in_threadpool(_map, loaded, seen, elapsed.total_seconds())
-    return {"bike_id": bike_id, "at": at, "last_seen": _seen_doc(seen), **doc}
+    return {"bike_id": bike_id, "at": at, "last_seen": seen.doc(), **doc}
 
 
 def _map(loaded: LoadedNetwork, seen: LastSeen, elapsed_s: float) -> dict[str, Any]:
@@ -82,15 +74,4 @@ def _map(loaded: LoadedNetwork, seen: LastSeen, elapsed_s: float) -> dict[str, A
         "reach_area_km2": round(found.reach_area_km2(), 4),
         "silent_readers": len(silent),
         "region": found.region_geojson(loaded.graph, REGION_MASS),
-    }
-
-
-def _seen_doc(seen: LastSeen) -> dict[str, Any]:
-    return {
-        "tag_id": seen.tag_id,
-        "reader_id": seen.reader_id,
-        "at": seen.at,
-        "lon": seen.lon,
-        "lat": seen.lat,
-        "source": seen.source,
     }

@@ -11,14 +11,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tagtrail.bench.engine_accuracy import (
+from tagtrail.bench.engine_accuracy import reconstruct
+from tagtrail.bench.engine_scenario import (
     AccuracyOptions,
     Scenario,
     build_scenario,
-    reconstruct,
-    score_scenario,
     simulate_city,
 )
+from tagtrail.bench.engine_scores import score_scenario
 from track_engine.path_model import score
 from track_engine.paths import NegativeEvidenceChooser
 from track_engine.roads import RoadGraph

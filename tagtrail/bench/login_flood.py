@@ -37,6 +37,8 @@ from urllib.parse import quote, urlencode
 import numpy as np
 import psycopg
 
+from tagtrail.bench.api_under_test import Http, api_service
+from tagtrail.bench.city_seed import seed_city
 from tagtrail.bench.common import (
     ADMIN_URL,
     BenchError,
@@ -47,7 +49,6 @@ from tagtrail.bench.common import (
 )
 from tagtrail.bench.latency import login, officer
 from tagtrail.bench.preload import checkpoint
-from tagtrail.bench.query import Http, api_service, seed_city
 
 
 @dataclass(frozen=True)

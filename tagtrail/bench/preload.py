@@ -25,41 +25,20 @@ _SPAN_US = 6 * 3600 * _US
 
 def preload_reads(database_url: str, *, rows: int, before_us: int, tags: int) -> dict[str, Any]:
     """Store ``rows`` reads in the partition of ``before_us``'s day; returns rows and seconds."""
-    end = datetime.fromtimestamp(before_us / _US, UTC)
-    day = end.replace(hour=0, minute=0, second=0, microsecond=0)
-    start_us = max(int(day.timestamp()) * _US, before_us - _SPAN_US)
-    step_us = max(1, (before_us - start_us) // max(rows, 1))
-    part = f"reads_p{day:%Y%m%d}"
-    started = time.perf_counter()
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("SET maintenance_work_mem = '1GB'")
-        direct = _direct(conn, "reads")
-        if direct:
-            part = "reads"
-            _ensure_day(conn, "reads", day)
-        else:
-            conn.execute(f"CREATE TABLE {part} (LIKE reads INCLUDING DEFAULTS)")
-        conn.execute(
-            f"""INSERT INTO {part} (tag_id, read_at, reader_id, antenna, rssi_dbm, reader_seq,
-                                    gateway_id)
-                SELECT upper(substr(md5((i %% {tags})::text), 1, 16)),
+    return _preload(
+        database_url,
+        "reads",
+        rows=rows,
+        before_us=before_us,
+        columns="tag_id, read_at, reader_id, antenna, rssi_dbm, reader_seq, gateway_id",
+        select=f"""SELECT upper(substr(md5((i %% {tags})::text), 1, 16)),
                        timestamptz 'epoch' + (%(start)s + i * %(step)s) * interval '1 microsecond',
                        'AT-' || lpad(upper(to_hex(1 + i %% 2000)), 8, '0'),
                        1 + i %% 2, -60 - (i %% 20), i, 'bench-preload'
                 FROM generate_series(0::bigint, %(rows)s::bigint - 1) AS i""",
-            {"start": start_us, "step": step_us, "rows": rows},
-        )
-        if direct:
-            conn.execute("ANALYZE reads")
-            return {"rows": rows, "partition": "reads", "seconds": _since(started)}
-        conn.execute(f"ALTER TABLE {part} ADD PRIMARY KEY (read_at, tag_id, reader_id, antenna)")
-        # DDL takes no parameters; both bounds are formatted dates, not user input.
-        lo, hi = day.isoformat(), (day + timedelta(days=1)).isoformat()
-        conn.execute(
-            f"ALTER TABLE reads ATTACH PARTITION {part} FOR VALUES FROM ('{lo}') TO ('{hi}')"
-        )
-        conn.execute(f"ANALYZE {part}")
-    return {"rows": rows, "partition": part, "seconds": round(time.perf_counter() - started, 1)}
+        params={},
+        primary_key="read_at, tag_id, reader_id, antenna",
+    )
 
 
 def preload_passages(
@@ -71,49 +50,72 @@ def preload_passages(
     passages use the city's own reader ids, so "where did tags go next from this reader"
     has months of departures to wade through, as it would in a real deployment.
     """
-    end = datetime.fromtimestamp(before_us / _US, UTC)
-    day = end.replace(hour=0, minute=0, second=0, microsecond=0)
-    start_us = max(int(day.timestamp()) * _US, before_us - _SPAN_US)
-    step_us = max(1, (before_us - start_us) // max(rows, 1))
-    part = f"passages_p{day:%Y%m%d}"
-    started = time.perf_counter()
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("SET maintenance_work_mem = '1GB'")
-        direct = _direct(conn, "passages")
-        if direct:
-            part = "passages"
-            _ensure_day(conn, "passages", day)
-        else:
-            conn.execute(f"CREATE TABLE {part} (LIKE passages INCLUDING DEFAULTS)")
-        conn.execute(
-            f"""INSERT INTO {part} (tag_id, reader_id, first_at, last_at, closest_at,
-                                    peak_rssi_dbm, read_count, direction)
-                SELECT upper(substr(md5((i %% {tags})::text), 1, 16)),
+    return _preload(
+        database_url,
+        "passages",
+        rows=rows,
+        before_us=before_us,
+        columns="tag_id, reader_id, first_at, last_at, closest_at, peak_rssi_dbm, read_count,"
+        " direction",
+        select=f"""SELECT upper(substr(md5((i %% {tags})::text), 1, 16)),
                        (%(readers)s::text[])[1 + (i * 7919) %% %(n)s],
                        ts, ts + interval '3 seconds', ts + interval '1.5 seconds', -50, 15, ''
                 FROM generate_series(0::bigint, %(rows)s::bigint - 1) AS i,
                      LATERAL (SELECT timestamptz 'epoch'
                                      + (%(start)s + i * %(step)s) * interval '1 microsecond'
                              ) AS t(ts)""",
-            {
-                "readers": readers,
-                "n": len(readers),
-                "rows": rows,
-                "start": start_us,
-                "step": step_us,
-            },
+        params={"readers": readers, "n": len(readers)},
+        primary_key="tag_id, first_at, reader_id",
+        indexes=("reader_id, first_at",),
+    )
+
+
+def _preload(
+    database_url: str,
+    table: str,
+    *,
+    rows: int,
+    before_us: int,
+    columns: str,
+    select: str,
+    params: dict[str, Any],
+    primary_key: str,
+    indexes: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """Insert ``select``'s ``rows`` rows (``columns`` of ``table``; parameters ``start``,
+    ``step`` and ``rows`` given, ``params`` besides) into a plain table shaped like the
+    partition of ``before_us``'s day, key and index it in one sort each, and attach it."""
+    end = datetime.fromtimestamp(before_us / _US, UTC)
+    day = end.replace(hour=0, minute=0, second=0, microsecond=0)
+    start_us = max(int(day.timestamp()) * _US, before_us - _SPAN_US)
+    step_us = max(1, (before_us - start_us) // max(rows, 1))
+    part = f"{table}_p{day:%Y%m%d}"
+    started = time.perf_counter()
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("SET maintenance_work_mem = '1GB'")
+        direct = _direct(conn, table)
+        if direct:
+            part = table
+            _ensure_day(conn, table, day)
+        else:
+            conn.execute(f"CREATE TABLE {part} (LIKE {table} INCLUDING DEFAULTS)")
+        conn.execute(
+            f"INSERT INTO {part} ({columns}) {select}",
+            {"start": start_us, "step": step_us, "rows": rows, **params},
         )
         if direct:
-            conn.execute("ANALYZE passages")
-            return {"rows": rows, "partition": "passages", "seconds": _since(started)}
-        conn.execute(f"ALTER TABLE {part} ADD PRIMARY KEY (tag_id, first_at, reader_id)")
-        conn.execute(f"CREATE INDEX ON {part} (reader_id, first_at)")
+            conn.execute(f"ANALYZE {table}")
+            return {"rows": rows, "partition": table, "seconds": _since(started)}
+        conn.execute(f"ALTER TABLE {part} ADD PRIMARY KEY ({primary_key})")
+        for index in indexes:
+            conn.execute(f"CREATE INDEX ON {part} ({index})")
+        # DDL takes no parameters; both bounds are formatted dates, not user input.
         lo, hi = day.isoformat(), (day + timedelta(days=1)).isoformat()
         conn.execute(
-            f"ALTER TABLE passages ATTACH PARTITION {part} FOR VALUES FROM ('{lo}') TO ('{hi}')"
+            f"ALTER TABLE {table} ATTACH PARTITION {part} FOR VALUES FROM ('{lo}') TO ('{hi}')"
         )
         conn.execute(f"ANALYZE {part}")
-    return {"rows": rows, "partition": part, "seconds": round(time.perf_counter() - started, 1)}
+    return {"rows": rows, "partition": part, "seconds": _since(started)}
 
 
 def _direct(conn: psycopg.Connection, table: str) -> bool:

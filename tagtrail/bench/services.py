@@ -15,6 +15,8 @@ import socket
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
@@ -153,12 +155,7 @@ class PipelineUnderTest:
 
     def _probe_engines(self, timeout_s: float) -> None:
         """Publish one read per shard until each is stored: every shard has a subscriber."""
-        target = mqtt_target(self.mqtt_url)
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="", clean_session=True)
-        target.configure(client)
-        client.connect(target.host, target.port, keepalive=30)
-        client.loop_start()
-        try:
+        with self._probe_client() as client:
             deadline = time.monotonic() + timeout_s
             stored: set[int] = set()
             next_publish = 0.0
@@ -177,21 +174,13 @@ class PipelineUnderTest:
                     "SELECT DISTINCT tag_id FROM reads WHERE reader_id = 'PROBE'"
                 ).fetchall()
                 stored = {s for s in range(SHARDS) if (self._probe_tag(s),) in rows}
-        finally:
-            client.loop_stop()
-            client.disconnect()
 
     def nudge(self) -> None:
         """One more probe read per shard (new keys), so every engine runs one more
         micro-batch and refreshes its gauges; waits until they are stored."""
         before = self.reads_stored()
         self._nudges += 1
-        target = mqtt_target(self.mqtt_url)
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="", clean_session=True)
-        target.configure(client)
-        client.connect(target.host, target.port, keepalive=30)
-        client.loop_start()
-        try:
+        with self._probe_client() as client:
             for shard in range(SHARDS):
                 self._publish_probe(client, shard, offset_us=self._nudges)
             wait_for(
@@ -200,6 +189,17 @@ class PipelineUnderTest:
                 what="the nudge reads",
                 services=self.engines,
             )
+
+    @contextmanager
+    def _probe_client(self) -> Iterator[mqtt.Client]:
+        """A connected broker client for probe reads, its network loop running."""
+        target = mqtt_target(self.mqtt_url)
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="", clean_session=True)
+        target.configure(client)
+        client.connect(target.host, target.port, keepalive=30)
+        client.loop_start()
+        try:
+            yield client
         finally:
             client.loop_stop()
             client.disconnect()

@@ -205,7 +205,8 @@ def bench_accuracy(
     the route-choice oracle (the bound the evidence allows)."""
     from rich.table import Table
 
-    from tagtrail.bench.engine_accuracy import AccuracyOptions, run_accuracy
+    from tagtrail.bench.engine_accuracy import run_accuracy
+    from tagtrail.bench.engine_scenario import AccuracyOptions
 
     try:
         options = AccuracyOptions(

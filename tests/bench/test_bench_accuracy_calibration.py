@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tagtrail.bench.engine_accuracy import AccuracyOptions, run_accuracy
+from tagtrail.bench.engine_accuracy import run_accuracy
+from tagtrail.bench.engine_scenario import AccuracyOptions
 
 
 def test_tagtrail_rows_carry_a_reliability_table_ece_and_alternatives_coverage() -> None:

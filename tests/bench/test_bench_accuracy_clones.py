@@ -10,8 +10,9 @@ import numpy as np
 from simulators.city import generate_city
 from simulators.day_plan import plan_day
 from simulators.riders import generate_population
-from tagtrail.bench.engine_accuracy import AccuracyOptions, run_accuracy
+from tagtrail.bench.engine_accuracy import run_accuracy
 from tagtrail.bench.engine_oracle import RouteChoiceOracle
+from tagtrail.bench.engine_scenario import AccuracyOptions
 from track_engine.roads import RoadGraph, precompute_reader_paths
 
 START = datetime(2026, 11, 2, 23, 0, tzinfo=UTC)

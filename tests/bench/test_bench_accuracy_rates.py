@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from tagtrail.bench.engine_accuracy import AccuracyOptions, run_accuracy
+from tagtrail.bench.engine_accuracy import run_accuracy
+from tagtrail.bench.engine_scenario import AccuracyOptions
 from tagtrail.cli import app
 
 

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from pypdf import PdfReader
 from scenarios import line_city, registration
 from test_story import _ride
+from theft_scenes import register, report_theft
 
 CASE = "HZ-SHEET-7"
 
@@ -19,25 +20,11 @@ CASE = "HZ-SHEET-7"
 def _stolen_bike_that_rode(api_db: str, client: TestClient, headers: dict) -> tuple[str, datetime]:
     line_city(api_db)
     body = registration(7300)
-    bike = client.post("/api/v1/bikes", json=body, headers=headers["registrar"])
-    assert bike.status_code == 201, bike.text
+    bike_id = register(client, headers, body)
     now = datetime.now(UTC).replace(microsecond=0)
-    theft = client.post(
-        "/api/v1/thefts",
-        json={
-            "bike_id": bike.json()["bike_id"],
-            "stolen_at": (now - timedelta(minutes=5)).isoformat(),
-            "place": "Gate",
-        },
-        headers=headers["officer"],
+    report_theft(
+        client, headers, bike_id, now - timedelta(minutes=5), place="Gate", case_number=CASE
     )
-    assert theft.status_code == 201, theft.text
-    confirmed = client.post(
-        f"/api/v1/thefts/{theft.json()['theft_id']}/confirm",
-        json={"case_number": CASE},
-        headers=headers["officer"],
-    )
-    assert confirmed.status_code == 200, confirmed.text
     ride_start = now + timedelta(seconds=2)
     _ride(api_db, body["tag_id"], ride_start, ["R0", "R1", "R2"])
     return body["plate"], ride_start

@@ -14,38 +14,12 @@ import pytest
 from api_helpers import add_user, login
 from fastapi.testclient import TestClient
 from scenarios import line_city, registration
+from theft_scenes import bind_tags_since, register, report_theft, ride
 
 from api.alerts.service import Shifts, period_start
-from reader_gateway.wire import batch_from_columns
-from track_engine.pipeline import Engine
 
 CASE = "HZ-DESK-1"
 REASON = {"reason": "duty desk: alerts of this shift"}
-
-
-def _ride(url: str, tag_id: str, start: datetime, readers: list[str], *, seq: int) -> None:
-    """The bike passes ``readers`` 70 s apart, through the engine (reads, alerts, passages)."""
-    reader_ids, read_at_us = [], []
-    t0_us = int(start.timestamp() * 1e6)
-    for k, reader in enumerate(readers):
-        for i in range(6):
-            reader_ids.append(reader)
-            read_at_us.append(t0_us + k * 70_000_000 + i * 200_000)
-    batch = batch_from_columns(
-        gateway_id="gw-desk",
-        batch_seq=seq,
-        sent_at_us=read_at_us[-1],
-        reader_ids=reader_ids,
-        antenna=[1] * len(reader_ids),
-        tag=[tag_id] * len(reader_ids),
-        rssi_dbm=[-60.0] * len(reader_ids),
-        read_at_us=read_at_us,
-        seq=list(range(len(reader_ids))),
-    )
-    with psycopg.connect(url) as conn:
-        engine = Engine(conn, gap_s=5.0)
-        engine.process([batch])
-        engine.flush()
 
 
 @pytest.fixture(scope="module")
@@ -55,28 +29,14 @@ def scene(api_db: str, client: TestClient, headers: dict[str, dict[str, str]]) -
     line_city(api_db)
     add_user(api_db, "officer-two", "officer")
     body = registration(701)
-    bike = client.post("/api/v1/bikes", json=body, headers=headers["registrar"])
-    assert bike.status_code == 201, bike.text
-    bike_id = bike.json()["bike_id"]
+    bike_id = register(client, headers, body)
     now = datetime.now(UTC)
-    with psycopg.connect(api_db) as conn:
-        conn.execute(
-            "UPDATE tag_bindings SET valid = tstzrange(%s, NULL) WHERE bike_id = %s",
-            (now - timedelta(hours=1), bike_id),
-        )
-    theft = client.post(
-        "/api/v1/thefts",
-        json={"bike_id": bike_id, "stolen_at": (now - timedelta(minutes=30)).isoformat()},
-        headers=headers["officer"],
-    )
-    assert theft.status_code == 201, theft.text
-    confirmed = client.post(
-        f"/api/v1/thefts/{theft.json()['theft_id']}/confirm",
-        json={"case_number": CASE},
-        headers=headers["officer"],
-    )
-    assert confirmed.status_code == 200, confirmed.text
-    _ride(api_db, body["tag_id"], now - timedelta(minutes=10), ["R1", "R2"], seq=1)
+    bind_tags_since(api_db, bike_id, now - timedelta(hours=1))
+    report_theft(client, headers, bike_id, now - timedelta(minutes=30), case_number=CASE)
+    ride(
+        api_db, body["tag_id"], now - timedelta(minutes=10), ["R1", "R2"],
+        gateway_id="gw-desk", reads=6, rssi_fall_db=0.0,
+    )  # fmt: skip
     again = registration(702, frame_number=body["frame_number"])
     flagged = client.post("/api/v1/bikes", json=again, headers=headers["registrar"])
     assert flagged.status_code in (200, 201, 202, 409), flagged.text

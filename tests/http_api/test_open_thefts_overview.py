@@ -12,60 +12,22 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from scenarios import line_city, registration
-
-from reader_gateway.wire import batch_from_columns
-from track_engine.pipeline import Engine
+from theft_scenes import bind_tags_since, register, report_theft, ride
 
 URL = "/api/v1/thefts/open/last-seen"
 REASON = {"reason": "duty desk: overview of open thefts"}
 CASE = "HZ-MAP-1"
 
 
-def _ride(url: str, tag_id: str, start: datetime, readers: list[str], *, seq: int) -> None:
-    """The bike passes ``readers`` 70 s apart, through the engine (reads, alerts, passages)."""
-    reader_ids, read_at_us = [], []
-    t0_us = int(start.timestamp() * 1e6)
-    for k, reader in enumerate(readers):
-        for i in range(6):
-            reader_ids.append(reader)
-            read_at_us.append(t0_us + k * 70_000_000 + i * 200_000)
-    batch = batch_from_columns(
-        gateway_id="gw-map",
-        batch_seq=seq,
-        sent_at_us=read_at_us[-1],
-        reader_ids=reader_ids,
-        antenna=[1] * len(reader_ids),
-        tag=[tag_id] * len(reader_ids),
-        rssi_dbm=[-60.0] * len(reader_ids),
-        read_at_us=read_at_us,
-        seq=list(range(len(reader_ids))),
-    )
-    with psycopg.connect(url) as conn:
-        engine = Engine(conn, gap_s=5.0)
-        engine.process([batch])
-        engine.flush()
-
-
 def _stolen(
     api_db: str, client: TestClient, headers: dict[str, dict[str, str]], n: int
 ) -> dict[str, Any]:
     body = registration(n)
-    bike = client.post("/api/v1/bikes", json=body, headers=headers["registrar"])
-    assert bike.status_code == 201, bike.text
-    bike_id = bike.json()["bike_id"]
+    bike_id = register(client, headers, body)
     now = datetime.now(UTC)
-    with psycopg.connect(api_db) as conn:
-        conn.execute(
-            "UPDATE tag_bindings SET valid = tstzrange(%s, NULL) WHERE bike_id = %s",
-            (now - timedelta(hours=1), bike_id),
-        )
-    theft = client.post(
-        "/api/v1/thefts",
-        json={"bike_id": bike_id, "stolen_at": (now - timedelta(minutes=30)).isoformat()},
-        headers=headers["officer"],
-    )
-    assert theft.status_code == 201, theft.text
-    return {"bike_id": bike_id, "theft_id": theft.json()["theft_id"], **body}
+    bind_tags_since(api_db, bike_id, now - timedelta(hours=1))
+    theft_id = report_theft(client, headers, bike_id, now - timedelta(minutes=30))
+    return {"bike_id": bike_id, "theft_id": theft_id, **body}
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +42,10 @@ def scene(api_db: str, client: TestClient, headers: dict[str, dict[str, str]]) -
         headers=headers["officer"],
     )
     assert confirmed.status_code == 200, confirmed.text
-    _ride(api_db, seen["tag_id"], datetime.now(UTC) - timedelta(minutes=10), ["R1", "R2"], seq=1)
+    ride(
+        api_db, seen["tag_id"], datetime.now(UTC) - timedelta(minutes=10), ["R1", "R2"],
+        gateway_id="gw-map", reads=6, rssi_fall_db=0.0,
+    )  # fmt: skip
     unseen = _stolen(api_db, client, headers, 902)
     closed = _stolen(api_db, client, headers, 903)
     back = client.post(

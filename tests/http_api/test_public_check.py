@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from fastapi.testclient import TestClient
 from scenarios import registration
+from theft_scenes import register, report_theft
 
 from api.public import views
 
@@ -16,18 +17,8 @@ FIELDS = {"checked_by", "value", "reported_stolen", "reported_on", "advice"}
 
 def _stolen(client: TestClient, headers: dict, n: int) -> dict:
     body = registration(n)
-    bike = client.post("/api/v1/bikes", json=body, headers=headers["registrar"])
-    assert bike.status_code == 201, bike.text
-    theft = client.post(
-        "/api/v1/thefts",
-        json={
-            "bike_id": bike.json()["bike_id"],
-            "stolen_at": (datetime.now(UTC) - timedelta(hours=2)).isoformat(),
-            "place": "Gate 3",
-        },
-        headers=headers["officer"],
-    )
-    assert theft.status_code == 201, theft.text
+    bike_id = register(client, headers, body)
+    report_theft(client, headers, bike_id, datetime.now(UTC) - timedelta(hours=2), place="Gate 3")
     return body
 
 

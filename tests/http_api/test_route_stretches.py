@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from pypdf import PdfReader
 from scenarios import registration, square_city
 from test_story import _ride
+from theft_scenes import register, report_theft
 
 CASE = "HZ-STRETCH-18"
 
@@ -21,25 +22,11 @@ def test_the_route_carries_each_stretch_s_probability_and_alternatives(
 ) -> None:
     square_city(api_db)
     body = registration(7418)
-    bike = client.post("/api/v1/bikes", json=body, headers=headers["registrar"])
-    assert bike.status_code == 201, bike.text
+    bike_id = register(client, headers, body)
     now = datetime.now(UTC).replace(microsecond=0)
-    theft = client.post(
-        "/api/v1/thefts",
-        json={
-            "bike_id": bike.json()["bike_id"],
-            "stolen_at": (now - timedelta(minutes=5)).isoformat(),
-            "place": "Block",
-        },
-        headers=headers["officer"],
+    report_theft(
+        client, headers, bike_id, now - timedelta(minutes=5), place="Block", case_number=CASE
     )
-    assert theft.status_code == 201, theft.text
-    confirmed = client.post(
-        f"/api/v1/thefts/{theft.json()['theft_id']}/confirm",
-        json={"case_number": CASE},
-        headers=headers["officer"],
-    )
-    assert confirmed.status_code == 200, confirmed.text
     ride_start = now + timedelta(seconds=2)
     _ride(api_db, body["tag_id"], ride_start, ["S0", "S3", "S0"])  # 400 m each, 70 s apart
 

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from scenarios import line_city, registration
+from theft_scenes import bind_tags_since, register, report_theft
 
 from reader_gateway.wire import ReadBatch, batch_from_columns
 from track_engine.metrics import EngineMetrics
@@ -42,21 +43,10 @@ def scene(api_db: str, client: TestClient, headers: dict[str, dict[str, str]]) -
     """A stolen bike heard at R1, then (later) by a reader nobody registered."""
     line_city(api_db)
     body = registration(951)
-    bike = client.post("/api/v1/bikes", json=body, headers=headers["registrar"])
-    assert bike.status_code == 201, bike.text
-    bike_id = bike.json()["bike_id"]
+    bike_id = register(client, headers, body)
     now = datetime.now(UTC)
-    with psycopg.connect(api_db) as conn:
-        conn.execute(
-            "UPDATE tag_bindings SET valid = tstzrange(%s, NULL) WHERE bike_id = %s",
-            (now - timedelta(hours=1), bike_id),
-        )
-    theft = client.post(
-        "/api/v1/thefts",
-        json={"bike_id": bike_id, "stolen_at": (now - timedelta(minutes=30)).isoformat()},
-        headers=headers["officer"],
-    )
-    assert theft.status_code == 201, theft.text
+    bind_tags_since(api_db, bike_id, now - timedelta(hours=1))
+    report_theft(client, headers, bike_id, now - timedelta(minutes=30))
     metrics = EngineMetrics()
     batch = _batch(
         body["tag_id"], [("R1", now - timedelta(minutes=6)), (ROGUE, now - timedelta(minutes=3))], 1

@@ -9,29 +9,12 @@ import psycopg
 from api_helpers import add_user, login
 from fastapi.testclient import TestClient
 from scenarios import line_city, registration
-
-from reader_gateway.wire import batch_from_columns
-from track_engine.pipeline import Engine
+from theft_scenes import ride
 
 
 def _ride(url: str, tag_id: str, start: datetime, readers: list[str]) -> None:
     """The bike passes ``readers`` 70 s apart (2 s of reads each) through the real engine."""
-    reader_ids, read_at_us, rssi = [], [], []
-    t0_us = int(start.timestamp() * 1e6)
-    for k, reader in enumerate(readers):
-        for i in range(11):
-            reader_ids.append(reader)
-            read_at_us.append(t0_us + k * 70_000_000 + i * 200_000)
-            rssi.append(-60.0 - abs(i - 5) * 2.0)
-    batch = batch_from_columns(
-        gateway_id="gw-where-now", batch_seq=1, sent_at_us=read_at_us[-1], reader_ids=reader_ids,
-        antenna=[1] * len(reader_ids), tag=[tag_id] * len(reader_ids), rssi_dbm=rssi,
-        read_at_us=read_at_us, seq=list(range(len(reader_ids))),
-    )  # fmt: skip
-    with psycopg.connect(url) as conn:
-        engine = Engine(conn, gap_s=5.0)
-        engine.process([batch])
-        engine.flush()
+    ride(url, tag_id, start, readers, gateway_id="gw-where-now")
 
 
 def _audited(url: str, action: str) -> list[tuple[str, str, str | None]]:

@@ -19,7 +19,8 @@ from api.registry import bike_search as bikes
 from api.tracking import store as tracking
 from simulators.emit import MqttEmitter, reader_messages
 from simulators.riders import trajectories
-from tagtrail.bench.engine_accuracy import START, prepare_truth
+from tagtrail.bench.engine_scenario import START
+from tagtrail.bench.engine_truth import prepare_truth
 from tagtrail.demo import DemoOptions, load_registry, running_pipeline, simulate
 from tagtrail.settings import Settings
 from track_engine.db import network as queries

@@ -38,7 +38,7 @@ from api.network.service import NetworkCache
 from api.tracking.service import RouteRequest, route_for_plate
 from reader_gateway.brokers import mqtt_target
 from reader_gateway.wire import batch_from_columns, encode_batch, reads_topic, shard_of
-from tagtrail.bench.engine_accuracy import START
+from tagtrail.bench.engine_scenario import START
 from tagtrail.demo import DemoOptions, SimulatedCity, load_registry, simulate
 from track_engine.consumer.config import EngineConfig
 from track_engine.consumer.service import EngineService

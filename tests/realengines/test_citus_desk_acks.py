@@ -18,7 +18,7 @@ from api.alerts import store as desk
 from api.registry import cases
 from api.registry import loaders as registry
 from api.users.service import create_user
-from tagtrail.bench.engine_accuracy import START
+from tagtrail.bench.engine_scenario import START
 
 pytestmark = [pytest.mark.citus, pytest.mark.slow]
 

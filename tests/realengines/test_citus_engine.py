@@ -21,7 +21,7 @@ from testsupport import create_database, drop_database
 
 from api.registry import bikes
 from api.registry import loaders as registry
-from tagtrail.bench.engine_accuracy import START
+from tagtrail.bench.engine_scenario import START
 from tagtrail.demo import DemoOptions, load_registry, simulate
 from track_engine.db.migrate import migrate
 from track_engine.db.writer import PartitionKeeper, store_reads

@@ -27,6 +27,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from psycopg import sql
 from scenarios import line_city, registration
 from testsupport import create_database, drop_database
+from theft_scenes import register, report_theft, ride
 
 from api.app import create_app
 from api.openapi import route_roles
@@ -424,22 +425,7 @@ def test_engine_login_is_refused_what_is_not_its_job(logins: Logins) -> None:
 
 def _ride(engine_url: str, tag_id: str, start: datetime, readers: list[str]) -> None:
     """As the engine login: the bike passes ``readers`` 70 s apart."""
-    reader_ids, read_at_us, rssi = [], [], []
-    t0_us = int(start.timestamp() * 1e6)
-    for k, reader in enumerate(readers):
-        for i in range(11):
-            reader_ids.append(reader)
-            read_at_us.append(t0_us + k * 70_000_000 + i * 200_000)
-            rssi.append(-60.0 - abs(i - 5) * 2.0)
-    batch = batch_from_columns(
-        gateway_id="gw-roles-api", batch_seq=1, sent_at_us=read_at_us[-1], reader_ids=reader_ids,
-        antenna=[1] * len(reader_ids), tag=[tag_id] * len(reader_ids), rssi_dbm=rssi,
-        read_at_us=read_at_us, seq=list(range(len(reader_ids))),
-    )  # fmt: skip
-    with psycopg.connect(engine_url) as conn:
-        engine = Engine(conn, gap_s=5.0)
-        assert engine.process([batch]).alerts
-        engine.flush()
+    assert ride(engine_url, tag_id, start, readers, gateway_id="gw-roles-api").alerts
 
 
 LIVE = {"max_events": "1", "max_seconds": "0.2"}
@@ -465,25 +451,14 @@ def test_api_login_serves_every_endpoint(logins: Logins) -> None:
         )  # fmt: skip
         assert event.status_code == 201, event.text
         body = registration(8100, event_id=event.json()["event_id"])
-        bike = client.post("/api/v1/bikes", json=body, headers=headers["registrar"])
-        assert bike.status_code == 201, bike.text
-        bike_id = bike.json()["bike_id"]
+        bike_id = register(client, headers, body)
         # The API decrypts the ID number it stored: it shows the last four characters.
         detail = client.get(f"/api/v1/bikes/{bike_id}", headers=headers["officer"])
         assert detail.status_code == 200, detail.text
         assert body["owner"]["id_number"][-4:] in orjson.dumps(detail.json()).decode()
-        theft = client.post(
-            "/api/v1/thefts",
-            json={"bike_id": bike_id, "stolen_at": (now - timedelta(minutes=5)).isoformat()},
-            headers=headers["officer"],
+        theft_id = report_theft(
+            client, headers, bike_id, now - timedelta(minutes=5), case_number="HZ-ROLES-1"
         )
-        assert theft.status_code == 201, theft.text
-        confirmed = client.post(
-            f"/api/v1/thefts/{theft.json()['theft_id']}/confirm",
-            json={"case_number": "HZ-ROLES-1"},
-            headers=headers["officer"],
-        )
-        assert confirmed.status_code == 200, confirmed.text
         ride_start = datetime.now(UTC) + timedelta(seconds=2)
         _ride(logins.engine, body["tag_id"], ride_start, ["R0", "R1", "R2"])
         route = client.get(
@@ -505,7 +480,7 @@ def test_api_login_serves_every_endpoint(logins: Logins) -> None:
         # permission error, which the API does not turn into anything else).
         samples = {
             "{plate}": body["plate"], "{case_number}": "HZ-ROLES-1", "{reader_id}": "R1",
-            "{bike_id}": str(bike_id), "{theft_id}": str(theft.json()["theft_id"]),
+            "{bike_id}": str(bike_id), "{theft_id}": str(theft_id),
         }  # fmt: skip
         checked = 0
         for route_ in client.app.state.api_routes:  # type: ignore[attr-defined]

@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import socket
 import subprocess
-import sys
 import threading
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,8 +23,8 @@ import httpx
 import psycopg
 import pytest
 from api_helpers import PASSWORD, add_user, config, login
+from api_subprocess import start_api, stop_api
 from fastapi.testclient import TestClient
-from gw_helpers import wait_until
 from testsupport import free_port
 
 from api.app import create_app
@@ -51,38 +48,14 @@ def api_server(api_db: str, tmp_path: Path) -> Iterator[ApiFactory]:
             "TAGTRAIL_DATA_DIR": str(tmp_path / "data"),
             **{f"TAGTRAIL_{k.upper()}": v for k, v in settings.items()},
         }
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "tagtrail", "api", "--port", str(port)],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        procs.append(proc)
-        base = f"http://127.0.0.1:{port}"
-
-        def up() -> bool:
-            assert proc.poll() is None, log.read_text()
-            try:
-                with urllib.request.urlopen(f"{base}/api/v1/health", timeout=1):
-                    return True
-            except OSError:
-                return False
-
-        wait_until(up, 60, "the API process")
-        return base
+        procs.append(start_api(port, env, log))
+        return f"http://127.0.0.1:{port}"
 
     try:
         yield start
     finally:
         for proc in procs:
-            proc.send_signal(signal.SIGINT)
-        for proc in procs:
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+            stop_api(proc)
 
 
 def _audit(url: str, action: str, actors: str) -> list[tuple[str, str, dict[str, str]]]:

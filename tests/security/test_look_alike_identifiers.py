@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from fastapi.testclient import TestClient
 from scenarios import registration
+from theft_scenes import report_theft
 
 from track_engine.db.migrate import migrate
 from track_engine.identifiers import frame_number_key, normalize_plate
@@ -32,15 +33,7 @@ def _stolen(client: TestClient, headers: H, n: int, frame_number: str) -> dict:
     )
     assert made.status_code == 201, made.text
     bike = made.json()
-    theft = client.post(
-        "/api/v1/thefts",
-        json={
-            "bike_id": bike["bike_id"],
-            "stolen_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
-        },
-        headers=headers["officer"],
-    )
-    assert theft.status_code == 201, theft.text
+    report_theft(client, headers, bike["bike_id"], datetime.now(UTC) - timedelta(hours=1))
     return bike
 
 

@@ -11,10 +11,6 @@ numbers in lists, the JWT secret, the ID keys and the passwords.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +18,7 @@ import httpx
 import psycopg
 import pytest
 from api_helpers import PASSWORD, add_user
-from gw_helpers import wait_until
+from api_subprocess import start_api, stop_api
 from scenarios import registration
 from testsupport import free_port
 
@@ -46,33 +42,11 @@ def api_process(api_db: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
         "TAGTRAIL_DATA_DIR": str(tmp_path / "data"),
         "PYTHONUNBUFFERED": "1",
     }
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tagtrail", "-v", "api", "--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        assert proc.poll() is None, log.read_text()
-        try:
-            with urllib.request.urlopen(f"{base}/api/v1/health", timeout=1):
-                return True
-        except OSError:
-            return False
-
+    proc = start_api(port, env, log, verbose=True)
     try:
-        wait_until(up, 60, "the API process")
-        yield base, log
+        yield f"http://127.0.0.1:{port}", log
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop_api(proc)
 
 
 def _table_text(url: str) -> str:

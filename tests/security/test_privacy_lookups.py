@@ -16,6 +16,7 @@ import pytest
 from api_helpers import add_user, login
 from fastapi.testclient import TestClient
 from scenarios import line_city, registration
+from theft_scenes import report_theft
 
 H = dict[str, dict[str, str]]
 GOOD_REASON = "tip from a patrol"
@@ -161,20 +162,13 @@ def stolen(client: TestClient, headers: H) -> dict[str, Any]:
     """A registered bike reported stolen (its theft watch is open) and confirmed as a case."""
     made = client.post("/api/v1/bikes", json=registration(8301), headers=headers["registrar"])
     assert made.status_code == 201, made.text
-    stolen_at = (datetime.now(UTC) - timedelta(hours=3)).isoformat()
-    theft = client.post(
-        "/api/v1/thefts",
-        json={"bike_id": made.json()["bike_id"], "stolen_at": stolen_at},
-        headers=headers["officer"],
+    theft_id = report_theft(
+        client,
+        headers,
+        made.json()["bike_id"],
+        datetime.now(UTC) - timedelta(hours=3),
+        case_number="HZ-PRIV-1",
     )
-    assert theft.status_code == 201, theft.text
-    theft_id = theft.json()["theft_id"]
-    confirmed = client.post(
-        f"/api/v1/thefts/{theft_id}/confirm",
-        json={"case_number": "HZ-PRIV-1"},
-        headers=headers["officer"],
-    )
-    assert confirmed.status_code == 200, confirmed.text
     watches = client.get(
         f"/api/v1/bikes/{made.json()['bike_id']}/watches", headers=headers["officer"]
     ).json()
