@@ -8,14 +8,16 @@ gateway``), a serial port needs no per-message acknowledgement round trip with t
 the reader's id and time, so event time is the workload's and passages fold as in a city.
 
 A phase: fresh database (real schema), engines then gateway(s) as their own processes, the
-ptys fed as fast as they drain for ``minutes``; the rate is the engines' count of reads
-stored (after commit) from the end of a warm-up to the arrival of the last row. Then, in the
-same database with the services stopped, the same reads (1 ms later, so they are new keys
-in the same partition) are COPYed straight into ``reads``, in the engine's format (binary
-COPY), one transaction per ~750k rows: the machine's limit for storing these rows, sustained
-as long as the pipeline's, checkpoints included (``copy_rows`` copies only the first that
-many: a burst, which a checkpoint seldom meets). With ``stored_rows`` a second phase runs on a
-second fresh database whose partition for the workload's day already holds that many reads.
+ptys fed as fast as they drain for ``minutes`` (with ``feed_rate``: exactly ``feed_rate`` ×
+``minutes`` reads at that pace, however long the pipeline takes to accept them); the rate is
+the engines' count of reads stored (after commit) from the end of a warm-up to the arrival
+of the last row. Then, in the same database with the services stopped, the same reads
+(1 ms later, so they are new keys in the same partition) are COPYed straight into
+``reads``, in the engine's format (binary COPY), one transaction per ~750k rows: the
+machine's limit for storing these rows, sustained as long as the pipeline's, checkpoints
+included (``copy_rows`` copies only the first that many: a burst, which a checkpoint seldom
+meets). With ``stored_rows`` a second phase runs on a second fresh database whose partition
+for the workload's day already holds that many reads.
 """
 
 from __future__ import annotations
@@ -173,7 +175,7 @@ def _follow(
     progress = _Progress()
     base = pipe.reads_stored()
     last_change = time.monotonic()
-    drain_deadline = started + seconds + max(_DRAIN_MAX_S, seconds)
+    drain_deadline = 0.0  # set when the feed ends, which at a feed rate has no fixed time
     while True:
         time.sleep(0.5)
         for service in pipe.services:
@@ -188,9 +190,21 @@ def _follow(
             continue
         if not progress.fed:
             progress.fed, progress.fed_end_s = pipe.feeder.frames_written, now - started
+            drain_deadline = now + max(_DRAIN_MAX_S, seconds)
         if stored >= progress.fed or now - last_change > _DRAIN_STALL_S or now > drain_deadline:
             progress.acked = pipe.gateway_reads_acked()
             return progress
+
+
+def feed_plan(feed_rate: float | None, deadline: float) -> dict[str, Any]:
+    """How :meth:`PtyFeeder.run` feeds a phase. At a ``feed_rate``: every prepared read,
+    paced, however long the pipeline takes to accept them (a fixed count; a timer ending
+    when the pace writes its last frame cut the tail off whenever the feeder ran a little
+    late), given up only if the ptys accept nothing for ``_DRAIN_STALL_S``. Without one: as
+    fast as they drain until ``deadline``, the reads fed being what fitted in."""
+    if feed_rate is not None:
+        return {"frames_per_s": feed_rate, "stall_s": _DRAIN_STALL_S}
+    return {"deadline": deadline}
 
 
 def _phase(opts: IngestOptions, database_url: str, t0_us: int, label: str) -> dict[str, Any]:
@@ -215,11 +229,8 @@ def _phase(opts: IngestOptions, database_url: str, t0_us: int, label: str) -> di
     ) as pipe:
         pipe.start()
         started = time.monotonic()
-        feeder = threading.Thread(
-            target=pipe.feeder.run,
-            args=(streams,),
-            kwargs={"deadline": started + seconds, "frames_per_s": opts.feed_rate},
-        )
+        feed = feed_plan(opts.feed_rate, started + seconds)
+        feeder = threading.Thread(target=pipe.feeder.run, args=(streams,), kwargs=feed)
         feeder.start()
         progress = _follow(pipe, feeder, started=started, seconds=seconds)
     rate = progress.rate(opts.warmup_s)

@@ -20,7 +20,8 @@ _WRITE_BYTES = 32 * 1024
 
 
 class PtyFeeder:
-    """One pty per stream; :meth:`run` writes the streams until done, a deadline or stop."""
+    """One pty per stream; :meth:`run` writes the streams until done, a deadline, a stall or
+    stop."""
 
     def __init__(self, count: int, *, frame_bytes: int) -> None:
         """Open ``count`` ptys; streams are cut at multiples of ``frame_bytes``."""
@@ -44,22 +45,35 @@ class PtyFeeder:
         return sum(w // self.frame_bytes for w in self.written)
 
     def run(
-        self, streams: Sequence[bytes], *, deadline: float, frames_per_s: float | None = None
+        self,
+        streams: Sequence[bytes],
+        *,
+        deadline: float | None = None,
+        frames_per_s: float | None = None,
+        stall_s: float | None = None,
     ) -> None:
         """Write each stream to its pty until all are written, ``deadline`` (monotonic) or stop.
 
         With ``frames_per_s`` the streams together go no faster than that (a background load);
-        without, as fast as the ptys drain.
+        without, as fast as the ptys drain. Without ``deadline`` every frame is written however
+        long the reader takes to accept them (a fixed count, not a fixed time); ``stall_s``
+        gives up when the ptys have accepted nothing for that long (the reader stopped).
         """
         views = [memoryview(s) for s in streams]
-        started = time.monotonic()
-        while not self.stop.is_set() and time.monotonic() < deadline:
+        started = last_progress = time.monotonic()
+        while not self.stop.is_set():
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                return
+            if stall_s is not None and now - last_progress > stall_s:
+                return
             todo = [i for i, v in enumerate(views) if self.written[i] < len(v)]
             if not todo:
                 return
             if frames_per_s is not None:
-                allowed = (time.monotonic() - started) * frames_per_s
+                allowed = (now - started) * frames_per_s
                 if self.frames_written >= allowed:
+                    last_progress = now  # held back by the pace, not by the reader
                     self.stop.wait(0.005)  # pacing, not synchronisation
                     continue
             fds = [self._master[i] for i in todo]
@@ -73,6 +87,7 @@ class PtyFeeder:
                     self.written[i] += os.write(fd, chunk)
                 except BlockingIOError:
                     continue
+                last_progress = time.monotonic()
 
     @staticmethod
     def _drain(fd: int) -> None:

@@ -57,7 +57,13 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
 
 
 def bench_ingest(
-    minutes: Annotated[float, typer.Option(min=0.05, help="Feeding time per phase.")] = 1.0,
+    minutes: Annotated[
+        float,
+        typer.Option(
+            min=0.05,
+            help="Feeding time per phase (with --feed-rate: rate × minutes reads, all fed).",
+        ),
+    ] = 1.0,
     stored_rows: Annotated[
         int, typer.Option(min=0, help="Second phase: reads already stored (0: skip it).")
     ] = 0,
