@@ -44,8 +44,11 @@ def registration(n: int, **overrides: Any) -> dict[str, Any]:
     return body
 
 
-def line_city(url: str, n: int = 6, spacing_m: float = SPACING_M) -> None:
-    """A straight two-way road with a reader at every node (R0 ... R5), ``spacing_m`` apart."""
+def line_city(
+    url: str, n: int = 6, spacing_m: float = SPACING_M, *, street: str | None = None
+) -> None:
+    """A straight two-way road with a reader at every node (R0 ... R5), ``spacing_m`` apart;
+    ``street`` names the road (every reader's address), None leaves it unnamed."""
     x = np.arange(n) * spacing_m
     lon = LON0 + x / (111_320.0 * np.cos(np.radians(LAT0)))
     nodes = pd.DataFrame(
@@ -61,6 +64,7 @@ def line_city(url: str, n: int = 6, spacing_m: float = SPACING_M) -> None:
             "length_m": spacing_m,
             "road_class": "primary",
             "oneway": False,
+            "name": street or "",
         }
     )
     readers = pd.DataFrame(

@@ -94,6 +94,14 @@ PICTURES = {
         "tests/browser/test_console_street_names.py",
         "test_case_view_names_readers_and_the_map_its_streets-street-names.png",
     ),
+    "audit-routes.png": (
+        "tests/browser/test_console_audit.py",
+        "test_auditor_searches_the_log-routes.png",
+    ),
+    "check-stolen.png": (
+        "tests/browser/test_console_check.py",
+        "test_a_buyer_checks_a_plate_and_a_frame_number_without_an_account-stolen.png",
+    ),
 }
 
 

@@ -48,6 +48,15 @@ class DeskHistoryOut(BaseModel):
     unacknowledged: int = Field(description="of those matching, how many wait for someone")
 
 
+class WaitingOut(BaseModel):
+    """How many alerts and flags of the last 24 h wait for someone, under the desk's filters:
+    a count only (no bike, no place), for a desk to correct its figure after an ``ack`` event
+    about an item it does not list."""
+
+    unacknowledged: int = Field(description="matching items nobody has acknowledged yet")
+    waiting_since: datetime = Field(description="the count covers what was raised since then")
+
+
 class AcknowledgeIn(RequestModel):
     """An acknowledgement, with an optional note (recorded in the audit log)."""
 

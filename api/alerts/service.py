@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 import psycopg
 
 from api.alerts import store
-from api.alerts.schemas import DeskHistoryOut, DeskItemOut, Period
+from api.alerts.schemas import DeskHistoryOut, DeskItemOut, Period, WaitingOut
 from api.deps import Principal
 from api.errors import ConflictError
 from api.grounds import check_case, check_reason
@@ -123,6 +123,22 @@ def history(
         waiting_since=desk.waiting_since,
         unacknowledged=waiting,
     )
+
+
+def waiting(conn: psycopg.Connection, desk: store.DeskFilter) -> WaitingOut:
+    """How many items ``desk`` would count as waiting (what :func:`history` answers as
+    ``unacknowledged``, for either period: unacknowledged and raised in the last 24 h).
+
+    Not audited: a number says nothing of where a bike was, like the bare ``alert`` events a
+    fresh desk stream pushes without grounds."""
+    floor = desk.waiting_since or desk.since
+    _, count = store.desk_items(
+        conn,
+        dataclasses.replace(desk, since=floor, waiting_since=None, acknowledged=False),
+        limit=0,
+        offset=0,
+    )
+    return WaitingOut(unacknowledged=count, waiting_since=floor)
 
 
 def acknowledge(

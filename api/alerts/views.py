@@ -8,7 +8,14 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query
 
 from api.alerts import service, store
-from api.alerts.schemas import AcknowledgeIn, DeskHistoryOut, DeskItemOut, Kind, Period
+from api.alerts.schemas import (
+    AcknowledgeIn,
+    DeskHistoryOut,
+    DeskItemOut,
+    Kind,
+    Period,
+    WaitingOut,
+)
 from api.deps import MAX_ID, ConfigDep, ConnDep, DutyDeskDep, IdPath
 from api.pagination import PageDep
 from api.thefts.schemas import CASE_PATTERN
@@ -65,6 +72,30 @@ def desk_history(
         reason=reason,
         case_number=case_number,
     )
+
+
+@router.get("/waiting", responses={422: {}})
+def desk_waiting(
+    conn: ConnDep,
+    principal: DutyDeskDep,
+    kind: Annotated[Kind | None, Query()] = None,
+    bike_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    plate: Annotated[str | None, Query(min_length=1, max_length=32)] = None,
+    case: Annotated[str | None, Query(pattern=CASE_PATTERN, description="alerts of a case")] = None,
+) -> WaitingOut:
+    """How many alerts and flags of the last 24 h nobody has acknowledged, under the same
+    filters as the history (the history's ``unacknowledged``): a desk asks again when
+    another desk acknowledged an item it does not list (it lists at most 200). A count only,
+    so it needs no grounds and is not audited. Roles: admin, officer."""
+    del principal  # the role check is the dependency's
+    desk = store.DeskFilter(
+        since=service.period_start("24h", now=datetime.now(UTC), shifts=service.Shifts()),
+        kind=kind,
+        bike_id=bike_id,
+        plate_key=normalize_plate(plate) if plate else None,
+        case_number=case,
+    )
+    return service.waiting(conn, desk)
 
 
 @router.post("/{alert_id}/acknowledge", responses=_ACK_RESPONSES)

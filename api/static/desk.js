@@ -78,6 +78,32 @@ function render() {
 }
 
 let loading = 0; // bumped per load: an answer to filters changed since is dropped
+// Bumped whenever `waiting` is set or changed here: a recount's answer that something
+// overtook is dropped, and asked again (it may predate the change).
+let counted = 0;
+let recounts = 0; // recounts in flight
+
+// Another desk acknowledged an item this desk does not list (filtered out, or beyond the
+// MAX_ROWS shown): only the API knows whether it was among the waiting, so ask it.
+async function recount() {
+  const mine = ++counted;
+  const f = filters();
+  const query = new URLSearchParams();
+  for (const name of ["kind", "plate", "case"]) if (f[name]) query.set(name, f[name]);
+  recounts += 1;
+  try {
+    const answer = await getJson(`/api/v1/alerts/waiting?${query}`);
+    if (mine === counted) {
+      waiting = answer.unacknowledged;
+      render();
+    }
+  } catch {
+    return; // the next load or acknowledgement sets the figure again
+  } finally {
+    recounts -= 1;
+  }
+  if (mine !== counted && recounts === 0) recount();
+}
 
 async function load() {
   const query = new URLSearchParams({ ...filters(), reason: REASON, limit: String(MAX_ROWS) });
@@ -87,6 +113,7 @@ async function load() {
     if (mine !== loading) return; // the officer changed the filters meanwhile
     items = page.items;
     waiting = page.unacknowledged;
+    counted += 1;
     render();
     const key = page.waiting_since ? "desk.loadedWaiting" : "desk.loaded";
     say($("desk-status"), t(key, { since: dateTime(page.since) }));
@@ -101,6 +128,7 @@ async function acknowledge(item) {
     const done = await postJson(url, {});
     Object.assign(item, { acknowledged_by: done.acknowledged_by, acknowledged_at: done.acknowledged_at });
     waiting = Math.max(0, waiting - 1);
+    counted += 1;
     render();
     say($("desk-status"), t("desk.acked", { what: describe(item) }));
   } catch (err) {
@@ -121,11 +149,17 @@ function shown(item) {
 }
 
 // Another desk (or this one) acknowledged an alert or flag: mark its row, who and when.
+// One this desk does not list may still be among its waiting: the count is asked again.
 function onAck(data) {
   const item = items.find((e) => keyOf(e) === `${data.source}:${data.id}`);
-  if (!item || item.acknowledged_at) return;
+  if (!item) {
+    recount();
+    return;
+  }
+  if (item.acknowledged_at) return;
   Object.assign(item, { acknowledged_by: data.acknowledged_by, acknowledged_at: data.acknowledged_at });
   waiting = Math.max(0, waiting - 1);
+  counted += 1;
   render();
   say($("announce"), t("desk.ackedElsewhere", { what: describe(item), who: data.acknowledged_by || "?" }));
 }
@@ -154,11 +188,16 @@ async function onEvent(event, data) {
     acknowledged_at: null,
     fresh: true,
   };
-  if (items.some((e) => keyOf(e) === keyOf(item)) || !shown(item)) return;
+  if (items.some((e) => keyOf(e) === keyOf(item))) return;
+  if (!shown(item)) {
+    recount(); // not listed here, yet it may wait under these filters (e.g. "acknowledged")
+    return;
+  }
   for (const e of items) e.fresh = false;
   items.unshift(item);
   items.length = Math.min(items.length, MAX_ROWS);
   waiting += 1;
+  counted += 1;
   render();
   say($("announce"), `${describe(item)}: ${item.plate} ${item.reader_id || ""}`);
   beep();

@@ -1,10 +1,11 @@
 // Draws a route Feature from the API on a Leaflet map, as far as a moment in time (for the
 // replay): observed stretches solid, inferred dashed, gaps dotted grey, live additions orange;
-// passages as dots with their times, and the bike where it was at that moment. Each stretch
+// passages as dots with their times and readers (id and address), and the bike where it was at that moment. Each stretch
 // between two sightings is drawn by how sure the engine is of its way (fainter and thinner
 // when unsure), and the plausible other ways faintly beside it, their share in a tooltip.
 import { clock } from "./format.js";
 import { t as say } from "./i18n.js";
+import { readerLabel } from "./reader-names.js";
 
 const L = window.L;
 
@@ -128,7 +129,7 @@ export class RouteLayer {
           weight: 2,
           fillColor: "#fff",
           fillOpacity: 1,
-        }).bindTooltip(`${clock(p.closest_at)} · ${p.reader_id}`, {
+        }).bindTooltip(`${clock(p.closest_at)} · ${readerLabel(p.reader_id)}`, {
           permanent: label,
           direction: "right",
           className: "time-label",
@@ -171,7 +172,7 @@ export class RouteLayer {
         weight: 3,
         fillColor: "#fff",
         fillOpacity: 1,
-      }).bindTooltip(`${clock(passage.closest_at)} · ${passage.reader_id}`, {
+      }).bindTooltip(`${clock(passage.closest_at)} · ${readerLabel(passage.reader_id)}`, {
         permanent: this.passages.length < MAX_LABELS,
         direction: "right",
         className: "time-label",

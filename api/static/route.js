@@ -10,6 +10,7 @@ import { onLang, t } from "./i18n.js";
 import { baseMap, drawReaders } from "./map.js";
 import { PassageList } from "./passages.js";
 import { showPhotos } from "./photos.js";
+import { readerLabel } from "./reader-names.js";
 import { Replay } from "./replay.js";
 import { RouteLayer } from "./route-layer.js";
 import { WindowControl } from "./route-window.js";
@@ -117,7 +118,7 @@ function onPassage(ctx, bikeId, passage) {
   const times = [ctx.replay.start, Date.parse(passage.closest_at)];
   ctx.replay.setRange(Math.min(...times), Math.max(ctx.replay.end, ...times));
   renderStatus(ctx);
-  say($("live"), t("live.new", { reader: passage.reader_id }));
+  say($("live"), t("live.new", { reader: readerLabel(passage.reader_id) }));
   clearTimeout(reloadTimer);
   reloadTimer = setTimeout(() => {
     loadRoute(ctx).catch(() => {});
@@ -298,6 +299,7 @@ async function main() {
     }
     showWindow(ctx);
   });
+  let printSnap = map.options.zoomSnap;
   wireExports({
     plate,
     // The object, not its text: an export is made of the window shown when it is clicked.
@@ -306,9 +308,21 @@ async function main() {
     status: $("export-status"),
     beforePrint: () => {
       map.invalidateSize();
-      if (layer.bounds().isValid()) map.fitBounds(layer.bounds().pad(0.15));
+      if (!layer.bounds().isValid()) return;
+      // The passages' labels (time, reader and its address) sit right of their dots: keep
+      // room for the widest, so the one at the east end is not cut off on paper.
+      const labels = [...map.getContainer().querySelectorAll(".time-label")];
+      const widest = Math.max(0, ...labels.map((e) => e.getBoundingClientRect().width));
+      const room = Math.min(widest + 16, map.getSize().x / 2);
+      // Paper has no zoom buttons: a fractional zoom fills the map instead of halving it.
+      printSnap = map.options.zoomSnap;
+      map.options.zoomSnap = 0.25;
+      map.fitBounds(layer.bounds().pad(0.05), { paddingTopLeft: [40, 40], paddingBottomRight: [room + 40, 40] });
     },
-    afterPrint: () => map.invalidateSize(),
+    afterPrint: () => {
+      map.options.zoomSnap = printSnap;
+      map.invalidateSize();
+    },
   });
   onLang(() => {
     renderTitle();

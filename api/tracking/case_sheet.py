@@ -3,19 +3,17 @@ our own road network (observed and inferred stretches told apart), and every pas
 time. It is the paper an officer files, so it carries what the printed console page does
 without depending on the browser's print dialog.
 
-fpdf2 writes the PDF; text is set in a Unicode font found on the machine (plates are often
-CJK: 浙B12345), looked for through fontconfig and then in the usual Debian places.
+fpdf2 writes the PDF; text is set in a Unicode font found on the machine (plates and street
+names are often CJK: 浙B12345), :mod:`api.tracking.sheet_font`. Readers are named as the
+console names them: the id and the streets meeting there ("R2 · 3rd Street × Jiefang Road").
 """
 
 from __future__ import annotations
 
 import math
-import shutil
-import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -24,20 +22,11 @@ from fpdf import FPDF
 from fpdf.fonts import FontFace
 from numpy.typing import NDArray
 
-from api.errors import BadRequestError, UnavailableError
+from api.errors import BadRequestError
 from api.tracking.exports import kind_runs
+from api.tracking.sheet_font import sheet_font
 
 MEDIA_TYPE = "application/pdf"
-
-# Fonts tried when fontconfig has no answer: the CJK ones first (plates), DejaVu last.
-FONT_CANDIDATES = (
-    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
-    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
-    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-)
-# fpdf2 reads TrueType and OpenType files and TrueType collections (first face).
-_FONT_SUFFIXES = (".ttf", ".otf", ".ttc")
 
 # Stroke colour (RGB), width (mm) and dash (mm, 0 = solid) per kind of stretch; the same
 # meaning as the console's legend and the KML styles.
@@ -78,36 +67,6 @@ class RoadContext:
     edge_dst: NDArray[np.int32]
 
 
-def _fontconfig_match() -> str | None:
-    """The file fontconfig picks for Chinese sans text, if fontconfig is installed."""
-    fc_match = shutil.which("fc-match")
-    if fc_match is None:
-        return None
-    try:
-        out = subprocess.run(  # fixed arguments, no shell
-            [fc_match, "-f", "%{file}", "sans-serif:lang=zh-cn"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out if out.lower().endswith(_FONT_SUFFIXES) else None
-
-
-@lru_cache(maxsize=1)
-def sheet_font() -> Path:
-    """The Unicode font the sheet is set in; UnavailableError (503) naming the fix if none."""
-    for candidate in (*FONT_CANDIDATES, _fontconfig_match()):
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    raise UnavailableError(
-        "no Unicode font for the PDF case sheet: install fonts-wqy-microhei (Debian) "
-        "or fonts-noto-cjk; the printed console page works without it"
-    )
-
-
 def sheet_zone(name: str) -> ZoneInfo:
     """The IANA zone ``name`` (the officer's browser zone); a 400 naming it if unknown."""
     try:
@@ -116,6 +75,14 @@ def sheet_zone(name: str) -> ZoneInfo:
         raise BadRequestError(
             f"unknown time zone {name!r}: give an IANA name such as Asia/Shanghai"
         ) from exc
+
+
+def reader_label(reader_id: object, addresses: Mapping[str, str]) -> str:
+    """A reader named as the console names it (``reader-names.js``): its id and, where the
+    streets meeting there have names, its address ("R2 · 3rd Street × Jiefang Road")."""
+    rid = str(reader_id or "")
+    address = addresses.get(rid, "")
+    return f"{rid} · {address}" if address else rid
 
 
 def _local(iso: str | None, zone: ZoneInfo) -> str:
@@ -285,7 +252,9 @@ def _draw_alternatives(pdf: _Sheet, proj: _Projection, alternatives: list[dict[s
     pdf.set_dash_pattern()
 
 
-def _stretch_notes(pdf: _Sheet, stretches: list[dict[str, Any]]) -> None:
+def _stretch_notes(
+    pdf: _Sheet, stretches: list[dict[str, Any]], addresses: Mapping[str, str]
+) -> None:
     """One line per stretch the engine is less than ``SURE`` of: how sure, and the others."""
     unsure = [s for s in stretches if s.get("probability") is not None and s["probability"] < SURE]
     if not unsure:
@@ -303,7 +272,8 @@ def _stretch_notes(pdf: _Sheet, stretches: list[dict[str, Any]]) -> None:
         pdf.cell(
             0,
             4,
-            f"{s['from_reader']} → {s['to_reader']}: drawn way {s['probability']:.0%} sure"
+            f"{reader_label(s['from_reader'], addresses)} → "
+            f"{reader_label(s['to_reader'], addresses)}: drawn way {s['probability']:.0%} sure"
             + (f"; other ways {others}" if others else ""),
             new_x="LMARGIN",
             new_y="NEXT",
@@ -327,7 +297,9 @@ def _legend(pdf: _Sheet) -> None:
     pdf.set_xy(MARGIN_MM, y + 6)
 
 
-def _passage_table(pdf: _Sheet, passages: list[dict[str, Any]], zone: ZoneInfo) -> None:
+def _passage_table(
+    pdf: _Sheet, passages: list[dict[str, Any]], zone: ZoneInfo, addresses: Mapping[str, str]
+) -> None:
     pdf.set_font("sheet", size=8)
     pdf.set_fill_color(255, 255, 255)
     pdf.set_draw_color(150, 150, 150)
@@ -336,7 +308,7 @@ def _passage_table(pdf: _Sheet, passages: list[dict[str, Any]], zone: ZoneInfo) 
     with pdf.table(
         cell_fill_mode="ROWS",
         cell_fill_color=(245, 245, 245),
-        col_widths=(8, 42, 60, 16, 60),
+        col_widths=(8, 36, 82, 12, 48),  # the reader's address is the longest
         text_align=("RIGHT", "LEFT", "LEFT", "RIGHT", "LEFT"),
         first_row_as_headings=True,
         headings_style=FontFace(emphasis="", fill_color=(230, 230, 230)),
@@ -349,15 +321,22 @@ def _passage_table(pdf: _Sheet, passages: list[dict[str, Any]], zone: ZoneInfo) 
                 [
                     str(number),
                     _local(p.get("closest_at"), zone),
-                    str(p.get("reader_id", "")),
+                    reader_label(p.get("reader_id"), addresses),
                     str(p.get("read_count", "")),
                     where,
                 ]
             )
 
 
-def to_pdf(feature: dict[str, Any], header: SheetHeader, roads: RoadContext | None = None) -> bytes:
-    """The case sheet of ``feature`` (a route of :func:`api.routes.service.route_for_plate`)."""
+def to_pdf(
+    feature: dict[str, Any],
+    header: SheetHeader,
+    roads: RoadContext | None = None,
+    addresses: Mapping[str, str] | None = None,
+) -> bytes:
+    """The case sheet of ``feature`` (a route of :func:`api.tracking.service.route_for_plate`),
+    its readers named by ``addresses`` (reader id -> "Street × Street") where given."""
+    addresses = addresses or {}
     pdf = _Sheet(orientation="portrait", unit="mm", format="A4")
     pdf.set_margins(MARGIN_MM, MARGIN_MM, MARGIN_MM)
     pdf.set_auto_page_break(auto=True, margin=14)
@@ -376,6 +355,6 @@ def to_pdf(feature: dict[str, Any], header: SheetHeader, roads: RoadContext | No
     _header(pdf, header, props)
     _draw_map(pdf, feature, roads)
     _legend(pdf)
-    _stretch_notes(pdf, props.get("stretches") or [])
-    _passage_table(pdf, [p for p in props.get("passages") or []], header.zone)
+    _stretch_notes(pdf, props.get("stretches") or [], addresses)
+    _passage_table(pdf, [p for p in props.get("passages") or []], header.zone, addresses)
     return bytes(pdf.output())

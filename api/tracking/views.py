@@ -124,7 +124,8 @@ def export_route(
     ] = "UTC",
 ) -> Response:
     """The route for a case file as GPX, KML, CSV or the PDF case sheet (case number, officer,
-    generated time, the route on the road network, every passage with its time in ``tz``).
+    generated time, the route on the road network, every passage with its time in ``tz`` and
+    its reader's address, the streets meeting there).
     Roles: officer."""
     zone = sheet_zone(tz) if format == "pdf" else None
     request = _route_request(
@@ -134,14 +135,15 @@ def export_route(
     name = "".join(ch for ch in feature["properties"]["plate"] if ch.isascii() and ch.isalnum())
     disposition = {"Content-Disposition": f'attachment; filename="route-{name or "bike"}.{format}"'}
     if zone is not None:
-        graph = network.get(conn).graph
+        loaded = network.get(conn)
+        graph = loaded.graph
         roads = RoadContext(graph.node_lonlat, graph.edge_src, graph.edge_dst)
         header = SheetHeader(
             plate=feature["properties"]["plate"], case_number=request.case_number,
             reason=request.reason, officer=principal.username,
             generated_at=datetime.now(UTC), zone=zone,
         )  # fmt: skip
-        body = to_pdf(feature, header, roads)
+        body = to_pdf(feature, header, roads, loaded.reader_addresses)
         return Response(body, media_type=PDF_MEDIA_TYPE, headers=disposition)
     return Response(RENDERERS[format](feature), media_type=MEDIA_TYPES[format], headers=disposition)
 

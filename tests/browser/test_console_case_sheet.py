@@ -1,19 +1,42 @@
 """The officer's case view over time and on paper, in real Chromium: ages keep ticking while
 the page is open, an ETA that has passed is marked missed, the page says how current the
-stored reads are, and the printed sheet carries the case, the officer, the passage times and
-a map fitted to the route."""
+stored reads are, and the printed sheet carries the case, the officer, the passage times with
+each reader's address, and a map fitted to the route."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from browser_support import ride, wait
+import pytest
+from browser_support import add_user, ride, wait
+from scenarios import line_city
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from test_console import login, rows, stolen_bike
+from testsupport import create_database, drop_database
+
+from track_engine.db.migrate import migrate
+
+STREET = "Jiefang Road"  # the line city's road, named here: every reader's address
+
+
+@pytest.fixture(scope="module")
+def console_db(pg_admin_url: str) -> Iterator[str]:
+    """The suite's line city with its road named (the readers get an address), and one
+    account per desk."""
+    name, url = create_database(pg_admin_url)
+    try:
+        migrate(url)
+        line_city(url, street=STREET)
+        for role in ("officer", "registrar", "admin"):
+            add_user(url, f"the-{role}", role)
+        yield url
+    finally:
+        drop_database(pg_admin_url, name)
 
 
 def _open_case(browser: WebDriver, server: str, plate: str, case: str) -> None:
@@ -79,6 +102,18 @@ def test_a_passed_eta_is_missed_and_the_sheet_has_times_and_a_fitted_map(
     times = browser.find_elements(By.CSS_SELECTOR, "#passages button.link")
     assert len(times) == 3
     assert all(t.is_displayed() and re.search(r"\d\d:\d\d:\d\d", t.text) for t in times)
+    # Each passage's reader by id and by where it stands, as on screen.
+    printed = rows(browser, "passages")
+    for reader, line in zip(["R0", "R1", "R2"], printed, strict=True):
+        assert f"{reader} · {STREET}" in line, printed
+    assert browser.find_element(By.ID, "passages").is_displayed()
+    # The route's labels on the printed map name them the same way, beside the time.
+    labels = browser.execute_script(
+        "return [...document.querySelectorAll('#map .time-label')].map((e) => e.textContent)"
+    )
+    assert len(labels) == 3, labels
+    for reader in ("R0", "R1", "R2"):
+        assert any(f"· {reader} · {STREET}" in label for label in labels), labels
     fitted = browser.execute_script(
         """const map = document.getElementById("map").getBoundingClientRect();
            const line = [...document.querySelectorAll("#map path[stroke='#c62828']")]
@@ -87,6 +122,13 @@ def test_a_passed_eta_is_missed_and_the_sheet_has_times_and_a_fitted_map(
              && r.top >= map.top && r.bottom <= map.bottom) && map.width > 600;"""
     )
     assert fitted, "the route lies inside the printed map"
+    labelled = browser.execute_script(
+        """const map = document.getElementById("map").getBoundingClientRect();
+           return [...document.querySelectorAll("#map .time-label")]
+             .map((e) => e.getBoundingClientRect())
+             .every((r) => r.left >= map.left && r.right <= map.right);"""
+    )
+    assert labelled, "the passages' labels, addresses and all, lie inside the printed map"
     screenshot("print-sheet")
     browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
     browser.execute_script("window.dispatchEvent(new Event('afterprint'))")

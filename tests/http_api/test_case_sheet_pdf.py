@@ -1,5 +1,6 @@
 """The PDF case sheet: the case number, the officer, when it was made, and every passage's
-time in the officer's zone are on the paper; the lookup is audited like any other export."""
+time in the officer's zone and its reader's address are on the paper; the lookup is audited
+like any other export."""
 
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ from test_story import _ride
 from theft_scenes import register, report_theft
 
 CASE = "HZ-SHEET-7"
+STREET = "Jiefang Road"  # the line city's road: every reader stands on it
 
 
 def _stolen_bike_that_rode(api_db: str, client: TestClient, headers: dict) -> tuple[str, datetime]:
-    line_city(api_db)
+    line_city(api_db, street=STREET)
     body = registration(7300)
     bike_id = register(client, headers, body)
     now = datetime.now(UTC).replace(microsecond=0)
@@ -59,6 +61,8 @@ def test_the_pdf_sheet_carries_case_officer_and_every_passage_time(
         at = datetime.fromisoformat(passage["closest_at"].replace("Z", "+00:00"))
         assert f"{at.astimezone(shanghai):%Y-%m-%d %H:%M:%S}" in text
         assert passage["reader_id"] in text
+        # Named as the console names it: the id and where it stands.
+        assert f"{passage['reader_id']} · {STREET}" in text
 
     with psycopg.connect(api_db) as conn:
         audited = conn.execute(

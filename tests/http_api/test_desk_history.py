@@ -181,3 +181,48 @@ def test_shift_boundaries() -> None:
     assert period_start("24h", now=at, shifts=shifts) == at - timedelta(hours=24)
     with pytest.raises(ValueError, match="shifts of 0 h"):
         Shifts(hours=0)
+
+
+def test_the_waiting_count_follows_acknowledgements_made_elsewhere(
+    api_db: str, client: TestClient, headers: dict[str, dict[str, str]], scene: dict[str, Any]
+) -> None:
+    """What a desk asks after an ``ack`` event about an item it does not list: the number
+    still waiting under its filters, the same as the history's, without grounds or audit."""
+    officer = headers["officer"]
+
+    def waiting(**params: Any) -> int:
+        answer = client.get("/api/v1/alerts/waiting", params=params, headers=officer)
+        assert answer.status_code == 200, answer.text
+        assert set(answer.json()) == {"unacknowledged", "waiting_since"}
+        return int(answer.json()["unacknowledged"])
+
+    with psycopg.connect(api_db) as conn:
+        audited_before = conn.execute("SELECT count(*) FROM audit_log").fetchone()
+    left = _history(client, officer, period="24h", acknowledged="false")["items"]
+    assert left, "the earlier tests leave one alert waiting"
+    for period in ("shift", "24h"):
+        assert waiting() == _history(client, officer, period=period)["unacknowledged"]
+    assert waiting() == len(left)
+    assert waiting(plate=scene["plate"]) == waiting(case=CASE) == len(left)
+    assert waiting(kind="stolen_frame") == 0
+    assert waiting(plate="浙B·99999") == 0
+
+    # Another officer takes what is left: the count says so at once.
+    for item in left:
+        path = "flags/" if item["source"] == "flag" else ""
+        done = client.post(
+            f"/api/v1/alerts/{path}{item['id']}/acknowledge", headers=login(client, "officer-two")
+        )
+        assert done.status_code == 200, done.text
+    assert waiting() == 0
+    assert _history(client, officer, period="24h")["unacknowledged"] == 0
+
+    with psycopg.connect(api_db) as conn:
+        new_rows = conn.execute(
+            "SELECT action FROM audit_log ORDER BY audit_id OFFSET %s", audited_before
+        ).fetchall()
+    assert all(action != "alerts.waiting" for (action,) in new_rows)
+    assert sum(action == "alerts.history" for (action,) in new_rows) == 4  # the _history calls
+    for role in ("registrar", "resident", "auditor", "operator"):
+        refused = client.get("/api/v1/alerts/waiting", headers=headers[role])
+        assert refused.status_code == 403, (role, refused.text)
