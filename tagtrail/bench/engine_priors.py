@@ -3,11 +3,12 @@
 Riders with habits (:mod:`simulators.habits`) ride the same ways day after day, and all of them
 share route preferences. The engine learns that from stored passages
 (:mod:`track_engine.way_prior`); this benchmark measures it. For ``days`` working days from
-the accuracy benchmark's first morning, the same fleet (one seed: the same riders, homes and
-habits) rides the same morning window each day. The first ``days - 1`` mornings are history:
-their reads go through the same readers and the engine's fold, and the priors are learned from
-those passages only. The last morning (with the thefts and clones) is scored exactly as
-``tagtrail bench accuracy`` scores it (:mod:`tagtrail.bench.engine_accuracy`), once per prior:
+the accuracy benchmark's first morning (weekends skipped), the same fleet (one seed: the same
+riders, homes and habits) rides the same morning window each day. The first ``days - 1``
+mornings are history: their reads go through the same readers and the engine's fold, and the
+priors are learned from those passages only. The last morning (with the thefts and clones)
+is scored exactly as ``tagtrail bench accuracy`` scores it
+(:mod:`tagtrail.bench.engine_accuracy`), once per prior:
 
 * ``none``     — the default chooser;
 * ``fleet``    — the way prior of every tag's history rides;
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -49,6 +50,7 @@ from track_engine.routes import build_route
 from track_engine.way_prior import Ride, WayPrior, learn_way_prior, rides_of
 
 PRIORS = ("none", "fleet", "personal", "fleet+personal")
+_LOCAL_OFFSET = timedelta(hours=8)  # the simulated city's time zone (START is 07:00 local)
 PERSONAL_SHARE = 5.0  # one of the tag's own rides weighs like this many of the fleet's
 
 
@@ -82,12 +84,12 @@ def run_priors(options: AccuracyOptions, multi: PriorOptions) -> list[dict[str, 
         edge_dst=city.edge_dst, edge_length_m=city.edge_length_m,
     )  # fmt: skip
     habits = Habits() if multi.habits else None
-    last = START + timedelta(days=multi.days - 1)
+    *before, last = working_mornings(multi.days)
     population = _population(city, options, last, habits, thefts=True)
     traj = trajectories(city, population, seed=options.seed)
     history = [
-        trajectories(city, _population(city, options, START + timedelta(days=d), habits), seed=d)
-        for d in range(multi.days - 1)
+        trajectories(city, _population(city, options, day, habits), seed=d)
+        for d, day in enumerate(before)
     ]
     results: list[dict[str, Any]] = []
     for coverage in options.coverages:
@@ -111,6 +113,17 @@ def run_priors(options: AccuracyOptions, multi: PriorOptions) -> list[dict[str, 
                 }  # fmt: skip
                 results.append(record)
     return results
+
+
+def working_mornings(days: int) -> list[datetime]:
+    """The first ``days`` working-day mornings (Monday to Friday, local) from START."""
+    out: list[datetime] = []
+    day = START
+    while len(out) < days:
+        if (day + _LOCAL_OFFSET).weekday() < 5:
+            out.append(day)
+        day += timedelta(days=1)
+    return out
 
 
 def _population(
@@ -158,9 +171,7 @@ def _routes(
             own = learn_way_prior(rides.get(str(tag), []), sc.reader_paths.miss_rate_of)
             mine = own if prior == "personal" else fleet.combined(own, PERSONAL_SHARE)
             chooser = NegativeEvidenceChooser(prior=mine)
-        out[str(tag)] = build_route(
-            ps, graph, reader_nodes, sc.reader_paths, path_chooser=chooser
-        )
+        out[str(tag)] = build_route(ps, graph, reader_nodes, sc.reader_paths, path_chooser=chooser)
     return out
 
 
