@@ -175,7 +175,9 @@ def _routes(
     return out
 
 
-def _stolen(routes: dict[str, Route], sc: Scenario, graph: RoadGraph, population: Any) -> dict:
+def _stolen(
+    routes: dict[str, Route], sc: Scenario, graph: RoadGraph, population: Any
+) -> dict[str, Any]:
     """Recall and precision over the stolen bikes' trips after the theft alone."""
     trips = population.trips
     stolen = set(trips.loc[trips["kind"] == "theft", "trip_id"].tolist())

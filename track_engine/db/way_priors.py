@@ -34,7 +34,7 @@ from track_engine.db.reader_miss_rates import (
 from track_engine.roads import DEFAULT_MISS_RATE
 from track_engine.way_prior import Ride, WayPrior, learn_way_prior, rides_of
 
-__all__ = ["MAX_GAP_S", "WayPriorRun", "learn", "last_learned_at", "run", "store"]
+__all__ = ["MAX_GAP_S", "WayPriorRun", "last_learned_at", "learn", "run", "store"]
 
 log = logging.getLogger(__name__)
 
