@@ -61,6 +61,7 @@ class PriorOptions:
     days: int = 5
     habits: bool = True
     priors: tuple[str, ...] = ("none", "fleet")
+    route_variants: int = 4  # the simulator's city-wide route variants (its default: 4)
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.priors) - set(PRIORS))
@@ -70,6 +71,10 @@ class PriorOptions:
             raise ValueError("days must be at least 1")
         if self.days < 2 and set(self.priors) - {"none"}:
             raise ValueError("a learned prior needs --days 2 or more (history before the day)")
+        if not self.habits and set(self.priors) - {"none"}:
+            # One seed without habits replays the very same trips every morning: the history
+            # would hold the scored morning's own rides.
+            raise ValueError("a learned prior needs --habits (without, the mornings repeat)")
 
 
 def run_priors(options: AccuracyOptions, multi: PriorOptions) -> list[dict[str, Any]]:
@@ -85,10 +90,10 @@ def run_priors(options: AccuracyOptions, multi: PriorOptions) -> list[dict[str, 
     )  # fmt: skip
     habits = Habits() if multi.habits else None
     *before, last = working_mornings(multi.days)
-    population = _population(city, options, last, habits, thefts=True)
+    population = _population(city, options, last, habits, multi.route_variants, thefts=True)
     traj = trajectories(city, population, seed=options.seed)
     history = [
-        trajectories(city, _population(city, options, day, habits), seed=d)
+        trajectories(city, _population(city, options, day, habits, multi.route_variants), seed=d)
         for d, day in enumerate(before)
     ]
     results: list[dict[str, Any]] = []
@@ -107,6 +112,7 @@ def run_priors(options: AccuracyOptions, multi: PriorOptions) -> list[dict[str, 
                 record |= {
                     "prior": prior, "days": multi.days, "habits": multi.habits,
                     "bikes": options.bikes, "hours": options.hours,
+                    "route_variants": multi.route_variants,
                     "history_rides": len(fleet_rides),
                     "prior_pairs": len(fleet.rides),
                     "learn_seconds": round(learn_s, 2) if prior != "none" else None,
@@ -127,14 +133,20 @@ def working_mornings(days: int) -> list[datetime]:
 
 
 def _population(
-    city: Any, options: AccuracyOptions, start: Any, habits: Habits | None, *, thefts: bool = False
+    city: Any,
+    options: AccuracyOptions,
+    start: Any,
+    habits: Habits | None,
+    route_variants: int,
+    *,
+    thefts: bool = False,
 ) -> Any:
     """One morning of the fleet. One seed for every day: the same bikes, homes and habits
     (habit draws are keyed by bike and day, :mod:`simulators.habits`)."""
     return generate_population(
         city, seed=options.seed, bikes=options.bikes, start=start, hours=options.hours,
         thefts=options.thefts if thefts else 0, clones=options.clones if thefts else 0,
-        habits=habits,
+        habits=habits, route_variants=route_variants,
     )  # fmt: skip
 
 

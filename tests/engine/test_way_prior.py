@@ -88,3 +88,12 @@ def test_learning_corrects_for_readers_that_missed_the_tag() -> None:
     ways = prior.rides[("A", "E")]
     assert ways[("M",)] == pytest.approx(100.0, abs=1.0)
     assert ways[()] == pytest.approx(20.0, abs=1.0)
+
+
+def test_a_personal_prior_adds_to_the_fleets_with_its_share() -> None:
+    fleet = WayPrior({("A", "E"): {("M",): 10.0, ("N",): 10.0}})
+    personal = WayPrior({("A", "E"): {("N",): 4.0}, ("E", "A"): {(): 2.0}})
+    both = fleet.combined(personal, 5.0)
+    assert both.rides[("A", "E")] == {("M",): 10.0, ("N",): 30.0}
+    assert both.rides[("E", "A")] == {(): 10.0}
+    assert fleet.rides[("A", "E")] == {("M",): 10.0, ("N",): 10.0}  # the fleet's is untouched
