@@ -18,6 +18,7 @@ from api_helpers import create_migrated_database
 from psycopg import sql
 from testsupport import drop_database
 
+from api.network.service import NetworkCache
 from api.registry import loaders as registry
 from simulators.city import generate_city
 from simulators.readers import place_readers
@@ -151,3 +152,25 @@ def test_only_the_engine_writes_the_way_prior(pg_admin_url: str, city_db: str) -
             conn.execute("SELECT count(*) FROM way_priors").fetchone()
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute("DELETE FROM way_priors")
+
+
+def test_the_api_network_cache_picks_up_a_new_way_prior(pg_admin_url: str, city_db: str) -> None:
+    cache = NetworkCache(refresh_s=3600.0)
+    with psycopg.connect(city_db) as conn:
+        loaded = cache.get(conn)
+        before = loaded.reader_paths.way_prior
+        # A later run stores another prior (here: one pair's rides, written by hand).
+        conn.execute("DELETE FROM way_priors")
+        conn.execute(
+            "INSERT INTO way_priors (from_reader, to_reader, via, rides, learned_at) "
+            "VALUES ('R0001', 'R0002', '[]', 7, now())"
+        )
+        conn.commit()
+        assert cache.get(conn) is loaded  # not before the next look
+        cache.refresh_s = 0.0
+        assert cache.get(conn) is loaded
+        assert cache.wait_refreshed(60)
+        refreshed = cache.get(conn)
+    assert refreshed is not loaded
+    assert refreshed.reader_paths.way_prior == WayPrior({("R0001", "R0002"): {(): 7.0}})
+    assert refreshed.reader_paths.way_prior != before

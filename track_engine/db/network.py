@@ -170,13 +170,15 @@ def network_reader_rates(conn: psycopg.Connection, network_id: int) -> dict[str,
 
 
 def network_miss_rates_stamp(conn: psycopg.Connection, network_id: int) -> str:
-    """A digest of :func:`network_reader_rates`: it changes when any reader's node or rate
-    does, or a reader comes or goes (a learning run, an import), so that a holder of the
-    loaded network knows when to look again."""
+    """A digest of :func:`network_reader_rates` and of when the way prior was learned: it
+    changes when any reader's node or rate does, a reader comes or goes (a learning run, an
+    import), or the way-prior job stores a new prior, so that a holder of the loaded network
+    knows when to look again."""
     row = conn.execute(
         f"""SELECT md5(coalesce(string_agg(
                 reader_id || '@' || node_id::text || '=' || {EFFECTIVE_MISS_RATE}::text, ','
-                ORDER BY reader_id), ''))
+                ORDER BY reader_id), '')
+                || coalesce((SELECT max(learned_at)::text FROM way_priors), ''))
             FROM readers WHERE network_id = %s""",
         (network_id,),
     ).fetchone()
