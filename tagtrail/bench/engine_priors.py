@@ -30,6 +30,7 @@ import pandas as pd
 
 from citymap.network_files import load_roads
 from simulators.city import generate_city
+from simulators.fleet import LOCAL_UTC_OFFSET_H
 from simulators.habits import Habits
 from simulators.readers import SimReader
 from simulators.rf import simulate_reads
@@ -50,7 +51,7 @@ from track_engine.routes import build_route
 from track_engine.way_prior import Ride, WayPrior, learn_way_prior, rides_of
 
 PRIORS = ("none", "fleet", "personal", "fleet+personal")
-_LOCAL_OFFSET = timedelta(hours=8)  # the simulated city's time zone (START is 07:00 local)
+_LOCAL_OFFSET = timedelta(hours=LOCAL_UTC_OFFSET_H)  # the simulator's local time
 PERSONAL_SHARE = 5.0  # one of the tag's own rides weighs like this many of the fleet's
 
 
