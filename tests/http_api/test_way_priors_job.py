@@ -146,12 +146,31 @@ def test_the_engine_job_learns_stores_and_the_network_loads_the_way_prior(
         assert shift[c.nodes] - s == pytest.approx(stored.loglik(a, b, c.missed_readers, vias))
 
 
+def test_a_later_run_replaces_the_prior_without_deleting(pg_admin_url: str, city_db: str) -> None:
+    later = way_priors.WayPriorRun(
+        learned_at=datetime.now(UTC) + timedelta(seconds=1), since=START,
+        prior=WayPrior({("R0001", "R0002"): {("R0003",): 3.0}}), rides=3, passages=9, tags=3,
+        seconds=0.0,
+    )  # fmt: skip
+    for engine_url in _login(pg_admin_url, city_db, "tagtrail_engine"):
+        with psycopg.connect(engine_url) as conn:
+            assert way_priors.store(conn, later) == 1
+            conn.commit()
+            assert network.load_way_prior(conn) == later.prior
+            zeroed = conn.execute("SELECT count(*) FROM way_priors WHERE rides = 0").fetchone()
+    assert zeroed is not None
+    assert zeroed[0] > 0  # the earlier run's ways stay, no longer ridden
+
+
 def test_only_the_engine_writes_the_way_prior(pg_admin_url: str, city_db: str) -> None:
     for api_url in _login(pg_admin_url, city_db, "tagtrail_api"):
         with psycopg.connect(api_url) as conn:
             conn.execute("SELECT count(*) FROM way_priors").fetchone()
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                conn.execute("DELETE FROM way_priors")
+                conn.execute(
+                    "INSERT INTO way_priors (from_reader, to_reader, via, rides, learned_at) "
+                    "VALUES ('R0001', 'R0002', '[]', 1, now())"
+                )
 
 
 def test_the_api_network_cache_picks_up_a_new_way_prior(pg_admin_url: str, city_db: str) -> None:

@@ -150,7 +150,9 @@ def load_network(conn: psycopg.Connection, *, learned: bool = True) -> NetworkAr
 
 def load_way_prior(conn: psycopg.Connection) -> WayPrior | None:
     """The stored fleet way prior (migration 0150); None when no run stored one."""
-    rows = conn.execute("SELECT from_reader, to_reader, via, rides FROM way_priors").fetchall()
+    rows = conn.execute(
+        "SELECT from_reader, to_reader, via, rides FROM way_priors WHERE rides > 0"
+    ).fetchall()
     if not rows:
         return None
     rides: dict[tuple[str, str], dict[tuple[str, ...], float]] = {}

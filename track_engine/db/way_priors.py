@@ -6,7 +6,8 @@ This job learns those shares from the stored passages of the last ``days`` — t
 deterministic sample of whole tags as the miss-rate job
 (:func:`track_engine.db.reader_miss_rates.sample_passages`), each tag's passages cut into rides
 at silences over ``MAX_GAP_S`` — weighing readers that missed the tag by the miss rates path
-choice uses (learned where known), and replaces the ``way_priors`` table (migration 0150).
+choice uses (learned where known), and replaces the prior in table ``way_priors`` (migration
+0150).
 :func:`track_engine.db.network.load_network` loads it with the network, so every route built
 from the database uses it.
 
@@ -43,7 +44,11 @@ _LOCK_KEY = 0x7A67_7761_7973  # arbitrary constant: one way-prior run at a time 
 _STORE = """
     INSERT INTO way_priors (from_reader, to_reader, via, rides, learned_at)
     SELECT a, b, v::jsonb, n, %(at)s
-    FROM unnest(%(a)s::text[], %(b)s::text[], %(v)s::text[], %(n)s::real[]) AS t(a, b, v, n)"""
+    FROM unnest(%(a)s::text[], %(b)s::text[], %(v)s::text[], %(n)s::real[]) AS t(a, b, v, n)
+    ON CONFLICT (from_reader, to_reader, via)
+    DO UPDATE SET rides = excluded.rides, learned_at = excluded.learned_at"""
+# Ways an earlier run learned and this one did not: no longer ridden (no role may DELETE).
+_FORGET = "UPDATE way_priors SET rides = 0 WHERE learned_at < %(at)s AND rides > 0"
 
 
 @dataclass(frozen=True)
@@ -101,8 +106,8 @@ def learn(
 
 
 def store(conn: psycopg.Connection, result: WayPriorRun) -> int:
-    """Replace the stored prior with a run's; returns the rows written. The caller owns the
-    transaction."""
+    """Replace the stored prior with a run's (its ways upserted, the others' rides set to 0);
+    returns the rows written. The caller owns the transaction."""
     a: list[str] = []
     b: list[str] = []
     v: list[str] = []
@@ -113,8 +118,8 @@ def store(conn: psycopg.Connection, result: WayPriorRun) -> int:
             b.append(y)
             v.append(json.dumps(list(via)))
             n.append(rides)
-    conn.execute("DELETE FROM way_priors")
     cur = conn.execute(_STORE, {"at": result.learned_at, "a": a, "b": b, "v": v, "n": n})
+    conn.execute(_FORGET, {"at": result.learned_at})
     return cur.rowcount
 
 
