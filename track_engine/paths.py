@@ -100,11 +100,8 @@ class NegativeEvidenceChooser:
         ]  # fmt: skip
         prior = self.prior if self.prior is not None else reader_paths.way_prior
         if prior:
-            vias = [c.missed_readers for c in cands]
-            scored = [
-                (s + prior.loglik(from_reader, to_reader, c.missed_readers, vias), c)
-                for s, c in scored
-            ]
+            terms = prior.logliks(from_reader, to_reader, [c.missed_readers for c in cands])
+            scored = [(s + t, c) for (s, c), t in zip(scored, terms, strict=True)]
         scored.sort(key=lambda sc: (-sc[0], sc[1].length_m))
         return scored
 

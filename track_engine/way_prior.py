@@ -72,6 +72,18 @@ class WayPrior:
         p = (seen.get(via, 0.0) + self.pseudo) / (total + self.pseudo * len(ways))
         return self.weight * math.log(p)
 
+    def logliks(self, a: str, b: str, vias: Sequence[Via]) -> list[float]:
+        """:meth:`loglik` of every way of ``vias`` (one per candidate of the pair), at once."""
+        seen = self.rides.get((a, b))
+        if not seen:
+            return [0.0] * len(vias)
+        ways = set(vias)
+        total = sum(seen.get(v, 0.0) for v in ways)
+        if total <= 0.0:
+            return [0.0] * len(vias)
+        norm = math.log(total + self.pseudo * len(ways))
+        return [self.weight * (math.log(seen.get(v, 0.0) + self.pseudo) - norm) for v in vias]
+
     def combined(self, other: WayPrior, other_share: float = 1.0) -> WayPrior:
         """This prior's rides plus ``other_share`` times ``other``'s (e.g. fleet + personal)."""
         out: dict[Pair, dict[Via, float]] = {p: dict(w) for p, w in self.rides.items()}

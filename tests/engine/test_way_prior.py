@@ -61,6 +61,10 @@ def test_loglik_is_smoothed_and_zero_for_unseen_pairs() -> None:
     assert prior.loglik("A", "E", ("M",), ways) == pytest.approx(math.log(9.0 / 10.0))
     assert prior.loglik("A", "E", ("N",), ways) == pytest.approx(math.log(1.0 / 10.0))
     assert prior.loglik("E", "A", ("N",), ways) == 0.0
+    assert prior.logliks("A", "E", [("N",), ("M",), ("N",)]) == pytest.approx(
+        [math.log(0.1), math.log(0.9), math.log(0.1)]
+    )
+    assert prior.logliks("E", "A", ways) == [0.0, 0.0]
     assert not WayPrior()
 
 
