@@ -101,9 +101,9 @@ def run_priors(options: AccuracyOptions, multi: PriorOptions) -> list[dict[str, 
     for coverage in options.coverages:
         for miss in options.miss_rates:
             sc = build_scenario(city, population, traj, graph, options.seed, coverage, miss)
-            started = time.perf_counter()
             rides = _history_rides(city, sc.readers, history, options.seed)
             fleet_rides = [r for tag_rides in rides.values() for r in tag_rides]
+            started = time.perf_counter()  # the learning alone, not the history's simulation
             fleet = learn_way_prior(fleet_rides, sc.reader_paths.miss_rate_of)
             learn_s = time.perf_counter() - started
             for prior in multi.priors:
