@@ -48,6 +48,7 @@ def generate_population(
     active_fraction: float = 0.0,
     thief_ride_on_s: float = 0.0,
     habits: Habits | None = None,
+    route_variants: int = 4,
 ) -> Population:
     """Generate ``bikes`` bikes, their trips over ``[start, start + hours]`` and ``thefts`` thefts.
 
@@ -56,12 +57,13 @@ def generate_population(
     ``active_fraction`` of the bikes carry an active 2.4 GHz tag instead of a UHF one.
     A thief who rides (no van) keeps riding the bike until ``thief_ride_on_s`` after the theft.
     ``habits``: riders keep personal routes and shared preferences (:mod:`simulators.habits`).
+    ``route_variants``: the city-wide route variants riders choose among (the router's).
     """
     plan = plan_day(
         city, seed=seed, bikes=bikes, start=start, hours=hours, thefts=thefts,
         theft_window=theft_window, van_prob=van_prob, tag_removal_prob=tag_removal_prob,
         clones=clones, trip_rate_scale=trip_rate_scale, active_fraction=active_fraction,
-        thief_ride_on_s=thief_ride_on_s, habits=habits,
+        thief_ride_on_s=thief_ride_on_s, habits=habits, route_variants=route_variants,
     )  # fmt: skip
     return plan_bikes(city, router_for(city, plan), plan, 0, bikes)
 

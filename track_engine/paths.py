@@ -14,6 +14,8 @@ reader ``b`` (closest at ``t1``), given that no reader heard the tag in between,
 * **a detour prior** — riders take near-shortest routes: ``exp(-(L - L_min) / scale)``, with a
   scale that grows with the trip (a 10% detour of a long ride is as plausible as 50 m of a
   short one);
+* **a way prior** (optional) — how often the fleet, or this tag, rode each way between the two
+  readers, learned from rides heard at the readers in between (:mod:`track_engine.way_prior`);
 * **direction of travel** at two-antenna readers (:mod:`track_engine.path_direction`), which
   couples the last edge before a reader with the first edge after it, and a small penalty for
   turning back the way the bike came at a reader.
@@ -50,6 +52,7 @@ from track_engine.path_decoding import (
 from track_engine.path_model import PathModel, score
 from track_engine.roads import Derived, NoPathError, ReaderPaths, RoadGraph
 from track_engine.stretch_confidence import StretchConfidence, normalise, stretch_confidence
+from track_engine.way_prior import WayPrior
 
 __all__ = ["NegativeEvidenceChooser", "shortest_path"]
 
@@ -67,8 +70,11 @@ class NegativeEvidenceChooser:
     route (:meth:`choose_route`, which :func:`track_engine.routes.build_route` prefers).
     """
 
-    def __init__(self, model: PathModel | None = None) -> None:
+    def __init__(self, model: PathModel | None = None, prior: WayPrior | None = None) -> None:
         self.model = model or PathModel()
+        # How the fleet (or this tag) rides the ways between two readers: a log-prior term
+        # per candidate (track_engine.way_prior). None: the reader paths' own, if any.
+        self.prior = prior
 
     def candidates_for(self, reader_paths: ReaderPaths) -> PathCandidates:
         """The (cached) candidate index of these reader paths under this model."""
@@ -92,6 +98,10 @@ class NegativeEvidenceChooser:
                    own_speed_mps=own_speed_mps), c)
             for c in cands
         ]  # fmt: skip
+        prior = self.prior if self.prior is not None else reader_paths.way_prior
+        if prior:
+            terms = prior.logliks(from_reader, to_reader, [c.missed_readers for c in cands])
+            scored = [(s + t, c) for (s, c), t in zip(scored, terms, strict=True)]
         scored.sort(key=lambda sc: (-sc[0], sc[1].length_m))
         return scored
 

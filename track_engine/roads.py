@@ -22,6 +22,7 @@ from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
 from track_engine.errors import EngineError
+from track_engine.way_prior import WayPrior
 
 EARTH_RADIUS_M = 6_371_008.8
 # scipy's sparse graphs cannot tell a zero-length edge from a missing one in every code path,
@@ -242,6 +243,8 @@ class ReaderPaths:
     # Probability that each reader misses a passing tag (negative evidence in path choice);
     # readers not listed get DEFAULT_MISS_RATE, the schema's default.
     miss_rate: Mapping[str, float] = field(default_factory=dict)
+    # How the fleet rides the ways between reader pairs (path choice's prior; None: none).
+    way_prior: WayPrior | None = None
     _index: dict[str, int] = field(default_factory=dict, init=False, repr=False)
     _paths: dict[tuple[str, str], tuple[int, ...]] = field(
         default_factory=dict, init=False, repr=False

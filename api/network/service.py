@@ -26,6 +26,7 @@ from api.errors import UnavailableError
 from track_engine.db import network as stored_network
 from track_engine.roads import ReaderPaths, RoadGraph
 from track_engine.route_choice import warm_path_choice
+from track_engine.way_prior import WayPrior
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,7 @@ class NetworkCache:
             if new_stamp == stamp:
                 return loaded
             readers = stored_network.network_reader_rates(conn, loaded.network_id)
+            prior = stored_network.load_way_prior(conn)
         except psycopg.Error:
             log.warning("network: could not look at the readers' miss rates", exc_info=True)
             return loaded
@@ -149,15 +151,22 @@ class NetworkCache:
                 return loaded
             self._refreshing = threading.Thread(
                 target=self._swap_rates,
-                args=(loaded, {r: rate for r, (_, rate) in readers.items()}, new_stamp),
+                args=(loaded, {r: rate for r, (_, rate) in readers.items()}, new_stamp, prior),
                 name="network-miss-rates",
                 daemon=True,
             )
             self._refreshing.start()
         return loaded
 
-    def _swap_rates(self, loaded: LoadedNetwork, rates: dict[str, float], stamp: str) -> None:
-        """Build ``loaded`` with ``rates``, warm its path choice, and swap it in."""
+    def _swap_rates(
+        self,
+        loaded: LoadedNetwork,
+        rates: dict[str, float],
+        stamp: str,
+        prior: WayPrior | None = None,
+    ) -> None:
+        """Build ``loaded`` with ``rates`` and the way ``prior``, warm its path choice, and
+        swap it in."""
         try:
             readers = loaded.arrays.readers.assign(
                 miss_rate=loaded.arrays.readers["reader_id"]
@@ -169,9 +178,11 @@ class NetworkCache:
             refreshed = dataclasses.replace(
                 loaded,
                 reader_paths=dataclasses.replace(
-                    loaded.reader_paths, miss_rate={**loaded.reader_paths.miss_rate, **rates}
+                    loaded.reader_paths,
+                    miss_rate={**loaded.reader_paths.miss_rate, **rates},
+                    way_prior=prior,
                 ),
-                arrays=dataclasses.replace(loaded.arrays, readers=readers),
+                arrays=dataclasses.replace(loaded.arrays, readers=readers, way_prior=prior),
             )
             # As at start-up: the reader penalties depend on the rates, so the trees are new.
             warm_path_choice(refreshed.reader_paths)

@@ -199,6 +199,23 @@ def bench_accuracy(
             "last sighting) and the next-readers answer (top 3, ETA window) on tagtrail rows.",
         ),
     ] = False,
+    days: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Working-day mornings to simulate; the last is scored, the priors are "
+            "learned from the others (tagtrail rows only; see docs/accuracy.md, Priors).",
+        ),
+    ] = 1,
+    habits: Annotated[
+        bool, typer.Option("--habits", help="Riders keep personal routes and preferences.")
+    ] = False,
+    prior: Annotated[
+        str,
+        typer.Option(
+            help="Way priors to score with --days: none, fleet, personal, fleet+personal."
+        ),
+    ] = "none,fleet",
     json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Route accuracy against simulator ground truth: TagTrail vs shortest path vs HMM, and
@@ -229,6 +246,9 @@ def bench_accuracy(
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+    if days > 1 or habits:
+        _bench_priors(options, days, habits, prior, json)
+        return
     results = run_accuracy(options)
     if json:
         sys.stdout.write(orjson.dumps({"results": results}).decode() + "\n")
@@ -256,6 +276,36 @@ def bench_accuracy(
             err.print(_reliability_table(r))
     if where_now:
         err.print(_where_now_table(results))
+
+
+def _bench_priors(options: Any, days: int, habits: bool, prior: str, json: bool) -> None:
+    """The multi-day run of ``bench accuracy`` (:mod:`tagtrail.bench.engine_priors`)."""
+    from rich.table import Table
+
+    from tagtrail.bench.engine_priors import PriorOptions, run_priors
+
+    try:
+        multi = PriorOptions(
+            days=days, habits=habits, priors=tuple(x.strip() for x in prior.split(",") if x.strip())
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    results = run_priors(options, multi)
+    if json:
+        sys.stdout.write(orjson.dumps({"results": results}).decode() + "\n")
+        return
+    table = Table(title=f"Way priors ({days} mornings, habits {'on' if habits else 'off'})")
+    heads = ("coverage", "miss", "prior", "recall", "precision", "trips", "stolen recall",
+             "stolen precision", "stolen trips", "history rides")  # fmt: skip
+    for h in heads:
+        table.add_column(h, justify="left" if h == "prior" else "right")
+    for r in results:
+        table.add_row(
+            f"{r['coverage']:g}", f"{r['miss_rate']:g}", r["prior"], _fmt(r["recall"], 3),
+            _fmt(r["precision"], 3), str(r["trips"]), _fmt(r["stolen_recall"], 3),
+            _fmt(r["stolen_precision"], 3), str(r["stolen_trips"]), str(r["history_rides"]),
+        )  # fmt: skip
+    err.print(table)
 
 
 def _reliability_table(r: dict[str, Any]) -> Any:

@@ -3,7 +3,8 @@
 :func:`learn_periodically` is an engine thread. Whether a run is due is decided from the
 database (the newest ``miss_rate_learned_at``), so a restarted engine does not rerun it early
 and several engine workers run it once between them. Each run is the job of
-:mod:`track_engine.db.reader_miss_rates` (learn, store, warn about deaf readers) in a child
+:mod:`track_engine.db.reader_miss_rates` (learn, store, warn about deaf readers), then the
+way-prior job (:mod:`track_engine.db.way_priors`) on the fresh rates, in a child
 process (:func:`run_in_process`): learning is minutes of pure Python, which in a thread would
 hold the engine's GIL.
 """
@@ -22,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
+from track_engine.db import way_priors
 from track_engine.db.reader_miss_rates import (
     DEFAULT_DAYS,
     DEFAULT_MAX_PASSAGES,
@@ -81,15 +83,21 @@ class JobOptions:
     interval_s: float
     log_level: int = logging.WARNING
 
+    way_priors: bool = True  # after a run, learn the fleet's way prior from fresh rates
+
     def run(self) -> LearnRun | None:
-        """The job, skipped when a run less than (nearly) ``interval_s`` ago stored rates."""
-        return run(
+        """The job, skipped when a run less than (nearly) ``interval_s`` ago stored rates;
+        after a run, the way-prior job (:mod:`track_engine.db.way_priors`)."""
+        result = run(
             self.database_url,
             days=self.days,
             max_passages=self.max_passages,
             # A little under the interval: a run due by the caller's clock is due here too.
             skip_if_newer_than=timedelta(seconds=self.interval_s * 0.9),
         )
+        if result is not None and self.way_priors:
+            way_priors.run(self.database_url, days=self.days, max_passages=self.max_passages)
+        return result
 
 
 Runner = Callable[[JobOptions, threading.Event], bool]

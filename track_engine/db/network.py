@@ -4,6 +4,7 @@ silence by, clock offsets, and a digest that says when the rates changed."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,6 +13,7 @@ import psycopg
 
 from track_engine.places import PROTOCOL_RANGE_M
 from track_engine.roads import ReaderPaths, RoadGraph, precompute_reader_paths
+from track_engine.way_prior import WayPrior
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,7 @@ class NetworkArrays:
     edge_length_m: np.ndarray
     readers: pd.DataFrame  # reader_id, node_id, lon, lat, x_m, y_m, antennas, miss_rate, protocol
     edge_name: np.ndarray | None = None  # street name per edge, "" for none (None: not loaded)
+    way_prior: WayPrior | None = None  # the fleet's way prior (track_engine.db.way_priors)
 
     def edge_names(self) -> np.ndarray:
         """Each edge's street name, ``""`` where it has none."""
@@ -81,7 +84,8 @@ class NetworkArrays:
     def reader_paths(self, graph: RoadGraph) -> ReaderPaths:
         """Paths between the readers on ``graph`` (from :meth:`road_graph`), each reader's
         silence weighed by its miss rate in path choice."""
-        return precompute_reader_paths(graph, self.reader_nodes(), miss_rate=self.miss_rates())
+        paths = precompute_reader_paths(graph, self.reader_nodes(), miss_rate=self.miss_rates())
+        return dataclasses.replace(paths, way_prior=self.way_prior) if self.way_prior else paths
 
 
 # The miss rate path choice uses: learned from the passages (track_engine.db.reader_miss_rates)
@@ -140,7 +144,21 @@ def load_network(conn: psycopg.Connection, *, learned: bool = True) -> NetworkAr
         edge_length_m=edge_arr[:, 2].copy(),
         readers=readers,
         edge_name=edge_name,
+        way_prior=load_way_prior(conn) if learned else None,
     )
+
+
+def load_way_prior(conn: psycopg.Connection) -> WayPrior | None:
+    """The stored fleet way prior (migration 0150); None when no run stored one."""
+    rows = conn.execute(
+        "SELECT from_reader, to_reader, via, rides FROM way_priors WHERE rides > 0"
+    ).fetchall()
+    if not rows:
+        return None
+    rides: dict[tuple[str, str], dict[tuple[str, ...], float]] = {}
+    for a, b, via, n in rows:
+        rides.setdefault((str(a), str(b)), {})[tuple(str(r) for r in via)] = float(n)
+    return WayPrior(rides)
 
 
 def network_reader_rates(conn: psycopg.Connection, network_id: int) -> dict[str, tuple[int, float]]:
@@ -154,13 +172,15 @@ def network_reader_rates(conn: psycopg.Connection, network_id: int) -> dict[str,
 
 
 def network_miss_rates_stamp(conn: psycopg.Connection, network_id: int) -> str:
-    """A digest of :func:`network_reader_rates`: it changes when any reader's node or rate
-    does, or a reader comes or goes (a learning run, an import), so that a holder of the
-    loaded network knows when to look again."""
+    """A digest of :func:`network_reader_rates` and of when the way prior was learned: it
+    changes when any reader's node or rate does, a reader comes or goes (a learning run, an
+    import), or the way-prior job stores a new prior, so that a holder of the loaded network
+    knows when to look again."""
     row = conn.execute(
         f"""SELECT md5(coalesce(string_agg(
                 reader_id || '@' || node_id::text || '=' || {EFFECTIVE_MISS_RATE}::text, ','
-                ORDER BY reader_id), ''))
+                ORDER BY reader_id), '')
+                || coalesce((SELECT max(learned_at)::text FROM way_priors), ''))
             FROM readers WHERE network_id = %s""",
         (network_id,),
     ).fetchone()

@@ -1,0 +1,210 @@
+"""``tagtrail bench accuracy --days N --habits --prior …``: what learned way priors buy.
+
+Riders with habits (:mod:`simulators.habits`) ride the same ways day after day, and all of them
+share route preferences. The engine learns that from stored passages
+(:mod:`track_engine.way_prior`); this benchmark measures it. For ``days`` working days from
+the accuracy benchmark's first morning (weekends skipped), the same fleet (one seed: the same
+riders, homes and habits) rides the same morning window each day. The first ``days - 1``
+mornings are history: their reads go through the same readers and the engine's fold, and the
+priors are learned from those passages only. The last morning (with the thefts and clones)
+is scored exactly as ``tagtrail bench accuracy`` scores it
+(:mod:`tagtrail.bench.engine_accuracy`), once per prior:
+
+* ``none``     — the default chooser;
+* ``fleet``    — the way prior of every tag's history rides;
+* ``personal`` — per tag, the way prior of that tag's own history rides;
+* ``fleet+personal`` — the fleet's rides plus ``PERSONAL_SHARE`` times the tag's own.
+
+Each row also scores the stolen bikes' trips alone (``stolen_recall``, ``stolen_precision``,
+``stolen_trips``): after a theft the bike no longer follows its owner's habits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from citymap.network_files import load_roads
+from simulators.city import generate_city
+from simulators.fleet import LOCAL_UTC_OFFSET_H
+from simulators.habits import Habits
+from simulators.readers import SimReader
+from simulators.rf import simulate_reads
+from simulators.riders import generate_population, trajectories
+from tagtrail.bench.engine_accuracy import (
+    START,
+    AccuracyOptions,
+    Scenario,
+    _record,
+    build_scenario,
+    score_scenario,
+)
+from tagtrail.bench.engine_replay import estimate_passages
+from track_engine.paths import NegativeEvidenceChooser
+from track_engine.roads import RoadGraph
+from track_engine.route_result import Route
+from track_engine.routes import build_route
+from track_engine.way_prior import Ride, WayPrior, learn_way_prior, rides_of
+
+PRIORS = ("none", "fleet", "personal", "fleet+personal")
+_LOCAL_OFFSET = timedelta(hours=LOCAL_UTC_OFFSET_H)  # the simulator's local time
+PERSONAL_SHARE = 5.0  # one of the tag's own rides weighs like this many of the fleet's
+
+
+@dataclasses.dataclass(frozen=True)
+class PriorOptions:
+    """The multi-day run: ``days`` mornings (the last scored), with ``habits`` or without."""
+
+    days: int = 5
+    habits: bool = True
+    priors: tuple[str, ...] = ("none", "fleet")
+    route_variants: int = 4  # the simulator's city-wide route variants (its default: 4)
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.priors) - set(PRIORS))
+        if unknown or not self.priors:
+            raise ValueError(f"priors must be among {PRIORS}, got {unknown or '()'}")
+        if self.days < 1:
+            raise ValueError("days must be at least 1")
+        if self.days < 2 and set(self.priors) - {"none"}:
+            raise ValueError("a learned prior needs --days 2 or more (history before the day)")
+        if not self.habits and set(self.priors) - {"none"}:
+            # One seed without habits replays the very same trips every morning: the history
+            # would hold the scored morning's own rides.
+            raise ValueError("a learned prior needs --habits (without, the mornings repeat)")
+
+
+def run_priors(options: AccuracyOptions, multi: PriorOptions) -> list[dict[str, Any]]:
+    """Every (coverage, miss rate, prior) row of the last morning, JSON-ready."""
+    city = (
+        load_roads(options.roads, junction_tolerance_m=options.junction_tolerance_m)
+        if options.roads
+        else generate_city(seed=options.seed, size_m=options.size_m)
+    )
+    graph = RoadGraph.from_arrays(
+        node_lonlat=city.node_lonlat, node_xy_m=city.node_xy_m, edge_src=city.edge_src,
+        edge_dst=city.edge_dst, edge_length_m=city.edge_length_m,
+    )  # fmt: skip
+    habits = Habits() if multi.habits else None
+    *before, last = working_mornings(multi.days)
+    population = _population(city, options, last, habits, multi.route_variants, thefts=True)
+    traj = trajectories(city, population, seed=options.seed)
+    history = [
+        trajectories(city, _population(city, options, day, habits, multi.route_variants), seed=d)
+        for d, day in enumerate(before)
+    ]
+    results: list[dict[str, Any]] = []
+    for coverage in options.coverages:
+        for miss in options.miss_rates:
+            sc = build_scenario(city, population, traj, graph, options.seed, coverage, miss)
+            rides = _history_rides(city, sc.readers, history, options.seed)
+            fleet_rides = [r for tag_rides in rides.values() for r in tag_rides]
+            started = time.perf_counter()  # the learning alone, not the history's simulation
+            fleet = learn_way_prior(fleet_rides, sc.reader_paths.miss_rate_of)
+            learn_s = time.perf_counter() - started
+            for prior in multi.priors:
+                routes = _routes(sc, graph, prior, fleet, rides)
+                record = _record("tagtrail", coverage, miss, score_scenario(routes, sc, graph))
+                record |= _stolen(routes, sc, graph, population)
+                record |= {
+                    "prior": prior, "days": multi.days, "habits": multi.habits,
+                    "bikes": options.bikes, "hours": options.hours,
+                    "route_variants": multi.route_variants,
+                    "history_rides": len(fleet_rides),
+                    "prior_pairs": len(fleet.rides),
+                    "learn_seconds": round(learn_s, 2) if prior != "none" else None,
+                }  # fmt: skip
+                results.append(record)
+    return results
+
+
+def working_mornings(days: int) -> list[datetime]:
+    """The first ``days`` working-day mornings (Monday to Friday, local) from START."""
+    out: list[datetime] = []
+    day = START
+    while len(out) < days:
+        if (day + _LOCAL_OFFSET).weekday() < 5:
+            out.append(day)
+        day += timedelta(days=1)
+    return out
+
+
+def _population(
+    city: Any,
+    options: AccuracyOptions,
+    start: Any,
+    habits: Habits | None,
+    route_variants: int,
+    *,
+    thefts: bool = False,
+) -> Any:
+    """One morning of the fleet. One seed for every day: the same bikes, homes and habits
+    (habit draws are keyed by bike and day, :mod:`simulators.habits`)."""
+    return generate_population(
+        city, seed=options.seed, bikes=options.bikes, start=start, hours=options.hours,
+        thefts=options.thefts if thefts else 0, clones=options.clones if thefts else 0,
+        habits=habits, route_variants=route_variants,
+    )  # fmt: skip
+
+
+def _history_rides(
+    city: Any, readers: list[SimReader], history: list[pd.DataFrame], seed: int
+) -> dict[str, list[Ride]]:
+    """Every tag's rides over the history mornings, as the engine would have stored them."""
+    out: dict[str, list[Ride]] = {}
+    for d, traj in enumerate(history):
+        reads, _ = simulate_reads(city, readers, traj, seed=seed + 500 + d)
+        passages = estimate_passages(reads, readers).sort_values(
+            ["tag_id", "closest_at_us", "reader_id"], kind="mergesort"
+        )
+        for tag, ps in passages.groupby("tag_id", sort=False):
+            found = rides_of(ps["reader_id"].astype(str).tolist(), ps["closest_at_us"].tolist())
+            out.setdefault(str(tag), []).extend(found)
+    return out
+
+
+def _routes(
+    sc: Scenario,
+    graph: RoadGraph,
+    prior: str,
+    fleet: WayPrior,
+    rides: dict[str, list[Ride]],
+) -> dict[str, Route]:
+    """Every tag's route with the chooser of ``prior``."""
+    reader_nodes = {r.reader_id: r.node for r in sc.readers}
+    default = NegativeEvidenceChooser(prior=fleet if prior == "fleet" else None)
+    out: dict[str, Route] = {}
+    for tag, ps in sc.passages.groupby("tag_id", sort=True):
+        chooser = default
+        if prior in ("personal", "fleet+personal"):
+            own = learn_way_prior(rides.get(str(tag), []), sc.reader_paths.miss_rate_of)
+            mine = own if prior == "personal" else fleet.combined(own, PERSONAL_SHARE)
+            chooser = NegativeEvidenceChooser(prior=mine)
+        out[str(tag)] = build_route(ps, graph, reader_nodes, sc.reader_paths, path_chooser=chooser)
+    return out
+
+
+def _stolen(
+    routes: dict[str, Route], sc: Scenario, graph: RoadGraph, population: Any
+) -> dict[str, Any]:
+    """Recall and precision over the stolen bikes' trips after the theft alone."""
+    trips = population.trips
+    stolen = set(trips.loc[trips["kind"] == "theft", "trip_id"].tolist())
+    t = sc.truth
+    spans = t.spans[t.spans["trip_id"].isin(stolen)]
+    if spans.empty:
+        return {"stolen_recall": None, "stolen_precision": None, "stolen_trips": 0}
+    truth = dataclasses.replace(
+        t,
+        spans=spans,
+        edges=t.edges[t.edges["trip_id"].isin(stolen)],
+        positions=t.positions[t.positions["trip_id"].isin(stolen)],
+    )
+    scores = score_scenario(routes, dataclasses.replace(sc, truth=truth), graph)
+    rec = _record("tagtrail", sc.coverage, sc.miss_rate, scores)
+    return {"stolen_recall": rec["recall"], "stolen_precision": rec["precision"],
+            "stolen_trips": rec["trips"]}  # fmt: skip
