@@ -35,15 +35,9 @@ from simulators.habits import Habits
 from simulators.readers import SimReader
 from simulators.rf import simulate_reads
 from simulators.riders import generate_population, trajectories
-from tagtrail.bench.engine_accuracy import (
-    START,
-    AccuracyOptions,
-    Scenario,
-    _record,
-    build_scenario,
-    score_scenario,
-)
 from tagtrail.bench.engine_replay import estimate_passages
+from tagtrail.bench.engine_scenario import START, AccuracyOptions, Scenario, build_scenario
+from tagtrail.bench.engine_scores import score_record, score_scenario
 from track_engine.paths import NegativeEvidenceChooser
 from track_engine.roads import RoadGraph
 from track_engine.route_result import Route
@@ -108,7 +102,7 @@ def run_priors(options: AccuracyOptions, multi: PriorOptions) -> list[dict[str, 
             learn_s = time.perf_counter() - started
             for prior in multi.priors:
                 routes = _routes(sc, graph, prior, fleet, rides)
-                record = _record("tagtrail", coverage, miss, score_scenario(routes, sc, graph))
+                record = score_record("tagtrail", coverage, miss, score_scenario(routes, sc, graph))
                 record |= _stolen(routes, sc, graph, population)
                 record |= {
                     "prior": prior, "days": multi.days, "habits": multi.habits,
@@ -205,6 +199,6 @@ def _stolen(
         positions=t.positions[t.positions["trip_id"].isin(stolen)],
     )
     scores = score_scenario(routes, dataclasses.replace(sc, truth=truth), graph)
-    rec = _record("tagtrail", sc.coverage, sc.miss_rate, scores)
+    rec = score_record("tagtrail", sc.coverage, sc.miss_rate, scores)
     return {"stolen_recall": rec["recall"], "stolen_precision": rec["precision"],
             "stolen_trips": rec["trips"]}  # fmt: skip
