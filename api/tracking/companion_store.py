@@ -10,17 +10,27 @@ from typing import Any
 import pandas as pd
 import psycopg
 
+from api.tracking.dialect import on_citus
 from api.tracking.values import Companion
 from track_engine.companions import SHARED_COLUMNS, score_companions
 
 _EPOCH_US = "(extract(epoch from {col}) * 1000000)::bigint"
 
 # Passages of other tags at the target's readers within the window of one of its passages.
-# The target's passages are a materialized CTE: a self-join of passages on the reader is not
-# on the distribution column, which Citus refuses (it would repartition), while a CTE becomes
-# an intermediate result it joins on every shard; plain PostgreSQL runs the same nested loop
-# over the reader index. Ordered, so that ties come back the same way on every engine.
 _CO_PASSAGES = f"""
+    SELECT q.tag_id, q.reader_id, {_EPOCH_US.format(col="t.closest_at")},
+           {_EPOCH_US.format(col="q.closest_at")}
+    FROM passages t
+    JOIN passages q ON q.reader_id = t.reader_id
+     AND q.first_at BETWEEN t.first_at - %(w)s - interval '1 hour' AND t.last_at + %(w)s
+     AND abs(extract(epoch FROM q.closest_at - t.closest_at)) <= %(ws)s
+    WHERE t.tag_id = %(tag)s AND t.first_at >= %(since)s AND t.first_at < %(until)s
+      AND q.tag_id <> %(tag)s"""
+# On Citus the self-join on the reader is not on the distribution column, which it refuses
+# (it would repartition): the target's passages become a materialized CTE, an intermediate
+# result it joins on every shard. (Not on plain PostgreSQL: there the CTE would forbid the
+# parallel hash join it picks for a busy reader.)
+_CO_PASSAGES_CITUS = f"""
     WITH t AS MATERIALIZED (
         SELECT reader_id, first_at, last_at, closest_at FROM passages
         WHERE tag_id = %(tag)s AND first_at >= %(since)s AND first_at < %(until)s)
@@ -30,8 +40,7 @@ _CO_PASSAGES = f"""
     JOIN passages q ON q.reader_id = t.reader_id
      AND q.first_at BETWEEN t.first_at - %(w)s - interval '1 hour' AND t.last_at + %(w)s
      AND abs(extract(epoch FROM q.closest_at - t.closest_at)) <= %(ws)s
-    WHERE q.tag_id <> %(tag)s
-    ORDER BY 1, 3, 4, 2"""
+    WHERE q.tag_id <> %(tag)s"""
 
 
 def companions(
@@ -63,7 +72,7 @@ def companions(
     if target.empty:
         return []
     co_rows = conn.execute(
-        _CO_PASSAGES,
+        _CO_PASSAGES_CITUS if on_citus(conn) else _CO_PASSAGES,
         {"w": window, "ws": window_s, "tag": tag_id, "since": since, "until": until},
     ).fetchall()
     co = pd.DataFrame(co_rows, columns=SHARED_COLUMNS)
@@ -101,7 +110,8 @@ def companions(
 
 def _companion(rec: dict[Hashable, Any], co: pd.DataFrame, bikes: dict[str, int]) -> Companion:
     tag = str(rec["tag_id"])
-    mine = co[co["tag_id"] == tag].sort_values("target_at_us")
+    # Ties broken by the other columns: rows come back in no set order (on Citus, by shard).
+    mine = co[co["tag_id"] == tag].sort_values(["target_at_us", "companion_at_us", "reader_id"])
     return Companion(
         tag_id=tag,
         bike_id=None if tag not in bikes else int(bikes[tag]),
