@@ -4,8 +4,9 @@ One simulated half hour (registry, reads, passages folded from them, and an aler
 the stolen bike's watched tag, as the engine raises them) is stored the same way into a plain
 PostgreSQL database and into a distributed one (coordinator + two workers, distribute.sql as
 written); then the API, on each, is asked for every bike's route, last sighting, likely next
-readers and where-now map, the open thefts' overview and the stolen bike's companions. The
-answers must be equal, field for field. These are the queries Citus refused before (a LATERAL
+readers and where-now map, the open thefts' overview and the stolen bike's companions, and
+every reader's transition history (which the API shows only past MIN_TRANSITIONS departures).
+The answers must be equal, field for field. These are the queries Citus refused before (a LATERAL
 subquery with LIMIT over a reference table, a self-join of passages not on the tag).
 """
 
@@ -25,6 +26,7 @@ from fastapi.testclient import TestClient
 from testsupport import create_database, drop_database
 
 from api.app import create_app
+from api.tracking import store
 from tagtrail.bench.engine_accuracy import START
 from tagtrail.demo import DemoOptions, SimulatedCity, load_registry, simulate
 from track_engine.db.migrate import migrate
@@ -35,6 +37,7 @@ pytestmark = [pytest.mark.citus, pytest.mark.slow]
 
 REASON = {"reason": "engine equivalence"}
 COMPANION = "E2801170000000000000C0DE"
+HOUR = timedelta(hours=1)
 
 
 def _store(url: str, sim: SimulatedCity) -> None:
@@ -112,6 +115,12 @@ def _answers(url: str, sim: SimulatedCity) -> dict[str, Any]:
         out["open thefts"] = status, overview
         for theft_id in thefts:
             out[f"companions {theft_id}"] = get(f"/api/v1/thefts/{theft_id}/companions", **window)
+    with psycopg.connect(url) as conn:
+        for reader in sorted({r.reader_id for r in sim.readers}):
+            out[f"transitions {reader}"] = (
+                200,
+                store.transitions(reader, sim.start + HOUR).run(conn),
+            )
     return out
 
 
@@ -141,11 +150,14 @@ def test_lookups_on_citus_answer_as_on_plain_postgresql(
     got = _answers(citus_db, city)
     ok = {k for k, (status, _) in plain_answers.items() if status == 200}
     # The data answers every kind of lookup, so each is compared on a real answer.
-    for kind in ("route", "last seen", "next readers", "where now", "open thefts", "companions"):
+    kinds = ("route", "last seen", "next readers", "where now", "open thefts", "companions")
+    for kind in (*kinds, "transitions"):
         statuses = {v[0]: v[1] for k, v in plain_answers.items() if k.startswith(kind)}
         assert any(k.startswith(kind) for k in ok), f"no {kind} answered: {statuses}"
     seen = [plain_answers[k][1] for k in ok if k.startswith("last seen")]
     assert {s["source"] for s in seen} == {"passage", "read"}
+    # Too few departures for the API to show history (MIN_TRANSITIONS): compared directly.
+    assert any(plain_answers[k][1] for k in ok if k.startswith("transitions"))
     found = [plain_answers[k][1]["companions"] for k in ok if k.startswith("companions")]
     assert COMPANION in {c["tag_id"] for c in found[0]}
     failed = {k: v for k, v in got.items() if v[0] != plain_answers[k][0]}
