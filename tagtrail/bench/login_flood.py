@@ -47,7 +47,8 @@ from tagtrail.bench.common import (
 )
 from tagtrail.bench.latency import login, officer
 from tagtrail.bench.preload import checkpoint
-from tagtrail.bench.query import Http, api_service, seed_city
+from tagtrail.bench.query import api_service, seed_city
+from tagtrail.bench.query_clients import Http
 
 
 @dataclass(frozen=True)
