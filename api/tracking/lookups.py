@@ -17,6 +17,7 @@ from api.network.service import NetworkCache, active_network
 from api.registry import audit, bikes, cases
 from api.tracking import store
 from api.tracking.caches import caches_of
+from api.tracking.companion_store import companions as tag_companions
 from api.tracking.prediction import predict_next_readers
 from api.tracking.service import MAX_WINDOW
 from api.tracking.values import LastSeen, Transitions
@@ -179,7 +180,7 @@ def companions(
         end = min(until, binding.valid_to or until)
         if end - start < timedelta(seconds=1):
             continue
-        for c in store.companions(conn, tag_id=binding.tag_id, since=start, until=end):
+        for c in tag_companions(conn, tag_id=binding.tag_id, since=start, until=end):
             if c.tag_id in found or c.bike_id == theft.bike_id:
                 continue
             found[c.tag_id] = {

@@ -9,11 +9,15 @@ lookups put the audit row in front of their own statement as a data-modifying ``
 active network's id as a scalar subquery: one statement per round trip (a pipeline of four
 statements costs ~0.35 ms of client CPU in psycopg async, one statement ~0.1 ms). Times come
 back as aware UTC datetimes.
+
+On Citus a few lookups run a twin statement with the same answer (:mod:`api.tracking.dialect`:
+Citus cannot push down a ``LATERAL … LIMIT`` over a reference table); companions are in
+:mod:`api.tracking.companion_store`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
@@ -23,16 +27,15 @@ import psycopg
 
 from api.registry import audit
 from api.tracking.caches import caches_of
+from api.tracking.dialect import on_citus, on_citus_async
 from api.tracking.prediction import HasReaderPaths, predict_next_readers
 from api.tracking.values import (
-    Companion,
     LastSeen,
     NextReader,
     OpenTheftSeen,
     PlateBike,
     Transitions,
 )
-from track_engine.companions import SHARED_COLUMNS, score_companions
 from track_engine.db import passage_rows
 from track_engine.errors import NotFoundError
 from track_engine.identifiers import normalize_plate
@@ -50,19 +53,23 @@ _HISTORY_DEPARTURES = 5000
 
 @dataclass(frozen=True, slots=True)
 class Lookup(Generic[T]):
-    """One statement with its parameters, and how its rows become the answer."""
+    """One statement with its parameters, and how its rows become the answer; ``citus``: the
+    statement's twin where Citus cannot run it (same parameters, same answer)."""
 
     statement: str
     params: Mapping[str, Any] | Sequence[Any]
     answer: Callable[[list[Row]], T]
+    citus: str | None = None
 
     def run(self, conn: psycopg.Connection) -> T:
         """The answer, on a blocking connection."""
-        return self.answer(conn.execute(self.statement, self.params).fetchall())
+        statement = self.citus if self.citus and on_citus(conn) else self.statement
+        return self.answer(conn.execute(statement, self.params).fetchall())
 
     async def run_async(self, conn: psycopg.AsyncConnection[Any]) -> T:
         """The answer, on an asyncio connection."""
-        cur = await conn.execute(self.statement, self.params)
+        statement = self.citus if self.citus and await on_citus_async(conn) else self.statement
+        cur = await conn.execute(statement, self.params)
         return self.answer(await cur.fetchall())
 
 
@@ -98,14 +105,19 @@ async def configure_lookup_connection(conn: psycopg.AsyncConnection[Any]) -> Non
 # A passage is stored about ``passage_gap_s`` + 3 s after its last read, on the engine's clock
 # even when no later read comes (Engine.tick), so for a bike nobody watches the answer lags by
 # that much; a watched bike's alerts are live.
-_LAST_SEEN_OF = """
-    WITH tags AS (SELECT tag_id, valid FROM tag_bindings WHERE bike_id = {bike})
-    SELECT s.tag_id, s.reader_id, s.at, s.source, rd.lon, rd.lat FROM (
-      (SELECT p.tag_id, p.reader_id, p.closest_at AS at, 'passage' AS source
+_NEWEST_PASSAGE = """
        FROM tags t CROSS JOIN LATERAL (
          SELECT p.tag_id, p.reader_id, p.closest_at, p.first_at FROM passages p
          WHERE p.tag_id = t.tag_id AND p.closest_at <@ t.valid
-         ORDER BY p.first_at DESC LIMIT 1) p
+         ORDER BY p.first_at DESC LIMIT 1) p"""
+# On Citus: the bike's passages within their bindings, newest first, without the per-tag
+# LATERAL (refused there); each shard sends its newest and the coordinator keeps one.
+_NEWEST_PASSAGE_CITUS = """
+       FROM tags t JOIN passages p ON p.tag_id = t.tag_id AND p.closest_at <@ t.valid"""
+_LAST_SEEN_SQL = """
+    WITH tags AS (SELECT tag_id, valid FROM tag_bindings WHERE bike_id = {bike})
+    SELECT s.tag_id, s.reader_id, s.at, s.source, rd.lon, rd.lat FROM (
+      (SELECT p.tag_id, p.reader_id, p.closest_at AS at, 'passage' AS source{passage}
        ORDER BY p.first_at DESC LIMIT 1)
       UNION ALL
       (SELECT a.tag_id, a.reader_id, a.read_at AS at, 'read' AS source
@@ -114,7 +126,11 @@ _LAST_SEEN_OF = """
        ORDER BY a.read_at DESC LIMIT 1)) s
     LEFT JOIN readers rd ON rd.reader_id = s.reader_id
     ORDER BY s.at DESC, s.source LIMIT 1"""
+_LAST_SEEN_OF = _LAST_SEEN_SQL.replace("{passage}", _NEWEST_PASSAGE)
 _LAST_SEEN = _LAST_SEEN_OF.format(bike="%(bike)s")
+_LAST_SEEN_CITUS = _LAST_SEEN_SQL.replace("{passage}", _NEWEST_PASSAGE_CITUS).format(
+    bike="%(bike)s"
+)
 
 
 def _last_seen_of(row: Row | None) -> LastSeen | None:
@@ -134,7 +150,12 @@ def last_seen_lookup(bike_id: int) -> Lookup[LastSeen | None]:
     """The newest sighting of any tag bound to the bike: its newest closed passage (at the
     closest approach), or a newer raw read (an alert of a watched tag); a tie goes to the
     passage."""
-    return Lookup(_LAST_SEEN, {"bike": bike_id}, lambda rows: _last_seen_of(_first(rows)))
+    return Lookup(
+        _LAST_SEEN,
+        {"bike": bike_id},
+        lambda rows: _last_seen_of(_first(rows)),
+        citus=_LAST_SEEN_CITUS,
+    )
 
 
 def last_seen(conn: psycopg.Connection, *, bike_id: int) -> LastSeen | None:
@@ -146,12 +167,14 @@ _ACTIVE_NETWORK = "(SELECT network_id FROM road_networks WHERE active)"
 
 # The bike's existence, its last sighting (_LAST_SEEN, columns 2-7, NULL when never seen) and
 # the active network's id, with the audit row.
-_AUDITED_LAST_SEEN = f"""{audit.CTE_NAMED},
-    seen AS ({_LAST_SEEN})
+_AUDITED_LAST_SEEN_SQL = f"""{audit.CTE_NAMED},
+    seen AS ({{seen}})
     SELECT EXISTS (SELECT 1 FROM bikes b JOIN owners o USING (owner_id)
                    WHERE b.bike_id = %(bike)s),
            seen.*, {_ACTIVE_NETWORK}
     FROM (VALUES (1)) AS one (x) LEFT JOIN seen ON true"""
+_AUDITED_LAST_SEEN = _AUDITED_LAST_SEEN_SQL.replace("{seen}", _LAST_SEEN)
+_AUDITED_LAST_SEEN_CITUS = _AUDITED_LAST_SEEN_SQL.replace("{seen}", _LAST_SEEN_CITUS)
 
 
 def audited_last_seen(
@@ -169,27 +192,35 @@ def audited_last_seen(
         return seen, None if row[7] is None else int(row[7])
 
     params = {**audit.named_params(record), "bike": bike_id}
-    return Lookup(_AUDITED_LAST_SEEN, params, answer)
+    return Lookup(_AUDITED_LAST_SEEN, params, answer, citus=_AUDITED_LAST_SEEN_CITUS)
 
 
 # --- Open thefts' last sightings (the duty desk's overview map) -------------------------------
 # Every open theft with its bike's current plate and the bike's last sighting (_LAST_SEEN per
 # bike, NULLs when never seen). Not a hot lookup: the caller audits what it showed.
-_OPEN_THEFTS_LAST_SEEN = f"""
+_OPEN_THEFTS = """
     SELECT th.theft_id, th.bike_id,
            (SELECT p.plate FROM plates p WHERE p.bike_id = th.bike_id
             ORDER BY upper_inf(p.valid) DESC, lower(p.valid) DESC LIMIT 1) AS plate,
-           th.case_number, th.status, th.stolen_at, seen.*
-    FROM thefts th
-    LEFT JOIN LATERAL ({_LAST_SEEN_OF.format(bike="th.bike_id")}) seen ON true
+           th.case_number, th.status, th.stolen_at{seen}
+    FROM thefts th{join}
     WHERE th.status IN ('reported', 'confirmed')
     ORDER BY th.stolen_at DESC, th.theft_id DESC"""
+_OPEN_THEFTS_LAST_SEEN = _OPEN_THEFTS.format(
+    seen=", seen.*",
+    join=f"\n    LEFT JOIN LATERAL ({_LAST_SEEN_OF.format(bike='th.bike_id')}) seen ON true",
+)
 
 
 def open_thefts_last_seen(conn: psycopg.Connection) -> list[OpenTheftSeen]:
     """Every open theft (reported or confirmed), newest theft first, with its bike's last
     sighting (:func:`last_seen_lookup`)."""
-    rows = conn.execute(_OPEN_THEFTS_LAST_SEEN).fetchall()
+    if on_citus(conn):
+        # Citus cannot run the LATERAL per theft: one last-seen lookup per open theft instead.
+        thefts = conn.execute(_OPEN_THEFTS.format(seen="", join="")).fetchall()
+        rows = [_with_seen(row, last_seen(conn, bike_id=int(row[1]))) for row in thefts]
+    else:
+        rows = conn.execute(_OPEN_THEFTS_LAST_SEEN).fetchall()
     return [
         OpenTheftSeen(
             theft_id=int(r[0]),
@@ -202,6 +233,13 @@ def open_thefts_last_seen(conn: psycopg.Connection) -> list[OpenTheftSeen]:
         )
         for r in rows
     ]
+
+
+def _with_seen(theft: Row, seen: LastSeen | None) -> Row:
+    """A theft's row with its sighting's columns, as ``_OPEN_THEFTS_LAST_SEEN`` has them."""
+    if seen is None:
+        return (*theft, None, None, None, None, None, None)
+    return (*theft, seen.tag_id, seen.reader_id, seen.at, seen.source, seen.lon, seen.lat)
 
 
 # --- A bike's passages -----------------------------------------------------------------------
@@ -299,6 +337,22 @@ _TRANSITIONS = f"""
     WHERE nx.reader_id <> %(r)s
     GROUP BY nx.reader_id
     ORDER BY n DESC, travel_s"""
+# On Citus (no LATERAL … LIMIT over the departures' intermediate result): each departure's
+# first later passage of its tag by DISTINCT ON, which each shard answers for its tags.
+_TRANSITIONS_CITUS = f"""
+    SELECT nx.reader_id, count(*) AS n,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY nx.travel) AS travel_s
+    FROM (SELECT DISTINCT ON (p.tag_id, p.first_at) q.reader_id,
+                 extract(epoch FROM q.closest_at - p.closest_at) AS travel
+          FROM (SELECT tag_id, first_at, closest_at FROM passages
+                WHERE reader_id = %(r)s AND first_at >= %(since)s AND first_at < %(before)s
+                ORDER BY first_at DESC LIMIT {_HISTORY_DEPARTURES}) p
+          JOIN passages q ON q.tag_id = p.tag_id AND q.first_at > p.first_at
+           AND q.first_at < p.first_at + %(gap)s
+          ORDER BY p.tag_id, p.first_at, q.first_at) nx
+    WHERE nx.reader_id <> %(r)s
+    GROUP BY nx.reader_id
+    ORDER BY n DESC, travel_s"""
 
 
 def _transitions_of(rows: list[Row]) -> Transitions:
@@ -309,7 +363,7 @@ def transitions(reader_id: str, before: datetime) -> Lookup[Transitions]:
     """Where tags that passed ``reader_id`` in the 30 days before ``before`` went next (within
     30 minutes): (next reader, departures, median travel seconds), most frequent first."""
     params = {"r": reader_id, "since": before - _HISTORY, "before": before, "gap": _TRANSITION_MAX}
-    return Lookup(_TRANSITIONS, params, _transitions_of)
+    return Lookup(_TRANSITIONS, params, _transitions_of, citus=_TRANSITIONS_CITUS)
 
 
 def next_readers(
@@ -331,102 +385,6 @@ def next_readers(
         (seen.reader_id, seen.at), lambda: transitions(seen.reader_id, seen.at).run(conn)
     )
     return predict_next_readers(network, seen, history, limit)
-
-
-# --- Companions ------------------------------------------------------------------------------
-def companions(
-    conn: psycopg.Connection,
-    *,
-    tag_id: str,
-    since: datetime,
-    until: datetime,
-    window_s: float = 10.0,
-    min_shared: int = 2,
-    limit: int = 20,
-) -> list[Companion]:
-    """Tags that passed the target's readers within ``window_s`` more than by chance.
-
-    Scored by :func:`track_engine.companions.score_companions`; each comes with its shared
-    passages (reader, target's time, companion's time) and its bike when bound.
-    """
-    if since.tzinfo is None or until.tzinfo is None or until <= since:
-        raise ValueError("since and until must be aware and since < until")
-    window = timedelta(seconds=window_s)
-    target = pd.DataFrame(
-        conn.execute(
-            "SELECT reader_id, first_at, last_at, closest_at FROM passages "
-            "WHERE tag_id = %s AND first_at >= %s AND first_at < %s",
-            (tag_id, since, until),
-        ).fetchall(),
-        columns=["reader_id", "first_at", "last_at", "closest_at"],
-    )
-    if target.empty:
-        return []
-    co_rows = conn.execute(
-        f"""SELECT q.tag_id, q.reader_id, {_EPOCH_US.format(col="t.closest_at")},
-                   {_EPOCH_US.format(col="q.closest_at")}
-            FROM passages t
-            JOIN passages q ON q.reader_id = t.reader_id
-             AND q.first_at BETWEEN t.first_at - %(w)s - interval '1 hour' AND t.last_at + %(w)s
-             AND abs(extract(epoch FROM q.closest_at - t.closest_at)) <= %(ws)s
-            WHERE t.tag_id = %(tag)s AND t.first_at >= %(since)s AND t.first_at < %(until)s
-              AND q.tag_id <> %(tag)s""",
-        {"w": window, "ws": window_s, "tag": tag_id, "since": since, "until": until},
-    ).fetchall()
-    co = pd.DataFrame(co_rows, columns=SHARED_COLUMNS)
-    candidates = co.groupby("tag_id")["target_at_us"].nunique()
-    candidates = candidates[candidates >= min_shared]
-    if candidates.empty:
-        return []
-    readers = sorted(set(target["reader_id"]))
-    counts = pd.DataFrame(
-        conn.execute(
-            """SELECT tag_id, reader_id, count(*) FROM passages
-               WHERE tag_id = ANY(%s) AND reader_id = ANY(%s)
-                 AND first_at >= %s AND first_at < %s
-               GROUP BY tag_id, reader_id""",
-            (list(candidates.index), readers, since, until),
-        ).fetchall(),
-        columns=["tag_id", "reader_id", "passages"],
-    )
-    scored = score_companions(
-        co,
-        counts,
-        target,
-        window_s=window_s,
-        duration_s=(until - since).total_seconds(),
-        min_shared=min_shared,
-    ).head(limit)
-    bikes: dict[str, int] = dict(
-        conn.execute(
-            "SELECT tag_id, bike_id FROM tag_bindings WHERE tag_id = ANY(%s) AND valid @> %s",
-            (list(scored["tag_id"]), until),
-        ).fetchall()
-    )
-    return [_companion(rec, co, bikes) for rec in scored.to_dict("records")]
-
-
-def _companion(rec: dict[Hashable, Any], co: pd.DataFrame, bikes: dict[str, int]) -> Companion:
-    tag = str(rec["tag_id"])
-    mine = co[co["tag_id"] == tag].sort_values("target_at_us")
-    return Companion(
-        tag_id=tag,
-        bike_id=None if tag not in bikes else int(bikes[tag]),
-        shared=int(rec["shared"]),
-        readers=int(rec["readers"]),
-        expected=float(rec["expected"]),
-        score=float(rec["score"]),
-        passages=[
-            (str(r), _utc(a), _utc(b))
-            for r, a, b in zip(
-                mine["reader_id"], mine["target_at_us"], mine["companion_at_us"], strict=True
-            )
-        ],
-    )
-
-
-def _utc(t_us: int) -> datetime:
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(t_us))
 
 
 def _first(rows: list[Row]) -> Row | None:

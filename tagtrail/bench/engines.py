@@ -20,6 +20,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -313,9 +314,11 @@ def storage(url: str, *, compress: bool = False) -> dict[str, Any]:
         )
         out["bytes_per_read"] = round(_one(conn, size_sql) / rows, 1)
         if timescale and compress:
+            started = time.perf_counter()
             conn.execute(
                 "SELECT compress_chunk(c, if_not_compressed => true) FROM show_chunks('reads') c"
             )
+            out["compress_seconds"] = round(time.perf_counter() - started, 1)
             out["bytes_per_read_compressed"] = round(_one(conn, size_sql) / rows, 1)
             out["compression_ratio"] = round(
                 out["bytes_per_read"] / out["bytes_per_read_compressed"], 2

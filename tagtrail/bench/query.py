@@ -197,6 +197,11 @@ def compared_report_rows(doc: dict[str, Any]) -> list[tuple[str, str]]:
                 f"{stored['bytes_per_read']} → {stored['bytes_per_read_compressed']}",
             )
         )
+        rows.append((f"{kind} compress_chunk, every chunk", f"{stored['compress_seconds']} s"))
+    for name in ("plain", kind):
+        preload = doc[name].get("preload_reads")
+        if preload:
+            rows.append((f"{name} preload of {preload['rows']:,} reads", f"{preload['seconds']} s"))
     for name in ENDPOINTS:
         rows.append(
             (

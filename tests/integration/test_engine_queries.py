@@ -12,6 +12,7 @@ import pytest
 
 from api.registry import loaders as registry
 from api.tracking import store as queries
+from api.tracking.companion_store import companions
 from track_engine.db.writer import PartitionKeeper, store_passages, store_reads
 from track_engine.passages import PASSAGE_COLUMNS
 from track_engine.roads import ReaderPaths, RoadGraph, precompute_reader_paths
@@ -147,7 +148,7 @@ def test_companions_are_scored_against_how_busy_the_road_is(conn: psycopg.Connec
     busy = [(commuter, "R1", s) for s in range(-3000, 6000, 30)]
     store_passages(conn, rows(*target, *beside, *busy), partitions=keeper)
     since, until = T0 - timedelta(hours=1), T0 + timedelta(hours=2)
-    got = queries.companions(conn, tag_id=TARGET, since=since, until=until, window_s=10)
+    got = companions(conn, tag_id=TARGET, since=since, until=until, window_s=10)
     assert got[0].tag_id == thief
     assert (got[0].shared, got[0].readers) == (3, 3)
     assert got[0].bike_id is not None

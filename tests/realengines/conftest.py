@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 # Reused: the shard-equivalence run (tests/integration/test_shards.py) and the fault stack
-# (tests/faults/harness.py, which needs tests/gateway's helpers).
+# (tests/faults/harness.py, which needs tests/gateway's helpers), and the API tests' helpers.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "http_api"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "faults"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gateway"))
 

@@ -79,9 +79,11 @@ class NatsNode:
         """``mqtt://127.0.0.1:<port>`` of this node's MQTT listener."""
         return f"mqtt://127.0.0.1:{self.mqtt_port}"
 
-    def write_conf(self, routes: list[int]) -> None:
-        """The node's config: one cluster with static routes, MQTT, JetStream on disk."""
+    def write_conf(self, routes: list[int], ack_wait: str | None = "5s") -> None:
+        """The node's config: one cluster with static routes, MQTT, JetStream on disk;
+        ``ack_wait`` None leaves NATS's default (30 s)."""
         route_list = ", ".join(f"nats-route://127.0.0.1:{p}" for p in routes)
+        wait = "" if ack_wait is None else f" ack_wait: {ack_wait},"
         self.conf.write_text(
             f"server_name: tagtrail-n{self.index}\n"
             f"listen: 127.0.0.1:{self.client_port}\n"
@@ -91,7 +93,7 @@ class NatsNode:
             f" routes: [{route_list}] }}\n"
             # ack_wait: how long JetStream waits for a consumer's PUBACK before redelivering;
             # NATS's default is 30 s (issue #19: a killed engine's batches came back that late).
-            f"mqtt {{ listen: 127.0.0.1:{self.mqtt_port}, ack_wait: 5s, stream_replicas: 3 }}\n"
+            f"mqtt {{ listen: 127.0.0.1:{self.mqtt_port},{wait} stream_replicas: 3 }}\n"
         )
 
     def start(self) -> None:
@@ -124,16 +126,17 @@ class NatsNode:
 
 
 class NatsCluster:
-    """Three ``nats-server`` nodes in one cluster, each with MQTT and JetStream."""
+    """Three ``nats-server`` nodes in one cluster, each with MQTT and JetStream; ``ack_wait``:
+    how long JetStream waits for a PUBACK before redelivering (None: NATS's default, 30 s)."""
 
-    def __init__(self, size: int = 3) -> None:
+    def __init__(self, size: int = 3, ack_wait: str | None = "5s") -> None:
         self.root = Path(tempfile.mkdtemp(prefix="tagtrail-nats-"))
         self.nodes = [
             NatsNode(self.root, i, {k: free_port() for k in ("client", "cluster", "mqtt")})
             for i in range(size)
         ]
         for node in self.nodes:
-            node.write_conf([n.cluster_port for n in self.nodes if n is not node])
+            node.write_conf([n.cluster_port for n in self.nodes if n is not node], ack_wait)
 
     @property
     def mqtt_url(self) -> str:
