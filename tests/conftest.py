@@ -9,6 +9,7 @@ skip would let CI pass without testing storage. Plain helpers live in ``testsupp
 
 from __future__ import annotations
 
+import signal
 import socket
 import uuid
 from collections.abc import Iterator
@@ -21,6 +22,12 @@ from testsupport import ADMIN_URL, MQTT_URL, create_database, drop_database
 from track_engine.db.migrate import migrate
 
 REAL_ENGINES = "realengines"  # tests/realengines: TimescaleDB, Citus and NATS clusters
+
+# A run started in the background of a script (`make test &`, CI runners, nohup) inherits SIGINT
+# ignored, and so would every process a test starts: a `tagtrail` service told to stop with
+# SIGINT, as Ctrl-C would, then never stops. Tests mean the terminal's SIGINT.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
