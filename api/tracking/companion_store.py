@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 import psycopg
 
-from api.tracking.dialect import on_citus
+from api.tracking.dialect_store import on_citus
 from api.tracking.values import Companion
 from track_engine.companions import SHARED_COLUMNS, score_companions
 

@@ -10,7 +10,7 @@ active network's id as a scalar subquery: one statement per round trip (a pipeli
 statements costs ~0.35 ms of client CPU in psycopg async, one statement ~0.1 ms). Times come
 back as aware UTC datetimes.
 
-On Citus a few lookups run a twin statement with the same answer (:mod:`api.tracking.dialect`:
+On Citus a few lookups run a twin statement with the same answer (:mod:`api.tracking.dialect_store`:
 Citus cannot push down a ``LATERAL … LIMIT`` over a reference table); companions are in
 :mod:`api.tracking.companion_store`.
 """
@@ -27,7 +27,7 @@ import psycopg
 
 from api.registry import audit
 from api.tracking.caches import caches_of
-from api.tracking.dialect import on_citus, on_citus_async
+from api.tracking.dialect_store import on_citus, on_citus_async
 from api.tracking.prediction import HasReaderPaths, predict_next_readers
 from api.tracking.values import (
     LastSeen,
