@@ -76,6 +76,9 @@ SELECT create_reference_table('notice_attempts');
 SELECT create_reference_table('quarantine');
 -- Bike photos (migration 0121): written by the API at registration rates.
 SELECT create_reference_table('bike_photos');
+-- The fleet's way prior (migration 0150): rewritten by the engine's learning job after each
+-- miss-rate run (one row per reader pair and way), read whole by the API with the network.
+SELECT create_reference_table('way_priors');
 
 -- Distributed by tag, co-located.
 SELECT create_distributed_table('reads', 'tag_id');
