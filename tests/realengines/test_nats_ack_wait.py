@@ -103,5 +103,7 @@ def test_batches_held_by_a_killed_engine_come_back_and_split_no_passage(
             stored, folded = _passages(stack.db_url)
             diff = stored.merge(folded, how="outer", indicator=True)
             raise AssertionError(diff[diff["_merge"] != "both"].head(10).to_string()) from None
-    assert figures["acked"] > 1500
+    # 400 before the outage and 200 during it at least (how many more depends on the machine's
+    # speed: 1,230 to 1,900 were seen).
+    assert figures["acked"] >= 600
     assert len(waiting) > 20
