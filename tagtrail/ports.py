@@ -1,4 +1,5 @@
-"""Ports a command will listen on, checked before it starts anything.
+"""Ports a command will listen on, checked before it starts anything; free ports for the
+servers the benchmarks and tests start.
 
 A demo whose API port was taken used to start PostgreSQL, open a theft case, print its
 banner and only then die in uvicorn with a traceback (two for the broker), leaving an open
@@ -8,6 +9,7 @@ case behind. Checked first, a taken port costs one line naming the setting to ch
 from __future__ import annotations
 
 import errno
+import random
 import socket
 from dataclasses import dataclass
 
@@ -50,3 +52,24 @@ def first_refusal(listeners: list[Listener]) -> str | None:
         if found is not None:
             return found
     return None
+
+
+# Below Linux's default ephemeral range (32768-60999): a port asked of the kernel with bind(0)
+# comes from that range, and every outgoing connection on the machine takes one from it too,
+# so such a port can be taken again between the probe and the server's own bind ("Address
+# already in use", seen with two test workers). Ports from here are only taken by choice.
+_FREE_FIRST, _FREE_LAST = 20_000, 32_000
+_FREE_TRIES = 200
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now, outside the ephemeral range."""
+    for _ in range(_FREE_TRIES):
+        port = random.randint(_FREE_FIRST, _FREE_LAST)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise OSError(f"no free port in {_FREE_FIRST}-{_FREE_LAST} after {_FREE_TRIES} tries")

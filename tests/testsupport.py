@@ -7,10 +7,11 @@ An ordinary module, not a conftest: every ``conftest.py`` is imported under the 
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 
 import psycopg
+
+from tagtrail.ports import free_port as free_port  # re-exported: the tests take it from here
 
 ADMIN_URL = os.environ.get(
     "TAGTRAIL_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -37,10 +38,3 @@ def drop_database(admin_url: str, name: str) -> None:
     """Drop a test database, disconnecting whatever still uses it."""
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tagtrail.bench.common import BenchError, Service, service_env, wait_for
 from tagtrail.bench.latency import up
-from tagtrail.bench.services import free_port
+from tagtrail.ports import free_port
 
 
 @contextmanager

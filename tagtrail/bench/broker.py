@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tagtrail.bench.common import BenchError
+from tagtrail.ports import free_port as _free_port
 
 PRIVATE = "private"
 
@@ -34,12 +35,6 @@ max_queued_bytes 0
 max_inflight_messages 100
 log_dest file {dir}/mosquitto.log
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager

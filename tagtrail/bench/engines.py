@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -29,6 +28,7 @@ from typing import Any, Literal
 
 import psycopg
 
+from tagtrail.ports import free_port
 from tagtrail.settings import Settings
 from track_engine.db.migrate import migrate
 
@@ -42,13 +42,6 @@ _INSTALLERS = (
     "/work/shared/pg15-ext",
 )
 Kind = Literal["timescaledb", "citus"]
-
-
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _root() -> bool:

@@ -48,8 +48,9 @@ from tagtrail.bench.common import (
     wait_for,
 )
 from tagtrail.bench.ingest import prepare_streams
-from tagtrail.bench.services import PipelineUnderTest, free_port
+from tagtrail.bench.services import PipelineUnderTest
 from tagtrail.bench.workload import Workload, frames, tag_hex
+from tagtrail.ports import free_port
 
 _US = 1_000_000
 WATCHED_TAG = np.uint64(0xB1CE_0000_0000_0001)

@@ -11,7 +11,6 @@ Progress is read from the engines' Prometheus counters (reads stored, after each
 from __future__ import annotations
 
 import re
-import socket
 import tempfile
 import time
 import urllib.request
@@ -35,17 +34,11 @@ from tagtrail.bench.common import (
     wait_for,
 )
 from tagtrail.bench.ptys import PtyFeeder
+from tagtrail.ports import free_port
 
 SHARDS = 4
 _PROBE_TAG = "0000000000B0BE0{}"
 _DAY_US = 86_400_000_000
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _gateway_toml(

@@ -33,6 +33,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from reader_gateway.brokers import mqtt_target
 from reader_gateway.protocols import tagtrail_active
+from tagtrail.ports import free_port as _free_port
 
 _FRAMES_PER_MESSAGE = 200
 _TAGS = 20_000
@@ -193,14 +194,6 @@ def _metric(port: int, name: str) -> float | None:
         return None
     found = re.findall(rf"^{re.escape(name)}(?:{{[^}}]*}})? (\S+)$", text, re.MULTILINE)
     return sum(float(v) for v in found) if found else None
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _gateway_toml(mqtt_url: str, prefix: str, spool: Path, metrics_port: int) -> str:
