@@ -317,7 +317,13 @@ async function main() {
       // Paper has no zoom buttons: a fractional zoom fills the map instead of halving it.
       printSnap = map.options.zoomSnap;
       map.options.zoomSnap = 0.25;
-      map.fitBounds(layer.bounds().pad(0.05), { paddingTopLeft: [40, 40], paddingBottomRight: [room + 40, 40] });
+      // No animation: the print snapshot (and anyone measuring the sheet) comes right after
+      // this handler, mid-zoom otherwise, with the labels still where they were.
+      map.fitBounds(layer.bounds().pad(0.05), {
+        paddingTopLeft: [40, 40],
+        paddingBottomRight: [room + 40, 40],
+        animate: false,
+      });
     },
     afterPrint: () => {
       map.options.zoomSnap = printSnap;

@@ -122,13 +122,6 @@ def test_a_passed_eta_is_missed_and_the_sheet_has_times_and_a_fitted_map(
              && r.top >= map.top && r.bottom <= map.bottom) && map.width > 600;"""
     )
     assert fitted, "the route lies inside the printed map"
-    labelled = browser.execute_script(
-        """const map = document.getElementById("map").getBoundingClientRect();
-           return [...document.querySelectorAll("#map .time-label")]
-             .map((e) => e.getBoundingClientRect())
-             .every((r) => r.left >= map.left && r.right <= map.right);"""
-    )
-    assert labelled, "the passages' labels, addresses and all, lie inside the printed map"
     screenshot("print-sheet")
     browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
     browser.execute_script("window.dispatchEvent(new Event('afterprint'))")
