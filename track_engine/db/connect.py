@@ -1,9 +1,12 @@
-"""Waiting for a database that is not up yet (a service started before, or while, it restarts)."""
+"""Waiting for a database that is not up yet (a service started before, or while, it restarts);
+one periodic job at a time per database (an advisory lock)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+from collections.abc import Iterator
 
 import psycopg
 
@@ -54,3 +57,17 @@ def wait_for_database(
             log.warning("database at %s is up after %d failed attempts", describe(url), attempts)
         return True
     return False
+
+
+@contextlib.contextmanager
+def one_run_at_a_time(conn: psycopg.Connection, key: int) -> Iterator[bool]:
+    """Whether this session took the advisory lock ``key`` (False: another run holds it);
+    released on leaving the block."""
+    row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+    locked = bool(row and row[0])
+    try:
+        yield locked
+    finally:
+        if locked:
+            with contextlib.suppress(psycopg.Error):  # a broken session released it anyway
+                conn.execute("SELECT pg_advisory_unlock(%s)", (key,))

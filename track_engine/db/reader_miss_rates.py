@@ -29,7 +29,6 @@ nothing. The job logs a warning for each one the registry thinks is fine (< ``RE
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ import psycopg
 from psycopg.rows import class_row
 
 from track_engine.db import network, passage_rows
+from track_engine.db.connect import one_run_at_a_time
 from track_engine.miss_rates import learn_miss_rates, tracks_from_passages
 
 log = logging.getLogger(__name__)
@@ -257,25 +257,23 @@ def run(
     """The job: learn, store, warn about deaf readers. None when it did not run: another run
     holds the lock, no network is active, or (with ``skip_if_newer_than``) the last run is
     that recent."""
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        locked = conn.execute("SELECT pg_try_advisory_lock(%s)", (_LOCK_KEY,)).fetchone()
-        if locked is None or not locked[0]:
+    with (
+        psycopg.connect(database_url, autocommit=True) as conn,
+        one_run_at_a_time(conn, _LOCK_KEY) as locked,
+    ):
+        if not locked:
             log.info("reader miss rates: another run is in progress")
             return None
-        try:
-            if skip_if_newer_than is not None:
-                last = last_learned_at(conn)
-                if last is not None and last > (now or datetime.now(UTC)) - skip_if_newer_than:
-                    return None
-            result = learn(conn, days=days, max_passages=max_passages, now=now)
-            if result is None:
-                log.info("reader miss rates: no active road network")
+        if skip_if_newer_than is not None:
+            last = last_learned_at(conn)
+            if last is not None and last > (now or datetime.now(UTC)) - skip_if_newer_than:
                 return None
-            with conn.transaction():
-                store(conn, result)
-        finally:
-            with contextlib.suppress(psycopg.Error):  # a broken session released it anyway
-                conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+        result = learn(conn, days=days, max_passages=max_passages, now=now)
+        if result is None:
+            log.info("reader miss rates: no active road network")
+            return None
+        with conn.transaction():
+            store(conn, result)
     log.info(
         "reader miss rates: %d readers learned from %d passages of %d tags in %.1f s",
         sum(r.miss_rate_learned is not None for r in result.readers),

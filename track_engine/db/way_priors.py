@@ -17,7 +17,6 @@ The engine runs it right after each miss-rate run, in the same child process
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import time
@@ -27,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 
 from track_engine.db import network
+from track_engine.db.connect import one_run_at_a_time
 from track_engine.db.reader_miss_rates import (
     DEFAULT_DAYS,
     DEFAULT_MAX_PASSAGES,
@@ -132,21 +132,19 @@ def run(
 ) -> WayPriorRun | None:
     """The job: learn and store. None when it did not run (another run holds the lock, or no
     network is active)."""
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        locked = conn.execute("SELECT pg_try_advisory_lock(%s)", (_LOCK_KEY,)).fetchone()
-        if locked is None or not locked[0]:
+    with (
+        psycopg.connect(database_url, autocommit=True) as conn,
+        one_run_at_a_time(conn, _LOCK_KEY) as locked,
+    ):
+        if not locked:
             log.info("way priors: another run is in progress")
             return None
-        try:
-            result = learn(conn, days=days, max_passages=max_passages, now=now)
-            if result is None:
-                log.info("way priors: no active road network")
-                return None
-            with conn.transaction():
-                store(conn, result)
-        finally:
-            with contextlib.suppress(psycopg.Error):  # a broken session released it anyway
-                conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+        result = learn(conn, days=days, max_passages=max_passages, now=now)
+        if result is None:
+            log.info("way priors: no active road network")
+            return None
+        with conn.transaction():
+            store(conn, result)
     log.info(
         "way priors: %d reader pairs learned from %d rides (%d passages of %d tags) in %.1f s",
         len(result.prior.rides),
