@@ -126,8 +126,10 @@ async function acknowledge(item) {
   const url = item.source === "flag" ? `/api/v1/alerts/flags/${item.id}/acknowledge` : `/api/v1/alerts/${item.id}/acknowledge`;
   try {
     const done = await postJson(url, {});
+    // The live stream's own "ack" for it can come before this answer and has counted it then.
+    const counting = !item.acknowledged_at;
     Object.assign(item, { acknowledged_by: done.acknowledged_by, acknowledged_at: done.acknowledged_at });
-    waiting = Math.max(0, waiting - 1);
+    if (counting) waiting = Math.max(0, waiting - 1);
     counted += 1;
     render();
     say($("desk-status"), t("desk.acked", { what: describe(item) }));
