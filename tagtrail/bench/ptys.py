@@ -9,6 +9,7 @@ active-tag readers) are drained so they can never fill the other direction.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import threading
@@ -91,11 +92,10 @@ class PtyFeeder:
 
     @staticmethod
     def _drain(fd: int) -> None:
-        try:
+        # Stops at nothing more to read now, or at a port the gateway closed: both fine.
+        with contextlib.suppress(BlockingIOError, OSError):
             while os.read(fd, 4096):
-                pass
-        except (BlockingIOError, OSError):
-            pass  # nothing more to read now (or the gateway closed the port): both fine
+                continue
 
     def close(self) -> None:
         """Close both sides of every pty."""
