@@ -138,6 +138,11 @@ class Route:
         return per_second(self.geometry, self.segments, self.passages)
 
     @property
+    def vertex_count(self) -> int:
+        """Road vertices of the route's line (what its GeoJSON's size grows with)."""
+        return len(self._parts.vertices.node)
+
+    @property
     def clone_suspected(self) -> bool:
         """The tag was seen at two places no e-bike could travel between (a ``"clone"`` flag)."""
         return any(f.kind == "clone" for f in self.flags)
@@ -145,7 +150,17 @@ class Route:
     def to_geojson(self) -> dict[str, Any]:
         """A GeoJSON Feature (see :func:`track_engine.route_geometry.line_feature`), with
         ``merged_passages``: the passages at a neighbouring reader of one place that were
-        folded into a sighting. They draw nothing, but they are evidence the officer sees."""
+        folded into a sighting. They draw nothing, but they are evidence the officer sees.
+
+        Made once per route: a route is immutable, and officers following a theft ask for the
+        same route again and again (the API keeps routes in a cache). Each call returns its own
+        top level and ``properties`` for the caller to add keys to; the values inside them
+        (coordinates, times, passages, stretches) are shared and must not be changed."""
+        feature = self._geojson
+        return {**feature, "properties": dict(feature["properties"])}
+
+    @cached_property
+    def _geojson(self) -> dict[str, Any]:
         feature = line_feature(
             self.tag_id,
             self.graph,

@@ -4,8 +4,10 @@ when it is dropped.
 Per loaded road network (its :class:`~track_engine.roads.ReaderPaths`) and per process,
 :func:`caches_of` holds one :class:`TrackingCaches`:
 
-- ``routes``: stitched routes by (passages, network), the newest ``RouteCache.size``. A route
-  depends only on its passages and the loaded network, so it never ages.
+- ``routes``: stitched routes by (passages, network), the newest ``RouteCache.size`` and at
+  most ``RouteCache.max_vertices`` road vertices in all (a route keeps its GeoJSON once made,
+  ~300 bytes a vertex, so a few month-long routes must not hold hundreds of megabytes). A
+  route depends only on its passages and the loaded network, so it never ages.
 - ``route_flights``: routes being stitched now; concurrent misses of one route wait for it.
 - ``transitions``: the transitions query's answer by (reader, time of the sighting), each for
   ``TransitionCache.ttl_s`` seconds, at most ``max_entries``: thousands of index probes over
@@ -44,9 +46,11 @@ class RouteCache:
     Routes are immutable; each answer is made from the cached route afresh.
     """
 
-    def __init__(self, size: int = 512) -> None:
+    def __init__(self, size: int = 512, max_vertices: int = 500_000) -> None:
         self.size = size
+        self.max_vertices = max_vertices
         self._routes: OrderedDict[tuple[Any, ...], Route] = OrderedDict()
+        self._vertices = 0
         self._lock = threading.Lock()
 
     def get(self, key: tuple[Any, ...], build: Callable[[], Route]) -> Route:
@@ -56,9 +60,16 @@ class RouteCache:
             return route
         route = build()
         with self._lock:
+            old = self._routes.pop(key, None)
+            self._vertices -= old.vertex_count if old is not None else 0
             self._routes[key] = route
-            while len(self._routes) > self.size:
-                self._routes.popitem(last=False)
+            self._vertices += route.vertex_count
+            # The newest route stays, however large: it is the one being asked for.
+            while len(self._routes) > 1 and (
+                len(self._routes) > self.size or self._vertices > self.max_vertices
+            ):
+                _, dropped = self._routes.popitem(last=False)
+                self._vertices -= dropped.vertex_count
         return route
 
     def peek(self, key: tuple[Any, ...]) -> Route | None:

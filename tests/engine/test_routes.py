@@ -272,3 +272,17 @@ def test_times_are_iso_utc_with_microseconds() -> None:
     expected = pd.to_datetime(t, unit="us", utc=True).strftime("%Y-%m-%dT%H:%M:%S.%fZ").tolist()
     assert iso_utc(t) == expected
     assert iso_utc(np.array([], dtype=np.int64)) == []
+
+
+def test_geojson_is_made_once_and_each_caller_gets_its_own_top_level(graph: RoadGraph) -> None:
+    route = build_route(passages(("A", 0), ("B", 30), ("C", 50)), graph, READERS)
+    first = route.to_geojson()
+    first["properties"]["plate"] = "ZH-1"  # what the API adds per request
+    second = route.to_geojson()
+    assert "plate" not in second["properties"]
+    assert (
+        second == build_route(passages(("A", 0), ("B", 30), ("C", 50)), graph, READERS).to_geojson()
+    )
+    # The heavy values are made once and shared, not rebuilt per call.
+    assert second["geometry"] is first["geometry"]
+    assert second["properties"]["times"] is first["properties"]["times"]
