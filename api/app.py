@@ -27,7 +27,7 @@ from api.live.listener import LiveHub
 from api.login_gate import LoginBusyMiddleware
 from api.network.service import NetworkCache
 from api.openapi import install_openapi
-from api.routers import ROUTERS
+from api.routers import MATCH_ORDER, ROUTERS
 from api.security import HashGate, IdCipher, LoginLimiter, hash_executor
 from api.tracking import store as tracking
 from track_engine.route_choice import warm_path_choice
@@ -166,7 +166,7 @@ def create_app(config: ApiConfig) -> FastAPI:
         """Liveness: the process answers. Open to all."""
         return {"status": "ok"}
 
-    for router in (health, *ROUTERS):
+    for router in (*MATCH_ORDER[:1], health, *MATCH_ORDER[1:]):
         app.include_router(router)
     install_openapi(app, (health, *ROUTERS))
     install_docs_pages(app)

@@ -87,8 +87,9 @@ def install_openapi(app: FastAPI, routers: Iterable[APIRouter]) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
+        # From the routers in document order (the app matches requests in another order).
         schema = get_openapi(
-            title=app.title, version=app.version, description=app.description, routes=app.routes
+            title=app.title, version=app.version, description=app.description, routes=routes
         )
         for route in routes:
             if not route.include_in_schema:

@@ -53,7 +53,7 @@ def test_routes_beyond_the_vertex_budget_are_dropped_oldest_first() -> None:
     assert long_ride.vertex_count >= 50
     cache = RouteCache(size=100, max_vertices=long_ride.vertex_count * 2)
     for i in range(3):
-        cache.get(("long", i), lambda: _route(graph, 50, f"E{i}"))
+        cache.get(("long", i), lambda i=i: _route(graph, 50, f"E{i}"))
     assert cache.peek(("long", 0)) is None  # three would pass the budget: the oldest went
     assert cache.peek(("long", 1)) is not None
     assert cache.peek(("long", 2)) is not None
@@ -70,6 +70,6 @@ def test_the_route_count_bound_still_holds() -> None:
     graph = _line_graph(10)
     cache = RouteCache(size=2)
     for i in range(3):
-        cache.get((i,), lambda: _route(graph, 5, f"E{i}"))
+        cache.get((i,), lambda i=i: _route(graph, 5, f"E{i}"))
     assert cache.peek((0,)) is None
     assert cache.peek((2,)) is not None
