@@ -25,6 +25,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,8 @@ dup = float(sys.argv[2])
 if dup != rf.RfParams().duplicate_prob:
     plain = rf.simulate_reads
     def simulate_reads(*args, **kwargs):
-        kwargs["params"] = dataclasses.replace(kwargs.get("params", rf.RfParams()), duplicate_prob=dup)
+        given = kwargs.get("params", rf.RfParams())
+        kwargs["params"] = dataclasses.replace(given, duplicate_prob=dup)
         return plain(*args, **kwargs)
     rf.simulate_reads = simulate_reads
 try:
@@ -86,6 +88,7 @@ def compare(a: list[dict[str, Any]], b: list[dict[str, Any]], digits: int = 3) -
         "rows_only_one_side": len(set(left) ^ set(right)),
         "fields": fields,
         "differ": len(differ),
+        "differ_by_field": dict(Counter(d["field"] for d in differ).most_common()),
         "examples": differ[:8],
     }
 
