@@ -24,12 +24,11 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from worktrees import checkouts
 
 # Run inside the side's code: patch the simulator's repeats (before the bench imports it),
 # then print the benchmark's records as JSON. The module moved in the redesign.
@@ -101,27 +100,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", action="store_true")
     options = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="tagtrail-acc-") as tmp:
-        refs = {"before": options.before, "after": options.after}
-        trees = {side: Path(tmp) / side if ref else ROOT for side, ref in refs.items()}
-        added = [side for side, ref in refs.items() if ref]
-        for side in added:
-            subprocess.run(
-                ["git", "worktree", "add", "--detach", str(trees[side]), refs[side]],
-                cwd=ROOT, check=True, capture_output=True,
-            )  # fmt: skip
-        try:
-            runs = {
-                (side, dup): _run(trees[side], options.seed, dup)
-                for side in ("before", "after")
-                for dup in (0.02, 0.0)
-            }
-        finally:
-            for side in added:
-                subprocess.run(
-                    ["git", "worktree", "remove", "--force", str(trees[side])],
-                    cwd=ROOT, check=False, capture_output=True,
-                )  # fmt: skip
+    refs = {"before": options.before, "after": options.after}
+    with checkouts(refs) as trees:
+        runs = {
+            (side, dup): _run(trees[side], options.seed, dup)
+            for side in ("before", "after")
+            for dup in (0.02, 0.0)
+        }
     doc = {
         "before": options.before,
         "after": options.after or "checkout",

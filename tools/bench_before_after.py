@@ -18,11 +18,10 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from worktrees import checkouts
 
 # name -> (tagtrail bench arguments, {figure: path into its JSON document}, higher is better)
 BENCHES: dict[str, tuple[list[str], dict[str, tuple[str, ...]], bool]] = {
@@ -111,22 +110,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     options = parser.parse_args()
     refs = {"before": options.before, "after": options.after}
-    with tempfile.TemporaryDirectory(prefix="tagtrail-ab-") as tmp:
-        trees = {side: Path(tmp) / side if ref else ROOT for side, ref in refs.items()}
-        added = [side for side, ref in refs.items() if ref]
-        for side in added:
-            subprocess.run(
-                ["git", "worktree", "add", "--detach", str(trees[side]), refs[side]],
-                cwd=ROOT, check=True, capture_output=True,
-            )  # fmt: skip
-        try:
-            rows = _rows(_measure(trees, options.rounds, options.only), options.only)
-        finally:
-            for side in added:
-                subprocess.run(
-                    ["git", "worktree", "remove", "--force", str(trees[side])],
-                    cwd=ROOT, check=False, capture_output=True,
-                )  # fmt: skip
+    with checkouts(refs) as trees:
+        rows = _rows(_measure(trees, options.rounds, options.only), options.only)
     if options.json:
         print(json.dumps({"before": options.before, "after": options.after, "rows": rows}))
         return
