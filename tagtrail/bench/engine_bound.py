@@ -49,7 +49,7 @@ from track_engine.way_prior import Ride, WayPrior, learn_way_prior, rides_of
 
 __all__ = ["crossfit_priors", "prior_routes", "run_bound", "sameday_rides"]
 
-BASE_METHODS = ("tagtrail", "shortest_path", "route_choice_oracle")
+BASE_METHODS = ("tagtrail", "shortest_path", "route_choice_oracle", "route_choice_oracle_marginal")
 PRIOR_METHODS = ("tagtrail_sameday_prior", "tagtrail_history_prior")
 # Causes every method shares (the route around the path choice), and the path choice's own.
 BUILDING_CAUSES = LOSS_CAUSES[:4]
@@ -134,12 +134,15 @@ def run_bound(
     city, population, traj, graph = simulate_city(options)
     sc = build_scenario(city, population, traj, graph, options.seed, coverage, miss)
     oracle = route_oracle(city, options)
+    marginal = route_oracle(city, options, decision="marginal")
     records: list[dict[str, Any]] = []
     by_method: dict[str, dict[str, Route]] = {}
     for method in BASE_METHODS:
         started = time.perf_counter()
-        routes = reconstruct(method, sc.passages, graph, sc.reader_paths, sc.readers, None,
-                             oracle=oracle)  # fmt: skip
+        name = "route_choice_oracle" if method.startswith("route_choice_oracle") else method
+        chooser = marginal if method.endswith("_marginal") else oracle
+        routes = reconstruct(name, sc.passages, graph, sc.reader_paths, sc.readers, None,
+                             oracle=chooser)  # fmt: skip
         by_method[method] = routes
         records.append(_method_record(method, routes, sc, graph, population)
                        | {"seconds": round(time.perf_counter() - started, 1)})  # fmt: skip

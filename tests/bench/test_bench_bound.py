@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from tagtrail.bench.engine_bound import crossfit_priors, run_bound
+from tagtrail.bench.engine_oracle import _marginal, _viterbi
 from tagtrail.bench.engine_scenario import AccuracyOptions
 from tagtrail.bench.engine_wrong_ways import point_to_path_m, wrong_way_distances
 from track_engine.passages import PASSAGE_COLUMNS
@@ -133,8 +134,8 @@ def test_the_bound_run_attributes_every_lost_metre_and_keeps_honest_moves_possib
     out = run_bound(options, coverage=0.5, miss=0.3, priors=True, folds=3, clone_figures=True)
     rows = {r["method"]: r for r in out["results"]}
     assert set(rows) == {
-        "tagtrail", "shortest_path", "route_choice_oracle", "tagtrail_sameday_prior",
-        "tagtrail_history_prior",
+        "tagtrail", "shortest_path", "route_choice_oracle", "route_choice_oracle_marginal",
+        "tagtrail_sameday_prior", "tagtrail_history_prior",
     }  # fmt: skip
     for r in rows.values():
         # The loss breakdown adds up to the scored recall.
@@ -151,3 +152,16 @@ def test_the_bound_run_attributes_every_lost_metre_and_keeps_honest_moves_possib
     for c in clones["clone_tags"]:
         if c["max_switch_speed_mps"] is not None and c["max_switch_speed_mps"] > 17.0:
             assert c["flagged"]
+
+
+def test_the_marginal_oracle_picks_the_way_most_variants_agree_on() -> None:
+    # One segment, three variants: variant 0's path alone is the most probable variant, but
+    # variants 1 and 2 ride the same other way and hold more of the probability together.
+    a, b = (0, 1, 2), (0, 3, 4, 2)
+    segs = [([a, b, b], np.log(np.array([0.4, 0.3, 0.3])))]
+    assert _viterbi(segs) == [list(a)]
+    assert _marginal(segs) == [list(b)]
+    # A segment no variant reaches is not drawn, and the chain restarts after it.
+    never = np.full(3, -np.inf)
+    chain = [*segs, ([None, None, None], never), ([a, a, b], np.log(np.array([0.2, 0.2, 0.6])))]
+    assert _marginal(chain) == [list(b), None, list(b)]
