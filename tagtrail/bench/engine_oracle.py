@@ -195,9 +195,9 @@ def _chain_marginal(
         post = f + b
         post = np.exp(post - np.max(post))
         mass: dict[tuple[int, ...], float] = {}
-        for v, p in enumerate(paths):
-            if p is not None and post[v] > 0.0:
-                mass[p] = mass.get(p, 0.0) + float(post[v])
+        for v, way in enumerate(paths):
+            if way is not None and post[v] > 0.0:
+                mass[way] = mass.get(way, 0.0) + float(post[v])
         out.append(list(max(mass, key=lambda q: mass[q])) if mass else None)
     return out
 

@@ -77,10 +77,7 @@ def wrong_way_distances(
         (int(s), int(d)): float(m)
         for s, d, m in zip(graph.edge_src, graph.edge_dst, graph.edge_length_m, strict=True)
     }
-    true_by_trip = {
-        int(t): list(zip(g["src"].astype(int), g["dst"].astype(int), strict=True))
-        for t, g in true_edges.groupby("trip_id")
-    }
+    true_by_trip = _edges_by_trip(true_edges)
     false_d: list[NDArray[np.float64]] = []
     false_w: list[NDArray[np.float64]] = []
     miss_d: list[NDArray[np.float64]] = []
@@ -89,10 +86,7 @@ def wrong_way_distances(
         route = routes.get(str(tag))
         drawn = drawn_edges(route, g) if route is not None else pd.DataFrame(
             columns=["trip_id", "src", "dst"])  # fmt: skip
-        drawn_by_trip = {
-            int(t): list(zip(d["src"].astype(int), d["dst"].astype(int), strict=True))
-            for t, d in drawn.groupby("trip_id")
-        }
+        drawn_by_trip = _edges_by_trip(drawn)
         for trip in g["trip_id"].astype(int).tolist():
             true_e = true_by_trip.get(trip, [])
             drawn_e = drawn_by_trip.get(trip, [])
@@ -109,6 +103,17 @@ def wrong_way_distances(
         "false": distance_summary(_cat(false_d), _cat(false_w)),
         "missed": distance_summary(_cat(miss_d), _cat(miss_w)),
     }
+
+
+def _edges_by_trip(edges: pd.DataFrame) -> dict[int, list[Edge]]:
+    """The directed edges of each trip, in order, with repeats."""
+    trip = edges["trip_id"].to_numpy(np.int64).tolist()
+    src = edges["src"].to_numpy(np.int64).tolist()
+    dst = edges["dst"].to_numpy(np.int64).tolist()
+    out: dict[int, list[Edge]] = {}
+    for t, a, b in zip(trip, src, dst, strict=True):
+        out.setdefault(t, []).append((a, b))
+    return out
 
 
 def _cat(parts: list[NDArray[np.float64]]) -> NDArray[np.float64]:

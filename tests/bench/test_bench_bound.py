@@ -3,9 +3,12 @@ loss by cause, how far wrong metres lie from the true way, the moves a clone det
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
+from numpy.typing import NDArray
 
 from tagtrail.bench.engine_bound import crossfit_priors, run_bound
 from tagtrail.bench.engine_oracle import _marginal, _viterbi
@@ -14,6 +17,7 @@ from tagtrail.bench.engine_wrong_ways import point_to_path_m, wrong_way_distance
 from track_engine.passages import PASSAGE_COLUMNS
 from track_engine.places import PlaceModel, clone_moves, group_sightings, move_speeds
 from track_engine.roads import RoadGraph, precompute_reader_paths
+from track_engine.route_choice import PathChooser
 from track_engine.routes import build_route
 from track_engine.way_prior import Ride
 
@@ -64,8 +68,13 @@ def test_wrong_metres_on_a_parallel_cycleway_lie_within_its_offset(
     readers = {"A": 0, "B": 2}
     paths = precompute_reader_paths(parallel_graph, readers)
 
-    def cycleway(a: str, b: str, **_: object) -> list[int]:
-        return [0, 3, 4, 2]
+    def fixed(nodes: list[int]) -> PathChooser:
+        def chooser(from_reader: str, to_reader: str, **_: Any) -> list[int] | None:
+            return nodes
+
+        return chooser
+
+    cycleway = fixed([0, 3, 4, 2])
 
     route = build_route(
         _passages(("A", 0.0), ("B", 45.0)), parallel_graph, readers, paths,
@@ -86,7 +95,7 @@ def test_wrong_metres_on_a_parallel_cycleway_lie_within_its_offset(
     assert out["missed"]["within_10_m"] == out["missed"]["metres"]
     # Drawn along the truth instead: nothing wrong, nothing missed.
     right = build_route(_passages(("A", 0.0), ("B", 45.0)), parallel_graph, readers, paths,
-                        path_chooser=lambda a, b, **_: [0, 1, 2])  # fmt: skip
+                        path_chooser=fixed([0, 1, 2]))  # fmt: skip
     out = wrong_way_distances({"E200": right}, spans, true_edges, parallel_graph)
     assert out["false"]["metres"] == 0
     assert out["missed"]["metres"] == 0
@@ -157,11 +166,20 @@ def test_the_bound_run_attributes_every_lost_metre_and_keeps_honest_moves_possib
 def test_the_marginal_oracle_picks_the_way_most_variants_agree_on() -> None:
     # One segment, three variants: variant 0's path alone is the most probable variant, but
     # variants 1 and 2 ride the same other way and hold more of the probability together.
-    a, b = (0, 1, 2), (0, 3, 4, 2)
-    segs = [([a, b, b], np.log(np.array([0.4, 0.3, 0.3])))]
+    a: tuple[int, ...] | None = (0, 1, 2)
+    b: tuple[int, ...] | None = (0, 3, 4, 2)
+    segs: list[tuple[list[tuple[int, ...] | None], NDArray[np.float64]]] = [
+        ([a, b, b], np.log(np.array([0.4, 0.3, 0.3])))
+    ]
+    assert a is not None
+    assert b is not None
     assert _viterbi(segs) == [list(a)]
     assert _marginal(segs) == [list(b)]
     # A segment no variant reaches is not drawn, and the chain restarts after it.
     never = np.full(3, -np.inf)
-    chain = [*segs, ([None, None, None], never), ([a, a, b], np.log(np.array([0.2, 0.2, 0.6])))]
+    chain: list[tuple[list[tuple[int, ...] | None], NDArray[np.float64]]] = [
+        *segs,
+        ([None, None, None], never),
+        ([a, a, b], np.log(np.array([0.2, 0.2, 0.6]))),
+    ]
     assert _marginal(chain) == [list(b), None, list(b)]
