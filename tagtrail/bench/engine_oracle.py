@@ -198,7 +198,8 @@ def _chain_marginal(
         for v, way in enumerate(paths):
             if way is not None and post[v] > 0.0:
                 mass[way] = mass.get(way, 0.0) + float(post[v])
-        out.append(list(max(mass, key=lambda q: mass[q])) if mass else None)
+        best = max(mass.items(), key=lambda kv: kv[1])[0] if mass else None
+        out.append(list(best) if best is not None else None)
     return out
 
 
