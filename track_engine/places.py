@@ -26,7 +26,7 @@ honest tag look cloned. One sighting that teleports out of a route and back is r
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +39,7 @@ __all__ = [
     "Sightings",
     "clone_moves",
     "group_sightings",
+    "move_speeds",
     "reach_m",
 ]
 
@@ -171,11 +172,47 @@ def clone_moves(
     interrupts is judged on its own.
     """
     n = len(sightings.groups)
+    speed = _speeds(sightings, readers, xy, model, ranges)
+
+    def fast(i: int, j: int) -> bool:
+        return speed(i, j) > model.max_speed_mps
+
+    moves: list[tuple[int, int, float]] = []
+    prev = 0
+    for i in range(1, n):
+        if fast(prev, i):
+            moves.append((prev, i, speed(prev, i)))
+            if i + 1 < n and fast(i, i + 1) and not fast(prev, i + 1):
+                continue  # one sighting out and back: reported, and the route goes on
+        prev = i
+    return moves
+
+
+def move_speeds(
+    sightings: Sightings,
+    readers: Sequence[str],
+    xy: Mapping[str, NDArray[np.float64]],
+    model: PlaceModel,
+    ranges: Mapping[str, float] | None = None,
+) -> list[float]:
+    """The lower-bound speed (m/s) of every move between consecutive sightings, as the clone
+    test judges it: what a detector that flags fast moves has to work with."""
+    speed = _speeds(sightings, readers, xy, model, ranges)
+    return [speed(i, i + 1) for i in range(len(sightings.groups) - 1)]
+
+
+def _speeds(
+    sightings: Sightings,
+    readers: Sequence[str],
+    xy: Mapping[str, NDArray[np.float64]],
+    model: PlaceModel,
+    ranges: Mapping[str, float] | None,
+) -> Callable[[int, int], float]:
+    """``speed(i, j)``: a lower bound of the speed from sighting ``i`` to ``j``."""
     pos = [np.array([xy[readers[i]] for i in g]) for g in sightings.groups]
     reach = [np.array([reach_m(readers[i], model, ranges) for i in g]) for g in sightings.groups]
 
     def speed(i: int, j: int) -> float:
-        """A lower bound of the speed from sighting ``i`` to ``j``."""
         a, b = pos[i], pos[j]
         gap = np.hypot(*(a[:, None, :] - b[None, :, :]).transpose(2, 0, 1))
         d = float(np.min(gap - reach[i][:, None] - reach[j][None, :]))
@@ -190,15 +227,4 @@ def clone_moves(
         dt = max(dt_us, 0) / _US_PER_S + model.clock_tolerance_s
         return d / dt
 
-    def fast(i: int, j: int) -> bool:
-        return speed(i, j) > model.max_speed_mps
-
-    moves: list[tuple[int, int, float]] = []
-    prev = 0
-    for i in range(1, n):
-        if fast(prev, i):
-            moves.append((prev, i, speed(prev, i)))
-            if i + 1 < n and fast(i, i + 1) and not fast(prev, i + 1):
-                continue  # one sighting out and back: reported, and the route goes on
-        prev = i
-    return moves
+    return speed

@@ -52,7 +52,14 @@ class RouteChoiceOracle:
         variants: int = 4,
         model: PathModel | None = None,
         preferences: RoutePreferences | None = None,
+        decision: str = "viterbi",
     ) -> None:
+        if decision not in ("viterbi", "marginal"):
+            raise ValueError(f"decision must be viterbi or marginal, got {decision!r}")
+        # "viterbi": the most probable variant sequence; "marginal": per segment, the path
+        # with the largest posterior probability (forward-backward over the variants) — the
+        # better decision for a score counted segment by segment.
+        self.decision = decision
         router = Router(city, seed=router_seed, variants=variants, preferences=preferences)
         self._graphs = [router.variant_graph(v) for v in range(variants)]
         self._graphs.append(router.variant_graph(VAN_VARIANT))
@@ -114,7 +121,7 @@ class RouteChoiceOracle:
                 speed = self.model.speed_loglik(graph.path_length_m(p), dt_s)
                 score[v] = miss + max(speed, -50.0) + self._prior[v]
             segs.append((paths, score))
-        return _viterbi(segs)
+        return _viterbi(segs) if self.decision == "viterbi" else _marginal(segs)
 
     def __call__(self, *args: Any, **kwargs: Any) -> list[int] | None:  # pragma: no cover
         """Per-pair use is not supported: the oracle decodes whole routes."""
@@ -150,4 +157,56 @@ def _viterbi(
             v = int(np.argmax(score))
         path = paths[v]
         out.append(list(path) if path is not None and np.isfinite(score[v]) else None)
+    return out
+
+
+def _marginal(
+    segs: list[tuple[list[tuple[int, ...] | None], NDArray[np.float64]]],
+) -> list[list[int] | None]:
+    """Per segment, the path with the largest posterior probability under the same chain as
+    :func:`_viterbi` (forward-backward; a segment no variant reaches breaks the chain)."""
+    out: list[list[int] | None] = [None] * len(segs)
+    start = 0
+    for end in range(len(segs) + 1):
+        if end < len(segs) and np.isfinite(segs[end][1]).any():
+            continue
+        if end > start:
+            for k, path in enumerate(_chain_marginal(segs[start:end])):
+                out[start + k] = path
+        start = end + 1
+    return out
+
+
+def _chain_marginal(
+    segs: list[tuple[list[tuple[int, ...] | None], NDArray[np.float64]]],
+) -> list[list[int] | None]:
+    k = len(segs[0][1])
+    trans = np.full((k, k), _SWITCH_LOGLIK)
+    np.fill_diagonal(trans, 0.0)
+    fwd = [segs[0][1].copy()]
+    for _, score in segs[1:]:
+        fwd.append(_lse(fwd[-1][:, None] + trans, axis=0) + score)
+    bwd = [np.zeros(k)]
+    for _, score in reversed(segs[1:]):
+        bwd.append(_lse(trans + (score + bwd[-1])[None, :], axis=1))
+    bwd.reverse()
+    out: list[list[int] | None] = []
+    for (paths, _), f, b in zip(segs, fwd, bwd, strict=True):
+        post = f + b
+        post = np.exp(post - np.max(post))
+        mass: dict[tuple[int, ...], float] = {}
+        for v, way in enumerate(paths):
+            if way is not None and post[v] > 0.0:
+                mass[way] = mass.get(way, 0.0) + float(post[v])
+        best = max(mass.items(), key=lambda kv: kv[1])[0] if mass else None
+        out.append(list(best) if best is not None else None)
+    return out
+
+
+def _lse(x: NDArray[np.float64], axis: int) -> NDArray[np.float64]:
+    """log-sum-exp along ``axis``, -inf where every term is."""
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(divide="ignore"):
+        out: NDArray[np.float64] = np.log(np.sum(np.exp(x - m), axis=axis)) + np.squeeze(m, axis)
     return out

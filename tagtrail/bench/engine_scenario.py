@@ -153,13 +153,16 @@ def build_scenario(
     )
 
 
-def route_oracle(city: City, options: AccuracyOptions) -> RouteChoiceOracle:
-    """The route-choice oracle of the simulated day (its router seed, from the day plan)."""
+def route_oracle(
+    city: City, options: AccuracyOptions, *, decision: str = "viterbi"
+) -> RouteChoiceOracle:
+    """The route-choice oracle of the simulated day (its router seed, from the day plan);
+    ``decision``: :class:`tagtrail.bench.engine_oracle.RouteChoiceOracle`'s."""
     plan = plan_day(
         city, seed=options.seed, bikes=options.bikes, start=START, hours=options.hours,
         thefts=options.thefts, clones=options.clones,
     )  # fmt: skip
-    return RouteChoiceOracle(city, router_seed=plan.router_seed)
+    return RouteChoiceOracle(city, router_seed=plan.router_seed, decision=decision)
 
 
 def rate_paths(
