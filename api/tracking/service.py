@@ -32,6 +32,8 @@ from track_engine.routes import build_route
 from track_engine.way_prior import PERSONAL_SHARE, WayPrior
 
 MAX_WINDOW = timedelta(days=31)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 FOOTAGE_MARGIN = timedelta(seconds=60)
 
 
@@ -148,7 +150,7 @@ class _Habits:
         bike's own, the latter only before the theft; the default without a prior of its own."""
         if self.prior is None:
             return choose_path
-        until = None if self.stolen_at is None else int(self.stolen_at.timestamp() * 1e6)
+        until = None if self.stolen_at is None else (self.stolen_at - _EPOCH) // _MICROSECOND
         combined = (fleet or WayPrior()).combined(self.prior, PERSONAL_SHARE)
         return NegativeEvidenceChooser(prior=combined, prior_until_us=until)
 

@@ -18,5 +18,5 @@ CREATE TABLE IF NOT EXISTS personal_way_priors (
 GRANT SELECT, INSERT, UPDATE ON personal_way_priors TO tagtrail_engine;
 REVOKE INSERT, UPDATE ON personal_way_priors FROM tagtrail_api;
 -- Which passages may feed a tag's prior: none of a bike while it is stolen (only the theft's
--- times and state, nothing of the report itself).
-GRANT SELECT (bike_id, stolen_at, recovered_at, status) ON thefts TO tagtrail_engine;
+-- times, nothing of the report itself).
+GRANT SELECT (bike_id, stolen_at, recovered_at) ON thefts TO tagtrail_engine;
