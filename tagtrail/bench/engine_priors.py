@@ -17,7 +17,7 @@ is scored exactly as ``tagtrail bench accuracy`` scores it
   API's route lookups use, :mod:`api.tracking.service`).
 
 The personal prior is the product's (:func:`track_engine.way_prior.learn_personal_prior`:
-bounded to tags with enough rides and pairs ridden twice), and as in the product a stolen
+bounded to tags with enough rides in the window), and as in the product a stolen
 bike's stretches from its theft on use no personal prior (``PriorOptions.theft_cut``; off:
 the owner's habits are used after the theft too, to measure what that would do).
 

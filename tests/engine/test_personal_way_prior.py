@@ -34,10 +34,13 @@ def test_a_personal_prior_needs_enough_rides_and_keeps_only_pairs_ridden_twice()
 
     habit = [_ride("A", "M", "E"), _ride("A", "M", "E")]
     assert not learn_personal_prior(habit, miss)  # two rides: not a habit yet
-    prior = learn_personal_prior([*habit, _ride("E", "N", "A")], miss)
+    rides = [*habit, _ride("E", "N", "A")]
+    prior = learn_personal_prior(rides, miss, min_pair_rides=2)
     # A→M, M→E and A→E (past M) twice each; the one ride back (E→N→A) is not kept.
     assert set(prior.rides) == {("A", "M"), ("M", "E"), ("A", "E")}
     assert prior.rides[("A", "E")] == pytest.approx({("M",): 2.0})
+    # By default every pair of a tag with enough rides is kept.
+    assert ("E", "A") in learn_personal_prior(rides, miss).rides
 
 
 def test_combined_sums_only_the_pairs_looked_up_and_equals_the_sum() -> None:

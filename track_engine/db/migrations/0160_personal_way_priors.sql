@@ -3,7 +3,7 @@
 -- own stored passages. One row per tag, so a route lookup reads one row by key and a run
 -- replaces a tag's prior in one upsert. `ways` is a JSON array of
 -- [from_reader, to_reader, [via readers…], rides]; `rides` the rides it was learned from.
--- Bounded: only tags with enough rides get ways, only pairs ridden twice or more are kept; a
+-- Bounded: only tags with enough rides in the window get ways (MIN_PERSONAL_RIDES); a
 -- tag no longer qualifying keeps its row with ways [] and rides 0 (no role may DELETE:
 -- tests/security). Path choice adds it to the fleet's prior (way_priors, migration 0150) for
 -- the stretches before an open theft's stolen_at only.
