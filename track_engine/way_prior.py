@@ -22,8 +22,8 @@ so path choice is then exactly what it is without a prior.
 
 A *personal* prior is the same learning over one tag's own rides
 (:func:`learn_personal_prior`, bounded: only a tag with ``MIN_PERSONAL_RIDES`` rides in the
-window, only pairs it rode ``MIN_PAIR_RIDES`` times); path choice adds it to the fleet's, one own ride
-weighing ``PERSONAL_SHARE`` of the fleet's (:meth:`WayPrior.combined`).
+window, only pairs it rode ``MIN_PAIR_RIDES`` times); path choice adds it to the fleet's,
+one own ride weighing ``PERSONAL_SHARE`` of the fleet's (:meth:`WayPrior.combined`).
 
 Pure: no database; the jobs that learn and store them are :mod:`track_engine.db.way_priors`
 and :mod:`track_engine.db.personal_priors`.

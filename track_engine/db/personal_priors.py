@@ -9,9 +9,9 @@ stays bounded however large the fleet), and stores one row per tag in ``personal
 (migration 0160).
 
 Bounded storage: a tag with fewer than ``MIN_PERSONAL_RIDES`` rides in the window gets no
-ways, only pairs it rode ``MIN_PAIR_RIDES`` times or more are kept (1: all; 2 cost recall,
-docs/accuracy.md "Priors"), and the window is the retention: a tag that stopped riding its ways has them forgotten at the next run (``ways`` []
-and ``rides`` 0; no role may DELETE).
+ways; only pairs it rode ``MIN_PAIR_RIDES`` times or more are kept (1: all; 2 cost recall,
+docs/accuracy.md "Priors"); and the window is the retention: a tag that stopped riding its
+ways has them forgotten at the next run (``ways`` [] and ``rides`` 0; no role may DELETE).
 
 **Thefts**: a stolen bike no longer rides its owner's ways. A passage feeds its tag's prior
 only while the tag is bound to a bike and that bike is not stolen (no theft of it with
