@@ -70,11 +70,30 @@ class NegativeEvidenceChooser:
     route (:meth:`choose_route`, which :func:`track_engine.routes.build_route` prefers).
     """
 
-    def __init__(self, model: PathModel | None = None, prior: WayPrior | None = None) -> None:
+    def __init__(
+        self,
+        model: PathModel | None = None,
+        prior: WayPrior | None = None,
+        *,
+        prior_until_us: int | None = None,
+        prior_after: WayPrior | None = None,
+    ) -> None:
         self.model = model or PathModel()
         # How the fleet (or this tag) rides the ways between two readers: a log-prior term
         # per candidate (track_engine.way_prior). None: the reader paths' own, if any.
         self.prior = prior
+        # Segments starting at or after this time (UTC µs) use ``prior_after`` instead (None:
+        # the reader paths' own, the fleet's): a stolen bike no longer rides its owner's ways.
+        self.prior_until_us = prior_until_us
+        self.prior_after = prior_after
+
+    def prior_at(self, reader_paths: ReaderPaths, start_us: int | None) -> WayPrior | None:
+        """The way prior of a segment starting at ``start_us`` (None: no time known)."""
+        cut = self.prior_until_us
+        prior = self.prior
+        if cut is not None and start_us is not None and start_us >= cut:
+            prior = self.prior_after
+        return reader_paths.way_prior if prior is None else prior
 
     def candidates_for(self, reader_paths: ReaderPaths) -> PathCandidates:
         """The (cached) candidate index of these reader paths under this model."""
@@ -89,8 +108,11 @@ class NegativeEvidenceChooser:
         to_reader: str,
         dt_s: float,
         own_speed_mps: float | None = None,
+        *,
+        start_us: int | None = None,
     ) -> list[tuple[float, Candidate]]:
-        """Candidates with their log-likelihoods (direction aside), most probable first."""
+        """Candidates with their log-likelihoods (direction aside), most probable first;
+        ``start_us``: when the segment starts (which prior applies, :meth:`prior_at`)."""
         cands = self.candidates_for(reader_paths).candidates(from_reader, to_reader)
         shortest = cands[0].length_m
         scored = [
@@ -98,7 +120,7 @@ class NegativeEvidenceChooser:
                    own_speed_mps=own_speed_mps), c)
             for c in cands
         ]  # fmt: skip
-        prior = self.prior if self.prior is not None else reader_paths.way_prior
+        prior = self.prior_at(reader_paths, start_us)
         if prior:
             terms = prior.logliks(from_reader, to_reader, [c.missed_readers for c in cands])
             scored = [(s + t, c) for (s, c), t in zip(scored, terms, strict=True)]
@@ -138,7 +160,7 @@ class NegativeEvidenceChooser:
         ``heard[k]``: readers of passage ``k``'s place that heard the bike too (folded into
         it, see :mod:`track_engine.places`): they are not silent on the paths next to it.
         """
-        dts = [(times_us[i + 1] - times_us[i]) / _US_PER_S for i in range(len(readers) - 1)]
+        dts = _Gaps(times_us)
         excused = _excused(heard, len(dts))
         first = self._pick(readers, dts, directions, reader_paths, None, excused)
         own = self._own_speed(first, dts)
@@ -162,7 +184,7 @@ class NegativeEvidenceChooser:
         choice (the rider's own speed, the readers excused by ``heard``); see
         :mod:`track_engine.stretch_confidence`. None where a segment has no road path.
         """
-        dts = [(times_us[i + 1] - times_us[i]) / _US_PER_S for i in range(len(readers) - 1)]
+        dts = _Gaps(times_us)
         excused = _excused(heard, len(dts))
         first = self._pick(readers, dts, directions, reader_paths, None, excused)
         own = self._own_speed(first, dts)
@@ -197,7 +219,7 @@ class NegativeEvidenceChooser:
         reader miss rates needs (:mod:`track_engine.miss_rates`). Segments without a road
         path have no candidates.
         """
-        dts = [(times_us[i + 1] - times_us[i]) / _US_PER_S for i in range(len(readers) - 1)]
+        dts = _Gaps(times_us)
         own = self._own_speed(self._decode(readers, dts, directions, reader_paths, None), dts)
         segs = self._segments(readers, dts, reader_paths, own)
         marg = self.marginals(segs, readers, directions, reader_paths)
@@ -266,7 +288,10 @@ class NegativeEvidenceChooser:
         out: list[Segment] = []
         for i, dt in enumerate(dts):
             try:
-                ranked = self.ranked(reader_paths, readers[i], readers[i + 1], dt, own_speed_mps)
+                ranked = self.ranked(
+                    reader_paths, readers[i], readers[i + 1], dt, own_speed_mps,
+                    start_us=dts.starts_us[i] if isinstance(dts, _Gaps) else None,
+                )  # fmt: skip
             except NoPathError:
                 out.append(Segment([], np.empty(0)))
                 continue
@@ -297,6 +322,17 @@ class NegativeEvidenceChooser:
         if segs is None:
             segs = self._segments(readers, dts, reader_paths, own_speed_mps, excused)
         return viterbi(segs, self._evidence(readers, directions, reader_paths))
+
+
+class _Gaps(list[float]):
+    """The seconds between consecutive passages, remembering when each segment starts (which
+    way prior applies to it, :meth:`NegativeEvidenceChooser.prior_at`)."""
+
+    def __init__(self, times_us: Sequence[int]) -> None:
+        super().__init__(
+            (times_us[i + 1] - times_us[i]) / _US_PER_S for i in range(len(times_us) - 1)
+        )
+        self.starts_us = [int(t) for t in times_us[:-1]]
 
 
 def _excused(heard: Sequence[frozenset[str]] | None, segments: int) -> list[frozenset[str]]:

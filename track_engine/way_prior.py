@@ -20,20 +20,42 @@ Use (:meth:`WayPrior.loglik`): each candidate's score gets ``weight * log p(via)
 vias among that pair's candidates. A pair the prior has never seen gets 0 for every candidate,
 so path choice is then exactly what it is without a prior.
 
-Pure: no database; the job that learns and stores it is :mod:`track_engine.db.way_priors`.
+A *personal* prior is the same learning over one tag's own rides
+(:func:`learn_personal_prior`, bounded: only a tag with ``MIN_PERSONAL_RIDES`` rides in the
+window, only pairs it rode ``MIN_PAIR_RIDES`` times); path choice adds it to the fleet's,
+one own ride weighing ``PERSONAL_SHARE`` of the fleet's (:meth:`WayPrior.combined`).
+
+Pure: no database; the jobs that learn and store them are :mod:`track_engine.db.way_priors`
+and :mod:`track_engine.db.personal_priors`.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["Ride", "WayPrior", "learn_way_prior", "observed_ways", "rides_of"]
+__all__ = [
+    "MIN_PAIR_RIDES",
+    "MIN_PERSONAL_RIDES",
+    "PERSONAL_SHARE",
+    "Ride",
+    "WayPrior",
+    "learn_personal_prior",
+    "learn_way_prior",
+    "observed_ways",
+    "rides_of",
+]
 
 Via = tuple[str, ...]
 Pair = tuple[str, str]
+
+PERSONAL_SHARE = 5.0  # one of the tag's own rides weighs like this many of the fleet's
+MIN_PERSONAL_RIDES = 3  # fewer rides in the window: no personal prior (not a habit yet)
+# Pairs kept per tag: 1 keeps every pair of a tag with enough rides. Measured: requiring 2
+# lost 0.004-0.007 of recall (docs/accuracy.md, "Priors"); the window bounds the storage.
+MIN_PAIR_RIDES = 1
 
 
 @dataclass(frozen=True)
@@ -85,13 +107,41 @@ class WayPrior:
         return [self.weight * (math.log(seen.get(v, 0.0) + self.pseudo) - norm) for v in vias]
 
     def combined(self, other: WayPrior, other_share: float = 1.0) -> WayPrior:
-        """This prior's rides plus ``other_share`` times ``other``'s (e.g. fleet + personal)."""
-        out: dict[Pair, dict[Via, float]] = {p: dict(w) for p, w in self.rides.items()}
-        for pair, ways in other.rides.items():
-            mine = out.setdefault(pair, {})
-            for via, n in ways.items():
-                mine[via] = mine.get(via, 0.0) + other_share * n
-        return WayPrior(out, weight=self.weight, pseudo=self.pseudo)
+        """This prior's rides plus ``other_share`` times ``other``'s (e.g. fleet + personal).
+
+        A view, not a copy: a route lookup combines the whole fleet's prior with one tag's
+        few pairs, and only the pairs it looks up are summed."""
+        if not other:
+            return self
+        return WayPrior(_SumOfRides(self.rides, other.rides, other_share), self.weight, self.pseudo)
+
+
+class _SumOfRides(Mapping[Pair, Mapping[Via, float]]):
+    """``base`` plus ``share`` times ``extra``, pair by pair, summed when looked up."""
+
+    def __init__(
+        self,
+        base: Mapping[Pair, Mapping[Via, float]],
+        extra: Mapping[Pair, Mapping[Via, float]],
+        share: float,
+    ) -> None:
+        self._base, self._extra, self._share = base, extra, share
+
+    def __getitem__(self, pair: Pair) -> Mapping[Via, float]:
+        mine = self._extra.get(pair)
+        if mine is None:
+            return self._base[pair]
+        out = dict(self._base.get(pair, {}))
+        for via, n in mine.items():
+            out[via] = out.get(via, 0.0) + self._share * n
+        return out
+
+    def __iter__(self) -> Iterator[Pair]:
+        yield from self._base
+        yield from (p for p in self._extra if p not in self._base)
+
+    def __len__(self) -> int:
+        return len(self._base) + sum(1 for p in self._extra if p not in self._base)
 
 
 def rides_of(
@@ -149,6 +199,30 @@ def learn_way_prior(
         pair: _unmix(seen, miss_rate_of, iterations) for pair, seen in observed.items()
     }
     return WayPrior(rides_by_pair, weight=weight, pseudo=pseudo)
+
+
+def learn_personal_prior(
+    rides: Sequence[Ride],
+    miss_rate_of: Callable[[str], float],
+    *,
+    min_rides: int = MIN_PERSONAL_RIDES,
+    min_pair_rides: int = MIN_PAIR_RIDES,
+    max_via: int = 4,
+    iterations: int = 30,
+) -> WayPrior:
+    """One tag's way prior from its own ``rides``: empty with fewer than ``min_rides`` rides;
+    only the pairs it was heard riding ``min_pair_rides`` times or more are kept (a habit,
+    and a bound on what is stored per tag)."""
+    if len(rides) < min_rides:
+        return WayPrior()
+    observed = observed_ways(rides, max_via=max_via)
+    return WayPrior(
+        {
+            pair: _unmix(seen, miss_rate_of, iterations)
+            for pair, seen in observed.items()
+            if sum(seen.values()) >= min_pair_rides
+        }
+    )
 
 
 def _unmix(

@@ -22,12 +22,18 @@ from api.network.service import LoadedNetwork, NetworkCache, active_network
 from api.registry import audit
 from api.tracking import store
 from api.tracking.caches import RouteCache, caches_of
+from api.tracking.habit_store import personal_prior
 from api.tracking.values import PlateBike
 from track_engine.db import passage_rows
+from track_engine.paths import NegativeEvidenceChooser
+from track_engine.route_choice import PathChooser, choose_path
 from track_engine.route_result import Route
 from track_engine.routes import build_route
+from track_engine.way_prior import PERSONAL_SHARE, WayPrior
 
 MAX_WINDOW = timedelta(days=31)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 FOOTAGE_MARGIN = timedelta(seconds=60)
 
 
@@ -82,7 +88,10 @@ def route_for_plate(
         bike_id=bike.bike_id, since=since, until=until, record=record
     ).run(conn)
     _seen(rows, bike, since, until, record)  # "not seen" comes before "no network"
-    cache, key, build = _stitch_job_or_404(network.get(conn), rows, bike, record)
+    habits = _Habits(bike.stolen_at)
+    if habits.may_apply(since):
+        habits = habits.with_prior(personal_prior(_tags(rows)).run(conn))
+    cache, key, build = _stitch_job_or_404(network.get(conn), rows, bike, record, habits)
     return _feature(cache.get(key, build), bike.plate, bike.bike_id, since, until)
 
 
@@ -105,13 +114,53 @@ async def route_for_plate_async(
         bike_id=bike.bike_id, since=since, until=until, record=record
     ).run_async(conn)
     _seen(rows, bike, since, until, record)  # "not seen" comes before "no network"
+    habits = _Habits(bike.stolen_at)
+    if habits.may_apply(since):
+        habits = habits.with_prior(await personal_prior(_tags(rows)).run_async(conn))
     loaded = await active_network(network, pool, network_id)
-    cache, key, build = _stitch_job_or_404(loaded, rows, bike, record)
+    cache, key, build = _stitch_job_or_404(loaded, rows, bike, record, habits)
     route = cache.peek(key)
     if route is None:  # stitched once however many requests ask for it meanwhile
         flights = caches_of(loaded).route_flights
         route = await flights.run(key, lambda: run_in_threadpool(cache.get, key, build))
     return _feature(route, bike.plate, bike.bike_id, since, until)
+
+
+@dataclass(frozen=True, slots=True)
+class _Habits:
+    """The bike's own way prior for its route, and when it stops applying: a stolen bike no
+    longer rides its owner's ways, so stretches from an open theft's ``stolen_at`` on use the
+    fleet's prior alone (docs/engine.md, "Way priors")."""
+
+    stolen_at: datetime | None
+    prior: WayPrior | None = None
+    learned_at: datetime | None = None
+
+    def may_apply(self, since: datetime) -> bool:
+        """Whether any stretch of a window from ``since`` can use it (not one that starts
+        after the theft: an officer's default window of a stolen bike)."""
+        return self.stolen_at is None or since < self.stolen_at
+
+    def with_prior(self, loaded: tuple[WayPrior, datetime | None]) -> _Habits:
+        """These habits with the prior loaded for the bike's tags."""
+        return dataclasses.replace(self, prior=loaded[0] or None, learned_at=loaded[1])
+
+    def chooser(self, fleet: WayPrior | None) -> PathChooser:
+        """The path chooser of the route: the fleet's prior plus ``PERSONAL_SHARE`` times the
+        bike's own, the latter only before the theft; the default without a prior of its own."""
+        if self.prior is None:
+            return choose_path
+        until = None if self.stolen_at is None else (self.stolen_at - _EPOCH) // _MICROSECOND
+        combined = (fleet or WayPrior()).combined(self.prior, PERSONAL_SHARE)
+        return NegativeEvidenceChooser(prior=combined, prior_until_us=until)
+
+    def key(self) -> tuple[Any, ...]:
+        """What of these habits a stitched route depends on (part of its cache key)."""
+        return () if self.prior is None else (self.learned_at, self.stolen_at)
+
+
+def _tags(rows: list[tuple[Any, ...]]) -> list[str]:
+    return sorted({str(row[0]) for row in rows})
 
 
 def _registered(bike: PlateBike | None, request: RouteRequest) -> PlateBike:
@@ -154,8 +203,9 @@ def _stitch_job_or_404(
     rows: list[tuple[Any, ...]],
     bike: PlateBike,
     record: audit.AuditRow,
+    habits: _Habits,
 ) -> tuple[RouteCache, tuple[Any, ...], Callable[[], Route]]:
-    job = _stitch_job(loaded, rows)
+    job = _stitch_job(loaded, rows, habits)
     if job is None:
         raise LookupNotFoundError(
             f"bike {bike.plate} was seen only by readers off the road network", record=record
@@ -203,7 +253,7 @@ def stitched_route(loaded: LoadedNetwork, rows: list[tuple[Any, ...]]) -> Route 
 
 
 def _stitch_job(
-    loaded: LoadedNetwork, rows: list[tuple[Any, ...]]
+    loaded: LoadedNetwork, rows: list[tuple[Any, ...]], habits: _Habits | None = None
 ) -> tuple[RouteCache, tuple[Any, ...], Callable[[], Route]] | None:
     """The route cache, the key of the route through ``rows`` and how to stitch it; None when
     no passage is at a reader on the road network."""
@@ -221,11 +271,13 @@ def _stitch_job(
             passages = passages.assign(tag_id=last_tag)
         return build_route(
             passages, loaded.graph, reader_nodes, loaded.reader_paths,
-            reader_range_m=loaded.reader_ranges_m,
+            reader_range_m=loaded.reader_ranges_m, path_chooser=chooser,
         )  # fmt: skip
 
+    habits = habits or _Habits(None)
+    chooser = habits.chooser(loaded.reader_paths.way_prior)
     cache = caches_of(loaded).routes
-    return cache, (last_tag, tuple(known)), build
+    return cache, (last_tag, tuple(known), *habits.key()), build
 
 
 def _distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:

@@ -90,5 +90,8 @@ SELECT create_distributed_table('alerts', 'tag_id', colocate_with => 'reads');
 -- Reads of readers not in the registry (migration 0093), held apart by the engine: keyed
 -- with the tag like reads, so by tag as well.
 SELECT create_distributed_table('unknown_reader_reads', 'tag_id', colocate_with => 'reads');
+-- Each tag's own way prior (migration 0160): one row per tag, rewritten by the engine's
+-- learning job from that tag's passages (one shard's work) and read by key with its route.
+SELECT create_distributed_table('personal_way_priors', 'tag_id', colocate_with => 'reads');
 
 COMMIT;

@@ -13,7 +13,13 @@ is scored exactly as ``tagtrail bench accuracy`` scores it
 * ``none``     — the default chooser;
 * ``fleet``    — the way prior of every tag's history rides;
 * ``personal`` — per tag, the way prior of that tag's own history rides;
-* ``fleet+personal`` — the fleet's rides plus ``PERSONAL_SHARE`` times the tag's own.
+* ``fleet+personal`` — the fleet's rides plus ``PERSONAL_SHARE`` times the tag's own (what the
+  API's route lookups use, :mod:`api.tracking.service`).
+
+The personal prior is the product's (:func:`track_engine.way_prior.learn_personal_prior`:
+bounded to tags with enough rides in the window), and as in the product a stolen
+bike's stretches from its theft on use no personal prior (``PriorOptions.theft_cut``; off:
+the owner's habits are used after the theft too, to measure what that would do).
 
 Each row also scores the stolen bikes' trips alone (``stolen_recall``, ``stolen_precision``,
 ``stolen_trips``): after a theft the bike no longer follows its owner's habits.
@@ -30,7 +36,7 @@ import pandas as pd
 
 from citymap.network_files import load_roads
 from simulators.city import generate_city
-from simulators.fleet import LOCAL_UTC_OFFSET_H
+from simulators.fleet import LOCAL_UTC_OFFSET_H, to_us
 from simulators.habits import Habits
 from simulators.readers import SimReader
 from simulators.rf import simulate_reads
@@ -38,15 +44,22 @@ from simulators.riders import generate_population, trajectories
 from tagtrail.bench.engine_replay import estimate_passages
 from tagtrail.bench.engine_scenario import START, AccuracyOptions, Scenario, build_scenario
 from tagtrail.bench.engine_scores import score_record, score_scenario
+from track_engine.db.personal_priors import encode_ways
 from track_engine.paths import NegativeEvidenceChooser
 from track_engine.roads import RoadGraph
 from track_engine.route_result import Route
 from track_engine.routes import build_route
-from track_engine.way_prior import Ride, WayPrior, learn_way_prior, rides_of
+from track_engine.way_prior import (
+    PERSONAL_SHARE,
+    Ride,
+    WayPrior,
+    learn_personal_prior,
+    learn_way_prior,
+    rides_of,
+)
 
 PRIORS = ("none", "fleet", "personal", "fleet+personal")
 _LOCAL_OFFSET = timedelta(hours=LOCAL_UTC_OFFSET_H)  # the simulator's local time
-PERSONAL_SHARE = 5.0  # one of the tag's own rides weighs like this many of the fleet's
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +70,10 @@ class PriorOptions:
     habits: bool = True
     priors: tuple[str, ...] = ("none", "fleet")
     route_variants: int = 4  # the simulator's city-wide route variants (its default: 4)
+    theft_cut: bool = True  # as the product: no personal prior from a bike's theft on
+    weight: float = 1.0  # the way priors' weight and pseudo-count (track_engine.way_prior)
+    pseudo: float = 1.0
+    personal_share: float = PERSONAL_SHARE
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.priors) - set(PRIORS))
@@ -98,10 +115,19 @@ def run_priors(options: AccuracyOptions, multi: PriorOptions) -> list[dict[str, 
             rides = _history_rides(city, sc.readers, history, options.seed)
             fleet_rides = [r for tag_rides in rides.values() for r in tag_rides]
             started = time.perf_counter()  # the learning alone, not the history's simulation
-            fleet = learn_way_prior(fleet_rides, sc.reader_paths.miss_rate_of)
+            fleet = learn_way_prior(
+                fleet_rides, sc.reader_paths.miss_rate_of, weight=multi.weight,
+                pseudo=multi.pseudo,
+            )  # fmt: skip
             learn_s = time.perf_counter() - started
+            own = {
+                tag: learn_personal_prior(tag_rides, sc.reader_paths.miss_rate_of)
+                for tag, tag_rides in rides.items()
+            }
+            own = {tag: p for tag, p in own.items() if p}
+            stolen_us = _stolen_at(population) if multi.theft_cut else {}
             for prior in multi.priors:
-                routes = _routes(sc, graph, prior, fleet, rides)
+                routes = _routes(sc, graph, prior, fleet, own, stolen_us, multi)
                 record = score_record("tagtrail", coverage, miss, score_scenario(routes, sc, graph))
                 record |= _stolen(routes, sc, graph, population)
                 record |= {
@@ -111,6 +137,9 @@ def run_priors(options: AccuracyOptions, multi: PriorOptions) -> list[dict[str, 
                     "history_rides": len(fleet_rides),
                     "prior_pairs": len(fleet.rides),
                     "learn_seconds": round(learn_s, 2) if prior != "none" else None,
+                    "theft_cut": multi.theft_cut, "prior_weight": multi.weight,
+                    "prior_pseudo": multi.pseudo, "personal_share": multi.personal_share,
+                    **_personal_size(own),
                 }  # fmt: skip
                 results.append(record)
     return results
@@ -166,20 +195,45 @@ def _routes(
     graph: RoadGraph,
     prior: str,
     fleet: WayPrior,
-    rides: dict[str, list[Ride]],
+    own: dict[str, WayPrior],
+    stolen_us: dict[str, int],
+    multi: PriorOptions,
 ) -> dict[str, Route]:
-    """Every tag's route with the chooser of ``prior``."""
+    """Every tag's route with the chooser of ``prior``; a stolen bike's stretches from its
+    theft on without its own prior (``stolen_us``, by tag; empty: no cut)."""
     reader_nodes = {r.reader_id: r.node for r in sc.readers}
     default = NegativeEvidenceChooser(prior=fleet if prior == "fleet" else None)
     out: dict[str, Route] = {}
     for tag, ps in sc.passages.groupby("tag_id", sort=True):
         chooser = default
-        if prior in ("personal", "fleet+personal"):
-            own = learn_way_prior(rides.get(str(tag), []), sc.reader_paths.miss_rate_of)
-            mine = own if prior == "personal" else fleet.combined(own, PERSONAL_SHARE)
-            chooser = NegativeEvidenceChooser(prior=mine)
+        mine = own.get(str(tag))
+        if prior in ("personal", "fleet+personal") and mine is not None:
+            mine = WayPrior(mine.rides, weight=multi.weight, pseudo=multi.pseudo)
+            after = WayPrior() if prior == "personal" else fleet
+            chooser = NegativeEvidenceChooser(
+                prior=mine if prior == "personal" else fleet.combined(mine, multi.personal_share),
+                prior_until_us=stolen_us.get(str(tag)), prior_after=after,
+            )  # fmt: skip
+        elif prior == "fleet+personal":
+            chooser = NegativeEvidenceChooser(prior=fleet)
         out[str(tag)] = build_route(ps, graph, reader_nodes, sc.reader_paths, path_chooser=chooser)
     return out
+
+
+def _stolen_at(population: Any) -> dict[str, int]:
+    """When each stolen bike's tag was stolen (UTC µs), by tag."""
+    tags = {b.bike_id: b.tag_id for b in population.bikes}
+    return {str(tags[t.bike_id]): to_us(t.stolen_at) for t in population.thefts}
+
+
+def _personal_size(own: dict[str, WayPrior]) -> dict[str, Any]:
+    """How many tags keep a personal prior, and its stored size (migration 0160's JSON)."""
+    if not own:
+        return {"personal_tags": 0, "personal_pairs_per_tag": None, "personal_bytes_per_tag": None}
+    sizes = [len(encode_ways(p)) for p in own.values()]
+    pairs = sum(len(p.rides) for p in own.values())
+    return {"personal_tags": len(own), "personal_pairs_per_tag": round(pairs / len(own), 1),
+            "personal_bytes_per_tag": round(sum(sizes) / len(own))}  # fmt: skip
 
 
 def _stolen(

@@ -4,7 +4,8 @@
 database (the newest ``miss_rate_learned_at``), so a restarted engine does not rerun it early
 and several engine workers run it once between them. Each run is the job of
 :mod:`track_engine.db.reader_miss_rates` (learn, store, warn about deaf readers), then the
-way-prior job (:mod:`track_engine.db.way_priors`) on the fresh rates, in a child
+way-prior job (:mod:`track_engine.db.way_priors`) and the personal one
+(:mod:`track_engine.db.personal_priors`) on the fresh rates, in a child
 process (:func:`run_in_process`): learning is minutes of pure Python, which in a thread would
 hold the engine's GIL.
 """
@@ -23,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from track_engine.db import way_priors
+from track_engine.db import personal_priors, way_priors
 from track_engine.db.reader_miss_rates import (
     DEFAULT_DAYS,
     DEFAULT_MAX_PASSAGES,
@@ -84,10 +85,12 @@ class JobOptions:
     log_level: int = logging.WARNING
 
     way_priors: bool = True  # after a run, learn the fleet's way prior from fresh rates
+    personal_priors: bool = True  # then every tag's own (track_engine.db.personal_priors)
 
     def run(self) -> LearnRun | None:
         """The job, skipped when a run less than (nearly) ``interval_s`` ago stored rates;
-        after a run, the way-prior job (:mod:`track_engine.db.way_priors`)."""
+        after a run, the way-prior jobs (:mod:`track_engine.db.way_priors`, then
+        :mod:`track_engine.db.personal_priors`)."""
         result = run(
             self.database_url,
             days=self.days,
@@ -97,6 +100,8 @@ class JobOptions:
         )
         if result is not None and self.way_priors:
             way_priors.run(self.database_url, days=self.days, max_passages=self.max_passages)
+        if result is not None and self.personal_priors:
+            personal_priors.run(self.database_url, days=self.days)
         return result
 
 
