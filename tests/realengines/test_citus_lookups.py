@@ -5,7 +5,8 @@ the stolen bike's watched tag, as the engine raises them) is stored the same way
 PostgreSQL database and into a distributed one (coordinator + two workers, distribute.sql as
 written); then the API, on each, is asked for every bike's route, last sighting, likely next
 readers and where-now map, the open thefts' overview and the stolen bike's companions, and
-every reader's transition history (which the API shows only past MIN_TRANSITIONS departures).
+every reader's departures (:mod:`api.tracking.departure_store`: where tags went next, by the way
+they came and for one tag's own, with travel-time percentiles).
 The answers must be equal, field for field. These are the queries Citus refused before (a LATERAL
 subquery with LIMIT over a reference table, a self-join of passages not on the tag).
 """
@@ -26,7 +27,7 @@ from fastapi.testclient import TestClient
 from testsupport import create_database, drop_database
 
 from api.app import create_app
-from api.tracking import store
+from api.tracking.departure_store import departures
 from tagtrail.bench.engine_scenario import START
 from tagtrail.demo import DemoOptions, SimulatedCity, load_registry, simulate
 from track_engine.db.migrate import migrate
@@ -115,11 +116,12 @@ def _answers(url: str, sim: SimulatedCity) -> dict[str, Any]:
         out["open thefts"] = status, overview
         for theft_id in thefts:
             out[f"companions {theft_id}"] = get(f"/api/v1/thefts/{theft_id}/companions", **window)
+    tag = str(sim.reads["tag_id"].iloc[0])  # its previous reader and own departures too
     with psycopg.connect(url) as conn:
         for reader in sorted({r.reader_id for r in sim.readers}):
-            out[f"transitions {reader}"] = (
+            out[f"departures {reader}"] = (
                 200,
-                store.transitions(reader, sim.start + HOUR).run(conn),
+                departures(tag, reader, sim.start + HOUR).run(conn),
             )
     return out
 

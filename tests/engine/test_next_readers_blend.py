@@ -1,0 +1,72 @@
+"""The next-readers blend: the road model alone without history, the history taking over as
+departures pile up, the heading's and the tag's own departures above the fleet's, and ETA
+windows from the fleet's travel times once a pair is ridden often enough."""
+
+from __future__ import annotations
+
+import pytest
+
+from track_engine.intercept import Intercept
+from track_engine.next_readers import (
+    Blend,
+    Departures,
+    EtaWindow,
+    TravelTimes,
+    blend_next_readers,
+)
+
+ROAD = [
+    Intercept("A", 0.5, 200.0, 200 / (32 / 3.6), 200 / (10 / 3.6)),
+    Intercept("B", 0.3, 300.0, 300 / (32 / 3.6), 300 / (10 / 3.6)),
+    Intercept("C", 0.2, 400.0, 400 / (32 / 3.6), 400 / (10 / 3.6)),
+]
+
+
+def _probabilities(history: Departures, blend: Blend | None = None) -> dict[str, float]:
+    answer = blend_next_readers(ROAD, history, {"D": 900.0}, blend=blend, limit=None)
+    return {p.reader_id: p.probability for p in answer}
+
+
+def test_without_history_the_answer_is_the_road_model() -> None:
+    answer = blend_next_readers(ROAD, Departures(), {}, limit=3)
+    assert [(p.reader_id, p.source) for p in answer] == [("A", "road"), ("B", "road"),
+                                                          ("C", "road")]  # fmt: skip
+    assert [p.probability for p in answer] == pytest.approx([0.5, 0.3, 0.2])
+    # The window is the road distance at 10-32 km/h.
+    assert (answer[0].eta_from_s, answer[0].eta_to_s) == pytest.approx((22.5, 72.0))
+
+
+def test_departures_pull_the_answer_by_their_count() -> None:
+    few = _probabilities(Departures(fleet={"C": 3}), Blend(road=3.0))
+    assert few["C"] == pytest.approx((3 + 3 * 0.2) / 6)
+    assert few["A"] == pytest.approx(3 * 0.5 / 6)
+    many = _probabilities(Departures(fleet={"C": 300}), Blend(road=3.0))
+    assert many["C"] > 0.98
+    # A reader only the history knows (beyond the road model's horizon) is in the answer.
+    beyond = _probabilities(Departures(fleet={"D": 6}))
+    assert beyond["D"] > beyond["A"]
+    assert sum(beyond.values()) == pytest.approx(1.0)
+
+
+def test_the_heading_and_the_tags_own_departures_come_on_top_of_the_fleets() -> None:
+    fleet = {"A": 20, "B": 20}
+    turned = _probabilities(Departures(fleet=fleet, heading={"B": 10}))
+    assert turned["B"] > 0.8 > turned["A"]
+    habit = _probabilities(Departures(fleet=fleet, heading={"B": 10}, own={"A": 12}))
+    assert habit["A"] > habit["B"]
+    off = _probabilities(Departures(fleet=fleet, own={"A": 12}), Blend(own=0.0))
+    assert off["A"] == pytest.approx(1.0)  # strength 0: the level's counts alone
+    answer = blend_next_readers(ROAD, Departures(fleet={"C": 50}), {}, limit=1)
+    assert answer[0].source == "history"
+
+
+def test_eta_window_from_the_fleet_once_the_pair_is_ridden_often() -> None:
+    window = EtaWindow(min_count=5, widen_low=0.7, widen_high=1.4)
+    often = TravelTimes(count=8, p10_s=40.0, p50_s=50.0, p90_s=70.0)
+    assert window.window_s(300.0, often) == pytest.approx((28.0, 98.0))
+    rarely = TravelTimes(count=2, p10_s=40.0, p50_s=50.0, p90_s=70.0)
+    assert window.window_s(300.0, rarely) == pytest.approx((300 / (32 / 3.6), 300 / (10 / 3.6)))
+    answer = blend_next_readers(ROAD, Departures(fleet={"A": 8}, travel={"A": often}), {}, limit=1)
+    assert (answer[0].eta_from_s, answer[0].eta_to_s, answer[0].travel_s) == pytest.approx(
+        (28.0, 98.0, 50.0)
+    )
