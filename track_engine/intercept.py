@@ -44,7 +44,7 @@ class Heading:
 
     came_from: int | None  # the node before the sighting's node on the way in
     back: float = 0.1
-    straight: float = 1.0
+    straight: float = 2.0
     # The first step known (the accuracy bench's oracle bound): every other step weighs 0.
     only_step: int | None = None
 

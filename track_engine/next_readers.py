@@ -53,8 +53,12 @@ class Blend:
     """Pseudo-counts of each level's prior (see the module docstring); 0 turns a level off."""
 
     road: float = 3.0
-    fleet: float = 3.0
+    fleet: float = 10.0
     own: float = 3.0
+    # With the bike's previous reader known, leave the fleet's departures of every heading
+    # out: those that came the same way are smoothed towards the road model given the heading
+    # (measured: the departures of every heading pulled the answer towards the way back).
+    heading_only: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +67,10 @@ class EtaWindow:
     10th-90th percentile scaled by ``widen_low`` / ``widen_high``; else the speed range. The
     typical travel time is the fleet's median, else the distance at ``typical_mps``."""
 
-    min_count: int = 5
-    widen_low: float = 0.7
-    widen_high: float = 1.4
-    speeds: SpeedModel = field(default_factory=SpeedModel)
+    min_count: int = 10
+    widen_low: float = 0.8
+    widen_high: float = 1.25
+    speeds: SpeedModel = field(default_factory=lambda: SpeedModel(min_kmh=9.0, max_kmh=34.0))
     typical_mps: float = 4.5  # the simulator's riders' 10-25 km/h, as the earlier answer
 
     def window_s(self, distance_m: float, travel: TravelTimes | None) -> tuple[float, float]:
@@ -112,8 +116,10 @@ def blend_next_readers(
     # The history outweighs the road model once the reader has more departures than the
     # road's pseudo-count: then a reader it names rests on it.
     counted = sum(history.fleet.values()) >= mix.road
-    for counts, strength in ((history.fleet, mix.road), (history.heading, mix.fleet),
-                             (history.own, mix.own)):  # fmt: skip
+    levels = [(history.fleet, mix.road), (history.heading, mix.fleet), (history.own, mix.own)]
+    if mix.heading_only and history.previous_reader:
+        levels = levels[1:]
+    for counts, strength in levels:
         p = _smooth(counts, p, strength)
     dist = {i.reader_id: i.distance_m for i in road} | dict(distance_m)
     ranked = sorted(p.items(), key=lambda kv: (-kv[1], dist.get(kv[0], float("inf"))))

@@ -55,23 +55,31 @@ HORIZON_M = 1000.0
 # The road model's heading weights compared (back, straight on); "heading" is the product's.
 HEADINGS: dict[str, tuple[float, float]] = {
     "heading": (Heading(None).back, Heading(None).straight),
-    "heading_back0": (0.0, 1.0),
-    "heading_back0.3": (0.3, 1.0),
-    "heading_straight2": (Heading(None).back, 2.0),
+    "heading_straight1": (0.1, 1.0),
+    "heading_straight2": (0.1, 2.0),
+    "heading_straight3": (0.1, 3.0),
+    "heading_straight2_back0": (0.0, 2.0),
+    "heading_straight2_back0.3": (0.3, 2.0),
 }
-BLEND = Blend()
+# Horizons compared (the product's heading).
+HORIZONS = (600.0, 1500.0, 2500.0)
+BLEND = Blend(heading_only=False)  # the levels fleet, fleet+heading, blend: all counts
 # Pseudo-counts compared (road, fleet, own) on the same cases.
 BLENDS = {
-    "blend_1": Blend(1.0, 1.0, 1.0),
-    "blend_10": Blend(10.0, 10.0, 10.0),
-    "blend_road10": Blend(10.0, 3.0, 3.0),
-    "blend_road1": Blend(1.0, 3.0, 3.0),
-    "blend_own10": Blend(3.0, 3.0, 10.0),
+    "blend_1": Blend(1.0, 1.0, 1.0, heading_only=False),
+    "blend_10": Blend(10.0, 10.0, 10.0, heading_only=False),
+    "blend_road10": Blend(10.0, 3.0, 3.0, heading_only=False),
+    "blend_road1": Blend(1.0, 3.0, 3.0, heading_only=False),
+    "blend_own10": Blend(3.0, 10.0, 10.0),
+    "heading_only_3": Blend(3.0, 3.0, 3.0, heading_only=True),
+    "heading_only_10": Blend(3.0, 10.0, 3.0, heading_only=True),
+    "heading_only_30": Blend(3.0, 30.0, 3.0, heading_only=True),
+    "blend_road30": Blend(30.0, 3.0, 3.0, heading_only=False),
 }
 WINDOW = EtaWindow()  # what predict_next_readers draws with
 # ETA windows compared on the same cases: name -> how it is drawn.
 WINDOWS: dict[str, EtaWindow] = {
-    "speed_10_32": EtaWindow(min_count=10**9),
+    "speed_10_32": EtaWindow(min_count=10**9, speeds=SpeedModel()),
     "speed_8_36": EtaWindow(min_count=10**9, speeds=SpeedModel(min_kmh=8.0, max_kmh=36.0)),
     "speed_6_40": EtaWindow(min_count=10**9, speeds=SpeedModel(min_kmh=6.0, max_kmh=40.0)),
     "fleet_p10_p90": EtaWindow(widen_low=1.0, widen_high=1.0),
@@ -79,6 +87,19 @@ WINDOWS: dict[str, EtaWindow] = {
     "fleet_x0.7_1.4": EtaWindow(widen_low=0.7, widen_high=1.4),
     "fleet_x0.6_1.6": EtaWindow(widen_low=0.6, widen_high=1.6),
     "fleet_x0.7_1.4_else_8_36": EtaWindow(speeds=SpeedModel(min_kmh=8.0, max_kmh=36.0)),
+    "fleet_x0.8_1.25_else_8_36": EtaWindow(
+        widen_low=0.8, widen_high=1.25, speeds=SpeedModel(min_kmh=8.0, max_kmh=36.0)
+    ),
+    "fleet10_x0.8_1.25_else_8_36": EtaWindow(
+        min_count=10, widen_low=0.8, widen_high=1.25, speeds=SpeedModel(min_kmh=8.0, max_kmh=36.0)
+    ),
+    "speed_9_34": EtaWindow(min_count=10**9, speeds=SpeedModel(min_kmh=9.0, max_kmh=34.0)),
+    "fleet10_x0.8_1.25_else_9_34": EtaWindow(
+        min_count=10, widen_low=0.8, widen_high=1.25, speeds=SpeedModel(min_kmh=9.0, max_kmh=34.0)
+    ),
+    "fleet10_x0.9_1.15_else_9_34": EtaWindow(
+        min_count=10, widen_low=0.9, widen_high=1.15, speeds=SpeedModel(min_kmh=9.0, max_kmh=34.0)
+    ),
 }
 _US = 1_000_000
 
@@ -198,9 +219,21 @@ def score_intercept(
             for name, (back, straight) in HEADINGS.items()
         }  # fmt: skip
         heading = turns["heading"]
+        dist = {r: reader_paths.distance_m(reader, r) for r in past.fleet}
+        for far in HORIZONS:
+            found = next_readers_by_model(
+                reader_paths.graph, start, elsewhere, rates, horizon_m=far, limit=None,
+                heading=Heading(came_from=came) if came is not None else None,
+            )  # fmt: skip
+            hits.setdefault(f"horizon_{far:g}", []).append(
+                true_next in [i.reader_id for i in found[:3]]
+            )
+            mixed = blend_next_readers(found, past, dist, blend=BLEND, limit=3)
+            hits.setdefault(f"blend_horizon_{far:g}", []).append(
+                true_next in [p.reader_id for p in mixed]
+            )
         seen = LastSeen(tag_id=tag, reader_id=reader, at=datetime.fromtimestamp(at_us / _US, UTC),
                         lon=None, lat=None, source="passage")  # fmt: skip
-        dist = {r: reader_paths.distance_m(reader, r) for r in past.fleet}
         product = predict_next_readers(net, seen, past, 3)
         answers = {
             "nearest": _nearest(reader_paths, reader, [], 3),
@@ -311,8 +344,12 @@ def first_steps(
     v = population.visits[["trip_id", "bike_id", "seq", "node", "arrive_us"]].copy()
     v = v.sort_values(["trip_id", "seq"], kind="mergesort")
     v["next_node"] = v.groupby("trip_id")["node"].shift(-1)
-    v = v.dropna(subset=["next_node"]).astype({"next_node": np.int64, "arrive_us": np.int64})
-    h = heard.assign(node=heard["reader_id"].map(reader_node)).dropna(subset=["node"])
+    v = v.dropna(subset=["next_node"]).astype(
+        {"next_node": np.int64, "arrive_us": np.int64, "bike_id": np.int64, "node": np.int64}
+    )
+    bike_of = {str(b.tag_id): b.bike_id for b in population.bikes}  # a cloned tag: one of them
+    h = heard.assign(node=heard["reader_id"].map(reader_node), bike_id=heard["tag_id"].map(bike_of))
+    h = h.dropna(subset=["node", "bike_id"])
     h = h.assign(node=h["node"].astype(np.int64), bike_id=h["bike_id"].astype(np.int64))
     found = pd.merge_asof(
         h.sort_values("closest_at_us"), v.sort_values("arrive_us"), left_on="closest_at_us",
