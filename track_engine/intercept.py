@@ -96,7 +96,7 @@ def next_readers_by_model(
             continue
         own = miss_rate.get(reader, 0.3)
         p_before = float(np.exp(before_at[node])) / max(node_miss.get(node, 1.0), 1e-9)
-        share = below[node] / total * p_before * (1.0 - own)
+        share = float(below[node]) / total * p_before * (1.0 - own)  # plain floats: JSON
         d = float(dist[node])
         out.append(
             Intercept(reader, share, d, d / (model.max_kmh / 3.6), d / (model.min_kmh / 3.6))

@@ -86,8 +86,8 @@ class EtaWindow:
 class Predicted:
     """One reader of the answer: probability, road distance, the ETA window (seconds after
     the sighting), a typical travel time, and what the probability rests on (``history``:
-    departures seen to it from a reader with more departures than the road's pseudo-count;
-    ``road``: the road model)."""
+    departures seen to it, more of them in all than the road's pseudo-count; ``road``: the
+    road model)."""
 
     reader_id: str
     probability: float
@@ -113,14 +113,15 @@ def blend_next_readers(
     mix = blend or Blend()
     win = window or EtaWindow()
     p = {i.reader_id: i.probability for i in road}
-    # The history outweighs the road model once the reader has more departures than the
-    # road's pseudo-count: then a reader it names rests on it.
-    counted = sum(history.fleet.values()) >= mix.road
     levels = [(history.fleet, mix.road), (history.heading, mix.fleet), (history.own, mix.own)]
     if mix.heading_only and history.previous_reader:
         levels = levels[1:]
     for counts, strength in levels:
         p = _smooth(counts, p, strength)
+    # The history outweighs the road model once the levels used hold more departures than the
+    # road's pseudo-count: then a reader they name rests on it.
+    counted = sum(sum(c.values()) for c, _ in levels) >= mix.road
+    named = {r for c, _ in levels for r, n in c.items() if n > 0}
     dist = {i.reader_id: i.distance_m for i in road} | dict(distance_m)
     ranked = sorted(p.items(), key=lambda kv: (-kv[1], dist.get(kv[0], float("inf"))))
     out: list[Predicted] = []
@@ -131,8 +132,8 @@ def blend_next_readers(
         typical = travel.p50_s if travel is not None else d / win.typical_mps
         if not (math.isfinite(lo) and math.isfinite(hi)):
             continue  # neither a road distance nor a ride: no time to give
-        source = "history" if counted and history.fleet.get(reader, 0) > 0 else "road"
-        out.append(Predicted(reader, prob, d, lo, hi, typical, source))
+        source = "history" if counted and reader in named else "road"
+        out.append(Predicted(reader, float(prob), d, float(lo), float(hi), float(typical), source))
     return out
 
 

@@ -41,7 +41,7 @@ def test_the_way_back_is_down_weighted_given_where_the_bike_came_from() -> None:
     rates = {"east1": 0.05, "west1": 0.05}
     plain = next_readers_by_model(graph, start, readers, rates, limit=None)
     assert np.isclose(plain[0].probability, 0.5)  # no heading: either way alike
-    came_from_west = Heading(came_from=start - 1, back=0.1)
+    came_from_west = Heading(came_from=start - 1, back=0.1, straight=1.0)
     answer = next_readers_by_model(graph, start, readers, rates, limit=None, heading=came_from_west)
     by_id = {i.reader_id: i.probability for i in answer}
     assert by_id["east1"] == pytest.approx(1 / 1.1)  # road behind west1 weighs 0.1

@@ -32,8 +32,8 @@ def test_without_history_the_answer_is_the_road_model() -> None:
     assert [(p.reader_id, p.source) for p in answer] == [("A", "road"), ("B", "road"),
                                                           ("C", "road")]  # fmt: skip
     assert [p.probability for p in answer] == pytest.approx([0.5, 0.3, 0.2])
-    # The window is the road distance at 10-32 km/h.
-    assert (answer[0].eta_from_s, answer[0].eta_to_s) == pytest.approx((22.5, 72.0))
+    # The window is the road distance at 9-34 km/h.
+    assert (answer[0].eta_from_s, answer[0].eta_to_s) == pytest.approx((200 / (34 / 3.6), 80.0))
 
 
 def test_departures_pull_the_answer_by_their_count() -> None:
@@ -50,23 +50,32 @@ def test_departures_pull_the_answer_by_their_count() -> None:
 
 def test_the_heading_and_the_tags_own_departures_come_on_top_of_the_fleets() -> None:
     fleet = {"A": 20, "B": 20}
-    turned = _probabilities(Departures(fleet=fleet, heading={"B": 10}))
+    chain = Blend(road=3.0, fleet=3.0, own=3.0, heading_only=False)
+    turned = _probabilities(Departures(fleet=fleet, heading={"B": 10}), chain)
     assert turned["B"] > 0.8 > turned["A"]
-    habit = _probabilities(Departures(fleet=fleet, heading={"B": 10}, own={"A": 12}))
+    habit = _probabilities(Departures(fleet=fleet, heading={"B": 10}, own={"A": 12}), chain)
     assert habit["A"] > habit["B"]
     off = _probabilities(Departures(fleet=fleet, own={"A": 12}), Blend(own=0.0))
     assert off["A"] == pytest.approx(1.0)  # strength 0: the level's counts alone
+    # The default: with the previous reader known, the fleet's departures of every heading are
+    # left out; those that came the same way are smoothed towards the road model (10 pseudo).
+    came = Departures(previous_reader="P", fleet={"A": 40}, heading={"B": 10})
+    assert _probabilities(came)["B"] == pytest.approx((10 + 10 * 0.3) / 20)
+    assert _probabilities(came)["A"] == pytest.approx(10 * 0.5 / 20)
     answer = blend_next_readers(ROAD, Departures(fleet={"C": 50}), {}, limit=1)
     assert answer[0].source == "history"
 
 
 def test_eta_window_from_the_fleet_once_the_pair_is_ridden_often() -> None:
-    window = EtaWindow(min_count=5, widen_low=0.7, widen_high=1.4)
-    often = TravelTimes(count=8, p10_s=40.0, p50_s=50.0, p90_s=70.0)
-    assert window.window_s(300.0, often) == pytest.approx((28.0, 98.0))
-    rarely = TravelTimes(count=2, p10_s=40.0, p50_s=50.0, p90_s=70.0)
-    assert window.window_s(300.0, rarely) == pytest.approx((300 / (32 / 3.6), 300 / (10 / 3.6)))
-    answer = blend_next_readers(ROAD, Departures(fleet={"A": 8}, travel={"A": often}), {}, limit=1)
+    window = EtaWindow()  # from 10 rides: the 10th-90th percentile x0.8 / x1.25
+    often = TravelTimes(count=12, p10_s=40.0, p50_s=50.0, p90_s=70.0)
+    assert window.window_s(300.0, often) == pytest.approx((32.0, 87.5))
+    rarely = TravelTimes(count=4, p10_s=40.0, p50_s=50.0, p90_s=70.0)
+    assert window.window_s(300.0, rarely) == pytest.approx((300 / (34 / 3.6), 300 / (9 / 3.6)))
+    # No road distance (a reader the network does not know): the fleet's, however few.
+    assert window.window_s(float("nan"), rarely) == pytest.approx((32.0, 87.5))
+    history = Departures(fleet={"A": 12}, travel={"A": often})
+    answer = blend_next_readers(ROAD, history, {}, limit=1)
     assert (answer[0].eta_from_s, answer[0].eta_to_s, answer[0].travel_s) == pytest.approx(
-        (28.0, 98.0, 50.0)
+        (32.0, 87.5, 50.0)
     )
