@@ -64,22 +64,30 @@ class Blend:
 @dataclass(frozen=True, slots=True)
 class EtaWindow:
     """How ETA windows are drawn: from ``min_count`` rides of the pair on, the fleet's
-    10th-90th percentile scaled by ``widen_low`` / ``widen_high``; else the speed range. The
-    typical travel time is the fleet's median, else the distance at ``typical_mps``."""
+    10th-90th percentile scaled by ``widen_low`` / ``widen_high``; else the road distance at
+    the speed range; ``slack_s`` more either side. The typical travel time is the fleet's
+    median, else the distance at ``typical_mps``. The defaults were chosen on the accuracy
+    bench (docs/accuracy.md, "Intercept"): the narrowest window compared that held 80%."""
 
     min_count: int = 10
-    widen_low: float = 0.8
-    widen_high: float = 1.25
-    speeds: SpeedModel = field(default_factory=lambda: SpeedModel(min_kmh=9.0, max_kmh=34.0))
+    widen_low: float = 0.9
+    widen_high: float = 1.1
+    speeds: SpeedModel = field(default_factory=SpeedModel)
     typical_mps: float = 4.5  # the simulator's riders' 10-25 km/h, as the earlier answer
+    # Seconds added either side: a stop at a junction or a passage time's error matters most
+    # between readers close together.
+    slack_s: float = 10.0
 
     def window_s(self, distance_m: float, travel: TravelTimes | None) -> tuple[float, float]:
         """(earliest, latest) seconds after the sighting (the fleet's, however few, when the
         road distance is unknown)."""
         known = math.isfinite(distance_m)
         if travel is not None and (travel.count >= self.min_count or not known):
-            return travel.p10_s * self.widen_low, travel.p90_s * self.widen_high
-        return distance_m / (self.speeds.max_kmh / 3.6), distance_m / (self.speeds.min_kmh / 3.6)
+            lo, hi = travel.p10_s * self.widen_low, travel.p90_s * self.widen_high
+        else:
+            lo = distance_m / (self.speeds.max_kmh / 3.6)
+            hi = distance_m / (self.speeds.min_kmh / 3.6)
+        return max(lo - self.slack_s, 0.0), hi + self.slack_s
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,8 +32,8 @@ def test_without_history_the_answer_is_the_road_model() -> None:
     assert [(p.reader_id, p.source) for p in answer] == [("A", "road"), ("B", "road"),
                                                           ("C", "road")]  # fmt: skip
     assert [p.probability for p in answer] == pytest.approx([0.5, 0.3, 0.2])
-    # The window is the road distance at 9-34 km/h.
-    assert (answer[0].eta_from_s, answer[0].eta_to_s) == pytest.approx((200 / (34 / 3.6), 80.0))
+    # The window is the road distance at 10-32 km/h, 10 s more either side.
+    assert (answer[0].eta_from_s, answer[0].eta_to_s) == pytest.approx((12.5, 82.0))
 
 
 def test_departures_pull_the_answer_by_their_count() -> None:
@@ -67,15 +67,16 @@ def test_the_heading_and_the_tags_own_departures_come_on_top_of_the_fleets() -> 
 
 
 def test_eta_window_from_the_fleet_once_the_pair_is_ridden_often() -> None:
-    window = EtaWindow()  # from 10 rides: the 10th-90th percentile x0.8 / x1.25
+    window = EtaWindow()  # from 10 rides: the 10th-90th percentile x0.9 / x1.1, then 10 s
     often = TravelTimes(count=12, p10_s=40.0, p50_s=50.0, p90_s=70.0)
-    assert window.window_s(300.0, often) == pytest.approx((32.0, 87.5))
+    assert window.window_s(300.0, often) == pytest.approx((26.0, 87.0))
     rarely = TravelTimes(count=4, p10_s=40.0, p50_s=50.0, p90_s=70.0)
-    assert window.window_s(300.0, rarely) == pytest.approx((300 / (34 / 3.6), 300 / (9 / 3.6)))
+    assert window.window_s(300.0, rarely) == pytest.approx((23.75, 118.0))  # 300 m, 10-32 km/h
     # No road distance (a reader the network does not know): the fleet's, however few.
-    assert window.window_s(float("nan"), rarely) == pytest.approx((32.0, 87.5))
+    assert window.window_s(float("nan"), rarely) == pytest.approx((26.0, 87.0))
+    assert EtaWindow(slack_s=60.0).window_s(300.0, often)[0] == 0.0  # never before the sighting
     history = Departures(fleet={"A": 12}, travel={"A": often})
     answer = blend_next_readers(ROAD, history, {}, limit=1)
     assert (answer[0].eta_from_s, answer[0].eta_to_s, answer[0].travel_s) == pytest.approx(
-        (32.0, 87.5, 50.0)
+        (26.0, 87.0, 50.0)
     )

@@ -59,9 +59,10 @@ def test_next_readers_follow_the_heading_with_eta_windows(
     assert (first["reader_id"], first["source"]) == ("R3", "road")
     assert first["probability"] > 0.8
     seen_at = _at(doc["last_seen"]["at"])
-    # The window is the 300 m at 9-34 km/h, the ETA inside it.
-    assert abs((_at(first["eta_from"]) - seen_at).total_seconds() - SPACING_M / (34 / 3.6)) < 1e-3
-    assert abs((_at(first["eta_to"]) - seen_at).total_seconds() - SPACING_M / (9 / 3.6)) < 1e-3
+    # The window is the 300 m at 10-32 km/h and 10 s either side, the ETA inside it.
+    from_s, to_s = SPACING_M / (32 / 3.6) - 10, SPACING_M / (10 / 3.6) + 10
+    assert abs((_at(first["eta_from"]) - seen_at).total_seconds() - from_s) < 1e-3
+    assert abs((_at(first["eta_to"]) - seen_at).total_seconds() - to_s) < 1e-3
     assert _at(first["eta_from"]) < _at(first["eta"]) < _at(first["eta_to"])
 
     # Yesterday 14 tags came from R3 and went on to R1; 12 came from R1 and went on to R3,
@@ -82,7 +83,7 @@ def test_next_readers_follow_the_heading_with_eta_windows(
     travel = np.array([50.0 + k % 3 for k in range(14, 26)])
     p10, p50, p90 = np.quantile(travel, [0.1, 0.5, 0.9])
     assert first["travel_s"] == p50
-    # Ridden 12 times (10 or more): the fleet's 10th-90th percentile, x0.8 and x1.25.
-    assert abs((_at(first["eta_from"]) - seen_at).total_seconds() - p10 * 0.8) < 1e-3
-    assert abs((_at(first["eta_to"]) - seen_at).total_seconds() - p90 * 1.25) < 1e-3
+    # Ridden 12 times (10 or more): the fleet's 10th-90th percentile x0.9 and x1.1, 10 s more.
+    assert abs((_at(first["eta_from"]) - seen_at).total_seconds() - (p10 * 0.9 - 10)) < 1e-3
+    assert abs((_at(first["eta_to"]) - seen_at).total_seconds() - (p90 * 1.1 + 10)) < 1e-3
     assert abs(sum(r["probability"] for r in doc["next_readers"]) - 1.0) < 1e-9

@@ -134,14 +134,14 @@ def test_next_readers_from_history_with_eta(conn: psycopg.Connection) -> None:
     road = _road("", "R1")
     assert got[0].probability == pytest.approx((12 + 3 * road["R2"]) / 17)
     assert got[0].eta == T0 + timedelta(seconds=43.5)  # median of 38..49
-    # Ridden 12 times (10 or more): the fleet's 10th-90th percentile, x0.8 and x1.25.
+    # Ridden 12 times (10 or more): the fleet's 10th-90th percentile x0.9 and x1.1, 10 s more.
     p10, p90 = np.quantile(np.arange(38, 50) + 0.0, [0.1, 0.9])
-    assert abs((got[0].eta_from - T0).total_seconds() - p10 * 0.8) < 1e-6
-    assert abs((got[0].eta_to - T0).total_seconds() - p90 * 1.25) < 1e-6
+    assert abs((got[0].eta_from - T0).total_seconds() - (p10 * 0.9 - 10)) < 1e-6
+    assert abs((got[0].eta_to - T0).total_seconds() - (p90 * 1.1 + 10)) < 1e-6
     assert got[0].distance_m == pytest.approx(200.0)
-    # Ridden twice: the window is the road distance (500 m) at 9-34 km/h.
-    assert abs((got[1].eta_from - T0).total_seconds() - 500 / (34 / 3.6)) < 1e-6
-    assert abs((got[1].eta_to - T0).total_seconds() - 500 / (9 / 3.6)) < 1e-6
+    # Ridden twice: the window is the road distance (500 m) at 10-32 km/h, 10 s more.
+    assert abs((got[1].eta_from - T0).total_seconds() - (500 / (32 / 3.6) - 10)) < 1e-6
+    assert abs((got[1].eta_to - T0).total_seconds() - (500 / (10 / 3.6) + 10)) < 1e-6
     assert sum(n.probability for n in got) == pytest.approx(1.0)
 
 
