@@ -9,11 +9,14 @@ Per loaded road network (its :class:`~track_engine.roads.ReaderPaths`) and per p
   ~300 bytes a vertex, so a few month-long routes must not hold hundreds of megabytes). A
   route depends only on its passages and the loaded network, so it never ages.
 - ``route_flights``: routes being stitched now; concurrent misses of one route wait for it.
-- ``transitions``: the transitions query's answer by (reader, time of the sighting), each for
-  ``TransitionCache.ttl_s`` seconds, at most ``max_entries``: thousands of index probes over
-  30 days of passages, the same for every officer following a parked bike, and a minute-old
-  count predicts as well.
-- ``transition_flights``: transitions being counted now, one query however many ask.
+- ``departures``: the departures query's answer (:mod:`api.tracking.departure_store`) by
+  (tag, reader, time of the sighting), each for ``DepartureCache.ttl_s`` seconds, at most
+  ``max_entries``: thousands of index probes over 30 days of passages, the same for every
+  officer following a parked bike, and a minute-old count predicts as well.
+- ``departure_flights``: departures being counted now, one query however many ask.
+
+The road model's answer per (reader, previous reader) is kept apart, for the network's life
+(:data:`api.tracking.prediction._ROAD`): it depends on the network alone.
 
 All of it goes when the network is replaced: a reload (another network made active, readers
 added, removed or moved) or a rebuild with new miss rates (``api.network.service``) makes a
@@ -33,7 +36,7 @@ from typing import Any
 
 from api.singleflight import SingleFlight
 from api.tracking.prediction import HasReaderPaths
-from api.tracking.values import Transitions
+from track_engine.next_readers import Departures
 from track_engine.roads import Derived
 from track_engine.route_result import Route
 
@@ -81,18 +84,21 @@ class RouteCache:
             return route
 
 
-class TransitionCache:
-    """Recent answers of the transitions query by (reader, time), each for ``ttl_s`` seconds;
+DepartureKey = tuple[str, str, datetime]  # (tag, reader, time of the sighting)
+
+
+class DepartureCache:
+    """Recent answers of the departures query by (tag, reader, time), each for ``ttl_s`` seconds;
     at most ``max_entries`` (the oldest go first). Thread-safe; a miss computes outside the
     lock, so two requests may both compute the same answer."""
 
     def __init__(self, ttl_s: float = 60.0, max_entries: int = 4096) -> None:
         self.ttl_s = ttl_s
         self.max_entries = max_entries
-        self._entries: OrderedDict[tuple[str, datetime], tuple[float, Transitions]] = OrderedDict()
+        self._entries: OrderedDict[DepartureKey, tuple[float, Departures]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[str, datetime], compute: Callable[[], Transitions]) -> Transitions:
+    def get(self, key: DepartureKey, compute: Callable[[], Departures]) -> Departures:
         """The cached answer for ``key``, or ``compute()``'s, remembered."""
         now = time.monotonic()
         hit = self.peek(key, now)
@@ -102,7 +108,7 @@ class TransitionCache:
         self.put(key, value, now)
         return value
 
-    def peek(self, key: tuple[str, datetime], now: float | None = None) -> Transitions | None:
+    def peek(self, key: DepartureKey, now: float | None = None) -> Departures | None:
         """The cached answer for ``key`` if it is younger than ``ttl_s``; None otherwise."""
         now = time.monotonic() if now is None else now
         with self._lock:
@@ -111,7 +117,7 @@ class TransitionCache:
                 return hit[1]
         return None
 
-    def put(self, key: tuple[str, datetime], value: Transitions, at: float) -> None:
+    def put(self, key: DepartureKey, value: Departures, at: float) -> None:
         """Remember ``value`` for ``key``, computed from data read at ``at`` (monotonic)."""
         with self._lock:
             self._entries[key] = (at, value)
@@ -126,8 +132,8 @@ class TrackingCaches:
 
     routes: RouteCache = field(default_factory=RouteCache)
     route_flights: SingleFlight[Route] = field(default_factory=SingleFlight)
-    transitions: TransitionCache = field(default_factory=TransitionCache)
-    transition_flights: SingleFlight[Transitions] = field(default_factory=SingleFlight)
+    departures: DepartureCache = field(default_factory=DepartureCache)
+    departure_flights: SingleFlight[Departures] = field(default_factory=SingleFlight)
 
 
 _CACHES: Derived[None, TrackingCaches] = Derived()

@@ -18,10 +18,12 @@ from api.registry import audit, bikes, cases
 from api.tracking import store
 from api.tracking.caches import caches_of
 from api.tracking.companion_store import companions as tag_companions
+from api.tracking.departure_store import departures
 from api.tracking.prediction import predict_next_readers
 from api.tracking.service import MAX_WINDOW
-from api.tracking.values import LastSeen, Transitions
+from api.tracking.values import LastSeen
 from track_engine.errors import NotFoundError
+from track_engine.next_readers import Departures
 
 
 def _bike(conn: psycopg.Connection, bike_id: int) -> bikes.BikeDetail:
@@ -87,18 +89,18 @@ async def next_readers(
     if seen is None:
         raise LookupNotFoundError(f"bike {bike_id} has never been seen", record=record)
     caches = caches_of(loaded)
-    cache = caches.transitions
-    key = (seen.reader_id, seen.at)
+    cache = caches.departures
+    key = (seen.tag_id, seen.reader_id, seen.at)
     history = cache.peek(key)
     if history is None:  # counted once however many requests ask for it meanwhile
 
-        async def count() -> Transitions:
+        async def count() -> Departures:
             asked_at = time.monotonic()
-            rows = await store.transitions(seen.reader_id, seen.at).run_async(conn)
-            cache.put(key, rows, asked_at)
-            return rows
+            found = await departures(seen.tag_id, seen.reader_id, seen.at).run_async(conn)
+            cache.put(key, found, asked_at)
+            return found
 
-        history = await caches.transition_flights.run(key, count)
+        history = await caches.departure_flights.run(key, count)
     predicted = predict_next_readers(loaded, seen, history, limit)
     return {
         "bike_id": bike_id,
@@ -111,6 +113,8 @@ async def next_readers(
                 "travel_s": n.travel_s,
                 "distance_m": n.distance_m,
                 "source": n.source,
+                "eta_from": n.eta_from,
+                "eta_to": n.eta_to,
             }
             for n in predicted
         ],

@@ -1,5 +1,5 @@
-"""The tracking domain's SQL: a bike's last sighting and passages, reader-to-reader
-transitions, companions, current plates and the bike a plate names.
+"""The tracking domain's SQL: a bike's last sighting and passages, current plates and the bike
+a plate names (where tags went after a reader: :mod:`api.tracking.departure_store`).
 
 Each hot lookup is a :class:`Lookup` (one statement, its parameters, and how its rows become
 the answer), written once and run on a blocking connection (:meth:`Lookup.run`) or on the
@@ -19,23 +19,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 import pandas as pd
 import psycopg
 
 from api.registry import audit
-from api.tracking.caches import caches_of
 from api.tracking.dialect_store import on_citus, on_citus_async
-from api.tracking.prediction import HasReaderPaths, predict_next_readers
-from api.tracking.values import (
-    LastSeen,
-    NextReader,
-    OpenTheftSeen,
-    PlateBike,
-    Transitions,
-)
+from api.tracking.values import LastSeen, OpenTheftSeen, PlateBike
 from track_engine.db import passage_rows
 from track_engine.errors import NotFoundError
 from track_engine.identifiers import normalize_plate
@@ -44,11 +36,6 @@ T = TypeVar("T")
 Row = tuple[Any, ...]
 
 _EPOCH_US = "(extract(epoch from {col}) * 1000000)::bigint"
-# A next passage further away than this is another trip, not a transition.
-_TRANSITION_MAX = timedelta(minutes=30)
-# History looked at for reader-to-reader transitions, and how many departures at most.
-_HISTORY = timedelta(days=30)
-_HISTORY_DEPARTURES = 5000
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,72 +306,6 @@ def current_plates(conn: psycopg.Connection, bike_ids: list[int]) -> dict[int, s
         (bike_ids,),
     ).fetchall()
     return {int(b): str(p) for b, p in rows}
-
-
-# --- Transitions and next readers ------------------------------------------------------------
-_TRANSITIONS = f"""
-    SELECT nx.reader_id, count(*) AS n,
-           percentile_cont(0.5) WITHIN GROUP (
-               ORDER BY extract(epoch FROM nx.closest_at - p.closest_at)) AS travel_s
-    FROM (SELECT tag_id, first_at, closest_at FROM passages
-          WHERE reader_id = %(r)s AND first_at >= %(since)s AND first_at < %(before)s
-          ORDER BY first_at DESC LIMIT {_HISTORY_DEPARTURES}) p
-    CROSS JOIN LATERAL (
-        SELECT q.reader_id, q.closest_at FROM passages q
-        WHERE q.tag_id = p.tag_id AND q.first_at > p.first_at
-          AND q.first_at < p.first_at + %(gap)s
-        ORDER BY q.first_at LIMIT 1) nx
-    WHERE nx.reader_id <> %(r)s
-    GROUP BY nx.reader_id
-    ORDER BY n DESC, travel_s"""
-# On Citus (no LATERAL … LIMIT over the departures' intermediate result): each departure's
-# first later passage of its tag by DISTINCT ON, which each shard answers for its tags.
-_TRANSITIONS_CITUS = f"""
-    SELECT nx.reader_id, count(*) AS n,
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY nx.travel) AS travel_s
-    FROM (SELECT DISTINCT ON (p.tag_id, p.first_at) q.reader_id,
-                 extract(epoch FROM q.closest_at - p.closest_at) AS travel
-          FROM (SELECT tag_id, first_at, closest_at FROM passages
-                WHERE reader_id = %(r)s AND first_at >= %(since)s AND first_at < %(before)s
-                ORDER BY first_at DESC LIMIT {_HISTORY_DEPARTURES}) p
-          JOIN passages q ON q.tag_id = p.tag_id AND q.first_at > p.first_at
-           AND q.first_at < p.first_at + %(gap)s
-          ORDER BY p.tag_id, p.first_at, q.first_at) nx
-    WHERE nx.reader_id <> %(r)s
-    GROUP BY nx.reader_id
-    ORDER BY n DESC, travel_s"""
-
-
-def _transitions_of(rows: list[Row]) -> Transitions:
-    return [(str(r), int(n), float(s)) for r, n, s in rows]
-
-
-def transitions(reader_id: str, before: datetime) -> Lookup[Transitions]:
-    """Where tags that passed ``reader_id`` in the 30 days before ``before`` went next (within
-    30 minutes): (next reader, departures, median travel seconds), most frequent first."""
-    params = {"r": reader_id, "since": before - _HISTORY, "before": before, "gap": _TRANSITION_MAX}
-    return Lookup(_TRANSITIONS, params, _transitions_of, citus=_TRANSITIONS_CITUS)
-
-
-def next_readers(
-    conn: psycopg.Connection,
-    *,
-    bike_id: int,
-    network: HasReaderPaths,
-    limit: int = 5,
-    seen: LastSeen | None = None,
-) -> list[NextReader]:
-    """Likely next readers after the bike's last passage, most probable first
-    (:func:`api.tracking.prediction.predict_next_readers` on :func:`transitions`, kept in the
-    network's caches, :mod:`api.tracking.caches`). ``seen``: the bike's :func:`last_seen`,
-    when the caller has it already."""
-    seen = seen or last_seen(conn, bike_id=bike_id)
-    if seen is None:
-        return []
-    history = caches_of(network).transitions.get(
-        (seen.reader_id, seen.at), lambda: transitions(seen.reader_id, seen.at).run(conn)
-    )
-    return predict_next_readers(network, seen, history, limit)
 
 
 def _first(rows: list[Row]) -> Row | None:

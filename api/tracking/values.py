@@ -9,10 +9,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-# The transitions query's rows: (next reader, departures, median travel seconds), most
-# frequent first.
-Transitions = list[tuple[str, int, float]]
-
 
 @dataclass(frozen=True, slots=True)
 class LastSeen:
@@ -40,14 +36,17 @@ class LastSeen:
 
 @dataclass(frozen=True, slots=True)
 class NextReader:
-    """A reader the bike will likely pass next, with the estimated time of arrival."""
+    """A reader the bike will likely pass next, with the estimated time of arrival (``eta``,
+    typical) and the window it falls in (``eta_from`` to ``eta_to``)."""
 
     reader_id: str
     probability: float
     eta: datetime
     travel_s: float
     distance_m: float
-    source: str  # "history" (transitions seen at this reader) or "road" (graph neighbours)
+    source: str  # "history" (mostly departures seen at this reader) or "road" (road model)
+    eta_from: datetime
+    eta_to: datetime
 
 
 @dataclass(frozen=True, slots=True)

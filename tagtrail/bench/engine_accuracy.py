@@ -43,6 +43,7 @@ from tagtrail.bench.engine_scenario import (
     rate_paths,
     route_oracle,
     simulate_city,
+    simulate_history,
 )
 from tagtrail.bench.engine_scores import (
     calibration_record,
@@ -99,10 +100,12 @@ def run_accuracy(options: AccuracyOptions) -> list[dict[str, Any]]:
                     rate_error(reader_paths, sc.true_rates) if reader_paths else None
                 )
                 if method == "tagtrail" and positions is not None:
+                    # The intercept answer's history: the day before (other riders).
+                    history = simulate_history(city, sc.readers, options)
                     record |= where_now_columns(
                         graph, reader_paths or sc.reader_paths, sc.passages, sc.truth.heard,
                         positions, population, cloned_tags=sc.truth.cloned_tags,
-                        seed=options.seed,
+                        seed=options.seed, history=history, true_passages=sc.true_passages,
                     )  # fmt: skip
                 results.append(record | learning)
     return results

@@ -41,6 +41,7 @@ from simulators.habits import Habits
 from simulators.readers import SimReader
 from simulators.rf import simulate_reads
 from simulators.riders import generate_population, trajectories
+from tagtrail.bench.engine_intercept import first_steps, score_intercept
 from tagtrail.bench.engine_replay import estimate_passages
 from tagtrail.bench.engine_scenario import START, AccuracyOptions, Scenario, build_scenario
 from tagtrail.bench.engine_scores import score_record, score_scenario
@@ -112,7 +113,8 @@ def run_priors(options: AccuracyOptions, multi: PriorOptions) -> list[dict[str, 
     for coverage in options.coverages:
         for miss in options.miss_rates:
             sc = build_scenario(city, population, traj, graph, options.seed, coverage, miss)
-            rides = _history_rides(city, sc.readers, history, options.seed)
+            rides, past = _history_rides(city, sc.readers, history, options.seed)
+            intercept = _intercept(sc, population, past, options)
             fleet_rides = [r for tag_rides in rides.values() for r in tag_rides]
             started = time.perf_counter()  # the learning alone, not the history's simulation
             fleet = learn_way_prior(
@@ -141,7 +143,7 @@ def run_priors(options: AccuracyOptions, multi: PriorOptions) -> list[dict[str, 
                     "prior_pseudo": multi.pseudo, "personal_share": multi.personal_share,
                     **_personal_size(own),
                 }  # fmt: skip
-                results.append(record)
+                results.append(record | intercept)
     return results
 
 
@@ -176,18 +178,36 @@ def _population(
 
 def _history_rides(
     city: Any, readers: list[SimReader], history: list[pd.DataFrame], seed: int
-) -> dict[str, list[Ride]]:
-    """Every tag's rides over the history mornings, as the engine would have stored them."""
+) -> tuple[dict[str, list[Ride]], pd.DataFrame]:
+    """Every tag's rides over the history mornings, as the engine would have stored them, and
+    those mornings' stored passages."""
     out: dict[str, list[Ride]] = {}
+    stored: list[pd.DataFrame] = []
     for d, traj in enumerate(history):
         reads, _ = simulate_reads(city, readers, traj, seed=seed + 500 + d)
         passages = estimate_passages(reads, readers).sort_values(
             ["tag_id", "closest_at_us", "reader_id"], kind="mergesort"
         )
+        stored.append(passages)
         for tag, ps in passages.groupby("tag_id", sort=False):
             found = rides_of(ps["reader_id"].astype(str).tolist(), ps["closest_at_us"].tolist())
             out.setdefault(str(tag), []).extend(found)
-    return out
+    return out, pd.concat(stored, ignore_index=True) if stored else pd.DataFrame()
+
+
+def _intercept(
+    sc: Scenario, population: Any, past: pd.DataFrame, options: AccuracyOptions
+) -> dict[str, Any]:
+    """The intercept columns of the scored morning, the history mornings as the history
+    (with ``--where-now``; :mod:`tagtrail.bench.engine_intercept`); the same for every prior."""
+    if not options.where_now:
+        return {}
+    heard = sc.truth.heard
+    return score_intercept(
+        sc.reader_paths, sc.passages, heard, skip_tags=sc.truth.cloned_tags, seed=options.seed,
+        history=past if not past.empty else None, true_passages=sc.true_passages,
+        first_steps=first_steps(population, heard, sc.reader_paths.reader_node),
+    )  # fmt: skip
 
 
 def _routes(

@@ -333,7 +333,8 @@ def _where_now_table(results: list[dict[str, Any]]) -> Any:
 
     table = Table(title="Where now (90% region) and intercept")
     heads = ("coverage", "miss", "min", "cases", "hit", "stolen hit", "area km²",
-             "reach km²", "top-3", "model top-3", "ETA window", "nearest top-3")  # fmt: skip
+             "reach km²", "top-3", "model top-3", "ETA window", "ETA width s",
+             "nearest top-3")  # fmt: skip
     for h in heads:
         table.add_column(h, justify="right")
     for r in results:
@@ -345,7 +346,7 @@ def _where_now_table(results: list[dict[str, Any]]) -> Any:
                 _fmt(r["where_now_hit"][m], 3), _fmt(r["where_now_stolen_hit"][m], 3),
                 _fmt(r["where_now_area_km2"][m], 2), _fmt(r["reach_area_km2"][m], 2),
                 _fmt(r["intercept_top3"], 3), _fmt(r["model_top3"], 3),
-                _fmt(r["eta_window_hit"], 3),
+                _fmt(r["eta_window_hit"], 3), _fmt(r.get("eta_window_median_s"), 1),
                 _fmt(r["nearest_top3"], 3),
             )  # fmt: skip
     return table

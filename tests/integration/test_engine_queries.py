@@ -1,4 +1,6 @@
-"""Following a bike on the real PostgreSQL: last seen, next readers with ETA, companions."""
+"""Following a bike on the real PostgreSQL: last seen, next readers with ETA window (the road
+model blended with where tags went from the reader, the heading and the bike's own habits),
+companions."""
 
 from __future__ import annotations
 
@@ -11,8 +13,10 @@ import psycopg
 import pytest
 
 from api.registry import loaders as registry
+from api.tracking import departure_store
 from api.tracking import store as queries
 from api.tracking.companion_store import companions
+from api.tracking.prediction import road_model
 from track_engine.db.writer import PartitionKeeper, store_passages, store_reads
 from track_engine.passages import PASSAGE_COLUMNS
 from track_engine.roads import ReaderPaths, RoadGraph, precompute_reader_paths
@@ -107,34 +111,69 @@ def test_last_seen_prefers_a_newer_raw_read_over_the_last_passage(conn: psycopg.
     assert seen.at.tzinfo is not None
 
 
+def _road(previous: str, reader: str) -> dict[str, float]:
+    """The road model's answer on the test network (the prior the history is blended with)."""
+    answer = road_model(network().reader_paths, reader, previous)
+    return {i.reader_id: i.probability for i in answer}
+
+
 def test_next_readers_from_history_with_eta(conn: psycopg.Connection) -> None:
     bike = register(conn, TARGET, 1)
     keeper = PartitionKeeper()
-    # Yesterday, 8 tags went R1 -> R2 (about 40 s) and 2 went R1 -> R3 (about 100 s).
+    # Yesterday, 12 tags went R1 -> R2 (about 40 s) and 2 went R1 -> R3 (about 100 s).
     history = []
-    for k in range(10):
+    for k in range(14):
         tag, start = f"E28011000000000000000{k:03d}", -86_400 + 600 * k
-        to, travel = ("R2", 38 + k) if k < 8 else ("R3", 100)
+        to, travel = ("R2", 38 + k) if k < 12 else ("R3", 100)
         history += [(tag, "R1", start), (tag, to, start + travel)]
     store_passages(conn, rows(*history), partitions=keeper)
-    store_passages(conn, rows((TARGET, "R4", -60), (TARGET, "R1", 0)), partitions=keeper)
-    got = queries.next_readers(conn, bike_id=bike, network=network(), limit=3)
+    store_passages(conn, rows((TARGET, "R1", 0)), partitions=keeper)
+    got = departure_store.next_readers(conn, bike_id=bike, network=network(), limit=3)
     assert [(n.reader_id, n.source) for n in got[:2]] == [("R2", "history"), ("R3", "history")]
-    assert got[0].probability == pytest.approx(0.8)
-    assert got[0].eta == T0 + timedelta(seconds=41.5)  # median of 38..45
+    # Dirichlet mix: 12 of 14 departures plus 3 pseudo-departures shared as the road model says.
+    road = _road("", "R1")
+    assert got[0].probability == pytest.approx((12 + 3 * road["R2"]) / 17)
+    assert got[0].eta == T0 + timedelta(seconds=43.5)  # median of 38..49
+    # Ridden 12 times (10 or more): the fleet's 10th-90th percentile x0.9 and x1.1, 10 s more.
+    p10, p90 = np.quantile(np.arange(38, 50) + 0.0, [0.1, 0.9])
+    assert abs((got[0].eta_from - T0).total_seconds() - (p10 * 0.9 - 10)) < 1e-6
+    assert abs((got[0].eta_to - T0).total_seconds() - (p90 * 1.1 + 10)) < 1e-6
     assert got[0].distance_m == pytest.approx(200.0)
-    assert got[2].source == "road"  # history gave two: the road graph fills the list
+    # Ridden twice: the window is the road distance (500 m) at 10-32 km/h, 10 s more.
+    assert abs((got[1].eta_from - T0).total_seconds() - (500 / (32 / 3.6) - 10)) < 1e-6
+    assert abs((got[1].eta_to - T0).total_seconds() - (500 / (10 / 3.6) + 10)) < 1e-6
     assert sum(n.probability for n in got) == pytest.approx(1.0)
 
 
-def test_next_readers_fall_back_to_road_neighbours(conn: psycopg.Connection) -> None:
+def test_next_readers_fall_back_to_the_road_model(conn: psycopg.Connection) -> None:
     bike = register(conn, TARGET, 1)
     store_passages(conn, rows((TARGET, "R3", 0)), partitions=PartitionKeeper())
-    got = queries.next_readers(conn, bike_id=bike, network=network(), limit=2)
-    # R2 is 300 m away, R4 400 m: nearest first, ETA at a typical 4.5 m/s.
+    got = departure_store.next_readers(conn, bike_id=bike, network=network(), limit=2)
+    # No history and no previous reader: the road length behind each reader within 1 km (R2:
+    # 300 m, R4: 100 m, R1 behind R2: 100 m, heard only if R2 missed) at 30% misses each.
     assert [(n.reader_id, n.source) for n in got] == [("R2", "road"), ("R4", "road")]
+    raw = {"R2": 300 * 0.7, "R4": 100 * 0.7, "R1": 100 * 0.3 * 0.7}
+    total = sum(raw.values())
+    assert [n.probability for n in got] == pytest.approx([raw["R2"] / total, raw["R4"] / total])
     assert got[0].eta == T0 + timedelta(seconds=300 / 4.5)
-    assert got[0].probability > got[1].probability
+
+
+def test_the_heading_comes_from_the_bikes_previous_reader(conn: psycopg.Connection) -> None:
+    bike = register(conn, TARGET, 1)
+    keeper = PartitionKeeper()
+    # Yesterday tags that came from R2 went on to R4; tags that came from R4 went back to R2.
+    history = []
+    for k in range(12):
+        tag, start = f"E28011000000000000000{k:03d}", -86_400 + 600 * k
+        came, to = ("R2", "R4") if k % 2 else ("R4", "R2")
+        history += [(tag, came, start), (tag, "R3", start + 60), (tag, to, start + 120)]
+    store_passages(conn, rows(*history), partitions=keeper)
+    store_passages(conn, rows((TARGET, "R2", -70), (TARGET, "R3", 0)), partitions=keeper)
+    got = departure_store.next_readers(conn, bike_id=bike, network=network(), limit=2)
+    assert got[0].reader_id == "R4"
+    assert got[0].probability > 0.8  # the fleet alone: 0.5
+    # Without history the road model alone says the same: R2 is the way back.
+    assert _road("R2", "R3")["R4"] > _road("R2", "R3")["R2"]
 
 
 def test_companions_are_scored_against_how_busy_the_road_is(conn: psycopg.Connection) -> None:
@@ -170,13 +209,15 @@ def test_next_readers_history_is_kept_per_loaded_network(conn: psycopg.Connectio
     store_passages(conn, rows(*history), partitions=keeper)
     store_passages(conn, rows((TARGET, "R1", 0)), partitions=keeper)
     net = network()
-    first = queries.next_readers(conn, bike_id=bike, network=net, limit=2)
+    first = departure_store.next_readers(conn, bike_id=bike, network=net, limit=2)
     assert [(n.reader_id, n.source) for n in first][:1] == [("R2", "history")]
     more = [(f"E28011000000000000001{k:03d}", "R1", -80_000 + 600 * k) for k in range(6)]
     more += [(t, "R3", s + 100) for t, _, s in more]
     store_passages(conn, rows(*more), partitions=keeper)
-    again = queries.next_readers(conn, bike_id=bike, network=net, limit=2)
+    again = departure_store.next_readers(conn, bike_id=bike, network=net, limit=2)
     assert again == first  # the same network: the answer of a minute ago
-    fresh = queries.next_readers(conn, bike_id=bike, network=network(), limit=2)
-    assert {n.reader_id for n in fresh} == {"R2", "R3"}
-    assert fresh[0].probability == pytest.approx(0.5)
+    fresh = departure_store.next_readers(conn, bike_id=bike, network=network(), limit=2)
+    assert [n.reader_id for n in fresh] == ["R2", "R3"]
+    road = _road("", "R1")
+    assert fresh[1].probability == pytest.approx((6 + 3 * road["R3"]) / 15)
+    assert fresh[1].probability > first[1].probability
