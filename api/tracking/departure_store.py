@@ -8,6 +8,11 @@ reader: all departures, those that came from the bike's own previous reader (fou
 statement), the bike's own tag's, and the 10th/50th/90th percentile of travel time. One more
 index probe per departure than the plain count (the previous passage), on the same
 (tag, first_at) key.
+
+The bike's own tag counts only since its custody began: since the tag was bound to this bike,
+and since the bike's latest theft (or the recovery that ended it) before the sighting. A stolen
+bike's owner's rides say nothing about where the thief goes next, as the bike's own departures
+or among the fleet's (the personal way prior is cut at the theft the same way).
 """
 
 from __future__ import annotations
@@ -43,6 +48,14 @@ _COUNT = """
         FROM d GROUP BY next_reader) agg ON true
     ORDER BY agg.n DESC NULLS LAST, agg.next_reader"""
 _ME = """
+    custody AS (
+        SELECT coalesce(greatest(lower(b.valid), (
+                   SELECT max(CASE WHEN t.recovered_at <= %(before)s THEN t.recovered_at
+                                   ELSE t.stolen_at END)
+                   FROM thefts t WHERE t.bike_id = b.bike_id AND t.stolen_at <= %(before)s)),
+               '-infinity') AS since
+        FROM (SELECT 1) one LEFT JOIN tag_bindings b
+          ON b.tag_id = %(tag)s AND b.valid @> %(before)s::timestamptz),
     me AS (SELECT q.reader_id FROM passages q
            WHERE q.tag_id = %(tag)s AND q.first_at >= %(before)s - %(gap)s
              AND q.first_at < %(before)s AND q.closest_at < %(before)s AND q.reader_id <> %(r)s
@@ -66,7 +79,8 @@ _DEPARTURES = f"""
             WHERE q.tag_id = p.tag_id AND q.first_at < p.first_at
               AND q.first_at > p.first_at - %(gap)s AND q.reader_id <> %(r)s
             ORDER BY q.first_at DESC LIMIT 1) pv ON true
-        WHERE nx.reader_id <> %(r)s)
+        WHERE nx.reader_id <> %(r)s
+          AND (p.tag_id <> %(tag)s OR p.first_at >= (SELECT since FROM custody)))
     {_COUNT}"""
 # On Citus (no LATERAL … LIMIT over the departures' intermediate result): each departure's
 # next and previous passages by DISTINCT ON, which each shard answers for its tags.
@@ -86,7 +100,8 @@ _DEPARTURES_CITUS = f"""
     d AS (
         SELECT nx.tag_id, nx.reader_id AS next_reader, pv.reader_id AS prev_reader, nx.travel
         FROM nx LEFT JOIN pv ON pv.tag_id = nx.tag_id AND pv.first_at = nx.first_at
-        WHERE nx.reader_id <> %(r)s)
+        WHERE nx.reader_id <> %(r)s
+          AND (nx.tag_id <> %(tag)s OR nx.first_at >= (SELECT since FROM custody)))
     {_COUNT}"""
 
 

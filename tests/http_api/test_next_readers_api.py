@@ -9,8 +9,10 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 import psycopg
+import pytest
 from fastapi.testclient import TestClient
 from scenarios import SPACING_M, line_city, registration
+from theft_scenes import report_theft
 
 from track_engine.db.writer import PartitionKeeper, store_passages
 from track_engine.passages import PASSAGE_COLUMNS
@@ -37,10 +39,16 @@ def _at(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+@pytest.fixture(scope="module")
+def city(api_db: str) -> str:
+    """R0 ... R5 on one road, 300 m apart."""
+    line_city(api_db)
+    return api_db
+
+
 def test_next_readers_follow_the_heading_with_eta_windows(
-    api_db: str, client: TestClient, headers: dict[str, dict[str, str]]
+    city: str, api_db: str, client: TestClient, headers: dict[str, dict[str, str]]
 ) -> None:
-    line_city(api_db)  # R0 ... R5 on one road, 300 m apart
     made = client.post("/api/v1/bikes", json=registration(8401), headers=headers["registrar"])
     assert made.status_code == 201, made.text
     bike_id, tag_id = made.json()["bike_id"], registration(8401)["tag_id"]
@@ -87,3 +95,39 @@ def test_next_readers_follow_the_heading_with_eta_windows(
     assert abs((_at(first["eta_from"]) - seen_at).total_seconds() - (p10 * 0.9 - 10)) < 1e-3
     assert abs((_at(first["eta_to"]) - seen_at).total_seconds() - (p90 * 1.1 + 10)) < 1e-3
     assert abs(sum(r["probability"] for r in doc["next_readers"]) - 1.0) < 1e-9
+
+
+def test_a_stolen_bike_is_not_expected_to_ride_its_owner_s_way(
+    city: str, api_db: str, client: TestClient, headers: dict[str, dict[str, str]]
+) -> None:
+    made = client.post("/api/v1/bikes", json=registration(8402), headers=headers["registrar"])
+    assert made.status_code == 201, made.text
+    bike_id, tag_id = made.json()["bike_id"], registration(8402)["tag_id"]
+    with psycopg.connect(api_db) as conn:  # registered two days ago
+        conn.execute(
+            "UPDATE tag_bindings SET valid = tstzrange(now() - interval '2 days', NULL)"
+            " WHERE tag_id = %s",
+            (tag_id,),
+        )
+    url, tip = f"/api/v1/bikes/{bike_id}/next-readers", {"reason": "checking a tip"}
+    now = datetime.now(UTC).replace(microsecond=0)
+    # Yesterday the owner rode R1, R2 and back to R1, eight times: the bike's own habit.
+    day = now - timedelta(days=1)
+    habit: list[tuple[str, str, float]] = []
+    for k in range(8):
+        habit += [(tag_id, "R1", 600.0 * k), (tag_id, "R2", 600.0 * k + 70)]
+        habit += [(tag_id, "R1", 600.0 * k + 140)]
+    _store(api_db, day, *habit)
+
+    # Half an hour ago, R1 then R2 again: the owner's habit says back to R1.
+    _store(api_db, now - timedelta(minutes=30), (tag_id, "R1", 0), (tag_id, "R2", 70))
+    owner = client.get(url, params=tip, headers=headers["officer"]).json()["next_readers"][0]
+    assert (owner["reader_id"], owner["source"]) == ("R1", "history")
+
+    # Stolen 20 minutes ago; the thief rides R1 then R2: the owner's rides say nothing of
+    # where the thief goes, so the road model's straight on, not the owner's way back.
+    report_theft(client, headers, bike_id, now - timedelta(minutes=20))
+    _store(api_db, now - timedelta(minutes=10), (tag_id, "R1", 0), (tag_id, "R2", 70))
+    doc = client.get(url, params=tip, headers=headers["officer"]).json()
+    assert doc["last_seen"]["reader_id"] == "R2"
+    assert doc["next_readers"][0]["reader_id"] == "R3"
