@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 
 from track_engine.path_candidates import Candidate
 from track_engine.paths import NegativeEvidenceChooser
-from track_engine.roads import ReaderPaths, RoadGraph
+from track_engine.roads import NoPathError, ReaderPaths, RoadGraph
 
 __all__ = ["ReadZone", "heard_in_zone", "zone_distance_m"]
 
@@ -64,14 +64,13 @@ def heard_in_zone(
             prev = cur
             continue
         dt_s = (times[nxt] - times[prev]) / _US_PER_S
-        ranked = chooser.ranked(reader_paths, a, b, dt_s)
-        through = _best(ranked, lambda c: node[x] in c.nodes, reader_paths, x)
-        past = _best(
-            ranked,
-            lambda c: node[x] not in c.nodes and zone_distance_m(graph, c.nodes, zone) <= 0.0,
-            reader_paths,
-            x,
-        )
+        try:
+            ranked = chooser.ranked(reader_paths, a, b, dt_s)
+        except NoPathError:  # no way between the neighbours: nothing to compare
+            prev = cur
+            continue
+        excuse = -math.log(min(max(reader_paths.miss_rate_of(x), 1e-6), 1.0))
+        through, past = _best_through_and_past(ranked, node[x], x, excuse, graph, zone)
         if past is None or through is None or past <= through:
             prev = cur
             continue
@@ -91,18 +90,25 @@ def zone_distance_m(graph: RoadGraph, nodes: tuple[int, ...], zone: ReadZone) ->
     return max(float(np.min(np.hypot(*(a + u[:, None] * d - p).T))) - zone.range_m, 0.0)
 
 
-def _best(
+def _best_through_and_past(
     ranked: list[tuple[float, Candidate]],
-    accept: Callable[[Candidate], bool],
-    reader_paths: ReaderPaths,
+    node: int,
     heard: str,
-) -> float | None:
-    """The best log-likelihood among accepted candidates, the reader that heard the bike not
-    counted as silent on them; None when none is accepted or all are impossible."""
-    best = -math.inf
+    excuse: float,
+    graph: RoadGraph,
+    zone: ReadZone,
+) -> tuple[float | None, float | None]:
+    """The best log-likelihood of a way crossing ``node`` and of one past it entering
+    ``zone`` (None where there is none, or all are impossible). The reader that heard the bike
+    is not silent on a way through its node: its missed-reader cost (``excuse``) is taken back.
+    """
+    through = past = -math.inf
     for s, c in ranked:
-        if not accept(c):
-            continue
-        back = -math.log(min(max(reader_paths.miss_rate_of(heard), 1e-6), 1.0))
-        best = max(best, s + (back if heard in c.missed_readers else 0.0))
-    return best if math.isfinite(best) else None
+        if node in c.nodes:
+            through = max(through, s + (excuse if heard in c.missed_readers else 0.0))
+        elif s > past and zone_distance_m(graph, c.nodes, zone) <= 0.0:
+            past = s
+    return (
+        through if math.isfinite(through) else None,
+        past if math.isfinite(past) else None,
+    )

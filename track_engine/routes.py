@@ -64,8 +64,8 @@ from track_engine.roads import Derived, ReaderPaths, RoadGraph, precompute_reade
 from track_engine.route_choice import PathChooser, choose_path, choose_paths
 from track_engine.route_geometry import PathShapes, RouteSegment, vertices_of
 from track_engine.route_outliers import outlier_mask, passed_by
-from track_engine.route_zones import ReadZone, heard_in_zone
 from track_engine.route_result import Route, RouteFlag, RouteParts
+from track_engine.route_zones import ReadZone, heard_in_zone
 from track_engine.segment_kinds import classify
 
 __all__ = ["build_route", "route_length_m"]
