@@ -65,6 +65,7 @@ from track_engine.route_choice import PathChooser, choose_path, choose_paths
 from track_engine.route_geometry import PathShapes, RouteSegment, vertices_of
 from track_engine.route_outliers import outlier_mask, passed_by
 from track_engine.route_result import Route, RouteFlag, RouteParts
+from track_engine.route_zones import ReadZone, heard_in_zone
 from track_engine.segment_kinds import classify
 
 __all__ = ["build_route", "route_length_m"]
@@ -85,6 +86,7 @@ def build_route(
     drop_outliers: bool = True,
     places: PlaceModel | None = None,
     reader_range_m: Mapping[str, float] | None = None,
+    reader_zones: Mapping[str, ReadZone] | None = None,
 ) -> Route:
     """Build one tag's route from its passages (``track_engine.passages.PASSAGE_COLUMNS``).
 
@@ -95,6 +97,8 @@ def build_route(
     ``places`` sets when neighbouring readers are one place and when a move is a clone's
     (default :class:`track_engine.places.PlaceModel`); ``reader_range_m``, where known, lets
     readers whose ranges overlap further apart than its tolerance be one place too.
+    ``reader_zones``, where surveyed (pole position and read range), let a passage be heard
+    from another road inside the zone (:mod:`track_engine.route_zones`).
     """
     if passages.empty:
         raise ValueError("a route needs at least one passage")
@@ -164,6 +168,17 @@ def build_route(
     if drop_outliers:
         model = path_chooser.model if isinstance(path_chooser, NegativeEvidenceChooser) else None
         passed = passed_by(rep_readers, rep_times, keep, graph, reader_paths, model or PathModel())
+        if reader_zones:
+            chooser = (
+                path_chooser
+                if isinstance(path_chooser, NegativeEvidenceChooser)
+                else NegativeEvidenceChooser(model)
+            )
+            past = keep.copy()
+            past[list(passed)] = False
+            passed |= heard_in_zone(
+                rep_readers, rep_times, past, graph, reader_paths, chooser, reader_zones
+            )
         for k, before in passed.items():
             keep[k] = False
             # It heard the bike, so it is not silent on the way past it.

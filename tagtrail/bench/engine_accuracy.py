@@ -57,6 +57,7 @@ from tagtrail.bench.engine_where_now import tag_positions, where_now_columns
 from track_engine.paths import shortest_path
 from track_engine.roads import NodeDistances, ReaderPaths, RoadGraph
 from track_engine.route_result import Route
+from track_engine.route_zones import ReadZone
 from track_engine.routes import build_route
 
 METHODS = ("tagtrail", "shortest_path", "hmm", "route_choice_oracle")
@@ -128,10 +129,12 @@ def reconstruct(
         raise ValueError("the hmm method needs the HMM matcher")
     reader_nodes = {r.reader_id: r.node for r in readers}
     xy = {r.reader_id: (r.x_m, r.y_m) for r in readers}
+    # The deployment's survey: each reader's pole and read range (simulators.deployments).
+    zones = {r.reader_id: ReadZone(r.x_m, r.y_m, r.range_m) for r in readers}
     routes: dict[str, Route] = {}
     for tag, ps in passages.groupby("tag_id", sort=True):
         if method == "tagtrail":
-            route = build_route(ps, graph, reader_nodes, reader_paths)
+            route = build_route(ps, graph, reader_nodes, reader_paths, reader_zones=zones)
         elif method == "route_choice_oracle" and oracle is not None:
             route = build_route(ps, graph, reader_nodes, reader_paths, path_chooser=oracle)
         elif method == "shortest_path":
