@@ -30,9 +30,7 @@ from citymap.network import EARTH_RADIUS_M, reader_candidates
 COLUMNS = ("reader_id", "lon", "lat", "protocol", "antennas", "antenna_headings", "range_m",
            "miss_rate", "clock_offset_s", "clock_drift_ppm")  # fmt: skip
 # The protocols a deployment file may name, each with its default read range.
-# The protocols a deployment file may name, each with its default read range.
 _DEFAULT_RANGE_M = {"impinj-iot": 6.0, "zebra-iotc": 6.0, "r2000": 4.5, "tagtrail-active": 60.0}
-PROTOCOLS = tuple(_DEFAULT_RANGE_M)
 PROTOCOLS = tuple(_DEFAULT_RANGE_M)
 
 

@@ -203,6 +203,7 @@ def load_registry(
                 # corrects read times by this offset.
                 "clock_offset_ms": [r.clock_offset_s * 1000 for r in sim.readers],
                 "miss_rate": [r.miss_rate for r in sim.readers],
+                "range_m": [r.range_m for r in sim.readers],  # the survey's read range
             }
         ),
         network_id=network_id,

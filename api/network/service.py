@@ -26,6 +26,7 @@ from api.errors import UnavailableError
 from track_engine.db import network as stored_network
 from track_engine.roads import ReaderPaths, RoadGraph
 from track_engine.route_choice import warm_path_choice
+from track_engine.route_zones import ReadZone
 from track_engine.way_prior import WayPrior
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,12 @@ class LoadedNetwork:
         """Read ranges of the long-range readers (active tags), for places and clone tests
         (worked out once per loaded network)."""
         return self.arrays.reader_ranges_m()
+
+    @cached_property
+    def reader_zones(self) -> dict[str, ReadZone]:
+        """Each surveyed reader's read zone (pole and range), for route stitching (worked out
+        once per loaded network)."""
+        return self.arrays.reader_zones()
 
 
 class NetworkCache:

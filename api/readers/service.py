@@ -94,6 +94,9 @@ class ReaderIn(RequestModel):
     antennas: int = Field(default=1, ge=1, le=8)
     antenna_headings: list[float] = Field(default_factory=list, max_length=8)
     miss_rate: float = Field(default=DEFAULT_MISS_RATE, ge=0, lt=1)
+    # The surveyed read range round the pole (meters): where it reaches a road past the
+    # reader's node, route stitching lets a read come from that road (track_engine.route_zones).
+    range_m: float | None = Field(default=None, gt=0, le=500, examples=[6.0])
 
 
 HEALTHS = ("online", "silent", "deaf", "offline", "never_heard")
@@ -189,6 +192,7 @@ def import_readers(
             "antenna_headings": [r.antenna_headings for r in readers],
             "clock_offset_ms": [0.0] * len(readers),
             "miss_rate": [r.miss_rate for r in readers],
+            "range_m": [r.range_m for r in readers],
         }
     )
     registry.upsert_readers(conn, frame, network_id=network_id)

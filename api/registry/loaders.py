@@ -73,9 +73,11 @@ def store_road_network(
 
 def upsert_readers(conn: psycopg.Connection, readers: pd.DataFrame, *, network_id: int) -> None:
     """Insert or update readers: reader_id, protocol, lon, lat, x_m, y_m, node_id, antennas,
-    antenna_headings (list of degrees), clock_offset_ms, miss_rate."""
+    antenna_headings (list of degrees), clock_offset_ms, miss_rate, and optionally range_m (the
+    surveyed read range round the pole, meters; NULL where absent)."""
     columns = ["reader_id", "protocol", "lon", "lat", "x_m", "y_m", "node_id", "antennas"]
     columns += ["antenna_headings", "clock_offset_ms", "miss_rate"]
+    ranges = readers["range_m"].tolist() if "range_m" in readers.columns else [None] * len(readers)
     rows = [
         (
             rid,
@@ -90,22 +92,25 @@ def upsert_readers(conn: psycopg.Connection, readers: pd.DataFrame, *, network_i
             [float(h) for h in headings],
             float(offset),
             float(miss),
+            None if reach is None or pd.isna(reach) else float(reach),
         )
-        for rid, proto, lon, lat, x, y, node, ants, headings, offset, miss in zip(
-            *(readers[c].tolist() for c in columns), strict=True
+        for rid, proto, lon, lat, x, y, node, ants, headings, offset, miss, reach in zip(
+            *(readers[c].tolist() for c in columns), ranges, strict=True
         )
     ]
     with conn.cursor() as cur:
         cur.executemany(
             """INSERT INTO readers (reader_id, protocol, lon, lat, x_m, y_m, network_id, node_id,
-                                    antennas, antenna_headings, clock_offset_ms, miss_rate)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                                    antennas, antenna_headings, clock_offset_ms, miss_rate,
+                                    range_m)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                ON CONFLICT (reader_id) DO UPDATE SET
                  protocol = EXCLUDED.protocol, lon = EXCLUDED.lon, lat = EXCLUDED.lat,
                  x_m = EXCLUDED.x_m, y_m = EXCLUDED.y_m, network_id = EXCLUDED.network_id,
                  node_id = EXCLUDED.node_id, antennas = EXCLUDED.antennas,
                  antenna_headings = EXCLUDED.antenna_headings,
-                 clock_offset_ms = EXCLUDED.clock_offset_ms, miss_rate = EXCLUDED.miss_rate""",
+                 clock_offset_ms = EXCLUDED.clock_offset_ms, miss_rate = EXCLUDED.miss_rate,
+                 range_m = EXCLUDED.range_m""",
             rows,
         )
 

@@ -272,6 +272,7 @@ def _stitch_job(
         return build_route(
             passages, loaded.graph, reader_nodes, loaded.reader_paths,
             reader_range_m=loaded.reader_ranges_m, path_chooser=chooser,
+            reader_zones=loaded.reader_zones,
         )  # fmt: skip
 
     habits = habits or _Habits(None)

@@ -13,6 +13,7 @@ import psycopg
 
 from track_engine.places import PROTOCOL_RANGE_M
 from track_engine.roads import ReaderPaths, RoadGraph, precompute_reader_paths
+from track_engine.route_zones import ReadZone
 from track_engine.way_prior import WayPrior
 
 
@@ -81,6 +82,24 @@ class NetworkArrays:
             if str(p) in PROTOCOL_RANGE_M
         }
 
+    def reader_zones(self) -> dict[str, ReadZone]:
+        """Each surveyed reader's read zone (its pole and read range, migration 0170): where
+        it reaches a road past its node, a read may come from that road
+        (:mod:`track_engine.route_zones`). Readers without a surveyed range are not listed."""
+        if "range_m" not in self.readers:
+            return {}
+        return {
+            str(r): ReadZone(float(x), float(y), float(reach))
+            for r, x, y, reach in zip(
+                self.readers["reader_id"],
+                self.readers["x_m"],
+                self.readers["y_m"],
+                self.readers["range_m"],
+                strict=True,
+            )
+            if reach is not None and not pd.isna(reach)
+        }
+
     def reader_paths(self, graph: RoadGraph) -> ReaderPaths:
         """Paths between the readers on ``graph`` (from :meth:`road_graph`), each reader's
         silence weighed by its miss rate in path choice."""
@@ -119,7 +138,7 @@ def load_network(conn: psycopg.Connection, *, learned: bool = True) -> NetworkAr
     readers = pd.DataFrame(
         conn.execute(
             f"""SELECT reader_id, node_id, lon, lat, x_m, y_m, antennas,
-                       {miss_rate} AS miss_rate, protocol
+                       {miss_rate} AS miss_rate, protocol, range_m
                FROM readers WHERE network_id = %s ORDER BY reader_id""",
             (network_id,),
         ).fetchall(),
@@ -133,6 +152,7 @@ def load_network(conn: psycopg.Connection, *, learned: bool = True) -> NetworkAr
             "antennas",
             "miss_rate",
             "protocol",
+            "range_m",
         ],
     )
     return NetworkArrays(
