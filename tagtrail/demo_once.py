@@ -60,7 +60,10 @@ def run_once(
             emitter.replay(
                 reader_messages(sim.reads, protocols),
                 stop=pipe.stop,
-                backlog=lambda: emitter.published - gateway.messages_in,
+                # What the broker holds for the gateway is what it has not acknowledged yet
+                # (acks follow the spool, not the hand-over): bounded well below Mosquitto's
+                # default max_queued_messages (1000), past which the broker drops messages.
+                backlog=lambda: emitter.published - gateway.messages_acked,
             )
             if not emitter.drain(60):
                 raise DemoError("the broker did not acknowledge every reader message")

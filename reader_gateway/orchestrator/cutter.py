@@ -57,6 +57,7 @@ class Cutter:
         self.reads_deferred = 0  # reads of raw messages left unacknowledged for the broker
         self.raw_left_with_broker = 0  # held messages past _MAX_HELD: back after a reconnect
         self.unacked_raw: list[RawMessage] = []  # handled, acknowledged at the next cut
+        self.raw_acked = 0  # raw MQTT messages acknowledged to the broker
         self.held: list[RawMessage] = []  # raw messages whose cut the spool refused
         self._held_retry_at = 0.0
         self._pending_since: float | None = None
@@ -121,6 +122,7 @@ class Cutter:
         if refusal is None:
             for raw in self.unacked_raw:
                 self.link.ack(raw)
+            self.raw_acked += len(self.unacked_raw)
         else:
             self._hold(self.unacked_raw)
         self.unacked_raw.clear()

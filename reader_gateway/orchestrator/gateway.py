@@ -150,6 +150,12 @@ class Gateway:
         return self._intake.messages_in
 
     @property
+    def messages_acked(self) -> int:
+        """Raw MQTT messages acknowledged to the broker (their reads are in the spool): what
+        the broker no longer holds for this gateway."""
+        return self._cutter.raw_acked
+
+    @property
     def reads_accepted(self) -> int:
         """Reads spooled."""
         return self._cutter.reads_accepted

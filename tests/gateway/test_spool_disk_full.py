@@ -166,6 +166,7 @@ def test_disk_full_holds_raw_messages_unacked_and_spools_them_once_space_is_free
         health = gateway.readers["R0001"]
         assert health.messages == gateway.messages_in == _MESSAGES
         assert health.reads == _MESSAGES
+        assert gateway.messages_acked == _MESSAGES  # each acknowledged once, when spooled
     finally:
         _stop(gateway, stop, runner)
         collector.close()

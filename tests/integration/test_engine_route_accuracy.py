@@ -51,7 +51,7 @@ def test_stored_route_matches_ground_truth(db_url: str, mqtt_url: str, topic_pre
             emitter.replay(
                 reader_messages(sim.reads, {r.reader_id: r.protocol for r in sim.readers}),
                 stop=pipe.stop,
-                backlog=lambda: emitter.published - pipe.gateway.messages_in,
+                backlog=lambda: emitter.published - pipe.gateway.messages_acked,
             )
             assert emitter.drain(60)
         finally:
