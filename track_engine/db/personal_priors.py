@@ -48,7 +48,6 @@ __all__ = [
     "PersonalPriorRun",
     "decode_ways",
     "encode_ways",
-    "last_learned_at",
     "learn_and_store",
     "load",
     "prior_of_rows",
@@ -132,15 +131,9 @@ def decode_ways(
 
 def prior_of_rows(rows: Sequence[Sequence[Any]]) -> tuple[WayPrior, datetime | None]:
     """The rows of :data:`LOAD_SQL` (a bike's tags) as one prior, and when it was learned."""
-    rides: dict[tuple[str, str], dict[tuple[str, ...], float]] = {}
-    learned: datetime | None = None
-    for _, ways, at in rows:
-        for pair, vias in decode_ways(ways).items():
-            mine = rides.setdefault(pair, {})
-            for via, n in vias.items():
-                mine[via] = mine.get(via, 0.0) + n
-        learned = at if learned is None else max(learned, at)
-    return WayPrior(rides), learned
+    # decode_ways sums a way met twice, so the tags' rows decode as one.
+    rides = decode_ways(way for _, ways, _ in rows for way in ways)
+    return WayPrior(rides), max((at for _, _, at in rows), default=None)
 
 
 def load(conn: psycopg.Connection, tag_ids: Sequence[str]) -> tuple[WayPrior, datetime | None]:
@@ -242,9 +235,3 @@ def run(
         result.seconds,
     )  # fmt: skip
     return result
-
-
-def last_learned_at(conn: psycopg.Connection) -> datetime | None:
-    """When the job last ran (None: never)."""
-    row = conn.execute("SELECT max(learned_at) FROM personal_way_priors").fetchone()
-    return None if row is None else row[0]
